@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 from pathlib import Path
+from typing import Any
 
 from mmgen.localstack.processes import ManagedProcess, python_argv, spawn, wait_ready
 
@@ -58,9 +59,10 @@ def mongo_primary_ok(host: str, port: int, timeout: float = 2.0) -> bool:
     from pymongo import MongoClient
 
     ms = int(timeout * 1000)
-    with MongoClient(
+    client: MongoClient[dict[str, Any]] = MongoClient(
         mongo_uri(host, port), serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms
-    ) as client:
+    )
+    with client:
         hello = client.admin.command("hello")
     return bool(hello.get("isWritablePrimary") and hello.get("setName"))
 

@@ -78,7 +78,8 @@ def _wait_primary(uri: str, timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with MongoClient(uri, serverSelectionTimeoutMS=2000) as client:
+        client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=2000)
+        with client:
             try:
                 if client.admin.command("hello").get("isWritablePrimary"):
                     return

@@ -1,0 +1,335 @@
+"""The local stack as `mmgen up` runs it: infrastructure, then every workspace service.
+
+What was started is recorded in `<state>/stack.json` (name, port, pid, argv, log) as each
+component comes up, so `mmgen down` stops exactly those processes — by recorded pid, checked
+against the recorded command line so a recycled pid is never signalled — even after the
+`up` that started them crashed half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import httpx
+
+from mmgen.localstack.components import (
+    BROKER,
+    DATABASE,
+    kafka_metadata_ok,
+    mongo_primary_ok,
+    mongo_uri,
+    start_broker,
+    start_database,
+)
+from mmgen.localstack.errors import LocalStackError
+from mmgen.localstack.ports import ensure_port_free
+from mmgen.localstack.processes import (
+    ManagedProcess,
+    pid_alive,
+    python_argv,
+    spawn,
+    stop_pid,
+    tail,
+    wait_ready,
+)
+
+SERVICE_ENTRY_POINTS = "mmgen.services"
+DEFAULT_SERVICE_PORTS = {
+    "identity": 8001,
+    "projects": 8002,
+    "profiles": 8003,
+    "consent": 8004,
+    "retention": 8005,
+}
+RECORD_FILE = "stack.json"
+
+
+class StackAlreadyRunningError(LocalStackError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """A service of the workspace: its name and the ASGI app factory uvicorn runs."""
+
+    name: str
+    factory: str
+
+
+def discover_services() -> list[ServiceEntry]:
+    """Services installed in the workspace, in start order (identity first: it serves JWKS).
+
+    Each service member declares `[project.entry-points."mmgen.services"] <name> =
+    "<module>:<app factory>"`, so a new service is started without touching the CLI.
+    """
+    found = [ServiceEntry(ep.name, ep.value) for ep in entry_points(group=SERVICE_ENTRY_POINTS)]
+    order = list(DEFAULT_SERVICE_PORTS)
+    return sorted(found, key=lambda s: (order.index(s.name) if s.name in order else 99, s.name))
+
+
+@dataclass
+class StackConfig:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    broker_port: int = 9092
+    database_port: int = 27017
+    service_ports: dict[str, int] = field(default_factory=dict)
+    with_services: bool = True
+    ready_timeout: float = 30.0
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def record_path(self) -> Path:
+        return self.state_dir / RECORD_FILE
+
+    def port_of(self, service: str) -> int:
+        if service in self.service_ports:
+            return self.service_ports[service]
+        if service in DEFAULT_SERVICE_PORTS:
+            return DEFAULT_SERVICE_PORTS[service]
+        raise LocalStackError(f"{service}: no port configured (use --port {service}=PORT)")
+
+    @property
+    def mongo_uri(self) -> str:
+        return mongo_uri(self.host, self.database_port)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.broker_port}"
+
+    def service_url(self, service: str) -> str:
+        return f"http://{self.host}:{self.port_of(service)}"
+
+
+@dataclass
+class Component:
+    """One recorded process of the stack."""
+
+    name: str
+    kind: str  # "broker" | "database" | "service"
+    host: str
+    port: int
+    pid: int
+    argv: list[str]
+    log: str
+    started_at: float
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def is_ours(self) -> bool:
+        """The pid is alive and still runs the command we recorded for it."""
+        if not pid_alive(self.pid):
+            return False
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return [part.decode(errors="replace") for part in cmdline if part] == self.argv
+
+    def probe(self) -> bool:
+        """Ready by the component's own protocol (or `/readyz` for a service)."""
+        try:
+            if self.kind == BROKER:
+                return kafka_metadata_ok(self.host, self.port, timeout=1.0)
+            if self.kind == DATABASE:
+                return mongo_primary_ok(self.host, self.port, timeout=1.0)
+            return httpx.get(f"http://{self.address}/readyz", timeout=2.0).status_code == 200
+        except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
+            return False
+
+
+class StackRecord:
+    """The persisted list of what `up` started, written as each component comes up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> list[Component]:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return []
+        return [Component(**item) for item in raw.get("components", [])]
+
+    def save(self, components: list[Component]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"components": [asdict(c) for c in components]}, indent=2))
+        tmp.replace(self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def running_components(config: StackConfig) -> list[Component]:
+    return [c for c in StackRecord(config.record_path).load() if c.is_ours()]
+
+
+def service_env(config: StackConfig, service: str) -> dict[str, str]:
+    """Settings of one service under `mmgen up`, by its own env prefix (`IDENTITY_…`)."""
+    prefix = service.upper() + "_"
+    values = {
+        "ENVIRONMENT": "development",
+        "HOST": config.host,
+        "PORT": str(config.port_of(service)),
+        "MONGO_URI": config.mongo_uri,
+        "MONGO_DATABASE": service,
+        "KAFKA_BOOTSTRAP": config.kafka_bootstrap,
+        "JWKS_URL": f"{config.service_url('identity')}/.well-known/jwks.json",
+        "STATE_DIR": str(config.state_dir.resolve()),
+    }
+    env = {prefix + key: value for key, value in values.items()}
+    for other in DEFAULT_SERVICE_PORTS:
+        env[f"MMGEN_{other.upper()}_URL"] = config.service_url(other)
+    env["OTEL_SERVICE_NAME"] = service
+    return env
+
+
+def start_service(config: StackConfig, service: ServiceEntry) -> ManagedProcess:
+    port = config.port_of(service.name)
+    argv = python_argv(
+        "-m",
+        "uvicorn",
+        "--factory",
+        service.factory,
+        "--host",
+        config.host,
+        "--port",
+        str(port),
+        "--no-access-log",
+    )
+    proc = spawn(
+        service.name,
+        argv,
+        config.host,
+        port,
+        config.logs / f"{service.name}.log",
+        env=service_env(config, service.name),
+    )
+    url = f"http://{config.host}:{port}/readyz"
+    try:
+        wait_ready(
+            proc,
+            lambda: httpx.get(url, timeout=2.0).status_code == 200,
+            config.ready_timeout,
+            interval=0.25,
+        )
+    except Exception:
+        proc.stop(kill=True)
+        raise
+    return proc
+
+
+def _as_component(proc: ManagedProcess, kind: str) -> Component:
+    assert proc.popen is not None
+    return Component(
+        name=proc.name,
+        kind=kind,
+        host=proc.host,
+        port=proc.port,
+        pid=proc.popen.pid,
+        argv=[str(a) for a in proc.popen.args],
+        log=str(proc.log_path),
+        started_at=time.time(),
+    )
+
+
+def up(
+    config: StackConfig, on_started: Callable[[Component], None] | None = None
+) -> list[Component]:
+    """Start broker, database and services; on any failure stop what was started and raise.
+
+    Every port is checked before anything starts, so a taken port fails fast and leaves
+    nothing behind.
+    """
+    if running_components(config):
+        raise StackAlreadyRunningError(
+            f"a stack recorded in {config.record_path} is already running "
+            "(see `mmgen status`, stop it with `mmgen down`)"
+        )
+    services = discover_services() if config.with_services else []
+    planned = [(BROKER, config.broker_port), (DATABASE, config.database_port)]
+    planned += [(s.name, config.port_of(s.name)) for s in services]
+    for name, port in planned:
+        ensure_port_free(name, config.host, port)
+
+    record = StackRecord(config.record_path)
+    started: list[Component] = []
+
+    def keep(proc: ManagedProcess, kind: str) -> None:
+        component = _as_component(proc, kind)
+        started.append(component)
+        record.save(started)
+        if on_started:
+            on_started(component)
+
+    try:
+        keep(
+            start_broker(
+                config.host, config.broker_port, config.logs / "broker.log", config.ready_timeout
+            ),
+            BROKER,
+        )
+        keep(
+            start_database(
+                config.host,
+                config.database_port,
+                config.state_dir / "database",
+                config.logs / "database.log",
+                sync_on_commit=True,
+                timeout=config.ready_timeout,
+            ),
+            DATABASE,
+        )
+        for service in services:
+            keep(start_service(config, service), "service")
+    except BaseException:
+        stop_components(started)
+        record.clear()
+        raise
+    return started
+
+
+def stop_components(components: list[Component], timeout: float = 15.0) -> list[Component]:
+    """Stop in reverse start order (services before the infrastructure they use)."""
+    stopped = []
+    for component in reversed(components):
+        if component.is_ours():
+            stop_pid(component.pid, timeout=timeout)
+            stopped.append(component)
+    return stopped
+
+
+def down(config: StackConfig) -> list[Component]:
+    record = StackRecord(config.record_path)
+    stopped = stop_components(record.load())
+    record.clear()
+    return stopped
+
+
+def reset(config: StackConfig) -> None:
+    """Wipe local state (database files, logs, generated development secrets)."""
+    if running_components(config):
+        raise StackAlreadyRunningError("the stack is running: `mmgen down` first, then reset")
+    if config.state_dir.exists():
+        shutil.rmtree(config.state_dir)
+
+
+def component_log_tail(component: Component, lines: int = 10) -> str:
+    return tail(Path(component.log), lines)
+
+
+def default_state_dir() -> Path:
+    return Path(os.getcwd()) / ".mmgen"

@@ -1,0 +1,124 @@
+"""`mmgen up/status/down/reset` against the real broker and database processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from pymongo import MongoClient
+
+from mmgen.localstack.components import mongo_uri
+from mmgen.localstack.ports import port_is_open
+from mmgen.localstack.processes import pid_alive
+
+HOST = "127.0.0.1"
+
+
+def recorded_pids(cli) -> list[int]:
+    record = json.loads((cli.state_dir / "stack.json").read_text())
+    return [component["pid"] for component in record["components"]]
+
+
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_up_detach_status_down_and_data_survives(cli) -> None:
+    started = cli.run("up", "--detach", "--no-services", "--ready-timeout", "30")
+    assert started.returncode == 0, started.stderr
+    assert port_is_open(HOST, cli.broker_port) and port_is_open(HOST, cli.database_port)
+    pids = recorded_pids(cli)
+    assert len(pids) == 2 and all(pid_alive(pid) for pid in pids)
+
+    shown = cli.run("status")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    for name, port in (("broker", cli.broker_port), ("database", cli.database_port)):
+        line = next(row for row in shown.stdout.splitlines() if name in row)
+        assert str(port) in line and "ready" in line
+
+    with MongoClient(mongo_uri(HOST, cli.database_port)) as client:
+        client.demo.kept.insert_one({"_id": "survives-down", "value": 42})
+
+    stopped = cli.run("down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not port_is_open(HOST, cli.broker_port)
+    assert not port_is_open(HOST, cli.database_port)
+    assert not any(pid_alive(pid) for pid in pids)
+    assert cli.run("status").returncode == 3
+
+    again = cli.run("up", "--detach", "--no-services")
+    assert again.returncode == 0, again.stderr
+    with MongoClient(mongo_uri(HOST, cli.database_port)) as client:
+        assert client.demo.kept.find_one({"_id": "survives-down"}) == {
+            "_id": "survives-down",
+            "value": 42,
+        }
+
+
+def test_a_taken_port_fails_fast_and_leaves_nothing_running(cli) -> None:
+    with socket.socket() as squatter:
+        squatter.bind((HOST, cli.database_port))
+        squatter.listen()
+        result = cli.run("up", "--detach", "--no-services", timeout=20)
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert f"port {cli.database_port}" in message and "database" in message
+    assert not port_is_open(HOST, cli.broker_port), "the broker must not have been started"
+    assert not (cli.state_dir / "stack.json").exists()
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(cli) -> None:
+    proc = subprocess.Popen(
+        cli.args("up", "--no-services"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert wait_until(
+            lambda: (
+                (cli.state_dir / "stack.json").exists()
+                and len(recorded_pids(cli)) == 2
+                and port_is_open(HOST, cli.database_port)
+            )
+        ), "stack never came up"
+        pids = recorded_pids(cli)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert not port_is_open(HOST, cli.broker_port)
+    assert not port_is_open(HOST, cli.database_port)
+    assert not any(pid_alive(pid) for pid in pids)
+
+
+def test_second_up_refuses_while_running(cli) -> None:
+    assert cli.run("up", "--detach", "--no-services").returncode == 0
+    second = cli.run("up", "--detach", "--no-services")
+    assert second.returncode == 1
+    assert "already running" in " ".join(second.stderr.split())
+
+
+def test_reset_needs_yes_and_refuses_while_running(cli) -> None:
+    assert cli.run("up", "--detach", "--no-services").returncode == 0
+    assert cli.run("reset").returncode == 2
+    assert cli.run("reset", "--yes").returncode == 1
+    assert cli.run("down").returncode == 0
+    assert (cli.state_dir / "database").exists()
+    assert cli.run("reset", "--yes").returncode == 0
+    assert not cli.state_dir.exists()
+
+
+@pytest.mark.parametrize("bad", ["identity", "identity=notaport", "identity=70000"])
+def test_bad_port_option_is_refused(cli, bad: str) -> None:
+    result = cli.run("up", "--detach", "--port", bad)
+    assert result.returncode == 2
+    assert "NAME=PORT" in result.stderr
