@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -10,8 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-# Group joins on the local broker wait about half the session timeout (INFRA.md).
-FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+from mmgen.events.envelope import Envelope, Resource
 
 _exporter = InMemorySpanExporter()
 
@@ -36,3 +37,36 @@ def spans() -> Iterator[InMemorySpanExporter]:
     _exporter.clear()
     yield _exporter
     _exporter.clear()
+
+
+def _make_envelope(
+    seq: int | None = None,
+    *,
+    stream_id: str | None = None,
+    stream_version: int = 1,
+    subject_id: str | None = None,
+    producer: str = "test",
+    data: dict[str, object] | None = None,
+    traceparent: str | None = None,
+) -> Envelope:
+    """A valid envelope with random ids (tests never share ids)."""
+    stream = stream_id or f"thing-{uuid.uuid4().hex[:12]}"
+    return Envelope(
+        event_type=f"{producer}.ThingHappened",
+        schema_version=1,
+        producer=producer,
+        producer_seq=seq,
+        stream_id=stream,
+        stream_version=stream_version,
+        subject_id=subject_id,
+        action="create",
+        resource=Resource(type="thing", id=stream),
+        data=data or {},
+        traceparent=traceparent,
+    )
+
+
+@pytest.fixture
+def make_envelope() -> Any:
+    """Factory of valid envelopes with random ids (see `_make_envelope`)."""
+    return _make_envelope

@@ -1,0 +1,436 @@
+"""Consumer runtime on FastStream: exactly-once effects from at-least-once delivery.
+
+What a subscription registered here guarantees, per message:
+
+- decoding into an `Envelope` (an undecodable message is a poison message at once);
+- the handler runs inside a MongoDB transaction together with the insert of a
+  "processed `event_id`" marker, so the handler's own writes (made with `ctx.session`) and the
+  marker commit or roll back as one: a redelivered or replayed event is skipped, never applied
+  twice;
+- bounded retries with exponential backoff; after the last attempt the message goes to
+  `<topic>.dlq` with the error in its headers, and the partition moves on;
+- the offset is committed only after the effect committed or the dead letter was acked
+  (FastStream's default policy acks *before* handling: at-most-once; we use MANUAL);
+- the handling span continues the producer's trace (`traceparent` header);
+- Prometheus counters: processed, duplicates, retried, dead-lettered.
+
+The transaction callback may be run more than once by the driver (transient transaction
+errors), so a handler must have no side effects other than writes through `ctx.session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry, Counter
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
+
+from mmgen.events.errors import EventsError
+from mmgen.events.topics import dlq_topic
+from mmgen.events.tracing import extract_context, header_value, tracer
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from mmgen.events.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+PROCESSED_COLLECTION = "processed_events"
+STREAM_POSITIONS_COLLECTION = "consumer_stream_positions"
+
+# Dead-letter headers: the reason a message was parked, for whoever repairs it.
+H_ERROR_TYPE = "dlq_error_type"
+H_ERROR_MESSAGE = "dlq_error_message"
+H_ERROR_STAGE = "dlq_stage"
+H_ATTEMPTS = "dlq_attempts"
+H_ORIGINAL_TOPIC = "dlq_original_topic"
+H_ORIGINAL_PARTITION = "dlq_original_partition"
+H_ORIGINAL_OFFSET = "dlq_original_offset"
+H_CONSUMER = "dlq_consumer"
+H_FAILED_AT = "dlq_failed_at"
+
+_MAX_ERROR_HEADER = 2000
+
+E = TypeVar("E")
+
+
+class ConsumerError(EventsError):
+    """Base of the consumer runtime's errors."""
+
+
+class PoisonMessageError(ConsumerError):
+    """The message cannot be decoded into an envelope: retrying cannot help."""
+
+
+class StreamVersionGapError(ConsumerError):
+    """An event arrived ahead of its stream's next expected version (an earlier one is missing)."""
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets beside the event. Write only through `session` (the transaction)."""
+
+    session: AsyncClientSession
+    db: AsyncDatabase[Any]
+    consumer: str
+    topic: str
+    partition: int
+    offset: int
+    attempt: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[E, HandlerContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff: `attempts` tries in all, then dead letter."""
+
+    attempts: int = 5
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+    multiplier: float = 2.0
+    # Errors that say the *infrastructure* failed (database unreachable), not the message:
+    # they never send a message to the DLQ; the message is redelivered after a backoff.
+    infrastructure_errors: tuple[type[BaseException], ...] = (ConnectionFailure,)
+
+    def backoff(self, attempt: int) -> float:
+        """Delay after failed attempt number `attempt` (1-based)."""
+        return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+
+
+class ConsumerMetrics:
+    """Prometheus counters of the runtime; pass a registry (tests, several apps per process)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, namespace: str = "mmgen") -> None:
+        kwargs: dict[str, Any] = {"namespace": namespace, "subsystem": "events"}
+        if registry is not None:
+            kwargs["registry"] = registry
+        labels = ["consumer", "topic"]
+        self.processed = Counter(
+            "consumer_processed", "Events whose handler committed", labels, **kwargs
+        )
+        self.duplicates = Counter(
+            "consumer_duplicates", "Events skipped as already processed", labels, **kwargs
+        )
+        self.retried = Counter(
+            "consumer_retried", "Handler attempts that failed and were retried", labels, **kwargs
+        )
+        self.dead_lettered = Counter(
+            "consumer_dead_lettered", "Messages sent to the dead-letter topic", labels, **kwargs
+        )
+
+
+def processed_marker_id(consumer: str, event_id: str) -> str:
+    """`_id` of the processed-event marker: one per (consumer, event), an indexed equality key."""
+    return f"{consumer}:{event_id}"
+
+
+async def already_processed(db: AsyncDatabase[Any], consumer: str, event_id: str) -> bool:
+    """Whether `consumer` has committed the effect of `event_id` (for diagnostics and tests)."""
+    doc = await db[PROCESSED_COLLECTION].find_one(
+        {"_id": processed_marker_id(consumer, event_id)}, projection={"_id": 1}
+    )
+    return doc is not None
+
+
+def _default_decode(body: bytes) -> Envelope:
+    from mmgen.events.envelope import Envelope
+
+    return Envelope.from_wire(body)
+
+
+class _Duplicate(Exception):
+    """Raised inside the transaction to abort it when the event was already applied."""
+
+
+class EventConsumer(Generic[E]):
+    """Registers idempotent, retrying, dead-lettering subscriptions on a FastStream broker.
+
+    One instance per service process is enough; `subscribe` once per handler. Subscribe before
+    the broker starts (FastStream starts the subscribers it knows at `broker.start()`).
+    """
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        db: AsyncDatabase[Any],
+        *,
+        decode: Callable[[bytes], E] | None = None,
+        retry: RetryPolicy | None = None,
+        metrics: ConsumerMetrics | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.broker = broker
+        self.db = db
+        self.decode: Callable[[bytes], E] = decode or _default_decode
+        self.retry = retry or RetryPolicy()
+        self.metrics = metrics or ConsumerMetrics(registry)
+        self._indexes_ready = False
+
+    async def ensure_indexes(self) -> None:
+        """Indexes the runtime relies on (the markers are keyed by `_id`, already indexed)."""
+        if self._indexes_ready:
+            return
+        await self.db[PROCESSED_COLLECTION].create_index("processed_at")
+        self._indexes_ready = True
+
+    def subscribe(
+        self,
+        *topics: str,
+        handler: Handler[E],
+        group_id: str,
+        pattern: str | None = None,
+        name: str | None = None,
+        check_stream_versions: bool = False,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        **subscriber_kwargs: Any,
+    ) -> Any:
+        """Subscribe `handler` to `topics` (or to every topic matching the regex `pattern`).
+
+        `name` scopes the processed-event markers (default: the group id): two consumers of
+        the same event each apply it once. With `check_stream_versions`, events of a stream
+        must arrive in `stream_version` order: an older or equal version is skipped as
+        already applied, a version ahead of the next expected one is an error (retried, then
+        dead-lettered) — for read models that fold a stream and cannot tolerate a gap.
+        """
+        if bool(topics) == bool(pattern):
+            raise ConsumerError("give either topics or a pattern")
+        consumer_name = name or group_id
+
+        async def on_message(message: KafkaMessage) -> None:
+            await self._process(message, handler, consumer_name, check_stream_versions)
+
+        on_message.__name__ = f"consume_{consumer_name}".replace(".", "_").replace("-", "_")
+        on_message.__doc__ = handler.__doc__
+        return self.broker.subscriber(
+            *topics,
+            pattern=pattern,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            **subscriber_kwargs,
+        )(on_message)
+
+    async def _process(
+        self,
+        message: Any,
+        handler: Handler[E],
+        consumer: str,
+        check_versions: bool,
+    ) -> None:
+        record = message.raw_message
+        topic: str = record.topic
+        labels = (consumer, topic)
+        headers = list(record.headers or ())
+        parent = extract_context(headers)
+        with tracer().start_as_current_span(
+            f"{topic} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.kafka.destination.partition": record.partition,
+                "messaging.kafka.message.offset": record.offset,
+                "messaging.consumer.group.name": consumer,
+            },
+        ) as span:
+            try:
+                envelope = self.decode(record.value)
+            except Exception as exc:  # noqa: BLE001 - any decoding failure makes it poison
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, "undecodable"))
+                await self._dead_letter(message, consumer, exc, "decode", 1)
+                self.metrics.dead_lettered.labels(*labels).inc()
+                return
+            event_id = str(getattr(envelope, "event_id", ""))
+            span.set_attribute("messaging.message.id", event_id)
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    applied = await self._apply(
+                        envelope, handler, consumer, record, headers, attempt, check_versions
+                    )
+                except self.retry.infrastructure_errors as exc:
+                    # Not the message's fault: never dead-letter it; redeliver after a pause.
+                    log.warning("consumer %s: infrastructure error on %s: %r", consumer, topic, exc)
+                    span.record_exception(exc)
+                    await asyncio.sleep(self.retry.backoff(attempt))
+                    await message.nack()
+                    return
+                except Exception as exc:  # noqa: BLE001 - a handler failure, whatever its type
+                    span.record_exception(exc)
+                    if attempt >= self.retry.attempts:
+                        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                        log.error(
+                            "consumer %s: event %s failed %d times, dead-lettering: %r",
+                            consumer,
+                            event_id,
+                            attempt,
+                            exc,
+                        )
+                        await self._dead_letter(message, consumer, exc, "handler", attempt)
+                        self.metrics.dead_lettered.labels(*labels).inc()
+                        return
+                    self.metrics.retried.labels(*labels).inc()
+                    await asyncio.sleep(self.retry.backoff(attempt))
+                    continue
+                if applied:
+                    self.metrics.processed.labels(*labels).inc()
+                else:
+                    span.set_attribute("mmgen.duplicate", True)
+                    self.metrics.duplicates.labels(*labels).inc()
+                await message.ack()
+                return
+
+    async def _apply(
+        self,
+        envelope: E,
+        handler: Handler[E],
+        consumer: str,
+        record: Any,
+        headers: Sequence[tuple[str, bytes]],
+        attempt: int,
+        check_versions: bool,
+    ) -> bool:
+        """Run the handler and record the event as processed in one transaction.
+
+        Returns False when the event had been applied before (nothing written).
+        """
+        event_id = str(getattr(envelope, "event_id", ""))
+        if not event_id:
+            raise PoisonMessageError("envelope has no event_id")
+        marker = {
+            "_id": processed_marker_id(consumer, event_id),
+            "consumer": consumer,
+            "event_id": event_id,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "processed_at": datetime.now(UTC),
+        }
+        header_map = {k: v.decode("utf-8", errors="replace") for k, v in headers if v is not None}
+
+        async def txn(session: AsyncClientSession) -> None:
+            # The marker goes first: a duplicate aborts before the handler runs at all.
+            try:
+                await self.db[PROCESSED_COLLECTION].insert_one(marker, session=session)
+            except DuplicateKeyError as exc:
+                raise _Duplicate from exc
+            if check_versions and not await _advance_stream(self.db, session, consumer, envelope):
+                raise _Duplicate
+            ctx = HandlerContext(
+                session=session,
+                db=self.db,
+                consumer=consumer,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                attempt=attempt,
+                headers=header_map,
+            )
+            await handler(envelope, ctx)
+
+        async with self.db.client.start_session() as session:
+            try:
+                await session.with_transaction(txn)
+            except _Duplicate:
+                return False
+        return True
+
+    async def _dead_letter(
+        self, message: Any, consumer: str, exc: BaseException, stage: str, attempts: int
+    ) -> None:
+        """Publish the original bytes to `<topic>.dlq` with the error; ack only once it is there.
+
+        If the dead letter cannot be published the exception propagates and the offset is not
+        committed: the message is redelivered rather than lost.
+        """
+        record = message.raw_message
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        headers = {
+            k: v.decode("utf-8", errors="replace")
+            for k, v in (record.headers or ())
+            if v is not None
+        }
+        headers.update(
+            {
+                H_ERROR_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
+                H_ERROR_MESSAGE: text[:_MAX_ERROR_HEADER],
+                H_ERROR_STAGE: stage,
+                H_ATTEMPTS: str(attempts),
+                H_ORIGINAL_TOPIC: record.topic,
+                H_ORIGINAL_PARTITION: str(record.partition),
+                H_ORIGINAL_OFFSET: str(record.offset),
+                H_CONSUMER: consumer,
+                H_FAILED_AT: datetime.now(UTC).isoformat(),
+            }
+        )
+        try:
+            await self.broker.publish(
+                record.value, topic=dlq_topic(record.topic), key=record.key, headers=headers
+            )
+        except Exception:
+            await message.nack()
+            raise
+        await message.ack()
+        trace.get_current_span().add_event("dead-lettered", {"topic": dlq_topic(record.topic)})
+
+
+async def _advance_stream(
+    db: AsyncDatabase[Any], session: AsyncClientSession, consumer: str, envelope: Any
+) -> bool:
+    """Per-stream version continuity: True if `envelope` is the stream's next version.
+
+    Partitions break global order and a redelivery can bring an old event back; a read model
+    folding a stream must see versions 1, 2, 3… exactly once. Lower/equal → already applied
+    (False); higher than next → `StreamVersionGapError`.
+    """
+    stream_id = str(envelope.stream_id)
+    version = int(envelope.stream_version)
+    key = f"{consumer}:{stream_id}"
+    positions = db[STREAM_POSITIONS_COLLECTION]
+    doc = await positions.find_one({"_id": key}, session=session)
+    last = int(doc["version"]) if doc else 0
+    if version <= last:
+        return False
+    if version != last + 1:
+        raise StreamVersionGapError(
+            f"stream {stream_id}: got version {version}, expected {last + 1}"
+        )
+    await positions.update_one(
+        {"_id": key}, {"$set": {"version": version}}, upsert=True, session=session
+    )
+    return True
+
+
+def dlq_error(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str | None]:
+    """The error details a dead letter carries (for repair tools and tests)."""
+    return {
+        "type": header_value(headers, H_ERROR_TYPE),
+        "message": header_value(headers, H_ERROR_MESSAGE),
+        "stage": header_value(headers, H_ERROR_STAGE),
+        "attempts": header_value(headers, H_ATTEMPTS),
+        "original_topic": header_value(headers, H_ORIGINAL_TOPIC),
+        "original_offset": header_value(headers, H_ORIGINAL_OFFSET),
+    }
