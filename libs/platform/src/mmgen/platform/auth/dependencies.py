@@ -1,0 +1,163 @@
+"""FastAPI dependencies for authentication, roles, service tokens and declared purposes.
+
+Use them as typed aliases in route signatures::
+
+    @router.get("/users/{user_id}")
+    async def get_user(user_id: str, principal: StaffOrCompliance, purpose: Purpose): ...
+
+where `StaffOrCompliance = Annotated[Principal, Depends(require_roles("staff", "compliance"))]`.
+Every refusal they raise is a `ProblemError` (401 with `WWW-Authenticate: Bearer`, or 403),
+which the app factory renders and hands to the access-denial recorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from mmgen.platform.auth.errors import (
+    PurposeNotAllowedError,
+    PurposeRequiredError,
+    PurposeUnknownError,
+    RoleNotAllowedError,
+    ServiceTokenRequiredError,
+    UnauthenticatedError,
+)
+from mmgen.platform.auth.principal import (
+    PURPOSE_REQUIRED_ROLES,
+    Principal,
+    ProcessingPurpose,
+    Role,
+)
+from mmgen.platform.auth.verifier import TokenVerifier
+from mmgen.platform.errors import ConfigurationError
+
+PURPOSE_HEADER = "X-Purpose"
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="Access token issued by identity (EdDSA).",
+)
+
+
+def token_verifier_of(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        raise ConfigurationError(
+            "no token verifier: set jwks_url in the settings or pass token_verifier to create_app"
+        )
+    return verifier
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The verified caller; 401 without a valid bearer token."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    if credentials is None:
+        raise UnauthenticatedError()
+    principal = await token_verifier_of(request).verify(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role | str) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller, provided their role is one of `roles` (else 403)."""
+    allowed = frozenset(Role(role) for role in roles)
+    if not allowed:
+        raise ValueError("require_roles needs at least one role")
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            raise RoleNotAllowedError(principal.role, allowed)
+        return principal
+
+    dependency.__name__ = "require_roles_" + "_".join(sorted(allowed))
+    return dependency
+
+
+def require_service(*names: str) -> Callable[..., Awaitable[Principal]]:
+    """Dependency for `/internal/` routes: a service token, optionally from named services."""
+    allowed = frozenset(names)
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.role is not Role.service:
+            raise ServiceTokenRequiredError("this internal operation needs a service token")
+        if allowed and principal.subject_id not in allowed:
+            raise ServiceTokenRequiredError(
+                f"service {principal.subject_id!r} may not call this internal operation"
+            )
+        return principal
+
+    dependency.__name__ = "require_service"
+    return dependency
+
+
+def _parse_purpose(raw: str, allowed: Iterable[ProcessingPurpose]) -> ProcessingPurpose:
+    try:
+        return ProcessingPurpose(raw.strip())
+    except ValueError as exc:
+        raise PurposeUnknownError(allowed) from exc
+
+
+async def declared_purpose(
+    request: Request,
+    principal: CurrentPrincipal,
+    x_purpose: Annotated[
+        str | None,
+        Header(
+            alias=PURPOSE_HEADER,
+            description="Processing purpose; required for staff, compliance and admin reads.",
+        ),
+    ] = None,
+) -> ProcessingPurpose | None:
+    """The declared purpose: required for staff/compliance/admin, optional for others.
+
+    An unknown purpose is refused for every role, since whatever is declared ends up in the
+    audit log. The result is also left on `request.state.purpose` for the service's events.
+    """
+    every = list(ProcessingPurpose)
+    if x_purpose is None or not x_purpose.strip():
+        if principal.role in PURPOSE_REQUIRED_ROLES:
+            raise PurposeRequiredError(every)
+        request.state.purpose = None
+        return None
+    purpose = _parse_purpose(x_purpose, every)
+    request.state.purpose = purpose
+    return purpose
+
+
+Purpose = Annotated[ProcessingPurpose | None, Depends(declared_purpose)]
+
+
+def require_purpose(
+    *purposes: ProcessingPurpose | str,
+) -> Callable[..., Awaitable[ProcessingPurpose]]:
+    """Dependency: a declared purpose, for any role, limited to `purposes` (all when empty)."""
+    allowed = [ProcessingPurpose(p) for p in purposes] or list(ProcessingPurpose)
+
+    async def dependency(
+        request: Request,
+        principal: CurrentPrincipal,
+        x_purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
+    ) -> ProcessingPurpose:
+        if x_purpose is None or not x_purpose.strip():
+            raise PurposeRequiredError(allowed)
+        purpose = _parse_purpose(x_purpose, list(ProcessingPurpose))
+        if purpose not in allowed:
+            raise PurposeNotAllowedError(purpose, allowed)
+        request.state.purpose = purpose
+        return purpose
+
+    dependency.__name__ = "require_purpose"
+    return dependency

@@ -1,0 +1,107 @@
+"""Refusals raised by authentication and authorization, rendered as problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mmgen.platform.errors import ProblemError, ServiceUnavailableError
+
+BEARER_CHALLENGE = "Bearer"
+
+
+class AuthError(ProblemError):
+    """Root of authentication and authorization refusals."""
+
+
+class UnauthenticatedError(AuthError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail or "a bearer token is required",
+            headers={"WWW-Authenticate": BEARER_CHALLENGE},
+        )
+
+
+class InvalidTokenError(AuthError):
+    """The token failed verification; `reason` says which check (kept for the audit)."""
+
+    status = 401
+    slug = "invalid-token"
+    title = "Invalid access token"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the access token is invalid: {reason}",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE} error="invalid_token"'},
+        )
+
+
+class RoleNotAllowedError(AuthError):
+    status = 403
+    slug = "role-not-allowed"
+    title = "Role not allowed"
+
+    def __init__(self, role: str, allowed: Iterable[str]) -> None:
+        allowed_roles = sorted(str(r) for r in allowed)
+        super().__init__(
+            f"role {role!r} may not use this operation",
+            extensions={"allowed_roles": allowed_roles},
+        )
+
+
+class ServiceTokenRequiredError(AuthError):
+    status = 403
+    slug = "service-token-required"
+    title = "Service token required"
+
+
+class PurposeRequiredError(AuthError):
+    """Staff, compliance and admin reads must declare `X-Purpose`."""
+
+    status = 403
+    slug = "purpose-required"
+    title = "Processing purpose required"
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        allowed_purposes = sorted(str(p) for p in allowed)
+        super().__init__(
+            "declare the processing purpose in the X-Purpose header",
+            extensions={"allowed_purposes": allowed_purposes},
+        )
+
+
+class PurposeUnknownError(AuthError):
+    status = 403
+    slug = "purpose-unknown"
+    title = "Unknown processing purpose"
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        allowed_purposes = sorted(str(p) for p in allowed)
+        super().__init__(
+            "the X-Purpose header does not name a known purpose",
+            extensions={"allowed_purposes": allowed_purposes},
+        )
+
+
+class PurposeNotAllowedError(AuthError):
+    status = 403
+    slug = "purpose-not-allowed"
+    title = "Purpose not allowed here"
+
+    def __init__(self, purpose: str, allowed: Iterable[str]) -> None:
+        allowed_purposes = sorted(str(p) for p in allowed)
+        super().__init__(
+            f"purpose {purpose!r} does not justify this operation",
+            extensions={"allowed_purposes": allowed_purposes},
+        )
+
+
+class SigningKeysUnavailableError(ServiceUnavailableError, AuthError):
+    """Identity's JWKS could not be fetched and the token's key is not cached."""
+
+    slug = "signing-keys-unavailable"
+    title = "Token signing keys unavailable"
