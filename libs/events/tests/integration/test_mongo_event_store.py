@@ -1,0 +1,177 @@
+"""MongoEventStore against the real local database: gapless sequences under load, bounded reads."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from mmgen.events.envelope import Envelope, Resource
+from mmgen.events.errors import ConcurrencyError
+from mmgen.events.mongo_store import MongoEventStore
+
+PRODUCER = "loadsvc"
+
+
+def one_event(stream_id: str, version: int) -> Envelope:
+    return Envelope(
+        event_type="loadsvc.Ticked",
+        schema_version=1,
+        producer=PRODUCER,
+        stream_id=stream_id,
+        stream_version=version,
+        action="update",
+        resource=Resource(type="thing", id=stream_id),
+        data={"v": version},
+    )
+
+
+async def writer(
+    stores: list[MongoEventStore], streams: list[str], appends: int, rng: random.Random
+) -> list[Envelope]:
+    """Append `appends` single events to random streams, retrying on conflicts like a service."""
+    done: list[Envelope] = []
+    while len(done) < appends:
+        store = rng.choice(stores)
+        stream = rng.choice(streams)
+        version = await store.stream_version(stream)
+        try:
+            stored = await store.append(stream, version, [one_event(stream, version + 1)])
+        except ConcurrencyError:
+            continue
+        done.extend(stored)
+    return done
+
+
+async def read_all(store: MongoEventStore, last: int) -> list[Envelope]:
+    out: list[Envelope] = []
+    for start in range(1, last + 1, store.max_read_window):
+        out.extend(await store.read_range(start, min(start + store.max_read_window, last + 1)))
+    return out
+
+
+def assert_commit_order(per_writer: list[list[Envelope]], everything: list[Envelope]) -> None:
+    # Gapless, no duplicate:
+    assert [e.producer_seq for e in everything] == list(range(1, len(everything) + 1))
+    # Each writer awaited its appends one after another: their sequences increase.
+    for appended in per_writer:
+        seqs = [e.producer_seq or 0 for e in appended]
+        assert seqs == sorted(seqs)
+    # Within a stream, a later version was committed later.
+    by_stream: dict[str, list[Envelope]] = {}
+    for event in everything:
+        by_stream.setdefault(event.stream_id, []).append(event)
+    for events in by_stream.values():
+        assert [e.stream_version for e in events] == list(range(1, len(events) + 1))
+
+
+@pytest.mark.slow
+async def test_20_writers_200_appends_50_streams_give_exactly_1_to_4000(mongo_db: Any) -> None:
+    store = MongoEventStore(mongo_db, PRODUCER, max_read_window=1000)
+    await store.ensure_indexes()
+    streams = [f"s-{uuid.uuid4().hex}" for _ in range(50)]
+    per_writer = await asyncio.gather(
+        *(writer([store], streams, 200, random.Random(i)) for i in range(20))
+    )
+    assert await store.last_seq() == 4000
+    everything = await read_all(store, 4000)
+    assert len(everything) == 4000
+    assert_commit_order(per_writer, everything)
+    loaded = [await store.load(s) for s in streams]
+    assert sum(len(events) for events in loaded) == 4000
+    assert await mongo_db[store.events.name].count_documents({}) == 4000
+    # Group commit did group: far fewer transactions than appends.
+    assert store.batches_committed < 4000
+    await store.close()
+
+
+@pytest.mark.slow
+async def test_two_store_instances_on_one_database_stay_gapless(mongo_db: Any) -> None:
+    """Two replicas of a service (two stores, own committers) write the same producer's log."""
+    stores = [MongoEventStore(mongo_db, PRODUCER, max_read_window=1000) for _ in range(2)]
+    await stores[0].ensure_indexes()
+    streams = [f"s-{uuid.uuid4().hex}" for _ in range(10)]
+    per_writer = await asyncio.gather(
+        *(writer(stores, streams, 40, random.Random(100 + i)) for i in range(10))
+    )
+    everything = await read_all(stores[1], 400)
+    assert_commit_order(per_writer, everything)
+    # A waiter on one instance learns of the other's commit by polling.
+    waiter = asyncio.create_task(stores[1].wait_for_append(400, timeout=30))
+    s = streams[0]
+    version = await stores[0].stream_version(s)
+    await stores[0].append(s, version, [one_event(s, version + 1)])
+    assert await asyncio.wait_for(waiter, 10) == 401
+    for store in stores:
+        await store.close()
+
+
+async def test_indexes_exist_and_are_unique(mongo_db: Any) -> None:
+    store = MongoEventStore(mongo_db, PRODUCER)
+    await store.ensure_indexes()
+    await store.ensure_indexes()  # idempotent
+    info = await store.events.index_information()
+    keys = {tuple(k for k, _ in v["key"]): v.get("unique", False) for v in info.values()}
+    assert keys[("stream_id", "stream_version")] is True
+    assert keys[("producer_seq",)] is True
+    assert ("_id",) in keys  # _id is the event id: unique by construction
+
+
+class FindRecorder(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in {"find", "aggregate", "count", "findAndModify"}:
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def is_bounded(command: dict[str, Any]) -> bool:
+    """By key (`_id` equality or `$in`), or a closed window on an indexed field."""
+    flt = command.get("filter", command.get("query", {}))
+    if "_id" in flt:
+        return True
+    windows = {"producer_seq": ("$gte", "$lt"), "stream_version": ("$gt", "$lte")}
+    for field, (low, high) in windows.items():
+        bound = flt.get(field)
+        if isinstance(bound, dict) and low in bound and high in bound:
+            return field != "stream_version" or "stream_id" in flt
+    return False
+
+
+async def test_every_read_is_by_key_or_a_bounded_window(mongo_uri: str, mongo_db: Any) -> None:
+    recorder = FindRecorder()
+    client: Any = AsyncMongoClient(mongo_uri, event_listeners=[recorder])
+    try:
+        store = MongoEventStore(client[mongo_db.name], PRODUCER, max_read_window=100)
+        await store.ensure_indexes()
+        stream = f"s-{uuid.uuid4().hex}"
+        for v in range(0, 2500, 500):
+            await store.append(stream, v, [one_event(stream, v + i + 1) for i in range(500)])
+        await asyncio.gather(
+            *(store.append(f"x-{i}", 0, [one_event(f"x-{i}", 1)]) for i in range(10))
+        )
+        assert len(await store.load(stream)) == 2500
+        assert len(await store.load(stream, after_version=100, up_to_version=1200)) == 1100
+        assert len(await store.read_range(1, 101)) == 100
+        await store.get(str(uuid.uuid4()))
+        await store.stream_version(stream)
+        await store.wait_for_append(2510, timeout=0.1)
+        await store.close()
+    finally:
+        await client.close()
+    assert recorder.commands, "the listener saw no reads"
+    unbounded = [c for c in recorder.commands if not is_bounded(c)]
+    assert unbounded == []
+    # find_one sends limit 1: harmless on a key lookup, and only there.
+    assert all("limit" not in c or "_id" in c.get("filter", {}) for c in recorder.commands)
