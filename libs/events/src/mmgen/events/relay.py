@@ -1,0 +1,471 @@
+"""Outbox relay: publishes a service's event store to `<producer>.events`, in `producer_seq` order.
+
+Guarantees (DESIGN.md "The event kernel", pitfalls):
+- at-least-once, nothing skipped: the checkpoint (last published `producer_seq`, in the
+  service's own database) moves only after the broker acked every message up to it (acks=all);
+  a crash between the ack and the checkpoint write republishes, never loses;
+- order: events are read by `producer_seq` in bounded windows (`read_range`) and the relay
+  STOPS AT A HOLE (a missing sequence number) instead of skipping it; within one key the
+  partition keeps that order (aiokafka keeps one request in flight per broker);
+- one relay per service at a time: a lease with an epoch. Taking the lease over bumps the
+  epoch; every checkpoint write is conditioned on (owner, epoch), so a stale relay (paused,
+  partitioned) is fenced out the moment it tries to advance, and stops;
+- woken by the store's `wait_for_append` (a local commit signal, a change stream, or polling):
+  a wake-up only makes it read by sequence, so a lost or expired resume token costs latency,
+  never events.
+
+Each event's publish span is a child of the trace the append was made in (the envelope's
+`traceparent`), and the message carries the publish span as its `traceparent` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from mmgen.events.errors import EventsError
+from mmgen.events.tracing import context_from_traceparent, inject_headers, tracer
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from mmgen.events.envelope import Envelope
+    from mmgen.events.store import EventStore
+
+log = logging.getLogger(__name__)
+
+RELAY_COLLECTION = "relay_state"
+MAX_REQUEST_SIZE = 1024 * 1024  # 1 MiB: production Kafka's default; Tansu has no limit
+
+# Header names every published event carries (consumers can route without decoding).
+H_EVENT_TYPE = "event_type"
+H_SCHEMA_VERSION = "schema_version"
+H_EVENT_ID = "event_id"
+H_PRODUCER = "producer"
+H_PRODUCER_SEQ = "producer_seq"
+
+
+class RelayError(EventsError):
+    """Base of the relay's errors."""
+
+
+class RelayFencedError(RelayError):
+    """Another relay took the lease (a higher epoch): this one must stop publishing."""
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """Tuning of one relay; the defaults suit a service, tests shorten the lease."""
+
+    window: int = 1_000
+    """Events read (and published as one batch) per round; bounded by the store's window."""
+    idle_wait_s: float = 1.0
+    """Longest wait for an append before looking again (the polling fallback)."""
+    hole_retry_s: float = 0.2
+    """Pause before re-reading when a sequence number is missing."""
+    lease_ttl_s: float = 10.0
+    """How long a lease lasts without renewal; a successor waits at most this long."""
+    error_backoff_s: float = 0.5
+    max_error_backoff_s: float = 10.0
+    producer_config: dict[str, Any] = field(default_factory=dict)
+    """Extra `AIOKafkaProducer` options (linger, batch size, security)."""
+
+
+@dataclass
+class RelayStatus:
+    """What the relay knows about itself (for `/readyz` and tests)."""
+
+    owner: str
+    holds_lease: bool = False
+    epoch: int = 0
+    checkpoint: int = 0
+    published: int = 0
+    hole_at: int | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RepublishResult:
+    """Outcome of `republish`: how many events went out, which numbers the store lacks."""
+
+    published: int
+    missing: list[int]
+
+
+class RelayMetrics:
+    """Prometheus metrics of the relay; pass a registry to keep tests and apps apart."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, namespace: str = "mmgen") -> None:
+        kwargs: dict[str, Any] = {"namespace": namespace, "subsystem": "events"}
+        if registry is not None:
+            kwargs["registry"] = registry
+        self.published = Counter(
+            "relay_published", "Events acked by the broker", ["producer"], **kwargs
+        )
+        self.republished = Counter(
+            "relay_republished", "Events published again on request", ["producer"], **kwargs
+        )
+        self.checkpoint = Gauge(
+            "relay_checkpoint",
+            "Last producer_seq published and checkpointed",
+            ["producer"],
+            **kwargs,
+        )
+        self.hole = Gauge(
+            "relay_hole_at",
+            "producer_seq the relay is stopped at (0: no hole)",
+            ["producer"],
+            **kwargs,
+        )
+
+
+def default_owner() -> str:
+    """A relay instance id: host, pid and a random part (a restarted process is a new owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def message_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    """Kafka headers of an event, without trace context (added per publish span)."""
+    return [
+        (H_EVENT_TYPE, envelope.event_type.encode()),
+        (H_SCHEMA_VERSION, str(envelope.schema_version).encode()),
+        (H_EVENT_ID, envelope.event_id.encode()),
+        (H_PRODUCER, envelope.producer.encode()),
+        (H_PRODUCER_SEQ, str(envelope.producer_seq).encode()),
+    ]
+
+
+class LeaseStore:
+    """The relay's lease and checkpoint: one document per producer in the service's database.
+
+    `{_id: producer, owner, epoch, lease_until, checkpoint}`. Every write that matters is
+    conditioned on `(owner, epoch)`; a relay that loses that match has been fenced out.
+    Lease times come from the relay's clock: keep `lease_ttl_s` well above clock skew.
+    """
+
+    def __init__(self, db: AsyncDatabase[Any], producer: str) -> None:
+        self.collection = db[RELAY_COLLECTION]
+        self.producer = producer
+
+    async def acquire(self, owner: str, ttl_s: float) -> tuple[int, int] | None:
+        """Take the lease if it is free or expired: returns (epoch, checkpoint), else None."""
+        now = datetime.now(UTC)
+        try:
+            doc = await self.collection.find_one_and_update(
+                {
+                    "_id": self.producer,
+                    "$or": [{"lease_until": {"$lt": now}}, {"owner": None}, {"owner": owner}],
+                },
+                {
+                    "$set": {"owner": owner, "lease_until": now + timedelta(seconds=ttl_s)},
+                    "$inc": {"epoch": 1},
+                    "$setOnInsert": {"checkpoint": 0},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return None  # the document exists and its lease is held by someone else
+        if doc is None:
+            return None
+        return int(doc["epoch"]), int(doc.get("checkpoint", 0))
+
+    async def renew(self, owner: str, epoch: int, ttl_s: float) -> bool:
+        until = datetime.now(UTC) + timedelta(seconds=ttl_s)
+        result = await self.collection.update_one(
+            {"_id": self.producer, "owner": owner, "epoch": epoch},
+            {"$set": {"lease_until": until}},
+        )
+        return result.matched_count == 1
+
+    async def advance(self, owner: str, epoch: int, checkpoint: int, ttl_s: float) -> bool:
+        """Move the checkpoint forward (never back) and renew; False if fenced out."""
+        until = datetime.now(UTC) + timedelta(seconds=ttl_s)
+        result = await self.collection.update_one(
+            {"_id": self.producer, "owner": owner, "epoch": epoch},
+            {"$max": {"checkpoint": checkpoint}, "$set": {"lease_until": until}},
+        )
+        return result.matched_count == 1
+
+    async def release(self, owner: str, epoch: int) -> None:
+        """Let a successor take over at once (graceful stop)."""
+        await self.collection.update_one(
+            {"_id": self.producer, "owner": owner, "epoch": epoch},
+            {"$set": {"owner": None, "lease_until": datetime.now(UTC)}},
+        )
+
+    async def state(self) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": self.producer})
+
+
+class Relay:
+    """Publishes one producer's event store to its events topic.
+
+    Run `await relay.run()` as a task in the service (it returns after `stop()`), or drive it
+    step by step with `acquire()` + `publish_next()` (tests, one-shot tools).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        db: AsyncDatabase[Any],
+        bootstrap: str,
+        topic: str,
+        *,
+        settings: RelaySettings | None = None,
+        owner: str | None = None,
+        wait_for_append: Callable[[int, float], Awaitable[int]] | None = None,
+        metrics: RelayMetrics | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.producer_name = store.producer
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self.settings = settings or RelaySettings()
+        self.leases = LeaseStore(db, self.producer_name)
+        self.status = RelayStatus(owner=owner or default_owner())
+        self._wait_for_append = wait_for_append or store.wait_for_append
+        self.metrics = metrics or RelayMetrics(registry)
+        self._window = min(self.settings.window, store.max_read_window)
+        self._producer: AIOKafkaProducer | None = None
+        self._stopping = asyncio.Event()
+        self._lease_renewed_at = 0.0
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the Kafka producer (acks=all, 1 MiB requests, no idempotence: Tansu lacks it)."""
+        if self._producer is not None:
+            return
+        config: dict[str, Any] = {
+            "acks": "all",
+            "enable_idempotence": False,
+            "max_request_size": MAX_REQUEST_SIZE,
+            "linger_ms": 5,
+            "max_batch_size": 256 * 1024,
+            "client_id": f"relay-{self.producer_name}",
+        }
+        config.update(self.settings.producer_config)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **config)
+        await producer.start()
+        self._producer = producer
+
+    async def close(self) -> None:
+        """Flush and disconnect the producer (does not touch the lease)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def stop(self) -> None:
+        """Ask `run()` to finish its round, release the lease and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Relay until `stop()`: take the lease, publish windows, wait for appends, repeat.
+
+        Errors (broker or database unreachable) are logged and retried with backoff; the
+        checkpoint only ever covers acked events, so a retry republishes at worst.
+        """
+        await self.start()
+        backoff = self.settings.error_backoff_s
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not self.status.holds_lease and not await self.acquire():
+                        await self._pause(self.settings.lease_ttl_s / 4)
+                        continue
+                    sent = await self.publish_next()
+                    backoff = self.settings.error_backoff_s
+                    if sent >= self._window:
+                        continue  # more is probably waiting
+                    if self.status.hole_at is not None:
+                        await self._pause(self.settings.hole_retry_s)
+                    else:
+                        await self._idle()
+                except RelayFencedError:
+                    log.warning("relay %s of %s fenced out", self.status.owner, self.producer_name)
+                    self.status.holds_lease = False
+                except Exception as exc:  # any failure: log, back off and retry
+                    self.status.last_error = repr(exc)
+                    log.exception("relay %s: round failed, retrying", self.producer_name)
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, self.settings.max_error_backoff_s)
+        finally:
+            if self.status.holds_lease:
+                with contextlib.suppress(Exception):
+                    await self.leases.release(self.status.owner, self.status.epoch)
+                self.status.holds_lease = False
+            await self.close()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _idle(self) -> None:
+        """Wait for an append past the checkpoint, renewing the lease while nothing happens."""
+        timeout = min(self.settings.idle_wait_s, self.settings.lease_ttl_s / 3)
+        waiter = asyncio.ensure_future(self._wait_for_append(self.status.checkpoint, timeout))
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, stopper):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.gather(waiter, stopper, return_exceptions=True)
+        await self._renew_if_due()
+
+    async def _renew_if_due(self) -> None:
+        if time.monotonic() - self._lease_renewed_at < self.settings.lease_ttl_s / 3:
+            return
+        if not await self.leases.renew(
+            self.status.owner, self.status.epoch, self.settings.lease_ttl_s
+        ):
+            raise RelayFencedError(f"lease of {self.producer_name} lost")
+        self._lease_renewed_at = time.monotonic()
+
+    # --- steps ------------------------------------------------------------------------------
+
+    async def acquire(self) -> bool:
+        """Try to take the lease; on success resume from the persisted checkpoint."""
+        got = await self.leases.acquire(self.status.owner, self.settings.lease_ttl_s)
+        if got is None:
+            return False
+        self.status.epoch, self.status.checkpoint = got
+        self.status.holds_lease = True
+        self._lease_renewed_at = time.monotonic()
+        self.metrics.checkpoint.labels(self.producer_name).set(self.status.checkpoint)
+        log.info(
+            "relay %s took the lease of %s (epoch %d) at checkpoint %d",
+            self.status.owner,
+            self.producer_name,
+            self.status.epoch,
+            self.status.checkpoint,
+        )
+        return True
+
+    async def publish_next(self) -> int:
+        """Publish the next window after the checkpoint, up to any hole; returns events sent.
+
+        Reads `[checkpoint + 1, checkpoint + 1 + window)`, keeps the contiguous run starting
+        at `checkpoint + 1`, publishes it, waits for every ack, then advances the checkpoint
+        (fenced). Raises `RelayFencedError` if another relay holds the lease now.
+        """
+        if not self.status.holds_lease:
+            raise RelayFencedError("relay does not hold the lease")
+        start = self.status.checkpoint + 1
+        events = await self.store.read_range(start, start + self._window)
+        run = _contiguous(events, start)
+        if len(run) < len(events):
+            self._note_hole(start + len(run))
+        elif self.status.hole_at is not None:
+            self._note_hole(None)
+        if not run:
+            if not events and await self.store.last_seq() >= start:
+                self._note_hole(start)  # numbered but not visible: wait, never skip
+            return 0
+        await self._send(run)
+        last = start + len(run) - 1
+        if not await self.leases.advance(
+            self.status.owner, self.status.epoch, last, self.settings.lease_ttl_s
+        ):
+            self.status.holds_lease = False
+            raise RelayFencedError(f"lease of {self.producer_name} taken over; stopping at {last}")
+        self._lease_renewed_at = time.monotonic()
+        self.status.checkpoint = last
+        self.status.published += len(run)
+        self.metrics.published.labels(self.producer_name).inc(len(run))
+        self.metrics.checkpoint.labels(self.producer_name).set(last)
+        return len(run)
+
+    def _note_hole(self, seq: int | None) -> None:
+        if seq is not None and self.status.hole_at != seq:
+            log.warning("relay %s: producer_seq %d is missing; waiting", self.producer_name, seq)
+        self.status.hole_at = seq
+        self.metrics.hole.labels(self.producer_name).set(seq or 0)
+
+    async def _send(self, events: Sequence[Envelope]) -> None:
+        """Send a batch and wait until the broker acked all of it (any failure raises)."""
+        producer = self._producer
+        if producer is None:
+            raise RelayError("relay not started")
+        trc = tracer()
+        futures: list[asyncio.Future[Any]] = []
+        for envelope in events:
+            headers = message_headers(envelope)
+            if envelope.traceparent:
+                # Continue the trace the append was made in; the message carries this span.
+                with trc.start_as_current_span(
+                    f"{self.topic} publish",
+                    context=context_from_traceparent(envelope.traceparent),
+                    kind=SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": self.topic,
+                        "messaging.message.id": envelope.event_id,
+                        "mmgen.producer_seq": envelope.producer_seq or 0,
+                    },
+                ):
+                    headers = inject_headers(headers)
+            futures.append(
+                await producer.send(
+                    self.topic, envelope.to_wire(), key=envelope.kafka_key(), headers=headers
+                )
+            )
+        await asyncio.gather(*futures)
+
+    async def republish(self, from_seq: int, to_seq: int) -> RepublishResult:
+        """Publish `from_seq..to_seq` (both included) again, for gap repair downstream.
+
+        Does not need the lease nor move the checkpoint: consumers are idempotent, so a
+        duplicate is harmless. Numbers the store does not have are reported, not invented.
+        """
+        if from_seq < 1 or to_seq < from_seq:
+            raise RelayError(f"bad range {from_seq}..{to_seq}")
+        owns_producer = self._producer is None
+        await self.start()
+        published, missing = 0, list[int]()
+        try:
+            seq = from_seq
+            while seq <= to_seq:
+                end = min(to_seq + 1, seq + self._window)
+                events = await self.store.read_range(seq, end)
+                have = {e.producer_seq for e in events}
+                missing.extend(n for n in range(seq, end) if n not in have)
+                if events:
+                    await self._send(events)
+                    published += len(events)
+                seq = end
+        finally:
+            if owns_producer:
+                await self.close()
+        self.metrics.republished.labels(self.producer_name).inc(published)
+        return RepublishResult(published=published, missing=missing)
+
+
+def _contiguous(events: Sequence[Envelope], start: int) -> list[Envelope]:
+    """The prefix of `events` numbered start, start+1, … without a gap."""
+    run: list[Envelope] = []
+    expected = start
+    for envelope in events:
+        if envelope.producer_seq != expected:
+            break
+        run.append(envelope)
+        expected += 1
+    return run
