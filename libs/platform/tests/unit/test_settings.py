@@ -1,0 +1,85 @@
+"""Settings: per-service prefixes, and production refusing empty or development secrets."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from mmgen.platform import (
+    Environment,
+    OtelSettings,
+    ServiceSettings,
+    dev_secret,
+    is_development_secret,
+)
+
+
+class DemoSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DEMO_")
+
+    service_name: str = "demo"
+    master_key: SecretStr = dev_secret("demo-master-key")
+    webhook_secret: SecretStr | None = None
+
+
+def test_fields_come_from_the_service_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_KAFKA_BOOTSTRAP", "10.0.0.1:9092")
+    monkeypatch.setenv("DEMO_TOPIC_PREFIX", "t1.")
+    monkeypatch.setenv("DEMO_JWKS_URL", "http://identity:8000/.well-known/jwks.json")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "wrong:1")  # unprefixed: ignored
+    settings = DemoSettings()
+    assert settings.kafka_bootstrap == "10.0.0.1:9092"
+    assert settings.topic("demo.events") == "t1.demo.events"
+    assert settings.jwks_url == "http://identity:8000/.well-known/jwks.json"
+    assert settings.jwt_issuer == "mmgen-identity"
+    assert settings.jwt_audience == "mmgen"
+    assert settings.environment is Environment.development
+
+
+def test_development_accepts_the_development_default() -> None:
+    settings = DemoSettings(environment="development")
+    assert is_development_secret(settings.master_key.get_secret_value())
+
+
+def test_production_refuses_a_development_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError) as refused:
+        DemoSettings()
+    message = str(refused.value)
+    assert "DEMO_MASTER_KEY" in message
+    assert "production" in message
+
+
+@pytest.mark.parametrize("value", ["", "   ", "changeme", "CHANGETHIS", "secret", "dev-insecure-x"])
+def test_production_refuses_empty_and_placeholder_secrets(value: str) -> None:
+    with pytest.raises(ValidationError, match="DEMO_MASTER_KEY"):
+        DemoSettings(environment="production", master_key=SecretStr(value))
+
+
+def test_production_names_every_offending_secret() -> None:
+    with pytest.raises(ValidationError) as refused:
+        DemoSettings(environment="production", webhook_secret=SecretStr("password"))
+    assert "DEMO_MASTER_KEY" in str(refused.value)
+    assert "DEMO_WEBHOOK_SECRET" in str(refused.value)
+
+
+def test_production_starts_with_real_secrets() -> None:
+    real = secrets.token_urlsafe(32)
+    settings = DemoSettings(environment="production", master_key=SecretStr(real))
+    assert settings.environment is Environment.production
+    assert settings.master_key.get_secret_value() == real
+    assert real not in repr(settings)  # a secret never shows up in logs of the settings
+
+
+def test_otel_settings_keep_their_standard_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    assert not OtelSettings().export_enabled
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    assert OtelSettings().export_enabled
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert not OtelSettings().export_enabled

@@ -1,0 +1,177 @@
+"""TokenVerifier against the JWT attacks we must refuse, with an in-process key set."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from mmgen.platform.auth import (
+    REQUIRED_CLAIMS,
+    InMemorySubjectDenylist,
+    InvalidTokenError,
+    Role,
+    SigningKey,
+    StaticKeySet,
+    TokenVerifier,
+    issue_token,
+)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64json(obj: Any) -> str:
+    return b64url(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(datetime.now(UTC).timestamp())
+    base: dict[str, Any] = {
+        "iss": "mmgen-identity",
+        "aud": "mmgen",
+        "sub": str(uuid.uuid4()),
+        "role": "client",
+        "iat": now,
+        "exp": now + 600,
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.fixture
+def key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def denylist() -> InMemorySubjectDenylist:
+    return InMemorySubjectDenylist()
+
+
+@pytest.fixture
+def verifier(key: SigningKey, denylist: InMemorySubjectDenylist) -> TokenVerifier:
+    return TokenVerifier(StaticKeySet.of(key), leeway=0, denylist=denylist)
+
+
+async def refused(verifier: TokenVerifier, token: str) -> str:
+    with pytest.raises(InvalidTokenError) as info:
+        await verifier.verify(token)
+    assert info.value.status == 401
+    return info.value.reason
+
+
+async def test_a_valid_token_gives_the_principal(key: SigningKey, verifier: TokenVerifier) -> None:
+    subject = str(uuid.uuid4())
+    principal = await verifier.verify(issue_token(key, subject=subject, role="staff"))
+    assert principal.subject_id == subject
+    assert principal.role is Role.staff
+    assert principal.token_id is not None
+    assert principal.actor() == {"id": subject, "role": "staff"}
+
+
+async def test_alg_none_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+    token = f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': key.kid})}.{b64json(claims())}."
+    assert await refused(verifier, token) == "algorithm not allowed"
+
+
+@pytest.mark.parametrize("secret_form", ["raw", "pem"])
+async def test_hs256_signed_with_the_public_key_is_refused(
+    key: SigningKey, verifier: TokenVerifier, secret_form: str
+) -> None:
+    if secret_form == "raw":
+        secret = key.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+    else:
+        secret = key.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    signing_input = f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': key.kid})}.{b64json(claims())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    assert (
+        await refused(verifier, f"{signing_input}.{b64url(signature)}") == "algorithm not allowed"
+    )
+
+
+async def test_unknown_kid_is_refused(verifier: TokenVerifier) -> None:
+    stranger = SigningKey.generate()
+    assert await refused(verifier, issue_token(stranger, subject="s", role="client")) == (
+        "unknown key id"
+    )
+
+
+async def test_a_token_without_kid_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+    import jwt
+
+    token = jwt.encode(claims(), key.private_key, algorithm="EdDSA")
+    assert await refused(verifier, token) == "no key id"
+
+
+async def test_a_known_kid_with_another_keys_signature_is_refused(
+    key: SigningKey, verifier: TokenVerifier
+) -> None:
+    impostor = SigningKey(key.kid, SigningKey.generate().private_key)
+    assert await refused(verifier, issue_token(impostor, subject="s", role="admin")) == (
+        "bad signature"
+    )
+
+
+async def test_expired_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+    past = datetime.now(UTC) - timedelta(hours=1)
+    token = issue_token(key, subject="s", role="client", now=past, ttl=timedelta(minutes=5))
+    assert await refused(verifier, token) == "expired"
+
+
+async def test_wrong_audience_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+    token = issue_token(key, subject="s", role="client", audience="another-system")
+    assert await refused(verifier, token) == "wrong audience"
+
+
+async def test_wrong_issuer_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+    token = issue_token(key, subject="s", role="client", issuer="someone-else")
+    assert await refused(verifier, token) == "wrong issuer"
+
+
+@pytest.mark.parametrize("claim", REQUIRED_CLAIMS)
+async def test_each_missing_required_claim_is_refused(
+    key: SigningKey, verifier: TokenVerifier, claim: str
+) -> None:
+    body = claims()
+    del body[claim]
+    assert await refused(verifier, key.sign(body)) == f"missing claim {claim!r}"
+
+
+async def test_tampered_payload_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+    header, _, signature = issue_token(key, subject="s", role="client").split(".")
+    forged = f"{header}.{b64json(claims(sub='s', role='admin'))}.{signature}"
+    assert await refused(verifier, forged) == "bad signature"
+
+
+async def test_unknown_role_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
+    assert await refused(verifier, key.sign(claims(role="superuser"))) == "unknown role"
+
+
+async def test_denylisted_subject_is_refused(
+    key: SigningKey, verifier: TokenVerifier, denylist: InMemorySubjectDenylist
+) -> None:
+    subject = str(uuid.uuid4())
+    token = issue_token(key, subject=subject, role="creator")
+    assert (await verifier.verify(token)).subject_id == subject
+    denylist.deny(subject)
+    assert await refused(verifier, token) == "subject revoked"
+    denylist.allow(subject)
+    assert (await verifier.verify(token)).subject_id == subject
+
+
+@pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "x" * 9000])
+async def test_garbage_is_refused(verifier: TokenVerifier, garbage: str) -> None:
+    assert await refused(verifier, garbage) == "malformed token"
