@@ -1,0 +1,370 @@
+"""Offline verification of the audit log, for compliance staff who do not trust the server.
+
+``verify_log`` streams entries (dicts as served by ``GET /audit/entries`` or read from a
+JSON Lines export) and checks, for each one: canonical form, its ``hash`` recomputed from
+its bytes, the ``prev_hash`` link, gapless ``seq`` from the start; it folds every leaf
+into a Merkle frontier (O(log n) memory) and compares the root with a checkpoint verified
+under a pinned key. ``verify_checkpoint_consistency`` checks that a newer signed checkpoint
+extends one saved earlier; ``verify_entry_inclusion`` that one entry is in a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .checkpoint import Checkpoint, NoteVerifier, open_checkpoint
+from .entry import ZERO_HASH, AuditEntry, _validate, decode_uint
+from .errors import AuditLogError, EntryMalformedError, ProofInvalidError
+from .merkle import EMPTY_ROOT, Frontier, hash_leaf, verify_consistency, verify_inclusion
+
+__all__ = [
+    "ConsistencyResult",
+    "LogVerifier",
+    "VerificationResult",
+    "iter_jsonl",
+    "verify_checkpoint_consistency",
+    "verify_entry_inclusion",
+    "verify_log",
+]
+
+_sha256 = hashlib.sha256
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    """Outcome of verifying a run of entries.
+
+    ``checked`` entries passed every check; ``first_bad_seq`` is the first seq that did not
+    (the entry that failed, or the one missing), ``None`` when valid or when the fault cannot
+    be pinned on one entry (a root that differs from the signed checkpoint). ``code`` is a
+    stable machine-readable reason; ``reason`` is for humans.
+    """
+
+    valid: bool
+    checked: int
+    first_bad_seq: int | None
+    reason: str | None
+    code: str | None = None
+    tree_size: int = 0
+    root_hash: bytes | None = None
+    checkpoint: Checkpoint | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "checked": self.checked,
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+            "code": self.code,
+            "tree_size": self.tree_size,
+            "root_hash": None if self.root_hash is None else self.root_hash.hex(),
+            "checkpoint_size": None if self.checkpoint is None else self.checkpoint.size,
+        }
+
+
+class LogVerifier:
+    """Streaming verifier: ``feed`` entries in seq order, then read ``result()``.
+
+    State is the next expected seq, the last hash and the Merkle frontier (at most 64
+    hashes), so memory stays constant however long the log. To verify a range that does
+    not start at 0 (``GET /audit/verify?from=``), pass the previous entry's hash as
+    ``prev_hash`` and, to also get Merkle roots, the frontier at ``start_seq``.
+    """
+
+    __slots__ = (
+        "_checked_root",
+        "_checkpoint",
+        "_failure",
+        "_hashes",
+        "_next_seq",
+        "_prev_hex",
+        "_start_seq",
+    )
+
+    def __init__(
+        self,
+        *,
+        start_seq: int = 0,
+        prev_hash: bytes = ZERO_HASH,
+        frontier: Frontier | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        if start_seq == 0 and frontier is None:
+            frontier = Frontier(0)
+        if frontier is not None and frontier.size != start_seq:
+            raise ValueError("the frontier must be the tree at start_seq")
+        if start_seq == 0 and prev_hash != ZERO_HASH:
+            raise ValueError("the chain starts from 32 zero bytes")
+        if checkpoint is not None and frontier is None:
+            raise ValueError("checking a checkpoint needs the frontier at start_seq")
+        if checkpoint is not None and checkpoint.size < start_seq:
+            raise ValueError("the checkpoint ends before start_seq")
+        self._start_seq = start_seq
+        self._next_seq = start_seq
+        self._prev_hex = prev_hash.hex()
+        self._hashes: list[bytes] | None = None if frontier is None else list(frontier.hashes)
+        self._checkpoint = checkpoint
+        self._checked_root = False
+        self._failure: tuple[str, str, int | None] | None = None
+        self._check_checkpoint()
+
+    @property
+    def ok(self) -> bool:
+        return self._failure is None
+
+    @property
+    def tree_size(self) -> int:
+        return self._next_seq
+
+    def root(self) -> bytes | None:
+        """Merkle root of everything fed so far (None without a starting frontier)."""
+        if self._hashes is None:
+            return None
+        if not self._hashes:
+            return EMPTY_ROOT
+        cur = self._hashes[-1]
+        for left in reversed(self._hashes[:-1]):
+            cur = _sha256(b"\x01" + left + cur).digest()
+        return cur
+
+    def _fail(self, code: str, reason: str, seq: int | None) -> bool:
+        self._failure = (code, reason, seq)
+        return False
+
+    def fail_unreadable(self, reason: str) -> bool:
+        """Record that the next entry could not even be read (e.g. a broken export line)."""
+        if self._failure is None:
+            self._fail("malformed", reason, self._next_seq)
+        return False
+
+    def _check_checkpoint(self) -> None:
+        cp = self._checkpoint
+        if cp is None or self._failure is not None or cp.size != self._next_seq:
+            return
+        self._checked_root = True
+        root = self.root()
+        if root != cp.root_hash:
+            self._fail(
+                "checkpoint_root_mismatch",
+                f"Merkle root of entries 0..{cp.size - 1} differs from the signed checkpoint",
+                None,
+            )
+
+    def feed(self, entry: Mapping[str, Any] | AuditEntry) -> bool:
+        """Check one entry; return False (and ignore later entries) once anything fails."""
+        if self._failure is not None:
+            return False
+        seq = self._next_seq
+        try:
+            if isinstance(entry, AuditEntry):
+                data = entry.entry_bytes
+                entry_seq, prev_hex, hash_hex = entry.seq, entry.prev_hash.hex(), entry.hash.hex()
+            else:
+                data = _validate(entry, with_hash=True)
+                entry_seq = decode_uint(entry["seq"])
+                prev_hex, hash_hex = entry["prev_hash"], entry["hash"]
+        except (EntryMalformedError, UnicodeEncodeError) as exc:
+            return self._fail("malformed", f"entry at seq {seq}: {exc}", seq)
+        if entry_seq != seq:
+            return self._fail("seq_gap", f"expected seq {seq}, got {entry_seq}", seq)
+        if prev_hex != self._prev_hex:
+            return self._fail(
+                "prev_hash_mismatch", f"seq {seq}: prev_hash does not link to the entry before", seq
+            )
+        digest = _sha256(bytes.fromhex(prev_hex) + data).hexdigest()
+        if digest != hash_hex:
+            return self._fail(
+                "hash_mismatch", f"seq {seq}: hash does not match the entry's content", seq
+            )
+        self._prev_hex = hash_hex
+        hashes = self._hashes
+        if hashes is not None:
+            cur = _sha256(b"\x00" + data).digest()
+            size = seq
+            while size & 1:
+                cur = _sha256(b"\x01" + hashes.pop() + cur).digest()
+                size >>= 1
+            hashes.append(cur)
+        self._next_seq = seq + 1
+        if self._checkpoint is not None and self._checkpoint.size == seq + 1:
+            self._check_checkpoint()
+            return self._failure is None
+        return True
+
+    def result(self) -> VerificationResult:
+        """Final outcome; a checkpoint beyond the last entry fed is a failure."""
+        checked = self._next_seq - self._start_seq
+        cp = self._checkpoint
+        if self._failure is None and cp is not None and not self._checked_root:
+            self._fail(
+                "checkpoint_beyond_entries",
+                f"checkpoint covers {cp.size} entries, only {self._next_seq} were supplied",
+                self._next_seq,
+            )
+        if self._failure is not None:
+            code, reason, bad = self._failure
+            return VerificationResult(
+                False, checked, bad, reason, code, self._next_seq, self.root(), cp
+            )
+        return VerificationResult(True, checked, None, None, None, self._next_seq, self.root(), cp)
+
+
+def _as_verifier(key: NoteVerifier | str) -> NoteVerifier:
+    return key if isinstance(key, NoteVerifier) else NoteVerifier.from_string(key)
+
+
+def verify_log(
+    entries: Iterable[Mapping[str, Any] | AuditEntry],
+    *,
+    checkpoint_note: str | bytes | None = None,
+    verifier_key: NoteVerifier | str | None = None,
+    origin: str | None = None,
+    start_seq: int = 0,
+    prev_hash: bytes = ZERO_HASH,
+    frontier: Frontier | None = None,
+) -> VerificationResult:
+    """Verify a stream of entries and, if given, a signed checkpoint over them.
+
+    ``verifier_key`` is the pinned C2SP verifier key (``<name>+<keyid>+<key>``); the
+    checkpoint is never trusted without it. Entries past the checkpoint size are still
+    verified as a chain (and counted); the root is compared at exactly the checkpoint size.
+    An iterator that raises ``ValueError`` (a broken JSON line) is reported as malformed.
+    """
+    checkpoint: Checkpoint | None = None
+    if checkpoint_note is not None:
+        if verifier_key is None:
+            raise ValueError("a checkpoint can only be checked against a pinned verifier key")
+        try:
+            checkpoint = open_checkpoint(checkpoint_note, _as_verifier(verifier_key), origin=origin)
+        except AuditLogError as exc:
+            return VerificationResult(False, 0, None, str(exc), "checkpoint_invalid")
+    verifier = LogVerifier(
+        start_seq=start_seq, prev_hash=prev_hash, frontier=frontier, checkpoint=checkpoint
+    )
+    iterator = iter(entries)
+    feed = verifier.feed
+    while True:
+        try:
+            entry = next(iterator)
+        except StopIteration:
+            break
+        except ValueError as exc:
+            verifier.fail_unreadable(f"unreadable entry: {exc}")
+            break
+        if not feed(entry):
+            break
+    return verifier.result()
+
+
+def iter_jsonl(stream: IO[str] | IO[bytes] | Iterable[str | bytes]) -> Iterator[Any]:
+    """Parse a JSON Lines export lazily (blank lines skipped); bad JSON raises ValueError."""
+    for line in stream:
+        if line.strip():
+            yield json.loads(line)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyResult:
+    """Outcome of checking that a new checkpoint extends an old one."""
+
+    valid: bool
+    old_size: int | None
+    new_size: int | None
+    reason: str | None
+    code: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "reason": self.reason,
+            "code": self.code,
+        }
+
+
+def _proof_hashes(proof: Sequence[bytes | str]) -> list[bytes]:
+    out: list[bytes] = []
+    for item in proof:
+        if isinstance(item, str):
+            if len(item) != 64 or item.lower() != item:
+                raise ProofInvalidError("proof hashes must be 64 lowercase hex digits")
+            try:
+                out.append(bytes.fromhex(item))
+            except ValueError as exc:
+                raise ProofInvalidError("proof hash is not hex") from exc
+        elif isinstance(item, bytes | bytearray):
+            out.append(bytes(item))
+        else:
+            raise ProofInvalidError("proof hashes must be hex strings or bytes")
+    return out
+
+
+def verify_checkpoint_consistency(
+    old_note: str | bytes,
+    new_note: str | bytes,
+    proof: Sequence[bytes | str] | Mapping[str, Any],
+    verifier_key: NoteVerifier | str,
+    *,
+    old_verifier_key: NoteVerifier | str | None = None,
+    origin: str | None = None,
+) -> ConsistencyResult:
+    """Check that ``new_note`` is an append-only extension of the previously saved ``old_note``.
+
+    ``proof`` is the API's ``{first, second, hashes}`` object or just the list of hashes.
+    Both notes must verify under the pinned key (``old_verifier_key`` if the log's key was
+    rotated since). From an empty old tree any new tree is consistent (C2SP witness rule),
+    but only with an empty proof.
+    """
+    try:
+        new_key = _as_verifier(verifier_key)
+        old_key = new_key if old_verifier_key is None else _as_verifier(old_verifier_key)
+        old = open_checkpoint(old_note, old_key, origin=origin or new_key.name)
+        new = open_checkpoint(new_note, new_key, origin=origin)
+    except AuditLogError as exc:
+        return ConsistencyResult(False, None, None, str(exc), "checkpoint_invalid")
+    try:
+        if isinstance(proof, Mapping):
+            if proof.get("first") != old.size or proof.get("second") != new.size:
+                raise ProofInvalidError("proof sizes do not match the two checkpoints")
+            hashes = _proof_hashes(proof.get("hashes") or [])
+        else:
+            hashes = _proof_hashes(proof)
+        if new.size < old.size:
+            raise ProofInvalidError(f"new tree ({new.size}) is smaller than old ({old.size})")
+        if old.size == 0:
+            if hashes or old.root_hash != EMPTY_ROOT:
+                raise ProofInvalidError("from the empty tree the proof must be empty")
+        else:
+            verify_consistency(old.size, new.size, hashes, old.root_hash, new.root_hash)
+    except ProofInvalidError as exc:
+        return ConsistencyResult(False, old.size, new.size, str(exc), "inconsistent")
+    return ConsistencyResult(True, old.size, new.size, None, None)
+
+
+def verify_entry_inclusion(
+    entry: Mapping[str, Any] | AuditEntry,
+    proof: Mapping[str, Any],
+    checkpoint: Checkpoint,
+) -> None:
+    """Raise unless ``entry`` (its recomputed hash too) is leaf ``seq`` of ``checkpoint``.
+
+    ``proof`` is the API's ``{leaf_index, tree_size, hashes}``; ``checkpoint`` must come from
+    ``open_checkpoint`` with a pinned key.
+    """
+    if isinstance(entry, AuditEntry):
+        data, seq, prev, stated = entry.entry_bytes, entry.seq, entry.prev_hash, entry.hash
+    else:
+        data = _validate(entry, with_hash=True)
+        seq = decode_uint(entry["seq"])
+        prev, stated = bytes.fromhex(entry["prev_hash"]), bytes.fromhex(entry["hash"])
+    if _sha256(prev + data).digest() != stated:
+        raise EntryMalformedError(f"seq {seq}: hash does not match the entry's content")
+    if proof.get("leaf_index") != seq or proof.get("tree_size") != checkpoint.size:
+        raise ProofInvalidError("proof is not for this entry and checkpoint size")
+    hashes = _proof_hashes(proof.get("hashes") or [])
+    verify_inclusion(hash_leaf(data), seq, checkpoint.size, hashes, checkpoint.root_hash)
