@@ -7,8 +7,8 @@ bounded range from the cursor's position, asking for `limit + 1` to know whether
 Cursors are not signed: one only moves a position within what the caller may already read.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the Query bounds of the closure
+# below as real objects, not as strings naming local variables.
 import base64
 import binascii
 import json
