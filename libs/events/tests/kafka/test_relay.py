@@ -9,11 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
 from mmgen.events.envelope import Envelope
 from mmgen.events.kafka_testing import read_all, wait_until
-from mmgen.events.relay import RELAY_COLLECTION, Relay, RelayFencedError, RelaySettings
+from mmgen.events.relay import (
+    RELAY_COLLECTION,
+    CachedKeyPartitioner,
+    Relay,
+    RelayFencedError,
+    RelaySettings,
+)
 from mmgen.events.store import InMemoryEventStore
 from mmgen.events.topics import Topics, ensure_topics
 from mmgen.events.tracing import header_value
@@ -201,3 +208,12 @@ async def test_republish_sends_a_range_again_and_reports_missing_numbers(
     records = await read_all(kafka_bootstrap, topic, expect=4)
     assert [json.loads(r.value)["producer_seq"] for r in records] == [3, 4, 6, 7]
     assert await mongo_db[RELAY_COLLECTION].find_one({"_id": producer_name}) is None
+
+
+def test_cached_partitioner_maps_keys_like_kafka_default() -> None:
+    cached, default = CachedKeyPartitioner(max_keys=8), DefaultPartitioner()
+    partitions = list(range(6))
+    keys = [uuid.uuid4().bytes for _ in range(50)] + [b"", b"a", b"subject-1"] * 3
+    for key in keys:
+        assert cached(key, partitions, partitions) == default(key, partitions, partitions)
+    assert cached(None, partitions, [2]) == 2  # keyless: any available partition

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo import ReturnDocument
@@ -132,6 +133,28 @@ class RelayMetrics:
             ["producer"],
             **kwargs,
         )
+
+
+class CachedKeyPartitioner:
+    """Kafka's default key → partition mapping (murmur2, as the Java client), memoised per key.
+
+    aiokafka's murmur2 is pure Python (~10 µs a key) and a subject issues many events, so the
+    relay's hot loop hashes each key once. Keyless messages go to a random partition as usual.
+    """
+
+    def __init__(self, max_keys: int = 65_536) -> None:
+        self._hashes: dict[bytes, int] = {}
+        self._max_keys = max_keys
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return DefaultPartitioner()(key, all_partitions, available)
+        h = self._hashes.get(key)
+        if h is None:
+            if len(self._hashes) >= self._max_keys:
+                self._hashes.clear()
+            h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[h % len(all_partitions)]
 
 
 def default_owner() -> str:
@@ -245,6 +268,7 @@ class Relay:
         self._window = min(self.settings.window, store.max_read_window)
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
+        self._prefetched: tuple[int, asyncio.Future[list[Envelope]]] | None = None
         self._lease_renewed_at = 0.0
 
     # --- life cycle -------------------------------------------------------------------------
@@ -260,6 +284,7 @@ class Relay:
             "linger_ms": 5,
             "max_batch_size": 256 * 1024,
             "client_id": f"relay-{self.producer_name}",
+            "partitioner": CachedKeyPartitioner(),
         }
         config.update(self.settings.producer_config)
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **config)
@@ -268,6 +293,7 @@ class Relay:
 
     async def close(self) -> None:
         """Flush and disconnect the producer (does not touch the lease)."""
+        self._drop_prefetch()
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
@@ -370,7 +396,9 @@ class Relay:
         if not self.status.holds_lease:
             raise RelayFencedError("relay does not hold the lease")
         start = self.status.checkpoint + 1
-        events = await self.store.read_range(start, start + self._window)
+        events = await self._take_prefetched(start)
+        if events is None:
+            events = await self.store.read_range(start, start + self._window)
         run = _contiguous(events, start)
         if len(run) < len(events):
             self._note_hole(start + len(run))
@@ -380,6 +408,10 @@ class Relay:
             if not events and await self.store.last_seq() >= start:
                 self._note_hole(start)  # numbered but not visible: wait, never skip
             return 0
+        if len(run) == self._window:
+            # A full window: read the next one while this one is sent and acked (the read
+            # and the broker round trip overlap; the next round checks continuity again).
+            self._prefetch(start + len(run))
         await self._send(run)
         last = start + len(run) - 1
         if not await self.leases.advance(
@@ -393,6 +425,30 @@ class Relay:
         self.metrics.published.labels(self.producer_name).inc(len(run))
         self.metrics.checkpoint.labels(self.producer_name).set(last)
         return len(run)
+
+    def _prefetch(self, start: int) -> None:
+        self._drop_prefetch()
+        task = asyncio.ensure_future(self.store.read_range(start, start + self._window))
+        self._prefetched = (start, task)
+
+    def _drop_prefetch(self) -> None:
+        if self._prefetched is not None:
+            _, task = self._prefetched
+            task.cancel()
+            task.add_done_callback(_consume_result)
+            self._prefetched = None
+
+    async def _take_prefetched(self, start: int) -> list[Envelope] | None:
+        """The window read ahead for `start`, if there is one (else None: read it now)."""
+        if self._prefetched is None:
+            return None
+        at, task = self._prefetched
+        self._prefetched = None
+        if at != start:
+            task.cancel()
+            task.add_done_callback(_consume_result)
+            return None
+        return await task
 
     def _note_hole(self, seq: int | None) -> None:
         if seq is not None and self.status.hole_at != seq:
@@ -457,6 +513,12 @@ class Relay:
                 await self.close()
         self.metrics.republished.labels(self.producer_name).inc(published)
         return RepublishResult(published=published, missing=missing)
+
+
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    """Retrieve a dropped read-ahead's outcome so asyncio does not warn about it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _contiguous(events: Sequence[Envelope], start: int) -> list[Envelope]:
