@@ -1,0 +1,121 @@
+"""AsyncAPI for a service's topics: every registered event type appears, with its payload schema.
+
+The relay publishes with aiokafka directly (batched, far faster than FastStream's awaited
+publish), so FastStream never sees those messages. To document them, one FastStream
+*publisher* per event type is declared on the service's broker (or a throwaway one): it only
+carries the schema — the full envelope, with `event_type` and `schema_version` fixed and `data`
+typed by the event's public model — and FastStream's AsyncAPI generator does the rest.
+Personal fields are listed (names only) on `pii`, which travels encrypted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from pydantic import BaseModel, Field, create_model
+
+from mmgen.events.envelope import Envelope, PiiBlob
+from mmgen.events.registry import EventRegistry, EventSpec
+
+ASYNCAPI_VERSION = "3.0.0"
+
+
+def envelope_model(spec: EventSpec) -> type[BaseModel]:
+    """The envelope of one event type as a pydantic model (for its JSON schema only)."""
+    personal = list(spec.personal_model.model_fields) if spec.personal_model else []
+    if personal:
+        pii_doc = (
+            "AES-256-GCM ciphertext of the personal fields "
+            f"{', '.join(personal)}, under the data key of the {spec.owner}; unreadable "
+            "once that owner is erased (crypto-shredding)."
+        )
+    else:
+        pii_doc = "Always null: this event has no personal fields."
+    name = f"{spec.event_type}.v{spec.version}"
+    event_type_literal: Any = Literal[spec.event_type]  # a value-dependent type: built at run time
+    version_literal: Any = Literal[spec.version]
+    model: type[BaseModel] = create_model(
+        name,
+        __base__=Envelope,
+        __doc__=(
+            f"{spec.event_type} (schema version {spec.version}): action {spec.action} on "
+            f"{spec.resource_type}; categories {', '.join(spec.categories) or 'none'}."
+        ),
+        event_type=(event_type_literal, Field(spec.event_type)),
+        schema_version=(version_literal, Field(spec.version)),
+        data=(spec.data_model, ...),
+        pii=(
+            PiiBlob | None,
+            Field(
+                None,
+                description=pii_doc,
+                json_schema_extra={"x-personal-fields": personal},
+            ),
+        ),
+    )
+    model.model_config["title"] = name
+    return model
+
+
+def declare_event_publishers(
+    broker: Any, registry: EventRegistry, topic: str, *, service: str | None = None
+) -> list[Any]:
+    """Declare one documented publisher per event type of `service` (default: all) on `topic`.
+
+    `broker` is a FastStream `KafkaBroker` or `KafkaRouter`. The publishers exist for the
+    AsyncAPI document; the relay does the publishing.
+    """
+    publishers = []
+    for event_type in registry.event_types():
+        spec = registry.spec(event_type)
+        if service is not None and spec.service != service:
+            continue
+        publishers.append(
+            broker.publisher(
+                topic,
+                schema=envelope_model(spec),
+                title=f"{topic}:{spec.event_type}",
+                description=(
+                    f"{spec.event_type} v{spec.version}, published by the {spec.service} "
+                    f"relay in producer_seq order; key subject_id (else stream_id); headers "
+                    "event_type, schema_version, event_id, traceparent."
+                ),
+            )
+        )
+    return publishers
+
+
+def asyncapi_document(
+    broker: KafkaBroker, *, title: str, version: str = "1.0.0", description: str | None = None
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of everything declared on `broker` (publishers, subscribers)."""
+    spec = AsyncAPI(
+        broker,
+        title=title,
+        version=version,
+        description=description,
+        schema_version=ASYNCAPI_VERSION,
+    )
+    doc: dict[str, Any] = spec.to_specification().to_jsonable()
+    return doc
+
+
+def events_asyncapi(
+    registry: EventRegistry,
+    topic: str,
+    *,
+    service: str,
+    bootstrap: str = "localhost:9092",
+    version: str = "1.0.0",
+) -> dict[str, Any]:
+    """A stand-alone AsyncAPI document of `service`'s events on `topic` (no connection made)."""
+    broker = KafkaBroker(bootstrap)
+    declare_event_publishers(broker, registry, topic, service=service)
+    return asyncapi_document(
+        broker,
+        title=f"{service} events",
+        version=version,
+        description=f"Events the {service} service publishes to {topic}.",
+    )
