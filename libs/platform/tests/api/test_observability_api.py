@@ -113,3 +113,35 @@ def test_duplicate_operation_ids_are_refused_at_start_up() -> None:
         create_app(
             ServiceSettings(environment="test"), title="t", version="1", routers=[first, second]
         )
+
+
+async def test_one_server_span_per_request_named_by_route_and_continuing_the_caller(
+    make_app: Callable[..., PlatformApp],
+    serve: Any,
+    token: Callable[..., str],
+    auth: Callable[[str], dict[str, str]],
+) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from mmgen.platform.telemetry import configure_tracing
+
+    exporter = InMemorySpanExporter()
+    configure_tracing("platform-test").add_span_processor(SimpleSpanProcessor(exporter))
+    async with serve(make_app()) as client:
+        headers = {**auth(token()), "traceparent": TRACEPARENT}
+        assert (await client.get("/widgets/9", headers=headers)).status_code == 200
+        assert (await client.get("/boom", headers={"traceparent": TRACEPARENT})).status_code == 500
+        assert (
+            await client.get("/healthz", headers={"traceparent": TRACEPARENT})
+        ).status_code == 200
+    exporter.shutdown()
+    spans = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.kind is SpanKind.SERVER and format(s.context.trace_id, "032x") == TRACE_ID
+    ]
+    assert sorted(s.name for s in spans) == ["GET /boom", "GET /widgets/{widget_id}"]
+    boom = next(s for s in spans if s.name == "GET /boom")
+    assert boom.status.status_code is StatusCode.ERROR

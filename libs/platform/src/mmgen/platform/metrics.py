@@ -38,8 +38,8 @@ class HttpMetrics:
         )
         self.latency = Histogram(
             "http_request_duration_seconds",
-            "Time to serve an HTTP request, by method and route template.",
-            ["method", "route"],
+            "Time to serve an HTTP request, by method, route template and status.",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.in_flight = Counter(
@@ -82,7 +82,7 @@ class MetricsMiddleware:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.latency.labels(method, route, str(status)).observe(elapsed)
             if scope.get("path") not in QUIET_PATHS:
                 access_logger.info(
                     "request served",
