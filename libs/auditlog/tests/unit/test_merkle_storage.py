@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mmgen.auditlog import merkle
 from mmgen.auditlog.errors import TreeStorageError
-from mmgen.auditlog.memory import InMemoryNodeStore
+from mmgen.auditlog.memory import AsyncInMemoryNodeStore, InMemoryNodeStore
 
 MAX_N = 300
 
@@ -158,3 +158,17 @@ def test_frontier_json_round_trip_and_validation() -> None:
     with pytest.raises(ValueError, match="frontier hashes"):
         merkle.Frontier(13, frontier.hashes[:2])
     assert hashlib.sha256(b"").digest() == merkle.Frontier(0).root()
+
+
+async def test_async_store_helpers_match_sync_ones() -> None:
+    store = AsyncInMemoryNodeStore()
+    store.put(merkle.TreeAppender().extend(_ALL).nodes)
+    assert await merkle.aroot_from_store(store, 0) == merkle.EMPTY_ROOT
+    assert await merkle.aroot_from_store(store, 123) == merkle.root_from_leaf_hashes(_ALL[:123])
+    got = await merkle.ainclusion_proof_from_store(store, 77, 299)
+    assert got == merkle.inclusion_proof(_ALL[:299], 77)
+    got = await merkle.aconsistency_proof_from_store(store, 100, 299)
+    assert got == merkle.consistency_proof(_ALL[:299], 100)
+    frontier = await merkle.afrontier_from_store(store, 299)
+    assert frontier.root() == merkle.root_from_leaf_hashes(_ALL[:299])
+    assert store.batches == 4  # one round trip each (the empty root needs none)

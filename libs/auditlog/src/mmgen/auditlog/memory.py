@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .merkle import NodeId, StoredNode
 
-__all__ = ["InMemoryNodeStore"]
+__all__ = ["AsyncInMemoryNodeStore", "InMemoryNodeStore"]
 
 
 class InMemoryNodeStore:
@@ -29,3 +29,10 @@ class InMemoryNodeStore:
         self.batches += 1
         self.reads += len(ids)
         return {i: self.nodes[i] for i in ids if i in self.nodes}
+
+
+class AsyncInMemoryNodeStore(InMemoryNodeStore):
+    """The same store behind the ``AsyncBatchNodeReader`` protocol (async ``get_many``)."""
+
+    async def get_many(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:  # type: ignore[override]
+        return InMemoryNodeStore.get_many(self, ids)

@@ -31,6 +31,7 @@ __all__ = [
     "HASH_SIZE",
     "MAX_TREE_SIZE",
     "AppendResult",
+    "AsyncBatchNodeReader",
     "BatchNodeReader",
     "Frontier",
     "NodeId",
@@ -38,6 +39,10 @@ __all__ = [
     "ProofPlan",
     "StoredNode",
     "TreeAppender",
+    "aconsistency_proof_from_store",
+    "afrontier_from_store",
+    "ainclusion_proof_from_store",
+    "aroot_from_store",
     "consistency_proof",
     "consistency_proof_from_store",
     "frontier_from_store",
@@ -305,6 +310,15 @@ class BatchNodeReader(NodeReader, Protocol):
         ...
 
 
+@runtime_checkable
+class AsyncBatchNodeReader(Protocol):
+    """Asynchronous batched node access (e.g. PyMongo's async API): one round trip per plan."""
+
+    async def get_many(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+        """Hashes of the requested nodes, keyed by ``(level, index)``; absent ones omitted."""
+        ...
+
+
 def node_key(level: int, index: int) -> int:
     """One integer per node — ``index * 64 + level`` — usable as a database ``_id``.
 
@@ -491,6 +505,35 @@ def consistency_proof_from_store(reader: NodeReader, old_size: int, new_size: in
 def frontier_from_store(reader: NodeReader, tree_size: int) -> Frontier:
     """Rebuild the append frontier (e.g. on service start) from popcount(size) stored nodes."""
     return Frontier(tree_size, tuple(_fetch(reader, plan_frontier(tree_size))))
+
+
+async def _afetch(reader: AsyncBatchNodeReader, plan: ProofPlan) -> list[bytes]:
+    return plan.assemble(await reader.get_many(plan.nodes) if plan.nodes else {})
+
+
+async def aroot_from_store(reader: AsyncBatchNodeReader, tree_size: int) -> bytes:
+    """Async ``root_from_store``: one ``get_many`` round trip."""
+    plan = plan_root(tree_size)
+    return (await _afetch(reader, plan))[0] if tree_size else EMPTY_ROOT
+
+
+async def ainclusion_proof_from_store(
+    reader: AsyncBatchNodeReader, index: int, tree_size: int
+) -> list[bytes]:
+    """Async ``inclusion_proof_from_store``: one ``get_many`` round trip."""
+    return await _afetch(reader, plan_inclusion(index, tree_size))
+
+
+async def aconsistency_proof_from_store(
+    reader: AsyncBatchNodeReader, old_size: int, new_size: int
+) -> list[bytes]:
+    """Async ``consistency_proof_from_store``: one ``get_many`` round trip."""
+    return await _afetch(reader, plan_consistency(old_size, new_size))
+
+
+async def afrontier_from_store(reader: AsyncBatchNodeReader, tree_size: int) -> Frontier:
+    """Async ``frontier_from_store``: one ``get_many`` round trip."""
+    return Frontier(tree_size, tuple(await _afetch(reader, plan_frontier(tree_size))))
 
 
 # --------------------------------------------------------------------------- appending
