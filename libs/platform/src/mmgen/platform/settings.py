@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import Field, SecretBytes, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mmgen.platform.errors import PlatformError
+
 #: Values that are never acceptable as a production secret.
 KNOWN_DEV_SECRETS: frozenset[str] = frozenset(
     {
@@ -57,8 +59,8 @@ class Environment(StrEnum):
     production = "production"
 
 
-class InsecureSecretError(ValueError):
-    """A production start with a missing or development secret (a ValueError for pydantic)."""
+class InsecureSecretError(PlatformError, ValueError):
+    """A production start with an empty or development secret (a ValueError for pydantic)."""
 
 
 class ServiceSettings(BaseSettings):
