@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
@@ -79,8 +81,9 @@ async def run_consumer(
     return broker
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["per-message", "batch"])
 async def test_replay_changes_nothing_and_poison_goes_to_dlq(
-    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any
+    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any, batch: bool
 ) -> None:
     topic = Topics(topic_prefix).events("svc")
     await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=3)
@@ -103,6 +106,7 @@ async def test_replay_changes_nothing_and_poison_goes_to_dlq(
         topic,
         handler=projection_handler,
         name=name,
+        batch=batch,
     )
     try:
         await wait_until(
@@ -144,6 +148,7 @@ async def test_replay_changes_nothing_and_poison_goes_to_dlq(
         topic,
         handler=projection_handler,
         name=name,
+        batch=batch,
     )
     try:
         await wait_until(
@@ -158,9 +163,16 @@ async def test_replay_changes_nothing_and_poison_goes_to_dlq(
     assert after == things
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["per-message", "batch"])
 async def test_pattern_subscription_reads_every_events_topic_not_dlqs(
-    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any
+    kafka_bootstrap: str,
+    mongo_db: Any,
+    topic_prefix: str,
+    make_envelope: Any,
+    batch: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="mmgen.events.consumer")
     topics = Topics(topic_prefix)
     names = [topics.events("alpha"), topics.events("beta")]
     await ensure_topics(
@@ -181,6 +193,7 @@ async def test_pattern_subscription_reads_every_events_topic_not_dlqs(
         name,
         handler=projection_handler,
         pattern=topics.events_pattern(),
+        batch=batch,
     )
     try:
         await wait_until(
@@ -189,13 +202,17 @@ async def test_pattern_subscription_reads_every_events_topic_not_dlqs(
         )
     finally:
         await broker.stop()
-    stored = {d["_id"] async for d in mongo_db["things"].find({})}
-    assert stored == {e.event_id for envs in events.values() for e in envs}
+    stored = {d["_id"]: d["applied"] async for d in mongo_db["things"].find({})}
+    assert set(stored) == {e.event_id for envs in events.values() for e in envs}
+    assert set(stored.values()) == {1}
     assert decoy.event_id not in stored
+    assert all(counter(registry, "retried", name, t) == 0 for t in names)
+    assert "one by one" not in caplog.text  # batches committed whole, no fallback
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["per-message", "batch"])
 async def test_stream_version_continuity_skips_old_and_refuses_gaps(
-    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any
+    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any, batch: bool
 ) -> None:
     topic = Topics(topic_prefix).events("streams")
     await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
@@ -215,6 +232,7 @@ async def test_stream_version_continuity_skips_old_and_refuses_gaps(
         topic,
         handler=projection_handler,
         check_stream_versions=True,
+        batch=batch,
     )
     try:
         await wait_until(lambda: counter(registry, "processed", name, topic) >= 3)

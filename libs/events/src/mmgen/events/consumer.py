@@ -158,6 +158,17 @@ class _Duplicate(Exception):
     """Raised inside the transaction to abort it when the event was already applied."""
 
 
+class _InfrastructureFailure(Exception):
+    """The database failed, not the message: rewind and let the message come again."""
+
+
+@dataclass(frozen=True)
+class _Subscription(Generic[E]):
+    name: str
+    handler: Handler[E]
+    check_versions: bool
+
+
 class EventConsumer(Generic[E]):
     """Registers idempotent, retrying, dead-lettering subscriptions on a FastStream broker.
 
@@ -197,6 +208,8 @@ class EventConsumer(Generic[E]):
         pattern: str | None = None,
         name: str | None = None,
         check_stream_versions: bool = False,
+        batch: bool = False,
+        max_records: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         **subscriber_kwargs: Any,
@@ -208,119 +221,130 @@ class EventConsumer(Generic[E]):
         must arrive in `stream_version` order: an older or equal version is skipped as
         already applied, a version ahead of the next expected one is an error (retried, then
         dead-lettered) — for read models that fold a stream and cannot tolerate a gap.
+
+        With `batch`, up to `max_records` messages are applied in one transaction and one
+        offset commit (much faster); a batch with a failing event is redone one by one, so
+        retries and dead letters behave exactly as without `batch`.
         """
         if bool(topics) == bool(pattern):
             raise ConsumerError("give either topics or a pattern")
-        consumer_name = name or group_id
+        sub = _Subscription(name or group_id, handler, check_stream_versions)
+        common: dict[str, Any] = {
+            "pattern": pattern,
+            "group_id": group_id,
+            "auto_offset_reset": "earliest",
+            "ack_policy": AckPolicy.MANUAL,
+            "no_reply": True,
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": heartbeat_interval_ms,
+        }
+        common.update(subscriber_kwargs)
+        label = f"consume_{sub.name}".replace(".", "_").replace("-", "_")
+
+        if batch:
+
+            async def on_batch(message: KafkaMessage) -> None:
+                await self._process_batch(message, sub)
+
+            on_batch.__name__, on_batch.__doc__ = label, handler.__doc__
+            return self.broker.subscriber(*topics, batch=True, max_records=max_records, **common)(
+                on_batch
+            )
 
         async def on_message(message: KafkaMessage) -> None:
-            await self._process(message, handler, consumer_name, check_stream_versions)
+            await self._process(message, sub)
 
-        on_message.__name__ = f"consume_{consumer_name}".replace(".", "_").replace("-", "_")
-        on_message.__doc__ = handler.__doc__
-        return self.broker.subscriber(
-            *topics,
-            pattern=pattern,
-            group_id=group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.MANUAL,
-            no_reply=True,
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=heartbeat_interval_ms,
-            **subscriber_kwargs,
-        )(on_message)
+        on_message.__name__, on_message.__doc__ = label, handler.__doc__
+        return self.broker.subscriber(*topics, **common)(on_message)
 
-    async def _process(
-        self,
-        message: Any,
-        handler: Handler[E],
-        consumer: str,
-        check_versions: bool,
-    ) -> None:
-        record = message.raw_message
-        topic: str = record.topic
-        labels = (consumer, topic)
-        headers = list(record.headers or ())
-        parent = extract_context(headers)
-        with tracer().start_as_current_span(
-            f"{topic} process",
-            context=parent,
+    # --- one message at a time ----------------------------------------------------------------
+
+    async def _process(self, message: Any, sub: _Subscription[E]) -> None:
+        """Handle one message, then commit its offset — or rewind to it if nothing could be done."""
+        try:
+            await self._handle_record(message.raw_message, sub)
+        except _InfrastructureFailure:
+            await message.nack()
+            return
+        except BaseException:
+            await message.nack()  # e.g. the dead letter could not be published: redeliver
+            raise
+        await message.ack()
+
+    def _span(self, record: Any, consumer: str) -> Any:
+        """The handling span of one record, a child of the producer's span from its headers."""
+        return tracer().start_as_current_span(
+            f"{record.topic} process",
+            context=extract_context(record.headers),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
-                "messaging.destination.name": topic,
+                "messaging.destination.name": record.topic,
                 "messaging.kafka.destination.partition": record.partition,
                 "messaging.kafka.message.offset": record.offset,
                 "messaging.consumer.group.name": consumer,
             },
-        ) as span:
-            try:
-                envelope = self.decode(record.value)
-            except Exception as exc:  # noqa: BLE001 - any decoding failure makes it poison
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, "undecodable"))
-                await self._dead_letter(message, consumer, exc, "decode", 1)
-                self.metrics.dead_lettered.labels(*labels).inc()
-                return
+        )
+
+    async def _handle_record(
+        self, record: Any, sub: _Subscription[E], envelope: E | None = None
+    ) -> str:
+        """Decode, apply with bounded retries, dead-letter when hopeless. Does not ack.
+
+        Returns "processed", "duplicate" or "dead"; raises `_InfrastructureFailure` when the
+        database is unreachable (the caller rewinds, the message is not the culprit).
+        """
+        labels = (sub.name, record.topic)
+        with self._span(record, sub.name) as span:
+            if envelope is None:
+                try:
+                    envelope = self.decode(record.value)
+                except Exception as exc:  # noqa: BLE001 - any decoding failure makes it poison
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, "undecodable"))
+                    await self._dead_letter(record, sub.name, exc, "decode", 1)
+                    self.metrics.dead_lettered.labels(*labels).inc()
+                    return "dead"
             event_id = str(getattr(envelope, "event_id", ""))
             span.set_attribute("messaging.message.id", event_id)
             attempt = 0
             while True:
                 attempt += 1
                 try:
-                    applied = await self._apply(
-                        envelope, handler, consumer, record, headers, attempt, check_versions
-                    )
+                    applied = await self._apply(envelope, sub, record, attempt)
                 except self.retry.infrastructure_errors as exc:
-                    # Not the message's fault: never dead-letter it; redeliver after a pause.
-                    log.warning("consumer %s: infrastructure error on %s: %r", consumer, topic, exc)
+                    log.warning(
+                        "consumer %s: infrastructure error on %s: %r", sub.name, record.topic, exc
+                    )
                     span.record_exception(exc)
                     await asyncio.sleep(self.retry.backoff(attempt))
-                    await message.nack()
-                    return
+                    raise _InfrastructureFailure from exc
                 except Exception as exc:  # noqa: BLE001 - a handler failure, whatever its type
                     span.record_exception(exc)
                     if attempt >= self.retry.attempts:
                         span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                         log.error(
                             "consumer %s: event %s failed %d times, dead-lettering: %r",
-                            consumer,
+                            sub.name,
                             event_id,
                             attempt,
                             exc,
                         )
-                        await self._dead_letter(message, consumer, exc, "handler", attempt)
+                        await self._dead_letter(record, sub.name, exc, "handler", attempt)
                         self.metrics.dead_lettered.labels(*labels).inc()
-                        return
+                        return "dead"
                     self.metrics.retried.labels(*labels).inc()
                     await asyncio.sleep(self.retry.backoff(attempt))
                     continue
                 if applied:
                     self.metrics.processed.labels(*labels).inc()
-                else:
-                    span.set_attribute("mmgen.duplicate", True)
-                    self.metrics.duplicates.labels(*labels).inc()
-                await message.ack()
-                return
+                    return "processed"
+                span.set_attribute("mmgen.duplicate", True)
+                self.metrics.duplicates.labels(*labels).inc()
+                return "duplicate"
 
-    async def _apply(
-        self,
-        envelope: E,
-        handler: Handler[E],
-        consumer: str,
-        record: Any,
-        headers: Sequence[tuple[str, bytes]],
-        attempt: int,
-        check_versions: bool,
-    ) -> bool:
-        """Run the handler and record the event as processed in one transaction.
-
-        Returns False when the event had been applied before (nothing written).
-        """
-        event_id = str(getattr(envelope, "event_id", ""))
-        if not event_id:
-            raise PoisonMessageError("envelope has no event_id")
-        marker = {
+    def _marker(self, consumer: str, event_id: str, record: Any) -> dict[str, Any]:
+        return {
             "_id": processed_marker_id(consumer, event_id),
             "consumer": consumer,
             "event_id": event_id,
@@ -329,7 +353,34 @@ class EventConsumer(Generic[E]):
             "offset": record.offset,
             "processed_at": datetime.now(UTC),
         }
-        header_map = {k: v.decode("utf-8", errors="replace") for k, v in headers if v is not None}
+
+    def _context(
+        self, session: AsyncClientSession, sub: _Subscription[E], record: Any, attempt: int
+    ) -> HandlerContext:
+        return HandlerContext(
+            session=session,
+            db=self.db,
+            consumer=sub.name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            attempt=attempt,
+            headers={
+                k: v.decode("utf-8", errors="replace")
+                for k, v in (record.headers or ())
+                if v is not None
+            },
+        )
+
+    async def _apply(self, envelope: E, sub: _Subscription[E], record: Any, attempt: int) -> bool:
+        """Run the handler and record the event as processed in one transaction.
+
+        Returns False when the event had been applied before (nothing written).
+        """
+        event_id = str(getattr(envelope, "event_id", ""))
+        if not event_id:
+            raise PoisonMessageError("envelope has no event_id")
+        marker = self._marker(sub.name, event_id, record)
 
         async def txn(session: AsyncClientSession) -> None:
             # The marker goes first: a duplicate aborts before the handler runs at all.
@@ -337,19 +388,11 @@ class EventConsumer(Generic[E]):
                 await self.db[PROCESSED_COLLECTION].insert_one(marker, session=session)
             except DuplicateKeyError as exc:
                 raise _Duplicate from exc
-            if check_versions and not await _advance_stream(self.db, session, consumer, envelope):
+            if sub.check_versions and not await _advance_stream(
+                self.db, session, sub.name, envelope
+            ):
                 raise _Duplicate
-            ctx = HandlerContext(
-                session=session,
-                db=self.db,
-                consumer=consumer,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                attempt=attempt,
-                headers=header_map,
-            )
-            await handler(envelope, ctx)
+            await sub.handler(envelope, self._context(session, sub, record, attempt))
 
         async with self.db.client.start_session() as session:
             try:
@@ -358,15 +401,106 @@ class EventConsumer(Generic[E]):
                 return False
         return True
 
-    async def _dead_letter(
-        self, message: Any, consumer: str, exc: BaseException, stage: str, attempts: int
-    ) -> None:
-        """Publish the original bytes to `<topic>.dlq` with the error; ack only once it is there.
+    # --- batches ------------------------------------------------------------------------------
 
-        If the dead letter cannot be published the exception propagates and the offset is not
-        committed: the message is redelivered rather than lost.
+    async def _process_batch(self, message: Any, sub: _Subscription[E]) -> None:
+        """Handle a batch, then commit once; rewind the whole batch if nothing could be done."""
+        records = message.raw_message
+        if not isinstance(records, tuple):
+            records = (records,)
+        try:
+            await self._handle_batch(records, sub)
+        except _InfrastructureFailure:
+            await message.nack()
+            return
+        except BaseException:
+            await message.nack()
+            raise
+        await message.ack()
+
+    async def _handle_batch(self, records: Sequence[Any], sub: _Subscription[E]) -> None:
+        """Apply a batch in ONE transaction; if any handler fails, redo it one by one.
+
+        Already-processed events are filtered out first by one indexed `$in` lookup of their
+        markers; the rest are marked and handled in a single transaction (one commit instead
+        of one per event). A failure anywhere rolls the whole transaction back, and the batch
+        falls back to the per-message path, with its retries and dead letters.
         """
-        record = message.raw_message
+        decoded: list[tuple[Any, E]] = []
+        for record in records:
+            try:
+                decoded.append((record, self.decode(record.value)))
+            except Exception:  # noqa: BLE001 - undecodable: the per-message path dead-letters it
+                await self._handle_record(record, sub)
+        if not decoded:
+            return
+        ids = {
+            processed_marker_id(sub.name, str(getattr(e, "event_id", ""))): (r, e)
+            for r, e in decoded
+        }
+        try:
+            done = {
+                d["_id"]
+                async for d in self.db[PROCESSED_COLLECTION].find(
+                    {"_id": {"$in": list(ids)}}, projection={"_id": 1}
+                )
+            }
+        except self.retry.infrastructure_errors as exc:
+            await asyncio.sleep(self.retry.backoff(1))
+            raise _InfrastructureFailure from exc
+        todo: list[tuple[Any, E]] = []
+        for marker_id, (record, envelope) in ids.items():
+            if marker_id in done:
+                self.metrics.duplicates.labels(sub.name, record.topic).inc()
+            else:
+                todo.append((record, envelope))
+        if not todo:
+            return
+        try:
+            applied = await self._apply_batch(todo, sub)
+        except self.retry.infrastructure_errors as exc:
+            log.warning("consumer %s: infrastructure error on a batch: %r", sub.name, exc)
+            await asyncio.sleep(self.retry.backoff(1))
+            raise _InfrastructureFailure from exc
+        except Exception as exc:  # noqa: BLE001 - some handler failed: isolate it
+            log.info("consumer %s: batch failed (%r); handling one by one", sub.name, exc)
+            for record, envelope in todo:
+                await self._handle_record(record, sub, envelope)
+            return
+        for (record, _), was_applied in zip(todo, applied, strict=True):
+            metric = self.metrics.processed if was_applied else self.metrics.duplicates
+            metric.labels(sub.name, record.topic).inc()
+
+    async def _apply_batch(self, todo: list[tuple[Any, E]], sub: _Subscription[E]) -> list[bool]:
+        markers = [self._marker(sub.name, str(getattr(e, "event_id", "")), r) for r, e in todo]
+
+        async def txn(session: AsyncClientSession) -> list[bool]:
+            await self.db[PROCESSED_COLLECTION].insert_many(markers, session=session)
+            applied: list[bool] = []
+            for record, envelope in todo:
+                with self._span(record, sub.name):
+                    if sub.check_versions and not await _advance_stream(
+                        self.db, session, sub.name, envelope
+                    ):
+                        applied.append(False)
+                        continue
+                    await sub.handler(envelope, self._context(session, sub, record, 1))
+                    applied.append(True)
+            return applied
+
+        async with self.db.client.start_session() as session:
+            return await session.with_transaction(txn)
+
+    # --- dead letters -------------------------------------------------------------------------
+
+    async def _dead_letter(
+        self, record: Any, consumer: str, exc: BaseException, stage: str, attempts: int
+    ) -> None:
+        """Publish the original bytes to `<topic>.dlq` with the error (the caller then acks).
+
+        If the dead letter cannot be published the exception propagates, the caller rewinds
+        and the message is redelivered rather than lost.
+        """
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         headers = {
             k: v.decode("utf-8", errors="replace")
@@ -386,14 +520,9 @@ class EventConsumer(Generic[E]):
                 H_FAILED_AT: datetime.now(UTC).isoformat(),
             }
         )
-        try:
-            await self.broker.publish(
-                record.value, topic=dlq_topic(record.topic), key=record.key, headers=headers
-            )
-        except Exception:
-            await message.nack()
-            raise
-        await message.ack()
+        await self.broker.publish(
+            record.value, topic=dlq_topic(record.topic), key=record.key, headers=headers
+        )
         trace.get_current_span().add_event("dead-lettered", {"topic": dlq_topic(record.topic)})
 
 
