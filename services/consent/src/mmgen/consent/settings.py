@@ -1,0 +1,43 @@
+"""Settings of the consent service, read from `CONSENT_*` environment variables.
+
+The only module of the service that reads the environment. Secrets are `SecretStr` fields
+whose development defaults are refused in production by the platform's validator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from mmgen.platform import ServiceSettings, dev_secret
+
+
+class ConsentSettings(ServiceSettings):
+    """Everything the consent service (and its audit component) is configured by."""
+
+    model_config = SettingsConfigDict(env_prefix="CONSENT_", extra="ignore", frozen=True)
+
+    service_name: str = "consent"
+    port: int = Field(default=8004, ge=0, le=65535)
+    mongo_database: str = "consent"
+    jwks_url: str | None = "http://127.0.0.1:8001/.well-known/jwks.json"
+
+    #: Local state folder (`mmgen up` sets it); generated development secrets live here.
+    state_dir: Path | None = None
+
+    #: Wraps the per-subject data keys of personal fields (AES-256-GCM key-encryption key).
+    master_key: SecretStr = dev_secret("consent-master-key")
+
+    #: Kafka partitions of the topics this service creates at start-up.
+    topic_partitions: int = Field(default=4, ge=1, le=256)
+    #: Consumer group of this service's consumers (retention commands, identity events).
+    consumer_group: str = "consent"
+    #: Run the outbox relay and consumers in the lifespan (off only in unit-style tests).
+    run_background: bool = True
+
+    #: Largest accepted analytics event `properties` object, in bytes of its JSON.
+    tracking_max_properties_bytes: int = Field(default=4096, ge=64, le=65536)
+    #: Stored analytics events kept per subject (oldest dropped beyond it: bounded storage).
+    tracking_max_events_per_subject: int = Field(default=1000, ge=1, le=100_000)
