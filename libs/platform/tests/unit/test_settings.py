@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 import pytest
@@ -14,7 +15,9 @@ from mmgen.platform import (
     ServiceSettings,
     dev_secret,
     is_development_secret,
+    key_bytes,
 )
+from mmgen.platform.settings import InsecureSecretError
 
 
 class DemoSettings(ServiceSettings):
@@ -83,3 +86,44 @@ def test_otel_settings_keep_their_standard_names(monkeypatch: pytest.MonkeyPatch
     assert OtelSettings().export_enabled
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert not OtelSettings().export_enabled
+
+
+class _KeyedSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="KEYED_", extra="ignore", frozen=True)
+    service_name: str = "keyed"
+    master_key: SecretStr = dev_secret("keyed-master-key")
+    index_key: SecretStr = dev_secret("keyed-index-key")
+
+
+def test_development_secrets_are_generated_once_and_kept_in_the_state_dir(tmp_path) -> None:
+    first = _KeyedSettings(environment="development", state_dir=tmp_path)
+    again = _KeyedSettings(environment="development", state_dir=tmp_path)
+    master = first.master_key.get_secret_value()
+    assert not is_development_secret(master)
+    assert master == again.master_key.get_secret_value(), "kept across restarts"
+    assert master != first.index_key.get_secret_value(), "each secret is its own"
+    assert len(key_bytes(first.master_key)) == 32
+    stored = tmp_path / "secrets" / "keyed.json"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    other = _KeyedSettings(environment="development", state_dir=tmp_path / "elsewhere")
+    assert other.master_key.get_secret_value() != master
+
+
+def test_secrets_are_not_generated_outside_development(tmp_path) -> None:
+    settings = _KeyedSettings(environment="test", state_dir=tmp_path)
+    assert settings.master_key.get_secret_value().startswith("dev-insecure-")
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_an_explicit_secret_is_never_replaced(tmp_path) -> None:
+    explicit = base64.b64encode(bytes(range(32))).decode()
+    settings = _KeyedSettings(
+        environment="development", state_dir=tmp_path, master_key=SecretStr(explicit)
+    )
+    assert key_bytes(settings.master_key) == bytes(range(32))
+
+
+@pytest.mark.parametrize("bad", ["not base64 at all!", base64.b64encode(b"short").decode()])
+def test_key_bytes_refuses_material_of_the_wrong_size(bad: str) -> None:
+    with pytest.raises(InsecureSecretError, match="exactly 32"):
+        key_bytes(SecretStr(bad))

@@ -38,6 +38,7 @@ from mmgen.platform.settings import (
     ServiceSettings,
     dev_secret,
     is_development_secret,
+    key_bytes,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "encode_cursor",
     "is_development_secret",
     "kafka_check",
+    "key_bytes",
     "mongo_check",
     "pagination",
     "problem_response",

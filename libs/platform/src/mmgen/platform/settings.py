@@ -9,7 +9,14 @@ does not boot. This module (and `OtelSettings`) are the only places that read th
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
+import os
+import secrets
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretBytes, SecretStr, model_validator
@@ -98,6 +105,11 @@ class ServiceSettings(BaseSettings):
     #: Cached keys are refreshed after this age, so a withdrawn key stops verifying.
     jwks_max_age_seconds: float = Field(default=300.0, gt=0)
 
+    #: The local state folder (`.mmgen/` under `mmgen up`); development secrets left at their
+    #: `dev_secret()` default are generated once and kept under it, so a local stack gets
+    #: real random keys that survive restarts without any secret in the repository.
+    state_dir: Path | None = None
+
     max_body_bytes: int = Field(default=1_048_576, ge=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
@@ -111,6 +123,26 @@ class ServiceSettings(BaseSettings):
         """The environment variable that sets `field` (for error messages and docs)."""
         prefix = str(self.model_config.get("env_prefix") or "")
         return f"{prefix}{field}".upper()
+
+    @model_validator(mode="after")
+    def _generate_development_secrets(self) -> ServiceSettings:
+        """Replace `dev_secret()` defaults by random values persisted under `state_dir`."""
+        if self.environment is not Environment.development or self.state_dir is None:
+            return self
+        pending = [
+            name
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+            and value.get_secret_value().startswith(DEV_SECRET_PREFIX)
+        ]
+        if not pending:
+            return self
+        stored = _load_or_create_dev_secrets(
+            self.state_dir / "secrets" / f"{self.service_name}.json", pending
+        )
+        for name in pending:
+            object.__setattr__(self, name, SecretStr(stored[name]))
+        return self
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> ServiceSettings:
@@ -134,6 +166,49 @@ class ServiceSettings(BaseSettings):
                 + " — set real values (generated, kept out of the repository)"
             )
         return self
+
+
+def _load_or_create_dev_secrets(path: Path, names: list[str]) -> dict[str, str]:
+    """Read the service's generated secrets, adding any missing one (32 random bytes, base64url)."""
+    try:
+        stored: dict[str, str] = json.loads(path.read_text())
+    except FileNotFoundError:
+        stored = {}
+    missing = [name for name in names if name not in stored]
+    if missing:
+        for name in missing:
+            stored[name] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stored, handle, indent=2)
+        tmp.replace(path)
+    return stored
+
+
+def key_bytes(secret: SecretStr, *, size: int = 32) -> bytes:
+    """Key material from a secret setting: base64 (standard or url-safe) of exactly `size` bytes.
+
+    A `dev_secret()` default (tests, or development without a state folder) is stretched with
+    SHA-256 so code paths stay the same; production refuses those defaults at start-up.
+    """
+    text = secret.get_secret_value().strip()
+    if text.startswith(DEV_SECRET_PREFIX):
+        return hashlib.sha256(text.encode("utf-8")).digest()[:size]
+    padded = text + "=" * (-len(text) % 4)
+    for decode in (base64.urlsafe_b64decode, base64.b64decode):
+        try:
+            raw = decode(padded)
+        except (binascii.Error, ValueError):
+            continue
+        if len(raw) == size:
+            return raw
+    raise InsecureSecretError(
+        f"a key setting must be base64 of exactly {size} random bytes "
+        f"(generate one with: python -c 'import secrets,base64;"
+        f"print(base64.b64encode(secrets.token_bytes({size})).decode())')"
+    )
 
 
 class OtelSettings(BaseSettings):
