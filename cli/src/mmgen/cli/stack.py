@@ -83,6 +83,12 @@ class StackConfig:
     service_ports: dict[str, int] = field(default_factory=dict)
     with_services: bool = True
     ready_timeout: float = 30.0
+    # System tests run services against the session's broker and database, isolated by
+    # prefixes; `mmgen up` leaves these empty and starts its own infrastructure.
+    topic_prefix: str = ""
+    database_prefix: str = ""
+    external_mongo_uri: str | None = None
+    external_kafka_bootstrap: str | None = None
 
     @property
     def logs(self) -> Path:
@@ -101,11 +107,11 @@ class StackConfig:
 
     @property
     def mongo_uri(self) -> str:
-        return mongo_uri(self.host, self.database_port)
+        return self.external_mongo_uri or mongo_uri(self.host, self.database_port)
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.broker_port}"
+        return self.external_kafka_bootstrap or f"{self.host}:{self.broker_port}"
 
     def service_url(self, service: str) -> str:
         return f"http://{self.host}:{self.port_of(service)}"
@@ -185,8 +191,9 @@ def service_env(config: StackConfig, service: str) -> dict[str, str]:
         "HOST": config.host,
         "PORT": str(config.port_of(service)),
         "MONGO_URI": config.mongo_uri,
-        "MONGO_DATABASE": service,
+        "MONGO_DATABASE": config.database_prefix + service,
         "KAFKA_BOOTSTRAP": config.kafka_bootstrap,
+        "TOPIC_PREFIX": config.topic_prefix,
         "JWKS_URL": f"{config.service_url('identity')}/.well-known/jwks.json",
         "STATE_DIR": str(config.state_dir.resolve()),
     }
@@ -295,6 +302,21 @@ def up(
         )
         for service in services:
             keep(start_service(config, service), "service")
+    except BaseException:
+        stop_components(started)
+        record.clear()
+        raise
+    return started
+
+
+def start_services(config: StackConfig, services: list[ServiceEntry]) -> list[Component]:
+    """Start services only, against infrastructure that already runs (system tests)."""
+    record = StackRecord(config.record_path)
+    started: list[Component] = []
+    try:
+        for service in services:
+            started.append(_as_component(start_service(config, service), "service"))
+            record.save(started)
     except BaseException:
         stop_components(started)
         record.clear()
