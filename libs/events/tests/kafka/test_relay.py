@@ -19,6 +19,7 @@ from mmgen.events.relay import (
     CachedKeyPartitioner,
     Relay,
     RelayFencedError,
+    RelayMessageTooLargeError,
     RelaySettings,
 )
 from mmgen.events.store import InMemoryEventStore
@@ -217,3 +218,34 @@ def test_cached_partitioner_maps_keys_like_kafka_default() -> None:
     for key in keys:
         assert cached(key, partitions, partitions) == default(key, partitions, partitions)
     assert cached(None, partitions, [2]) == 2  # keyless: any available partition
+
+
+async def test_large_events_go_alone_and_oversized_ones_stop_the_relay(
+    kafka_bootstrap: str,
+    mongo_db: Any,
+    topic_prefix: str,
+    make_envelope: Any,
+    producer_name: str,
+) -> None:
+    topic = Topics(topic_prefix).events(producer_name)
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    store = InMemoryEventStore(producer_name)
+    await append_many(store, make_envelope, 1, data={"blob": "a" * 600_000})  # > batch size
+    await append_many(store, make_envelope, 2)
+    relay = relay_for(store, mongo_db, kafka_bootstrap, topic)
+    await relay.start()
+    try:
+        assert await relay.acquire()
+        assert await relay.publish_next() == 3
+        await append_many(store, make_envelope, 1, data={"blob": "b" * 1_100_000})  # > 1 MiB
+        await append_many(store, make_envelope, 1)
+        with pytest.raises(RelayMessageTooLargeError):
+            await relay.publish_next()  # it stops there: never skipped, never checkpointed
+        assert relay.status.checkpoint == 3
+    finally:
+        await relay.close()
+    state = await mongo_db[RELAY_COLLECTION].find_one({"_id": producer_name})
+    assert state["checkpoint"] == 3
+    records = await read_all(kafka_bootstrap, topic, expect=3)
+    assert [json.loads(r.value)["producer_seq"] for r in records] == [1, 2, 3]
+    assert len(records[0].value) > 600_000
