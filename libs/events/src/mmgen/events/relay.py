@@ -78,7 +78,7 @@ class RelayFencedError(RelayError):
 class RelaySettings:
     """Tuning of one relay; the defaults suit a service, tests shorten the lease."""
 
-    window: int = 1_000
+    window: int = 2_000
     """Events read (and published as one batch) per round; bounded by the store's window."""
     idle_wait_s: float = 1.0
     """Longest wait for an append before looking again (the polling fallback)."""
