@@ -6,8 +6,6 @@ whose development defaults are refused in production by the platform's validator
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -24,11 +22,10 @@ class ConsentSettings(ServiceSettings):
     mongo_database: str = "consent"
     jwks_url: str | None = "http://127.0.0.1:8001/.well-known/jwks.json"
 
-    #: Local state folder (`mmgen up` sets it); generated development secrets live here.
-    state_dir: Path | None = None
-
     #: Wraps the per-subject data keys of personal fields (AES-256-GCM key-encryption key).
     master_key: SecretStr = dev_secret("consent-master-key")
+    #: Names the master key in wrapped data keys (change it when rotating the master key).
+    master_key_id: str = "consent-mk-1"
 
     #: Kafka partitions of the topics this service creates at start-up.
     topic_partitions: int = Field(default=4, ge=1, le=256)
@@ -41,3 +38,20 @@ class ConsentSettings(ServiceSettings):
     tracking_max_properties_bytes: int = Field(default=4096, ge=64, le=65536)
     #: Stored analytics events kept per subject (oldest dropped beyond it: bounded storage).
     tracking_max_events_per_subject: int = Field(default=1000, ge=1, le=100_000)
+
+    # --- the audit log (mmgen.consent.audit; see /work/notes/consent-audit-interface.md) ---
+    #: C2SP note signer key "PRIVATE+KEY+<name>+<id>+<b64>" (generate: `mmgen audit keygen`);
+    #: a dev default is derived deterministically from the secret text.
+    audit_signing_key: SecretStr = dev_secret("consent-audit-signing-key")
+    #: Checkpoint origin line (= the signing key's name).
+    audit_origin: str = "mmgen.local/audit"
+    #: Sign a tree head at least every N entries ...
+    audit_checkpoint_every_entries: int = 1000
+    #: ... or every T seconds (when the tree grew).
+    audit_checkpoint_every_seconds: float = 10.0
+    #: A producer_seq gap open this long becomes a republish request.
+    audit_gap_repair_delay_seconds: float = 5.0
+    #: Events appended to the audit log per transaction.
+    audit_batch_max: int = 1000
+    #: Kafka consumer group of the audit projector.
+    audit_consumer_group: str = "consent-audit"
