@@ -179,3 +179,21 @@ async def test_wait_for_append_wakes_on_commit_and_times_out_otherwise(
     await event_store.append(stream, 0, make_events(stream, 0, 2))
     assert await asyncio.wait_for(waiter, 10) == 2
     assert await event_store.wait_for_append(1, timeout=30) == 2
+
+
+async def test_the_same_event_id_in_two_concurrent_appends_lands_once(
+    event_store: EventStore, new_stream: Streams, make_events: Maker
+) -> None:
+    first, second, third = new_stream(), new_stream(), new_stream()
+    event = make_events(first, 0)[0]
+    twin = event.model_copy(update={"stream_id": second})
+    results = await asyncio.gather(
+        event_store.append(first, 0, [event]),
+        event_store.append(second, 0, [twin]),
+        event_store.append(third, 0, make_events(third, 0)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], list) and isinstance(results[2], list)
+    assert isinstance(results[1], DuplicateEventIdError)
+    assert await event_store.last_seq() == 2
+    assert [e.producer_seq for e in await event_store.read_range(1, 3)] == [1, 2]

@@ -5,24 +5,30 @@ and every transaction serialises on the producer's counter document anyway. Conc
 `append` calls in this process are queued; one committer takes everything queued and
 commits it in ONE transaction:
 
-1. read the heads (`<prefix>_streams`, `_id` = stream id, `version`) of every stream in the
-   batch, by key;
-2. check each append's `expected_version` in queue order against those heads (an earlier
-   append in the same batch moves the head); a mismatch becomes that caller's
-   `ConcurrencyError` and is simply left out — it never fails the others;
-3. `$inc` the producer's counter (`<prefix>_counters`) by the number of accepted events and
-   number them from the value it returns: gapless, and in commit order, because every
-   transaction that takes numbers writes that one document (a concurrent one write-conflicts
-   and is retried by `with_transaction`);
-4. insert the events, move the heads (guarded by their old version), commit.
+1. before the transaction, each append's `expected_version` is checked in queue order
+   against what this process knows of the stream (an earlier append in the same batch moves
+   it); a stale one becomes that caller's `ConcurrencyError` and is left out — it never fails
+   the others. "Version v exists" never stops being true, so the known versions are a safe
+   cache; for a stream the process does not know at `expected_version`, one indexed lookup
+   confirms that version exists (no gaps);
+2. in the transaction, `$inc` the producer's counter (`<prefix>_counters`) by the number of
+   accepted events and number them from the value it returns: gapless, and in commit
+   order, because every transaction that takes numbers writes that one document (a
+   concurrent one write-conflicts and `with_transaction` retries it);
+3. insert the events. The unique `(stream_id, stream_version)` index is the concurrency
+   guard against other processes (as in pyeventsourcing's recorders): a duplicate aborts
+   the transaction, the offending append gets its `ConcurrencyError` (or
+   `DuplicateEventIdError` for a reused event id) and the rest of the batch is retried.
+
+There is no per-stream head document: on SecantusDB, updating one head per stream cost as
+much as the event inserts themselves (bench/bench_events_append.py).
 
 The transaction callback only computes into local variables; callers' futures are resolved
-after the commit returns, so a retried callback has no side effects. A non-transient failure
-of a multi-append batch (e.g. a duplicate event id) re-runs its appends one by one, so the
-error reaches only the caller who caused it.
+after the commit returns, so a retried callback has no side effects.
 
 Reads use bounded windows on indexed fields (SecantusDB applies `limit` late):
-`(stream_id, stream_version)` windows for `load`, `producer_seq` windows for `read_range`.
+`(stream_id, stream_version)` windows for `load` and `stream_version`, `producer_seq` windows
+for `read_range`, `_id` lookups otherwise.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
@@ -60,8 +66,11 @@ DUPLICATE_KEY = 11000
 LOAD_PAGE = 1_000
 
 
-class _HeadMovedError(Exception):
-    """A stream head changed between our read and our write (another process): retry the batch."""
+class _RetryWithout(Exception):
+    """The transaction aborted because of one append: settle it with `error`, retry the rest."""
+
+    def __init__(self, pending: _Pending, error: EventsError) -> None:
+        self.pending, self.error = pending, error
 
 
 @dataclass(eq=False)
@@ -71,13 +80,21 @@ class _Pending:
     events: Sequence[Envelope]
     future: asyncio.Future[list[Envelope]] = field(repr=False)
 
+    def settle(self, result: list[Envelope] | BaseException) -> None:
+        if self.future.done():  # the caller was cancelled; the outcome stands regardless
+            return
+        if isinstance(result, BaseException):
+            self.future.set_exception(result)
+        else:
+            self.future.set_result(result)
+
 
 class MongoEventStore:
     """Event store of one producer in one service database.
 
     Collections (names from `prefix`): `<prefix>` the events (`_id` = event id, unique
-    `(stream_id, stream_version)`, unique `producer_seq`), `<prefix>_streams` the stream heads,
-    `<prefix>_counters` the producer's sequence counter. Call `ensure_indexes()` once at start.
+    `(stream_id, stream_version)`, unique `producer_seq`), `<prefix>_counters` the producer's
+    sequence counter. Call `ensure_indexes()` once at start.
     """
 
     def __init__(
@@ -89,17 +106,17 @@ class MongoEventStore:
         max_batch_events: int = 1_000,
         max_read_window: int = DEFAULT_MAX_READ_WINDOW,
         poll_interval: float = 0.2,
-        batch_retries: int = 5,
+        known_streams: int = 100_000,
     ) -> None:
         self._db = db
         self._producer = producer
         self.events = db[prefix]
-        self.heads = db[f"{prefix}_streams"]
         self.counters = db[f"{prefix}_counters"]
         self._max_batch_events = max_batch_events
         self._max_read_window = max_read_window
         self._poll_interval = poll_interval
-        self._batch_retries = batch_retries
+        self._known: dict[str, int] = {}  # stream -> a version known to exist (a lower bound)
+        self._known_limit = known_streams
         self._queue: list[_Pending] = []
         self._committer: asyncio.Task[None] | None = None
         self._signal = CommitSignal()
@@ -124,6 +141,14 @@ class MongoEventStore:
         await self.events.create_index(
             [("producer_seq", ASCENDING)], unique=True, name="producer_seq_unique"
         )
+
+    def _learn(self, stream_id: str, version: int) -> None:
+        """Remember that `version` of the stream exists (versions only ever grow)."""
+        if version <= self._known.get(stream_id, 0):
+            return
+        if stream_id not in self._known and len(self._known) >= self._known_limit:
+            self._known.pop(next(iter(self._known)))  # forget the oldest hint; it is only a hint
+        self._known[stream_id] = version
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -156,78 +181,57 @@ class MongoEventStore:
                 pending = self._queue.pop(0)
                 batch.append(pending)
                 size += len(pending.events)
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[_Pending]) -> None:
-        """Commit one batch and settle each caller's future with its own result or error."""
-        attempt = 0
-        while True:
-            attempt += 1
             try:
-                outcome = await self._transaction(batch)
-            except _HeadMovedError:
-                if attempt <= self._batch_retries:
-                    continue
-                error: BaseException = EventsError("stream heads kept moving; batch not written")
-            except (DuplicateKeyError, BulkWriteError, OperationFailure) as exc:
-                if not _is_duplicate_key(exc):
-                    error = exc
-                elif len(batch) > 1:
-                    for pending in batch:  # isolate the append that caused it
-                        await self._commit([pending])
-                    return
-                else:
-                    dupes = await self._existing_ids(batch[0].events)
-                    if dupes:
-                        error = DuplicateEventIdError(dupes)
-                    elif attempt <= self._batch_retries:
-                        continue  # a racing writer created the stream: re-read the heads
-                    else:
-                        error = exc
+                await self._commit(batch)
             except Exception as exc:  # settle callers, never lose the committer
                 log.exception("event store batch of %d appends failed", len(batch))
-                error = exc
-            else:
-                self.batches_committed += 1
                 for pending in batch:
-                    result = outcome[id(pending)]
-                    if pending.future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        pending.future.set_exception(result)
-                    else:
-                        pending.future.set_result(result)
-                self._signal.fire()
-                return
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+                    pending.settle(exc)
+
+    async def _precheck(self, batch: list[_Pending]) -> list[_Pending]:
+        """Settle stale appends with `ConcurrencyError`; return the ones worth committing."""
+        view: dict[str, int] = {}
+        accepted: list[_Pending] = []
+        for pending in batch:
+            stream, expected = pending.stream_id, pending.expected_version
+            known = view.get(stream, self._known.get(stream, 0))
+            if known < expected and not await self._version_exists(stream, expected):
+                actual = await self.stream_version(stream)
+                pending.settle(ConcurrencyError(stream, expected, actual))
+                continue
+            known = max(known, expected)
+            if known > expected:
+                pending.settle(ConcurrencyError(stream, expected, known))
+                continue
+            view[stream] = expected + len(pending.events)
+            accepted.append(pending)
+        return accepted
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        """Commit one batch; each caller gets its own result or its own error."""
+        accepted = await self._precheck(batch)
+        while accepted:
+            try:
+                outcome = await self._transaction(accepted)
+            except _RetryWithout as retry:
+                retry.pending.settle(retry.error)
+                accepted = [p for p in accepted if p is not retry.pending]
+                continue
+            self.batches_committed += 1
+            for pending, stored in zip(accepted, outcome, strict=True):
+                self._learn(pending.stream_id, stored[-1].stream_version)
+                pending.settle(stored)
+            self._signal.fire()
             return
 
-    async def _transaction(
-        self, batch: list[_Pending]
-    ) -> dict[int, list[Envelope] | ConcurrencyError]:
-        async def callback(session: AsyncClientSession) -> dict[int, Any]:
+    async def _transaction(self, accepted: list[_Pending]) -> list[list[Envelope]]:
+        owners: list[_Pending] = []  # which append each inserted document belongs to
+        for pending in accepted:
+            owners.extend([pending] * len(pending.events))
+
+        async def callback(session: AsyncClientSession) -> list[list[Envelope]]:
             # Everything computed here is local: with_transaction may run this again.
-            outcome: dict[int, Any] = {}
-            stream_ids = list({p.stream_id for p in batch})
-            heads: dict[str, int] = {}
-            async for doc in self.heads.find({"_id": {"$in": stream_ids}}, session=session):
-                heads[doc["_id"]] = doc["version"]
-            current = dict(heads)
-            accepted: list[_Pending] = []
-            for pending in batch:
-                actual = current.get(pending.stream_id, 0)
-                if actual != pending.expected_version:
-                    outcome[id(pending)] = ConcurrencyError(
-                        pending.stream_id, pending.expected_version, actual
-                    )
-                    continue
-                current[pending.stream_id] = actual + len(pending.events)
-                accepted.append(pending)
-            if not accepted:
-                return outcome
-            count = sum(len(p.events) for p in accepted)
+            count = len(owners)
             counter = await self.counters.find_one_and_update(
                 {"_id": self._producer},
                 {"$inc": {"seq": count}},
@@ -238,61 +242,115 @@ class MongoEventStore:
             if counter is None:  # upsert with ReturnDocument.AFTER always returns the document
                 raise EventsError("sequence counter upsert returned nothing")
             seq = int(counter["seq"]) - count + 1
-            docs: list[dict[str, Any]] = []
+            outcome: list[list[Envelope]] = []
             for pending in accepted:
-                stored = [e.with_position(seq + i) for i, e in enumerate(pending.events)]
-                seq += len(stored)
-                docs.extend(e.to_document() for e in stored)
-                outcome[id(pending)] = stored
+                outcome.append([e.with_position(seq + i) for i, e in enumerate(pending.events)])
+                seq += len(pending.events)
+            docs = [e.to_document() for stored in outcome for e in stored]
             await self.events.insert_many(docs, ordered=True, session=session)
-            ops: list[Any] = []
-            for stream_id in {p.stream_id for p in accepted}:
-                if stream_id in heads:
-                    ops.append(
-                        UpdateOne(
-                            {"_id": stream_id, "version": heads[stream_id]},
-                            {"$set": {"version": current[stream_id]}},
-                        )
-                    )
-                else:
-                    ops.append(InsertOne({"_id": stream_id, "version": current[stream_id]}))
-            result = await self.heads.bulk_write(ops, ordered=True, session=session)
-            if result.matched_count != sum(isinstance(op, UpdateOne) for op in ops):
-                raise _HeadMovedError
             return outcome
 
-        async with self._db.client.start_session() as session:
-            return await session.with_transaction(callback)
+        try:
+            async with self._db.client.start_session() as session:
+                return await session.with_transaction(callback)
+        except BulkWriteError as exc:
+            culprit = _duplicate_at(exc)
+            if culprit is None:
+                raise
+            index, key_pattern = culprit
+            raise await self._blame(owners[index], key_pattern) from exc
+        except (DuplicateKeyError, OperationFailure) as exc:
+            if not _is_duplicate_key(exc):
+                raise
+            raise await self._blame_unknown(accepted) from exc
+
+    async def _blame(self, pending: _Pending, key_pattern: dict[str, Any]) -> _RetryWithout:
+        if "stream_id" in key_pattern:
+            actual = await self.stream_version(pending.stream_id)
+            error: EventsError = ConcurrencyError(
+                pending.stream_id, pending.expected_version, actual
+            )
+            return _RetryWithout(pending, error)
+        if "_id" in key_pattern:
+            dupes = await self._existing_ids(pending.events)
+            return _RetryWithout(
+                pending, DuplicateEventIdError(dupes or [e.event_id for e in pending.events])
+            )
+        return await self._blame_unknown([pending])
+
+    async def _blame_unknown(self, accepted: list[_Pending]) -> _RetryWithout:
+        """No index in the error: find an append whose slot or event id is already taken."""
+        for pending in accepted:
+            dupes = await self._existing_ids(pending.events)
+            if dupes:
+                return _RetryWithout(pending, DuplicateEventIdError(dupes))
+            if await self._version_exists(pending.stream_id, pending.expected_version + 1):
+                actual = await self.stream_version(pending.stream_id)
+                return _RetryWithout(
+                    pending, ConcurrencyError(pending.stream_id, pending.expected_version, actual)
+                )
+        last = accepted[-1]  # the duplicate is inside the batch itself: drop the later one
+        return _RetryWithout(last, DuplicateEventIdError([e.event_id for e in last.events]))
 
     async def _existing_ids(self, events: Sequence[Envelope]) -> list[str]:
         ids = [e.event_id for e in events]
         found = {d["_id"] async for d in self.events.find({"_id": {"$in": ids}}, {"_id": 1})}
         return [i for i in ids if i in found]
 
+    async def _version_exists(self, stream_id: str, version: int) -> bool:
+        if version <= 0:
+            return True
+        cursor = self.events.find(
+            {"stream_id": stream_id, "stream_version": {"$gte": version, "$lte": version}},
+            {"_id": 1},
+        )
+        exists = bool([d async for d in cursor])
+        if exists:
+            self._learn(stream_id, version)
+        return exists
+
     # --- reads -------------------------------------------------------------------------------
+
+    async def _window(self, stream_id: str, low: int, high: int) -> list[Envelope]:
+        cursor = self.events.find(
+            {"stream_id": stream_id, "stream_version": {"$gt": low, "$lte": high}}
+        )
+        page = [Envelope.from_document(d) async for d in cursor]
+        page.sort(key=lambda e: e.stream_version)
+        return page
 
     async def load(
         self, stream_id: str, after_version: int = 0, up_to_version: int | None = None
     ) -> list[Envelope]:
-        end = await self.stream_version(stream_id)
-        if up_to_version is not None:
-            end = min(end, up_to_version)
         out: list[Envelope] = []
         low = max(after_version, 0)
-        while low < end:
-            high = min(low + LOAD_PAGE, end)
-            cursor = self.events.find(
-                {"stream_id": stream_id, "stream_version": {"$gt": low, "$lte": high}}
-            )
-            page = [Envelope.from_document(d) async for d in cursor]
-            page.sort(key=lambda e: e.stream_version)
+        while up_to_version is None or low < up_to_version:
+            high = low + LOAD_PAGE
+            if up_to_version is not None:
+                high = min(high, up_to_version)
+            page = await self._window(stream_id, low, high)
             out.extend(page)
+            if page:
+                self._learn(stream_id, page[-1].stream_version)
+            if len(page) < high - low:  # versions are gapless: a short page is the end
+                break
             low = high
         return out
 
     async def stream_version(self, stream_id: str) -> int:
-        doc = await self.heads.find_one({"_id": stream_id})
-        return int(doc["version"]) if doc else 0
+        """Counted forward from the highest version known to exist, one bounded window at a time."""
+        low = self._known.get(stream_id, 0)
+        while True:
+            cursor = self.events.find(
+                {"stream_id": stream_id, "stream_version": {"$gt": low, "$lte": low + LOAD_PAGE}},
+                {"_id": 0, "stream_version": 1},
+            )
+            found = [d["stream_version"] async for d in cursor]
+            if found:
+                low = max(found)
+                self._learn(stream_id, low)
+            if len(found) < LOAD_PAGE:
+                return low
 
     async def read_range(self, start_seq: int, end_seq: int) -> list[Envelope]:
         check_window(start_seq, end_seq, self._max_read_window)
@@ -313,6 +371,14 @@ class MongoEventStore:
     async def get(self, event_id: str) -> Envelope | None:
         doc = await self.events.find_one({"_id": event_id})
         return Envelope.from_document(doc) if doc else None
+
+
+def _duplicate_at(exc: BulkWriteError) -> tuple[int, dict[str, Any]] | None:
+    """(index of the document, key pattern) of the first duplicate-key write error."""
+    for error in exc.details.get("writeErrors", []):
+        if error.get("code") == DUPLICATE_KEY and "index" in error:
+            return int(error["index"]), dict(error.get("keyPattern") or {})
+    return None
 
 
 def _is_duplicate_key(exc: BaseException) -> bool:
