@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from mmgen.events.envelope import Envelope
 from mmgen.events.kafka_testing import read_all, wait_until
+from mmgen.events.mongo_store import MongoEventStore
 from mmgen.events.relay import (
     RELAY_COLLECTION,
     CachedKeyPartitioner,
@@ -249,3 +250,48 @@ async def test_large_events_go_alone_and_oversized_ones_stop_the_relay(
     records = await read_all(kafka_bootstrap, topic, expect=3)
     assert [json.loads(r.value)["producer_seq"] for r in records] == [1, 2, 3]
     assert len(records[0].value) > 600_000
+
+
+async def test_change_stream_wakes_the_relay_for_appends_of_another_process(
+    kafka_bootstrap: str,
+    mongo_db: Any,
+    topic_prefix: str,
+    make_envelope: Any,
+    producer_name: str,
+) -> None:
+    topic = Topics(topic_prefix).events(producer_name)
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    relay_store = MongoEventStore(mongo_db, producer_name)
+    await relay_store.ensure_indexes()
+    writer_store = MongoEventStore(mongo_db, producer_name)  # "another process": no shared signal
+
+    async def no_polling(after_seq: int, timeout: float) -> int:  # noqa: ASYNC109
+        await asyncio.sleep(timeout)
+        return after_seq
+
+    relay = relay_for(
+        relay_store,
+        mongo_db,
+        kafka_bootstrap,
+        topic,
+        settings=RelaySettings(idle_wait_s=60.0, lease_ttl_s=300.0),
+        wait_for_append=no_polling,
+        change_stream=relay_store.events,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: relay.status.holds_lease, what="lease taken")
+        await wait_until(lambda: relay._wake is not None and relay._wake.open, what="stream open")
+        for _ in range(3):
+            event = make_envelope(producer=producer_name)
+            await writer_store.append(event.stream_id, 0, [event])
+            seq = await writer_store.last_seq()
+            # Only the change stream can wake it before the 60 s idle wait ends.
+            await wait_until(
+                lambda s=seq: relay.status.checkpoint == s,
+                timeout_s=10,
+                what="woken by the change stream",
+            )
+    finally:
+        await relay.stop()
+        await task

@@ -241,11 +241,63 @@ class LeaseStore:
         return await self.collection.find_one({"_id": self.producer})
 
 
+class ChangeStreamWake:
+    """Wakes a relay as soon as any process inserts into the events collection.
+
+    A wake-up only makes the relay read by sequence; no resume token is kept on purpose (on
+    SecantusDB a token can expire or silently resume to nothing). If the stream fails it is
+    reopened after a pause, and the relay's polling covers the meantime.
+    """
+
+    def __init__(self, collection: Any, *, reopen_after_s: float = 1.0) -> None:
+        self.collection = collection
+        self.reopen_after_s = reopen_after_s
+        self.open = False
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch(), name="relay-change-stream")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.open = False
+
+    async def wait(self) -> None:
+        """Return at the next insert seen after this call started."""
+        self._event.clear()
+        await self._event.wait()
+
+    async def _watch(self) -> None:
+        pipeline = [{"$match": {"operationType": "insert"}}]
+        while True:
+            try:
+                async with await self.collection.watch(pipeline) as stream:
+                    self.open = True
+                    async for _ in stream:
+                        self._event.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - polling covers while the stream is down
+                log.warning("relay change stream failed (%r); polling until it reopens", exc)
+            self.open = False
+            await asyncio.sleep(self.reopen_after_s)
+
+
 class Relay:
     """Publishes one producer's event store to its events topic.
 
     Run `await relay.run()` as a task in the service (it returns after `stop()`), or drive it
     step by step with `acquire()` + `publish_next()` (tests, one-shot tools).
+
+    Wake-ups: `wait_for_append` (default: the store's, which a commit in this process fires
+    and which polls `last_seq` otherwise), plus, with `change_stream` (the events collection),
+    a change stream that wakes it on inserts from any process. `idle_wait_s` bounds the wait.
     """
 
     def __init__(
@@ -258,6 +310,7 @@ class Relay:
         settings: RelaySettings | None = None,
         owner: str | None = None,
         wait_for_append: Callable[[int, float], Awaitable[int]] | None = None,
+        change_stream: Any | None = None,
         metrics: RelayMetrics | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -269,6 +322,7 @@ class Relay:
         self.leases = LeaseStore(db, self.producer_name)
         self.status = RelayStatus(owner=owner or default_owner())
         self._wait_for_append = wait_for_append or store.wait_for_append
+        self._wake = ChangeStreamWake(change_stream) if change_stream is not None else None
         self.metrics = metrics or RelayMetrics(registry)
         self._window = min(self.settings.window, store.max_read_window)
         self._producer: AIOKafkaProducer | None = None
@@ -314,6 +368,8 @@ class Relay:
         checkpoint only ever covers acked events, so a retry republishes at worst.
         """
         await self.start()
+        if self._wake is not None:
+            await self._wake.start()
         backoff = self.settings.error_backoff_s
         try:
             while not self._stopping.is_set():
@@ -338,6 +394,8 @@ class Relay:
                     await self._pause(backoff)
                     backoff = min(backoff * 2, self.settings.max_error_backoff_s)
         finally:
+            if self._wake is not None:
+                await self._wake.stop()
             if self.status.holds_lease:
                 with contextlib.suppress(Exception):
                     await self.leases.release(self.status.owner, self.status.epoch)
@@ -351,15 +409,19 @@ class Relay:
     async def _idle(self) -> None:
         """Wait for an append past the checkpoint, renewing the lease while nothing happens."""
         timeout = min(self.settings.idle_wait_s, self.settings.lease_ttl_s / 3)
-        waiter = asyncio.ensure_future(self._wait_for_append(self.status.checkpoint, timeout))
-        stopper = asyncio.ensure_future(self._stopping.wait())
+        tasks = {
+            asyncio.ensure_future(self._wait_for_append(self.status.checkpoint, timeout)),
+            asyncio.ensure_future(self._stopping.wait()),
+        }
+        if self._wake is not None:
+            tasks.add(asyncio.ensure_future(self._wake.wait()))
         try:
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (waiter, stopper):
+            for task in tasks:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(waiter, stopper, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
         await self._renew_if_due()
 
     async def _renew_if_due(self) -> None:
