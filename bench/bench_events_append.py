@@ -11,6 +11,8 @@ be lost), and measures:
 - store, appends of 100-event batches: one writer, and 4 concurrent writers.
 The bare collections carry the same unique indexes as the store's. Results (rates, latency
 percentiles, average group size) go to bench/results/events_append.json with machine info.
+The single-append measurement is repeated (`--repeat`, median reported) because the host is
+shared: its rate follows the load average more than anything in this code.
 
 Usage: uv run python bench/bench_events_append.py [--events N] [--writers W]
 """
@@ -230,9 +232,15 @@ async def run(args: argparse.Namespace, uri: str) -> dict[str, Any]:
         results["bare_insert_many"] = await bare_insert_many(
             await fresh("bench_bare_im"), args.events, 500
         )
-        results["store_single_appends"] = await store_single_appends(
-            await fresh("bench_single"), args.events, args.writers, 50
-        )
+        # The host is shared: repeat the headline measurement and keep every run.
+        runs = [
+            await store_single_appends(
+                await fresh(f"bench_single_r{i}"), args.events, args.writers, 50
+            )
+            for i in range(args.repeat)
+        ]
+        results["store_single_appends_runs"] = runs
+        results["store_single_appends"] = sorted(runs, key=lambda r: r["per_s"])[len(runs) // 2]
         # How group commit scales with more appends in flight (bigger groups per transaction).
         results["store_single_appends_by_writers"] = [
             await store_single_appends(
@@ -257,6 +265,7 @@ def main() -> None:
     parser.add_argument("--bare-events", type=int, default=3_000)
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--writers", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sweep", type=int, nargs="*", default=[5, 50, 100])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-events-append-") as tmp:
@@ -278,6 +287,10 @@ def main() -> None:
         "results": results,
         "summary": {
             "store_single_appends_per_s": single,
+            "store_single_appends_per_s_runs": [
+                r["per_s"] for r in results["store_single_appends_runs"]
+            ],
+            "load_average_at_end": os.getloadavg(),
             "bare_txn_per_event_per_s": bare,
             "speedup_over_txn_per_event": round(single / bare, 2) if bare else None,
             "target_single_appends_per_s": 2000,

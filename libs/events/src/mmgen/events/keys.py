@@ -26,7 +26,7 @@ import re
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -85,6 +85,16 @@ class MasterKeyring:
 
     current: MasterKey
     retired: Sequence[MasterKey] = ()
+
+    @classmethod
+    def from_settings(
+        cls, current_key_id: str, current_key_b64: str, retired: Mapping[str, str] | None = None
+    ) -> MasterKeyring:
+        """From a service's settings: the current key and `{key_id: base64}` of retired ones."""
+        return cls(
+            MasterKey.from_base64(current_key_id, current_key_b64),
+            tuple(MasterKey.from_base64(kid, value) for kid, value in (retired or {}).items()),
+        )
 
     def get(self, key_id: str) -> MasterKey:
         if key_id == self.current.key_id:
