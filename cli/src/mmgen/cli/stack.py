@@ -89,6 +89,8 @@ class StackConfig:
     database_prefix: str = ""
     external_mongo_uri: str | None = None
     external_kafka_bootstrap: str | None = None
+    #: Further variables for every service (system tests set a bootstrap admin this way).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:
@@ -201,6 +203,7 @@ def service_env(config: StackConfig, service: str) -> dict[str, str]:
     for other in DEFAULT_SERVICE_PORTS:
         env[f"MMGEN_{other.upper()}_URL"] = config.service_url(other)
     env["OTEL_SERVICE_NAME"] = service
+    env.update(config.extra_env)
     return env
 
 
