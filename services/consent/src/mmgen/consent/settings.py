@@ -31,8 +31,12 @@ class ConsentSettings(ServiceSettings):
     topic_partitions: int = Field(default=4, ge=1, le=256)
     #: Consumer group of this service's consumers (retention commands, identity events).
     consumer_group: str = "consent"
-    #: Run the outbox relay and consumers in the lifespan (off only in unit-style tests).
-    run_background: bool = True
+    #: Kafka group session timeout / heartbeat of the consumers (tests shorten them: group
+    #: joins on the local broker take about half the session timeout).
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    #: Relay lease: a crashed relay's successor waits at most this long.
+    relay_lease_ttl_seconds: float = Field(default=10.0, gt=0)
 
     #: Largest accepted analytics event `properties` object, in bytes of its JSON.
     tracking_max_properties_bytes: int = Field(default=4096, ge=64, le=65536)

@@ -1,0 +1,1 @@
+"""Adapters of the consent service: event store wiring, read models on MongoDB, metrics."""

@@ -1,0 +1,1 @@
+"""The consent domain: purposes, policies, consent decisions, events and errors (no I/O)."""

@@ -1,0 +1,1 @@
+"""HTTP edge of the consent service: routers, schemas, dependencies, problem mapping."""

@@ -1,0 +1,1 @@
+"""Use cases of the consent service; HTTP routes and Kafka handlers both end here."""
