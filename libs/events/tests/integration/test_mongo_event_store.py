@@ -89,25 +89,57 @@ async def test_20_writers_200_appends_50_streams_give_exactly_1_to_4000(mongo_db
     await store.close()
 
 
+class ConflictCounter(monitoring.CommandListener):
+    """Counts commands that failed with a write conflict (the driver then retries the txn)."""
+
+    def __init__(self) -> None:
+        self.conflicts = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        if isinstance(event.failure, dict) and event.failure.get("code") == 112:
+            self.conflicts += 1
+
+
 @pytest.mark.slow
-async def test_two_store_instances_on_one_database_stay_gapless(mongo_db: Any) -> None:
-    """Two replicas of a service (two stores, own committers) write the same producer's log."""
-    stores = [MongoEventStore(mongo_db, PRODUCER, max_read_window=1000) for _ in range(2)]
-    await stores[0].ensure_indexes()
-    streams = [f"s-{uuid.uuid4().hex}" for _ in range(10)]
-    per_writer = await asyncio.gather(
-        *(writer(stores, streams, 40, random.Random(100 + i)) for i in range(10))
-    )
-    everything = await read_all(stores[1], 400)
-    assert_commit_order(per_writer, everything)
-    # A waiter on one instance learns of the other's commit by polling.
-    waiter = asyncio.create_task(stores[1].wait_for_append(400, timeout=30))
-    s = streams[0]
-    version = await stores[0].stream_version(s)
-    await stores[0].append(s, version, [one_event(s, version + 1)])
-    assert await asyncio.wait_for(waiter, 10) == 401
-    for store in stores:
-        await store.close()
+async def test_two_store_instances_on_one_database_stay_gapless(
+    mongo_uri: str, mongo_db: Any
+) -> None:
+    """Two replicas of a service (own clients, own committers) write one producer's log.
+
+    Their transactions write-conflict on the counter document; `with_transaction` re-runs the
+    callback, which must not leave anything behind from the failed attempt.
+    """
+    counter = ConflictCounter()
+    other: Any = AsyncMongoClient(mongo_uri, event_listeners=[counter])
+    try:
+        stores = [
+            MongoEventStore(mongo_db, PRODUCER, max_read_window=1000),
+            MongoEventStore(other[mongo_db.name], PRODUCER, max_read_window=1000),
+        ]
+        await stores[0].ensure_indexes()
+        streams = [f"s-{uuid.uuid4().hex}" for _ in range(10)]
+        per_writer = await asyncio.gather(
+            *(writer(stores, streams, 40, random.Random(100 + i)) for i in range(10))
+        )
+        everything = await read_all(stores[1], 400)
+        assert_commit_order(per_writer, everything)
+        assert counter.conflicts > 0, "no write conflict happened: the retry path went untested"
+        # A waiter on one instance learns of the other's commit by polling.
+        waiter = asyncio.create_task(stores[1].wait_for_append(400, timeout=30))
+        s = streams[0]
+        version = await stores[0].stream_version(s)
+        await stores[0].append(s, version, [one_event(s, version + 1)])
+        assert await asyncio.wait_for(waiter, 10) == 401
+        for store in stores:
+            await store.close()
+    finally:
+        await other.close()
 
 
 async def test_a_conflict_from_another_process_fails_only_its_own_append(mongo_db: Any) -> None:

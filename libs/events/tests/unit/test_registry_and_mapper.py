@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, ClassVar
 
@@ -135,12 +136,15 @@ async def test_shredded_owner_reads_as_erased_markers_not_errors() -> None:
         await mapper.to_envelope(registered(ann), "s-a", 2)
 
 
-async def test_missing_key_that_was_not_shredded_is_an_error() -> None:
+async def test_missing_key_that_was_not_shredded_is_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     mapper, _ = make_mapper()
     env = await mapper.to_envelope(registered(str(uuid.uuid4())), "s-1", 1)
     stranger, _ = make_mapper()  # another keystore: the key is simply not there
-    with pytest.raises(DataKeyMissingError):
+    with caplog.at_level(logging.ERROR), pytest.raises(DataKeyMissingError):
         await stranger.to_domain(env)
+    assert env.event_id in caplog.text and "missing" in caplog.text
 
 
 async def test_ciphertext_is_bound_to_its_event_id() -> None:
