@@ -66,16 +66,20 @@ async def open_mongo_kernel(
     registry: EventRegistry,
     keyring: MasterKeyring,
     collection_prefix: str = "events",
+    keystore_collection: str = "keystore",
     key_cache_ttl_seconds: float = 30.0,
     snapshot_every: int = 100,
     transcoder: Transcoder | None = None,
 ) -> EventKernel:
-    """The kernel on the service's own database; creates the indexes it needs (idempotent)."""
+    """The kernel on the service's own database; creates the indexes it needs (idempotent).
+
+    Collection names match the adapters' defaults (`events`, `events_counters`, `keystore`,
+    `events_snapshots`), so a service that wired the adapters by hand finds its data here.
+    """
     store = MongoEventStore(db, producer, prefix=collection_prefix)
     keystore = MongoKeystore(
-        db, keyring, collection=f"{collection_prefix}_keystore",
-        cache_ttl_seconds=key_cache_ttl_seconds,
-    )  # fmt: skip
+        db, keyring, collection=keystore_collection, cache_ttl_seconds=key_cache_ttl_seconds
+    )
     snapshots = MongoSnapshotStore(db, keystore, collection=f"{collection_prefix}_snapshots")
     await store.ensure_indexes()
     await keystore.ensure_indexes()
