@@ -1,0 +1,307 @@
+"""HTTP edge of the audit log: `/audit/*` routes (compliance role, declared purpose) and denials.
+
+Routes are thin: parse, authorise (platform dependencies), call `AuditQueries`, shape JSON.
+Domain errors become problem+json here, in one place. Every refusal (401/403) reaches the
+app's `AccessDenialRecorder`; `AuditDenialRecorder` appends it to the log itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from mmgen.consent.audit.domain import (
+    AUDIT_PRODUCER,
+    DENY_EVENT_TYPE,
+    AuditCheckpointNotFoundError,
+    AuditEntryNotFoundError,
+    AuditError,
+    AuditRangeInvalidError,
+)
+from mmgen.events.ids import new_event_id
+from mmgen.platform.auth import Principal, Purpose, require_roles
+from mmgen.platform.errors import ProblemError
+from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from mmgen.consent.audit.service import AuditQueries
+    from mmgen.consent.audit.store import MongoAuditStore
+    from mmgen.platform.denials import AccessDenialRecorder, DenialReason
+
+MAX_ID = 256
+MAX_PAGE = 500
+STREAM_BATCH = 500
+KEEPALIVE_S = 15.0
+
+
+class AuditNotFoundProblem(ProblemError):
+    status = 404
+    slug = "audit-not-found"
+    title = "Not in the audit log"
+
+
+class AuditRangeProblem(ProblemError):
+    status = 400
+    slug = "audit-range-invalid"
+    title = "Outside the audit log"
+
+
+def _problem(exc: AuditError) -> ProblemError:
+    if isinstance(exc, AuditEntryNotFoundError | AuditCheckpointNotFoundError):
+        return AuditNotFoundProblem(str(exc))
+    if isinstance(exc, AuditRangeInvalidError):
+        return AuditRangeProblem(str(exc))
+    return ProblemError(str(exc))
+
+
+class AppendSignal:
+    """Wakes live tails when entries are appended (in-process; tails also poll)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+
+
+Compliance = Annotated[Principal, Depends(require_roles("compliance"))]
+IdQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_ID)]
+
+
+def _seq_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    position = decode_cursor(cursor)
+    seq = position.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidCursorError("the cursor is not one this service issued")
+    return seq
+
+
+def build_router(
+    queries: AuditQueries,
+    signal: AppendSignal,
+    public_key: Callable[[], str],
+    store: MongoAuditStore,
+) -> APIRouter:
+    """The `/audit` router over one set of queries (one per app)."""
+    router = APIRouter(prefix="/audit", tags=["audit"])
+
+    async def call(coro: Awaitable[Any]) -> Any:
+        try:
+            return await coro
+        except AuditError as exc:
+            raise _problem(exc) from exc
+
+    @router.get("/entries", name="audit_list_entries")
+    async def list_entries(
+        who: Compliance,
+        purpose: Purpose,
+        subject_id: IdQuery = None,
+        actor_id: IdQuery = None,
+        action: IdQuery = None,
+        event_type: IdQuery = None,
+        producer: IdQuery = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    ) -> dict[str, Any]:
+        """Entries in seq order matching every filter; `since` inclusive, `until` exclusive
+        (on `recorded_at`). A page may hold fewer than `limit` items: follow `next_cursor`."""
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise AuditRangeProblem(f"{name} needs a time zone (e.g. Z)")
+        filters = {
+            "subject_id": subject_id,
+            "actor_id": actor_id,
+            "action": action,
+            "event_type": event_type,
+            "producer": producer,
+        }
+        page = await call(
+            queries.entries(
+                filters, since=since, until=until, start=_seq_cursor(cursor), limit=limit
+            )
+        )
+        next_cursor = None if page.next_seq is None else encode_cursor({"seq": page.next_seq})
+        return {"items": page.items, "next_cursor": next_cursor}
+
+    @router.get("/entries/{seq}", name="audit_get_entry")
+    async def get_entry(
+        who: Compliance, purpose: Purpose, seq: Annotated[int, Path(ge=0)]
+    ) -> dict[str, Any]:
+        return await call(queries.entry(seq))  # type: ignore[no-any-return]
+
+    @router.get("/stream", name="audit_stream", response_class=StreamingResponse)
+    async def stream(
+        request: Request,
+        who: Compliance,
+        purpose: Purpose,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+        from_seq: Annotated[int | None, Query(alias="from", ge=0)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    ) -> StreamingResponse:
+        """Server-sent events, one `entry` event per entry (`id` = seq). Resumes after
+        `Last-Event-ID`; `from` starts at a seq; without both, from the current end (live
+        tail). `limit` ends the stream after that many entries."""
+        if last_event_id is not None:
+            if not last_event_id.isdigit():
+                raise AuditRangeProblem("Last-Event-ID must be a seq")
+            start = int(last_event_id) + 1
+        elif from_seq is not None:
+            start = from_seq
+        else:
+            start = (await store.head()).size
+
+        async def events() -> AsyncIterator[bytes]:
+            seq, sent = start, 0
+            yield b": audit log stream\nretry: 2000\n\n"
+            while limit is None or sent < limit:
+                size = (await store.head()).size
+                if seq < size:
+                    docs = await store.window(seq, min(size, seq + STREAM_BATCH))
+                    for doc in docs:
+                        if doc["_id"] != seq:
+                            break
+                        yield f"id: {seq}\nevent: entry\ndata: {doc['e']}\n\n".encode()
+                        seq += 1
+                        sent += 1
+                        if limit is not None and sent >= limit:
+                            return
+                    continue
+                if await request.is_disconnected():
+                    return
+                await signal.wait(1.0)
+                if (await store.head()).size <= seq:
+                    yield b": keepalive\n\n"
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get("/checkpoints/latest", name="audit_latest_checkpoint")
+    async def latest_checkpoint(who: Compliance, purpose: Purpose) -> dict[str, Any]:
+        """The latest signed tree head: `{tree_size, root_hash, timestamp, note}`."""
+        record = await call(queries.checkpoint(None))
+        return record.to_json()  # type: ignore[no-any-return]
+
+    @router.get("/checkpoints/{tree_size}", name="audit_get_checkpoint")
+    async def get_checkpoint(
+        who: Compliance, purpose: Purpose, tree_size: Annotated[int, Path(ge=1)]
+    ) -> dict[str, Any]:
+        record = await call(queries.checkpoint(tree_size))
+        return record.to_json()  # type: ignore[no-any-return]
+
+    @router.get("/public-key", name="audit_public_key", response_class=PlainTextResponse)
+    async def get_public_key() -> PlainTextResponse:
+        """The C2SP verifier key of the log's signed heads (public; pin it in the CLI)."""
+        return PlainTextResponse(public_key() + "\n")
+
+    @router.get("/proofs/inclusion", name="audit_inclusion_proof")
+    async def inclusion_proof(
+        who: Compliance,
+        purpose: Purpose,
+        seq: Annotated[int, Query(ge=0)],
+        tree_size: Annotated[int | None, Query(ge=1)] = None,
+    ) -> dict[str, Any]:
+        """`{leaf_index, tree_size, hashes}`; `tree_size` defaults to the current size."""
+        return await call(queries.inclusion(seq, tree_size))  # type: ignore[no-any-return]
+
+    @router.get("/proofs/consistency", name="audit_consistency_proof")
+    async def consistency_proof(
+        who: Compliance,
+        purpose: Purpose,
+        first: Annotated[int, Query(ge=0)],
+        second: Annotated[int, Query(ge=0)],
+    ) -> dict[str, Any]:
+        return await call(queries.consistency(first, second))  # type: ignore[no-any-return]
+
+    @router.get("/verify", name="audit_verify")
+    async def verify(
+        who: Compliance,
+        purpose: Purpose,
+        from_seq: Annotated[int | None, Query(alias="from", ge=0)] = None,
+        to_seq: Annotated[int | None, Query(alias="to", ge=0)] = None,
+    ) -> dict[str, Any]:
+        """Server-side recheck of `[from, to]` (inclusive; default the whole log):
+        `{valid, checked, first_bad_seq, reason, code, ...}`."""
+        outcome = await call(queries.verify(from_seq, to_seq))
+        return outcome.to_json()  # type: ignore[no-any-return]
+
+    @router.get("/subjects/{subject_id}/report", name="audit_subject_report")
+    async def subject_report(
+        who: Compliance,
+        purpose: Purpose,
+        subject_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
+    ) -> dict[str, Any]:
+        """The Art. 15 view of one subject: purposes, categories, recipients, accesses."""
+        return await call(queries.subject_report(subject_id))  # type: ignore[no-any-return]
+
+    return router
+
+
+class AuditDenialRecorder:
+    """Appends every refusal it is given as a `deny` entry of the log, at once.
+
+    The entry is the audit component's own (producer `audit`, gapless own numbering), so it
+    does not depend on the consent event store nor on Kafka. `wrap(other)` sends refusals on
+    `/audit/*` here and every other refusal to `other` (e.g. an event-store recorder).
+    """
+
+    def __init__(self, store: MongoAuditStore, on_append: Callable[[Any], None]) -> None:
+        self.store = store
+        self.on_append = on_append
+
+    async def record(
+        self, principal: Principal | None, request: Request, reason: DenialReason
+    ) -> None:
+        path = request.url.path[:MAX_ID]
+        subject = request.path_params.get("subject_id") or request.query_params.get("subject_id")
+        purpose = getattr(request.state, "purpose", None)
+        item: dict[str, Any] = {
+            "event_id": new_event_id(),
+            "producer": AUDIT_PRODUCER,
+            "producer_seq": None,
+            "event_type": DENY_EVENT_TYPE,
+            "action": "deny",
+            "occurred_at": datetime.now(UTC),
+            "subject_id": str(subject)[:MAX_ID] if subject else None,
+            "actor_id": principal.subject_id if principal is not None else None,
+            "actor_role": str(principal.role) if principal is not None else None,
+            "purpose": str(purpose) if purpose else None,
+            "resource": {"type": "audit_log", "id": path or "/"},
+            "categories": ("usage",),
+        }
+        result = await self.store.append([item])
+        self.on_append(result)
+
+    def wrap(self, other: AccessDenialRecorder) -> AccessDenialRecorder:
+        mine = self
+
+        class _Routed:
+            async def record(
+                self, principal: Principal | None, request: Request, reason: DenialReason
+            ) -> None:
+                if request.url.path.startswith("/audit"):
+                    await mine.record(principal, request, reason)
+                else:
+                    await other.record(principal, request, reason)
+
+        return _Routed()
+
+
+__all__ = ["AppendSignal", "AuditDenialRecorder", "build_router"]

@@ -1,0 +1,132 @@
+"""Signed tree heads: C2SP tlog-checkpoints over the audit log, made every N entries or T seconds.
+
+Timestamp decision: the note carries ONE extension line `timestamp <RFC 3339 UTC, ms>`, so the
+time is signed with the head (an unsigned timestamp could be moved by whoever serves it). The
+API's `timestamp` is that same string. Verifiers that ignore extension lines (C2SP allows
+them) still verify the note. Every head is kept, keyed by tree size, so consistency between
+any two can be proved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from mmgen.auditlog.checkpoint import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
+from mmgen.auditlog.entry import format_timestamp
+from mmgen.consent.audit.store import CheckpointRecord, MongoAuditStore
+
+if TYPE_CHECKING:
+    from mmgen.consent.audit.metrics import AuditMetrics
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP_PREFIX = "timestamp "
+
+
+def load_signer(secret: str, origin: str) -> NoteSigner:
+    """The log's signing key from its secret setting.
+
+    A real key is a C2SP signer string `PRIVATE+KEY+<origin>+<id>+<b64>`. Any other text (the
+    development default) derives a deterministic key from SHA-256 of the text, so a local
+    stack keeps one key across restarts; production refuses development secrets at start-up.
+    """
+    if secret.startswith("PRIVATE+KEY+"):
+        return NoteSigner.from_string(secret)
+    return NoteSigner(origin, hashlib.sha256(secret.encode("utf-8")).digest())
+
+
+def checkpoint_timestamp(checkpoint: Checkpoint) -> str | None:
+    """The signed `timestamp` extension line's value, if any."""
+    for line in checkpoint.extensions:
+        if line.startswith(TIMESTAMP_PREFIX):
+            return line[len(TIMESTAMP_PREFIX) :]
+    return None
+
+
+class Checkpointer:
+    """Signs the current head when it is due and stores it (idempotent per tree size)."""
+
+    def __init__(
+        self,
+        store: MongoAuditStore,
+        signer: NoteSigner,
+        *,
+        origin: str,
+        every_entries: int,
+        every_seconds: float,
+        metrics: AuditMetrics | None = None,
+    ) -> None:
+        if signer.name != origin:
+            raise ValueError(f"signing key name {signer.name!r} is not the origin {origin!r}")
+        self.store = store
+        self.signer = signer
+        self.origin = origin
+        self.every_entries = max(1, every_entries)
+        self.every_seconds = every_seconds
+        self.metrics = metrics
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._last_size: int | None = None
+        self._last_at = 0.0
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return self.signer.verifier()
+
+    def notify(self, size: int) -> None:
+        """Called after an append: sign now if N entries have gone by since the last head."""
+        if self._last_size is None or size - self._last_size >= self.every_entries:
+            self._wake.set()
+
+    async def sign_now(self) -> CheckpointRecord | None:
+        """Sign the current head (None if the tree is empty or that size is signed already)."""
+        head = await self.store.head()
+        if head.size == 0:
+            return None
+        existing = await self.store.checkpoint(head.size)
+        if existing is not None:
+            self._last_size = head.size
+            return existing
+        stamp = format_timestamp(datetime.now(UTC))
+        checkpoint = Checkpoint(
+            self.origin, head.size, head.root(), (f"{TIMESTAMP_PREFIX}{stamp}",)
+        )
+        note = sign_checkpoint(checkpoint, self.signer)
+        record = CheckpointRecord(head.size, head.root().hex(), stamp, note)
+        if await self.store.save_checkpoint(record):
+            if self.metrics is not None:
+                self.metrics.checkpoints.inc()
+                self.metrics.checkpoint_size.set(head.size)
+        self._last_size = head.size
+        self._last_at = asyncio.get_running_loop().time()
+        return record
+
+    async def run(self) -> None:
+        """Until `stop()`: sign when N entries accumulated (woken) or T seconds passed."""
+        latest = await self.store.latest_checkpoint()
+        self._last_size = latest.tree_size if latest else 0
+        self._last_at = asyncio.get_running_loop().time()
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.every_seconds)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                head = await self.store.head()
+                grown = head.size - (self._last_size or 0)
+                elapsed = asyncio.get_running_loop().time() - self._last_at
+                if grown > 0 and (grown >= self.every_entries or elapsed >= self.every_seconds):
+                    await self.sign_now()
+            except Exception:
+                log.exception("audit checkpoint failed; retrying")
+                await asyncio.sleep(min(1.0, self.every_seconds))
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
