@@ -8,6 +8,7 @@ projections never moves a read model backwards. Lookups are by key or by an inde
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -55,14 +56,12 @@ class ConsentReadModel:
                 "decided_at": state.decided_at,
                 "stream_version": stream_version,
             }
-            try:
+            with contextlib.suppress(DuplicateKeyError):  # a newer projection is there
                 await self.coll.update_one(
                     {"_id": doc_id, "stream_version": {"$lt": stream_version}},
                     {"$set": fields},
                     upsert=True,
                 )
-            except DuplicateKeyError:
-                pass  # a newer projection is there already
 
     async def of_subject(self, subject_id: str) -> list[dict[str, Any]]:
         docs = await self.coll.find({"subject_id": subject_id}).to_list(None)
@@ -119,17 +118,9 @@ class TrackingReadModel:
         )
 
     async def add(self, event_id: str, subject_id: str, name: str, received_at: datetime) -> None:
-        try:
-            await self.coll.insert_one(
-                {
-                    "_id": event_id,
-                    "subject_id": subject_id,
-                    "name": name,
-                    "received_at": received_at,
-                }
-            )
-        except DuplicateKeyError:
-            pass
+        doc = {"_id": event_id, "subject_id": subject_id, "name": name, "received_at": received_at}
+        with contextlib.suppress(DuplicateKeyError):  # added before (a retried request)
+            await self.coll.insert_one(doc)
 
     async def trim(self, subject_id: str, keep: int) -> int:
         """Drop the oldest events of a subject beyond `keep` (storage is bounded per subject)."""
@@ -138,7 +129,7 @@ class TrackingReadModel:
             return 0
         oldest = (
             await self.coll.find({"subject_id": subject_id}, {"_id": 1})
-            .sort("received_at", ASCENDING)
+            .sort([("received_at", ASCENDING), ("_id", ASCENDING)])
             .to_list(total - keep)
         )
         result = await self.coll.delete_many({"_id": {"$in": [d["_id"] for d in oldest]}})

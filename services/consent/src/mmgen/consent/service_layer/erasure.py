@@ -9,6 +9,7 @@ analytics events and therefore the key, since their contents live only encrypted
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -110,7 +111,7 @@ class ErasureService:
     async def anonymize_resource(self, command: Envelope) -> None:
         """This service owns no anonymisable resources; it still answers, with a zero count."""
         resource = command.data.get("resource") or {}
-        try:
+        with contextlib.suppress(ConcurrencyError):  # answered before
             await self.repo.append(
                 f"anonymization:{command.event_id}",
                 0,
@@ -128,8 +129,6 @@ class ErasureService:
                     )
                 ],
             )
-        except ConcurrencyError:
-            pass
 
     # --- export and footprint ----------------------------------------------------------------
 

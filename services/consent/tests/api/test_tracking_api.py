@@ -1,0 +1,126 @@
+"""API tests: the tracking gate (consent, anonymity, GPC), its counters, gpc.json."""
+
+from __future__ import annotations
+
+import re
+
+PROBLEM = "application/problem+json"
+EVENT = {"name": "page_view", "page": "/projects/42", "properties": {"ref": "newsletter"}}
+
+
+def counter(metrics_text: str, result: str, reason: str) -> float:
+    pattern = (
+        r'^mmgen_consent_tracking_events_total\{reason="' + reason + r'",result="' + result + r'"\} (\S+)$'
+    )
+    found = re.search(pattern, metrics_text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_dropped_without_consent_and_counted(api, client, tokens) -> None:
+    subject, me = tokens.headers("client")
+    anonymous = await client.post("/tracking/events", json=EVENT)
+    assert anonymous.status_code == 202
+    assert anonymous.json() == {"accepted": False, "reason": "anonymous", "event_id": None}
+    no_consent = await client.post("/tracking/events", headers=me, json=EVENT)
+    assert no_consent.json() == {"accepted": False, "reason": "no_consent", "event_id": None}
+
+    metrics = (await client.get("/metrics")).text
+    assert counter(metrics, "dropped", "anonymous") == 1
+    assert counter(metrics, "dropped", "no_consent") == 1
+    assert counter(metrics, "accepted", "consent_granted") == 0
+    assert await api.events(event_type="consent.TrackingEventAccepted") == []
+    assert await api.db["tracking_events"].count_documents({}) == 0
+
+
+async def test_accepted_with_consent_and_stored_encrypted(api, client, tokens) -> None:
+    await api.publish_policy("v1")
+    subject, me = tokens.headers("client")
+    await client.put(
+        "/consents/me/cookies.analytics", headers=me, json={"granted": True, "policy_version": "v1"}
+    )
+    accepted = await client.post("/tracking/events", headers=me, json=EVENT)
+    assert accepted.status_code == 202
+    body = accepted.json()
+    assert body["accepted"] is True and body["reason"] == "consent_granted"
+
+    (stored,) = await api.events(event_type="consent.TrackingEventAccepted")
+    assert stored["_id"] == body["event_id"]
+    assert stored["subject_id"] == subject
+    assert stored["categories"] == ["usage"]
+    assert stored["data"]["name"] == "page_view"
+    assert stored["pii"]["owner"] == f"subject:{subject}"
+    assert await api.db["tracking_events"].count_documents({"subject_id": subject}) == 1
+    assert counter((await client.get("/metrics")).text, "accepted", "consent_granted") == 1
+
+    # Withdrawing is as easy as granting, and the gate follows at once.
+    await client.put(
+        "/consents/me/cookies.analytics", headers=me, json={"granted": False, "policy_version": "v1"}
+    )
+    after = await client.post("/tracking/events", headers=me, json=EVENT)
+    assert after.json()["reason"] == "no_consent"
+
+
+async def test_gpc_drops_and_records_refusal(api, client, tokens) -> None:
+    await api.publish_policy("v1")
+    subject, me = tokens.headers("creator")
+    await client.put(
+        "/consents/me/cookies.analytics", headers=me, json={"granted": True, "policy_version": "v1"}
+    )
+    response = await client.post("/tracking/events", headers={**me, "Sec-GPC": "1"}, json=EVENT)
+    assert response.json() == {"accepted": False, "reason": "gpc", "event_id": None}
+    withdrawals = await api.events(subject_id=subject, event_type="consent.ConsentWithdrawn")
+    assert sorted((w["data"]["purpose"], w["data"]["method"]) for w in withdrawals) == [
+        ("cookies.analytics", "gpc"),
+        ("data.sale_sharing", "gpc"),
+    ]
+    # The refusal is durable: without the header the analytics consent stays withdrawn.
+    later = await client.post("/tracking/events", headers=me, json=EVENT)
+    assert later.json()["reason"] == "no_consent"
+    metrics = (await client.get("/metrics")).text
+    assert counter(metrics, "dropped", "gpc") == 1
+    # Anonymous GPC callers have nothing to record: dropped, no event.
+    before = len(await api.events())
+    await client.post("/tracking/events", headers={"Sec-GPC": "1"}, json=EVENT)
+    assert len(await api.events()) == before
+
+
+async def test_tracking_input_limits(api, client, tokens) -> None:
+    await api.publish_policy("v1")
+    _, me = tokens.headers("client")
+    await client.put(
+        "/consents/me/cookies.analytics", headers=me, json={"granted": True, "policy_version": "v1"}
+    )
+    before = len(await api.events())
+    for body in (
+        {"name": "Page View!"},
+        {"name": "x", "properties": {"blob": "y" * 5000}},
+        {"name": "x", "page": "/" * 3000},
+        {"name": "x", "unknown": 1},
+        {"properties": {}},
+    ):
+        response = await client.post("/tracking/events", headers=me, json=body)
+        assert response.status_code == 422, body
+        assert response.headers["content-type"].startswith(PROBLEM)
+    assert len(await api.events()) == before
+
+
+async def test_stored_tracking_events_are_bounded_per_subject(api, client, tokens) -> None:
+    await api.publish_policy("v1")
+    subject, me = tokens.headers("client")
+    await client.put(
+        "/consents/me/cookies.analytics", headers=me, json={"granted": True, "policy_version": "v1"}
+    )
+    ids = []
+    for i in range(7):  # the test settings keep 5 per subject
+        response = await client.post("/tracking/events", headers=me, json={"name": f"e{i}"})
+        ids.append(response.json()["event_id"])
+    kept = await api.db["tracking_events"].find({"subject_id": subject}).to_list(None)
+    assert sorted(d["_id"] for d in kept) == sorted(ids[2:])
+
+
+async def test_gpc_support_resource(client) -> None:
+    response = await client.get("/.well-known/gpc.json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["gpc"] is True
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", body["lastUpdate"])
