@@ -14,6 +14,7 @@ from mmgen.events.errors import (
     ConcurrencyError,
     DuplicateEventIdError,
     ReadWindowTooLargeError,
+    StoreClosedError,
 )
 from mmgen.events.store import EventStore
 
@@ -197,3 +198,14 @@ async def test_the_same_event_id_in_two_concurrent_appends_lands_once(
     assert isinstance(results[1], DuplicateEventIdError)
     assert await event_store.last_seq() == 2
     assert [e.producer_seq for e in await event_store.read_range(1, 3)] == [1, 2]
+
+
+async def test_a_closed_store_refuses_appends_but_keeps_what_it_committed(
+    event_store: EventStore, new_stream: Streams, make_events: Maker
+) -> None:
+    stream = new_stream()
+    await event_store.append(stream, 0, make_events(stream, 0))
+    await event_store.close()  # type: ignore[attr-defined]
+    with pytest.raises(StoreClosedError):
+        await event_store.append(stream, 1, make_events(stream, 1))
+    assert [e.stream_version for e in await event_store.load(stream)] == [1]
