@@ -1,0 +1,1 @@
+"""The identity domain: accounts, credentials rules and events; no I/O, no web code."""

@@ -1,0 +1,76 @@
+"""Identity's exception root and its leaves; the HTTP edge maps them to problem+json in one place.
+
+Messages never contain personal data (they become a problem's `detail`).
+"""
+
+from __future__ import annotations
+
+
+class IdentityError(Exception):
+    """Root of every error the identity service raises on purpose."""
+
+
+class EmailInvalidError(IdentityError, ValueError):
+    """The email address is not a plausible mailbox."""
+
+
+class EmailTakenError(IdentityError):
+    """Another account already uses this email address."""
+
+
+class PasswordRejectedError(IdentityError, ValueError):
+    """The password breaks the password policy (length, blocklist, context words)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"password rejected: {reason}")
+
+
+class InvalidCredentialsError(IdentityError):
+    """Unknown email or wrong password: deliberately the same error for both."""
+
+    def __init__(self) -> None:
+        super().__init__("the email or password is not correct")
+
+
+class LoginThrottledError(IdentityError):
+    """Too many failed logins for the account or the client address; retry later."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"too many failed attempts; retry in {self.retry_after} s")
+
+
+class RefreshTokenInvalidError(IdentityError):
+    """Unknown, expired, revoked or already-used refresh token."""
+
+    def __init__(self, detail: str = "the refresh token is not valid") -> None:
+        super().__init__(detail)
+
+
+class ServiceCredentialsInvalidError(IdentityError):
+    """Unknown service or wrong service secret."""
+
+    def __init__(self) -> None:
+        super().__init__("the service name or secret is not correct")
+
+
+class UserNotFoundError(IdentityError):
+    """No (active) account with this id."""
+
+    def __init__(self) -> None:
+        super().__init__("no such user")
+
+
+class AccountNotActiveError(IdentityError):
+    """The account was closed or erased: nothing can be done with it any more."""
+
+    def __init__(self) -> None:
+        super().__init__("the account is closed")
+
+
+class NothingToChangeError(IdentityError, ValueError):
+    """A correction that changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("the request changes nothing")

@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP API, the retention-commands consumer, the app factory."""

@@ -1,0 +1,1 @@
+"""identity's HTTP API (FastAPI routers on the platform's app factory)."""

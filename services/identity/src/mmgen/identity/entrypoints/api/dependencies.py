@@ -1,0 +1,28 @@
+"""Typed dependencies of identity's routes: the wired service and role-checked principals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from mmgen.identity.bootstrap import Identity
+from mmgen.platform import ServiceUnavailableError
+from mmgen.platform.auth import Principal, require_roles, require_service
+
+
+def get_identity(request: Request) -> Identity:
+    identity: Identity | None = getattr(request.app.state, "identity", None)
+    if identity is None:
+        raise ServiceUnavailableError("identity is starting or stopping")
+    return identity
+
+
+Service = Annotated[Identity, Depends(get_identity)]
+Person = Annotated[
+    Principal, Depends(require_roles("client", "creator", "staff", "compliance", "admin"))
+]
+StaffReader = Annotated[Principal, Depends(require_roles("staff", "compliance"))]
+Admin = Annotated[Principal, Depends(require_roles("admin"))]
+AdminCli = Annotated[Principal, Depends(require_service("admin-cli"))]
+SubjectRightsCaller = Annotated[Principal, Depends(require_service("retention", "admin-cli"))]

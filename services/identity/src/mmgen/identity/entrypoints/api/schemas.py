@@ -1,0 +1,110 @@
+"""Request and response bodies. Requests refuse unknown fields: nobody sets their own role."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mmgen.identity.domain.events import BusinessDetails
+
+PHONE_PATTERN = r"^\+?[0-9][0-9 ().\-]{3,31}$"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RegisterRequest(_Request):
+    email: str = Field(min_length=3, max_length=254)
+    # Not stripped: a passphrase's spaces are the user's; the policy checks its length.
+    password: str = Field(min_length=1, max_length=4096)
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
+    role: Literal["client", "creator"]
+    business: BusinessDetails | None = None
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class CreateUserRequest(_Request):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=4096)
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
+    role: Literal["staff", "compliance", "admin"]
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class CreateAdminRequest(_Request):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=4096)
+    name: str = Field(default="Administrator", min_length=1, max_length=200)
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class CorrectionRequest(_Request):
+    """Only the fields present are changed; `phone`/`business` may be set to null to remove."""
+
+    email: str | None = Field(default=None, min_length=3, max_length=254)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
+    business: BusinessDetails | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required_fields(self) -> CorrectionRequest:
+        for name in ("email", "name"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be removed, only corrected")
+        return self
+
+
+class TokenRequest(_Request):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=4096)
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class RefreshRequest(_Request):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class ServiceTokenRequest(_Request):
+    service: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")
+    secret: str = Field(min_length=1, max_length=200)
+
+
+class Registered(BaseModel):
+    user_id: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a token type, not a secret
+    expires_in: int
+    refresh_token: str
+
+
+class ServiceTokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a token type, not a secret
+    expires_in: int
+
+
+class UserView(BaseModel):
+    user_id: str
+    role: str
+    status: str
+    email: str | None
+    name: str | None
+    phone: str | None
+    business: BusinessDetails | None
+
+
+class RotationView(BaseModel):
+    kid: str
+    previous_kid: str | None
+    previous_verifies_until: str | None

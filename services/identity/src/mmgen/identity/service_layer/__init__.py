@@ -1,0 +1,1 @@
+"""Use cases of identity: accounts, tokens, erasure. HTTP routes and consumers end here."""

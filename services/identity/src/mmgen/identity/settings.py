@@ -1,0 +1,92 @@
+"""Settings of the identity service, read from `IDENTITY_*` environment variables.
+
+Secrets (`master_key`, `blind_index_key`, `service_credentials_key`) default to `dev_secret(...)`
+values: under `mmgen up` the platform replaces them by random keys kept under the state folder,
+and production refuses to start with them.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from mmgen.platform import ServiceSettings, dev_secret
+
+#: OWASP Password Storage Cheat Sheet, argon2id minimum: 19 MiB, 2 iterations, 1 lane.
+OWASP_MIN_MEMORY_KIB = 19_456
+OWASP_MIN_TIME_COST = 2
+
+
+class IdentitySettings(ServiceSettings):
+    """Everything identity reads from its environment (prefix `IDENTITY_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore", frozen=True)
+
+    service_name: str = "identity"
+    port: int = Field(default=8001, ge=0, le=65535)
+    mongo_database: str = "identity"
+    #: identity verifies its own tokens from its key ring; it never fetches its own JWKS.
+    jwks_url: str | None = None
+
+    # --- secrets -----------------------------------------------------------------------------
+    #: Wraps the per-subject data keys (crypto-shredding) and the JWT signing keys at rest.
+    master_key: SecretStr = dev_secret("identity-master-key")
+    master_key_id: str = "mk-1"
+    #: HMAC key of the email blind index (uniqueness without storing the email in clear).
+    blind_index_key: SecretStr = dev_secret("identity-blind-index-key")
+    #: Each service's client secret is HMAC(this key, service name): see `service_secret`.
+    service_credentials_key: SecretStr = dev_secret("identity-service-credentials-key")
+    #: Services that may obtain service tokens (`POST /auth/service-token`).
+    service_clients: tuple[str, ...] = (
+        "projects",
+        "profiles",
+        "consent",
+        "retention",
+        "admin-cli",
+    )
+
+    # --- first admin ---------------------------------------------------------------------------
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    bootstrap_admin_name: str = "Administrator"
+
+    # --- tokens --------------------------------------------------------------------------------
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=300)
+    service_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    #: How often an instance re-reads the signing keys (another instance may have rotated).
+    signing_keys_reload_seconds: float = Field(default=30.0, gt=0)
+
+    # --- passwords -----------------------------------------------------------------------------
+    #: NIST SP 800-63B-4: at least 15 characters for a password used as a single factor.
+    password_min_length: int = Field(default=15, ge=8)
+    #: NIST asks to allow at least 64; argon2 hashes any length, this bounds the work.
+    password_max_length: int = Field(default=256, ge=64, le=4096)
+    argon2_memory_kib: int = Field(default=OWASP_MIN_MEMORY_KIB, ge=OWASP_MIN_MEMORY_KIB)
+    argon2_time_cost: int = Field(default=OWASP_MIN_TIME_COST, ge=OWASP_MIN_TIME_COST)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+
+    # --- throttling of failed logins -------------------------------------------------------------
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=50, ge=1)
+
+    # --- messaging -----------------------------------------------------------------------------
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    relay_idle_wait_seconds: float = Field(default=1.0, gt=0)
+    relay_lease_ttl_seconds: float = Field(default=10.0, gt=0)
+    topic_partitions: int = Field(default=6, ge=1)
+
+    @field_validator("bootstrap_admin_email")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @property
+    def events_topic(self) -> str:
+        return self.topic("identity.events")
+
+    @property
+    def commands_topic(self) -> str:
+        return self.topic("retention.commands")
