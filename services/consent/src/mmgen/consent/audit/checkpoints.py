@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from mmgen.auditlog.checkpoint import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
 from mmgen.auditlog.entry import format_timestamp
 from mmgen.consent.audit.store import CheckpointRecord, MongoAuditStore
+from mmgen.platform.settings import key_bytes
 
 if TYPE_CHECKING:
     from mmgen.consent.audit.metrics import AuditMetrics
@@ -31,13 +33,14 @@ TIMESTAMP_PREFIX = "timestamp "
 def load_signer(secret: str, origin: str) -> NoteSigner:
     """The log's signing key from its secret setting.
 
-    A real key is a C2SP signer string `PRIVATE+KEY+<origin>+<id>+<b64>`. Any other text (the
-    development default) derives a deterministic key from SHA-256 of the text, so a local
-    stack keeps one key across restarts; production refuses development secrets at start-up.
+    A real key is a C2SP signer string `PRIVATE+KEY+<origin>+<id>+<b64>`. Anything else is key
+    material for `mmgen.platform.key_bytes` (base64 of 32 bytes, as `mmgen up` generates and
+    keeps under its state folder; a `dev-insecure-` default is stretched), used as the Ed25519
+    seed with `origin` as the key name. Production refuses development secrets at start-up.
     """
     if secret.startswith("PRIVATE+KEY+"):
         return NoteSigner.from_string(secret)
-    return NoteSigner(origin, hashlib.sha256(secret.encode("utf-8")).digest())
+    return NoteSigner(origin, key_bytes(SecretStr(secret)))
 
 
 def checkpoint_timestamp(checkpoint: Checkpoint) -> str | None:
