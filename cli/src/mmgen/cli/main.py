@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from mmgen.cli import stack
+from mmgen.cli.admin import admin_app
 from mmgen.localstack.errors import LocalStackError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(admin_app, name="admin")
 console = Console()
 err = Console(stderr=True)
 
