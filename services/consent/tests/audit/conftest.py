@@ -69,3 +69,63 @@ def make_envelope(producer: str, seq: int, **over: Any) -> Envelope:
 @pytest.fixture
 def envelope() -> Callable[..., Envelope]:
     return make_envelope
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll an async or sync `check` until it returns a truthy value (or fail at the deadline)."""
+    import asyncio
+    import inspect
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def audit_settings(kafka_bootstrap: str, topic_prefix: str) -> Any:
+    """The settings fields `build_audit` reads (the service passes its ConsentSettings)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        audit_origin="test.local/audit",
+        audit_checkpoint_every_entries=10,
+        audit_checkpoint_every_seconds=1.0,
+        audit_gap_repair_delay_seconds=1.0,
+        audit_batch_max=500,
+        audit_consumer_group=f"{topic_prefix}audit",
+        topic_partitions=4,
+        consumer_session_timeout_ms=2000,
+        consumer_heartbeat_interval_ms=500,
+    )
+
+
+@pytest.fixture
+async def audit(audit_settings: Any, mongo_db: Any) -> Any:
+    """A started audit component (projector, checkpoints, audit.log publisher)."""
+    from prometheus_client import CollectorRegistry
+
+    from mmgen.consent.audit import build_audit
+
+    component = build_audit(
+        audit_settings, mongo_db, registry=CollectorRegistry(), metadata_max_age_ms=500
+    )
+    await component.start()
+    try:
+        yield component
+    finally:
+        await component.stop()
+
+
+@pytest.fixture(name="eventually")
+def eventually_fixture() -> Callable[..., Any]:
+    return eventually

@@ -1,0 +1,195 @@
+"""The projector against the real broker and database: pattern subscription, dedup, DLQ,
+continuity per producer, gap repair through the producers' relays, `audit.log` publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from mmgen.auditlog.verify import verify_log
+from mmgen.events.mongo_store import MongoEventStore
+from mmgen.events.relay import Relay, RelaySettings
+from mmgen.events.republish import RepublishListener
+from mmgen.events.topics import Topics, dlq_topic, ensure_topics
+
+
+async def send(
+    bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] | None = None
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, v, key=(keys[i] if keys else None))
+            for i, v in enumerate(values)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 15.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(out) < expected and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=300)
+            for records in batches.values():
+                out.extend(records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def entries_of(audit: Any) -> list[dict[str, Any]]:
+    head = await audit.store.head()
+    return [json.loads(d["e"]) async for d in audit.store.iter_documents(0, head.size)]
+
+
+async def test_every_events_topic_once_new_topics_too_nothing_else(
+    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+) -> None:
+    topics = Topics(topic_prefix)
+    identity = [envelope("identity", s) for s in range(1, 13)]
+    await ensure_topics(kafka_bootstrap, [topics.events("identity")], partitions=4)
+    # Out of order across partitions, and every event delivered twice.
+    wire = [e.to_wire() for e in identity]
+    await send(
+        kafka_bootstrap,
+        topics.events("identity"),
+        wire + wire[::-1],
+        [e.kafka_key() for e in identity + identity[::-1]],
+    )
+    # Not for the projector: a DLQ topic, another prefix's events topic.
+    await send(
+        kafka_bootstrap, dlq_topic(topics.events("identity")), [envelope("identity", 99).to_wire()]
+    )
+    await send(
+        kafka_bootstrap,
+        f"other{uuid.uuid4().hex[:6]}.identity.events",
+        [envelope("identity", 98).to_wire()],
+    )
+    await eventually(lambda: _size(audit, 12))
+    # A service that did not exist when the projector started: picked up by the pattern.
+    newcomer = [envelope("newsvc", s) for s in (1, 2, 3)]
+    await ensure_topics(kafka_bootstrap, [topics.events("newsvc")], partitions=4)
+    await send(kafka_bootstrap, topics.events("newsvc"), [e.to_wire() for e in newcomer])
+    await eventually(lambda: _size(audit, 15))
+    entries = await entries_of(audit)
+    assert sorted(e["event_id"] for e in entries) == sorted(e.event_id for e in identity + newcomer)
+    assert verify_log(entries).valid
+    # Built from the envelope header only: never its data.
+    assert "never in the audit log" not in json.dumps(entries)
+    by_id = {e.event_id: e for e in identity}
+    sample = next(e for e in entries if e["event_id"] in by_id)
+    source = by_id[sample["event_id"]]
+    assert (sample["subject_id"], sample["actor_id"], sample["action"], sample["resource"]) == (
+        source.subject_id, source.actor.id, "update", {"type": "thing", "id": source.resource.id}
+    )  # fmt: skip
+    states = {d["_id"]: d for d in await audit.store.producer_states()}
+    assert states["identity"]["contiguous"] == 12 and states["newsvc"]["contiguous"] == 3
+    # Published to audit.log in seq order, the stored canonical text as value.
+    published = await read_topic(kafka_bootstrap, topics.audit_log, 15)
+    seqs = sorted(int(dict(r.headers)["seq"]) for r in published)
+    assert seqs == list(range(15))
+    assert {json.loads(r.value)["hash"] for r in published} == {e["hash"] for e in entries}
+    # A signed head covers the log soon (every 10 entries or 1 s).
+    latest = await eventually(lambda: _latest(audit, 15))
+    assert latest.tree_size == 15
+
+
+async def _size(audit: Any, n: int) -> bool:
+    return (await audit.store.head()).size >= n
+
+
+async def _latest(audit: Any, n: int) -> Any:
+    record = await audit.store.latest_checkpoint()
+    return record if record is not None and record.tree_size >= n else None
+
+
+async def test_undecodable_and_unnumbered_messages_are_dead_lettered(
+    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+) -> None:
+    topic = Topics(topic_prefix).events("projects")
+    await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=4)
+    good = envelope("projects", 1)
+    unnumbered = envelope("projects", 2).model_copy(update={"producer_seq": None})
+    await send(kafka_bootstrap, topic, [b"not json", unnumbered.to_wire(), good.to_wire()])
+    await eventually(lambda: _size(audit, 1))
+    dead = await read_topic(kafka_bootstrap, dlq_topic(topic), 2)
+    assert sorted(r.value for r in dead) == sorted([b"not json", unnumbered.to_wire()])
+    assert all(dict(r.headers)["dlq_stage"] == b"audit" for r in dead)
+    assert [e["event_id"] for e in await entries_of(audit)] == [good.event_id]
+
+
+async def test_a_hole_is_republished_by_the_producer_and_filled_exactly_once(
+    audit: Any,
+    mongo_db: Any,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    eventually: Any,
+    envelope: Any,
+) -> None:
+    topics = Topics(topic_prefix)
+    topic = topics.events("identity")
+    await ensure_topics(kafka_bootstrap, [topic], partitions=4)
+    store = MongoEventStore(mongo_db, "identity")
+    await store.ensure_indexes()
+    relay = Relay(store, mongo_db, kafka_bootstrap, topic, settings=RelaySettings(lease_ttl_s=5))
+    listener = RepublishListener(
+        relay,
+        kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+    )
+    await relay.start()
+    await listener.start()
+    try:
+        assert await relay.acquire()
+
+        async def append(n: int) -> None:
+            for _ in range(n):
+                event = envelope("identity", 1).model_copy(update={"producer_seq": None})
+                await store.append(event.stream_id, 0, [event])
+
+        await append(10)
+        assert await relay.publish_next() == 10
+        # Events 11..15 are committed but never reach the broker (lost by it, or skipped).
+        await append(5)
+        assert await relay.leases.advance(relay.status.owner, relay.status.epoch, 15, 5)
+        relay.status.checkpoint = 15
+        await append(5)
+        assert await relay.publish_next() == 5
+        await eventually(lambda: _size(audit, 15))
+        state = await eventually(lambda: _gap(audit))
+        assert (state["contiguous"], state["missing"]) == (10, 5)
+        # After the repair delay, the request reaches the relay, which republishes 11..15.
+        await eventually(lambda: _size(audit, 20), timeout=30)
+        entries = await entries_of(audit)
+        stored = await store.read_range(1, 21)
+        assert sorted(e["event_id"] for e in entries) == sorted(e.event_id for e in stored)
+        assert sorted(e["producer_seq"] for e in entries) == list(range(1, 21))
+        assert listener.served and listener.served[0].published == 5
+        final = {d["_id"]: d for d in await audit.store.producer_states()}["identity"]
+        assert final["contiguous"] == 20 and final["missing"] == 0
+        assert final["repair_requests"] >= 1 and final["repairs"] == 1
+        assert verify_log(entries).valid
+    finally:
+        await listener.stop()
+        await relay.close()
+
+
+async def _gap(audit: Any) -> Any:
+    for doc in await audit.store.producer_states():
+        if doc["_id"] == "identity" and doc.get("missing"):
+            return doc
+    return None
