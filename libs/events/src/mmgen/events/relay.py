@@ -40,6 +40,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from mmgen.events.errors import EventsError
+from mmgen.events.topics import ensure_topics
 from mmgen.events.tracing import context_from_traceparent, inject_headers, tracer
 
 if TYPE_CHECKING:
@@ -298,6 +299,10 @@ class Relay:
     Wake-ups: `wait_for_append` (default: the store's, which a commit in this process fires
     and which polls `last_seq` otherwise), plus, with `change_stream` (the events collection),
     a change stream that wakes it on inserts from any process. `idle_wait_s` bounds the wait.
+
+    With `partitions`, the relay creates its topic with that count before publishing, and
+    again after any failed round: a restarted local broker has lost every topic, and one
+    auto-created by a producer gets the broker's default count instead.
     """
 
     def __init__(
@@ -311,6 +316,7 @@ class Relay:
         owner: str | None = None,
         wait_for_append: Callable[[int, float], Awaitable[int]] | None = None,
         change_stream: Any | None = None,
+        partitions: int | None = None,
         metrics: RelayMetrics | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -323,6 +329,8 @@ class Relay:
         self.status = RelayStatus(owner=owner or default_owner())
         self._wait_for_append = wait_for_append or store.wait_for_append
         self._wake = ChangeStreamWake(change_stream) if change_stream is not None else None
+        self._partitions = partitions
+        self._topic_checked = False
         self.metrics = metrics or RelayMetrics(registry)
         self._window = min(self.settings.window, store.max_read_window)
         self._producer: AIOKafkaProducer | None = None
@@ -374,6 +382,7 @@ class Relay:
         try:
             while not self._stopping.is_set():
                 try:
+                    await self._ensure_topic()
                     if not self.status.holds_lease and not await self.acquire():
                         await self._pause(self.settings.lease_ttl_s / 4)
                         continue
@@ -390,6 +399,7 @@ class Relay:
                     self.status.holds_lease = False
                 except Exception as exc:  # any failure: log, back off and retry
                     self.status.last_error = repr(exc)
+                    self._topic_checked = False
                     log.exception("relay %s: round failed, retrying", self.producer_name)
                     await self._pause(backoff)
                     backoff = min(backoff * 2, self.settings.max_error_backoff_s)
@@ -401,6 +411,21 @@ class Relay:
                     await self.leases.release(self.status.owner, self.status.epoch)
                 self.status.holds_lease = False
             await self.close()
+
+    async def _ensure_topic(self) -> None:
+        if self._partitions is None or self._topic_checked:
+            return
+        counts = await ensure_topics(
+            self.bootstrap, [self.topic], self._partitions, check_partitions=False
+        )
+        if counts.get(self.topic) != self._partitions:
+            log.warning(
+                "topic %s has %s partitions, expected %d (auto-created?)",
+                self.topic,
+                counts.get(self.topic),
+                self._partitions,
+            )
+        self._topic_checked = True
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
