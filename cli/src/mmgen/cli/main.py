@@ -15,6 +15,7 @@ from rich.table import Table
 
 from mmgen.cli import stack
 from mmgen.cli.admin import admin_app
+from mmgen.cli.audit import app as audit_app
 from mmgen.localstack.errors import LocalStackError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 
