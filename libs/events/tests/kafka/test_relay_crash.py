@@ -22,8 +22,9 @@ from mmgen.events.topics import Topics, ensure_topics
 TOTAL = 5_000
 SUBJECTS = 40
 WRITERS = 20
-KILLS = 6
-SETTINGS = RelaySettings(window=500, idle_wait_s=0.2, hole_retry_s=0.05, lease_ttl_s=1.0)
+KILLS = 6  # kills of a relay that held the lease (was publishing), at least
+MAX_INCARNATIONS = 80
+SETTINGS = RelaySettings(window=500, idle_wait_s=0.2, hole_retry_s=0.05, lease_ttl_s=0.5)
 
 
 async def _crash(relay: Relay, task: asyncio.Task[None]) -> None:
@@ -70,10 +71,11 @@ async def test_relay_killed_repeatedly_loses_nothing_and_keeps_order(
             versions[stream] = version + 1
 
     appending = asyncio.gather(*(writer(i) for i in range(WRITERS)))
-    kills = 0
-    registry = CollectorRegistry()
+    kills = kills_while_publishing = kills_while_appending = 0
     try:
-        while kills < KILLS or not appending.done():
+        while (kills_while_publishing < KILLS or not appending.done()) and (
+            kills < MAX_INCARNATIONS
+        ):
             relay = Relay(
                 store,
                 mongo_db,
@@ -81,10 +83,12 @@ async def test_relay_killed_repeatedly_loses_nothing_and_keeps_order(
                 topic,
                 settings=SETTINGS,
                 owner=f"relay-{kills}",
-                registry=registry if kills == 0 else CollectorRegistry(),
+                registry=CollectorRegistry(),
             )
             task = asyncio.create_task(relay.run())
-            await asyncio.sleep(rng.uniform(0.05, 0.6))  # a random moment to die at
+            await asyncio.sleep(rng.uniform(0.1, 0.8))  # a random moment to die at
+            kills_while_publishing += relay.status.holds_lease
+            kills_while_appending += not appending.done()
             await _crash(relay, task)
             kills += 1
         await appending
@@ -142,6 +146,10 @@ async def test_relay_killed_repeatedly_loses_nothing_and_keeps_order(
                 first_seen[r.key].append(body["producer_seq"])
     for key, seqs in first_seen.items():
         assert seqs == sorted(seqs), f"key {key!r} out of order (seed {seed})"
-    assert kills >= KILLS
+    assert kills_while_publishing >= KILLS, f"only {kills_while_publishing} kills (seed {seed})"
+    assert kills_while_appending >= 3
     duplicates = len(records) - TOTAL
-    print(f"seed={seed} kills={kills} records={len(records)} duplicates={duplicates}")
+    print(
+        f"seed={seed} kills={kills} while_publishing={kills_while_publishing} "
+        f"while_appending={kills_while_appending} records={len(records)} duplicates={duplicates}"
+    )
