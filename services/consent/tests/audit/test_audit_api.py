@@ -1,0 +1,337 @@
+"""The `/audit` API in-process (httpx, app lifespan) over the real database, and the CLI's
+verification against it: roles, audited refusals, filters and cursors, proofs, stream,
+tamper and history-rewrite detection."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from mmgen.auditlog.checkpoint import NoteVerifier, open_checkpoint
+from mmgen.auditlog.entry import AuditEntry, chain_hash, entry_bytes
+from mmgen.auditlog.merkle import TreeAppender
+from mmgen.auditlog.verify import verify_checkpoint_consistency, verify_entry_inclusion
+from mmgen.cli.audit import check_inclusion, follow, verify_via_api
+from mmgen.consent.audit import AuditComponent, build_audit
+from mmgen.consent.audit.store import entry_text
+from mmgen.platform import ServiceSettings, create_app
+from mmgen.platform.auth import SigningKey, StaticKeySet, TokenVerifier, issue_token
+
+PURPOSE = {"X-Purpose": "legal_compliance"}
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+def bearer(key: SigningKey, role: str, subject: str | None = None) -> dict[str, str]:
+    token = issue_token(key, subject=subject or str(uuid.uuid4()), role=role)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def component(audit_settings: Any, mongo_db: Any) -> AuditComponent:
+    audit = build_audit(audit_settings, mongo_db, registry=CollectorRegistry())
+    await audit.store.ensure_indexes()
+    return audit
+
+
+@pytest.fixture
+async def client(
+    component: AuditComponent, signing_key: SigningKey
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = ServiceSettings(
+        environment="test", jwks_url=None, log_json=False, service_name="consent"
+    )
+    app = create_app(
+        settings,
+        title="audit-test",
+        version="0",
+        routers=[component.router],
+        token_verifier=TokenVerifier(StaticKeySet.of(signing_key)),
+        denial_recorder=component.denial_recorder,
+        metrics_registry=CollectorRegistry(),
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://consent") as c:
+            yield c
+
+
+@pytest.fixture
+def compliance(signing_key: SigningKey) -> dict[str, str]:
+    return {**bearer(signing_key, "compliance"), **PURPOSE}
+
+
+async def fill(component: AuditComponent, item: Any, n: int, **over: Any) -> None:
+    start = (await component.store.head()).size
+    await component.store.append([item(producer_seq=start + i + 1, **over) for i in range(n)])
+
+
+async def test_only_compliance_reads_and_every_refusal_is_logged(
+    client: httpx.AsyncClient, component: AuditComponent, signing_key: SigningKey
+) -> None:
+    staff_id, client_id = str(uuid.uuid4()), str(uuid.uuid4())
+    subject = str(uuid.uuid4())
+    refused = [
+        (bearer(signing_key, "staff", staff_id) | {"X-Purpose": "support"}, 403),
+        (bearer(signing_key, "client", client_id), 403),
+        (bearer(signing_key, "compliance"), 403),  # no declared purpose
+        ({}, 401),
+    ]
+    for headers, status in refused:
+        r = await client.get(f"/audit/subjects/{subject}/report", headers=headers)
+        assert r.status_code == status
+        assert r.headers["content-type"].startswith("application/problem+json")
+    r = await client.get(
+        "/audit/entries",
+        params={"action": "deny", "subject_id": subject},
+        headers={**bearer(signing_key, "compliance"), **PURPOSE},
+    )
+    assert r.status_code == 200
+    denials = r.json()["items"]
+    assert len(denials) == 4
+    assert [d["actor_id"] for d in denials][:2] == [staff_id, client_id]
+    assert [d["actor_role"] for d in denials] == ["staff", "client", "compliance", None]
+    assert all(
+        d["producer"] == "audit" and d["event_type"] == "audit.AccessDenied" for d in denials
+    )
+    assert [d["producer_seq"] for d in denials] == [1, 2, 3, 4]
+    assert denials[0]["resource"] == {
+        "type": "audit_log",
+        "id": f"/audit/subjects/{subject}/report",
+    }
+
+
+async def test_filters_time_windows_and_cursor_pages(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+) -> None:
+    subject, actor = str(uuid.uuid4()), str(uuid.uuid4())
+    await fill(component, item, 30)
+    await fill(component, item, 7, subject_id=subject, action="share")
+    middle = datetime.now(UTC)
+    await fill(component, item, 20, actor_id=actor)
+    await fill(component, item, 5, subject_id=subject)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 9} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/audit/entries", params=params, headers=compliance)).json()
+        assert len(page["items"]) <= 9
+        seen += [e["seq"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(range(62))
+    by_subject = (
+        await client.get(
+            "/audit/entries", params={"subject_id": subject, "limit": 500}, headers=compliance
+        )
+    ).json()
+    assert [e["seq"] for e in by_subject["items"]] == list(range(30, 37)) + list(range(57, 62))
+    shares = (
+        await client.get(
+            "/audit/entries", params={"subject_id": subject, "action": "share"}, headers=compliance
+        )
+    ).json()
+    assert [e["seq"] for e in shares["items"]] == list(range(30, 37))
+    by_actor = (
+        await client.get(
+            "/audit/entries",
+            params={"actor_id": actor, "since": middle.isoformat()},
+            headers=compliance,
+        )
+    ).json()
+    assert [e["seq"] for e in by_actor["items"]] == list(range(37, 57))
+    before = (
+        await client.get(
+            "/audit/entries", params={"until": middle.isoformat(), "limit": 500}, headers=compliance
+        )
+    ).json()
+    assert [e["seq"] for e in before["items"]] == list(range(37))
+    assert (
+        await client.get("/audit/entries", params={"producer": "nobody"}, headers=compliance)
+    ).json()["items"] == []
+    one = await client.get("/audit/entries/31", headers=compliance)
+    assert (
+        one.status_code == 200 and one.json()["seq"] == 31 and one.json()["subject_id"] == subject
+    )
+    # Bad input is a problem document, nothing else happens.
+    for path, params in [
+        ("/audit/entries/62", {}),
+        ("/audit/entries/-1", {}),
+        ("/audit/entries", {"limit": 0}),
+        ("/audit/entries", {"cursor": "garbage!"}),
+        ("/audit/entries", {"since": "2026-11-25T08:00:00"}),
+        ("/audit/entries", {"subject_id": "x" * 300}),
+    ]:
+        r = await client.get(path, params=params, headers=compliance)
+        assert r.status_code in (400, 404, 422), (path, params, r.status_code)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    report = (await client.get(f"/audit/subjects/{subject}/report", headers=compliance)).json()
+    assert report["entries"] == 12 and len(report["recipients"]) == 7
+    assert {p["purpose"] for p in report["purposes"]} == {"support"}
+    assert report["categories"] == [{"category": "contact", "entries": 12}]
+    assert len(report["accesses"]) == 5  # reads by staff, not by the subject
+
+
+async def test_heads_proofs_and_public_key(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+) -> None:
+    assert (await client.get("/audit/checkpoints/latest", headers=compliance)).status_code == 404
+    await fill(component, item, 21)
+    first = await component.checkpointer.sign_now()
+    await fill(component, item, 40)
+    await component.checkpointer.sign_now()
+    key_text = (await client.get("/audit/public-key")).text.strip()
+    key = NoteVerifier.from_string(key_text)
+    latest = (await client.get("/audit/checkpoints/latest", headers=compliance)).json()
+    assert (
+        set(latest) == {"tree_size", "root_hash", "timestamp", "note"} and latest["tree_size"] == 61
+    )
+    cp = open_checkpoint(latest["note"], key)
+    assert (
+        cp.root_hash.hex() == latest["root_hash"]
+        and f"timestamp {latest['timestamp']}" in cp.extensions
+    )
+    old = (await client.get(f"/audit/checkpoints/{first.tree_size}", headers=compliance)).json()
+    proof = (
+        await client.get(
+            "/audit/proofs/consistency", params={"first": 21, "second": 61}, headers=compliance
+        )
+    ).json()
+    assert verify_checkpoint_consistency(old["note"], latest["note"], proof, key).valid
+    for seq in (0, 20, 33, 60):
+        entry = (await client.get(f"/audit/entries/{seq}", headers=compliance)).json()
+        inc = (
+            await client.get(
+                "/audit/proofs/inclusion", params={"seq": seq, "tree_size": 61}, headers=compliance
+            )
+        ).json()
+        verify_entry_inclusion(entry, inc, cp)
+    client.headers["Authorization"] = compliance["Authorization"]  # as the CLI's client does
+    outcome = await check_inclusion(client, key, 42, "legal_compliance")
+    assert outcome["tree_size"] == 61
+    bad = await client.get(
+        "/audit/proofs/inclusion", params={"seq": 70, "tree_size": 61}, headers=compliance
+    )
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+    assert (await client.get("/audit/checkpoints/5", headers=compliance)).status_code == 404
+
+
+async def test_stream_tails_and_resumes_with_last_event_id(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+) -> None:
+    await fill(component, item, 12)
+    client.headers["Authorization"] = compliance["Authorization"]
+    got: list[dict[str, Any]] = []
+    last = await follow(client, got.append, start=3, limit=5)
+    assert [e["seq"] for e in got] == [3, 4, 5, 6, 7] and last == 7
+    r = await client.get(
+        "/audit/stream", params={"limit": 3}, headers={**compliance, "Last-Event-ID": "7"}
+    )
+    ids = [int(line[3:]) for line in r.text.splitlines() if line.startswith("id:")]
+    assert ids == [8, 9, 10]
+    assert r.headers["content-type"].startswith("text/event-stream")
+
+
+async def rewrite_history(component: AuditComponent, from_seq: int) -> None:
+    """A dishonest server: change an entry, recompute every later hash and node, re-sign."""
+    store = component.store
+    head = await store.head()
+    docs = [d async for d in store.iter_documents(0, head.size, with_nodes=True)]
+    appender = TreeAppender(await store.frontier(from_seq))
+    prev = bytes.fromhex(json.loads(docs[from_seq - 1]["e"])["hash"]) if from_seq else bytes(32)
+    for doc in docs[from_seq:]:
+        e = json.loads(doc["e"])
+        if doc["_id"] == from_seq:
+            e["purpose"] = "security"
+        e["prev_hash"] = prev.hex()
+        e["hash"] = chain_hash(prev, entry_bytes(e)).hex()
+        entry = AuditEntry.from_json(e)
+        prev = entry.hash
+        nodes = [n.hash for n in appender.append(entry.leaf_hash)]
+        await store.entries.update_one(
+            {"_id": doc["_id"]}, {"$set": {"e": entry_text(entry), "n": nodes}}
+        )
+    await store.head_coll.update_one(
+        {"_id": "head"},
+        {"$set": {"last_hash": prev.hex(), "frontier": appender.frontier.to_json()}},
+    )
+    await store.checkpoints.delete_many({})
+    await component.checkpointer.sign_now()
+
+
+async def test_cli_verifies_then_catches_tampering_and_rewritten_history(
+    client: httpx.AsyncClient,
+    component: AuditComponent,
+    compliance: dict[str, str],
+    item: Any,
+    tmp_path: Any,
+) -> None:
+    await fill(component, item, 40)
+    await component.checkpointer.sign_now()
+    client.headers["Authorization"] = compliance["Authorization"]
+    key = component.signer.verifier()
+    verdict, saved = await verify_via_api(client, key)
+    assert verdict.valid and verdict.checked == 40 and verdict.checkpoint_size == 40
+    server = (await client.get("/audit/verify", headers=compliance)).json()
+    assert server["valid"] and server["checked"] == 40
+    # Growth after the saved head is fine.
+    await fill(component, item, 10)
+    await component.checkpointer.sign_now()
+    verdict, _ = await verify_via_api(client, key, saved_note=saved)
+    assert verdict.valid and verdict.consistent_with_saved
+    # A wrong pinned key refuses the server's head.
+    other = NoteVerifier.from_string(
+        __import__("mmgen.auditlog.checkpoint", fromlist=["NoteSigner"])
+        .NoteSigner.generate(key.name)
+        .verifier()
+        .to_string()
+    )
+    verdict, _ = await verify_via_api(client, other)
+    assert not verdict.valid and verdict.code == "checkpoint_invalid"
+    # History rewritten consistently (valid chain, new validly signed head): only the saved head catches it.
+    await rewrite_history(component, 25)
+    server = (await client.get("/audit/verify", headers=compliance)).json()
+    assert server["valid"]  # the server's own recheck cannot see a consistent rewrite
+    verdict, _ = await verify_via_api(client, key)
+    assert verdict.valid  # nor can a verifier without memory
+    verdict, _ = await verify_via_api(client, key, saved_note=saved)
+    assert not verdict.valid and verdict.consistent_with_saved is False
+    assert verdict.code == "inconsistent_with_saved_head"
+
+
+async def test_tampered_entry_fails_server_verify_and_cli(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+) -> None:
+    await fill(component, item, 30)
+    await component.checkpointer.sign_now()
+    doc = await component.store.entries.find_one({"_id": 17})
+    e = json.loads(doc["e"])
+    e["actor_id"] = str(uuid.uuid4())
+    await component.store.entries.update_one({"_id": 17}, {"$set": {"e": json.dumps(e)}})
+    client.headers["Authorization"] = compliance["Authorization"]
+    server = (await client.get("/audit/verify", headers=compliance)).json()
+    assert (server["valid"], server["first_bad_seq"], server["checked"]) == (False, 17, 17)
+    part = (
+        await client.get("/audit/verify", params={"from": 0, "to": 16}, headers=compliance)
+    ).json()
+    assert part["valid"] and part["checked"] == 17
+    verdict, _ = await verify_via_api(client, component.signer.verifier())
+    assert not verdict.valid and verdict.first_bad_seq == 17
+    # Deleting an entry is caught too.
+    await component.store.entries.delete_one({"_id": 5})
+    verdict, _ = await verify_via_api(client, component.signer.verifier())
+    assert not verdict.valid and verdict.first_bad_seq == 5
+    assert (await client.get("/audit/verify", headers=compliance)).json()["first_bad_seq"] == 5
