@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pymongo import AsyncMongoClient
 
 from mmgen.identity.adapters.hashing import service_secret
 from mmgen.identity.bootstrap import Identity
@@ -146,20 +147,20 @@ class Running:
 async def running(settings: IdentitySettings) -> AsyncIterator[Running]:
     """Build the app, run its lifespan, and give an httpx client bound to it."""
     app = build_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://identity.test"
-        ) as client:
-            yield Running(app, client, settings)
-    # Drop the test's database (its topics die with the session's broker).
-    from pymongo import AsyncMongoClient
-
-    mongo: Any = AsyncMongoClient(settings.mongo_uri)
     try:
-        await mongo.drop_database(settings.mongo_database)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://identity.test"
+            ) as client:
+                yield Running(app, client, settings)
     finally:
-        await mongo.close()
+        # Drop the test's database (its topics die with the session's broker).
+        mongo: Any = AsyncMongoClient(settings.mongo_uri)
+        try:
+            await mongo.drop_database(settings.mongo_database)
+        finally:
+            await mongo.close()
 
 
 def assert_problem(
@@ -175,3 +176,15 @@ def assert_problem(
     if slug is not None:
         assert body["type"] == f"urn:mmgen:problem:{slug}", body
     return body
+
+
+async def stored_events(svc: Running, **query: Any) -> list[Any]:
+    """Raw event documents of the app's store matching `query` (e.g. `subject_id=...`)."""
+    docs = svc.identity.adapters.db["events"].find(query)
+    found = [doc async for doc in docs]
+    found.sort(key=lambda d: d.get("producer_seq") or 0)
+    return found
+
+
+async def event_types(svc: Running, **query: Any) -> list[str]:
+    return [doc["event_type"] for doc in await stored_events(svc, **query)]

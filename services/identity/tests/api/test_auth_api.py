@@ -1,0 +1,270 @@
+"""`/auth/*` and the JWKS: registration rules, tokens and their claims, refresh rotation with
+reuse detection, service tokens — every error path a problem+json."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from mmgen.identity.testing import (
+    Running,
+    assert_problem,
+    event_types,
+    passphrase,
+    stored_events,
+    unique_email,
+)
+from mmgen.platform.auth import StaticKeySet, TokenVerifier
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+async def counts(svc: Running) -> tuple[int, int, int]:
+    db = svc.identity.adapters.db
+    return (
+        await db["events"].count_documents({"event_type": "identity.UserRegistered"}),
+        await db["users"].count_documents({}),
+        await db["email_index"].count_documents({}),
+    )
+
+
+# --- registration -------------------------------------------------------------------------------
+
+
+async def test_register_creates_an_account_and_one_event(svc: Running) -> None:
+    user = await svc.register(phone="+33 6 12 34 56 78", business={"company_name": "Acme SARL"})
+    docs = await stored_events(svc, subject_id=user["user_id"])
+    assert [d["event_type"] for d in docs] == ["identity.UserRegistered"]
+    doc = docs[0]
+    assert doc["data"] == {"role": "client", "registered_by": "self"}
+    assert doc["pii"]["owner"] == f"subject:{user['user_id']}"
+    assert sorted(doc["categories"]) == ["account", "business", "contact"]
+    assert doc["action"] == "create" and doc["actor"]["id"] == user["user_id"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"role": "admin"},
+        {"role": "staff"},
+        {"role": "service"},
+        {"is_admin": True},
+        {"status": "active"},
+        {"user_id": "00000000-0000-0000-0000-000000000001"},
+    ],
+)
+async def test_mass_assignment_at_registration_is_refused(
+    svc: Running, extra: dict[str, Any]
+) -> None:
+    before = await counts(svc)
+    body = {"email": unique_email(), "password": passphrase(), "name": "Eve", "role": "client"}
+    body.update(extra)
+    response = await svc.client.post("/auth/register", json=body)
+    problem = assert_problem(response, 422)
+    assert problem["errors"], problem
+    assert await counts(svc) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "slug"),
+    [
+        ({"email": "not an email"}, "email-invalid"),
+        ({"password": "too short"}, "password-rejected"),
+        ({"password": "1q2w3e4r5t6y7u8i9o0p"}, "password-rejected"),
+        ({"name": ""}, None),
+        ({"phone": "call me maybe"}, None),
+        ({"business": {"company_name": "Acme", "owner": "me"}}, None),
+    ],
+)
+async def test_invalid_registration(svc: Running, change: dict[str, Any], slug: str | None) -> None:
+    before = await counts(svc)
+    body = {"email": unique_email(), "password": passphrase(), "name": "Eve", "role": "creator"}
+    body.update(change)
+    response = await svc.client.post("/auth/register", json=body)
+    problem = assert_problem(response, 422, slug)
+    assert body["password"] not in response.text or body["password"] == ""
+    assert await counts(svc) == before
+    assert problem["instance"] == "/auth/register"
+
+
+async def test_email_is_unique_whatever_its_case(svc: Running) -> None:
+    user = await svc.register()
+    before = await counts(svc)
+    response = await svc.client.post(
+        "/auth/register",
+        json={
+            "email": f"  {user['email'].upper()} ",
+            "password": passphrase(),
+            "name": "Mallory",
+            "role": "creator",
+        },
+    )
+    assert_problem(response, 409, "email-taken")
+    assert await counts(svc) == before
+
+
+async def test_request_body_limit_and_malformed_json(svc: Running) -> None:
+    huge = {"email": unique_email(), "password": "p" * 2_000_000, "name": "x", "role": "client"}
+    assert_problem(await svc.client.post("/auth/register", json=huge), 413)
+    malformed = await svc.client.post(
+        "/auth/register", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert_problem(malformed, 422)
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+async def test_access_token_claims_and_verification_from_jwks(svc: Running) -> None:
+    user = await svc.user_with_token(role="creator")
+    token = user["access_token"]
+    header = jwt.get_unverified_header(token)
+    claims = claims_of(token)
+    jwks = (await svc.client.get("/.well-known/jwks.json")).json()
+    assert header["alg"] == "EdDSA" and header["kid"] in {k["kid"] for k in jwks["keys"]}
+    assert set(claims) >= {"iss", "aud", "sub", "role", "iat", "exp", "jti"}
+    assert claims["sub"] == user["user_id"] and claims["role"] == "creator"
+    assert claims["iss"] == "mmgen-identity" and claims["aud"] == "mmgen"
+    assert claims["exp"] - claims["iat"] == 900 and user["expires_in"] == 900
+    assert abs(claims["iat"] - time.time()) < 60
+    assert user["token_type"] == "bearer" and user["refresh_token"].startswith("rt_")
+    # Any service verifies it from the published JWKS alone.
+    principal = await TokenVerifier(StaticKeySet.from_jwks(jwks)).verify(token)
+    assert principal.subject_id == user["user_id"]
+    for key in jwks["keys"]:
+        assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}  # no private part
+
+
+async def test_wrong_password_and_unknown_email_answer_the_same(svc: Running) -> None:
+    user = await svc.register()
+    wrong = await svc.client.post(
+        "/auth/token", json={"email": user["email"], "password": passphrase()}
+    )
+    unknown = await svc.client.post(
+        "/auth/token", json={"email": unique_email(), "password": user["password"]}
+    )
+    one = assert_problem(wrong, 401, "invalid-credentials")
+    other = assert_problem(unknown, 401, "invalid-credentials")
+    strip = {"trace_id"}
+    assert {k: v for k, v in one.items() if k not in strip} == {
+        k: v for k, v in other.items() if k not in strip
+    }
+    assert wrong.headers.keys() == unknown.headers.keys()
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(svc: Running) -> None:
+    user = await svc.user_with_token()
+    first = user["refresh_token"]
+    second_pair = await svc.client.post("/auth/refresh", json={"refresh_token": first})
+    assert second_pair.status_code == 200, second_pair.text
+    second = second_pair.json()
+    assert second["refresh_token"] != first
+    assert claims_of(second["access_token"])["sub"] == user["user_id"]
+
+    # A thief replays the spent token: refused, and the whole family is revoked...
+    replay = await svc.client.post("/auth/refresh", json={"refresh_token": first})
+    assert_problem(replay, 401, "invalid-refresh-token")
+    # ...so the legitimate holder's current token stops working too.
+    after = await svc.client.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert_problem(after, 401, "invalid-refresh-token")
+    assert "identity.RefreshTokenReuseDetected" in await event_types(
+        svc, subject_id=user["user_id"]
+    )
+    # A new login starts a new family that works.
+    again = await svc.login(user["email"], user["password"])
+    ok = await svc.client.post("/auth/refresh", json={"refresh_token": again["refresh_token"]})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("token", ["rt_" + "A" * 43, "garbage", "rt_" + "x" * 190])
+async def test_unknown_refresh_tokens(svc: Running, token: str) -> None:
+    assert_problem(
+        await svc.client.post("/auth/refresh", json={"refresh_token": token}),
+        401,
+        "invalid-refresh-token",
+    )
+
+
+async def test_refresh_tokens_are_stored_hashed(svc: Running) -> None:
+    user = await svc.user_with_token()
+    raw = user["refresh_token"]
+    stored = [doc async for doc in svc.identity.adapters.db["refresh_tokens"].find({})]
+    assert stored and all(raw not in json.dumps(doc, default=str) for doc in stored)
+
+
+# --- service tokens -------------------------------------------------------------------------------
+
+
+async def test_service_token_for_internal_calls(svc: Running) -> None:
+    auth = await svc.service_auth("retention")
+    token = auth["Authorization"].split()[1]
+    claims = claims_of(token)
+    assert claims["role"] == "service" and claims["sub"] == "retention"
+    assert claims["exp"] - claims["iat"] == 300
+    user = await svc.register()
+    footprint = await svc.client.get(
+        f"/internal/subjects/{user['user_id']}/footprint", headers=auth
+    )
+    assert footprint.status_code == 200
+    # A service token is not a person: /users/me refuses it.
+    assert_problem(await svc.client.get("/users/me", headers=auth), 403, "role-not-allowed")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"service": "retention", "secret": "not-the-secret"},
+        {"service": "stranger", "secret": "whatever"},
+    ],
+)
+async def test_service_token_refused(svc: Running, body: dict[str, str]) -> None:
+    assert_problem(
+        await svc.client.post("/auth/service-token", json=body), 401, "invalid-service-credentials"
+    )
+
+
+async def test_internal_routes_refuse_people_and_other_services(svc: Running) -> None:
+    person = await svc.user_with_token()
+    url = f"/internal/subjects/{person['user_id']}/export"
+    assert_problem(await svc.client.get(url), 401, "unauthenticated")
+    assert_problem(await svc.client.get(url, headers=person["auth"]), 403, "service-token-required")
+    other = await svc.service_auth("projects")
+    assert_problem(await svc.client.get(url, headers=other), 403, "service-token-required")
+    # Each refusal is a deny event about that subject.
+    denials = await stored_events(
+        svc, event_type="identity.AccessDenied", subject_id=person["user_id"]
+    )
+    assert len(denials) >= 2
+    assert all(d["action"] == "deny" for d in denials)
+
+
+async def test_openapi_and_asyncapi(svc: Running) -> None:
+    spec = (await svc.client.get("/openapi.json")).json()
+    for path in (
+        "/auth/register",
+        "/auth/token",
+        "/auth/refresh",
+        "/auth/service-token",
+        "/.well-known/jwks.json",
+        "/users/me",
+        "/users/{user_id}",
+        "/admin/users",
+        "/internal/subjects/{subject_id}/export",
+    ):
+        assert path in spec["paths"], path
+    asyncapi = (await svc.client.get("/asyncapi.json")).json()
+    text = json.dumps(asyncapi)
+    assert "identity.UserRegistered" in text and "identity.SubjectErased" in text

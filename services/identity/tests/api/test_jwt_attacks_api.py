@@ -1,0 +1,122 @@
+"""JWT attacks against identity-issued tokens, through HTTP: every one is a 401 problem, and an
+audited denial."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from mmgen.identity.testing import Running, assert_problem, stored_events
+from mmgen.platform.auth import SigningKey, issue_token
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def b64(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def parts(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    header, payload, signature = token.split(".")
+    decode = lambda s: json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))  # noqa: E731
+    return decode(header), decode(payload), signature
+
+
+def hs256(claims: dict[str, Any], key: bytes, kid: str) -> str:
+    """The classic key-confusion token: HMAC-SHA256 keyed with the public key's bytes."""
+    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{b64(claims)}"
+    mac = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+async def attacks(svc: Running) -> dict[str, str]:
+    """Tokens an attacker could build, given a valid client token and the public JWKS."""
+    victim = await svc.user_with_token()
+    valid = victim["access_token"]
+    header, claims, signature = parts(valid)
+    kid = header["kid"]
+    ring = svc.identity.adapters.keyring
+    public_pem = (await ring.get(kid)).public_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    foreign = SigningKey.generate(kid=kid)  # attacker's own key, claiming identity's kid
+    now = int(time.time())
+
+    def foreign_signed(**change: Any) -> str:
+        return foreign.sign({**claims, **change})
+
+    escalated = {**claims, "role": "admin"}
+    return {
+        "alg none": f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{b64(escalated)}.",
+        "alg None unsigned": f"{b64({'alg': 'None', 'kid': kid})}.{b64(claims)}.",
+        "HS256 with the public key": hs256(escalated, public_pem, kid),
+        "role tampered, signature kept": f"{b64(header)}.{b64(escalated)}.{signature}",
+        "subject swapped, signature kept": (
+            f"{b64(header)}.{b64({**claims, 'sub': 'x'})}.{signature}"
+        ),
+        "signature stripped": f"{b64(header)}.{b64(claims)}.",
+        "foreign key with identity's kid": foreign_signed(role="admin"),
+        "unknown kid": SigningKey.generate(kid="k-unknown").sign(claims),
+        "no kid": jwt.encode(claims, foreign.private_key, algorithm="EdDSA"),
+        "expired": issue_token(
+            await ring.signing_key(),
+            subject=victim["user_id"],
+            role="client",
+            now=datetime.fromtimestamp(now - 3600, tz=UTC),
+        ),
+        "wrong audience": (await ring.signing_key()).sign({**claims, "aud": "another-app"}),
+        "wrong issuer": (await ring.signing_key()).sign({**claims, "iss": "evil-identity"}),
+        "missing exp": (await ring.signing_key()).sign(
+            {k: v for k, v in claims.items() if k != "exp"}
+        ),
+        "missing role": (await ring.signing_key()).sign(
+            {k: v for k, v in claims.items() if k != "role"}
+        ),
+        "unknown role": (await ring.signing_key()).sign({**claims, "role": "superuser"}),
+        "issued in the future": (await ring.signing_key()).sign(
+            {**claims, "iat": now + 3600, "exp": now + 7200, "nbf": now + 3600}
+        ),
+        "not a jwt": "definitely-not-a-token",
+        "oversized": "a" * 9000,
+    }
+
+
+async def test_every_attack_is_refused_and_audited(svc: Running) -> None:
+    tokens = await attacks(svc)
+    before = len(await stored_events(svc, event_type="identity.AccessDenied"))
+    for name, token in tokens.items():
+        response = await svc.client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+        problem = assert_problem(response, 401, "invalid-token")
+        assert response.headers["www-authenticate"].startswith("Bearer"), name
+        assert "invalid" in problem["detail"], name
+    after = await stored_events(svc, event_type="identity.AccessDenied")
+    assert len(after) - before == len(tokens)
+    assert {d["data"]["path"] for d in after[before:]} == {"/users/me"}
+
+
+async def test_valid_token_still_works(svc: Running) -> None:
+    user = await svc.user_with_token()
+    assert (await svc.client.get("/users/me", headers=user["auth"])).status_code == 200
+
+
+async def test_service_token_cannot_be_upgraded_by_tampering(svc: Running) -> None:
+    auth = await svc.service_auth("retention")
+    header, claims, signature = parts(auth["Authorization"].split()[1])
+    forged = f"{b64(header)}.{b64({**claims, 'sub': 'admin-cli'})}.{signature}"
+    assert_problem(
+        await svc.client.post(
+            "/internal/signing-keys/rotate", headers={"Authorization": f"Bearer {forged}"}
+        ),
+        401,
+        "invalid-token",
+    )

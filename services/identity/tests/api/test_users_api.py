@@ -1,0 +1,249 @@
+"""`/users/*` and `/admin/users`: own account, corrections (one event each), closing, staff reads
+with a declared purpose (audited), audited refusals, admin-created accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mmgen.identity.testing import (
+    Running,
+    assert_problem,
+    event_types,
+    passphrase,
+    stored_events,
+    unique_email,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def test_get_me(svc: Running) -> None:
+    user = await svc.user_with_token(phone="+44 20 7946 0958")
+    me = await svc.client.get("/users/me", headers=user["auth"])
+    assert me.status_code == 200
+    assert me.json() == {
+        "user_id": user["user_id"],
+        "role": "client",
+        "status": "active",
+        "email": user["email"],
+        "name": "Ada Lovelace",
+        "phone": "+44 20 7946 0958",
+        "business": None,
+    }
+
+
+async def test_me_requires_a_token(svc: Running) -> None:
+    assert_problem(await svc.client.get("/users/me"), 401, "unauthenticated")
+    assert_problem(await svc.client.patch("/users/me", json={"name": "x"}), 401, "unauthenticated")
+    assert_problem(await svc.client.delete("/users/me"), 401, "unauthenticated")
+
+
+async def test_each_correction_is_its_own_event(svc: Running) -> None:
+    user = await svc.user_with_token()
+    response = await svc.client.patch(
+        "/users/me",
+        headers=user["auth"],
+        json={
+            "name": "Augusta Ada King",
+            "phone": "+44 1632 960123",
+            "business": {"company_name": "Analytical Engines Ltd", "vat_number": "GB123"},
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["name"] == "Augusta Ada King" and body["phone"] == "+44 1632 960123"
+    assert body["business"]["company_name"] == "Analytical Engines Ltd"
+    types = await event_types(svc, subject_id=user["user_id"])
+    assert types[0] == "identity.UserRegistered"
+    assert sorted(types[1:]) == [
+        "identity.BusinessCorrected",
+        "identity.NameCorrected",
+        "identity.PhoneCorrected",
+    ]
+    # Same values again: nothing to record.
+    again = await svc.client.patch(
+        "/users/me", headers=user["auth"], json={"name": "Augusta Ada King"}
+    )
+    assert again.status_code == 200
+    assert len(await event_types(svc, subject_id=user["user_id"])) == 4
+    # Removing the phone is a correction too.
+    removed = await svc.client.patch("/users/me", headers=user["auth"], json={"phone": None})
+    assert removed.json()["phone"] is None
+    assert (await event_types(svc, subject_id=user["user_id"]))[-1] == "identity.PhoneCorrected"
+
+
+async def test_email_change_rechecks_uniqueness_and_frees_the_old_one(svc: Running) -> None:
+    user = await svc.user_with_token()
+    other = await svc.register()
+    taken = await svc.client.patch(
+        "/users/me", headers=user["auth"], json={"email": other["email"].upper()}
+    )
+    assert_problem(taken, 409, "email-taken")
+    assert len(await event_types(svc, subject_id=user["user_id"])) == 1
+
+    new_email = unique_email("moved")
+    moved = await svc.client.patch("/users/me", headers=user["auth"], json={"email": new_email})
+    assert moved.status_code == 200 and moved.json()["email"] == new_email
+    assert "identity.EmailCorrected" in await event_types(svc, subject_id=user["user_id"])
+    await svc.login(new_email, user["password"])  # the new email signs in
+    old = await svc.client.post(
+        "/auth/token", json={"email": user["email"], "password": user["password"]}
+    )
+    assert_problem(old, 401, "invalid-credentials")
+    # The old address is free for someone else.
+    await svc.register(email=user["email"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"role": "admin"},
+        {"name": "Eve", "role": "admin"},
+        {"status": "active"},
+        {"user_id": "00000000-0000-0000-0000-000000000001"},
+        {"email": None},
+        {"name": None},
+        {"email": "not an email"},
+        {"phone": "phone"},
+    ],
+)
+async def test_mass_assignment_and_invalid_corrections(svc: Running, body: dict[str, Any]) -> None:
+    user = await svc.user_with_token()
+    response = await svc.client.patch("/users/me", headers=user["auth"], json=body)
+    assert_problem(response, 422)
+    assert await event_types(svc, subject_id=user["user_id"]) == ["identity.UserRegistered"]
+    me = (await svc.client.get("/users/me", headers=user["auth"])).json()
+    assert me["role"] == "client" and me["name"] == "Ada Lovelace"
+
+
+async def test_closing_the_account(svc: Running) -> None:
+    user = await svc.user_with_token()
+    closed = await svc.client.delete("/users/me", headers=user["auth"])
+    assert closed.status_code == 204
+    # The same token is refused at once, as is every way back in.
+    assert_problem(await svc.client.get("/users/me", headers=user["auth"]), 401, "invalid-token")
+    assert_problem(
+        await svc.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]}),
+        401,
+        "invalid-refresh-token",
+    )
+    login = await svc.client.post(
+        "/auth/token", json={"email": user["email"], "password": user["password"]}
+    )
+    assert_problem(login, 401, "invalid-credentials")
+    docs = await stored_events(svc, subject_id=user["user_id"], event_type="identity.AccountClosed")
+    assert len(docs) == 1 and docs[0]["action"] == "delete" and docs[0]["pii"] is None
+
+
+# --- staff reads ----------------------------------------------------------------------------------
+
+
+async def test_staff_read_with_purpose_is_an_access_event(svc: Running) -> None:
+    target = await svc.register(phone="+1 202 555 0143")
+    staff = await svc.staff("staff")
+    response = await svc.client.get(
+        f"/users/{target['user_id']}", headers={**staff["auth"], "X-Purpose": "support"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == target["email"]
+    reads = await stored_events(svc, subject_id=target["user_id"], event_type="identity.UserRead")
+    assert len(reads) == 1
+    read = reads[0]
+    assert read["action"] == "read" and read["purpose"] == "support"
+    assert read["actor"] == {"id": staff["user_id"], "role": "staff"}
+    assert read["resource"] == {"type": "user", "id": target["user_id"]}
+    assert sorted(read["data"]["fields"]) == ["email", "name", "phone"]
+    assert read["pii"] is None
+
+    compliance = await svc.staff("compliance")
+    ok = await svc.client.get(
+        f"/users/{target['user_id']}",
+        headers={**compliance["auth"], "X-Purpose": "legal_compliance"},
+    )
+    assert ok.status_code == 200
+
+
+async def test_staff_read_refusals_are_audited(svc: Running) -> None:
+    target = await svc.register()
+    staff = await svc.staff("staff")
+    client = await svc.user_with_token()
+    admin = await svc.staff("admin")
+    url = f"/users/{target['user_id']}"
+    cases = [
+        ({**staff["auth"]}, 403, "purpose-required"),
+        ({**staff["auth"], "X-Purpose": "curiosity"}, 403, "purpose-unknown"),
+        ({**client["auth"], "X-Purpose": "support"}, 403, "role-not-allowed"),
+        ({**admin["auth"], "X-Purpose": "support"}, 403, "role-not-allowed"),
+        ({}, 401, "unauthenticated"),
+        ({"Authorization": "Bearer nonsense"}, 401, "invalid-token"),
+    ]
+    for headers, status, slug in cases:
+        assert_problem(await svc.client.get(url, headers=headers), status, slug)
+    denials = await stored_events(
+        svc, subject_id=target["user_id"], event_type="identity.AccessDenied"
+    )
+    assert sorted(d["data"]["code"] for d in denials) == sorted(slug for *_, slug in cases)
+    for denial in denials:
+        assert denial["action"] == "deny"
+        assert denial["data"]["path"] == "/users/{user_id}"
+        assert denial["data"]["target_user_id"] == target["user_id"]
+    by_staff = [d for d in denials if d["actor"] and d["actor"]["id"] == staff["user_id"]]
+    assert len(by_staff) == 2
+    assert not await stored_events(
+        svc, subject_id=target["user_id"], event_type="identity.UserRead"
+    )
+
+
+async def test_staff_read_of_unknown_user(svc: Running) -> None:
+    staff = await svc.staff("staff")
+    headers = {**staff["auth"], "X-Purpose": "support"}
+    missing = "7d1e3c2b-0f4a-4b8e-9c6d-5a4b3c2d1e0f"
+    assert_problem(
+        await svc.client.get(f"/users/{missing}", headers=headers), 404, "user-not-found"
+    )
+    assert_problem(await svc.client.get("/users/not-a-uuid", headers=headers), 404)
+
+
+# --- admin-created accounts -------------------------------------------------------------------
+
+
+async def test_admin_creates_staff_compliance_and_admin(svc: Running) -> None:
+    admin = await svc.staff("admin")
+    for role in ("staff", "compliance", "admin"):
+        email, password = unique_email(role), passphrase()
+        response = await svc.client.post(
+            "/admin/users",
+            headers=admin["auth"],
+            json={"email": email, "password": password, "name": f"New {role}", "role": role},
+        )
+        assert response.status_code == 201, response.text
+        tokens = await svc.login(email, password)
+        me = await svc.client.get(
+            "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+        assert me.json()["role"] == role
+        docs = await stored_events(svc, subject_id=response.json()["user_id"])
+        assert docs[0]["data"]["registered_by"] == "admin"
+        assert docs[0]["actor"] == {"id": admin["user_id"], "role": "admin"}
+
+
+@pytest.mark.parametrize("creator_role", ["client", "staff", "compliance"])
+async def test_only_admins_create_accounts(svc: Running, creator_role: str) -> None:
+    caller = (
+        await svc.user_with_token() if creator_role == "client" else await svc.staff(creator_role)
+    )
+    body = {"email": unique_email(), "password": passphrase(), "name": "X", "role": "admin"}
+    assert_problem(
+        await svc.client.post("/admin/users", headers=caller["auth"], json=body),
+        403,
+        "role-not-allowed",
+    )
+
+
+@pytest.mark.parametrize("role", ["client", "creator", "service", "root"])
+async def test_admin_create_refuses_other_roles(svc: Running, role: str) -> None:
+    admin = await svc.staff("admin")
+    body = {"email": unique_email(), "password": passphrase(), "name": "X", "role": role}
+    assert_problem(await svc.client.post("/admin/users", headers=admin["auth"], json=body), 422)
