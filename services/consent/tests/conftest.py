@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mmgen.consent.bootstrap import bootstrap
 from mmgen.consent.entrypoints.app import build_app
 from mmgen.consent.settings import ConsentSettings
 from mmgen.platform import PlatformApp
@@ -36,7 +37,9 @@ class Tokens:
         sub = subject or str(uuid.uuid4())
         return sub, issue_token(self.key, subject=sub, role=role)
 
-    def headers(self, role: str = "client", subject: str | None = None) -> tuple[str, dict[str, str]]:
+    def headers(
+        self, role: str = "client", subject: str | None = None
+    ) -> tuple[str, dict[str, str]]:
         sub, token = self(role, subject)
         return sub, {"Authorization": f"Bearer {token}"}
 
@@ -47,7 +50,9 @@ def tokens(signing_key: SigningKey) -> Tokens:
 
 
 @pytest.fixture
-def settings(mongo_uri: str, mongo_db: Any, kafka_bootstrap: str, topic_prefix: str) -> ConsentSettings:
+def settings(
+    mongo_uri: str, mongo_db: Any, kafka_bootstrap: str, topic_prefix: str
+) -> ConsentSettings:
     return ConsentSettings(
         environment="test",
         mongo_uri=mongo_uri,
@@ -65,17 +70,22 @@ def settings(mongo_uri: str, mongo_db: Any, kafka_bootstrap: str, topic_prefix: 
 
 @pytest.fixture
 def make_app(settings: ConsentSettings, signing_key: SigningKey) -> Callable[..., PlatformApp]:
-    def make(**overrides: Any) -> PlatformApp:
+    def make(*, audit: bool = False, **overrides: Any) -> PlatformApp:
+        """The app; `audit=True` also runs the audit component (slower start: its own group)."""
         effective = settings.model_copy(update=overrides) if overrides else settings
         verifier = TokenVerifier(StaticKeySet.of(signing_key))
-        return build_app(effective, token_verifier=verifier)
+        container = bootstrap(effective, with_audit=audit)
+        return build_app(effective, token_verifier=verifier, consent=container)
 
     return make
 
 
 @pytest.fixture
-async def app(make_app: Callable[..., PlatformApp]) -> AsyncIterator[PlatformApp]:
-    app = make_app()
+async def app(
+    make_app: Callable[..., PlatformApp], request: pytest.FixtureRequest
+) -> AsyncIterator[PlatformApp]:
+    """The app in its lifespan; mark a test `@pytest.mark.with_audit` to run the audit log too."""
+    app = make_app(audit=request.node.get_closest_marker("with_audit") is not None)
     async with app.router.lifespan_context(app):
         yield app
 
@@ -85,3 +95,7 @@ async def client(app: PlatformApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://consent.test") as c:
         yield c
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "with_audit: run the consent app with its audit component")

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 
-
 class Api:
     """Thin helpers over the client for things many tests need."""
 

@@ -34,7 +34,11 @@ async def test_grant_then_withdraw_is_one_step_each(api, client, tokens) -> None
     ]
     assert all(e["action"] == "consent" for e in stored)
     assert stored[0]["categories"] == ["consent", "contact"]
-    assert stored[0]["data"] == {"purpose": "marketing.email", "policy_version": "v1", "method": "explicit"}
+    assert stored[0]["data"] == {
+        "purpose": "marketing.email",
+        "policy_version": "v1",
+        "method": "explicit",
+    }
     assert stored[0]["actor"] == {"id": subject, "role": "client"}
     assert stored[0]["pii"]["owner"] == f"subject:{subject}"
 
@@ -57,14 +61,18 @@ async def test_consent_errors_are_problems_and_store_nothing(api, client, tokens
     before = len(await api.events())
 
     unknown = await client.put(
-        "/consents/me/cookies.everything", headers=me, json={"granted": True, "policy_version": "v1"}
+        "/consents/me/cookies.everything",
+        headers=me,
+        json={"granted": True, "policy_version": "v1"},
     )
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith(PROBLEM)
     assert unknown.json()["type"] == "urn:mmgen:problem:purpose-not-found"
 
     not_consent = await client.put(
-        "/consents/me/project_execution", headers=me, json={"granted": False, "policy_version": "v1"}
+        "/consents/me/project_execution",
+        headers=me,
+        json={"granted": False, "policy_version": "v1"},
     )
     assert not_consent.status_code == 422
     assert not_consent.json()["type"] == "urn:mmgen:problem:purpose-not-consent-based"
@@ -98,7 +106,9 @@ async def test_consents_need_a_person_token(api, client, tokens) -> None:
     assert (await client.get("/consents/me")).status_code == 401
     _, service = tokens.headers("service", subject="retention")
     refused = await client.put(
-        "/consents/me/marketing.email", headers=service, json={"granted": True, "policy_version": "v1"}
+        "/consents/me/marketing.email",
+        headers=service,
+        json={"granted": True, "policy_version": "v1"},
     )
     assert refused.status_code == 403
     codes = [d["data"]["code"] for d in await api.events(event_type="consent.AccessDenied")]
@@ -132,7 +142,9 @@ async def test_staff_read_without_purpose_is_refused_and_audited(api, client, to
     assert refused.headers["content-type"].startswith(PROBLEM)
     assert refused.json()["type"] == "urn:mmgen:problem:purpose-required"
     _, other_client = tokens.headers("client")
-    as_client = await client.get(f"/consents/{subject}", headers={**other_client, "X-Purpose": "support"})
+    as_client = await client.get(
+        f"/consents/{subject}", headers={**other_client, "X-Purpose": "support"}
+    )
     assert as_client.status_code == 403
 
     denials = await api.events(event_type="consent.AccessDenied")
@@ -174,18 +186,26 @@ async def test_gpc_header_is_recorded_once_as_withdrawal(api, client, tokens) ->
         "cookies.analytics",
         "data.sale_sharing",
     ]
-    assert all(w["data"]["method"] == "gpc" and w["data"]["policy_version"] == "v1" for w in withdrawals)
+    assert all(
+        w["data"]["method"] == "gpc" and w["data"]["policy_version"] == "v1" for w in withdrawals
+    )
 
 
 async def test_explicit_choice_wins_over_gpc_for_its_own_purpose(api, client, tokens) -> None:
     await api.publish_policy("v1")
-    subject, me = tokens.headers("client")
+    _subject, me = tokens.headers("client")
     response = await client.put(
         "/consents/me/cookies.analytics",
         headers={**me, "Sec-GPC": "1"},
         json={"granted": True, "policy_version": "v1"},
     )
     assert response.status_code == 200
-    states = {c["purpose"]: c for c in (await client.get("/consents/me", headers=me)).json()["items"]}
+    states = {
+        c["purpose"]: c for c in (await client.get("/consents/me", headers=me)).json()["items"]
+    }
     assert states["cookies.analytics"]["granted"] is True
-    assert states["data.sale_sharing"] == {**states["data.sale_sharing"], "granted": False, "method": "gpc"}
+    assert states["data.sale_sharing"] == {
+        **states["data.sale_sharing"],
+        "granted": False,
+        "method": "gpc",
+    }

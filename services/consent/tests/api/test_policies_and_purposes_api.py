@@ -83,8 +83,19 @@ async def test_policy_errors_are_problems_and_store_nothing(api, client, tokens)
     for body in (
         {"version": "v9", "title": "t", "text": "x"},  # no effective date
         {"version": "v9", "effective_at": "2026-01-01T00:00:00Z", "title": "t", "text": ""},
-        {"version": "bad version", "effective_at": "2026-01-01T00:00:00Z", "title": "t", "text": "x"},
-        {"version": "v9", "effective_at": "2026-01-01T00:00:00Z", "title": "t", "text": "x", "x": 1},
+        {
+            "version": "bad version",
+            "effective_at": "2026-01-01T00:00:00Z",
+            "title": "t",
+            "text": "x",
+        },
+        {
+            "version": "v9",
+            "effective_at": "2026-01-01T00:00:00Z",
+            "title": "t",
+            "text": "x",
+            "x": 1,
+        },
     ):
         response = await client.post("/policies", headers=admin, json=body)
         assert response.status_code == 422, body

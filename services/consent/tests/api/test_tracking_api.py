@@ -10,14 +10,18 @@ EVENT = {"name": "page_view", "page": "/projects/42", "properties": {"ref": "new
 
 def counter(metrics_text: str, result: str, reason: str) -> float:
     pattern = (
-        r'^mmgen_consent_tracking_events_total\{reason="' + reason + r'",result="' + result + r'"\} (\S+)$'
+        r'^mmgen_consent_tracking_events_total\{reason="'
+        + reason
+        + r'",result="'
+        + result
+        + r'"\} (\S+)$'
     )
     found = re.search(pattern, metrics_text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
 async def test_dropped_without_consent_and_counted(api, client, tokens) -> None:
-    subject, me = tokens.headers("client")
+    _subject, me = tokens.headers("client")
     anonymous = await client.post("/tracking/events", json=EVENT)
     assert anonymous.status_code == 202
     assert anonymous.json() == {"accepted": False, "reason": "anonymous", "event_id": None}
@@ -54,7 +58,9 @@ async def test_accepted_with_consent_and_stored_encrypted(api, client, tokens) -
 
     # Withdrawing is as easy as granting, and the gate follows at once.
     await client.put(
-        "/consents/me/cookies.analytics", headers=me, json={"granted": False, "policy_version": "v1"}
+        "/consents/me/cookies.analytics",
+        headers=me,
+        json={"granted": False, "policy_version": "v1"},
     )
     after = await client.post("/tracking/events", headers=me, json=EVENT)
     assert after.json()["reason"] == "no_consent"

@@ -2,7 +2,8 @@
 
 `bootstrap(settings)` builds everything without doing I/O; `Consent.lifespan()` starts and
 stops the moving parts in order — topics, indexes, the outbox relay (publishes
-`consent.events`), the Kafka consumers (retention commands, identity events for the token
+`consent.events`) with its republish listener (gap repair asked by the audit projector),
+the Kafka consumers (retention commands, identity events for the token
 denylist) and the audit component — and `Consent.readiness_checks()` lists what `/readyz`
 probes. Tests call `bootstrap` with their own settings (per-test database, topic prefix).
 """
@@ -40,6 +41,7 @@ from mmgen.events.mongo_keystore import MongoKeystore
 from mmgen.events.mongo_store import MongoEventStore
 from mmgen.events.relay import Relay, RelaySettings
 from mmgen.events.repository import EventSourcedRepository
+from mmgen.events.republish import RepublishListener, republish_topic
 from mmgen.events.topics import Topics, dlq_topic, ensure_topics
 from mmgen.platform import ReadinessCheck, kafka_check, mongo_check
 from mmgen.platform.settings import key_bytes
@@ -69,6 +71,7 @@ class Consent:
     broker: KafkaBroker
     consumer: EventConsumer[Envelope]
     topics: Topics
+    republish: RepublishListener
     audit: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -97,6 +100,7 @@ class Consent:
             dlq_topic(self.events_topic),
             self.topics.retention_commands,
             dlq_topic(self.topics.retention_commands),
+            republish_topic(self.settings.topic_prefix),
         ]
         await ensure_topics(
             self.settings.kafka_bootstrap, names, partitions=self.settings.topic_partitions
@@ -109,7 +113,8 @@ class Consent:
         await self.ensure_indexes()
         relay_task = asyncio.create_task(self.relay.run(), name="consent-relay")
         try:
-            await self.broker.start()
+            # Both join a consumer group (about a second each on the local broker): in parallel.
+            await asyncio.gather(self.republish.start(), self.broker.start())
             try:
                 if self.audit is not None:
                     await self.audit.start()
@@ -120,6 +125,7 @@ class Consent:
                         await self.audit.stop()
             finally:
                 await self.broker.stop()
+                await self.republish.stop()
         finally:
             await self.relay.stop()
             try:
@@ -187,6 +193,13 @@ def bootstrap(
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
     )
+    republish = RepublishListener(
+        relay,
+        settings.kafka_bootstrap,
+        topic_prefix=settings.topic_prefix,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+    )
     consent = Consent(
         settings=settings,
         client=client,
@@ -204,6 +217,7 @@ def bootstrap(
         broker=broker,
         consumer=consumer,
         topics=topics,
+        republish=republish,
     )
     if with_audit:
         consent.audit = _build_audit(settings, db, registry_)
