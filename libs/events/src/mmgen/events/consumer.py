@@ -191,14 +191,6 @@ class EventConsumer(Generic[E]):
         self.decode: Callable[[bytes], E] = decode or _default_decode
         self.retry = retry or RetryPolicy()
         self.metrics = metrics or ConsumerMetrics(registry)
-        self._indexes_ready = False
-
-    async def ensure_indexes(self) -> None:
-        """Indexes the runtime relies on (the markers are keyed by `_id`, already indexed)."""
-        if self._indexes_ready:
-            return
-        await self.db[PROCESSED_COLLECTION].create_index("processed_at")
-        self._indexes_ready = True
 
     def subscribe(
         self,
