@@ -392,6 +392,7 @@ class Relay:
                         continue  # more is probably waiting
                     if self.status.hole_at is not None:
                         await self._pause(self.settings.hole_retry_s)
+                        await self._renew_if_due()  # a hole can outlast the lease
                     else:
                         await self._idle()
                 except RelayFencedError:
