@@ -133,13 +133,18 @@ async def test_stops_at_a_hole_and_resumes_when_it_fills(
     store = HidingStore(producer_name)
     await append_many(store, make_envelope, 10)
     store.hidden = {4}
-    relay = relay_for(store, mongo_db, kafka_bootstrap, topic)
+    short_lease = RelaySettings(window=50, idle_wait_s=0.2, hole_retry_s=0.05, lease_ttl_s=0.6)
+    relay = relay_for(store, mongo_db, kafka_bootstrap, topic, settings=short_lease)
     task = asyncio.create_task(relay.run())
     try:
         await wait_until(lambda: relay.status.hole_at == 4, what="hole noticed")
         reads = store.reads
-        await wait_until(lambda: store.reads >= reads + 3, what="retry rounds at the hole")
+        # Retry rounds spanning more than the lease: it must neither jump the hole nor lose
+        # the lease while it waits.
+        await wait_until(lambda: store.reads >= reads + 20, what="retry rounds at the hole")
         assert relay.status.checkpoint == 3
+        rival = relay_for(store, mongo_db, kafka_bootstrap, topic, owner="rival")
+        assert not await rival.acquire()
         store.hidden = set()
         await wait_until(lambda: relay.status.checkpoint == 10, what="hole filled, caught up")
         assert relay.status.hole_at is None
