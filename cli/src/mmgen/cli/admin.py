@@ -84,8 +84,11 @@ def _service_client(url: str, secret: str) -> httpx.Client:
 def _run(state_dir: Path, url: str | None, secret: str | None, call: Any) -> Any:
     try:
         base, key = _credentials(state_dir, url, secret)
-        with _service_client(base, key) as client:
+        client = _service_client(base, key)
+        try:
             return call(client)
+        finally:
+            client.close()
     except AdminError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from exc

@@ -65,7 +65,6 @@ class Messaging:
         consumer: EventConsumer[Envelope] = EventConsumer(
             broker, self.identity.adapters.db, registry=self.registry, retry=RetryPolicy()
         )
-        await consumer.ensure_indexes()
         consumer.subscribe(
             s.commands_topic,
             handler=self.on_command,
