@@ -68,3 +68,21 @@ def test_recorded_at_never_goes_back() -> None:
     later = "2026-11-25T08:00:05.000Z"
     assert monotonic_recorded_at(now, later) == later
     assert monotonic_recorded_at(now + timedelta(seconds=10), later) == "2026-11-25T08:00:10.123Z"
+
+
+def test_spliced_entry_text_is_the_canonical_text() -> None:
+    import uuid
+
+    from mmgen.auditlog.entry import ChainBuilder
+    from mmgen.consent.audit.store import entry_text, text_and_leaf
+
+    builder = ChainBuilder()
+    for event_type in ("x.Y", 'x.",\\"occurred_at\\":'):
+        entry = builder.append(
+            event_id=str(uuid.uuid4()), producer="p", producer_seq=1, event_type=event_type,
+            action="read", occurred_at=datetime.now(UTC), recorded_at=datetime.now(UTC),
+            actor_role=',"occurred_at":"', categories=("b", "a"),
+        )  # fmt: skip
+        text, leaf = text_and_leaf(entry)
+        assert text == entry_text(entry)
+        assert leaf == entry.leaf_hash

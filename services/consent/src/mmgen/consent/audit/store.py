@@ -19,6 +19,7 @@ chain.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,8 +121,30 @@ def entry_text(entry: AuditEntry) -> str:
     return canonicalize(entry.to_json()).decode("utf-8")
 
 
-def entry_document(entry: AuditEntry, nodes: Sequence[bytes]) -> dict[str, Any]:
-    doc: dict[str, Any] = {"_id": entry.seq, "e": entry_text(entry), "n": list(nodes)}
+_HASH_BEFORE = b',"occurred_at":'
+
+
+def text_and_leaf(entry: AuditEntry) -> tuple[str, bytes]:
+    """Canonical text of the whole entry and its Merkle leaf hash, from ONE serialisation.
+
+    In JCS order `hash` sorts between `event_type` and `occurred_at`; the first
+    `,"occurred_at":` is that member's (a quote inside a string value is always escaped), so
+    the hash member is spliced in there. Equal to `entry_text(entry)` (tested).
+    """
+    data = entry.entry_bytes
+    at = data.index(_HASH_BEFORE)
+    text = data[:at] + b',"hash":"' + entry.hash.hex().encode() + b'"' + data[at:]
+    return text.decode("utf-8"), hashlib.sha256(b"\x00" + data).digest()
+
+
+def entry_document(
+    entry: AuditEntry, nodes: Sequence[bytes], text: str | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": entry.seq,
+        "e": entry_text(entry) if text is None else text,
+        "n": list(nodes),
+    }
     doc["event_id"] = entry.event_id
     doc["subject_id"] = entry.subject_id
     doc["actor_id"] = entry.actor_id
@@ -213,8 +236,9 @@ class MongoAuditStore:
             if item.get("producer_seq") is None:
                 own_seq += 1
             seen.add(event_id)
-            nodes = appender.append(entry.leaf_hash)
-            docs.append(entry_document(entry, [node.hash for node in nodes]))
+            text, leaf = text_and_leaf(entry)
+            nodes = appender.append(leaf)
+            docs.append(entry_document(entry, [node.hash for node in nodes], text))
             entries.append(entry)
             per_producer.setdefault(entry.producer, []).append(entry.producer_seq)
         if not docs:
