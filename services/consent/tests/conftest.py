@@ -19,7 +19,7 @@ from mmgen.consent.bootstrap import bootstrap
 from mmgen.consent.entrypoints.app import build_app
 from mmgen.consent.settings import ConsentSettings
 from mmgen.platform import PlatformApp
-from mmgen.platform.auth import SigningKey, StaticKeySet, TokenVerifier, issue_token
+from mmgen.platform.auth import SigningKey, StaticKeySet, issue_token
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +73,8 @@ def make_app(settings: ConsentSettings, signing_key: SigningKey) -> Callable[...
     def make(*, audit: bool = False, **overrides: Any) -> PlatformApp:
         """The app; `audit=True` also runs the audit component (slower start: its own group)."""
         effective = settings.model_copy(update=overrides) if overrides else settings
-        verifier = TokenVerifier(StaticKeySet.of(signing_key))
         container = bootstrap(effective, with_audit=audit)
-        return build_app(effective, token_verifier=verifier, consent=container)
+        return build_app(effective, key_set=StaticKeySet.of(signing_key), consent=container)
 
     return make
 

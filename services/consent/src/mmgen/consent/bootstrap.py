@@ -3,9 +3,9 @@
 `bootstrap(settings)` builds everything without doing I/O; `Consent.lifespan()` starts and
 stops the moving parts in order — topics, indexes, the outbox relay (publishes
 `consent.events`) with its republish listener (gap repair asked by the audit projector),
-the Kafka consumers (retention commands, identity events for the token
-denylist) and the audit component — and `Consent.readiness_checks()` lists what `/readyz`
-probes. Tests call `bootstrap` with their own settings (per-test database, topic prefix).
+the Kafka consumer (retention commands; identity events feeding the token denylist) and
+the audit component — and `Consent.readiness_checks()` lists what `/readyz` probes.
+Tests call `bootstrap` with their own settings (per-test database, topic prefix).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from mmgen.events.mongo_store import MongoEventStore
 from mmgen.events.relay import Relay, RelaySettings
 from mmgen.events.repository import EventSourcedRepository
 from mmgen.events.republish import RepublishListener, republish_topic
+from mmgen.events.revocation import REVOKING_EVENT_TYPES, SubjectRevocations
 from mmgen.events.topics import Topics, dlq_topic, ensure_topics
 from mmgen.platform import ReadinessCheck, kafka_check, mongo_check
 from mmgen.platform.settings import key_bytes
@@ -72,6 +73,7 @@ class Consent:
     consumer: EventConsumer[Envelope]
     topics: Topics
     republish: RepublishListener
+    revocations: SubjectRevocations
     audit: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -91,7 +93,6 @@ class Consent:
         await self.consents.ensure_indexes()
         await self.policies.ensure_indexes()
         await self.tracking.ensure_indexes()
-        await self.consumer.ensure_indexes()
 
     async def ensure_topics(self) -> None:
         """Create our topics and those we consume, with the fixed partition count."""
@@ -101,6 +102,8 @@ class Consent:
             self.topics.retention_commands,
             dlq_topic(self.topics.retention_commands),
             republish_topic(self.settings.topic_prefix),
+            self.topics.events("identity"),
+            dlq_topic(self.topics.events("identity")),
         ]
         await ensure_topics(
             self.settings.kafka_bootstrap, names, partitions=self.settings.topic_partitions
@@ -181,15 +184,24 @@ def bootstrap(
     broker = KafkaBroker(settings.kafka_bootstrap, client_id="consent")
     consumer: EventConsumer[Envelope] = EventConsumer(broker, db, registry=registry_)
 
-    async def on_retention_command(command: Envelope, ctx: HandlerContext) -> None:
-        """Erase/anonymise on retention's command; each step is idempotent by itself."""
-        await erasure.handle_command(command)
+    # Tokens of closed or erased accounts stop working here as soon as identity says so.
+    revocations = SubjectRevocations(db)
+
+    async def on_message(envelope: Envelope, ctx: HandlerContext) -> None:
+        """One consumer (one group join) for both inputs: identity's account endings feed the
+        token denylist (written in the consumer's transaction); retention's commands erase or
+        anonymise, each step idempotent by itself."""
+        if envelope.event_type in REVOKING_EVENT_TYPES:
+            await revocations.handle(envelope, ctx)
+        elif envelope.producer == "retention":
+            await erasure.handle_command(envelope)
 
     consumer.subscribe(
         topics.retention_commands,
-        handler=on_retention_command,
-        group_id=f"{settings.consumer_group}-retention",
-        name="consent-retention-commands",
+        topics.events("identity"),
+        handler=on_message,
+        group_id=settings.consumer_group,
+        name="consent-inbox",
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
     )
@@ -218,6 +230,7 @@ def bootstrap(
         consumer=consumer,
         topics=topics,
         republish=republish,
+        revocations=revocations,
     )
     if with_audit:
         consent.audit = _build_audit(settings, db, registry_)

@@ -24,17 +24,22 @@ from mmgen.consent.entrypoints.api.routes import router
 from mmgen.consent.settings import ConsentSettings
 from mmgen.platform import AccessDenialRecorder, PlatformApp
 from mmgen.platform import create_app as create_platform_app
-from mmgen.platform.auth import TokenVerifier
+from mmgen.platform.auth import KeySet, TokenVerifier
 
 
 def build_app(
     settings: ConsentSettings,
     *,
-    token_verifier: TokenVerifier | None = None,
+    key_set: KeySet | None = None,
     consent: Consent | None = None,
 ) -> PlatformApp:
-    """Build the app for the given settings (tests pass their own verifier and settings)."""
+    """Build the app for the given settings.
+
+    Tokens are verified with identity's JWKS (`CONSENT_JWKS_URL`), or with `key_set` (tests),
+    and refused for subjects identity closed or erased (the revocations consumer).
+    """
     container = consent or bootstrap(settings)
+    verifier = TokenVerifier.from_settings(settings, keys=key_set, denylist=container.revocations)
     recorder: AccessDenialRecorder = EventStoreDenialRecorder(container.service)
     routers = [router]
     if container.audit is not None:
@@ -45,8 +50,11 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with container.lifespan():
-            yield
+        try:
+            async with container.lifespan():
+                yield
+        finally:
+            await verifier.aclose()
 
     app = create_platform_app(
         settings,
@@ -56,7 +64,7 @@ def build_app(
         routers=routers,
         readiness_checks=container.readiness_checks(),
         lifespan=lifespan,
-        token_verifier=token_verifier,
+        token_verifier=verifier,
         denial_recorder=recorder,
         metrics_registry=container.metrics_registry,
     )
