@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from mmgen.events.consumer import (
+    ConsumerError,
     EventConsumer,
     HandlerContext,
     RetryPolicy,
@@ -245,3 +246,17 @@ async def test_stream_version_continuity_skips_old_and_refuses_gaps(
     dead = await read_all(kafka_bootstrap, dlq_topic(topic), expect=1)
     assert [json.loads(r.value)["event_id"] for r in dead] == [v[5].event_id]
     assert "StreamVersionGapError" in (dlq_error(dead[0].headers)["type"] or "")
+
+
+def test_guarantee_settings_cannot_be_overridden(mongo_db: Any) -> None:
+    consumer: EventConsumer[Envelope] = EventConsumer(
+        KafkaBroker("127.0.0.1:9"), mongo_db, registry=CollectorRegistry()
+    )
+    with pytest.raises(ConsumerError, match="ack_policy"):
+        consumer.subscribe("t.events", handler=projection_handler, group_id="g", ack_policy="x")
+    with pytest.raises(ConsumerError, match="auto_offset_reset"):
+        consumer.subscribe(
+            "t.events", handler=projection_handler, group_id="g", auto_offset_reset="latest"
+        )
+    with pytest.raises(ConsumerError, match="either topics or a pattern"):
+        consumer.subscribe(handler=projection_handler, group_id="g")

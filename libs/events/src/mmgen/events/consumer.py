@@ -230,6 +230,9 @@ class EventConsumer(Generic[E]):
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
         }
+        fixed = {"ack_policy", "auto_offset_reset", "no_reply", "batch"} & subscriber_kwargs.keys()
+        if fixed:
+            raise ConsumerError(f"the runtime fixes {sorted(fixed)}: its guarantees depend on them")
         common.update(subscriber_kwargs)
         label = f"consume_{sub.name}".replace(".", "_").replace("-", "_")
 
