@@ -1,7 +1,7 @@
 """`mmgen admin`: account and key administration against a running identity service.
 
 It talks to identity over HTTP with a service token of the `admin-cli` client. Under
-`mmgen up`, identity leaves that client's secret in `<state>/secrets/identity-admin-cli.json`
+`mmgen up`, identity leaves its clients' secrets in `<state>/secrets/identity-service-clients.json`
 (mode 0600, with identity's address), so whoever can read the local state folder — the person
 who started the stack — can administer it, and nobody else. Against another deployment, pass
 `--identity-url` and the secret through `MMGEN_IDENTITY_CLI_SECRET` (never on the command line).
@@ -17,7 +17,7 @@ import httpx
 import typer
 from rich.console import Console
 
-CLI_SECRET_FILE = "identity-admin-cli.json"  # noqa: S105 - a file name
+CLIENTS_FILE = "identity-service-clients.json"
 CLI_SERVICE = "admin-cli"
 
 admin_app = typer.Typer(help="Administer accounts and signing keys of a running stack.")
@@ -52,7 +52,7 @@ class AdminError(Exception):
 def _credentials(state_dir: Path, url: str | None, secret: str | None) -> tuple[str, str]:
     if url and secret:
         return url.rstrip("/"), secret
-    path = state_dir / "secrets" / CLI_SECRET_FILE
+    path = state_dir / "secrets" / CLIENTS_FILE
     try:
         stored: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -60,7 +60,9 @@ def _credentials(state_dir: Path, url: str | None, secret: str | None) -> tuple[
             f"{path} not found: start the stack with `mmgen up`, or pass --identity-url and "
             "MMGEN_IDENTITY_CLI_SECRET"
         ) from exc
-    return (url or str(stored["identity_url"])).rstrip("/"), secret or str(stored["secret"])
+    return (url or str(stored["identity_url"])).rstrip("/"), secret or str(
+        stored["clients"][CLI_SERVICE]
+    )
 
 
 def _problem(response: httpx.Response) -> str:

@@ -4,6 +4,7 @@ served, and `mmgen admin create` / `rotate-keys` working against it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import subprocess
@@ -16,6 +17,7 @@ import httpx
 from mmgen.cli import stack
 from mmgen.identity.testing import passphrase, unique_email
 from mmgen.localstack.ports import free_port
+from mmgen.platform.service_tokens import ServiceTokenProvider, development_client_secret
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 
@@ -45,8 +47,28 @@ def test_identity_under_the_stack_launcher(infra, tmp_path: Path) -> None:
         secrets_dir = config.state_dir / "secrets"
         generated = json.loads((secrets_dir / "identity.json").read_text())
         assert {"master_key", "blind_index_key", "service_credentials_key"} <= set(generated)
-        cli_file = secrets_dir / "identity-admin-cli.json"
+        cli_file = secrets_dir / "identity-service-clients.json"
         assert stat.S_IMODE(cli_file.stat().st_mode) == 0o600
+        # Another service gets its token with what identity left for it there.
+        url, secret = development_client_secret(config.state_dir, "retention")
+        assert url == base
+
+        async def fetch() -> str:
+            provider = ServiceTokenProvider(url, "retention", secret)
+            try:
+                first = await provider.token()
+                assert await provider.token() == first  # cached
+                return first
+            finally:
+                await provider.aclose()
+
+        token = asyncio.run(fetch())
+        footprint = httpx.get(
+            f"{base}/internal/subjects/{uuid.uuid4()}/footprint",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        assert footprint.status_code == 200, footprint.text
 
         email, password = unique_email("root"), passphrase()
         created = subprocess.run(

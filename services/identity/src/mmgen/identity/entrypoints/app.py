@@ -2,8 +2,8 @@
 
 The lifespan connects the database, loads the signing keys, starts the relay and the
 `retention.commands` consumer, creates the first admin from the settings if asked, and — under
-`mmgen up` (development with a state folder) — leaves the CLI's service secret in the state
-folder for `mmgen admin`.
+`mmgen up` (development with a state folder) — leaves the service clients' secrets in the state
+folder for the other services and `mmgen admin`.
 """
 
 from __future__ import annotations
@@ -37,11 +37,9 @@ from mmgen.platform import (
 )
 from mmgen.platform import create_app as platform_app
 from mmgen.platform.auth import TokenVerifier
+from mmgen.platform.service_tokens import CLIENTS_FILE
 
 log = logging.getLogger(__name__)
-
-CLI_SECRET_FILE = "identity-admin-cli.json"  # noqa: S105 - a file name
-CLI_SERVICE = "admin-cli"
 
 
 def create_app() -> PlatformApp:
@@ -129,16 +127,17 @@ async def _bootstrap_admin(identity: Identity, settings: IdentitySettings) -> No
 
 
 def _write_cli_secret(settings: IdentitySettings, identity: Identity) -> None:
-    """Under `mmgen up`: the `admin-cli` client secret in `<state>/secrets/` (0600) for the CLI."""
+    """Under `mmgen up`: every service client's secret in `<state>/secrets/` (0600), for the
+    other services (`mmgen.platform.service_tokens`) and `mmgen admin` (client `admin-cli`)."""
     if settings.environment is not Environment.development or settings.state_dir is None:
         return
     folder = Path(settings.state_dir) / "secrets"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / CLI_SECRET_FILE
+    path = folder / CLIENTS_FILE
+    key = identity.adapters.service_credentials_key
     content = {
-        "service": CLI_SERVICE,
-        "secret": service_secret(identity.adapters.service_credentials_key, CLI_SERVICE),
         "identity_url": f"http://{settings.host}:{settings.port}",
+        "clients": {name: service_secret(key, name) for name in settings.service_clients},
     }
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
