@@ -211,3 +211,45 @@ async def test_readiness_asyncapi_and_audit_trail(api, client, tokens) -> None:
     assert entry["action"] == "consent"
     assert entry["actor_id"] == subject
     assert entry["categories"] == ["consent", "contact"]
+
+
+async def test_held_consent_records_are_kept_and_anonymize_is_answered(
+    api, client, tokens, kafka_bootstrap, topic_prefix
+) -> None:
+    subject, _, _ = await _seed_subject(api, client, tokens)
+    topic = f"{topic_prefix}retention.commands"
+    await _send_command(kafka_bootstrap, topic, erase_command(subject, held=["consent"]))
+    resource_id = str(uuid.uuid4())
+    anonymize = Envelope(
+        event_type="retention.AnonymizeResource",
+        schema_version=1,
+        producer="retention",
+        stream_id=f"retention-run:{resource_id}",
+        stream_version=1,
+        action="erase",
+        resource=Resource(type="project", id=resource_id),
+        data={"request_id": "r-1", "resource": {"type": "project", "id": resource_id}},
+    )
+    await _send_command(kafka_bootstrap, topic, anonymize)
+
+    async def answered() -> bool:
+        answers = await api.events(
+            event_type={"$in": ["consent.ResourceAnonymized", "consent.SubjectErased"]}
+        )
+        return len(answers) == 2
+
+    await wait_until(answered, timeout_s=30, what="both commands to be answered")
+    (erased,) = await api.events(event_type="consent.SubjectErased")
+    assert erased["data"]["categories_held"] == ["consent"]
+    assert erased["data"]["consent_records_deleted"] == 0
+    assert erased["data"]["tracking_events_deleted"] == 2
+    _, retention = tokens.headers("service", subject="retention")
+    footprint = (
+        await client.get(f"/internal/subjects/{subject}/footprint", headers=retention)
+    ).json()
+    assert footprint["categories"]["usage"] == {"records": 0, "readable_personal_fields": 0}
+    # The held consent decisions stay (proof of consent); their evidence went with the key.
+    assert footprint["categories"]["consent"]["records"] == 2
+    (answer,) = await api.events(event_type="consent.ResourceAnonymized")
+    assert answer["data"]["resource_id"] == resource_id
+    assert answer["data"]["records_anonymized"] == 0

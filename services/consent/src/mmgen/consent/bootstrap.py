@@ -240,7 +240,7 @@ def bootstrap(
 def _build_audit(settings: ConsentSettings, db: AsyncDatabase[Any], registry_: Any) -> Any:
     """The audit component (mmgen.consent.audit), when its package is present."""
     try:
-        from mmgen.consent.audit import build_audit  # type: ignore[attr-defined]
+        from mmgen.consent.audit import build_audit
     except ImportError:
         log.warning("audit component not available; the audit log is not running")
         return None
