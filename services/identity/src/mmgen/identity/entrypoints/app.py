@@ -48,6 +48,8 @@ def create_app() -> PlatformApp:
 
 
 def build_app(settings: IdentitySettings) -> PlatformApp:
+    # identity verifies from its own key ring: never from a JWKS URL (`mmgen up` sets one for all).
+    settings = settings.model_copy(update={"jwks_url": None})
     registry = CollectorRegistry(auto_describe=True)
     holder: dict[str, Any] = {}
 
