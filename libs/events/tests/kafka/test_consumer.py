@@ -260,3 +260,35 @@ def test_guarantee_settings_cannot_be_overridden(mongo_db: Any) -> None:
         )
     with pytest.raises(ConsumerError, match="either topics or a pattern"):
         consumer.subscribe(handler=projection_handler, group_id="g")
+
+
+async def test_pattern_subscription_picks_up_a_topic_created_later(
+    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any
+) -> None:
+    topics = Topics(topic_prefix)
+    first, later = topics.events("early"), topics.events("late")
+    await ensure_topics(kafka_bootstrap, [first, dlq_topic(first)], partitions=1)
+    registry = CollectorRegistry()
+    name = f"audit-{uuid.uuid4().hex[:8]}"
+    # A short metadata age makes the client see new topics matching the pattern quickly.
+    broker = KafkaBroker(kafka_bootstrap, logger=None, metadata_max_age_ms=500)
+    consumer: EventConsumer[Envelope] = EventConsumer(
+        broker, mongo_db, retry=FAST_RETRY, registry=registry
+    )
+    consumer.subscribe(
+        handler=projection_handler, pattern=topics.events_pattern(), group_id=name, **FAST_GROUP
+    )
+    await broker.start()
+    try:
+        e1 = make_envelope(1)
+        await publish(kafka_bootstrap, first, [(e1.kafka_key(), e1.to_wire())])
+        await wait_until(lambda: counter(registry, "processed", name, first) == 1)
+        await ensure_topics(kafka_bootstrap, [later, dlq_topic(later)], partitions=1)
+        e2 = make_envelope(1)
+        await publish(kafka_bootstrap, later, [(e2.kafka_key(), e2.to_wire())])
+        await wait_until(
+            lambda: counter(registry, "processed", name, later) == 1,
+            what="a topic created after the start consumed through the pattern",
+        )
+    finally:
+        await broker.stop()
