@@ -97,7 +97,8 @@ async def test_relay_and_consumer_read_only_by_key_or_bounded_window(
             handled.append(event.event_id)
 
         broker = KafkaBroker(kafka_bootstrap, logger=None)
-        consumer: EventConsumer[Envelope] = EventConsumer(broker, db, registry=CollectorRegistry())
+        metrics = CollectorRegistry()
+        consumer: EventConsumer[Envelope] = EventConsumer(broker, db, registry=metrics)
         for batch in (False, True):
             consumer.subscribe(
                 topic,
@@ -112,6 +113,21 @@ async def test_relay_and_consumer_read_only_by_key_or_bounded_window(
         try:
             # 60 events, each twice on the topic, two consumers: 120 applied, the rest skipped.
             await wait_until(lambda: len(handled) >= 120, what="both consumers applied all")
+
+            def total(name: str) -> float:
+                return sum(
+                    metrics.get_sample_value(
+                        f"mmgen_events_consumer_{name}_total",
+                        {"consumer": f"{producer}-{batch}", "topic": topic},
+                    )
+                    or 0.0
+                    for batch in (False, True)
+                )
+
+            # Every second copy is recognised as a duplicate, in either mode.
+            await wait_until(lambda: total("duplicates") == 120, what="duplicates counted")
+            assert total("processed") == 120
+            assert len(handled) == 120
         finally:
             await broker.stop()
     finally:

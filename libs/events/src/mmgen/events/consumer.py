@@ -429,10 +429,13 @@ class EventConsumer(Generic[E]):
                 await self._handle_record(record, sub)
         if not decoded:
             return
-        ids = {
-            processed_marker_id(sub.name, str(getattr(e, "event_id", ""))): (r, e)
-            for r, e in decoded
-        }
+        ids: dict[str, tuple[Any, E]] = {}
+        for record, envelope in decoded:
+            marker_id = processed_marker_id(sub.name, str(getattr(envelope, "event_id", "")))
+            if marker_id in ids:  # the same event twice in one batch (a republish)
+                self.metrics.duplicates.labels(sub.name, record.topic).inc()
+            else:
+                ids[marker_id] = (record, envelope)
         try:
             done = {
                 d["_id"]
