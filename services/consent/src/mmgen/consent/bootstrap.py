@@ -1,7 +1,7 @@
 """Composition root of the consent service: settings in, wired stores, services and lifespan out.
 
 `bootstrap(settings)` builds everything without doing I/O; `Consent.lifespan()` starts and
-stops the moving parts in order — topics, indexes, the outbox relay (publishes
+stops the moving parts in order — topics, indexes, the catch-up read-model projector, the outbox relay (publishes
 `consent.events`) with its republish listener (gap repair asked by the audit projector),
 the Kafka consumer (retention commands; identity events feeding the token denylist) and
 the audit component — and `Consent.readiness_checks()` lists what `/readyz` probes.
@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mmgen.consent.adapters.mapper import ConsentEventMapper
 from mmgen.consent.adapters.metrics import TrackingMetrics
+from mmgen.consent.adapters.projector import ReadModelProjector
 from mmgen.consent.adapters.read_models import (
     ConsentReadModel,
     PolicyReadModel,
@@ -74,6 +75,7 @@ class Consent:
     topics: Topics
     republish: RepublishListener
     revocations: SubjectRevocations
+    projector: ReadModelProjector
     audit: Any = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -115,6 +117,7 @@ class Consent:
         await self.ensure_topics()
         await self.ensure_indexes()
         relay_task = asyncio.create_task(self.relay.run(), name="consent-relay")
+        projector_task = asyncio.create_task(self.projector.run(), name="consent-projector")
         try:
             # Both join a consumer group (about a second each on the local broker): in parallel.
             await asyncio.gather(self.republish.start(), self.broker.start())
@@ -130,11 +133,13 @@ class Consent:
                 await self.broker.stop()
                 await self.republish.stop()
         finally:
+            await self.projector.stop()
             await self.relay.stop()
-            try:
-                await asyncio.wait_for(relay_task, timeout=10)
-            except TimeoutError:
-                relay_task.cancel()
+            for task in (projector_task, relay_task):
+                try:
+                    await asyncio.wait_for(task, timeout=10)
+                except TimeoutError:
+                    task.cancel()
             await self.relay.close()
             await self.client.close()
 
@@ -231,6 +236,15 @@ def bootstrap(
         topics=topics,
         republish=republish,
         revocations=revocations,
+        projector=ReadModelProjector(
+            store,
+            db,
+            keystore,
+            consents,
+            policies,
+            tracking,
+            max_tracking_events_per_subject=settings.tracking_max_events_per_subject,
+        ),
     )
     if with_audit:
         consent.audit = _build_audit(settings, db, registry_)

@@ -122,6 +122,9 @@ class TrackingReadModel:
         with contextlib.suppress(DuplicateKeyError):  # added before (a retried request)
             await self.coll.insert_one(doc)
 
+    async def has(self, event_id: str) -> bool:
+        return await self.coll.find_one({"_id": event_id}, {"_id": 1}) is not None
+
     async def trim(self, subject_id: str, keep: int) -> int:
         """Drop the oldest events of a subject beyond `keep` (storage is bounded per subject)."""
         total = await self.coll.count_documents({"subject_id": subject_id})
