@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -163,6 +163,99 @@ def parse_entry_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
+@dataclass(frozen=True)
+class AppendPlan:
+    """One batch made into entries, nodes and state changes against a known head (no I/O)."""
+
+    base: Head
+    new_head: Head
+    docs: list[dict[str, Any]]
+    entries: list[AuditEntry]
+    duplicates: int
+    rejected: list[tuple[int, str]]
+    progress: dict[str, ProducerProgress]
+    producer_updates: list[tuple[str, dict[str, Any], dict[str, int]]]
+    closed: list[str]
+
+    @property
+    def event_ids(self) -> set[str]:
+        return {e.event_id for e in self.entries}
+
+    def result(self) -> AppendResult:
+        return AppendResult(
+            self.entries, self.duplicates, self.new_head, self.progress, self.closed, self.rejected
+        )
+
+
+def plan_append(
+    items: Sequence[Mapping[str, Any]],
+    head: Head,
+    seen: set[str],
+    producers: Mapping[str, ProducerProgress],
+    now: datetime,
+) -> AppendPlan:
+    """Chain, hash and place a batch after `head`: entries in arrival order, skipping ids in
+    `seen` (and repeats inside the batch), rejecting items that cannot be entries."""
+    seen = set(seen)
+    builder = ChainBuilder(head.size, head.last_hash)
+    appender = TreeAppender(head.frontier)
+    recorded_at = monotonic_recorded_at(now, head.recorded_at)
+    own_seq = head.own_seq
+    docs: list[dict[str, Any]] = []
+    entries: list[AuditEntry] = []
+    per_producer: dict[str, list[int]] = {}
+    duplicates = 0
+    rejected: list[tuple[int, str]] = []
+    for position, item in enumerate(items):
+        event_id = str(item["event_id"])
+        if event_id in seen:
+            duplicates += 1
+            continue
+        fields = dict(item)
+        own = fields.get("producer_seq") is None
+        if own:
+            fields["producer_seq"] = own_seq + 1
+        try:
+            entry = builder.append(recorded_at=recorded_at, **fields)
+        except (AuditLogError, TypeError, ValueError) as exc:
+            rejected.append((position, f"{type(exc).__name__}: {exc}"))
+            continue
+        if own:
+            own_seq += 1
+        seen.add(event_id)
+        text, leaf = text_and_leaf(entry)
+        nodes = appender.append(leaf)
+        docs.append(entry_document(entry, [node.hash for node in nodes], text))
+        entries.append(entry)
+        per_producer.setdefault(entry.producer, []).append(entry.producer_seq)
+    new_head = Head(appender.size, builder.prev_hash, appender.frontier, recorded_at, own_seq)
+    progress: dict[str, ProducerProgress] = {}
+    updates: list[tuple[str, dict[str, Any], dict[str, int]]] = []
+    closed: list[str] = []
+    for producer, seqs in per_producer.items():
+        before = producers.get(producer) or ProducerProgress(producer)
+        state = ProducerProgress(producer, before.contiguous, [list(r) for r in before.ranges])
+        state.add(seqs)
+        progress[producer] = state
+        fields_set: dict[str, Any] = {
+            **state.to_document(),
+            "missing": state.missing,
+            "highest": state.highest,
+            "last_seen_at": now,
+        }
+        if state.ranges and not before.ranges:
+            fields_set["gap_since"] = now
+        elif not state.ranges:
+            fields_set["gap_since"] = None
+            if before.ranges:
+                closed.append(producer)
+                fields_set["repair_requests_open"] = 0
+        updates.append((producer, fields_set, {"entries": len(seqs)}))
+    return AppendPlan(
+        head, new_head, docs, entries, duplicates, rejected, progress, updates, closed
+    )
+
+
 class MongoAuditStore:
     """The audit log in MongoDB. Read paths touch bounded `_id` ranges or single keys."""
 
@@ -189,118 +282,91 @@ class MongoAuditStore:
 
         Events already in the log (same `event_id`) are skipped. Items without a
         `producer_seq` are the audit component's own entries: numbered from the head's
-        `own_seq` counter inside the same transaction (gapless by construction).
+        `own_seq` counter inside the same transaction (gapless by construction). Everything
+        is read and computed inside the transaction: a driver retry recomputes it.
         """
-        async with self.db.client.start_session() as session:
-            result: AppendResult = await session.with_transaction(
-                lambda s: self._append_txn(s, items, now or datetime.now(UTC))
+        at = now or datetime.now(UTC)
+
+        async def txn(session: AsyncClientSession) -> AppendResult:
+            head = Head.from_document(
+                await self.head_coll.find_one({"_id": HEAD_ID}, session=session)
             )
+            seen = await self.seen_ids([str(i["event_id"]) for i in items], session=session)
+            producers = await self.progress({str(i["producer"]) for i in items}, session=session)
+            plan = plan_append(items, head, seen, producers, at)
+            await self._write(plan, session)
+            return plan.result()
+
+        async with self.db.client.start_session() as session:
+            result: AppendResult = await session.with_transaction(txn)
         return result
 
-    async def _append_txn(
-        self,
-        session: AsyncClientSession,
-        items: Sequence[Mapping[str, Any]],
-        now: datetime,
-    ) -> AppendResult:
-        head = Head.from_document(await self.head_coll.find_one({"_id": HEAD_ID}, session=session))
-        ids = [str(i["event_id"]) for i in items]
-        seen: set[str] = set()
-        if ids:
-            cursor = self.entries.find(
-                {"event_id": {"$in": ids}}, projection={"event_id": 1, "_id": 0}, session=session
-            )
-            seen = {d["event_id"] async for d in cursor}
-        builder = ChainBuilder(head.size, head.last_hash)
-        appender = TreeAppender(head.frontier)
-        recorded_at = monotonic_recorded_at(now, head.recorded_at)
-        own_seq = head.own_seq
-        docs: list[dict[str, Any]] = []
-        entries: list[AuditEntry] = []
-        per_producer: dict[str, list[int]] = {}
-        duplicates = 0
-        rejected: list[tuple[int, str]] = []
-        for position, item in enumerate(items):
-            event_id = str(item["event_id"])
-            if event_id in seen:
-                duplicates += 1
-                continue
-            fields = dict(item)
-            if fields.get("producer_seq") is None:
-                fields["producer_seq"] = own_seq + 1
-            try:
-                entry = builder.append(recorded_at=recorded_at, **fields)
-            except (AuditLogError, TypeError, ValueError) as exc:
-                rejected.append((position, f"{type(exc).__name__}: {exc}"))
-                continue
-            if item.get("producer_seq") is None:
-                own_seq += 1
-            seen.add(event_id)
-            text, leaf = text_and_leaf(entry)
-            nodes = appender.append(leaf)
-            docs.append(entry_document(entry, [node.hash for node in nodes], text))
-            entries.append(entry)
-            per_producer.setdefault(entry.producer, []).append(entry.producer_seq)
-        if not docs:
-            return AppendResult([], duplicates, head, {}, [], rejected)
-        progress, closed = await self._advance_producers(session, per_producer, now)
-        await self.entries.insert_many(docs, ordered=False, session=session)
-        new_head = Head(appender.size, builder.prev_hash, appender.frontier, recorded_at, own_seq)
-        update = await self.head_coll.update_one(
-            {"_id": HEAD_ID, "size": head.size} if head.size else {"_id": HEAD_ID},
-            {
-                "$set": {
-                    "size": new_head.size,
-                    "last_hash": new_head.last_hash.hex(),
-                    "frontier": new_head.frontier.to_json(),
-                    "recorded_at": recorded_at,
-                    "own_seq": own_seq,
-                }
-            },
-            upsert=head.size == 0,
-            session=session,
-        )
-        if update.matched_count == 0 and update.upserted_id is None:
-            raise AuditConflictError(f"head moved past {head.size} during the append")
-        return AppendResult(entries, duplicates, new_head, progress, closed, rejected)
+    async def append_plan(self, plan: AppendPlan) -> AppendResult:
+        """Commit a plan computed outside the transaction (the projector's pipelined path).
 
-    async def _advance_producers(
-        self, session: AsyncClientSession, per_producer: Mapping[str, list[int]], now: datetime
-    ) -> tuple[dict[str, ProducerProgress], list[str]]:
-        docs = {
-            d["_id"]: d
-            async for d in self.producers.find(
-                {"_id": {"$in": list(per_producer)}}, session=session
-            )
+        The head update is conditioned on the head the plan was built on, so a plan made
+        stale by another writer raises `AuditConflictError` and changes nothing; a duplicate
+        that slipped past the plan's dedup fails on the unique `event_id` index.
+        """
+        async with self.db.client.start_session() as session:
+            await session.with_transaction(lambda s: self._write(plan, s))
+        return plan.result()
+
+    async def seen_ids(
+        self, ids: Sequence[str], *, session: AsyncClientSession | None = None
+    ) -> set[str]:
+        """Which of these event ids the log already holds (one `$in` on the unique index)."""
+        if not ids:
+            return set()
+        cursor = self.entries.find(
+            {"event_id": {"$in": list(ids)}}, projection={"event_id": 1, "_id": 0}, session=session
+        )
+        return {d["event_id"] async for d in cursor}
+
+    async def progress(
+        self, producers: Iterable[str], *, session: AsyncClientSession | None = None
+    ) -> dict[str, ProducerProgress]:
+        names = list(producers)
+        found = {
+            d["_id"]: d async for d in self.producers.find({"_id": {"$in": names}}, session=session)
         }
-        out: dict[str, ProducerProgress] = {}
-        closed: list[str] = []
-        for producer, seqs in per_producer.items():
-            doc = docs.get(producer)
-            progress = ProducerProgress.from_document(producer, doc)
-            had_gap = bool(progress.ranges)
-            progress.add(seqs)
-            out[producer] = progress
-            update: dict[str, Any] = {
-                **progress.to_document(),
-                "missing": progress.missing,
-                "highest": progress.highest,
-                "last_seen_at": now,
-            }
-            inc: dict[str, int] = {"entries": len(seqs)}
-            if progress.ranges and not had_gap:
-                update["gap_since"] = now
-            elif not progress.ranges:
-                update["gap_since"] = None
-                if had_gap:
-                    closed.append(producer)
-                    if doc is not None and doc.get("repair_requests_open"):
-                        inc["repairs"] = 1
-                    update["repair_requests_open"] = 0
-            await self.producers.update_one(
-                {"_id": producer}, {"$set": update, "$inc": inc}, upsert=True, session=session
+        return {n: ProducerProgress.from_document(n, found.get(n)) for n in names}
+
+    async def _write(self, plan: AppendPlan, session: AsyncClientSession) -> None:
+        if not plan.docs:
+            return
+        base, new = plan.base, plan.new_head
+        state = {
+            "size": new.size,
+            "last_hash": new.last_hash.hex(),
+            "frontier": new.frontier.to_json(),
+            "recorded_at": new.recorded_at,
+            "own_seq": new.own_seq,
+        }
+        if base.size == 0:
+            try:
+                await self.head_coll.insert_one({"_id": HEAD_ID, **state}, session=session)
+            except DuplicateKeyError as exc:
+                raise AuditConflictError("the log was started by another writer") from exc
+        else:
+            update = await self.head_coll.update_one(
+                {"_id": HEAD_ID, "size": base.size, "last_hash": base.last_hash.hex()},
+                {"$set": state},
+                session=session,
             )
-        return out, closed
+            if update.matched_count == 0:
+                raise AuditConflictError(f"head moved past {base.size} before this append")
+        await self.entries.insert_many(plan.docs, ordered=False, session=session)
+        for producer, fields, inc in plan.producer_updates:
+            if producer in plan.closed:
+                await self.producers.update_one(
+                    {"_id": producer, "repair_requests_open": {"$gt": 0}},
+                    {"$inc": {"repairs": 1}},
+                    session=session,
+                )
+            await self.producers.update_one(
+                {"_id": producer}, {"$set": fields, "$inc": inc}, upsert=True, session=session
+            )
 
     async def note_repair_request(self, producer: str, at: datetime) -> None:
         await self.producers.update_one(
