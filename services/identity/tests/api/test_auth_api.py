@@ -268,3 +268,24 @@ async def test_openapi_and_asyncapi(svc: Running) -> None:
     asyncapi = (await svc.client.get("/asyncapi.json")).json()
     text = json.dumps(asyncapi)
     assert "identity.UserRegistered" in text and "identity.SubjectErased" in text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/auth/token", {"email": "a@example.org"}),
+        ("/auth/token", {"email": "a@example.org", "password": "x", "remember": True}),
+        ("/auth/refresh", {}),
+        ("/auth/refresh", {"refresh_token": "rt_x", "user_id": "someone"}),
+        ("/auth/service-token", {"service": "Retention!", "secret": "x"}),
+        ("/auth/service-token", {"service": "retention"}),
+    ],
+)
+async def test_auth_validation_errors(svc: Running, path: str, body: dict[str, Any]) -> None:
+    problem = assert_problem(await svc.client.post(path, json=body), 422)
+    assert problem["errors"] and all("field" in error for error in problem["errors"])
+
+
+async def test_wrong_method_and_unknown_route(svc: Running) -> None:
+    assert_problem(await svc.client.get("/auth/token"), 405)
+    assert_problem(await svc.client.get("/auth/nothing-here"), 404)

@@ -3,6 +3,7 @@ relay or the consumers are not running."""
 
 from __future__ import annotations
 
+from mmgen.events.topics import ensure_topics
 from mmgen.identity.testing import assert_problem, make_settings, running
 
 
@@ -27,3 +28,12 @@ async def test_register_login_me_and_readiness(infra) -> None:
         await svc.app.state.messaging.stop()  # relay and consumers gone
         problem = assert_problem(await svc.client.get("/readyz"), 503, "not-ready")
         assert sorted(problem["failing"]) == ["consumers", "relay"]
+
+
+async def test_starts_when_a_topic_was_recreated_with_another_count(infra) -> None:
+    """After a local broker restart a client may re-create a topic with its own partition count;
+    a development/test identity still starts (production refuses: misconfiguration)."""
+    settings = make_settings(infra)
+    await ensure_topics(infra.kafka_bootstrap, [settings.commands_topic], partitions=1)
+    async with running(settings) as svc:
+        assert (await svc.client.get("/readyz")).status_code == 200

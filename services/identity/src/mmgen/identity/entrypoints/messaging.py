@@ -19,8 +19,9 @@ from prometheus_client import CollectorRegistry
 from mmgen.events.consumer import EventConsumer, HandlerContext, RetryPolicy
 from mmgen.events.envelope import Envelope
 from mmgen.events.relay import Relay, RelaySettings
-from mmgen.events.topics import dlq_topic, ensure_topics
+from mmgen.events.topics import TopicPartitionMismatchError, dlq_topic, ensure_topics
 from mmgen.identity.bootstrap import Identity
+from mmgen.platform import Environment
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,23 @@ class Messaging:
 
     async def start(self) -> None:
         s = self.settings
-        await ensure_topics(
-            s.kafka_bootstrap,
-            [
-                s.events_topic,
-                dlq_topic(s.events_topic),
-                s.commands_topic,
-                dlq_topic(s.commands_topic),
-            ],
-            partitions=s.topic_partitions,
-        )
+        topics = [
+            s.events_topic,
+            dlq_topic(s.events_topic),
+            s.commands_topic,
+            dlq_topic(s.commands_topic),
+        ]
+        try:
+            await ensure_topics(s.kafka_bootstrap, topics, partitions=s.topic_partitions)
+        except TopicPartitionMismatchError:
+            if s.environment is Environment.production:
+                raise
+            # The local broker forgets topics on restart and a client may have re-created one
+            # with its own count; keep a development stack usable, and say so loudly.
+            log.error("topics exist with another partition count; per-key order may differ")
+            await ensure_topics(
+                s.kafka_bootstrap, topics, partitions=s.topic_partitions, check_partitions=False
+            )
         self.relay = Relay(
             self.identity.adapters.store,
             self.identity.adapters.db,
