@@ -1,6 +1,6 @@
 """Benchmark of audit proofs at 1,000,000 entries and of offline verification (the CLI's path).
 
-Starts its own database (SecantusDB, in memory), builds the consent service's audit store with
+Starts its own database (SecantusDB, on disk in a temporary folder), builds the consent service's audit store with
 bulk inserts of precomputed entries and their Merkle nodes (the same documents the projector
 writes, one per entry, but not through the projector), then measures:
 - inclusion and consistency proof latency from the store (`MongoAuditStore`, one `$in` read),
@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -127,7 +128,10 @@ async def build_store(db: Any, entries: int, export: Path, export_upto: int) -> 
 
 async def run(entries: int, verify_entries_n: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="bench-audit-proofs-"))
-    database = start_database(HOST, free_port(), None, logs / "db.log", sync_on_commit=False)
+    # On disk: a 1M-entry store overflows the in-memory engine's cache (WT_CACHE_FULL).
+    database = start_database(
+        HOST, free_port(), logs / "data", logs / "db.log", sync_on_commit=False
+    )
     client: Any = AsyncMongoClient(database.extra["uri"], tz_aware=True)
     try:
         db = client["bench_audit_proofs"]
@@ -242,6 +246,7 @@ async def run(entries: int, verify_entries_n: int) -> dict[str, Any]:
     finally:
         await client.close()
         database.stop()
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def machine_info() -> dict[str, Any]:
