@@ -39,3 +39,29 @@ async def test_results_name_each_check_and_why_it_failed() -> None:
     assert by_name["refusing"].detail == "failed: ConnectionRefusedError"
     assert "10.1.2.3" not in by_name["refusing"].detail  # addresses stay in the server log
     assert not by_name["negative"].ok
+
+
+async def test_a_passing_check_can_say_why_it_is_degraded() -> None:
+    """A string result passes and is shown as the detail (bounded), e.g. gaps under repair."""
+
+    async def gaps() -> str:
+        return "identity: 3 missing after 41"
+
+    async def chatty() -> str:
+        return "x" * 10_000
+
+    async def empty() -> str:
+        return ""
+
+    results = await run_checks(
+        [
+            ReadinessCheck("gaps", gaps),
+            ReadinessCheck("chatty", chatty),
+            ReadinessCheck("empty", empty),
+        ],
+        default_timeout=1.0,
+    )
+    by_name = {r.name: r for r in results}
+    assert by_name["gaps"].ok and by_name["gaps"].detail == "identity: 3 missing after 41"
+    assert by_name["chatty"].ok and len(by_name["chatty"].detail) == 500
+    assert by_name["empty"].ok and by_name["empty"].detail == "ok"

@@ -15,6 +15,7 @@ from mmgen.events.mongo_store import MongoEventStore
 from mmgen.events.relay import Relay, RelaySettings
 from mmgen.events.republish import RepublishListener
 from mmgen.events.topics import Topics, dlq_topic, ensure_topics
+from mmgen.platform.health import run_checks
 
 
 async def send(
@@ -172,6 +173,10 @@ async def test_a_hole_is_republished_by_the_producer_and_filled_exactly_once(
         await eventually(lambda: _size(audit, 15))
         state = await eventually(lambda: _gap(audit))
         assert (state["contiguous"], state["missing"]) == (10, 5)
+        # Operators see the open gap in /readyz's detail (still ready) and in the metrics.
+        [ready] = await run_checks(audit.readiness_checks, 2.0)
+        assert ready.ok and ready.detail.startswith("identity: 5 missing after 10"), ready.detail
+        assert _metric(audit, "mmgen_audit_gap_missing_events", producer="identity") == 5
         # After the repair delay, the request reaches the relay, which republishes 11..15.
         await eventually(lambda: _size(audit, 20), timeout=30)
         entries = await entries_of(audit)
@@ -183,9 +188,19 @@ async def test_a_hole_is_republished_by_the_producer_and_filled_exactly_once(
         assert final["contiguous"] == 20 and final["missing"] == 0
         assert final["repair_requests"] >= 1 and final["repairs"] == 1
         assert verify_log(entries).valid
+        [ready] = await run_checks(audit.readiness_checks, 2.0)
+        assert ready.ok and ready.detail == "no open gaps", ready.detail
+        assert _metric(audit, "mmgen_audit_gap_missing_events", producer="identity") == 0
+        assert _metric(audit, "mmgen_audit_repair_requests_total", producer="identity") >= 1
+        assert _metric(audit, "mmgen_audit_gaps_repaired_total", producer="identity") == 1
     finally:
         await listener.stop()
         await relay.close()
+
+
+def _metric(audit: Any, name: str, **labels: str) -> float:
+    """A sample of the component's own Prometheus registry (0 when never set)."""
+    return audit.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 async def _gap(audit: Any) -> Any:

@@ -1,9 +1,11 @@
 """Liveness and readiness: `/healthz` always answers, `/readyz` runs named checks with timeouts.
 
-A check is an async callable that raises (or returns False) when its dependency is not usable.
-All checks run concurrently, each under its own timeout, so one hanging dependency cannot hang
-the probe. The 503 names the failing checks and why (exception type or timeout only: the full
-error goes to the log, not to whoever can reach the probe).
+A check is an async callable that raises (or returns False) when its dependency is not usable;
+a passing check may return a short string, shown as its detail (say, open gaps being repaired),
+so operators see a degraded-but-serving state without the probe failing. All checks run
+concurrently, each under its own timeout, so one hanging dependency cannot hang the probe.
+The 503 names the failing checks and why (exception type or timeout only: the full error goes
+to the log, not to whoever can reach the probe).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from mmgen.platform.problems import problem_response
 
 logger = logging.getLogger("mmgen.platform.health")
 
-CheckFn = Callable[[], Awaitable[bool | None]]
+MAX_DETAIL_CHARS = 500  # a detail is a summary for the probe, not a report
+
+CheckFn = Callable[[], Awaitable[bool | str | None]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ async def run_check(check: ReadinessCheck, default_timeout: float) -> CheckResul
         return CheckResult(check.name, False, f"failed: {type(exc).__name__}")
     if outcome is False:
         return CheckResult(check.name, False, "failed")
+    if isinstance(outcome, str) and outcome:
+        return CheckResult(check.name, True, outcome[:MAX_DETAIL_CHARS])
     return CheckResult(check.name, True, "ok")
 
 

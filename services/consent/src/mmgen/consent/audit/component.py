@@ -203,9 +203,9 @@ class AuditComponent:
 
     @property
     def readiness_checks(self) -> list[ReadinessCheck]:
-        async def projector_ok() -> str:
+        async def projector_ok() -> bool | str:
             if self.projector is None or not self.projector.running:
-                return False  # type: ignore[return-value]
+                return False
             status = await self.status()
             gaps = [
                 f"{p['producer']}: {p['missing']} missing after {p['contiguous']}"
@@ -215,7 +215,7 @@ class AuditComponent:
             ]
             return "; ".join(gaps) if gaps else "no open gaps"
 
-        return [ReadinessCheck("audit-projector", projector_ok)]  # type: ignore[arg-type]
+        return [ReadinessCheck("audit-projector", projector_ok)]
 
 
 def build_audit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 
 class AuditMetrics:
@@ -12,6 +12,7 @@ class AuditMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None, namespace: str = "mmgen") -> None:
         kw: dict[str, Any] = {"namespace": namespace, "subsystem": "audit"}
+        self.registry = registry if registry is not None else REGISTRY
         if registry is not None:
             kw["registry"] = registry
         self.appended = Counter(
