@@ -48,3 +48,20 @@ def test_taken_port_is_refused_by_name() -> None:
         assert port_is_open("127.0.0.1", port)
         with pytest.raises(PortInUseError, match=f"database: port {port}"):
             ensure_port_free("database", "127.0.0.1", port)
+
+
+def test_a_port_whose_server_just_stopped_is_free_again() -> None:
+    """The stopped server's side of its connections lingers in TIME_WAIT (it closed first):
+    that is no listener, and a restart on the same port must be allowed (servers bind with
+    SO_REUSEADDR)."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server side closes first: TIME_WAIT on the server's port
+            client.recv(1)
+    assert not port_is_open("127.0.0.1", port)
+    ensure_port_free("broker", "127.0.0.1", port)

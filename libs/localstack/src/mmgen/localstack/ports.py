@@ -28,11 +28,16 @@ def ensure_port_free(component: str, host: str, port: int) -> None:
     """Fail fast, naming the component and port, when the port is taken.
 
     Both a listener answering there and a failed bind count as taken: a leftover server
-    keeps its port and would make the new one fail later with a less clear message.
+    keeps its port and would make the new one fail later with a less clear message. The
+    bind uses SO_REUSEADDR, as the servers themselves do (Tansu, uvicorn): connections of a
+    server that just stopped linger in TIME_WAIT for a minute and must not count as a
+    listener, or a component could not be restarted on its port (a broker restart test,
+    `mmgen down` then `up`). A live listener still makes that bind fail.
     """
     if port_is_open(host, port):
         raise PortInUseError(component, host, port)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
