@@ -101,6 +101,15 @@ async def test_every_events_topic_once_new_topics_too_nothing_else(
     published = await read_topic(kafka_bootstrap, topics.audit_log, 15)
     seqs = sorted(int(dict(r.headers)["seq"]) for r in published)
     assert seqs == list(range(15))
+    # Within each partition (a subject's entries share one) the offsets follow seq order.
+    by_partition: dict[int, list[Any]] = {}
+    for record in published:
+        by_partition.setdefault(record.partition, []).append(record)
+    for records in by_partition.values():
+        in_offset_order = [
+            int(dict(r.headers)["seq"]) for r in sorted(records, key=lambda r: r.offset)
+        ]
+        assert in_offset_order == sorted(in_offset_order)
     assert {json.loads(r.value)["hash"] for r in published} == {e["hash"] for e in entries}
     # A signed head covers the log soon (every 10 entries or 1 s).
     latest = await eventually(lambda: _latest(audit, 15))
