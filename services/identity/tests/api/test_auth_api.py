@@ -6,17 +6,25 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
+from argon2 import PasswordHasher
 
+from mmgen.events.envelope import Actor
+from mmgen.identity.domain.model import CLOSED
 from mmgen.identity.testing import (
     Running,
     assert_problem,
+    erase_command,
     event_types,
     passphrase,
+    running,
+    stored_counts,
     stored_events,
+    stored_password_hash,
     unique_email,
 )
 from mmgen.platform.auth import StaticKeySet, TokenVerifier
@@ -30,15 +38,6 @@ def claims_of(token: str) -> dict[str, Any]:
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     )
     return decoded
-
-
-async def counts(svc: Running) -> tuple[int, int, int]:
-    db = svc.identity.adapters.db
-    return (
-        await db["events"].count_documents({"event_type": "identity.UserRegistered"}),
-        await db["users"].count_documents({}),
-        await db["email_index"].count_documents({}),
-    )
 
 
 # --- registration -------------------------------------------------------------------------------
@@ -69,13 +68,13 @@ async def test_register_creates_an_account_and_one_event(svc: Running) -> None:
 async def test_mass_assignment_at_registration_is_refused(
     svc: Running, extra: dict[str, Any]
 ) -> None:
-    before = await counts(svc)
+    before = await stored_counts(svc)
     body = {"email": unique_email(), "password": passphrase(), "name": "Eve", "role": "client"}
     body.update(extra)
     response = await svc.client.post("/auth/register", json=body)
     problem = assert_problem(response, 422)
     assert problem["errors"], problem
-    assert await counts(svc) == before
+    assert await stored_counts(svc) == before
 
 
 @pytest.mark.parametrize(
@@ -90,19 +89,19 @@ async def test_mass_assignment_at_registration_is_refused(
     ],
 )
 async def test_invalid_registration(svc: Running, change: dict[str, Any], slug: str | None) -> None:
-    before = await counts(svc)
+    before = await stored_counts(svc)
     body = {"email": unique_email(), "password": passphrase(), "name": "Eve", "role": "creator"}
     body.update(change)
     response = await svc.client.post("/auth/register", json=body)
     problem = assert_problem(response, 422, slug)
     assert body["password"] not in response.text or body["password"] == ""
-    assert await counts(svc) == before
+    assert await stored_counts(svc) == before
     assert problem["instance"] == "/auth/register"
 
 
 async def test_email_is_unique_whatever_its_case(svc: Running) -> None:
     user = await svc.register()
-    before = await counts(svc)
+    before = await stored_counts(svc)
     response = await svc.client.post(
         "/auth/register",
         json={
@@ -113,7 +112,26 @@ async def test_email_is_unique_whatever_its_case(svc: Running) -> None:
         },
     )
     assert_problem(response, 409, "email-taken")
-    assert await counts(svc) == before
+    assert await stored_counts(svc) == before
+
+
+async def test_the_stored_password_hash_is_argon2id_at_owasp_cost(svc: Running) -> None:
+    user = await svc.register()
+    password_hash = await stored_password_hash(svc, user["user_id"])
+    # The running app's parameters (the defaults: OWASP's minimum), not just the settings.
+    assert password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), password_hash
+    assert PasswordHasher().verify(password_hash, user["password"])
+    # At rest it exists only sealed in the event.
+    [doc] = await stored_events(svc, subject_id=user["user_id"])
+    assert "$argon2" not in json.dumps(doc, default=str)
+
+
+async def test_a_stronger_argon2_setting_is_the_one_used(settings_factory: Any) -> None:
+    settings = settings_factory(argon2_memory_kib=32_768, argon2_time_cost=3)
+    async with running(settings) as other:
+        user = await other.register()
+        password_hash = await stored_password_hash(other, user["user_id"])
+    assert password_hash.startswith("$argon2id$v=19$m=32768,t=3,p=1$"), password_hash
 
 
 async def test_request_body_limit_and_malformed_json(svc: Running) -> None:
@@ -196,6 +214,77 @@ async def test_unknown_refresh_tokens(svc: Running, token: str) -> None:
         401,
         "invalid-refresh-token",
     )
+
+
+async def test_an_expired_refresh_token_is_refused_and_is_not_a_reuse(svc: Running) -> None:
+    user = await svc.user_with_token()
+    store = svc.identity.adapters.refresh_tokens
+    digest = store.digest(user["refresh_token"])
+    await store.tokens.update_one(
+        {"_id": digest}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}}
+    )
+    # Presented twice (a client retrying): refused both times as expired, and an expired token
+    # coming back is not a stolen copy: no reuse alarm, no family revoked.
+    for _ in range(2):
+        problem = assert_problem(
+            await svc.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]}),
+            401,
+            "invalid-refresh-token",
+        )
+        assert problem["detail"] == "the refresh token has expired"
+    assert (await store.tokens.find_one({"_id": digest}))["status"] == "active"
+    assert await store.tokens.count_documents({"user_id": user["user_id"]}) == 1  # no successor
+    assert "identity.RefreshTokenReuseDetected" not in await event_types(
+        svc, subject_id=user["user_id"]
+    )
+
+
+async def active_refresh_tokens(svc: Running, user_id: str) -> int:
+    tokens = svc.identity.adapters.refresh_tokens.tokens
+    return await tokens.count_documents({"user_id": user_id, "status": "active"})
+
+
+@pytest.mark.parametrize("ending", ["close", "erase", "erase-with-hold"])
+async def test_an_account_ended_during_a_refresh_gets_no_tokens(
+    svc: Running, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    """The account ends after the refresh token was spent and its successor minted, before
+    the account is checked: closing/erasing revoked the tokens it saw, not the successor."""
+    user = await svc.user_with_token()
+    store = svc.identity.adapters.refresh_tokens
+    spend = store.rotate
+
+    async def spend_then_end_the_account(token: str) -> Any:
+        outcome = await spend(token)
+        if ending == "close":
+            actor = Actor(id=user["user_id"], role="client")
+            await svc.identity.accounts.close(user["user_id"], actor)
+        else:
+            held = ["contact"] if ending == "erase-with-hold" else []
+            await svc.identity.erasure.erase_subject(erase_command(user["user_id"], held))
+        return outcome
+
+    monkeypatch.setattr(store, "rotate", spend_then_end_the_account)
+    response = await svc.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    problem = assert_problem(response, 401, "invalid-refresh-token")
+    assert problem["detail"] == "the account is closed"
+    assert "access_token" not in response.text
+    assert await active_refresh_tokens(svc, user["user_id"]) == 0
+
+
+async def test_a_close_interrupted_before_revoking_leaves_refresh_useless(svc: Running) -> None:
+    """Closing writes the status, then revokes the refresh tokens (two writes, no transaction):
+    if the second never ran, the status alone refuses the refresh and revokes the family."""
+    user = await svc.user_with_token()
+    await svc.identity.adapters.accounts.set_status(user["user_id"], CLOSED)
+    assert await active_refresh_tokens(svc, user["user_id"]) == 1
+    problem = assert_problem(
+        await svc.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]}),
+        401,
+        "invalid-refresh-token",
+    )
+    assert problem["detail"] == "the account is closed"
+    assert await active_refresh_tokens(svc, user["user_id"]) == 0  # the successor too
 
 
 async def test_refresh_tokens_are_stored_hashed(svc: Running) -> None:

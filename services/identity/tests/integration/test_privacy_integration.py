@@ -11,9 +11,16 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from mmgen.events.envelope import Actor, Envelope, Resource
+from mmgen.events.envelope import Envelope
 from mmgen.events.kafka_testing import read_all, wait_until
-from mmgen.identity.testing import Running, assert_problem, passphrase, stored_events, unique_email
+from mmgen.identity.testing import (
+    Running,
+    assert_problem,
+    erase_command,
+    passphrase,
+    stored_events,
+    unique_email,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -49,22 +56,7 @@ async def database_dump(svc: Running) -> bytes:
 
 async def erase(svc: Running, subject_id: str, held: list[str] | None = None, **fixed: Any) -> str:
     """Publish a `retention.EraseSubject` command as retention would; returns its event id."""
-    request_id = str(uuid.uuid4())
-    command = Envelope(
-        event_type="retention.EraseSubject",
-        schema_version=1,
-        producer="retention",
-        producer_seq=1,
-        stream_id=f"privacy-request-{request_id}",
-        stream_version=1,
-        subject_id=subject_id,
-        actor=Actor(id="retention", role="service"),
-        purpose="legal_compliance",
-        action="erase",
-        resource=Resource(type="subject", id=subject_id),
-        data={"request_id": request_id, "subject_id": subject_id, "categories_held": held or []},
-        **fixed,
-    )
+    command = erase_command(subject_id, held or (), **fixed)
     producer = AIOKafkaProducer(bootstrap_servers=svc.settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
+from mmgen.events.envelope import Actor, Envelope, Resource
 from mmgen.identity.adapters.hashing import service_secret
 from mmgen.identity.bootstrap import Identity
 from mmgen.identity.entrypoints.app import build_app
@@ -188,3 +189,45 @@ async def stored_events(svc: Running, **query: Any) -> list[Any]:
 
 async def event_types(svc: Running, **query: Any) -> list[str]:
     return [doc["event_type"] for doc in await stored_events(svc, **query)]
+
+
+async def stored_counts(svc: Running) -> dict[str, int]:
+    """What a refused request must leave as it was: the events other than `AccessDenied` (every
+    401/403 records one), the accounts, the email reservations and the refresh tokens."""
+    db = svc.identity.adapters.db
+    return {
+        "events": await db["events"].count_documents(
+            {"event_type": {"$ne": "identity.AccessDenied"}}
+        ),
+        "users": await db["users"].count_documents({}),
+        "email_index": await db["email_index"].count_documents({}),
+        "refresh_tokens": await db["refresh_tokens"].count_documents({}),
+    }
+
+
+async def stored_password_hash(svc: Running, user_id: str) -> str:
+    """The password hash as stored: the `UserRegistered` event's sealed part, decrypted."""
+    [doc] = await stored_events(svc, subject_id=user_id, event_type="identity.UserRegistered")
+    event = await svc.identity.adapters.repository.mapper.to_domain(Envelope.from_document(doc))
+    password_hash: str = event.personal.password_hash
+    return password_hash
+
+
+def erase_command(subject_id: str, held: Sequence[str] = (), **fixed: Any) -> Envelope:
+    """A `retention.EraseSubject` command as retention publishes it (`fixed`: envelope fields)."""
+    request_id = str(uuid.uuid4())
+    return Envelope(
+        event_type="retention.EraseSubject",
+        schema_version=1,
+        producer="retention",
+        producer_seq=1,
+        stream_id=f"privacy-request-{request_id}",
+        stream_version=1,
+        subject_id=subject_id,
+        actor=Actor(id="retention", role="service"),
+        purpose="legal_compliance",
+        action="erase",
+        resource=Resource(type="subject", id=subject_id),
+        data={"request_id": request_id, "subject_id": subject_id, "categories_held": list(held)},
+        **fixed,
+    )

@@ -174,8 +174,10 @@ class RefreshTokenStore:
             raise RefreshTokenInvalidError()
         digest = self.digest(token)
         now = _now()
+        # Only an unexpired token is spent: an expired one stays as it was, so presenting it
+        # again (a client retrying) is refused as expired, not mistaken for a stolen copy.
         spent = await self.tokens.find_one_and_update(
-            {"_id": digest, "status": ACTIVE},
+            {"_id": digest, "status": ACTIVE, "expires_at": {"$gt": now}},
             {"$set": {"status": "used", "used_at": now}},
             return_document=ReturnDocument.BEFORE,
         )
@@ -188,9 +190,9 @@ class RefreshTokenStore:
                 raise RefreshTokenReusedError(
                     str(known["user_id"]), str(known["family_id"]), revoked
                 )
+            if known["status"] == ACTIVE:
+                raise RefreshTokenInvalidError("the refresh token has expired")
             raise RefreshTokenInvalidError("the refresh token was revoked")
-        if _utc(spent["expires_at"]) <= now:
-            raise RefreshTokenInvalidError("the refresh token has expired")
         family = str(spent["family_id"])
         new = await self.issue(str(spent["user_id"]), str(spent["role"]), family)
         return RefreshOutcome(new, str(spent["user_id"]), str(spent["role"]), family)
