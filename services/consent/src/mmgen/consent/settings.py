@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from mmgen.events.topics import DEFAULT_PARTITIONS
 from mmgen.platform import ServiceSettings, dev_secret
 
 
@@ -27,8 +28,11 @@ class ConsentSettings(ServiceSettings):
     #: Names the master key in wrapped data keys (change it when rotating the master key).
     master_key_id: str = "consent-mk-1"
 
-    #: Kafka partitions of the topics this service creates at start-up.
-    topic_partitions: int = Field(default=4, ge=1, le=256)
+    #: Kafka partitions of the topics this service creates at start-up. It also creates
+    #: topics other services own (`identity.events`, `retention.commands`) and refuses ones
+    #: with another count, so this is the platform's one count (the kernel's default, as
+    #: identity's): with 4 here, consent could not start beside identity.
+    topic_partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=256)
     #: Consumer group of this service's consumers (retention commands, identity events).
     consumer_group: str = "consent"
     #: Kafka group session timeout / heartbeat of the consumers (tests shorten them: group
