@@ -1,14 +1,29 @@
-"""The first admin from IDENTITY_BOOTSTRAP_ADMIN_EMAIL / _PASSWORD, once, whatever the restarts."""
+"""The first admin: from IDENTITY_BOOTSTRAP_ADMIN_EMAIL / _PASSWORD, once, whatever the restarts;
+or through `POST /internal/admins` (what `mmgen admin create` calls), for the `admin-cli` service
+only, every refusal a problem+json that stores nothing."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import jwt
 import pytest
 
-from mmgen.identity.testing import passphrase, running, stored_events, unique_email
+from mmgen.identity.testing import (
+    Running,
+    assert_problem,
+    passphrase,
+    running,
+    stored_counts,
+    stored_events,
+    unique_email,
+)
 from mmgen.platform import ConfigurationError
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def test_bootstrap_admin_is_created_once(settings_factory) -> None:
+
+async def test_bootstrap_admin_is_created_once(settings_factory: Any) -> None:
     email, password = unique_email("boot"), passphrase()
     settings = settings_factory(bootstrap_admin_email=email, bootstrap_admin_password=password)
     async with running(settings) as svc:
@@ -24,10 +39,106 @@ async def test_bootstrap_admin_is_created_once(settings_factory) -> None:
         assert again is None
 
 
-async def test_bootstrap_admin_with_a_weak_password_refuses_to_start(settings_factory) -> None:
+async def test_bootstrap_admin_with_a_weak_password_refuses_to_start(
+    settings_factory: Any,
+) -> None:
     settings = settings_factory(
         bootstrap_admin_email=unique_email("boot"), bootstrap_admin_password="admin"
     )
     with pytest.raises(ConfigurationError):
         async with running(settings):
             pass
+
+
+# --- POST /internal/admins (`mmgen admin create`) ------------------------------------------------
+
+
+async def test_internal_admin_creation(svc: Running) -> None:
+    auth = await svc.service_auth("admin-cli")
+    email, password = unique_email("root"), passphrase()
+    created = await svc.client.post(
+        "/internal/admins", headers=auth, json={"email": email, "password": password}
+    )
+    assert created.status_code == 201, created.text
+    tokens = await svc.login(email, password)
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert claims["role"] == "admin" and claims["sub"] == created.json()["user_id"]
+    [registered] = await stored_events(
+        svc, subject_id=created.json()["user_id"], event_type="identity.UserRegistered"
+    )
+    assert registered["data"]["registered_by"] == "admin"
+    assert registered["actor"] == {"id": "admin-cli", "role": "service"}
+
+
+@pytest.mark.parametrize(
+    ("body", "slug", "field"),
+    [
+        ({"password": "too short"}, "password-rejected", None),
+        ({"password": "1q2w3e4r5t6y7u8i9o0p"}, "password-rejected", None),
+        ({"email": "not an email"}, "email-invalid", None),
+        ({"password": None}, "validation-failed", "password"),
+        ({"role": "staff"}, "validation-failed", "role"),
+        ({"is_admin": True}, "validation-failed", "is_admin"),
+        ({"name": ""}, "validation-failed", "name"),
+    ],
+)
+async def test_internal_admin_refusals_store_nothing(
+    svc: Running, body: dict[str, Any], slug: str, field: str | None
+) -> None:
+    auth = await svc.service_auth("admin-cli")
+    request = {"email": unique_email("root"), "password": passphrase(), **body}
+    request = {name: value for name, value in request.items() if value is not None}
+    before = await stored_counts(svc)
+    response = await svc.client.post("/internal/admins", headers=auth, json=request)
+    problem = assert_problem(response, 422, slug)
+    if field is not None:
+        assert field in [error["field"] for error in problem["errors"]], problem
+    assert await stored_counts(svc) == before
+
+
+async def test_internal_admin_with_a_taken_email(svc: Running) -> None:
+    auth = await svc.service_auth("admin-cli")
+    owner = await svc.register()
+    before = await stored_counts(svc)
+    response = await svc.client.post(
+        "/internal/admins",
+        headers=auth,
+        json={"email": owner["email"].upper(), "password": passphrase()},
+    )
+    assert_problem(response, 409, "email-taken")
+    assert await stored_counts(svc) == before
+    await svc.login(owner["email"], owner["password"])  # the owner's account is untouched
+
+
+@pytest.mark.parametrize(
+    ("caller", "status", "slug"),
+    [
+        ("none", 401, "unauthenticated"),
+        ("garbage", 401, "invalid-token"),
+        ("client", 403, "service-token-required"),
+        ("admin", 403, "service-token-required"),
+        ("retention", 403, "service-token-required"),
+        ("projects", 403, "service-token-required"),
+    ],
+)
+async def test_internal_admin_needs_the_admin_cli_service_token(
+    svc: Running, caller: str, status: int, slug: str
+) -> None:
+    if caller == "none":
+        headers: dict[str, str] = {}
+    elif caller == "garbage":
+        headers = {"Authorization": "Bearer nonsense"}
+    elif caller == "client":
+        headers = (await svc.user_with_token())["auth"]
+    elif caller == "admin":
+        headers = (await svc.staff("admin"))["auth"]  # an admin person is not the CLI
+    else:
+        headers = await svc.service_auth(caller)
+    before = await stored_counts(svc)
+    body = {"email": unique_email("root"), "password": passphrase()}
+    response = await svc.client.post("/internal/admins", headers=headers, json=body)
+    assert_problem(response, status, slug)
+    assert await stored_counts(svc) == before
+    denials = await stored_events(svc, event_type="identity.AccessDenied")
+    assert denials[-1]["data"]["path"] == "/internal/admins"
+    assert denials[-1]["data"]["code"] == slug

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from mmgen.events.kafka_testing import wait_until
-from mmgen.identity.testing import Running, assert_problem, event_types, passphrase, unique_email
+from mmgen.identity.testing import Running, assert_problem, event_types
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -85,25 +85,4 @@ async def test_only_admins_rotate(svc: Running, role: str) -> None:
         await svc.client.post("/internal/signing-keys/rotate", headers=retention),
         403,
         "service-token-required",
-    )
-
-
-async def test_internal_admin_creation(svc: Running) -> None:
-    auth = await svc.service_auth("admin-cli")
-    email, password = unique_email("root"), passphrase()
-    created = await svc.client.post(
-        "/internal/admins", headers=auth, json={"email": email, "password": password}
-    )
-    assert created.status_code == 201, created.text
-    tokens = await svc.login(email, password)
-    assert (
-        jwt.decode(tokens["access_token"], options={"verify_signature": False})["role"] == "admin"
-    )
-    # Other services cannot create admins.
-    other = await svc.service_auth("retention")
-    assert_problem(
-        await svc.client.post(
-            "/internal/admins", headers=other, json={"email": unique_email(), "password": password}
-        ),
-        403,
     )

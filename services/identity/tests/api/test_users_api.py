@@ -12,6 +12,7 @@ from mmgen.identity.testing import (
     assert_problem,
     event_types,
     passphrase,
+    stored_counts,
     stored_events,
     unique_email,
 )
@@ -38,6 +39,31 @@ async def test_me_requires_a_token(svc: Running) -> None:
     assert_problem(await svc.client.get("/users/me"), 401, "unauthenticated")
     assert_problem(await svc.client.patch("/users/me", json={"name": "x"}), 401, "unauthenticated")
     assert_problem(await svc.client.delete("/users/me"), 401, "unauthenticated")
+
+
+async def denials_at(svc: Running, path: str) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in await stored_events(svc, event_type="identity.AccessDenied")
+        if d["data"]["path"] == path
+    ]
+
+
+@pytest.mark.parametrize(("method", "body"), [("PATCH", {"name": "Mallory"}), ("DELETE", None)])
+async def test_a_service_token_cannot_correct_or_close(
+    svc: Running, method: str, body: dict[str, Any] | None
+) -> None:
+    """A service token is no account: `/users/me` refuses it (403), whatever the verb."""
+    await svc.user_with_token()  # someone whose account must stay as it is
+    service = await svc.service_auth("retention")
+    before, denied = await stored_counts(svc), len(await denials_at(svc, "/users/me"))
+    response = await svc.client.request(method, "/users/me", headers=service, json=body)
+    assert_problem(response, 403, "role-not-allowed")
+    assert await stored_counts(svc) == before
+    denials = await denials_at(svc, "/users/me")
+    assert len(denials) == denied + 1
+    assert denials[-1]["actor"] == {"id": "retention", "role": "service"}
+    assert denials[-1]["data"]["method"] == method and denials[-1]["subject_id"] is None
 
 
 async def test_each_correction_is_its_own_event(svc: Running) -> None:
@@ -229,21 +255,95 @@ async def test_admin_creates_staff_compliance_and_admin(svc: Running) -> None:
         assert docs[0]["actor"] == {"id": admin["user_id"], "role": "admin"}
 
 
-@pytest.mark.parametrize("creator_role", ["client", "staff", "compliance"])
+@pytest.mark.parametrize("creator_role", ["client", "staff", "compliance", "service"])
 async def test_only_admins_create_accounts(svc: Running, creator_role: str) -> None:
-    caller = (
-        await svc.user_with_token() if creator_role == "client" else await svc.staff(creator_role)
-    )
-    body = {"email": unique_email(), "password": passphrase(), "name": "X", "role": "admin"}
+    if creator_role == "service":
+        auth = await svc.service_auth("admin-cli")
+    elif creator_role == "client":
+        auth = (await svc.user_with_token())["auth"]
+    else:
+        auth = (await svc.staff(creator_role))["auth"]
+    before = await stored_counts(svc)
+    body = staff_body(role="admin")
     assert_problem(
-        await svc.client.post("/admin/users", headers=caller["auth"], json=body),
-        403,
-        "role-not-allowed",
+        await svc.client.post("/admin/users", headers=auth, json=body), 403, "role-not-allowed"
     )
+    assert await stored_counts(svc) == before
 
 
-@pytest.mark.parametrize("role", ["client", "creator", "service", "root"])
-async def test_admin_create_refuses_other_roles(svc: Running, role: str) -> None:
+#: A `staff_body` change that leaves the field out.
+MISSING = object()
+
+
+def staff_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "email": unique_email("staff"),
+        "password": passphrase(),
+        "name": "Grace Hopper",
+        "role": "staff",
+    }
+    body.update(changes)
+    return {name: value for name, value in body.items() if value is not MISSING}
+
+
+@pytest.mark.parametrize(
+    ("changes", "slug", "field"),
+    [
+        ({"role": "client"}, "validation-failed", "role"),
+        ({"role": "creator"}, "validation-failed", "role"),
+        ({"role": "service"}, "validation-failed", "role"),
+        ({"role": "root"}, "validation-failed", "role"),
+        ({"role": MISSING}, "validation-failed", "role"),
+        ({"is_admin": True}, "validation-failed", "is_admin"),
+        ({"status": "active"}, "validation-failed", "status"),
+        ({"user_id": "00000000-0000-0000-0000-000000000001"}, "validation-failed", "user_id"),
+        ({"business": {"company_name": "Acme"}}, "validation-failed", "business"),
+        ({"password": "too short"}, "password-rejected", None),
+        ({"password": "1q2w3e4r5t6y7u8i9o0p"}, "password-rejected", None),
+        ({"password": "Grace Hopper 1906 grace"}, "password-rejected", None),
+        ({"email": "not an email"}, "email-invalid", None),
+    ],
+)
+async def test_admin_create_refusals_store_nothing(
+    svc: Running, changes: dict[str, Any], slug: str, field: str | None
+) -> None:
     admin = await svc.staff("admin")
-    body = {"email": unique_email(), "password": passphrase(), "name": "X", "role": role}
-    assert_problem(await svc.client.post("/admin/users", headers=admin["auth"], json=body), 422)
+    body = staff_body(**changes)
+    before = await stored_counts(svc)
+    response = await svc.client.post("/admin/users", headers=admin["auth"], json=body)
+    problem = assert_problem(response, 422, slug)
+    if field is not None:
+        assert field in [error["field"] for error in problem["errors"]], problem
+    assert body["password"] not in response.text
+    assert await stored_counts(svc) == before
+
+
+async def test_admin_create_with_a_taken_email(svc: Running) -> None:
+    admin = await svc.staff("admin")
+    owner = await svc.register()
+    before = await stored_counts(svc)
+    response = await svc.client.post(
+        "/admin/users", headers=admin["auth"], json=staff_body(email=owner["email"].upper())
+    )
+    assert_problem(response, 409, "email-taken")
+    assert await stored_counts(svc) == before
+    # The owner's account is untouched: same user, same role, still signs in.
+    tokens = await svc.login(owner["email"], owner["password"])
+    me = await svc.client.get(
+        "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert me.json()["user_id"] == owner["user_id"] and me.json()["role"] == "client"
+
+
+@pytest.mark.parametrize(
+    ("headers", "slug"),
+    [({}, "unauthenticated"), ({"Authorization": "Bearer nonsense"}, "invalid-token")],
+)
+async def test_admin_create_without_a_token(
+    svc: Running, headers: dict[str, str], slug: str
+) -> None:
+    before, denied = await stored_counts(svc), len(await denials_at(svc, "/admin/users"))
+    response = await svc.client.post("/admin/users", headers=headers, json=staff_body())
+    assert_problem(response, 401, slug)
+    assert await stored_counts(svc) == before
+    assert len(await denials_at(svc, "/admin/users")) == denied + 1
