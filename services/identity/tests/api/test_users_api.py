@@ -3,6 +3,7 @@ with a declared purpose (audited), audited refusals, admin-created accounts."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from mmgen.identity.testing import (
     Running,
     assert_problem,
+    erase_command,
     event_types,
     passphrase,
     stored_counts,
@@ -120,6 +122,77 @@ async def test_email_change_rechecks_uniqueness_and_frees_the_old_one(svc: Runni
     assert_problem(old, 401, "invalid-credentials")
     # The old address is free for someone else.
     await svc.register(email=user["email"])
+
+
+def pause_after_loading(
+    monkeypatch: pytest.MonkeyPatch, svc: Running, user_id: str, meanwhile: Any
+) -> None:
+    """Run `meanwhile()` after a request has loaded the account and before it writes."""
+    repository = svc.identity.adapters.repository
+    load = repository.get
+
+    async def get(cls: Any, stream_id: str) -> Any:
+        loaded = await load(cls, stream_id)
+        if stream_id == user_id:
+            await meanwhile()
+        return loaded
+
+    monkeypatch.setattr(repository, "get", get)
+
+
+async def test_racing_corrections_one_wins_the_other_is_a_409(
+    svc: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await svc.user_with_token()
+    both_loaded = asyncio.Barrier(2)  # both requests read version 1 before either writes
+
+    async def wait_for_the_other() -> None:
+        await asyncio.wait_for(both_loaded.wait(), timeout=10)
+
+    pause_after_loading(monkeypatch, svc, user["user_id"], wait_for_the_other)
+    bodies = [
+        {"email": unique_email("first"), "name": "First Name"},
+        {"email": unique_email("second"), "name": "Second Name"},
+    ]
+    responses = await asyncio.gather(
+        *(svc.client.patch("/users/me", headers=user["auth"], json=body) for body in bodies)
+    )
+    monkeypatch.undo()
+    assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
+    won, lost = (0, 1) if responses[0].status_code == 200 else (1, 0)
+    assert_problem(responses[lost], 409, "concurrent-update")
+    # Only the winner's corrections are stored and shown; the loser's new email is free again.
+    assert await event_types(svc, subject_id=user["user_id"]) == [
+        "identity.UserRegistered",
+        "identity.EmailCorrected",
+        "identity.NameCorrected",
+    ]
+    me = (await svc.client.get("/users/me", headers=user["auth"])).json()
+    assert (me["email"], me["name"]) == (bodies[won]["email"], bodies[won]["name"])
+    await svc.register(email=bodies[lost]["email"])
+
+
+async def test_a_correction_racing_an_erasure_is_a_410(
+    svc: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await svc.user_with_token()
+
+    async def erased_meanwhile() -> None:
+        await svc.identity.erasure.erase_subject(erase_command(user["user_id"]))
+
+    pause_after_loading(monkeypatch, svc, user["user_id"], erased_meanwhile)
+    new_email = unique_email("late")
+    response = await svc.client.patch(
+        "/users/me", headers=user["auth"], json={"email": new_email, "name": "Too Late"}
+    )
+    monkeypatch.undo()
+    assert_problem(response, 410, "subject-erased")
+    # Nothing was written under the shredded key, and the new email was not kept reserved.
+    assert await event_types(svc, subject_id=user["user_id"]) == [
+        "identity.UserRegistered",
+        "identity.SubjectErased",
+    ]
+    await svc.register(email=new_email)
 
 
 @pytest.mark.parametrize(
