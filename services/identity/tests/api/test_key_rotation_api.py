@@ -3,15 +3,22 @@ JWKS publishes both meanwhile and drops the old key afterwards."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
 from mmgen.events.kafka_testing import wait_until
-from mmgen.identity.testing import Running, assert_problem, event_types
+from mmgen.identity.testing import Running, assert_problem, event_types, stored_events
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+#: Not the defaults, so the overlap is seen to follow the settings (longest lifetime + leeway).
+IDENTITY_SETTINGS = {
+    "access_token_ttl_seconds": 1800,
+    "service_token_ttl_seconds": 600,
+    "jwt_leeway_seconds": 30,
+}
 
 
 def kid_of(token: str) -> str:
@@ -46,6 +53,41 @@ async def test_admin_rotation_keeps_old_tokens_valid(svc: Running) -> None:
     service = await svc.service_auth("retention")
     assert kid_of(service["Authorization"].split()[1]) == rotation["kid"]
     assert "identity.SigningKeyRotated" in await event_types(svc, stream_id="signing-keys")
+
+
+async def test_the_old_key_verifies_for_the_longest_token_lifetime_plus_leeway(
+    svc: Running,
+) -> None:
+    settings = svc.settings
+    overlap = timedelta(
+        seconds=max(settings.access_token_ttl_seconds, settings.service_token_ttl_seconds)
+        + settings.jwt_leeway_seconds
+    )
+    assert overlap == timedelta(seconds=1830)
+    admin = await svc.staff("admin")
+    last_signed = await svc.user_with_token()  # the last token the old key signs
+    before = datetime.now(UTC)
+    response = await svc.client.post("/admin/signing-keys/rotate", headers=admin["auth"])
+    after = datetime.now(UTC)
+    rotation = response.json()
+    until = datetime.fromisoformat(rotation["previous_verifies_until"])
+    assert before + overlap <= until <= after + overlap
+    # It outlives that token, leeway included; and the ring stored that very moment.
+    expires = datetime.fromtimestamp(
+        jwt.decode(last_signed["access_token"], options={"verify_signature": False})["exp"], UTC
+    )
+    assert expires + timedelta(seconds=settings.jwt_leeway_seconds) <= until
+    stored = await svc.identity.adapters.db["signing_keys"].find_one(
+        {"_id": rotation["previous_kid"]}
+    )
+    assert stored["state"] == "retired"
+    assert abs(stored["verify_until"] - until) < timedelta(milliseconds=1)
+    [event] = [
+        doc
+        for doc in await stored_events(svc, stream_id="signing-keys")
+        if doc["data"]["kid"] == rotation["kid"]
+    ]
+    assert datetime.fromisoformat(event["data"]["previous_verifies_until"]) == until
 
 
 async def test_rotation_by_the_cli_client(svc: Running) -> None:
