@@ -19,6 +19,7 @@ from mmgen.identity.testing import (
     erase_command,
     passphrase,
     stored_events,
+    stored_password_hash,
     unique_email,
 )
 
@@ -97,6 +98,58 @@ async def test_no_plaintext_on_kafka_nor_in_the_database(svc: Running) -> None:
     dump = await database_dump(svc)
     for secret in plaintexts(person):
         assert secret not in dump
+
+
+async def test_export_holds_everything_decrypted_but_the_password_hash(svc: Running) -> None:
+    person = distinctive_person()
+    user = await svc.user_with_token(**person)
+    corrected = person["name"] + " Jr"
+    await svc.client.patch("/users/me", headers=user["auth"], json={"name": corrected})
+    staff = await svc.staff("staff")
+    await svc.client.get(
+        f"/users/{user['user_id']}", headers={**staff["auth"], "X-Purpose": "support"}
+    )
+    retention = await svc.service_auth("retention")
+    response = await svc.client.get(
+        f"/internal/subjects/{user['user_id']}/export", headers=retention
+    )
+    assert response.status_code == 200, response.text
+    export = response.json()
+    business = {**person["business"], "address": None}
+    assert export["account"] == {
+        "user_id": user["user_id"],
+        "role": "client",
+        "status": "active",
+        "registered_by": "self",
+        "email": person["email"],
+        "name": corrected,
+        "phone": person["phone"],
+        "business": business,
+        "password": {"held": True, "kind": "argon2id hash", "exported": False},
+    }
+    assert export["read_models"] == {"account_record": True, "refresh_tokens": 1}
+    events = {e["event_type"]: e for e in export["events"]}
+    assert list(events) == [
+        "identity.UserRegistered",
+        "identity.NameCorrected",
+        "identity.UserRead",
+    ]
+    # Every event decrypted: the values as registered and as corrected, not just the latest.
+    assert events["identity.UserRegistered"]["personal"] == {
+        "email": person["email"],
+        "name": person["name"],
+        "phone": person["phone"],
+        "business": business,
+        "password_hash": {"held": True, "exported": False},
+    }
+    assert events["identity.NameCorrected"]["personal"] == {"name": corrected}
+    read = events["identity.UserRead"]
+    assert read["actor"] == {"id": staff["user_id"], "role": "staff"}
+    assert read["purpose"] == "support" and read["personal"] is None
+    # The password hash never leaves, in any form.
+    password_hash = await stored_password_hash(svc, user["user_id"])
+    assert password_hash not in response.text and "$argon2" not in response.text
+    assert password_hash.split("$")[-1] not in response.text  # not even the digest
 
 
 async def test_erase_subject_end_to_end(svc: Running) -> None:
