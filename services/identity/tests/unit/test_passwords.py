@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -14,12 +15,16 @@ from mmgen.identity.domain.passwords import PasswordPolicy, common_passwords
 from mmgen.identity.settings import IdentitySettings
 
 POLICY = PasswordPolicy(min_length=15, max_length=256)
+README = Path(__file__).parents[2] / "README.md"
 
 
 def test_blocklist_is_shipped_and_large() -> None:
     listed = common_passwords()
     assert len(listed) > 19_000
     assert {"password", "123456", "qwerty", "iloveyou"} <= listed
+    # The README states its size: keep it true.
+    stated = f"{len(listed):,} common passwords"
+    assert stated in " ".join(README.read_text(encoding="utf-8").split())
 
 
 @pytest.mark.parametrize(
