@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 CLIENTS_FILE = "identity-service-clients.json"
 CLI_SERVICE = "admin-cli"
@@ -92,10 +93,10 @@ def _run(state_dir: Path, url: str | None, secret: str | None, call: Any) -> Any
         finally:
             client.close()
     except AdminError as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from exc
     except httpx.HTTPError as exc:
-        err.print(f"[red]identity is not reachable: {exc}[/red]", highlight=False)
+        err.print(f"[red]identity is not reachable: {escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from exc
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from mmgen.cli import stack
@@ -37,8 +38,8 @@ StateDir = Annotated[
     ),
 ]
 Host = Annotated[str, typer.Option(envvar="MMGEN_HOST", help="address every component binds")]
-BrokerPort = Annotated[int, typer.Option(envvar="MMGEN_BROKER_PORT")]
-DatabasePort = Annotated[int, typer.Option(envvar="MMGEN_DATABASE_PORT")]
+BrokerPort = Annotated[int, typer.Option(envvar="MMGEN_BROKER_PORT", min=1, max=65535)]
+DatabasePort = Annotated[int, typer.Option(envvar="MMGEN_DATABASE_PORT", min=1, max=65535)]
 ServicePorts = Annotated[
     list[str] | None,
     typer.Option(
@@ -116,13 +117,25 @@ def up(
         nonlocal stopping
         stopping = True
 
+    def interrupt_start(signum: int, frame: FrameType | None) -> None:
+        # SIGTERM while starting: unwind like Ctrl-C, so `stack.up` stops what it started.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt_start)
     try:
         components = stack.up(
             config, on_started=lambda c: err.print(f"started {c.name} on {c.address}")
         )
     except LocalStackError as exc:
-        err.print(f"[red]mmgen up failed:[/red] {exc}", markup=True, highlight=False)
+        # Log tails may hold anything, brackets included: never read them as markup.
+        err.print(
+            f"[red]mmgen up failed:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        err.print("interrupted while starting: stopped what had been started")
+        raise typer.Exit(130) from None
     if detach:
         console.print(_status_table(components))
         return
@@ -179,7 +192,7 @@ def reset(
     try:
         stack.reset(stack.StackConfig(state_dir=state_dir))
     except LocalStackError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from exc
     console.print(f"removed {state_dir}")
 

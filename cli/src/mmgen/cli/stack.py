@@ -55,6 +55,10 @@ class StackAlreadyRunningError(LocalStackError):
     pass
 
 
+class PortConflictError(LocalStackError):
+    """Two components of one stack are configured on the same port."""
+
+
 @dataclass(frozen=True)
 class ServiceEntry:
     """A service of the workspace: its name and the ASGI app factory uvicorn runs."""
@@ -236,7 +240,7 @@ def start_service(config: StackConfig, service: ServiceEntry) -> ManagedProcess:
             config.ready_timeout,
             interval=0.25,
         )
-    except Exception:
+    except BaseException:  # a Ctrl-C or SIGTERM mid-start too: never leave it running
         proc.stop(kill=True)
         raise
     return proc
@@ -256,6 +260,25 @@ def _as_component(proc: ManagedProcess, kind: str) -> Component:
     )
 
 
+def planned_ports(config: StackConfig, services: list[ServiceEntry]) -> list[tuple[str, int]]:
+    """(component, port) of everything `up` would start; two on one port are refused.
+
+    Checked before anything starts: otherwise the second would find the port taken by the
+    first (our own process) only after the first had been started.
+    """
+    planned = [(BROKER, config.broker_port), (DATABASE, config.database_port)]
+    planned += [(s.name, config.port_of(s.name)) for s in services]
+    owner: dict[int, str] = {}
+    for name, port in planned:
+        if port in owner:
+            raise PortConflictError(
+                f"{owner[port]} and {name} are both configured on port {port}: "
+                "give each component its own port"
+            )
+        owner[port] = name
+    return planned
+
+
 def up(
     config: StackConfig, on_started: Callable[[Component], None] | None = None
 ) -> list[Component]:
@@ -270,9 +293,7 @@ def up(
             "(see `mmgen status`, stop it with `mmgen down`)"
         )
     services = discover_services() if config.with_services else []
-    planned = [(BROKER, config.broker_port), (DATABASE, config.database_port)]
-    planned += [(s.name, config.port_of(s.name)) for s in services]
-    for name, port in planned:
+    for name, port in planned_ports(config, services):
         ensure_port_free(name, config.host, port)
 
     record = StackRecord(config.record_path)

@@ -74,7 +74,7 @@ def start_broker(host: str, port: int, log_path: Path, timeout: float = 30.0) ->
     proc = spawn(BROKER, argv, host, port, log_path)
     try:
         wait_ready(proc, lambda: kafka_metadata_ok(host, port), timeout)
-    except Exception:
+    except BaseException:  # a Ctrl-C or SIGTERM mid-start too: never leave it running
         proc.stop(kill=True)
         raise
     return proc
@@ -113,7 +113,7 @@ def start_database(
     proc.extra["uri"] = mongo_uri(host, port)
     try:
         wait_ready(proc, lambda: mongo_primary_ok(host, port), timeout)
-    except Exception:
+    except BaseException:  # a Ctrl-C or SIGTERM mid-start too: never leave it running
         proc.stop(kill=True)
         raise
     return proc
