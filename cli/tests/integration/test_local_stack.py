@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from pymongo import MongoClient
 from mmgen.localstack.components import mongo_uri
 from mmgen.localstack.ports import port_is_open
 from mmgen.localstack.processes import pid_alive
+
+from ..conftest import MMGEN
 
 HOST = "127.0.0.1"
 
@@ -122,3 +125,30 @@ def test_bad_port_option_is_refused(cli, bad: str) -> None:
     result = cli.run("up", "--detach", "--port", bad)
     assert result.returncode == 2
     assert "NAME=PORT" in result.stderr
+
+
+def test_environment_variables_configure_up_status_and_down(cli) -> None:
+    """No option on the command line: state folder and ports come from MMGEN_* alone."""
+    env = {
+        **os.environ,
+        "MMGEN_STATE_DIR": str(cli.state_dir),
+        "MMGEN_BROKER_PORT": str(cli.broker_port),
+        "MMGEN_DATABASE_PORT": str(cli.database_port),
+    }
+
+    def mmgen(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [MMGEN, *args], capture_output=True, text=True, timeout=90, check=False, env=env
+        )
+
+    started = mmgen("up", "--detach", "--no-services")
+    assert started.returncode == 0, started.stderr
+    assert port_is_open(HOST, cli.broker_port) and port_is_open(HOST, cli.database_port)
+    assert (cli.state_dir / "stack.json").exists()
+    with MongoClient(mongo_uri(HOST, cli.database_port)) as client:
+        assert client.admin.command("hello")["isWritablePrimary"]
+    shown = mmgen("status")
+    assert shown.returncode == 0 and f"{HOST}:{cli.broker_port}" in shown.stdout
+    assert mmgen("down").returncode == 0
+    assert not port_is_open(HOST, cli.broker_port)
+    assert not port_is_open(HOST, cli.database_port)
