@@ -1,13 +1,26 @@
-"""Audit projector: every `<prefix>*.events` topic → the hash-chained log, in batches.
+"""Audit projector: every `<prefix>*.events` topic → the hash-chained log, in pipelined batches.
 
 Why plain aiokafka rather than the kernel's `EventConsumer`: an audit append is a batch
 operation on ONE head (seq, prev_hash, frontier) — entries, nodes, producers and head must be
 written in one transaction per batch, in arrival order — while the runtime calls a handler per
-event. Its guarantees are kept here the same way: offsets are committed only after the
-batch's transaction committed (at-least-once delivery), and idempotency on `event_id` is the
-log's own unique index, checked inside that transaction (so a redelivered or republished
-event is never appended twice). Undecodable messages go to `<topic>.dlq` with the error in
-headers, like the runtime does; nothing stalls a partition.
+event. Its guarantees are kept here the same way: a batch's offsets are committed only after
+its transaction committed (at-least-once delivery, with the database's durability), and
+idempotency on `event_id` is the log's own (the unique index, checked by every write).
+Undecodable messages go to `<topic>.dlq` with the error in headers, like the runtime does;
+nothing stalls a partition.
+
+Pipeline: while batch N's transaction commits, batch N+1 is fetched, decoded and planned —
+dedup, JCS, chain and leaf hashes, Merkle nodes, pages, producer progress; pure CPU, in a
+worker thread — against the head N will leave (`AppendPlan.new_head`), counting N's event ids
+as seen. Plans are written strictly in order. A plan that turns out stale (another writer —
+the audit API's own entries, a second instance — moved the head, or an event reached the log
+after it was planned) raises `AuditConflictError` in `append_plan`, which changed nothing; the
+batch is planned again from the stored head, with every id looked up, and so is the batch
+planned behind it.
+
+Dedup lookups: an event whose `producer_seq` the log does not hold yet for its producer cannot
+be a redelivery, so only the others are looked up before planning; the write's guards catch
+anything else (a reused event id under a new number), and the batch is then planned again.
 
 Pattern subscription: a new service's topic is picked up on the next metadata refresh
 (`metadata_max_age_ms`), with no code change. Per-producer continuity is tracked by the store
@@ -21,14 +34,21 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo.errors import PyMongoError
 
-from mmgen.consent.audit.domain import AuditEntryRejectedError, entry_fields
+from mmgen.consent.audit.domain import (
+    AuditConflictError,
+    AuditEntryRejectedError,
+    ProducerProgress,
+    entry_fields,
+)
+from mmgen.consent.audit.store import AppendPlan, Head, plan_append
 from mmgen.events.envelope import Envelope
 from mmgen.events.errors import EventsError
 from mmgen.events.republish import RepublishRequest, send_republish_request
@@ -38,7 +58,68 @@ if TYPE_CHECKING:
     from mmgen.consent.audit.metrics import AuditMetrics
     from mmgen.consent.audit.store import AppendResult, MongoAuditStore
 
+
+class Planner(Protocol):
+    """`plan_append`'s signature (the ingest benchmark passes one that does not hash)."""
+
+    def __call__(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        head: Head,
+        seen: set[str] | frozenset[str],
+        producers: Mapping[str, ProducerProgress],
+        now: datetime,
+    ) -> AppendPlan: ...
+
+
+@dataclass
+class Batch:
+    """Records fetched together: what became entry fields, what could not, and the plan."""
+
+    records: list[Any]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
+    undecodable: list[tuple[Any, BaseException]] = field(default_factory=list)
+    plan: AppendPlan | None = None
+
+    def offsets(self) -> dict[TopicPartition, int]:
+        """The offsets to commit once this batch is stored: past its last record, per partition."""
+        out: dict[TopicPartition, int] = {}
+        for record in self.records:
+            tp = TopicPartition(record.topic, record.partition)
+            out[tp] = max(out.get(tp, 0), record.offset + 1)
+        return out
+
+
+def decode(records: list[Any]) -> Batch:
+    """Entry fields of each record (pure CPU); what cannot be decoded is set aside."""
+    batch = Batch(records)
+    for record in records:
+        try:
+            envelope = Envelope.from_wire(record.value)
+            if envelope.producer_seq is None:
+                raise EventsError("event has no producer_seq")
+            fields = entry_fields(envelope)
+        except (EventsError, ValueError, TypeError) as exc:
+            batch.undecodable.append((record, exc))
+            continue
+        batch.items.append(fields)
+        batch.sources.append(record)
+    return batch
+
+
+def _held(progress: ProducerProgress | None, seq: Any) -> bool:
+    """Whether the log may hold this `producer_seq` already (then its event id is looked up)."""
+    if progress is None:
+        return False
+    if not isinstance(seq, int):
+        return True
+    return seq <= progress.contiguous or any(a <= seq <= b for a, b in progress.ranges)
+
+
 log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT_S = 10.0
 
 
 class AuditProjector:
@@ -55,6 +136,8 @@ class AuditProjector:
         republish_topic: str,
         metrics: AuditMetrics,
         batch_max: int = 1000,
+        planner: Planner = plan_append,
+        max_replans: int = 5,
         gap_repair_delay_s: float = 5.0,
         metadata_max_age_ms: int = 3000,
         session_timeout_ms: int = 10_000,
@@ -69,6 +152,8 @@ class AuditProjector:
         self.republish_topic = republish_topic
         self.metrics = metrics
         self.batch_max = batch_max
+        self.planner = planner
+        self.max_replans = max_replans
         self.gap_repair_delay = timedelta(seconds=gap_repair_delay_s)
         self.metadata_max_age_ms = metadata_max_age_ms
         self.session_timeout_ms = session_timeout_ms
@@ -119,18 +204,12 @@ class AuditProjector:
         backoff = 0.2
         while True:
             try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_max)
-                records = [r for rs in batches.values() for r in rs]
-                if not records:
-                    continue
-                await self.ingest(records)
-                await consumer.commit()
-                backoff = 0.2
-                self.last_error = None
+                await self._pipeline(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # The batch was not committed: rewind to the committed offsets and retry it.
+                # Nothing past the committed offsets counts: rewind to them and go again
+                # (a batch whose transaction had committed is deduplicated on redelivery).
                 self.last_error = repr(exc)
                 log.exception("audit projector: batch failed, retrying")
                 await asyncio.sleep(backoff)
@@ -138,35 +217,110 @@ class AuditProjector:
                 with contextlib.suppress(Exception):
                     await self._rewind(consumer)
 
-    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
-        for tp in consumer.assignment():
-            committed = await consumer.committed(tp)
-            if committed is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
+    async def _pipeline(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetch, decode and plan batch N+1 while batch N's transaction commits."""
+        writing: tuple[Batch, asyncio.Task[AppendResult]] | None = None
+        try:
+            while True:
+                fetched = await consumer.getmany(timeout_ms=200, max_records=self.batch_max)
+                records = [r for rs in fetched.values() for r in rs]
+                if not records:
+                    if writing is not None:
+                        await self._finish(consumer, *writing)
+                        writing = None
+                    continue
+                batch = await self._decode(records)
+                ahead = writing[0].plan if writing is not None else None
+                await self._plan(batch, ahead)
+                if writing is not None:
+                    previous = writing[0]
+                    await self._finish(consumer, *writing)
+                    writing = None
+                    if previous.plan is not ahead:  # planned again: ours followed a stale head
+                        await self._plan(batch, None, lookup_all=True)
+                writing = (batch, asyncio.create_task(self._commit(batch)))
+        finally:
+            if writing is not None and not writing[1].done():
+                writing[1].cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writing[1]
+
+    async def _finish(
+        self, consumer: AIOKafkaConsumer, batch: Batch, task: asyncio.Task[AppendResult]
+    ) -> AppendResult:
+        """Wait for a batch's transaction, dead-letter what it rejected, commit its offsets."""
+        result = await task
+        for position, reason in result.rejected:
+            await self._dead_letter(batch.sources[position], AuditEntryRejectedError(reason))
+        await consumer.commit(batch.offsets())
+        self.last_error = None
+        return result
 
     async def ingest(self, records: list[Any]) -> AppendResult | None:
-        """Decode records and append them in one transaction (dead-letter what cannot be)."""
-        items: list[dict[str, Any]] = []
-        sources: list[Any] = []
-        for record in records:
-            try:
-                envelope = Envelope.from_wire(record.value)
-                if envelope.producer_seq is None:
-                    raise EventsError("event has no producer_seq")
-                fields = entry_fields(envelope)
-            except (EventsError, ValueError, TypeError) as exc:
-                await self._dead_letter(record, exc)
-                continue
-            items.append(fields)
-            sources.append(record)
-        if not items:
+        """Decode records and append them in one transaction, without pipelining (dead-letter
+        what cannot be an entry); offsets are the caller's."""
+        batch = await self._decode(records)
+        if not batch.items:
             return None
-        result = await self.store.append(items)
-        self.record(result)
+        await self._plan(batch, None)
+        result = await self._commit(batch)
         for position, reason in result.rejected:
-            await self._dead_letter(sources[position], AuditEntryRejectedError(reason))
+            await self._dead_letter(batch.sources[position], AuditEntryRejectedError(reason))
+        return result
+
+    async def _decode(self, records: list[Any]) -> Batch:
+        batch = await asyncio.to_thread(decode, records)
+        for record, exc in batch.undecodable:
+            await self._dead_letter(record, exc)
+        return batch
+
+    async def _plan(
+        self, batch: Batch, ahead: AppendPlan | None, *, lookup_all: bool = False
+    ) -> None:
+        """Plan `batch` after `ahead` (a plan being written), else after the stored head.
+
+        Ids looked up in the log: every one with `lookup_all`, otherwise those whose
+        `producer_seq` is already held (possible redeliveries); `ahead`'s ids count as seen.
+        """
+        names = {str(i["producer"]) for i in batch.items}
+        if ahead is None:
+            head = await self.store.head()
+            progress = await self.store.progress(names)
+            inflight: frozenset[str] = frozenset()
+        else:
+            head = ahead.new_head
+            progress = await self.store.progress(names - set(ahead.progress))
+            progress.update({n: p for n, p in ahead.progress.items() if n in names})
+            inflight = ahead.event_ids
+        ids = [str(i["event_id"]) for i in batch.items]
+        if not lookup_all:
+            ids = [
+                event_id
+                for event_id, item in zip(ids, batch.items, strict=True)
+                if event_id not in inflight
+                and _held(progress.get(str(item["producer"])), item.get("producer_seq"))
+            ]
+        seen = inflight | await self.store.seen_ids(ids)
+        batch.plan = await asyncio.to_thread(
+            self.planner, batch.items, head, seen, progress, datetime.now(UTC)
+        )
+
+    async def _commit(self, batch: Batch) -> AppendResult:
+        """Write the batch's plan; when it is stale, plan it again from the stored head."""
+        attempt = 0
+        while True:
+            assert batch.plan is not None
+            try:
+                result = await self.store.append_plan(batch.plan)
+                break
+            except AuditConflictError as exc:
+                attempt += 1
+                if attempt > self.max_replans:
+                    raise
+                self.metrics.replans.inc()
+                log.info("audit projector: planning the batch again (%s)", exc)
+                await self._plan(batch, None, lookup_all=True)
+        self.record(result)
         return result
 
     def record(self, result: AppendResult) -> None:
