@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mmgen.consent.audit.store import MongoAuditStore
+from mmgen.consent.audit.store import MongoAuditStore, page_of
 from mmgen.events.envelope import Actor, Envelope, Resource
 
 
@@ -124,6 +124,41 @@ async def audit(audit_settings: Any, mongo_db: Any) -> Any:
         yield component
     finally:
         await component.stop()
+
+
+class LogEditor:
+    """Changes stored entries the way someone with database access would (tamper tests)."""
+
+    def __init__(self, store: MongoAuditStore) -> None:
+        self.store = store
+
+    async def set(self, seq: int, name: str, value: Any, *inner: int) -> None:
+        """Overwrite element `seq` of the page column `name` (or a part of it: `n`, 0)."""
+        page, position = page_of(seq)
+        path = ".".join([name, str(position), *map(str, inner)])
+        updated = await self.store.pages.update_one({"_id": page}, {"$set": {path: value}})
+        assert updated.matched_count == 1
+
+    async def remove(self, seq: int) -> None:
+        """Delete one entry from its page: the entries after it in the page shift down."""
+        page, position = page_of(seq)
+        doc = await self.store.pages.find_one({"_id": page})
+        assert doc is not None
+        for column in doc.values():
+            if isinstance(column, list):
+                del column[position]
+        doc["k"] -= 1
+        await self.store.pages.replace_one({"_id": page}, doc)
+
+    async def remove_page(self, seq: int) -> None:
+        """Delete the whole page document holding `seq`."""
+        deleted = await self.store.pages.delete_one({"_id": page_of(seq)[0]})
+        assert deleted.deleted_count == 1
+
+
+@pytest.fixture
+def edit_log(mongo_db: Any) -> LogEditor:
+    return LogEditor(MongoAuditStore(mongo_db))
 
 
 @pytest.fixture(name="eventually")

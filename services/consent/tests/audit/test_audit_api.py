@@ -245,7 +245,7 @@ async def test_stream_tails_and_resumes_with_last_event_id(
     assert r.headers["content-type"].startswith("text/event-stream")
 
 
-async def rewrite_history(component: AuditComponent, from_seq: int) -> None:
+async def rewrite_history(component: AuditComponent, edit_log: Any, from_seq: int) -> None:
     """A dishonest server: change an entry, recompute every later hash and node, re-sign."""
     store = component.store
     head = await store.head()
@@ -261,9 +261,8 @@ async def rewrite_history(component: AuditComponent, from_seq: int) -> None:
         entry = AuditEntry.from_json(e)
         prev = entry.hash
         nodes = [n.hash for n in appender.append(entry.leaf_hash)]
-        await store.entries.update_one(
-            {"_id": doc["_id"]}, {"$set": {"e": entry_text(entry), "n": nodes}}
-        )
+        await edit_log.set(doc["_id"], "e", entry_text(entry))
+        await edit_log.set(doc["_id"], "n", nodes)
     await store.head_coll.update_one(
         {"_id": "head"},
         {"$set": {"last_hash": prev.hex(), "frontier": appender.frontier.to_json()}},
@@ -278,6 +277,7 @@ async def test_cli_verifies_then_catches_tampering_and_rewritten_history(
     compliance: dict[str, str],
     item: Any,
     tmp_path: Any,
+    edit_log: Any,
 ) -> None:
     await fill(component, item, 40)
     await component.checkpointer.sign_now()
@@ -302,7 +302,7 @@ async def test_cli_verifies_then_catches_tampering_and_rewritten_history(
     verdict, _ = await verify_via_api(client, other)
     assert not verdict.valid and verdict.code == "checkpoint_invalid"
     # History rewritten consistently (valid chain, new validly signed head): only the saved head catches it.
-    await rewrite_history(component, 25)
+    await rewrite_history(component, edit_log, 25)
     server = (await client.get("/audit/verify", headers=compliance)).json()
     assert server["valid"]  # the server's own recheck cannot see a consistent rewrite
     verdict, _ = await verify_via_api(client, key)
@@ -313,14 +313,19 @@ async def test_cli_verifies_then_catches_tampering_and_rewritten_history(
 
 
 async def test_tampered_entry_fails_server_verify_and_cli(
-    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+    client: httpx.AsyncClient,
+    component: AuditComponent,
+    compliance: dict[str, str],
+    item: Any,
+    edit_log: Any,
 ) -> None:
     await fill(component, item, 30)
     await component.checkpointer.sign_now()
-    doc = await component.store.entries.find_one({"_id": 17})
+    doc = await component.store.get_document(17)
+    assert doc is not None
     e = json.loads(doc["e"])
     e["actor_id"] = str(uuid.uuid4())
-    await component.store.entries.update_one({"_id": 17}, {"$set": {"e": json.dumps(e)}})
+    await edit_log.set(17, "e", json.dumps(e))
     client.headers["Authorization"] = compliance["Authorization"]
     server = (await client.get("/audit/verify", headers=compliance)).json()
     assert (server["valid"], server["first_bad_seq"], server["checked"]) == (False, 17, 17)
@@ -331,7 +336,7 @@ async def test_tampered_entry_fails_server_verify_and_cli(
     verdict, _ = await verify_via_api(client, component.signer.verifier())
     assert not verdict.valid and verdict.first_bad_seq == 17
     # Deleting an entry is caught too.
-    await component.store.entries.delete_one({"_id": 5})
+    await edit_log.remove(5)
     verdict, _ = await verify_via_api(client, component.signer.verifier())
     assert not verdict.valid and verdict.first_bad_seq == 5
     assert (await client.get("/audit/verify", headers=compliance)).json()["first_bad_seq"] == 5

@@ -124,23 +124,31 @@ async def test_verify_is_valid_on_an_intact_log(
 
 
 async def tamper(
-    store: MongoAuditStore, seq: int, change: Callable[[dict[str, Any]], None]
+    store: MongoAuditStore, edit_log: Any, seq: int, change: Callable[[dict[str, Any]], None]
 ) -> None:
-    doc = await store.entries.find_one({"_id": seq})
+    doc = await store.get_document(seq)
+    assert doc is not None
     entry = json.loads(doc["e"])
     change(entry)
-    await store.entries.update_one({"_id": seq}, {"$set": {"e": json.dumps(entry)}})
+    await edit_log.set(seq, "e", json.dumps(entry))
 
 
-@pytest.mark.parametrize("how", ["content", "rehashed", "deleted", "reordered", "nodes", "copy"])
+@pytest.mark.parametrize(
+    "how", ["content", "rehashed", "deleted", "page", "reordered", "nodes", "copy"]
+)
 async def test_verify_finds_the_first_bad_entry(
-    store: MongoAuditStore, item: Any, checkpointer: Checkpointer, queries: AuditQueries, how: str
+    store: MongoAuditStore,
+    item: Any,
+    checkpointer: Checkpointer,
+    queries: AuditQueries,
+    edit_log: Any,
+    how: str,
 ) -> None:
-    await fill(store, item, 30)
+    await fill(store, item, 70)
     await checkpointer.sign_now()
-    bad = 13
+    bad = 32 if how == "page" else 13
     if how == "content":
-        await tamper(store, bad, lambda e: e.update(purpose="security"))
+        await tamper(store, edit_log, bad, lambda e: e.update(purpose="security"))
     elif how == "rehashed":
         # A forger who recomputes this entry's hash still breaks the next link and the root.
         from mmgen.auditlog.entry import AuditEntry, chain_hash, entry_bytes
@@ -150,18 +158,21 @@ async def test_verify_finds_the_first_bad_entry(
             e["hash"] = chain_hash(bytes.fromhex(e["prev_hash"]), entry_bytes(e)).hex()
             AuditEntry.from_json(e)
 
-        await tamper(store, bad, rehash)
+        await tamper(store, edit_log, bad, rehash)
     elif how == "deleted":
-        await store.entries.delete_one({"_id": bad})
+        await edit_log.remove(bad)
+    elif how == "page":
+        await edit_log.remove_page(bad)
     elif how == "reordered":
-        a = await store.entries.find_one({"_id": bad})
-        b = await store.entries.find_one({"_id": bad + 1})
-        await store.entries.update_one({"_id": bad}, {"$set": {"e": b["e"]}})
-        await store.entries.update_one({"_id": bad + 1}, {"$set": {"e": a["e"]}})
+        a = await store.get_document(bad)
+        b = await store.get_document(bad + 1)
+        assert a is not None and b is not None
+        await edit_log.set(bad, "e", b["e"])
+        await edit_log.set(bad + 1, "e", a["e"])
     elif how == "nodes":
-        await store.entries.update_one({"_id": bad}, {"$set": {"n.0": b"\x01" * 32}})
+        await edit_log.set(bad, "n", b"\x01" * 32, 0)
     elif how == "copy":
-        await store.entries.update_one({"_id": bad}, {"$set": {"subject_id": "someone-else"}})
+        await edit_log.set(bad, "subject_id", "someone-else")
     result = (await queries.verify(None, None)).to_json()
     assert result["valid"] is False
     # A re-hashed forgery is caught at the entry itself: its stored leaf no longer matches

@@ -4,9 +4,9 @@ Pure code (no I/O). The byte format of entries, the hash chain and the Merkle tr
 library's (`mmgen.auditlog`); this module decides only what the consent service adds:
 - which envelope members feed an entry (ids, action, purpose, categories — never `data`
   nor `pii`: the log holds no contents);
-- where Merkle nodes live: in the document of the entry whose append completed them, so an
-  append writes ONE document per entry (half the writes of a node collection, measured) and a
-  proof still reads O(log n) documents by primary key;
+- where Merkle nodes live: with the entry whose append completed them (beside it in its page
+  of the store), so an append writes no node documents of its own (half the writes of a node
+  collection, measured) and a proof still reads O(log n) documents by primary key;
 - per-producer `producer_seq` continuity as a set of disjoint ranges, so out-of-order arrival
   (Kafka partitions) is normal and a hole is named exactly for the republish request.
 """

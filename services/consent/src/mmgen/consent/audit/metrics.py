@@ -19,6 +19,11 @@ class AuditMetrics:
             "entries_appended", "Entries appended to the log", ["producer"], **kw
         )
         self.duplicates = Counter("duplicates", "Events skipped: already in the log", **kw)
+        self.replans = Counter(
+            "replans",
+            "Batches planned again: the head moved or an event reached the log meanwhile",
+            **kw,
+        )
         self.dead_lettered = Counter(
             "dead_lettered", "Messages that could not become entries (sent to <topic>.dlq)", **kw
         )

@@ -120,6 +120,8 @@ def _held(progress: ProducerProgress | None, seq: Any) -> bool:
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 10.0
+"""Longest wait for an offset commit: after a broker restart a vanished topic makes
+`commit()` retry forever; past this the batch counts as failed (rewind, redeliver, dedup)."""
 
 
 class AuditProjector:
@@ -215,7 +217,7 @@ class AuditProjector:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 with contextlib.suppress(Exception):
-                    await self._rewind(consumer)
+                    await asyncio.wait_for(self._rewind(consumer), COMMIT_TIMEOUT_S)
 
     async def _pipeline(self, consumer: AIOKafkaConsumer) -> None:
         """Fetch, decode and plan batch N+1 while batch N's transaction commits."""
@@ -230,6 +232,12 @@ class AuditProjector:
                         writing = None
                     continue
                 batch = await self._decode(records)
+                if not batch.items:  # nothing but dead letters: their offsets follow N's
+                    if writing is not None:
+                        await self._finish(consumer, *writing)
+                        writing = None
+                    await self._commit_offsets(consumer, batch)
+                    continue
                 ahead = writing[0].plan if writing is not None else None
                 await self._plan(batch, ahead)
                 if writing is not None:
@@ -245,6 +253,14 @@ class AuditProjector:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await writing[1]
 
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+
     async def _finish(
         self, consumer: AIOKafkaConsumer, batch: Batch, task: asyncio.Task[AppendResult]
     ) -> AppendResult:
@@ -252,9 +268,14 @@ class AuditProjector:
         result = await task
         for position, reason in result.rejected:
             await self._dead_letter(batch.sources[position], AuditEntryRejectedError(reason))
-        await consumer.commit(batch.offsets())
+        await self._commit_offsets(consumer, batch)
         self.last_error = None
         return result
+
+    @staticmethod
+    async def _commit_offsets(consumer: AIOKafkaConsumer, batch: Batch) -> None:
+        """Commit the batch's own partitions only (not the consumer's later position)."""
+        await asyncio.wait_for(consumer.commit(batch.offsets()), COMMIT_TIMEOUT_S)
 
     async def ingest(self, records: list[Any]) -> AppendResult | None:
         """Decode records and append them in one transaction, without pipelining (dead-letter
@@ -339,7 +360,8 @@ class AuditProjector:
 
     async def _dead_letter(self, record: Any, exc: BaseException) -> None:
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
-        headers = list(record.headers or ()) + [
+        headers = [
+            *(record.headers or ()),
             ("dlq_error_type", f"{type(exc).__module__}.{type(exc).__qualname__}".encode()),
             ("dlq_error_message", text.encode("utf-8", "replace")),
             ("dlq_stage", b"audit"),

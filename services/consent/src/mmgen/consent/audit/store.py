@@ -1,20 +1,32 @@
 """MongoDB storage of the audit log: entries with their Merkle nodes, head, producers, heads signed.
 
 Collections (all in the consent service's database, prefixed `audit_`):
-- `audit_entries`: `{_id: seq, e: <canonical JSON text of the entry, hash included>,
-  n: [node hashes completed by this leaf, level 0 up], event_id, subject_id, actor_id,
-  action, event_type, producer, producer_seq}` — `e` is what is served and verified (stored
-  as text, its bytes never change); the other fields are copies for indexes and filters, and
-  `verify` checks that they still match `e`;
-- `audit_head`: `{_id: "head", size, last_hash, frontier, recorded_at, own_seq}`;
+- `audit_pages`: the entries, `PAGE_SIZE` (32) per document. Page `p` holds seqs
+  `[32·p, 32·p + k)`, one element per entry in each array: `{_id: p, k, e: [canonical JSON
+  text of the entry, hash included], n: [[node hashes completed by that leaf, level 0 up]],
+  event_id: [...], subject_id: [...], actor_id: [...], action: [...], event_type: [...],
+  producer: [...], producer_seq: [...]}` — `e` is what is served and verified (stored as
+  text, its bytes never change); the other arrays are copies for indexes and filters, and
+  `verify` checks that they still match `e`. Indexes: `event_id` unique (dedup across
+  pages), `(subject_id, _id)`, `(actor_id, _id)`;
+- `audit_head`: `{_id: "head", size, last_hash, frontier, recorded_at, own_seq, layout}`;
 - `audit_producers`: per producer `{contiguous, ranges, gap_since, repair_requests, ...}`;
 - `audit_checkpoints`: `{_id: tree_size, root_hash, timestamp, note}` — every signed head;
 - `audit_cursors`: `{_id: "audit.log", next_seq}` (the `audit.log` publisher's outbox cursor).
 
-One append = one transaction: dedup on `event_id`, entries + nodes, producers, head. The
-callback recomputes everything from the head it reads, so a driver retry is harmless, and a
-concurrent writer (another instance) makes the transaction conflict instead of forking the
-chain.
+Why pages: SecantusDB's insert cost is per document and per index (INFRA.md); with the three
+indexes, one document per entry capped the append near 1,700 entries/s on the 2-core host,
+32 entries per document passed 8,000/s (bench/bench_audit_ingest.py records the ingest
+rate). Every read is still by key or by a bounded `_id` range: seq `s` is element
+`s % 32` of page `s // 32`.
+
+One append = one transaction: head (conditioned on the size and last hash it was planned
+on), the tail of the partial last page (conditioned on its count and on not holding any of
+the new event ids), the new pages in one `insert_many`, the producers in one `bulk_write`.
+Planning (`plan_append`: dedup, chain, hashes, tree nodes, pages, producer progress) is pure,
+so it can run ahead of the write (the projector plans batch N+1 while N commits); a plan
+made stale by another writer, or holding an event id that reached the log after it was
+planned, changes nothing and raises `AuditConflictError`.
 """
 
 from __future__ import annotations
@@ -22,12 +34,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mmgen.auditlog import merkle
 from mmgen.auditlog.entry import ZERO_HASH, AuditEntry, ChainBuilder
@@ -46,15 +58,22 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
     from pymongo.asynchronous.database import AsyncDatabase
 
-ENTRIES = "audit_entries"
+PAGES = "audit_pages"
 HEAD = "audit_head"
 PRODUCERS = "audit_producers"
 CHECKPOINTS = "audit_checkpoints"
 CURSORS = "audit_cursors"
 HEAD_ID = "head"
+V1_ENTRIES = "audit_entries"
+"""The first layout's collection (one document per entry), moved into pages on start."""
 
-INDEX_FIELDS = ("event_id", "subject_id", "actor_id", "action", "event_type", "producer")
+PAGE_SIZE = 32
+LAYOUT = 2
+"""Storage layout version, kept in the head (1: one document per entry, no marker)."""
+
+COPY_FIELDS = ("event_id", "subject_id", "actor_id", "action", "event_type", "producer")
 """Entry members copied beside `e` (filters, indexes); `producer_seq` too (numeric)."""
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,16 @@ class Head:
             doc.get("recorded_at"),
             int(doc.get("own_seq", 0)),
         )
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "last_hash": self.last_hash.hex(),
+            "frontier": self.frontier.to_json(),
+            "recorded_at": self.recorded_at,
+            "own_seq": self.own_seq,
+            "layout": LAYOUT,
+        }
 
     def root(self) -> bytes:
         return self.frontier.root()
@@ -137,49 +166,122 @@ def text_and_leaf(entry: AuditEntry) -> tuple[str, bytes]:
     return text.decode("utf-8"), hashlib.sha256(b"\x00" + data).digest()
 
 
-def entry_document(
-    entry: AuditEntry, nodes: Sequence[bytes], text: str | None = None
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
+def entry_row(entry: AuditEntry, nodes: Sequence[bytes], text: str | None = None) -> dict[str, Any]:
+    """One entry as the read paths see it: `{_id: seq, e, n, <copies>}` (one page element)."""
+    return {
         "_id": entry.seq,
         "e": entry_text(entry) if text is None else text,
         "n": list(nodes),
+        "event_id": entry.event_id,
+        "subject_id": entry.subject_id,
+        "actor_id": entry.actor_id,
+        "action": entry.action,
+        "event_type": entry.event_type,
+        "producer": entry.producer,
+        "producer_seq": entry.producer_seq,
     }
-    doc["event_id"] = entry.event_id
-    doc["subject_id"] = entry.subject_id
-    doc["actor_id"] = entry.actor_id
-    doc["action"] = entry.action
-    doc["event_type"] = entry.event_type
-    doc["producer"] = entry.producer
-    doc["producer_seq"] = entry.producer_seq
-    return doc
 
 
 def parse_entry_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The served entry object (`e` parsed). Raises ValueError when `e` is not JSON."""
-    value = json.loads(doc["e"])
+    text = doc["e"]
+    if not isinstance(text, str):
+        raise ValueError("stored entry is not text")
+    value = json.loads(text)
     if not isinstance(value, dict):
         raise ValueError("stored entry is not a JSON object")
     return value
 
 
+# --- pages -------------------------------------------------------------------------------
+
+
+def page_of(seq: int) -> tuple[int, int]:
+    """`(page, position)` of an entry."""
+    return divmod(seq, PAGE_SIZE)
+
+
+@dataclass(frozen=True)
+class PageExtension:
+    """Entries that go into the log's partial last page (`count` entries already there)."""
+
+    page: int
+    count: int
+    columns: dict[str, list[Any]]
+
+    @property
+    def added(self) -> int:
+        return len(self.columns["e"])
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in rows[0] if name != "_id"}
+
+
+def paginate(
+    first_seq: int, rows: Sequence[Mapping[str, Any]]
+) -> tuple[PageExtension | None, list[dict[str, Any]]]:
+    """Place rows of consecutive seqs from `first_seq`: the tail of the partial page the log
+    ends in (an extension), then whole new page documents."""
+    extension = None
+    pages: list[dict[str, Any]] = []
+    page, offset = page_of(first_seq)
+    at = 0
+    if offset and rows:
+        at = min(len(rows), PAGE_SIZE - offset)
+        extension = PageExtension(page, offset, _columns(rows[:at]))
+        page += 1
+    while at < len(rows):
+        chunk = rows[at : at + PAGE_SIZE]
+        pages.append({"_id": page, "k": len(chunk), **_columns(chunk)})
+        at += len(chunk)
+        page += 1
+    return extension, pages
+
+
+def expand_page(doc: Mapping[str, Any], *, with_nodes: bool = False) -> list[dict[str, Any]]:
+    """The entry rows of a page document, in seq order (missing copies read as None, so a
+    damaged page surfaces in `verify` rather than as an exception)."""
+    base = int(doc["_id"]) * PAGE_SIZE
+    texts = doc.get("e")
+    if not isinstance(texts, list):
+        return []
+    names = [*COPY_FIELDS, "producer_seq"] + (["n"] if with_nodes else [])
+    columns = {name: doc.get(name) for name in names}
+    rows = []
+    for i, text in enumerate(texts[:PAGE_SIZE]):
+        row: dict[str, Any] = {"_id": base + i, "e": text}
+        for name, column in columns.items():
+            row[name] = column[i] if isinstance(column, list) and i < len(column) else None
+        if with_nodes and row["n"] is None:
+            row["n"] = []
+        rows.append(row)
+    return rows
+
+
+# --- planning (pure) ---------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class AppendPlan:
-    """One batch made into entries, nodes and state changes against a known head (no I/O)."""
+    """One batch made into entries, pages and state changes against a known head (no I/O)."""
 
     base: Head
     new_head: Head
-    docs: list[dict[str, Any]]
     entries: list[AuditEntry]
+    extension: PageExtension | None
+    pages: list[dict[str, Any]]
     duplicates: int
     rejected: list[tuple[int, str]]
     progress: dict[str, ProducerProgress]
     producer_updates: list[tuple[str, dict[str, Any], dict[str, int]]]
     closed: list[str]
+    event_ids: frozenset[str] = field(default_factory=frozenset)
+    """Ids this plan appends (a pipelined next batch counts them as seen)."""
 
     @property
-    def event_ids(self) -> set[str]:
-        return {e.event_id for e in self.entries}
+    def appended(self) -> int:
+        return self.new_head.size - self.base.size
 
     def result(self) -> AppendResult:
         return AppendResult(
@@ -187,48 +289,14 @@ class AppendPlan:
         )
 
 
-def plan_append(
-    items: Sequence[Mapping[str, Any]],
-    head: Head,
-    seen: set[str],
+def progress_updates(
+    per_producer: Mapping[str, list[int]],
     producers: Mapping[str, ProducerProgress],
     now: datetime,
-) -> AppendPlan:
-    """Chain, hash and place a batch after `head`: entries in arrival order, skipping ids in
-    `seen` (and repeats inside the batch), rejecting items that cannot be entries."""
-    seen = set(seen)
-    builder = ChainBuilder(head.size, head.last_hash)
-    appender = TreeAppender(head.frontier)
-    recorded_at = monotonic_recorded_at(now, head.recorded_at)
-    own_seq = head.own_seq
-    docs: list[dict[str, Any]] = []
-    entries: list[AuditEntry] = []
-    per_producer: dict[str, list[int]] = {}
-    duplicates = 0
-    rejected: list[tuple[int, str]] = []
-    for position, item in enumerate(items):
-        event_id = str(item["event_id"])
-        if event_id in seen:
-            duplicates += 1
-            continue
-        fields = dict(item)
-        own = fields.get("producer_seq") is None
-        if own:
-            fields["producer_seq"] = own_seq + 1
-        try:
-            entry = builder.append(recorded_at=recorded_at, **fields)
-        except (AuditLogError, TypeError, ValueError) as exc:
-            rejected.append((position, f"{type(exc).__name__}: {exc}"))
-            continue
-        if own:
-            own_seq += 1
-        seen.add(event_id)
-        text, leaf = text_and_leaf(entry)
-        nodes = appender.append(leaf)
-        docs.append(entry_document(entry, [node.hash for node in nodes], text))
-        entries.append(entry)
-        per_producer.setdefault(entry.producer, []).append(entry.producer_seq)
-    new_head = Head(appender.size, builder.prev_hash, appender.frontier, recorded_at, own_seq)
+) -> tuple[
+    dict[str, ProducerProgress], list[tuple[str, dict[str, Any], dict[str, int]]], list[str]
+]:
+    """Producer continuity after appending these `producer_seq`s: states, updates, gaps closed."""
     progress: dict[str, ProducerProgress] = {}
     updates: list[tuple[str, dict[str, Any], dict[str, int]]] = []
     closed: list[str] = []
@@ -251,8 +319,67 @@ def plan_append(
                 closed.append(producer)
                 fields_set["repair_requests_open"] = 0
         updates.append((producer, fields_set, {"entries": len(seqs)}))
+    return progress, updates, closed
+
+
+def plan_append(
+    items: Sequence[Mapping[str, Any]],
+    head: Head,
+    seen: set[str] | frozenset[str],
+    producers: Mapping[str, ProducerProgress],
+    now: datetime,
+) -> AppendPlan:
+    """Chain, hash and place a batch after `head`: entries in arrival order, skipping ids in
+    `seen` (and repeats inside the batch), rejecting items that cannot be entries."""
+    seen = set(seen)
+    builder = ChainBuilder(head.size, head.last_hash)
+    appender = TreeAppender(head.frontier)
+    recorded_at = monotonic_recorded_at(now, head.recorded_at)
+    own_seq = head.own_seq
+    rows: list[dict[str, Any]] = []
+    entries: list[AuditEntry] = []
+    appended: set[str] = set()
+    per_producer: dict[str, list[int]] = {}
+    duplicates = 0
+    rejected: list[tuple[int, str]] = []
+    for position, item in enumerate(items):
+        event_id = str(item["event_id"])
+        if event_id in seen:
+            duplicates += 1
+            continue
+        fields = dict(item)
+        own = fields.get("producer_seq") is None
+        if own:
+            fields["producer_seq"] = own_seq + 1
+        try:
+            entry = builder.append(recorded_at=recorded_at, **fields)
+        except (AuditLogError, TypeError, ValueError) as exc:
+            rejected.append((position, f"{type(exc).__name__}: {exc}"))
+            continue
+        if own:
+            own_seq += 1
+        seen.add(event_id)
+        appended.add(event_id)
+        text, leaf = text_and_leaf(entry)
+        nodes = appender.append(leaf)
+        rows.append(entry_row(entry, [node.hash for node in nodes], text))
+        entries.append(entry)
+        per_producer.setdefault(entry.producer, []).append(entry.producer_seq)
+    new_head = Head(appender.size, builder.prev_hash, appender.frontier, recorded_at, own_seq)
+    extension, pages = paginate(head.size, rows)
+    progress, updates, closed = progress_updates(per_producer, producers, now)
     return AppendPlan(
-        head, new_head, docs, entries, duplicates, rejected, progress, updates, closed
+        head,
+        new_head,
+        entries,
+        extension,
+        pages,
+        duplicates,
+        rejected,
+        progress,
+        updates,
+        closed,
+        frozenset(appended),
     )
 
 
@@ -261,17 +388,42 @@ class MongoAuditStore:
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
-        self.entries = db[ENTRIES]
+        self.pages = db[PAGES]
         self.head_coll = db[HEAD]
         self.producers = db[PRODUCERS]
         self.checkpoints = db[CHECKPOINTS]
         self.cursors = db[CURSORS]
 
     async def ensure_indexes(self) -> None:
-        """Dedup on event_id; subject and actor filters (Art. 15 report, actor queries)."""
-        await self.entries.create_index("event_id", unique=True, name="event_id_unique")
-        await self.entries.create_index([("subject_id", ASCENDING), ("_id", ASCENDING)])
-        await self.entries.create_index([("actor_id", ASCENDING), ("_id", ASCENDING)])
+        """Dedup on event_id; subject and actor filters (Art. 15 report, actor queries).
+
+        Also moves a log kept in the first layout (one document per entry) into pages.
+        """
+        await self.pages.create_index("event_id", unique=True, name="event_id_unique")
+        await self.pages.create_index([("subject_id", ASCENDING), ("_id", ASCENDING)])
+        await self.pages.create_index([("actor_id", ASCENDING), ("_id", ASCENDING)])
+        await self.migrate_v1()
+
+    async def migrate_v1(self) -> int:
+        """Copy a first-layout log (`audit_entries`, `_id` = seq) into pages; returns the
+        entries moved. Restartable: until the head is marked, a rerun starts over. A missing
+        entry is kept as an unreadable one, so `verify` still names it."""
+        doc = await self.head_coll.find_one({"_id": HEAD_ID})
+        if doc is None or doc.get("layout") == LAYOUT:
+            return 0
+        size = int(doc["size"])
+        old = self.db[V1_ENTRIES]
+        await self.pages.delete_many({})
+        window = PAGE_SIZE * 128
+        for start in range(0, size, window):
+            end = min(size, start + window)
+            found = {d["_id"]: d async for d in old.find({"_id": {"$gte": start, "$lt": end}})}
+            rows = [_v1_row(seq, found.get(seq)) for seq in range(start, end)]
+            _, pages = paginate(start, rows)
+            await self.pages.insert_many(pages, ordered=False)
+        await self.head_coll.update_one({"_id": HEAD_ID}, {"$set": {"layout": LAYOUT}})
+        await old.drop()
+        return size
 
     # --- append ---------------------------------------------------------------------------
 
@@ -304,9 +456,10 @@ class MongoAuditStore:
     async def append_plan(self, plan: AppendPlan) -> AppendResult:
         """Commit a plan computed outside the transaction (the projector's pipelined path).
 
-        The head update is conditioned on the head the plan was built on, so a plan made
-        stale by another writer raises `AuditConflictError` and changes nothing; a duplicate
-        that slipped past the plan's dedup fails on the unique `event_id` index.
+        All or nothing: the head update is conditioned on the head the plan was built on,
+        the partial page's on its count and on holding none of the plan's event ids, and the
+        unique `event_id` index covers the other pages — a stale plan, or one holding an
+        event that reached the log after it was planned, raises `AuditConflictError`.
         """
         async with self.db.client.start_session() as session:
             await session.with_transaction(lambda s: self._write(plan, s))
@@ -318,31 +471,31 @@ class MongoAuditStore:
         """Which of these event ids the log already holds (one `$in` on the unique index)."""
         if not ids:
             return set()
-        cursor = self.entries.find(
-            {"event_id": {"$in": list(ids)}}, projection={"event_id": 1, "_id": 0}, session=session
+        wanted = set(ids)
+        cursor = self.pages.find(
+            {"event_id": {"$in": list(wanted)}}, projection={"event_id": 1}, session=session
         )
-        return {d["event_id"] async for d in cursor}
+        found: set[str] = set()
+        async for doc in cursor:
+            found.update(i for i in doc.get("event_id") or () if i in wanted)
+        return found
 
     async def progress(
         self, producers: Iterable[str], *, session: AsyncClientSession | None = None
     ) -> dict[str, ProducerProgress]:
         names = list(producers)
+        if not names:
+            return {}
         found = {
             d["_id"]: d async for d in self.producers.find({"_id": {"$in": names}}, session=session)
         }
         return {n: ProducerProgress.from_document(n, found.get(n)) for n in names}
 
     async def _write(self, plan: AppendPlan, session: AsyncClientSession) -> None:
-        if not plan.docs:
+        if plan.extension is None and not plan.pages:
             return
-        base, new = plan.base, plan.new_head
-        state = {
-            "size": new.size,
-            "last_hash": new.last_hash.hex(),
-            "frontier": new.frontier.to_json(),
-            "recorded_at": new.recorded_at,
-            "own_seq": new.own_seq,
-        }
+        base = plan.base
+        state = plan.new_head.to_document()
         if base.size == 0:
             try:
                 await self.head_coll.insert_one({"_id": HEAD_ID, **state}, session=session)
@@ -356,17 +509,51 @@ class MongoAuditStore:
             )
             if update.matched_count == 0:
                 raise AuditConflictError(f"head moved past {base.size} before this append")
-        await self.entries.insert_many(plan.docs, ordered=False, session=session)
-        for producer, fields, inc in plan.producer_updates:
-            if producer in plan.closed:
-                await self.producers.update_one(
-                    {"_id": producer, "repair_requests_open": {"$gt": 0}},
-                    {"$inc": {"repairs": 1}},
+        extension = plan.extension
+        if extension is not None:
+            try:
+                pushed = await self.pages.update_one(
+                    {
+                        "_id": extension.page,
+                        "k": extension.count,
+                        "event_id": {"$nin": extension.columns["event_id"]},
+                    },
+                    {
+                        "$push": {n: {"$each": v} for n, v in extension.columns.items()},
+                        "$set": {"k": extension.count + extension.added},
+                    },
                     session=session,
                 )
-            await self.producers.update_one(
-                {"_id": producer}, {"$set": fields, "$inc": inc}, upsert=True, session=session
+            except DuplicateKeyError as exc:
+                raise AuditConflictError("an event of this batch is in the log already") from exc
+            if pushed.matched_count == 0:
+                raise AuditConflictError(
+                    f"page {extension.page} changed or holds an event of this batch already"
+                )
+        if plan.pages:
+            try:
+                await self.pages.insert_many(plan.pages, ordered=False, session=session)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") == DUPLICATE_KEY for e in errors):
+                    raise AuditConflictError(
+                        "an event of this batch is in the log already"
+                    ) from exc
+                raise
+        operations: list[UpdateOne] = []
+        for producer, fields, inc in plan.producer_updates:
+            if producer in plan.closed:
+                operations.append(
+                    UpdateOne(
+                        {"_id": producer, "repair_requests_open": {"$gt": 0}},
+                        {"$inc": {"repairs": 1}},
+                    )
+                )
+            operations.append(
+                UpdateOne({"_id": producer}, {"$set": fields, "$inc": inc}, upsert=True)
             )
+        if operations:
+            await self.producers.bulk_write(operations, ordered=True, session=session)
 
     async def note_repair_request(self, producer: str, at: datetime) -> None:
         await self.producers.update_one(
@@ -387,7 +574,13 @@ class MongoAuditStore:
         return Head.from_document(await self.head_coll.find_one({"_id": HEAD_ID}))
 
     async def get_document(self, seq: int) -> dict[str, Any] | None:
-        return await self.entries.find_one({"_id": seq}, projection={"n": 0})
+        """The entry row at `seq` (its page read by key), or None."""
+        if seq < 0:
+            return None
+        page, position = page_of(seq)
+        doc = await self.pages.find_one({"_id": page}, projection={"n": 0})
+        rows = expand_page(doc) if doc else []
+        return rows[position] if position < len(rows) else None
 
     async def window(
         self,
@@ -397,21 +590,29 @@ class MongoAuditStore:
         *,
         with_nodes: bool = False,
     ) -> list[dict[str, Any]]:
-        """Entry documents with `start <= seq < end` (a bounded `_id` range), in seq order."""
+        """Entry rows with `start <= seq < end` (a bounded `_id` range of pages) matching every
+        filter (equality on the copies), in seq order."""
         if end <= start:
             return []
-        query: dict[str, Any] = {"_id": {"$gte": start, "$lt": end}}
-        if filters:
-            query.update(filters)
+        query: dict[str, Any] = {
+            "_id": {"$gte": start // PAGE_SIZE, "$lte": (end - 1) // PAGE_SIZE}
+        }
+        wanted = dict(filters or {})
+        query.update(wanted)
         projection = None if with_nodes else {"n": 0}
-        docs = await self.entries.find(query, projection=projection).to_list(None)
-        docs.sort(key=lambda d: d["_id"])
-        return docs
+        rows = [
+            row
+            for doc in await self.pages.find(query, projection=projection).to_list(None)
+            for row in expand_page(doc, with_nodes=with_nodes)
+            if start <= row["_id"] < end and all(row.get(k) == v for k, v in wanted.items())
+        ]
+        rows.sort(key=lambda d: d["_id"])
+        return rows
 
     async def iter_documents(
-        self, start: int, end: int, *, window: int = 5_000, with_nodes: bool = False
+        self, start: int, end: int, *, window: int = 4_096, with_nodes: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
-        """Entry documents `start <= seq < end`, read in bounded windows."""
+        """Entry rows `start <= seq < end`, read in bounded windows."""
         seq = start
         while seq < end:
             upto = min(end, seq + window)
@@ -420,19 +621,27 @@ class MongoAuditStore:
             seq = upto
 
     async def nodes(self, node_ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Merkle nodes by `(level, index)`: one `$in` query on the holder entries' `_id`."""
+        """Merkle nodes by `(level, index)`: one `$in` query on their holders' pages."""
         holders: dict[int, list[tuple[int, int]]] = {}
         for level, index in node_ids:
             holders.setdefault(node_holder(level, index), []).append((level, index))
         if not holders:
             return {}
+        by_page: dict[int, list[int]] = {}
+        for holder in holders:
+            by_page.setdefault(holder // PAGE_SIZE, []).append(holder)
         found: dict[tuple[int, int], bytes] = {}
-        cursor = self.entries.find({"_id": {"$in": list(holders)}}, projection={"n": 1})
+        cursor = self.pages.find({"_id": {"$in": list(by_page)}}, projection={"n": 1})
         async for doc in cursor:
-            stored = doc.get("n") or []
-            for level, index in holders[doc["_id"]]:
-                if level < len(stored):
-                    found[(level, index)] = bytes(stored[level])
+            column = doc.get("n") or []
+            for holder in by_page.get(doc["_id"], ()):
+                position = holder - doc["_id"] * PAGE_SIZE
+                stored = column[position] if position < len(column) else None
+                if not isinstance(stored, list):
+                    continue
+                for level, index in holders[holder]:
+                    if level < len(stored):
+                        found[(level, index)] = bytes(stored[level])
         return found
 
     async def get_many(self, ids: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
@@ -458,25 +667,33 @@ class MongoAuditStore:
         return Frontier(tree_size, tuple(await self._plan(plan)))
 
     async def seq_at_time(self, stamp: str, size: int) -> int:
-        """First seq whose `recorded_at >= stamp` (binary search: `recorded_at` is monotonic)."""
-        lo, hi = 0, size
+        """First seq whose `recorded_at >= stamp` (binary search: `recorded_at` is monotonic):
+        over pages by their first entry, then inside the page before the one found."""
+        if size <= 0:
+            return 0
+        lo, hi = 0, (size - 1) // PAGE_SIZE + 1
         while lo < hi:
             mid = (lo + hi) // 2
-            doc = await self.entries.find_one({"_id": mid}, projection={"e": 1})
-            recorded = parse_entry_document(doc)["recorded_at"] if doc else ""
-            if recorded < stamp:
+            doc = await self.pages.find_one({"_id": mid}, projection={"e": {"$slice": 1}})
+            if _recorded_at(doc, 0) < stamp:
                 lo = mid + 1
             else:
                 hi = mid
-        return lo
+        if lo == 0:
+            return 0
+        doc = await self.pages.find_one({"_id": lo - 1}, projection={"e": 1})
+        count = len(doc.get("e") or []) if doc else 0
+        for position in range(count):
+            if _recorded_at(doc, position) >= stamp:
+                return min(size, (lo - 1) * PAGE_SIZE + position)
+        return min(size, lo * PAGE_SIZE)
 
     async def subject_documents(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
-        """A subject's entries through the (subject_id, _id) index, at most `limit`."""
-        docs = await self.entries.find({"subject_id": subject_id}, projection={"n": 0}).to_list(
-            limit + 1
-        )
-        docs.sort(key=lambda d: d["_id"])
-        return docs
+        """A subject's entry rows through the (subject_id, _id) index, at most `limit + 1`."""
+        docs = await self.pages.find({"subject_id": subject_id}, projection={"n": 0}).to_list(None)
+        rows = [r for d in docs for r in expand_page(d) if r["subject_id"] == subject_id]
+        rows.sort(key=lambda d: d["_id"])
+        return rows[: limit + 1]
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -521,6 +738,28 @@ class MongoAuditStore:
         await self.cursors.update_one({"_id": name}, {"$max": {"next_seq": next_seq}}, upsert=True)
 
 
+def _recorded_at(doc: Mapping[str, Any] | None, position: int) -> str:
+    """`recorded_at` of element `position` of a page ("" when absent or unreadable)."""
+    texts = doc.get("e") if doc else None
+    if not isinstance(texts, list) or position >= len(texts):
+        return ""
+    try:
+        value = parse_entry_document({"e": texts[position]}).get("recorded_at")
+    except ValueError:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _v1_row(seq: int, doc: Mapping[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"_id": seq, "e": "", "n": []}
+    if doc is not None:
+        row["e"] = doc.get("e", "")
+        row["n"] = list(doc.get("n") or [])
+    for name in (*COPY_FIELDS, "producer_seq"):
+        row[name] = doc.get(name) if doc is not None else None
+    return row
+
+
 def _checkpoint(doc: Mapping[str, Any]) -> CheckpointRecord:
     return CheckpointRecord(int(doc["_id"]), doc["root_hash"], doc["timestamp"], doc["note"])
 
@@ -531,12 +770,20 @@ def check_range(seq: int, size: int) -> None:
 
 
 __all__ = [
+    "PAGE_SIZE",
+    "AppendPlan",
     "AppendResult",
     "CheckpointRecord",
     "Head",
     "MongoAuditStore",
+    "PageExtension",
     "check_range",
-    "entry_document",
+    "entry_row",
     "entry_text",
+    "expand_page",
+    "page_of",
+    "paginate",
     "parse_entry_document",
+    "plan_append",
+    "progress_updates",
 ]
