@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 UP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install up up-detach down status test test-containers lint fmt bench clean
+.PHONY: help uv install up up-detach demo down status test test-containers lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -22,11 +22,14 @@ uv:
 install: uv ## install every workspace member and the dev tools from the lock file
 	$(UV) sync --all-packages --locked
 
-up: install ## run the local stack in the foreground; Ctrl-C stops it
+up: install ## run the local stack in the foreground; Ctrl-C stops it (UP_ARGS=--demo: with demo data)
 	$(UV) run --no-sync mmgen up $(UP_ARGS)
 
 up-detach: install ## start the local stack in the background
 	$(UV) run --no-sync mmgen up --detach $(UP_ARGS)
+
+demo: uv ## seed the demo data set into the running stack (idempotent) and print its accounts
+	$(UV) run --no-sync mmgen demo
 
 down: uv ## stop what `make up` / `make up-detach` started
 	$(UV) run --no-sync mmgen down

@@ -50,7 +50,7 @@ class AdminError(Exception):
     """Something the operator must fix (message printed as is)."""
 
 
-def _credentials(state_dir: Path, url: str | None, secret: str | None) -> tuple[str, str]:
+def cli_credentials(state_dir: Path, url: str | None, secret: str | None) -> tuple[str, str]:
     if url and secret:
         return url.rstrip("/"), secret
     path = state_dir / "secrets" / CLIENTS_FILE
@@ -66,7 +66,7 @@ def _credentials(state_dir: Path, url: str | None, secret: str | None) -> tuple[
     )
 
 
-def _problem(response: httpx.Response) -> str:
+def describe_problem(response: httpx.Response) -> str:
     try:
         body = response.json()
         return f"{response.status_code} {body.get('title')}: {body.get('detail')}"
@@ -74,20 +74,22 @@ def _problem(response: httpx.Response) -> str:
         return f"{response.status_code} {response.text[:200]}"
 
 
-def _service_client(url: str, secret: str) -> httpx.Client:
+def service_client(url: str, secret: str) -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=30.0)
     response = client.post("/auth/service-token", json={"service": CLI_SERVICE, "secret": secret})
     if response.status_code != 200:
         client.close()
-        raise AdminError(f"identity refused the admin-cli credentials: {_problem(response)}")
+        raise AdminError(
+            f"identity refused the admin-cli credentials: {describe_problem(response)}"
+        )
     client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
     return client
 
 
 def _run(state_dir: Path, url: str | None, secret: str | None, call: Any) -> Any:
     try:
-        base, key = _credentials(state_dir, url, secret)
-        client = _service_client(base, key)
+        base, key = cli_credentials(state_dir, url, secret)
+        client = service_client(base, key)
         try:
             return call(client)
         finally:
@@ -121,7 +123,7 @@ def create(
             "/internal/admins", json={"email": email, "password": password, "name": name}
         )
         if response.status_code != 201:
-            raise AdminError(f"could not create the admin: {_problem(response)}")
+            raise AdminError(f"could not create the admin: {describe_problem(response)}")
         return str(response.json()["user_id"])
 
     user_id = _run(state_dir, identity_url, secret, call)
@@ -139,7 +141,7 @@ def rotate_keys(
     def call(client: httpx.Client) -> dict[str, Any]:
         response = client.post("/internal/signing-keys/rotate")
         if response.status_code != 200:
-            raise AdminError(f"could not rotate the signing key: {_problem(response)}")
+            raise AdminError(f"could not rotate the signing key: {describe_problem(response)}")
         result: dict[str, Any] = response.json()
         return result
 

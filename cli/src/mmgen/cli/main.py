@@ -17,6 +17,7 @@ from rich.table import Table
 from mmgen.cli import stack
 from mmgen.cli.admin import admin_app
 from mmgen.cli.audit import app as audit_app
+from mmgen.cli.demo import DemoError, demo_app, seed
 from mmgen.localstack.errors import LocalStackError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
+app.add_typer(demo_app, name="demo")
 console = Console()
 err = Console(stderr=True)
 
@@ -108,8 +110,13 @@ def up(
     ] = False,
     services: Annotated[bool, typer.Option(help="start the workspace's services too")] = True,
     ready_timeout: Annotated[float, typer.Option(help="seconds each component may take")] = 30.0,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="seed the demo data set once everything is ready")
+    ] = False,
 ) -> None:
     """Start the broker, the database and every service; stay in the foreground until Ctrl-C."""
+    if demo and not services:
+        raise typer.BadParameter("the demo data needs the services", param_hint="--demo")
     config = _config(state_dir, host, broker_port, database_port, port, services, ready_timeout)
     stopping = False
 
@@ -138,11 +145,22 @@ def up(
         raise typer.Exit(130) from None
     if detach:
         console.print(_status_table(components))
+        try:
+            if demo and not _seed_demo(state_dir):
+                raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err.print("demo seeding interrupted; the stack keeps running (`mmgen down` stops it)")
+            raise typer.Exit(130) from None
         return
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     try:
+        if demo:
+            try:
+                _seed_demo(state_dir)
+            except KeyboardInterrupt:
+                stopping = True
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
         with Live(_status_table(components), console=console, refresh_per_second=1) as live:
             while not stopping:
                 time.sleep(0.5)
@@ -152,6 +170,21 @@ def up(
         stack.stop_components(components)
         stack.StackRecord(config.record_path).clear()
         err.print("stopped")
+
+
+def _seed_demo(state_dir: Path) -> bool:
+    """Seed after `up`; a failure is reported, the stack keeps running (retry: `mmgen demo`)."""
+    try:
+        seed(state_dir)
+    except DemoError as exc:
+        err.print(
+            f"[red]demo data not seeded:[/red] {escape(str(exc))}\n"
+            "The stack keeps running; try again with `mmgen demo`, stop it with `mmgen down`.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return False
+    return True
 
 
 @app.command()
