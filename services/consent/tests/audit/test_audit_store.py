@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -179,3 +180,121 @@ async def test_verify_finds_the_first_bad_entry(
     # (and, were the nodes rewritten too, the next entry's prev_hash would not link).
     assert result["first_bad_seq"] == bad, result
     assert result["checked"] == bad
+
+
+# --- pages and planned appends ------------------------------------------------------------
+
+
+async def test_entries_cross_page_boundaries_in_any_batch_size(
+    store: MongoAuditStore, item: Any
+) -> None:
+    from mmgen.consent.audit.store import PAGE_SIZE
+
+    seq = 1
+    for size in (1, PAGE_SIZE - 2, 1, PAGE_SIZE + 3, 2 * PAGE_SIZE, 5):
+        await store.append([item(producer_seq=s) for s in range(seq, seq + size)])
+        seq += size
+    entries = await all_entries(store)
+    assert [e["seq"] for e in entries] == list(range(seq - 1))
+    assert verify_log(entries).valid
+    pages = await store.pages.find({}).to_list(None)
+    assert all(len(p["e"]) == p["k"] <= PAGE_SIZE for p in pages)
+    assert sum(p["k"] for p in pages) == seq - 1
+    for s in (0, PAGE_SIZE - 1, PAGE_SIZE, 2 * PAGE_SIZE + 1, seq - 2):
+        doc = await store.get_document(s)
+        assert doc is not None and json.loads(doc["e"]) == entries[s]
+    assert await store.get_document(seq - 1) is None
+    window = await store.window(PAGE_SIZE - 3, 2 * PAGE_SIZE + 2)
+    assert [d["_id"] for d in window] == list(range(PAGE_SIZE - 3, 2 * PAGE_SIZE + 2))
+    target = entries[PAGE_SIZE + 4]["subject_id"]
+    hits = await store.window(0, seq - 1, {"subject_id": target})
+    assert [d["_id"] for d in hits] == [PAGE_SIZE + 4]
+
+
+async def test_a_stale_plan_changes_nothing_and_is_planned_again(
+    store: MongoAuditStore, item: Any
+) -> None:
+    from mmgen.consent.audit.domain import AuditConflictError
+    from mmgen.consent.audit.store import plan_append
+
+    await store.append([item(producer_seq=s) for s in range(1, 31)])
+    head = await store.head()
+    producers = await store.progress({"identity"})
+    batch = [item(producer_seq=s) for s in range(31, 40)]
+    plan = plan_append(batch, head, set(), producers, datetime.now(UTC))
+    # Another writer (the API's own entries, a second instance) appends first.
+    other = await store.append([item(producer="audit", producer_seq=None)])
+    before = await all_entries(store)
+    with pytest.raises(AuditConflictError):
+        await store.append_plan(plan)
+    assert await all_entries(store) == before
+    assert (await store.head()) == other.head
+    # Planned again from the stored head, it goes through after the other entry.
+    again = plan_append(
+        batch, await store.head(), set(), await store.progress({"identity"}), datetime.now(UTC)
+    )
+    await store.append_plan(again)
+    entries = await all_entries(store)
+    assert [e["event_id"] for e in entries[31:]] == [i["event_id"] for i in batch]
+    assert verify_log(entries).valid
+    assert {d["_id"]: d for d in await store.producer_states()}["identity"]["contiguous"] == 39
+
+
+@pytest.mark.parametrize("logged_in", ["partial page", "earlier page"])
+@pytest.mark.parametrize("planned_into", ["partial page", "new page"])
+async def test_a_plan_holding_a_logged_event_changes_nothing(
+    store: MongoAuditStore, item: Any, logged_in: str, planned_into: str
+) -> None:
+    """An id the plan did not know was logged (looked up too early, or reused by a producer
+    under a new producer_seq): the write refuses, whichever pages hold the two copies."""
+    from mmgen.consent.audit.domain import AuditConflictError
+    from mmgen.consent.audit.store import PAGE_SIZE, plan_append
+
+    first = [item(producer_seq=s) for s in range(1, PAGE_SIZE + 6)]
+    await store.append(first)  # one full page, 5 entries in the partial one
+    logged = first[PAGE_SIZE + 2] if logged_in == "partial page" else first[3]
+    reused = dict(logged, producer_seq=PAGE_SIZE + 50)
+    fresh = [item(producer_seq=s) for s in range(PAGE_SIZE + 6, PAGE_SIZE + 6 + 40)]
+    at = 3 if planned_into == "partial page" else PAGE_SIZE  # the partial page takes 27
+    batch = [*fresh[:at], reused, *fresh[at:]]
+    head = await store.head()
+    plan = plan_append(batch, head, set(), {}, datetime.now(UTC))
+    assert plan.extension is not None and plan.pages
+    assert (reused["event_id"] in plan.extension.columns["event_id"]) == (at == 3)
+    before = await all_entries(store)
+    with pytest.raises(AuditConflictError):
+        await store.append_plan(plan)
+    assert await all_entries(store) == before and await store.head() == head
+    seen = await store.seen_ids([i["event_id"] for i in batch])
+    assert seen == {logged["event_id"]}
+    result = await store.append_plan(plan_append(batch, head, seen, {}, datetime.now(UTC)))
+    assert result.duplicates == 1 and len(result.entries) == 40
+    entries = await all_entries(store)
+    assert len({e["event_id"] for e in entries}) == len(entries) == PAGE_SIZE + 45
+    assert verify_log(entries).valid
+
+
+async def test_a_first_layout_log_is_moved_into_pages(
+    store: MongoAuditStore, item: Any, checkpointer: Checkpointer, queries: AuditQueries
+) -> None:
+    """A log written one document per entry (before pages) is copied into pages on start."""
+    from mmgen.consent.audit.store import V1_ENTRIES, expand_page
+
+    await fill(store, item, 45)
+    await checkpointer.sign_now()
+    expected = await all_entries(store)
+    root = await store.root(45)
+    rows = [
+        r for p in await store.pages.find({}).to_list(None) for r in expand_page(p, with_nodes=True)
+    ]
+    await store.db[V1_ENTRIES].insert_many(rows)  # the old layout: one row per document
+    await store.pages.drop()
+    await store.head_coll.update_one({"_id": "head"}, {"$unset": {"layout": ""}})
+    await store.ensure_indexes()
+    assert await all_entries(store) == expected
+    assert await store.root(45) == root
+    assert (await queries.verify(None, None)).result.valid
+    assert V1_ENTRIES not in await store.db.list_collection_names()
+    assert await store.migrate_v1() == 0  # marked: never again
+    await store.append([item(producer_seq=46)])
+    assert verify_log(await all_entries(store)).valid
