@@ -7,6 +7,8 @@ import uuid
 from typing import Any, ClassVar
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from mmgen.events.crypto import PersonalDataCipher
 from mmgen.events.envelope import Actor, Envelope, Resource
@@ -177,6 +179,28 @@ async def test_event_without_personal_part() -> None:
     assert env.pii is None and env.action == "delete"
     event = await mapper.to_domain(env)
     assert event.personal is None and not event.erased
+
+
+async def test_envelope_takes_the_active_span_as_traceparent_unless_one_is_given() -> None:
+    mapper, _ = make_mapper()
+    span = NonRecordingSpan(
+        SpanContext(
+            trace_id=0x5B8EFFF798038103D269B633813FC60C,
+            span_id=0xEEE19B7EC3C1B174,
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+    )
+    linked = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with trace.use_span(span):
+        stamped = await mapper.to_envelope(NewEvent(UserClosed(reason="r")), "s-1", 1)
+        given = await mapper.to_envelope(
+            NewEvent(UserClosed(reason="r"), traceparent=linked), "s-2", 1
+        )
+    outside = await mapper.to_envelope(NewEvent(UserClosed(reason="r")), "s-3", 1)
+    assert stamped.traceparent == "00-5b8efff798038103d269b633813fc60c-eee19b7ec3c1b174-01"
+    assert given.traceparent == linked
+    assert outside.traceparent is None
 
 
 async def test_personal_fields_need_an_owner_and_the_declared_model() -> None:

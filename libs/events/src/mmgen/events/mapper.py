@@ -23,6 +23,7 @@ from mmgen.events.erased import Erased
 from mmgen.events.errors import EventDataInvalidError
 from mmgen.events.ids import new_event_id
 from mmgen.events.registry import EventData, EventRegistry, EventSpec, PersonalData
+from mmgen.events.tracing import current_traceparent
 
 D = TypeVar("D", bound=EventData)
 
@@ -53,7 +54,9 @@ class NewEvent(Generic[D]):
     """An event a service decided on, before it has a stream position.
 
     `resource_id` defaults to the stream id; `owner` defaults from the event's declaration
-    (`subject:<subject_id>` or `<resource_type>:<resource_id>`).
+    (`subject:<subject_id>` or `<resource_type>:<resource_id>`). `traceparent` defaults to the
+    span active when the event becomes an envelope (the request or consumer handling that
+    appends it), so callers pass one only to link the event to another trace.
     """
 
     data: D
@@ -179,7 +182,7 @@ class EventMapper:
             occurred_at=event.occurred_at,
             correlation_id=event.correlation_id,
             causation_id=event.causation_id,
-            traceparent=event.traceparent,
+            traceparent=event.traceparent or current_traceparent(),
             data=event.data.model_dump(mode="json"),
             pii=pii,
             categories=spec.categories,
