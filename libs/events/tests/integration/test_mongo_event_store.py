@@ -169,6 +169,33 @@ async def test_a_conflict_from_another_process_fails_only_its_own_append(mongo_d
     await b.close()
 
 
+async def test_appends_at_versions_this_process_has_not_read(mongo_db: Any) -> None:
+    """A version the store never saw is looked up, not taken for a conflict: another replica
+    wrote it, or an append queued just before creates it."""
+    a = MongoEventStore(mongo_db, PRODUCER)
+    b = MongoEventStore(mongo_db, PRODUCER)
+    await a.ensure_indexes()
+    stream = f"s-{uuid.uuid4().hex}"
+    await a.append(stream, 0, [one_event(stream, 1), one_event(stream, 2)])
+    stored = await b.append(stream, 2, [one_event(stream, 3)])  # b never read the stream
+    assert [e.producer_seq for e in stored] == [3]
+    with pytest.raises(ConcurrencyError) as info:
+        await b.append(stream, 1, [one_event(stream, 2)])
+    assert (info.value.expected_version, info.value.actual_version) == (1, 3)
+    with pytest.raises(ConcurrencyError) as info:
+        await b.append(stream, 5, [one_event(stream, 6)])
+    assert (info.value.expected_version, info.value.actual_version) == (5, 3)
+    chained = f"s-{uuid.uuid4().hex}"
+    first, second = await asyncio.gather(
+        b.append(chained, 0, [one_event(chained, 1)]),
+        b.append(chained, 1, [one_event(chained, 2)]),
+    )
+    assert (first[0].producer_seq, second[0].producer_seq) == (4, 5)
+    assert [e.stream_version for e in await a.load(chained)] == [1, 2]
+    await a.close()
+    await b.close()
+
+
 async def test_indexes_exist_and_are_unique(mongo_db: Any) -> None:
     store = MongoEventStore(mongo_db, PRODUCER)
     await store.ensure_indexes()
