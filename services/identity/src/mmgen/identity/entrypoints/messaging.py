@@ -2,8 +2,10 @@
 
 Started and stopped by the app's lifespan. Topics are created explicitly at every start (the
 local broker forgets them on restart; auto-created ones get the wrong partition count). The
-relay publishes the event store to `identity.events`; the consumer applies `retention.commands`
-(`EraseSubject`) through the kernel's idempotent runtime.
+relay publishes the event store to `identity.events`; beside it the republish listener serves
+the audit projector's gap-repair requests (`audit.republish`: publish a `producer_seq` range of
+the store again) — without it, events a broker lost never reach the audit log. The consumer
+applies `retention.commands` (`EraseSubject`) through the kernel's idempotent runtime.
 """
 
 from __future__ import annotations
@@ -19,11 +21,20 @@ from prometheus_client import CollectorRegistry
 from mmgen.events.consumer import EventConsumer, HandlerContext, RetryPolicy
 from mmgen.events.envelope import Envelope
 from mmgen.events.relay import Relay, RelaySettings
+from mmgen.events.republish import RepublishListener, republish_topic
 from mmgen.events.topics import TopicPartitionMismatchError, dlq_topic, ensure_topics
 from mmgen.identity.bootstrap import Identity
 from mmgen.platform import Environment
 
 log = logging.getLogger(__name__)
+
+RELAY_METADATA_MAX_AGE_MS = 2_000
+"""How stale the relay producer's topic metadata may get (aiokafka's default: 5 minutes).
+
+After the local broker restarted empty, a producer still holding the old metadata writes to
+partitions, or a topic, the new broker does not list — and Tansu acks those writes, so no error
+ever makes the client refresh: events (and the republished copies gap repair asks for) vanish
+until the metadata expires. Real Kafka refuses such writes, which refreshes the metadata."""
 
 COMMANDS_GROUP = "identity-retention-commands"
 
@@ -38,6 +49,7 @@ class Messaging:
         self.relay: Relay | None = None
         self.relay_task: asyncio.Task[None] | None = None
         self.broker: KafkaBroker | None = None
+        self.republish: RepublishListener | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -46,6 +58,7 @@ class Messaging:
             dlq_topic(s.events_topic),
             s.commands_topic,
             dlq_topic(s.commands_topic),
+            republish_topic(s.topic_prefix),
         ]
         try:
             await ensure_topics(s.kafka_bootstrap, topics, partitions=s.topic_partitions)
@@ -64,11 +77,20 @@ class Messaging:
             s.kafka_bootstrap,
             s.events_topic,
             settings=RelaySettings(
-                idle_wait_s=s.relay_idle_wait_seconds, lease_ttl_s=s.relay_lease_ttl_seconds
+                idle_wait_s=s.relay_idle_wait_seconds,
+                lease_ttl_s=s.relay_lease_ttl_seconds,
+                producer_config={"metadata_max_age_ms": RELAY_METADATA_MAX_AGE_MS},
             ),
             registry=self.registry,
         )
         self.relay_task = asyncio.create_task(self.relay.run(), name="identity-relay")
+        self.republish = RepublishListener(
+            self.relay,
+            s.kafka_bootstrap,
+            topic_prefix=s.topic_prefix,
+            session_timeout_ms=s.consumer_session_timeout_ms,
+            heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+        )
         broker = KafkaBroker(s.kafka_bootstrap, logger=None, client_id="identity")
         consumer: EventConsumer[Envelope] = EventConsumer(
             broker, self.identity.adapters.db, registry=self.registry, retry=RetryPolicy()
@@ -80,8 +102,9 @@ class Messaging:
             session_timeout_ms=s.consumer_session_timeout_ms,
             heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
         )
-        await broker.start()
         self.broker = broker
+        # Both join a consumer group (about half the session timeout each): in parallel.
+        await asyncio.gather(self.republish.start(), broker.start())
 
     async def on_command(self, command: Envelope, ctx: HandlerContext) -> None:
         """`retention.commands` → erasure (read-model deletes join the consumer's transaction)."""
@@ -92,6 +115,10 @@ class Messaging:
             with contextlib.suppress(Exception):
                 await self.broker.stop()
             self.broker = None
+        if self.republish is not None:
+            with contextlib.suppress(Exception):
+                await self.republish.stop()
+            self.republish = None
         if self.relay is not None and self.relay_task is not None:
             await self.relay.stop()
             try:
