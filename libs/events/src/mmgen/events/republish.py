@@ -100,7 +100,14 @@ class RepublishRequest:
 async def send_republish_request(
     producer: AIOKafkaProducer, topic: str, request: RepublishRequest
 ) -> None:
-    """Publish a request (keyed by producer: one producer's requests stay in order)."""
+    """Publish a request (keyed by producer: one producer's requests stay in order).
+
+    The producer's metadata is refreshed first (requests are rare, a metadata round trip is
+    cheap): after the local broker restarted empty, metadata from before the restart sends the
+    request to a partition the new topic lacks, which Tansu acks and loses — every repeat of it
+    too, the key being the same — until the metadata expires (5 minutes by default).
+    """
+    await producer.client.force_metadata_update()
     await producer.send_and_wait(topic, request.to_wire(), key=request.producer.encode("utf-8"))
 
 
