@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mmgen.consent.audit.store import MongoAuditStore, page_of
+from mmgen.consent.audit.store import MongoAuditStore, page_of, tile_of
 from mmgen.events.envelope import Actor, Envelope, Resource
 
 
@@ -132,11 +132,19 @@ class LogEditor:
     def __init__(self, store: MongoAuditStore) -> None:
         self.store = store
 
-    async def set(self, seq: int, name: str, value: Any, *inner: int) -> None:
-        """Overwrite element `seq` of the page column `name` (or a part of it: `n`, 0)."""
+    async def set(self, seq: int, name: str, value: Any) -> None:
+        """Overwrite element `seq` of the page column `name` (`e`, `subject_id`, ...)."""
         page, position = page_of(seq)
-        path = ".".join([name, str(position), *map(str, inner)])
+        path = f"{name}.{position}"
         updated = await self.store.pages.update_one({"_id": page}, {"$set": {path: value}})
+        assert updated.matched_count == 1
+
+    async def set_node(self, level: int, index: int, value: bytes) -> None:
+        """Overwrite the stored hash of Merkle node `(level, index)` in its tile."""
+        key, position = tile_of(level, index)
+        updated = await self.store.tiles.update_one(
+            {"_id": key}, {"$set": {f"h.{position}": value}}
+        )
         assert updated.matched_count == 1
 
     async def remove(self, seq: int) -> None:

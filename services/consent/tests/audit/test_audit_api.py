@@ -260,9 +260,9 @@ async def rewrite_history(component: AuditComponent, edit_log: Any, from_seq: in
         e["hash"] = chain_hash(prev, entry_bytes(e)).hex()
         entry = AuditEntry.from_json(e)
         prev = entry.hash
-        nodes = [n.hash for n in appender.append(entry.leaf_hash)]
         await edit_log.set(doc["_id"], "e", entry_text(entry))
-        await edit_log.set(doc["_id"], "n", nodes)
+        for node in appender.append(entry.leaf_hash):
+            await edit_log.set_node(node.level, node.index, node.hash)
     await store.head_coll.update_one(
         {"_id": "head"},
         {"$set": {"last_hash": prev.hex(), "frontier": appender.frontier.to_json()}},

@@ -171,7 +171,7 @@ async def test_verify_finds_the_first_bad_entry(
         await edit_log.set(bad, "e", b["e"])
         await edit_log.set(bad + 1, "e", a["e"])
     elif how == "nodes":
-        await edit_log.set(bad, "n", b"\x01" * 32, 0)
+        await edit_log.set_node(0, bad, b"\x01" * 32)
     elif how == "copy":
         await edit_log.set(bad, "subject_id", "someone-else")
     result = (await queries.verify(None, None)).to_json()
@@ -278,17 +278,16 @@ async def test_a_first_layout_log_is_moved_into_pages(
     store: MongoAuditStore, item: Any, checkpointer: Checkpointer, queries: AuditQueries
 ) -> None:
     """A log written one document per entry (before pages) is copied into pages on start."""
-    from mmgen.consent.audit.store import V1_ENTRIES, expand_page
+    from mmgen.consent.audit.store import V1_ENTRIES
 
     await fill(store, item, 45)
     await checkpointer.sign_now()
     expected = await all_entries(store)
     root = await store.root(45)
-    rows = [
-        r for p in await store.pages.find({}).to_list(None) for r in expand_page(p, with_nodes=True)
-    ]
+    rows = await store.window(0, 45, with_nodes=True)  # entries with their own nodes
     await store.db[V1_ENTRIES].insert_many(rows)  # the old layout: one row per document
     await store.pages.drop()
+    await store.tiles.drop()
     await store.head_coll.update_one({"_id": "head"}, {"$unset": {"layout": ""}})
     await store.ensure_indexes()
     assert await all_entries(store) == expected
@@ -298,3 +297,30 @@ async def test_a_first_layout_log_is_moved_into_pages(
     assert await store.migrate_v1() == 0  # marked: never again
     await store.append([item(producer_seq=46)])
     assert verify_log(await all_entries(store)).valid
+
+
+def test_tiles_grow_at_their_end_and_proofs_read_few() -> None:
+    """Every node has one place; a tile's nodes complete in position order, so appends only
+    add to a tile's end; a proof at 1,000,000 entries reads at most a handful of tiles."""
+    import random
+
+    from mmgen.auditlog.merkle import TreeAppender
+    from mmgen.consent.audit.store import TILE_HEIGHT, leaf_nodes, tile_of
+
+    appender = TreeAppender()
+    filled: dict[int, int] = {}
+    for seq in range(5000):
+        nodes = appender.append(random.randbytes(32))
+        assert [(n.level, n.index) for n in nodes] == leaf_nodes(seq)
+        for node in nodes:
+            key, position = tile_of(node.level, node.index)
+            assert position == filled.get(key, 0)
+            filled[key] = position + 1
+    assert max(filled.values()) == 2 ** (TILE_HEIGHT + 1) - 2  # a full tile
+    rng = random.Random(3)
+    size = 1_000_000
+    for _ in range(300):
+        inclusion = merkle.plan_inclusion(rng.randrange(size), size)
+        consistency = merkle.plan_consistency(rng.randrange(1, size), size)
+        for plan in (inclusion, consistency):
+            assert len({tile_of(*node)[0] for node in plan.nodes}) <= 6

@@ -1,28 +1,34 @@
-"""MongoDB storage of the audit log: entries with their Merkle nodes, head, producers, heads signed.
+"""MongoDB storage of the audit log: entries, Merkle tiles, head, producers, heads signed.
 
 Collections (all in the consent service's database, prefixed `audit_`):
 - `audit_pages`: the entries, `PAGE_SIZE` (32) per document. Page `p` holds seqs
   `[32·p, 32·p + k)`, one element per entry in each array: `{_id: p, k, e: [canonical JSON
-  text of the entry, hash included], n: [[node hashes completed by that leaf, level 0 up]],
-  event_id: [...], subject_id: [...], actor_id: [...], action: [...], event_type: [...],
-  producer: [...], producer_seq: [...]}` — `e` is what is served and verified (stored as
-  text, its bytes never change); the other arrays are copies for indexes and filters, and
-  `verify` checks that they still match `e`. Indexes: `event_id` unique (dedup across
-  pages), `(subject_id, _id)`, `(actor_id, _id)`;
+  text of the entry, hash included], event_id: [...], subject_id: [...], actor_id: [...],
+  action: [...], event_type: [...], producer: [...], producer_seq: [...]}` — `e` is what is
+  served and verified (stored as text, its bytes never change); the other arrays are copies
+  for indexes and filters, and `verify` checks that they still match `e`. Indexes:
+  `event_id` unique (dedup across pages), `(subject_id, _id)`, `(actor_id, _id)`;
+- `audit_tiles`: the Merkle tree's complete nodes in tiles of `TILE_HEIGHT` (8) levels: tile
+  `(t, k)` holds the nodes of levels `[8t, 8t + 8)` inside the subtree rooted at node
+  `(8t + 8, k)` — up to 510 hashes, `{_id: k·64 + t, c, h: [hashes in completion order]}`.
+  An inclusion proof at 1,000,000 entries reads 3 tiles (a consistency proof at most 6, plus
+  the right edge), all in one `$in`; nodes only ever join a tile at its end;
 - `audit_head`: `{_id: "head", size, last_hash, frontier, recorded_at, own_seq, layout}`;
 - `audit_producers`: per producer `{contiguous, ranges, gap_since, repair_requests, ...}`;
 - `audit_checkpoints`: `{_id: tree_size, root_hash, timestamp, note}` — every signed head;
 - `audit_cursors`: `{_id: "audit.log", next_seq}` (the `audit.log` publisher's outbox cursor).
 
-Why pages: SecantusDB's insert cost is per document and per index (INFRA.md); with the three
-indexes, one document per entry capped the append near 1,700 entries/s on the 2-core host,
-32 entries per document passed 8,000/s (bench/bench_audit_ingest.py records the ingest
-rate). Every read is still by key or by a bounded `_id` range: seq `s` is element
-`s % 32` of page `s // 32`.
+Why pages and tiles: SecantusDB's insert cost is per document and per index key (INFRA.md);
+with the three indexes, one document per entry capped inserts near 1,700 entries/s on the
+2-core host, 32 entries per document passed 5,000/s (bench/bench_audit_ingest.py records the
+ingest rate); one document read costs about as much as the next, so proofs read few, small
+tiles. Every read is by key or by a bounded `_id` range: seq `s` is element `s % 32` of page
+`s // 32`; node `(l, i)` is at a position computed from `(l, i)` in one tile.
 
 One append = one transaction: head (conditioned on the size and last hash it was planned
 on), the tail of the partial last page (conditioned on its count and on not holding any of
-the new event ids), the new pages in one `insert_many`, the producers in one `bulk_write`.
+the new event ids), the new pages in one `insert_many`, the tiles in one `bulk_write` (each
+extended tile conditioned on its count), the producers in one `bulk_write`.
 Planning (`plan_append`: dedup, chain, hashes, tree nodes, pages, producer progress) is pure,
 so it can run ahead of the write (the projector plans batch N+1 while N commits); a plan
 made stale by another writer, or holding an event id that reached the log after it was
@@ -38,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mmgen.auditlog import merkle
@@ -51,7 +57,6 @@ from mmgen.consent.audit.domain import (
     AuditRangeInvalidError,
     ProducerProgress,
     monotonic_recorded_at,
-    node_holder,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
 PAGES = "audit_pages"
+TILES = "audit_tiles"
 HEAD = "audit_head"
 PRODUCERS = "audit_producers"
 CHECKPOINTS = "audit_checkpoints"
@@ -68,6 +74,7 @@ V1_ENTRIES = "audit_entries"
 """The first layout's collection (one document per entry), moved into pages on start."""
 
 PAGE_SIZE = 32
+TILE_HEIGHT = 8
 LAYOUT = 2
 """Storage layout version, kept in the head (1: one document per entry, no marker)."""
 
@@ -166,12 +173,11 @@ def text_and_leaf(entry: AuditEntry) -> tuple[str, bytes]:
     return text.decode("utf-8"), hashlib.sha256(b"\x00" + data).digest()
 
 
-def entry_row(entry: AuditEntry, nodes: Sequence[bytes], text: str | None = None) -> dict[str, Any]:
-    """One entry as the read paths see it: `{_id: seq, e, n, <copies>}` (one page element)."""
+def entry_row(entry: AuditEntry, text: str | None = None) -> dict[str, Any]:
+    """One entry as the read paths see it: `{_id: seq, e, <copies>}` (one page element)."""
     return {
         "_id": entry.seq,
         "e": entry_text(entry) if text is None else text,
-        "n": list(nodes),
         "event_id": entry.event_id,
         "subject_id": entry.subject_id,
         "actor_id": entry.actor_id,
@@ -239,24 +245,87 @@ def paginate(
     return extension, pages
 
 
-def expand_page(doc: Mapping[str, Any], *, with_nodes: bool = False) -> list[dict[str, Any]]:
+def expand_page(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The entry rows of a page document, in seq order (missing copies read as None, so a
     damaged page surfaces in `verify` rather than as an exception)."""
     base = int(doc["_id"]) * PAGE_SIZE
     texts = doc.get("e")
     if not isinstance(texts, list):
         return []
-    names = [*COPY_FIELDS, "producer_seq"] + (["n"] if with_nodes else [])
-    columns = {name: doc.get(name) for name in names}
+    columns = {name: doc.get(name) for name in (*COPY_FIELDS, "producer_seq")}
     rows = []
     for i, text in enumerate(texts[:PAGE_SIZE]):
         row: dict[str, Any] = {"_id": base + i, "e": text}
         for name, column in columns.items():
             row[name] = column[i] if isinstance(column, list) and i < len(column) else None
-        if with_nodes and row["n"] is None:
-            row["n"] = []
         rows.append(row)
     return rows
+
+
+# --- tiles -------------------------------------------------------------------------------
+
+
+def tile_of(level: int, index: int) -> tuple[int, int]:
+    """`(tile key, position)` of node `(level, index)`.
+
+    Inside a tile, nodes are numbered in the order the append-only tree completes them
+    (post-order: both children, then the parent), so a tile only ever grows at its end.
+    """
+    tile_level, r = divmod(level, TILE_HEIGHT)
+    span = TILE_HEIGHT - r
+    tile = index >> span
+    m = ((index - (tile << span)) + 1) << r
+    return (tile << 6) | tile_level, 2 * (m - 1) - (m - 1).bit_count() + r
+
+
+def leaf_nodes(seq: int) -> list[tuple[int, int]]:
+    """The nodes that appending leaf `seq` completes: the leaf, then one per trailing 1-bit."""
+    ones = ((seq + 1) & -(seq + 1)).bit_length() - 1
+    return [(level, seq >> level) for level in range(ones + 1)]
+
+
+@dataclass
+class TileWrite:
+    """Hashes to add to one tile, from position `first` on (0: a new tile)."""
+
+    key: int
+    first: int
+    hashes: list[bytes]
+
+
+def tile_writes(nodes: Iterable[tuple[int, int, bytes]]) -> list[TileWrite]:
+    """Group newly completed nodes `(level, index, hash)`, in completion order, by tile."""
+    writes: dict[int, TileWrite] = {}
+    for level, index, value in nodes:
+        key, position = tile_of(level, index)
+        write = writes.get(key)
+        if write is None:
+            writes[key] = TileWrite(key, position, [value])
+        elif position == write.first + len(write.hashes):
+            write.hashes.append(value)
+        else:
+            raise ValueError(f"node ({level}, {index}) out of completion order")
+    return list(writes.values())
+
+
+def tile_operations(writes: Sequence[TileWrite]) -> tuple[list[Any], int]:
+    """`bulk_write` operations of tile writes, and how many must match an existing tile."""
+    operations: list[Any] = []
+    extensions = 0
+    for write in writes:
+        if write.first == 0:
+            operations.append(
+                InsertOne({"_id": write.key, "c": len(write.hashes), "h": write.hashes})
+            )
+        else:
+            extensions += 1
+            operations.append(
+                UpdateOne(
+                    {"_id": write.key, "c": write.first},
+                    {"$push": {"h": {"$each": write.hashes}}, "$inc": {"c": len(write.hashes)}},
+                )
+            )
+    return operations, extensions
 
 
 # --- planning (pure) ---------------------------------------------------------------------
@@ -271,6 +340,7 @@ class AppendPlan:
     entries: list[AuditEntry]
     extension: PageExtension | None
     pages: list[dict[str, Any]]
+    tiles: list[TileWrite]
     duplicates: int
     rejected: list[tuple[int, str]]
     progress: dict[str, ProducerProgress]
@@ -337,6 +407,7 @@ def plan_append(
     recorded_at = monotonic_recorded_at(now, head.recorded_at)
     own_seq = head.own_seq
     rows: list[dict[str, Any]] = []
+    nodes: list[tuple[int, int, bytes]] = []
     entries: list[AuditEntry] = []
     appended: set[str] = set()
     per_producer: dict[str, list[int]] = {}
@@ -361,8 +432,8 @@ def plan_append(
         seen.add(event_id)
         appended.add(event_id)
         text, leaf = text_and_leaf(entry)
-        nodes = appender.append(leaf)
-        rows.append(entry_row(entry, [node.hash for node in nodes], text))
+        nodes.extend((node.level, node.index, node.hash) for node in appender.append(leaf))
+        rows.append(entry_row(entry, text))
         entries.append(entry)
         per_producer.setdefault(entry.producer, []).append(entry.producer_seq)
     new_head = Head(appender.size, builder.prev_hash, appender.frontier, recorded_at, own_seq)
@@ -374,6 +445,7 @@ def plan_append(
         entries,
         extension,
         pages,
+        tile_writes(nodes),
         duplicates,
         rejected,
         progress,
@@ -389,6 +461,7 @@ class MongoAuditStore:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
         self.pages = db[PAGES]
+        self.tiles = db[TILES]
         self.head_coll = db[HEAD]
         self.producers = db[PRODUCERS]
         self.checkpoints = db[CHECKPOINTS]
@@ -414,6 +487,7 @@ class MongoAuditStore:
         size = int(doc["size"])
         old = self.db[V1_ENTRIES]
         await self.pages.delete_many({})
+        await self.tiles.delete_many({})
         window = PAGE_SIZE * 128
         for start in range(0, size, window):
             end = min(size, start + window)
@@ -421,6 +495,14 @@ class MongoAuditStore:
             rows = [_v1_row(seq, found.get(seq)) for seq in range(start, end)]
             _, pages = paginate(start, rows)
             await self.pages.insert_many(pages, ordered=False)
+            nodes = []
+            for seq in range(start, end):
+                # A missing or damaged entry keeps its tile positions (zeros: `verify` names it).
+                stored = list((found.get(seq) or {}).get("n") or [])
+                for level, index in leaf_nodes(seq):
+                    value = stored[level] if level < len(stored) else None
+                    nodes.append((level, index, value if isinstance(value, bytes) else bytes(32)))
+            await self._write_tiles(tile_writes(nodes), None)
         await self.head_coll.update_one({"_id": HEAD_ID}, {"$set": {"layout": LAYOUT}})
         await old.drop()
         return size
@@ -540,6 +622,7 @@ class MongoAuditStore:
                         "an event of this batch is in the log already"
                     ) from exc
                 raise
+        await self._write_tiles(plan.tiles, session)
         operations: list[UpdateOne] = []
         for producer, fields, inc in plan.producer_updates:
             if producer in plan.closed:
@@ -554,6 +637,19 @@ class MongoAuditStore:
             )
         if operations:
             await self.producers.bulk_write(operations, ordered=True, session=session)
+
+    async def _write_tiles(
+        self, writes: Sequence[TileWrite], session: AsyncClientSession | None
+    ) -> None:
+        operations, extensions = tile_operations(writes)
+        if not operations:
+            return
+        try:
+            done = await self.tiles.bulk_write(operations, ordered=True, session=session)
+        except BulkWriteError as exc:
+            raise AuditConflictError("a Merkle tile was written by another writer") from exc
+        if done.matched_count != extensions:
+            raise AuditConflictError("a Merkle tile moved on before this append")
 
     async def note_repair_request(self, producer: str, at: datetime) -> None:
         await self.producers.update_one(
@@ -578,7 +674,7 @@ class MongoAuditStore:
         if seq < 0:
             return None
         page, position = page_of(seq)
-        doc = await self.pages.find_one({"_id": page}, projection={"n": 0})
+        doc = await self.pages.find_one({"_id": page})
         rows = expand_page(doc) if doc else []
         return rows[position] if position < len(rows) else None
 
@@ -591,7 +687,8 @@ class MongoAuditStore:
         with_nodes: bool = False,
     ) -> list[dict[str, Any]]:
         """Entry rows with `start <= seq < end` (a bounded `_id` range of pages) matching every
-        filter (equality on the copies), in seq order."""
+        filter (equality on the copies), in seq order; `with_nodes`: each row's `n`, the
+        stored hashes of the nodes its append completed (level 0 up, up to a missing one)."""
         if end <= start:
             return []
         query: dict[str, Any] = {
@@ -599,14 +696,23 @@ class MongoAuditStore:
         }
         wanted = dict(filters or {})
         query.update(wanted)
-        projection = None if with_nodes else {"n": 0}
         rows = [
             row
-            for doc in await self.pages.find(query, projection=projection).to_list(None)
-            for row in expand_page(doc, with_nodes=with_nodes)
+            for doc in await self.pages.find(query).to_list(None)
+            for row in expand_page(doc)
             if start <= row["_id"] < end and all(row.get(k) == v for k, v in wanted.items())
         ]
         rows.sort(key=lambda d: d["_id"])
+        if with_nodes and rows:
+            wanted_nodes = {row["_id"]: leaf_nodes(row["_id"]) for row in rows}
+            stored = await self.nodes([n for ids in wanted_nodes.values() for n in ids])
+            for row in rows:
+                column: list[bytes] = []
+                for node in wanted_nodes[row["_id"]]:
+                    if node not in stored:
+                        break
+                    column.append(stored[node])
+                row["n"] = column
         return rows
 
     async def iter_documents(
@@ -621,27 +727,22 @@ class MongoAuditStore:
             seq = upto
 
     async def nodes(self, node_ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Merkle nodes by `(level, index)`: one `$in` query on their holders' pages."""
-        holders: dict[int, list[tuple[int, int]]] = {}
+        """Merkle nodes by `(level, index)`: one `$in` query on the tiles holding them."""
+        wanted: dict[int, list[tuple[tuple[int, int], int]]] = {}
         for level, index in node_ids:
-            holders.setdefault(node_holder(level, index), []).append((level, index))
-        if not holders:
+            key, position = tile_of(level, index)
+            wanted.setdefault(key, []).append(((level, index), position))
+        if not wanted:
             return {}
-        by_page: dict[int, list[int]] = {}
-        for holder in holders:
-            by_page.setdefault(holder // PAGE_SIZE, []).append(holder)
         found: dict[tuple[int, int], bytes] = {}
-        cursor = self.pages.find({"_id": {"$in": list(by_page)}}, projection={"n": 1})
-        async for doc in cursor:
-            column = doc.get("n") or []
-            for holder in by_page.get(doc["_id"], ()):
-                position = holder - doc["_id"] * PAGE_SIZE
-                stored = column[position] if position < len(column) else None
-                if not isinstance(stored, list):
-                    continue
-                for level, index in holders[holder]:
-                    if level < len(stored):
-                        found[(level, index)] = bytes(stored[level])
+        async for doc in self.tiles.find({"_id": {"$in": list(wanted)}}):
+            column = doc.get("h")
+            if not isinstance(column, list):
+                continue
+            for node, position in wanted.get(doc["_id"], ()):
+                value = column[position] if position < len(column) else None
+                if isinstance(value, bytes) and len(value) == 32:
+                    found[node] = value
         return found
 
     async def get_many(self, ids: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
@@ -690,7 +791,7 @@ class MongoAuditStore:
 
     async def subject_documents(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
         """A subject's entry rows through the (subject_id, _id) index, at most `limit + 1`."""
-        docs = await self.pages.find({"subject_id": subject_id}, projection={"n": 0}).to_list(None)
+        docs = await self.pages.find({"subject_id": subject_id}).to_list(None)
         rows = [r for d in docs for r in expand_page(d) if r["subject_id"] == subject_id]
         rows.sort(key=lambda d: d["_id"])
         return rows[: limit + 1]
@@ -751,10 +852,7 @@ def _recorded_at(doc: Mapping[str, Any] | None, position: int) -> str:
 
 
 def _v1_row(seq: int, doc: Mapping[str, Any] | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"_id": seq, "e": "", "n": []}
-    if doc is not None:
-        row["e"] = doc.get("e", "")
-        row["n"] = list(doc.get("n") or [])
+    row: dict[str, Any] = {"_id": seq, "e": doc.get("e", "") if doc is not None else ""}
     for name in (*COPY_FIELDS, "producer_seq"):
         row[name] = doc.get(name) if doc is not None else None
     return row
@@ -771,19 +869,24 @@ def check_range(seq: int, size: int) -> None:
 
 __all__ = [
     "PAGE_SIZE",
+    "TILE_HEIGHT",
     "AppendPlan",
     "AppendResult",
     "CheckpointRecord",
     "Head",
     "MongoAuditStore",
     "PageExtension",
+    "TileWrite",
     "check_range",
     "entry_row",
     "entry_text",
     "expand_page",
+    "leaf_nodes",
     "page_of",
     "paginate",
     "parse_entry_document",
     "plan_append",
     "progress_updates",
+    "tile_of",
+    "tile_writes",
 ]
