@@ -1,24 +1,34 @@
 """System tests: every workspace service as its own process, over HTTP and Kafka.
 
-The services run against the session's broker and database (the same launcher as `mmgen up`),
-isolated from other tests by a topic prefix and a database-name prefix.
+`system` (one per session): every service against the session's broker and database (the same
+launcher as `mmgen up`), isolated from other tests by a topic prefix and a database-name prefix.
+`own_broker_stack` (one per test): identity and consent on a broker of the test's own, which the
+test may stop and start again on the same port (fault tests); the database is the session's,
+under a database-name prefix of its own that is dropped afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import MongoClient
 
 from mmgen.cli import stack
+from mmgen.localstack.components import start_broker
 from mmgen.localstack.ports import free_port
+from mmgen.localstack.processes import ManagedProcess
 from mmgen.localstack.pytest_plugin import Infra, unique_name
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunningSystem:
     config: stack.StackConfig
     components: list[stack.Component]
@@ -34,6 +44,13 @@ class RunningSystem:
     def log_tail(self, service: str, lines: int = 40) -> str:
         component = next(c for c in self.components if c.name == service)
         return stack.component_log_tail(component, lines)
+
+    def pid(self, service: str) -> int:
+        return next(c.pid for c in self.components if c.name == service)
+
+    def database(self, service: str) -> str:
+        """Name of the service's own database (tests read it, never write it)."""
+        return self.config.database_prefix + service
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +78,95 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         yield RunningSystem(config, components, admin_email, admin_password)
     finally:
         stack.stop_components(components)
+
+
+@dataclass
+class OwnBrokerStack(RunningSystem):
+    """Services on a broker of the test's own, which it may stop and start again, empty."""
+
+    broker: ManagedProcess | None = None
+
+    def stop_broker(self) -> None:
+        assert self.broker is not None
+        self.broker.stop()
+
+    def start_broker(self) -> None:
+        """Start a broker again on the same port: empty (Tansu keeps nothing)."""
+        assert self.broker is not None
+        self.broker = start_broker(self.broker.host, self.broker.port, self.broker.log_path)
+
+
+@pytest.fixture
+def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
+    if infra.backend != "local":
+        pytest.skip("restarts a local broker of its own: the local backend only")
+    wanted = {"identity", "consent"}
+    services = [s for s in stack.discover_services() if s.name in wanted]
+    assert {s.name for s in services} == wanted, "identity and consent must be installed"
+    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
+    admin_password = secrets.token_urlsafe(18)
+    broker = start_broker("127.0.0.1", free_port(), tmp_path / "logs" / "broker.log")
+    config = stack.StackConfig(
+        state_dir=tmp_path,
+        service_ports={s.name: free_port() for s in services},
+        topic_prefix=unique_name("fault") + ".",
+        database_prefix=unique_name("fault_") + "_",
+        external_mongo_uri=infra.mongo_uri,
+        external_kafka_bootstrap=broker.address,
+        ready_timeout=60.0,
+        extra_env={
+            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
+            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+        },
+    )
+    running = OwnBrokerStack(config, [], admin_email, admin_password, broker=broker)
+    try:
+        running.components.extend(stack.start_services(config, services))
+        yield running
+    finally:
+        stack.stop_components(running.components)
+        if running.broker is not None:
+            running.broker.stop()
+        with MongoClient(infra.mongo_uri) as mongo:
+            for service in wanted:
+                mongo.drop_database(running.database(service))
+
+
+async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Any]:
+    """Every record on `topic` right now: each partition from its start to its end offset.
+
+    No consumer group, so reading changes nothing. Partitions are asked for by name: the local
+    broker may leave an auto-created topic out of its all-topics listing.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topic, p["partition"]) for d in described for p in d.get("partitions") or []
+    ]
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            assert asyncio.get_running_loop().time() < deadline, f"{topic}: not read to its end"
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+def topic_records() -> Callable[[str, str], Awaitable[list[Any]]]:
+    """`await topic_records(bootstrap, topic)`: every record on the topic now (`read_topic`)."""
+    return read_topic
