@@ -53,6 +53,19 @@ log = logging.getLogger(__name__)
 
 RELAY_COLLECTION = "relay_state"
 MAX_REQUEST_SIZE = 1024 * 1024  # 1 MiB: production Kafka's default; Tansu has no limit
+
+PRODUCER_RECOVERY_CONFIG: dict[str, Any] = {
+    "metadata_max_age_ms": 2_000,
+    "request_timeout_ms": 10_000,
+}
+"""For every producer whose messages must not vanish (relays, the audit feed): topic metadata
+ages out in 2 s (aiokafka: 5 minutes) and a produce request gives up after 10 s (aiokafka: 40 s).
+
+After the local broker restarted empty, a producer still holding the old metadata writes to
+partitions, or a topic, the new broker does not list — and Tansu acks those writes, so no error
+makes the client refresh and the messages vanish until the metadata expires (real Kafka refuses
+them, which refreshes it). A request the restarted broker never answered held a relay for the
+whole request timeout. On real Kafka the cost is one small metadata request per 2 s."""
 _RECORD_OVERHEAD = 512  # record and batch framing, generously
 
 # Header names every published event carries (consumers can route without decoding).
@@ -352,6 +365,7 @@ class Relay:
             "linger_ms": 5,
             "max_batch_size": 256 * 1024,
             "client_id": f"relay-{self.producer_name}",
+            **PRODUCER_RECOVERY_CONFIG,
         }
         config.update(self.settings.producer_config)
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **config)

@@ -25,7 +25,7 @@ from mmgen.consent.audit.projector import AuditProjector
 from mmgen.consent.audit.publisher import AuditLogPublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
-from mmgen.events.relay import MAX_REQUEST_SIZE
+from mmgen.events.relay import MAX_REQUEST_SIZE, PRODUCER_RECOVERY_CONFIG
 from mmgen.events.republish import republish_topic
 from mmgen.events.topics import Topics, ensure_topics
 from mmgen.platform import ReadinessCheck
@@ -134,6 +134,7 @@ class AuditComponent:
             max_request_size=MAX_REQUEST_SIZE,
             linger_ms=5,
             client_id="consent-audit",
+            **PRODUCER_RECOVERY_CONFIG,
         )
         await producer.start()
         self._producer = producer

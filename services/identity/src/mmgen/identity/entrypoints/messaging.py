@@ -28,16 +28,6 @@ from mmgen.platform import Environment
 
 log = logging.getLogger(__name__)
 
-RELAY_PRODUCER_CONFIG = {"metadata_max_age_ms": 2_000, "request_timeout_ms": 10_000}
-"""The relay producer's metadata ages out in 2 s (aiokafka: 5 minutes) and a produce request
-gives up after 10 s (aiokafka: 40 s), both for a broker that came back empty.
-
-A producer still holding the old metadata writes to partitions, or a topic, that the restarted
-local broker does not list, and Tansu acks those writes: no error ever makes the client
-refresh, so events — and the copies gap repair asks for — vanish until the metadata expires
-(real Kafka refuses such writes, which refreshes it). And a produce request the restarted broker
-never answered held the relay for the whole request timeout (seen: 40 s)."""
-
 COMMANDS_GROUP = "identity-retention-commands"
 
 
@@ -81,7 +71,6 @@ class Messaging:
             settings=RelaySettings(
                 idle_wait_s=s.relay_idle_wait_seconds,
                 lease_ttl_s=s.relay_lease_ttl_seconds,
-                producer_config=dict(RELAY_PRODUCER_CONFIG),
             ),
             registry=self.registry,
         )
