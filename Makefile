@@ -7,6 +7,12 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 PYTEST_ARGS ?=
+# Every member's source root, checked as one program (each alone would see the others as
+# untyped installed packages and miss the errors between them).
+SRC_DIRS := $(wildcard libs/*/src) cli/src $(wildcard services/*/src)
+empty :=
+space := $(empty) $(empty)
+MYPY_PATH := $(subst $(space),:,$(SRC_DIRS))
 UP_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -46,7 +52,7 @@ test-containers: install ## the same suite against real Kafka and MongoDB (needs
 lint: install ## ruff (lint + format check) and mypy
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy libs/*/src cli/src $(wildcard services/*/src)
+	MYPYPATH=$(MYPY_PATH) $(UV) run --no-sync mypy $(SRC_DIRS)
 
 fmt: install ## format and autofix
 	$(UV) run --no-sync ruff format .

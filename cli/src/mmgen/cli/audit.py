@@ -207,7 +207,8 @@ async def verify_entries(
             verdict.valid = False
             verdict.code = verdict.code or "inconsistent_with_saved_head"
             verdict.reason = verdict.reason or (
-                f"the log does not extend the saved head of size {saved.size}: history was rewritten"
+                f"the log does not extend the saved head of size {saved.size}: "
+                "history was rewritten"
             )
     return verdict
 
@@ -313,7 +314,8 @@ def verify(
     purpose: PurposeOpt = "legal_compliance",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable verdict")] = False,
 ) -> None:
-    """Verify the whole log: chain, Merkle root against a signed head, consistency with a saved head."""
+    """Verify the whole log: chain, Merkle root against a signed head, consistency with a
+    saved head."""
     try:
         key = load_key(public_key)
         saved_note = saved_head.read_text() if saved_head else None
@@ -438,8 +440,9 @@ def tail(
 
     def show(entry: dict[str, Any]) -> None:
         console.print(
-            f"{entry['seq']:>8} {entry['recorded_at']} {entry['producer']:<10} {entry['action']:<7} "
-            f"{entry['event_type']} subject={entry['subject_id']} actor={entry['actor_id']}"
+            f"{entry['seq']:>8} {entry['recorded_at']} {entry['producer']:<10} "
+            f"{entry['action']:<7} {entry['event_type']} "
+            f"subject={entry['subject_id']} actor={entry['actor_id']}"
         )
 
     async def run() -> None:

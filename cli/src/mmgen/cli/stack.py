@@ -12,10 +12,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import cast
 
 import httpx
 
@@ -254,7 +255,7 @@ def _as_component(proc: ManagedProcess, kind: str) -> Component:
         host=proc.host,
         port=proc.port,
         pid=proc.popen.pid,
-        argv=[str(a) for a in proc.popen.args],
+        argv=[str(a) for a in cast("Sequence[object]", proc.popen.args)],
         log=str(proc.log_path),
         started_at=time.time(),
     )

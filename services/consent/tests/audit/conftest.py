@@ -71,12 +71,14 @@ def envelope() -> Callable[..., Envelope]:
     return make_envelope
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+async def eventually(
+    check: Callable[[], Any], timeout_s: float = 20.0, interval: float = 0.1
+) -> Any:
     """Poll an async or sync `check` until it returns a truthy value (or fail at the deadline)."""
     import asyncio
     import inspect
 
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + timeout_s
     last: Any = None
     while True:
         last = check()
@@ -85,7 +87,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
         if last:
             return last
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+            raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
         await asyncio.sleep(interval)
 
 

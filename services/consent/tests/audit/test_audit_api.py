@@ -301,7 +301,8 @@ async def test_cli_verifies_then_catches_tampering_and_rewritten_history(
     )
     verdict, _ = await verify_via_api(client, other)
     assert not verdict.valid and verdict.code == "checkpoint_invalid"
-    # History rewritten consistently (valid chain, new validly signed head): only the saved head catches it.
+    # History rewritten consistently (valid chain, new validly signed head): only the saved head
+    # catches it.
     await rewrite_history(component, edit_log, 25)
     server = (await client.get("/audit/verify", headers=compliance)).json()
     assert server["valid"]  # the server's own recheck cannot see a consistent rewrite

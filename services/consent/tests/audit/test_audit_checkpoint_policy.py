@@ -43,7 +43,7 @@ async def test_every_n_entries_signs_without_waiting_for_t(
     try:
         size = await append(store, item, 5)
         checkpointer.notify(size)
-        record = await eventually(lambda: store.checkpoint(5), timeout=5)
+        record = await eventually(lambda: store.checkpoint(5), timeout_s=5)
         checkpoint = open_checkpoint(record.note, signer.verifier())
         assert (checkpoint.size, checkpoint.root_hash) == (5, (await store.head()).root())
         # Three more: fewer than N and T is an hour away, so no head is signed for them.
@@ -55,7 +55,7 @@ async def test_every_n_entries_signs_without_waiting_for_t(
         # Two more reach N since the last head: signed at once.
         size = await append(store, item, 2)
         checkpointer.notify(size)
-        await eventually(lambda: store.checkpoint(10), timeout=5)
+        await eventually(lambda: store.checkpoint(10), timeout_s=5)
     finally:
         await checkpointer.stop()
         await task
@@ -70,7 +70,7 @@ async def test_every_t_seconds_signs_a_grown_tree_below_n(
     try:
         size = await append(store, item, 3)
         checkpointer.notify(size)  # far below N: only T can sign it
-        record = await eventually(lambda: store.checkpoint(3), timeout=5)
+        record = await eventually(lambda: store.checkpoint(3), timeout_s=5)
         assert open_checkpoint(record.note, signer.verifier()).size == 3
         # A tree that does not grow gets no new head, however long T passes.
         await asyncio.sleep(1.5)

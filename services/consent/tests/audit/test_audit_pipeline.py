@@ -134,7 +134,7 @@ async def test_duplicates_inside_the_pipelined_window_are_logged_once(
     async def all_logged() -> bool:
         return (await spy.head()).size >= 400
 
-    await eventually(all_logged, timeout=60)
+    await eventually(all_logged, timeout_s=60)
     await asyncio.sleep(0.5)  # nothing more may come
     entries = await logged(spy)
     sent = {e.event_id for es in events.values() for e in es}
@@ -162,7 +162,7 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     first = [envelope("identity", s) for s in range(1, 41)]
     await publish(kafka_bootstrap, topic, first)
     projector = await run_projector(batch_max=25)
-    await eventually(lambda: _size(spy, 40), timeout=30)
+    await eventually(lambda: _size(spy, 40), timeout_s=30)
     registry = projector.metrics.registry
 
     def count(name: str) -> float:
@@ -173,7 +173,7 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     reused = first[38].model_copy(update={"producer_seq": 60})
     later = [envelope("identity", s) for s in range(41, 60)]
     await publish(kafka_bootstrap, topic, [*later[:5], reused, *later[5:]])
-    await eventually(lambda: _size(spy, 59), timeout=30)
+    await eventually(lambda: _size(spy, 59), timeout_s=30)
     await asyncio.sleep(0.5)
     assert count("mmgen_audit_replans_total") >= 1
     assert count("mmgen_audit_duplicates_total") == 1
@@ -194,7 +194,7 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     spy.before_write = other_writer
     last = [envelope("identity", s) for s in range(60, 80)]
     await publish(kafka_bootstrap, topic, last)
-    await eventually(lambda: _size(spy, 79 + 2), timeout=30)
+    await eventually(lambda: _size(spy, 79 + 2), timeout_s=30)
     await asyncio.sleep(0.5)
     assert count("mmgen_audit_replans_total") >= replans + 2
     entries = await logged(spy)
@@ -233,12 +233,12 @@ async def test_offsets_are_committed_only_after_the_entries_are_stored(
     assert (await spy.head()).size == 0
     assert await committed() == 0
     spy.gate.set()
-    await eventually(lambda: _size(spy, 100), timeout=30)
+    await eventually(lambda: _size(spy, 100), timeout_s=30)
 
     async def all_committed() -> bool:
         return await committed() == 100
 
-    await eventually(all_committed, timeout=15)
+    await eventually(all_committed, timeout_s=15)
 
 
 async def _size(store: MongoAuditStore, n: int) -> bool:

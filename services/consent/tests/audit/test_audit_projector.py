@@ -33,14 +33,16 @@ async def send(
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 15.0) -> list[Any]:
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 15.0
+) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
     await consumer.start()
     out: list[Any] = []
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + timeout_s
         while len(out) < expected and asyncio.get_running_loop().time() < deadline:
             batches = await consumer.getmany(timeout_ms=300)
             for records in batches.values():
@@ -187,7 +189,7 @@ async def test_a_hole_is_republished_by_the_producer_and_filled_exactly_once(
         assert ready.ok and ready.detail.startswith("identity: 5 missing after 10"), ready.detail
         assert _metric(audit, "mmgen_audit_gap_missing_events", producer="identity") == 5
         # After the repair delay, the request reaches the relay, which republishes 11..15.
-        await eventually(lambda: _size(audit, 20), timeout=30)
+        await eventually(lambda: _size(audit, 20), timeout_s=30)
         entries = await entries_of(audit)
         stored = await store.read_range(1, 21)
         assert sorted(e["event_id"] for e in entries) == sorted(e.event_id for e in stored)

@@ -25,6 +25,7 @@ ASYNCAPI_VERSION = "3.0.0"
 def envelope_model(spec: EventSpec) -> type[BaseModel]:
     """The envelope of one event type as a pydantic model (for its JSON schema only)."""
     personal = list(spec.personal_model.model_fields) if spec.personal_model else []
+    personal_extra: dict[str, Any] = {"x-personal-fields": personal}
     if personal:
         pii_doc = (
             "AES-256-GCM ciphertext of the personal fields "
@@ -51,7 +52,7 @@ def envelope_model(spec: EventSpec) -> type[BaseModel]:
             Field(
                 None,
                 description=pii_doc,
-                json_schema_extra={"x-personal-fields": personal},
+                json_schema_extra=personal_extra,
             ),
         ),
     )

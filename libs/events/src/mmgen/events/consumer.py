@@ -188,7 +188,8 @@ class EventConsumer(Generic[E]):
     ) -> None:
         self.broker = broker
         self.db = db
-        self.decode: Callable[[bytes], E] = decode or _default_decode
+        self.decode: Callable[[bytes], E] = decode or _default_decode  # type: ignore[assignment]
+        # (without `decode`, E is Envelope: what `_default_decode` returns)
         self.retry = retry or RetryPolicy()
         self.metrics = metrics or ConsumerMetrics(registry)
 

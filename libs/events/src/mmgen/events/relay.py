@@ -449,7 +449,7 @@ class Relay:
     async def _idle(self) -> None:
         """Wait for an append past the checkpoint, renewing the lease while nothing happens."""
         timeout = min(self.settings.idle_wait_s, self.settings.lease_ttl_s / 3)
-        tasks = {
+        tasks: set[asyncio.Future[Any]] = {
             asyncio.ensure_future(self._wait_for_append(self.status.checkpoint, timeout)),
             asyncio.ensure_future(self._stopping.wait()),
         }

@@ -1,10 +1,11 @@
 """Composition root of the consent service: settings in, wired stores, services and lifespan out.
 
 `bootstrap(settings)` builds everything without doing I/O; `Consent.lifespan()` starts and
-stops the moving parts in order — topics, indexes, the catch-up read-model projector, the outbox relay (publishes
-`consent.events`) with its republish listener (gap repair asked by the audit projector),
-the Kafka consumer (retention commands; identity events feeding the token denylist) and
-the audit component — and `Consent.readiness_checks()` lists what `/readyz` probes.
+stops the moving parts in order — topics, indexes, the catch-up read-model projector, the
+outbox relay (publishes `consent.events`) with its republish listener (gap repair asked by the
+audit projector), the Kafka consumer (retention commands; identity events feeding the token
+denylist) and the audit component — and `Consent.readiness_checks()` lists what `/readyz`
+probes.
 Tests call `bootstrap` with their own settings (per-test database, topic prefix).
 """
 

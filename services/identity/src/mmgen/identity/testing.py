@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 from mmgen.events.envelope import Actor, Envelope, Resource
 from mmgen.identity.adapters.hashing import service_secret
 from mmgen.identity.bootstrap import Identity
+from mmgen.identity.domain.events import UserRole
 from mmgen.identity.entrypoints.app import build_app
 from mmgen.identity.settings import IdentitySettings
 from mmgen.platform import PlatformApp
@@ -117,7 +118,7 @@ class Running:
         tokens = await self.login(user["email"], user["password"])
         return {**user, **tokens, "auth": {"Authorization": f"Bearer {tokens['access_token']}"}}
 
-    async def staff(self, role: str = "staff") -> dict[str, Any]:
+    async def staff(self, role: UserRole = "staff") -> dict[str, Any]:
         """A staff/compliance/admin account (created through the use case) and its token."""
         email, password = unique_email(role), passphrase()
         from mmgen.identity.service_layer.accounts import Registration

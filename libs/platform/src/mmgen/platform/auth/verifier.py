@@ -87,6 +87,8 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject:
             raise InvalidTokenError("invalid subject")
         try:
+            if not isinstance(role, str):
+                raise ValueError("role is not a string")
             parsed_role = Role(role)
         except ValueError as exc:
             raise InvalidTokenError("unknown role") from exc

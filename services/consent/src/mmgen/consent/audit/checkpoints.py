@@ -101,10 +101,9 @@ class Checkpointer:
         )
         note = sign_checkpoint(checkpoint, self.signer)
         record = CheckpointRecord(head.size, head.root().hex(), stamp, note)
-        if await self.store.save_checkpoint(record):
-            if self.metrics is not None:
-                self.metrics.checkpoints.inc()
-                self.metrics.checkpoint_size.set(head.size)
+        if await self.store.save_checkpoint(record) and self.metrics is not None:
+            self.metrics.checkpoints.inc()
+            self.metrics.checkpoint_size.set(head.size)
         self._last_size = head.size
         self._last_at = asyncio.get_running_loop().time()
         return record

@@ -182,7 +182,9 @@ class ConsentService:
             self.metrics.gpc_signals.labels(recorded="no").inc()
             return []
         version = await self._current_version()
-        decisions = [(p, False, version, "gpc") for p in todo]
+        decisions: list[tuple[str, bool, str | None, ConsentMethod]] = [
+            (p, False, version, "gpc") for p in todo
+        ]
         await self._decide(subject_id, decisions, actor, evidence, traceparent)
         self.metrics.gpc_signals.labels(recorded="yes").inc()
         return todo

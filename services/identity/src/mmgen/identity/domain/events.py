@@ -18,6 +18,8 @@ from mmgen.events.revocation import ACCOUNT_CLOSED, SUBJECT_ERASED
 registry = EventRegistry()
 
 UserRole = Literal["client", "creator", "staff", "compliance", "admin"]
+RegisteredBy = Literal["self", "admin", "bootstrap"]
+ClosedBy = Literal["self", "admin"]
 
 
 class BusinessDetails(BaseModel):
@@ -51,7 +53,7 @@ class UserRegistered(EventData):
     """An account was created (by its owner, by an admin, or from the bootstrap settings)."""
 
     role: UserRole
-    registered_by: Literal["self", "admin", "bootstrap"] = "self"
+    registered_by: RegisteredBy = "self"
     personal: ClassVar = UserRegisteredPII
 
 
@@ -109,7 +111,7 @@ class BusinessCorrected(EventData):
 class AccountClosed(EventData):
     """The owner closed the account: its tokens stop working (every service denies the subject)."""
 
-    closed_by: Literal["self", "admin"] = "self"
+    closed_by: ClosedBy = "self"
 
 
 @registry.event(SUBJECT_ERASED, action="erase", resource_type="user")

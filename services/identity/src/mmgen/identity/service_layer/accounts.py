@@ -25,15 +25,18 @@ from mmgen.identity.domain.events import (
     BusinessCorrected,
     BusinessCorrectedPII,
     BusinessDetails,
+    ClosedBy,
     EmailCorrected,
     EmailCorrectedPII,
     NameCorrected,
     NameCorrectedPII,
     PhoneCorrected,
     PhoneCorrectedPII,
+    RegisteredBy,
     UserRead,
     UserRegistered,
     UserRegisteredPII,
+    UserRole,
 )
 from mmgen.identity.domain.model import ACTIVE, CLOSED, User
 from mmgen.identity.domain.passwords import normalise_password
@@ -50,7 +53,7 @@ class Registration:
     email: str
     password: str
     name: str
-    role: str
+    role: UserRole
     phone: str | None = None
     business: BusinessDetails | None = None
 
@@ -72,7 +75,7 @@ class Accounts:
         self,
         registration: Registration,
         *,
-        registered_by: str = "self",
+        registered_by: RegisteredBy = "self",
         actor: Actor | None = None,
     ) -> str:
         """Create an account; the email's blind index is reserved first, so it stays unique."""
@@ -227,7 +230,7 @@ class Accounts:
     def _event(data: Any, personal: Any, user: User, actor: Actor) -> NewEvent[Any]:
         return NewEvent(data, personal=personal, subject_id=user.id, actor=actor)
 
-    async def close(self, user_id: str, actor: Actor, *, closed_by: str = "self") -> None:
+    async def close(self, user_id: str, actor: Actor, *, closed_by: ClosedBy = "self") -> None:
         """Close the account: refused by identity at once, by other services from the event."""
         user = await self.load_active(user_id)
         await self.a.repository.append(
@@ -268,7 +271,7 @@ class Accounts:
     # --- first admin -----------------------------------------------------------------------------
 
     async def ensure_admin(
-        self, email: str, password: str, name: str, *, source: str
+        self, email: str, password: str, name: str, *, source: RegisteredBy
     ) -> str | None:
         """Create an admin account unless one exists with this email; returns its id if created."""
         index = self.a.blind_index(normalise_email(email))
