@@ -160,6 +160,13 @@ async def test_unknown_role_is_refused(key: SigningKey, verifier: TokenVerifier)
     assert await refused(verifier, key.sign(claims(role="superuser"))) == "unknown role"
 
 
+@pytest.mark.parametrize("role", [7, ["admin"], {"name": "admin"}])
+async def test_a_role_claim_that_is_not_a_string_is_refused(
+    key: SigningKey, verifier: TokenVerifier, role: object
+) -> None:
+    assert await refused(verifier, key.sign(claims(role=role))) == "unknown role"
+
+
 async def test_denylisted_subject_is_refused(
     key: SigningKey, verifier: TokenVerifier, denylist: InMemorySubjectDenylist
 ) -> None:
