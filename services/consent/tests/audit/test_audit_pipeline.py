@@ -243,3 +243,21 @@ async def test_offsets_are_committed_only_after_the_entries_are_stored(
 
 async def _size(store: MongoAuditStore, n: int) -> bool:
     return (await store.head()).size >= n
+
+
+def test_held_seqs_are_exactly_those_the_progress_holds() -> None:
+    """The bisection over ranges agrees with the plain definition (contiguous or in a range)."""
+    import random
+
+    from mmgen.consent.audit.domain import ProducerProgress
+    from mmgen.consent.audit.projector import HeldSeqs
+
+    rng = random.Random(5)
+    for _ in range(200):
+        progress = ProducerProgress("p")
+        progress.add(rng.sample(range(1, 400), rng.randrange(0, 300)))
+        held = HeldSeqs({"p": progress})
+        for seq in range(0, 402):
+            expected = seq <= progress.contiguous or any(a <= seq <= b for a, b in progress.ranges)
+            assert held("p", seq) == expected
+        assert not held("other", 1) and held("p", None)
