@@ -22,8 +22,11 @@ Why pages and tiles: SecantusDB's insert cost is per document and per index key 
 with the three indexes, one document per entry capped inserts near 1,700 entries/s on the
 2-core host, 32 entries per document passed 5,000/s (bench/bench_audit_ingest.py records the
 ingest rate); one document read costs about as much as the next, so proofs read few, small
-tiles. Every read is by key or by a bounded `_id` range: seq `s` is element `s % 32` of page
-`s // 32`; node `(l, i)` is at a position computed from `(l, i)` in one tile.
+tiles. Every read is by keys: seq `s` is element `s % 32` of page `s // 32`, a window of seqs
+is the list of its page ids (SecantusDB scans the whole collection for an `_id` range, but
+looks a list of `_id`s up by key; a subject or actor filter goes through its `(field, _id)`
+index, which does bound the range); node `(l, i)` is at a position computed from `(l, i)`
+in one tile.
 
 One append = one transaction: head (conditioned on the size and last hash it was planned
 on), the tail of the partial last page (conditioned on its count and on not holding any of
@@ -79,6 +82,8 @@ LAYOUT = 2
 """Storage layout version, kept in the head (1: one document per entry, no marker)."""
 
 COPY_FIELDS = ("event_id", "subject_id", "actor_id", "action", "event_type", "producer")
+INDEXED_COPIES = ("subject_id", "actor_id")
+"""Filters an index `(<field>, _id)` serves (the others are checked on the pages read)."""
 """Entry members copied beside `e` (filters, indexes); `producer_seq` too (numeric)."""
 DUPLICATE_KEY = 11000
 
@@ -456,7 +461,7 @@ def plan_append(
 
 
 class MongoAuditStore:
-    """The audit log in MongoDB. Read paths touch bounded `_id` ranges or single keys."""
+    """The audit log in MongoDB. Read paths look documents up by key (lists of keys)."""
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
@@ -491,8 +496,9 @@ class MongoAuditStore:
         window = PAGE_SIZE * 128
         for start in range(0, size, window):
             end = min(size, start + window)
-            found = {d["_id"]: d async for d in old.find({"_id": {"$gte": start, "$lt": end}})}
-            rows = [_v1_row(seq, found.get(seq)) for seq in range(start, end)]
+            seqs = list(range(start, end))
+            found = {d["_id"]: d async for d in old.find({"_id": {"$in": seqs}})}
+            rows = [_v1_row(seq, found.get(seq)) for seq in seqs]
             _, pages = paginate(start, rows)
             await self.pages.insert_many(pages, ordered=False)
             nodes = []
@@ -686,16 +692,23 @@ class MongoAuditStore:
         *,
         with_nodes: bool = False,
     ) -> list[dict[str, Any]]:
-        """Entry rows with `start <= seq < end` (a bounded `_id` range of pages) matching every
+        """Entry rows with `start <= seq < end` (the pages of that range, by key) matching every
         filter (equality on the copies), in seq order; `with_nodes`: each row's `n`, the
         stored hashes of the nodes its append completed (level 0 up, up to a missing one)."""
         if end <= start:
             return []
-        query: dict[str, Any] = {
-            "_id": {"$gte": start // PAGE_SIZE, "$lte": (end - 1) // PAGE_SIZE}
-        }
+        first, last = start // PAGE_SIZE, (end - 1) // PAGE_SIZE
         wanted = dict(filters or {})
-        query.update(wanted)
+        indexed = [name for name in INDEXED_COPIES if name in wanted]
+        query: dict[str, Any]
+        if indexed:
+            # The (subject_id, _id) / (actor_id, _id) index bounds the range (cost ∝ matches),
+            # but only when the query names nothing else: the other filters apply per row.
+            query = {"_id": {"$gte": first, "$lte": last}, indexed[0]: wanted[indexed[0]]}
+        else:
+            # SecantusDB does not bound an `_id` range by the `_id` index (it scans the whole
+            # collection); a list of keys it looks up one by one.
+            query = {"_id": {"$in": list(range(first, last + 1))}, **wanted}
         rows = [
             row
             for doc in await self.pages.find(query).to_list(None)
