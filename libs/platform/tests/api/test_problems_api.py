@@ -139,15 +139,19 @@ async def test_422_for_a_path_parameter(
     assert body["errors"][0]["loc"] == ["path", "widget_id"]
 
 
-async def test_422_for_malformed_json(
+async def test_400_for_malformed_json_names_the_position(
     client: httpx.AsyncClient, token: Callable[..., str], auth: Callable[[str], dict[str, str]]
 ) -> None:
     response = await client.post(
         "/widgets",
-        content=b'{"name": ',
+        content=b'{"name": "a",, "x": 1}',
         headers={**auth(token()), "Content-Type": "application/json"},
     )
-    assert_problem(response, 422, "urn:mmgen:problem:validation-failed")
+    body = assert_problem(response, 400, "urn:mmgen:problem:malformed-json")
+    assert body["position"] == 13
+    assert "not valid JSON" in body["detail"]
+    assert "at character 13" in body["detail"]
+    assert "invalid fields" not in body["detail"]
 
 
 async def test_500_reveals_nothing_about_the_exception(client: httpx.AsyncClient) -> None:

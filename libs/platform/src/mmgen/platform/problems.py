@@ -164,8 +164,26 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 async def validation_exception_handler(request: Request, exc: Exception) -> ProblemResponse:
-    """422 listing each invalid field; never echoes the submitted values (they may be secrets)."""
+    """422 listing each invalid field; never echoes the submitted values (they may be secrets).
+
+    A body that is not JSON at all is a 400 saying so, with the character position where
+    parsing failed (FastAPI reports it as a validation error whose "field" is that position).
+    """
     assert isinstance(exc, RequestValidationError)
+    malformed = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        loc = malformed.get("loc", ())
+        position = loc[-1] if loc and isinstance(loc[-1], int) else None
+        reason = str((malformed.get("ctx") or {}).get("error") or "JSON decode error")
+        where = f" at character {position}" if position is not None else ""
+        return await _respond(
+            request,
+            status=400,
+            slug="malformed-json",
+            title="Malformed JSON body",
+            detail=f"the request body is not valid JSON: {reason}{where}",
+            extensions={"position": position},
+        )
     errors: list[dict[str, Any]] = [
         {
             "field": _field_name(error.get("loc", ())),
