@@ -1,7 +1,8 @@
 """Composition of the event kernel for one service: store, keystore, snapshots, mapper, repository.
 
-A service's `bootstrap()` calls `open_mongo_kernel(...)` with values from its settings; unit
-tests call `in_memory_kernel(...)` and get the same objects over fakes.
+A service's `bootstrap()` calls `mongo_kernel(...)` (no I/O: the service's lifespan later calls
+`kernel.prepare()`, which creates the indexes), or `open_mongo_kernel(...)` to do both at once;
+unit tests call `in_memory_kernel(...)` and get the same objects over fakes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class EventKernel:
         """Crypto-shred an owner: key deleted, erased marker kept, caches and snapshots purged."""
         return await self.keystore.shred(owner)
 
+    async def prepare(self) -> None:
+        """Create what the adapters need (indexes), idempotently; nothing for in-memory fakes."""
+        for part in (self.store, self.keystore, self.snapshots):
+            ensure = getattr(part, "ensure_indexes", None)
+            if ensure is not None:
+                await ensure()
+
     async def close(self) -> None:
         close = getattr(self.store, "close", None)
         if close is not None:
@@ -59,7 +67,7 @@ def _assemble(
     return EventKernel(store, keystore, snapshots, mapper, repository)
 
 
-async def open_mongo_kernel(
+def mongo_kernel(
     db: AsyncDatabase[Any],
     *,
     producer: str,
@@ -71,7 +79,7 @@ async def open_mongo_kernel(
     snapshot_every: int = 100,
     transcoder: Transcoder | None = None,
 ) -> EventKernel:
-    """The kernel on the service's own database; creates the indexes it needs (idempotent).
+    """The kernel on the service's own database, wired without I/O (`prepare()` makes indexes).
 
     Collection names match the adapters' defaults (`events`, `events_counters`, `keystore`,
     `events_snapshots`), so a service that wired the adapters by hand finds its data here.
@@ -81,10 +89,14 @@ async def open_mongo_kernel(
         db, keyring, collection=keystore_collection, cache_ttl_seconds=key_cache_ttl_seconds
     )
     snapshots = MongoSnapshotStore(db, keystore, collection=f"{collection_prefix}_snapshots")
-    await store.ensure_indexes()
-    await keystore.ensure_indexes()
-    await snapshots.ensure_indexes()
     return _assemble(store, keystore, snapshots, registry, producer, snapshot_every, transcoder)
+
+
+async def open_mongo_kernel(db: AsyncDatabase[Any], **options: Any) -> EventKernel:
+    """`mongo_kernel(db, **options)` with its indexes created (idempotent)."""
+    kernel = mongo_kernel(db, **options)
+    await kernel.prepare()
+    return kernel
 
 
 def in_memory_kernel(

@@ -71,6 +71,9 @@ class NewEvent(Generic[D]):
     traceparent: str | None = None
     event_id: str = field(default_factory=new_event_id)
     occurred_at: datetime = field(default_factory=utc_now)
+    categories: tuple[str, ...] | None = None
+    """Overrides the declared categories for this one event (an access event names the
+    categories it read); each must be one the registry allows."""
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,16 @@ class EventMapper:
             traceparent=event.traceparent or current_traceparent(),
             data=event.data.model_dump(mode="json"),
             pii=pii,
-            categories=spec.categories,
+            categories=self._categories(spec, event),
         )
+
+    def _categories(self, spec: EventSpec, event: NewEvent[Any]) -> tuple[str, ...]:
+        if event.categories is None:
+            return spec.categories
+        unknown = set(event.categories) - self.registry.allowed_categories
+        if unknown:
+            raise EventDataInvalidError(f"{spec.event_type}: unknown categories {sorted(unknown)}")
+        return tuple(dict.fromkeys(event.categories))
 
     async def to_domain(self, envelope: Envelope) -> DomainEvent[Any]:
         """Decrypt, upcast and validate; a shredded owner gives `Erased`, never an exception."""

@@ -190,6 +190,10 @@ class EventRegistry:
         except KeyError:
             raise EventRegistrationError(f"{cls.__name__} is not a registered event") from None
 
+    @property
+    def allowed_categories(self) -> frozenset[str]:
+        return self._allowed_categories
+
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._specs
 
