@@ -49,10 +49,11 @@ test: install ## run the whole test suite against a real local broker and databa
 test-containers: install ## the same suite against real Kafka and MongoDB (needs Docker)
 	$(UV) run --no-sync pytest --backend=containers $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy, and the import-layer contracts
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 	MYPYPATH=$(MYPY_PATH) $(UV) run --no-sync mypy $(SRC_DIRS)
+	$(UV) run --no-sync lint-imports
 
 fmt: install ## format and autofix
 	$(UV) run --no-sync ruff format .

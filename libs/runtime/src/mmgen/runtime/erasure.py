@@ -1,0 +1,252 @@
+"""The erasure contract: retention's commands in, one answer event out, subject rights served.
+
+Retention publishes `retention.EraseSubject` and `retention.AnonymizeResource` on
+`retention.commands` (DESIGN.md). Every service gives the runtime an `ErasureParticipant`;
+`ErasureCommands` parses a command into an order, lets the participant carry it out (shred
+keys, delete or anonymise read models, with the consumer's transaction for database writes),
+and appends the service's `SubjectErased` / `ResourceAnonymized` answer with an event id
+derived from the command's, so a redelivered command can never record a second answer.
+`subject_rights_router` serves `/internal/subjects/{id}/export|footprint` to service callers;
+each export is itself an audited event naming the caller and the purpose.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+
+from mmgen.events.errors import ConcurrencyError, DuplicateEventIdError, EventsError
+from mmgen.events.mapper import NewEvent
+from mmgen.events.registry import KNOWN_CATEGORIES
+from mmgen.platform.auth import Principal, require_service
+from mmgen.platform.auth.dependencies import PURPOSE_HEADER
+from mmgen.platform.auth.principal import ProcessingPurpose
+from mmgen.runtime.contract import (
+    CountsByCategory,
+    Footprint,
+    StandardEvents,
+    SubjectErasedData,
+    SubjectExport,
+    well_formed_id,
+)
+from mmgen.runtime.trail import AuditTrail, actor_of
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
+
+    from mmgen.events.consumer import HandlerContext
+    from mmgen.events.envelope import Envelope
+    from mmgen.events.repository import EventSourcedRepository
+
+log = logging.getLogger(__name__)
+
+ERASE_SUBJECT = "retention.EraseSubject"
+ANONYMIZE_RESOURCE = "retention.AnonymizeResource"
+COMMAND_TYPES = frozenset({ERASE_SUBJECT, ANONYMIZE_RESOURCE})
+#: The services whose tokens may read subject exports and footprints.
+SUBJECT_RIGHTS_CALLERS = ("retention", "admin-cli")
+_ANSWER_NAMESPACE = uuid.UUID("6f1d7c55-3c1e-4f7e-9a57-3f0b1f1c2e11")
+
+
+class CommandInvalidError(EventsError):
+    """A retention command that names no valid subject or resource: nothing is done."""
+
+
+@dataclass(frozen=True)
+class EraseOrder:
+    """`retention.EraseSubject`, parsed. Write read-model changes with `session` when given."""
+
+    request_id: str
+    subject_id: str
+    categories_held: frozenset[str]
+    command: Envelope
+    session: AsyncClientSession | None = None
+
+
+@dataclass(frozen=True)
+class AnonymizeOrder:
+    """`retention.AnonymizeResource`, parsed."""
+
+    request_id: str
+    resource_type: str
+    resource_id: str
+    command: Envelope
+    session: AsyncClientSession | None = None
+
+
+@dataclass
+class ErasureOutcome:
+    """What a participant did for one `EraseOrder` (counts per category, no contents)."""
+
+    keys_shredded: int = 0
+    records_deleted: CountsByCategory = field(default_factory=dict)
+    records_anonymized: CountsByCategory = field(default_factory=dict)
+    categories_held: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AnonymizationOutcome:
+    keys_shredded: int = 0
+    records_anonymized: CountsByCategory = field(default_factory=dict)
+
+
+class ErasureParticipant(Protocol):
+    """What each service implements of the erasure contract."""
+
+    async def erase_subject(self, order: EraseOrder) -> ErasureOutcome: ...
+
+    async def anonymize_resource(self, order: AnonymizeOrder) -> AnonymizationOutcome: ...
+
+    async def export(self, subject_id: str) -> SubjectExport: ...
+
+    async def footprint(self, subject_id: str) -> Footprint: ...
+
+
+def parse_erase(command: Envelope, session: AsyncClientSession | None = None) -> EraseOrder:
+    data = command.data
+    subject = well_formed_id(data.get("subject_id") or command.subject_id)
+    if subject is None:
+        raise CommandInvalidError(f"EraseSubject {command.event_id} names no subject id")
+    held = data.get("categories_held") or []
+    if not isinstance(held, list) or not all(isinstance(c, str) for c in held):
+        raise CommandInvalidError(f"EraseSubject {command.event_id}: categories_held not a list")
+    unknown = set(held) - KNOWN_CATEGORIES
+    if unknown:
+        raise CommandInvalidError(f"EraseSubject {command.event_id}: unknown {sorted(unknown)}")
+    return EraseOrder(
+        request_id=str(data.get("request_id") or command.event_id)[:200],
+        subject_id=subject,
+        categories_held=frozenset(held),
+        command=command,
+        session=session,
+    )
+
+
+def parse_anonymize(command: Envelope, session: AsyncClientSession | None = None) -> AnonymizeOrder:
+    resource = command.data.get("resource")
+    if not isinstance(resource, dict):
+        raise CommandInvalidError(f"AnonymizeResource {command.event_id} names no resource")
+    kind, ident = str(resource.get("type") or ""), str(resource.get("id") or "")
+    if not kind or len(kind) > 40 or not ident or len(ident) > 200:
+        raise CommandInvalidError(f"AnonymizeResource {command.event_id}: bad resource {resource}")
+    return AnonymizeOrder(
+        request_id=str(command.data.get("request_id") or command.event_id)[:200],
+        resource_type=kind,
+        resource_id=ident,
+        command=command,
+        session=session,
+    )
+
+
+def answer_id(command: Envelope) -> str:
+    """The answer's event id: derived from the command, so a redelivery cannot answer twice."""
+    return str(uuid.uuid5(_ANSWER_NAMESPACE, command.event_id))
+
+
+class ErasureCommands:
+    """Inbox handlers of `retention.commands`: order → participant → answer event."""
+
+    def __init__(
+        self,
+        participant: ErasureParticipant,
+        repository: EventSourcedRepository,
+        events: StandardEvents,
+    ) -> None:
+        self.participant = participant
+        self.repository = repository
+        self.events = events
+
+    async def handle(self, command: Envelope, ctx: HandlerContext | None = None) -> None:
+        session = ctx.session if ctx is not None else None
+        try:
+            if command.event_type == ERASE_SUBJECT:
+                await self.erase(parse_erase(command, session))
+            elif command.event_type == ANONYMIZE_RESOURCE:
+                await self.anonymize(parse_anonymize(command, session))
+        except CommandInvalidError:
+            log.exception("retention command refused; nothing erased")
+
+    async def erase(self, order: EraseOrder) -> SubjectErasedData:
+        outcome = await self.participant.erase_subject(order)
+        answer = self.events.SubjectErased(
+            request_id=order.request_id,
+            subject_id=order.subject_id,
+            keys_shredded=outcome.keys_shredded,
+            records_deleted=outcome.records_deleted,
+            records_anonymized=outcome.records_anonymized,
+            categories_held=sorted(outcome.categories_held),
+        )
+        await self._answer(order.command, answer, subject_id=order.subject_id)
+        log.info("subject erased", extra={"request_id": order.request_id})
+        return answer
+
+    async def anonymize(self, order: AnonymizeOrder) -> None:
+        outcome = await self.participant.anonymize_resource(order)
+        answer = self.events.ResourceAnonymized(
+            request_id=order.request_id,
+            resource_type=order.resource_type,
+            resource_id=order.resource_id,
+            keys_shredded=outcome.keys_shredded,
+            records_anonymized=outcome.records_anonymized,
+        )
+        await self._answer(order.command, answer, subject_id=None)
+
+    async def _answer(self, command: Envelope, data: Any, *, subject_id: str | None) -> None:
+        event_id = answer_id(command)
+        event = NewEvent(
+            data,
+            subject_id=subject_id,
+            actor=command.actor,
+            purpose=command.purpose or ProcessingPurpose.legal_compliance.value,
+            resource_id=subject_id or f"{data.resource_type}:{data.resource_id}",
+            causation_id=command.event_id,
+            correlation_id=command.correlation_id or command.event_id,
+            event_id=event_id,
+        )
+        try:
+            await self.repository.append(f"erasure:{command.event_id}", 0, [event])
+        except (ConcurrencyError, DuplicateEventIdError):
+            log.info("retention command %s was answered before", command.event_id)
+
+
+SubjectRightsCaller = Annotated[Principal, Depends(require_service(*SUBJECT_RIGHTS_CALLERS))]
+
+
+def subject_rights_router(participant: ErasureParticipant, trail: AuditTrail) -> APIRouter:
+    """`/internal/subjects/{id}/export|footprint` for service callers (retention, admin-cli)."""
+    router = APIRouter(prefix="/internal/subjects", tags=["subject rights"])
+
+    @router.get("/{subject_id}/export", name="export_subject", response_model=SubjectExport)
+    async def export_subject(
+        subject_id: UUID, caller: SubjectRightsCaller, request: Request
+    ) -> SubjectExport:
+        """Everything held on the subject, decrypted. The export itself is an audited event."""
+        declared = request.headers.get(PURPOSE_HEADER, "").strip()
+        purpose = (
+            declared
+            if declared in {p.value for p in ProcessingPurpose}
+            else ProcessingPurpose.legal_compliance.value
+        )
+        package = await participant.export(str(subject_id))
+        await trail.exported(
+            actor_of(caller),
+            subject_id=str(subject_id),
+            purpose=purpose,
+            records=len(package.records),
+            events=len(package.events),
+            categories=sorted({c for e in package.events for c in e.categories}),
+        )
+        return package
+
+    @router.get("/{subject_id}/footprint", name="subject_footprint", response_model=Footprint)
+    async def subject_footprint(subject_id: UUID, caller: SubjectRightsCaller) -> Footprint:
+        """Per category: records held and personal values still readable (counts only)."""
+        del caller
+        return await participant.footprint(str(subject_id))
+
+    return router

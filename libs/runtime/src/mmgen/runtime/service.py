@@ -1,0 +1,410 @@
+"""`ServiceRuntime`: the moving parts every service runs, started and stopped in one order.
+
+A service's `bootstrap()` builds one (no I/O) and registers on it what is particular to the
+service: inbox handlers (`on`), the erasure participant (`erasure`), read-model projections
+(`projection`), index makers (`on_prepare`) and extra components (`component`). The lifespan
+then runs, in this order, and stops in reverse:
+
+1. the event kernel's indexes and the service's own (`on_prepare`);
+2. topics: its events topic and DLQ, the republish topic, every topic its inbox reads (and
+   their DLQs) — all with the platform's one partition count, since the local broker forgets
+   topics on restart and auto-created ones get another count;
+3. read-model projections, each a checkpointed `Tailer` over the event store (a crash between
+   an append and a read-model write is repaired on the next start or round);
+4. the key-cache watcher: a per-process tailer of the service's own store from its current
+   end that evicts a subject's cached key when the service's `SubjectErased` is appended —
+   by any replica, so no replica keeps decrypting with a shredded key from its cache;
+5. the outbox relay under its lease (woken by a change stream), with its republish listener;
+6. one inbox consumer (one group join) dispatching by `{event_type: handler}`;
+7. extra components (e.g. consent's audit log).
+
+Readiness covers the database, the broker, the relay, the inbox, and every projection's lag.
+In memory (a kernel over fakes, no database), only steps 1, 3 and 7 run: unit tests of the
+service layer need no broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mmgen.events.consumer import EventConsumer, HandlerContext, RetryPolicy
+from mmgen.events.envelope import Envelope
+from mmgen.events.kernel import EventKernel, mongo_kernel
+from mmgen.events.registry import EventRegistry
+from mmgen.events.relay import Relay, RelaySettings
+from mmgen.events.republish import RepublishListener, republish_topic
+from mmgen.events.revocation import REVOKING_EVENT_TYPES, SubjectRevocations
+from mmgen.events.tailer import (
+    MemoryCheckpoint,
+    MongoCheckpoint,
+    StoreSource,
+    Tailer,
+    TailerMetrics,
+)
+from mmgen.events.topics import (
+    RETENTION_COMMANDS,
+    TopicPartitionMismatchError,
+    Topics,
+    dlq_topic,
+    ensure_topics,
+)
+from mmgen.platform import Environment, ReadinessCheck, kafka_check, mongo_check
+from mmgen.runtime.contract import SUBJECT_ERASED, StandardEvents, register_standard_events
+from mmgen.runtime.erasure import COMMAND_TYPES, ErasureCommands, ErasureParticipant
+from mmgen.runtime.settings import EventServiceSettings
+from mmgen.runtime.trail import AuditTrail
+
+log = logging.getLogger(__name__)
+
+InboxHandler = Callable[[Envelope, HandlerContext], Awaitable[None]]
+Apply = Callable[[Envelope], Awaitable[None]]
+PROJECTION_STATE = "projection_state"
+
+
+class Component(Protocol):
+    """Something the service runs beside the runtime's parts (started last, stopped first)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Projection:
+    """A named read-model projection: `apply` is idempotent, `reset` empties its read models."""
+
+    name: str
+    apply: Apply
+    reset: Callable[[], Awaitable[None]] | None = None
+
+
+class ServiceRuntime:
+    """The plumbing of one service process (see the module docstring for the order)."""
+
+    def __init__(
+        self,
+        settings: EventServiceSettings,
+        registry: EventRegistry,
+        *,
+        kernel: EventKernel | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+        standard_event_versions: dict[str, int] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.registry = registry
+        self.events: StandardEvents = register_standard_events(
+            registry, self.name, versions=standard_event_versions
+        )
+        self.metrics_registry = metrics_registry or CollectorRegistry(auto_describe=True)
+        self.client: AsyncMongoClient[Any] | None = None
+        self.db: AsyncDatabase[Any] | None = None
+        if kernel is None:
+            self.client = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+            self.db = self.client[settings.mongo_database]
+            kernel = mongo_kernel(
+                self.db,
+                producer=self.name,
+                registry=registry,
+                keyring=settings.master_keyring(),
+                key_cache_ttl_seconds=settings.key_cache_ttl_seconds,
+            )
+        self.kernel = kernel
+        self.trail = AuditTrail(kernel.repository, self.events)
+        self.topics = Topics(settings.topic_prefix)
+        self.participant: ErasureParticipant | None = None
+        self.revocations: SubjectRevocations | None = None
+        self._handlers: dict[str, InboxHandler] = {}
+        self._projections: list[Projection] = []
+        self._tailers: list[Tailer[Envelope]] = []
+        self._prepare: list[Callable[[], Awaitable[None]]] = []
+        self._components: list[Component] = []
+        self._checks: list[ReadinessCheck] = []
+        self._tailer_metrics = TailerMetrics(self.metrics_registry)
+        self.relay: Relay | None = None
+        self.republish: RepublishListener | None = None
+        self.broker: KafkaBroker | None = None
+        self.consumer: EventConsumer[Envelope] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- what a bootstrap registers (no I/O) --------------------------------------------------
+
+    @property
+    def in_memory(self) -> bool:
+        return self.db is None
+
+    @property
+    def repository(self) -> Any:
+        return self.kernel.repository
+
+    def on(self, event_type: str, handler: InboxHandler) -> None:
+        """Handle `event_type` from the inbox (commands, or another service's events)."""
+        if event_type in self._handlers:
+            raise ValueError(f"{event_type} has a handler already")
+        self._handlers[event_type] = handler
+
+    def erasure(self, participant: ErasureParticipant) -> ErasureCommands:
+        """Obey retention's commands through `participant`; serve its export and footprint."""
+        self.participant = participant
+        commands = ErasureCommands(participant, self.kernel.repository, self.events)
+        for event_type in COMMAND_TYPES:
+            self.on(event_type, commands.handle)
+        return commands
+
+    def revoke_tokens_from_identity(self) -> SubjectRevocations:
+        """Refuse tokens of accounts identity closed or erased, as soon as its event is read."""
+        if self.db is None:
+            raise ValueError("token revocations need the service's database")
+        self.revocations = SubjectRevocations(self.db)
+        for event_type in REVOKING_EVENT_TYPES:
+            self.on(event_type, self.revocations.handle)
+        return self.revocations
+
+    def projection(
+        self, name: str, apply: Apply, *, reset: Callable[[], Awaitable[None]] | None = None
+    ) -> Projection:
+        """Keep a read model in step with the store: `apply` every event, in order, once a round.
+
+        `apply` must be idempotent: request handlers may have applied the event already
+        (read-your-writes), and a crash re-applies the round it interrupted.
+        """
+        projection = Projection(name, apply, reset)
+        self._projections.append(projection)
+        return projection
+
+    def on_prepare(self, prepare: Callable[[], Awaitable[None]]) -> None:
+        """Run at start-up before anything else (index creation; idempotent)."""
+        self._prepare.append(prepare)
+
+    def component(self, component: Component, *checks: ReadinessCheck) -> None:
+        self._components.append(component)
+        self._checks.extend(checks)
+
+    # --- topics ------------------------------------------------------------------------------
+
+    def consumed_topics(self) -> list[str]:
+        """The topics the inbox reads: derived from the handled event types' producers."""
+        topics: list[str] = []
+        for event_type in self._handlers:
+            producer = event_type.split(".", 1)[0]
+            topic = (
+                self.topics.retention_commands
+                if f"{producer}.commands" == RETENTION_COMMANDS and event_type in COMMAND_TYPES
+                else self.topics.events(producer)
+            )
+            if topic not in topics:
+                topics.append(topic)
+        return topics
+
+    @property
+    def events_topic(self) -> str:
+        return self.topics.events(self.name)
+
+    def owned_topics(self) -> list[str]:
+        names = [self.events_topic, dlq_topic(self.events_topic)]
+        names.append(republish_topic(self.settings.topic_prefix))
+        for topic in self.consumed_topics():
+            names.extend([topic, dlq_topic(topic)])
+        return list(dict.fromkeys(names))
+
+    async def ensure_topics(self) -> None:
+        s = self.settings
+        try:
+            await ensure_topics(
+                s.kafka_bootstrap, self.owned_topics(), partitions=s.topic_partitions
+            )
+        except TopicPartitionMismatchError:
+            if s.environment is Environment.production:
+                raise
+            # The local broker forgets topics on restart and a client may have re-created one
+            # with its own count: keep a development stack usable, and say so loudly.
+            log.error("topics exist with another partition count; per-key order may differ")
+            await ensure_topics(
+                s.kafka_bootstrap,
+                self.owned_topics(),
+                partitions=s.topic_partitions,
+                check_partitions=False,
+            )
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def _tailer(self, projection: Projection) -> Tailer[Envelope]:
+        checkpoint = (
+            MemoryCheckpoint(0)
+            if self.db is None
+            else MongoCheckpoint(self.db[PROJECTION_STATE], projection.name)
+        )
+
+        async def apply_all(events: Sequence[Envelope]) -> None:
+            for envelope in events:
+                await projection.apply(envelope)
+
+        return Tailer(
+            projection.name,
+            StoreSource(self.kernel.store),
+            checkpoint,
+            apply_all,
+            idle_wait_s=self.settings.projector_idle_wait_seconds,
+            metrics=self._tailer_metrics,
+        )
+
+    async def _key_cache_watcher(self) -> Tailer[Envelope]:
+        """Per process, from the store's current end: evict keys of subjects erased anywhere."""
+        erased_type = self.events.event_type(SUBJECT_ERASED)
+        keystore = self.kernel.keystore
+
+        async def evict(events: Sequence[Envelope]) -> None:
+            for envelope in events:
+                if envelope.event_type == erased_type and envelope.subject_id:
+                    keystore.invalidate(f"subject:{envelope.subject_id}")
+
+        start = await self.kernel.store.last_seq()
+        return Tailer(
+            "key-cache",
+            StoreSource(self.kernel.store),
+            MemoryCheckpoint(start),
+            evict,
+            idle_wait_s=self.settings.projector_idle_wait_seconds,
+            metrics=self._tailer_metrics,
+        )
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+        self._tasks[-1].set_name(name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Start everything in order; stop in reverse, whatever failed on the way."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self._close)
+            await self.kernel.prepare()
+            for prepare in self._prepare:
+                await prepare()
+            if not self.in_memory:
+                await self.ensure_topics()
+            stack.push_async_callback(self._stop_tasks)
+            self._tailers = [self._tailer(p) for p in self._projections]
+            if not self.in_memory:
+                self._tailers.append(await self._key_cache_watcher())
+            for tailer in self._tailers:
+                self._spawn(tailer.run(), f"{self.name}-{tailer.status.name}")
+            if not self.in_memory:
+                await self._start_messaging(stack)
+            for component in self._components:
+                await component.start()
+                stack.push_async_callback(component.stop)
+            yield
+
+    async def _start_messaging(self, stack: contextlib.AsyncExitStack) -> None:
+        s = self.settings
+        assert self.db is not None
+        self.relay = Relay(
+            self.kernel.store,
+            self.db,
+            s.kafka_bootstrap,
+            self.events_topic,
+            settings=RelaySettings(
+                idle_wait_s=s.relay_idle_wait_seconds, lease_ttl_s=s.relay_lease_ttl_seconds
+            ),
+            change_stream=self.db[getattr(self.kernel.store, "events").name],  # noqa: B009
+            partitions=s.topic_partitions,
+            registry=self.metrics_registry,
+        )
+        self._spawn(self.relay.run(), f"{self.name}-relay")
+        self.republish = RepublishListener(
+            self.relay,
+            s.kafka_bootstrap,
+            topic_prefix=s.topic_prefix,
+            session_timeout_ms=s.consumer_session_timeout_ms,
+            heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+        )
+        stack.push_async_callback(self.republish.stop)
+        starts = [self.republish.start()]
+        if self._handlers:
+            self.broker = KafkaBroker(s.kafka_bootstrap, logger=None, client_id=self.name)
+            self.consumer = EventConsumer(
+                self.broker, self.db, registry=self.metrics_registry, retry=RetryPolicy()
+            )
+            self.consumer.subscribe(
+                *self.consumed_topics(),
+                handler=self.dispatch,
+                group_id=s.inbox_group,
+                name=f"{self.name}-inbox",
+                session_timeout_ms=s.consumer_session_timeout_ms,
+                heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+            )
+            stack.push_async_callback(self.broker.stop)
+            starts.append(self.broker.start())
+        # Each joins a consumer group (about half the session timeout): in parallel.
+        await asyncio.gather(*starts)
+
+    async def dispatch(self, envelope: Envelope, ctx: HandlerContext) -> None:
+        """The inbox: one handler per event type; other types on the same topics are not ours."""
+        handler = self._handlers.get(envelope.event_type)
+        if handler is not None:
+            await handler(envelope, ctx)
+
+    async def _stop_tasks(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        for tailer in self._tailers:
+            await tailer.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except TimeoutError:
+                task.cancel()
+            except Exception:  # the part logged its own failure
+                log.exception("%s ended with an error", task.get_name())
+        self._tasks = []
+
+    async def _close(self) -> None:
+        await self.kernel.close()
+        if self.client is not None:
+            await self.client.close()
+
+    # --- readiness and status ------------------------------------------------------------------
+
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        checks: list[ReadinessCheck] = []
+        if self.client is not None:
+            checks.append(mongo_check(self.client))
+            checks.append(kafka_check(self.settings.kafka_bootstrap))
+            checks.append(ReadinessCheck("relay", self._relay_ready))
+            checks.append(ReadinessCheck("inbox", self._inbox_ready))
+        checks.append(ReadinessCheck("projections", self._projections_ready))
+        return checks + self._checks
+
+    async def _relay_ready(self) -> bool | str:
+        task = next((t for t in self._tasks if t.get_name() == f"{self.name}-relay"), None)
+        if self.relay is None or task is None or task.done():
+            return False
+        status = self.relay.status
+        if status.hole_at is not None:
+            return f"waiting for producer_seq {status.hole_at}"
+        return f"checkpoint {status.checkpoint}"
+
+    async def _inbox_ready(self) -> bool | str:
+        if not self._handlers:
+            return "no inbox"
+        if self.broker is None:
+            return False
+        return bool(await self.broker.ping(timeout=1.0))
+
+    async def _projections_ready(self) -> bool | str:
+        names = {f"{self.name}-{t.status.name}" for t in self._tailers}
+        running = [t for t in self._tasks if t.get_name() in names and not t.done()]
+        if len(self._tailers) < len(self._projections) or len(running) < len(names):
+            return False
+        lags = [f"{t.status.name} lag {await t.lag()}" for t in self._tailers]
+        return "; ".join(lags) if lags else "none"
