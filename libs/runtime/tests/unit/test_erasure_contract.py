@@ -1,4 +1,4 @@
-"""The erasure contract over the in-memory kernel: parsing, one answer per command, standard events."""
+"""The erasure contract over the in-memory kernel: parsing, one answer per command."""
 
 from __future__ import annotations
 
