@@ -336,7 +336,14 @@ class ServiceRuntime:
         stack.push_async_callback(self.republish.stop)
         starts = [self.republish.start()]
         if self._handlers:
-            self.broker = KafkaBroker(s.kafka_bootstrap, logger=None, client_id=self.name)
+            # Dead letters are published by this broker: acks from every replica, as events are.
+            self.broker = KafkaBroker(
+                s.kafka_bootstrap,
+                logger=None,
+                client_id=self.name,
+                acks="all",
+                enable_idempotence=False,
+            )
             self.consumer = EventConsumer(
                 self.broker, self.db, registry=self.metrics_registry, retry=RetryPolicy()
             )
@@ -402,9 +409,13 @@ class ServiceRuntime:
     async def _inbox_ready(self) -> bool | str:
         if not self._handlers:
             return "no inbox"
-        if self.broker is None:
+        if self.broker is None or not await self.broker.ping(timeout=1.0):
             return False
-        return bool(await self.broker.ping(timeout=1.0))
+        stalled = self.consumer.stalled if self.consumer is not None else {}
+        if stalled:
+            # Shown, not failed: the message waits out a transient error; restarting won't help.
+            return "; ".join(f"{n} stalled after {a} attempts" for n, a in stalled.items())
+        return "consuming"
 
     async def _projections_ready(self) -> bool | str:
         names = {f"{self.name}-{t.status.name}" for t in self._tailers}
