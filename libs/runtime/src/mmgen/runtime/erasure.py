@@ -250,3 +250,24 @@ def subject_rights_router(participant: ErasureParticipant, trail: AuditTrail) ->
         return await participant.footprint(str(subject_id))
 
     return router
+
+
+KeyAdministrator = Annotated[Principal, Depends(require_service("admin-cli"))]
+
+
+def keys_router(keystore: Any) -> APIRouter:
+    """`POST /internal/keys/rewrap`: re-wrap every live data key under the current master key.
+
+    Resumable: keys already under the current master key are skipped, so an interrupted run
+    is simply started again. Once it reports zero left, the retired key can be removed.
+    """
+    router = APIRouter(prefix="/internal/keys", tags=["keys"])
+
+    @router.post("/rewrap", name="rewrap_data_keys")
+    async def rewrap_data_keys(caller: KeyAdministrator) -> dict[str, Any]:
+        """Re-wrap every data key still under a retired master key (admin-cli only)."""
+        del caller
+        count = await keystore.rotate_master_key()
+        return {"rewrapped": count, "master_key_id": keystore.keyring.current.key_id}
+
+    return router
