@@ -181,7 +181,9 @@ class ErasureCommands:
             records_anonymized=outcome.records_anonymized,
             categories_held=sorted(outcome.categories_held),
         )
-        await self._answer(order.command, answer, subject_id=order.subject_id)
+        await self._answer(
+            order.command, answer, subject_id=order.subject_id, session=order.session
+        )
         log.info("subject erased", extra={"request_id": order.request_id})
         return answer
 
@@ -194,10 +196,22 @@ class ErasureCommands:
             keys_shredded=outcome.keys_shredded,
             records_anonymized=outcome.records_anonymized,
         )
-        await self._answer(order.command, answer, subject_id=None)
+        await self._answer(order.command, answer, subject_id=None, session=order.session)
 
-    async def _answer(self, command: Envelope, data: Any, *, subject_id: str | None) -> None:
+    async def _answer(
+        self,
+        command: Envelope,
+        data: Any,
+        *,
+        subject_id: str | None,
+        session: AsyncClientSession | None,
+    ) -> None:
+        """Append the answer — in the consumer's transaction when there is one, so the
+        participant's read-model changes and the answer commit together or not at all."""
         event_id = answer_id(command)
+        if session is not None and await self.repository.store.get(event_id) is not None:
+            log.info("retention command %s was answered before", command.event_id)
+            return
         event = NewEvent(
             data,
             subject_id=subject_id,
@@ -209,8 +223,10 @@ class ErasureCommands:
             event_id=event_id,
         )
         try:
-            await self.repository.append(f"erasure:{command.event_id}", 0, [event])
+            await self.repository.append(f"erasure:{command.event_id}", 0, [event], session=session)
         except (ConcurrencyError, DuplicateEventIdError):
+            if session is not None:
+                raise  # the transaction is spoilt: the consumer retries, then finds the answer
             log.info("retention command %s was answered before", command.event_id)
 
 
