@@ -276,12 +276,14 @@ async def test_append_in_a_transaction_commits_and_rolls_back_with_it(mongo_db: 
     class Abort(Exception):
         pass
 
+    async def aborted(session: Any) -> None:
+        await mongo_db["side_effects"].insert_one({"_id": 1}, session=session)
+        await store.append_in(session, stream, 0, [one_event(stream, 1)])
+        raise Abort
+
     async with mongo_db.client.start_session() as session:
         with pytest.raises(Abort):
-            async with await session.start_transaction():
-                await mongo_db["side_effects"].insert_one({"_id": 1}, session=session)
-                await store.append_in(session, stream, 0, [one_event(stream, 1)])
-                raise Abort
+            await session.with_transaction(aborted)
     assert await store.stream_version(stream) == 0
     assert await mongo_db["side_effects"].count_documents({}) == 0
     assert await store.last_seq() == 1  # the counter rolled back too: no gap
