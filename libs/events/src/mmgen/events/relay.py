@@ -476,6 +476,7 @@ class Relay:
                         continue
                     backoff = self.settings.error_backoff_s
                     await self.tailer.run()
+                    break  # the tailer returns only once stopped
                 except TailerFencedError:
                     log.warning("relay %s of %s fenced out", self.status.owner, self.producer_name)
                     self.status.holds_lease = False
