@@ -316,3 +316,43 @@ def fold_batch(
                 batch.resources[key] = updated_r
         batch.last_seq = max(batch.last_seq, entry.seq)
     return batch
+
+
+# --- the trigger index -------------------------------------------------------------------------
+#
+# Policies ask "which targets had trigger T at or before time X?". Each state contributes one
+# index entry per trigger (for subjects also `subject.inactive` at their activity time) whose
+# key sorts by (kind, trigger, time, target): a due query is then one range on one indexed
+# string field, read in pages from a cursor (INFRA.md: the database bounds such ranges, and
+# only such ranges).
+
+INACTIVE_TRIGGER = "subject.inactive"
+_INDEX_MAX = "\U0010ffff"
+
+
+def index_time(at: datetime) -> str:
+    return normalize_time(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def index_key(kind: str, trigger: str, at: datetime, target: str) -> str:
+    return f"{kind}|{trigger}|{index_time(at)}|{target}"
+
+
+def index_range(kind: str, trigger: str, until: datetime, after: str | None) -> tuple[str, str]:
+    """``(exclusive lower, inclusive upper)`` bounds of a due query."""
+    lower = after if after is not None else f"{kind}|{trigger}|"
+    return lower, f"{kind}|{trigger}|{index_time(until)}|{_INDEX_MAX}"
+
+
+def index_entries(state: SubjectActivity | ResourceActivity) -> dict[str, tuple[str, datetime]]:
+    """``{entry id: (index key, trigger time)}`` of a state (ids stable per target+trigger)."""
+    if isinstance(state, SubjectActivity):
+        kind, target = "subject", state.subject_id
+        triggers = {**state.triggers, INACTIVE_TRIGGER: state.activity_at}
+    else:
+        kind, target = "resource", state.key
+        triggers = dict(state.triggers)
+    return {
+        f"{kind}|{trigger}|{target}": (index_key(kind, trigger, at, target), at)
+        for trigger, at in triggers.items()
+    }

@@ -54,6 +54,7 @@ class ExportedEvent(_Read):
     event_type: str
     occurred_at: datetime | None = None
     action: str | None = None
+    actor: dict[str, Any] | None = None
     purpose: str | None = None
     categories: list[str] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)

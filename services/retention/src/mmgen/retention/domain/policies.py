@@ -46,10 +46,11 @@ from enum import StrEnum
 
 from mmgen.events.envelope import EVENT_TYPE_PATTERN
 from mmgen.events.registry import KNOWN_CATEGORIES
+from mmgen.retention.domain.activity import INACTIVE_TRIGGER
 from mmgen.retention.domain.errors import PolicyInvalidError
 from mmgen.retention.domain.periods import RetentionPeriod
 
-SUBJECT_INACTIVE = "subject.inactive"
+SUBJECT_INACTIVE = INACTIVE_TRIGGER
 #: The category whose erase policy erases the whole subject.
 WHOLE_SUBJECT = "account"
 _EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
