@@ -34,6 +34,10 @@ async def _erasure(h: Harness, subject: str | None = None) -> tuple[str, str]:
     return sid, view["_id"]
 
 
+async def _access(h: Harness, sid: str) -> tuple[dict, bool]:
+    return await h.requests.submit(request_type="access", subject_id=sid, actor=subject_actor(sid))
+
+
 async def test_erasure_is_verified_only_after_every_service_answered_and_is_clean(
     h: Harness,
 ) -> None:
