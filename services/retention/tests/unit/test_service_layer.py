@@ -20,7 +20,7 @@ from mmgen.retention.domain.errors import (
 )
 from mmgen.retention.domain.policies import SUBJECT_INACTIVE
 
-from .conftest import ORIGIN, SERVICES, Harness, subject_actor
+from ..harness import ORIGIN, SERVICES, Harness, subject_actor
 
 COMPLIANCE = Actor(id="0195f3a0-0000-7000-8000-00000000c0c0", role="compliance")
 

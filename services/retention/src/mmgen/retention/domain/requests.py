@@ -516,5 +516,5 @@ class PrivacyRequest(Aggregate):
             "package_expires_at": self.package_expires_at,
             "rejection_reason": self.rejection_reason,
             "has_details": self.details is not None and not is_erased(self.details),
-            "version": self.version,
+            "version": self.version + len(self.pending),
         }
