@@ -397,3 +397,13 @@ async def test_rebuild_gives_the_same_projection(h: Harness) -> None:
     assert await h.feed.rebuild(log()) == 5
     assert await h.activity.subject(sid) == before
     assert await h.feed.on_entries(h.log.entries) == 0  # already applied
+
+
+async def test_a_claim_left_by_an_ended_request_does_not_block_a_new_one(h: Harness) -> None:
+    sid = str(uuid.uuid4())
+    view, _ = await _access(h, sid)
+    assert (await h.requests.get(view["_id"]))["status"] == "completed"
+    # A crash between the final save and the claim's release leaves the claim behind.
+    h.views.claims[(sid, "access")] = view["_id"]
+    again, created = await _access(h, sid)
+    assert created and again["_id"] != view["_id"]

@@ -98,8 +98,14 @@ class PrivacyRequests:
         holder = await self.views.claim_open(subject_id, request_type, request_id)
         if holder != request_id:
             existing = await self.views.get(holder)
-            if existing is not None:
+            if existing is not None and existing["open"]:
                 return existing, False
+            if existing is not None:
+                # The holder ended but a crash kept its claim: free it and claim again.
+                await self.views.release_claim(subject_id, request_type, holder)
+                return await self.submit(
+                    request_type=request_type, subject_id=subject_id, actor=actor, details=details
+                )
             # The claim outlived a crash before its first save: build the claimed request.
             request_id = holder
         request = PrivacyRequest.receive(
