@@ -81,6 +81,7 @@ async def test_request_views_keys_pages_claims_and_version_guard(mongo_db: Any) 
         status=None, overdue_at=datetime(2027, 3, 1, tzinfo=UTC), limit=10, after=None
     )
     assert sorted(v["_id"] for v in overdue) == sorted([a.request_id, b.request_id])
+    assert await views.count_overdue(datetime(2027, 3, 1, tzinfo=UTC)) == 2
     first = await views.page(
         status=None, overdue_at=datetime(2027, 4, 1, tzinfo=UTC), limit=1, after=None
     )

@@ -320,7 +320,8 @@ async def test_overdue_requests_are_marked_and_listed(h: Harness) -> None:
     )
     h.clock.current = datetime(2027, 3, 1, tzinfo=UTC)
     assert await h.requests.page(status=None, overdue=True, limit=10, after=None)
-    assert (await h.scheduler.tick()).marked_overdue == 1
+    result = await h.scheduler.tick()
+    assert (result.marked_overdue, result.overdue_open) == (1, 1)
     assert (await h.requests.get(view["_id"]))["status"] == "overdue"
     listed = await h.requests.page(status="overdue", overdue=False, limit=10, after=None)
     assert [v["_id"] for v in listed] == [view["_id"]]

@@ -125,6 +125,9 @@ class InMemoryRequestViews:
         ids = sorted(d["_id"] for d in self.docs.values() if d["open"])
         return [i for i in ids if after is None or i > after][:limit]
 
+    async def count_overdue(self, at: datetime) -> int:
+        return sum(1 for d in self.docs.values() if _overdue(d, at))
+
 
 class InMemoryHoldViews:
     def __init__(self) -> None:

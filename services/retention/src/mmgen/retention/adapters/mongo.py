@@ -172,6 +172,11 @@ class MongoRequestViews:
             out = [d for d in out if d["status"] == status]
         return out
 
+    async def count_overdue(self, at: datetime) -> int:
+        return await self.coll.count_documents(
+            {"k_due": {"$gt": "", "$lt": f"{index_time(at)}|{_MAX}"}}
+        )
+
     async def open_ids(self, *, limit: int, after: str | None) -> list[str]:
         docs = (
             await self.coll.find({"k_open": {"$gt": after or ""}}, {"_id": 1})

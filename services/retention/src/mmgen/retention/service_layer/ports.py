@@ -89,6 +89,10 @@ class RequestViews(Protocol):
         """Ids of open requests (scheduler passes), by id order."""
         ...
 
+    async def count_overdue(self, at: datetime) -> int:
+        """Open requests unanswered past their deadline at `at` (the overdue metric)."""
+        ...
+
 
 class HoldViews(Protocol):
     async def put(self, hold: HoldView) -> None: ...

@@ -201,6 +201,10 @@ class PrivacyRequests:
                 return marked
             after = page[-1]["_id"]
 
+    async def count_overdue(self) -> int:
+        """Requests past their deadline, unanswered, now (for the service's gauge)."""
+        return await self.views.count_overdue(self.clock.now())
+
     async def open_ids(self, *, batch: int = 200) -> list[str]:
         """Every open request's id (scheduler passes read them page by page)."""
         out: list[str] = []

@@ -29,6 +29,7 @@ class PassResult:
     packages_deleted: int
     policy_orders: int
     run_id: str
+    overdue_open: int
 
     def to_json(self) -> dict[str, int | str]:
         return asdict(self)
@@ -67,4 +68,5 @@ class Scheduler:
             packages_deleted=deleted,
             policy_orders=len(run.orders),
             run_id=run.run_id,
+            overdue_open=await self.requests.count_overdue(),
         )
