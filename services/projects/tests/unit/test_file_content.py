@@ -112,7 +112,7 @@ async def test_exactly_the_limit_is_accepted(content: EncryptedFileContent) -> N
 
 
 async def test_bytes_of_another_type_are_refused_before_anything_is_stored(
-    content: EncryptedFileContent, chunks: InMemoryChunkStore
+    content: EncryptedFileContent, chunks: InMemoryChunkStore, keystore: InMemoryKeystore
 ) -> None:
     with pytest.raises(ContentMismatchError):
         await content.store(
@@ -123,6 +123,7 @@ async def test_bytes_of_another_type_are_refused_before_anything_is_stored(
         )
     assert chunks.chunks == {}
     assert chunks.pending == {}
+    assert keystore.wrapped_keys() == []  # not even the uploader's key was minted
 
 
 async def test_text_with_binary_after_the_first_chunks_is_refused_and_removed(

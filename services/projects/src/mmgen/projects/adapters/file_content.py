@@ -23,7 +23,7 @@ from datetime import datetime
 from mmgen.events.envelope import utc_now
 from mmgen.events.keys import Keystore
 from mmgen.projects.adapters.chunk_cipher import ChunkCipher
-from mmgen.projects.adapters.ports import ChunkStore
+from mmgen.projects.adapters.ports import ChunkStore, StoredChunk
 from mmgen.projects.domain.content_types import (
     SNIFF_BYTES,
     TextValidator,
@@ -73,19 +73,22 @@ class EncryptedFileContent:
     async def store(
         self, *, file_id: str, owner: str, content_type: str, body: AsyncIterable[bytes]
     ) -> StoredContent:
-        """Stream `body` into sealed chunks; refuse (keeping nothing) on any failure."""
-        key = await self.keystore.key_for_write(owner)
-        cipher = ChunkCipher(key, file_id)
+        """Stream `body` into sealed chunks; refuse (keeping nothing) on any failure.
+
+        The owner's key is fetched (or minted) only once the bytes passed the signature
+        check, so an upload refused at its head leaves not even a key behind.
+        """
+        sealer = _LazySealer(self.keystore, owner, file_id)
         await self.chunks.begin(file_id, self.clock())
         try:
-            size, count = await self._write(cipher, content_type, body)
+            size, count = await self._write(sealer, content_type, body)
         except BaseException:
             await asyncio.shield(self.chunks.delete(file_id))
             raise
-        return StoredContent(file_id, key.key_id, content_type, size, count, self.chunk_bytes)
+        return StoredContent(file_id, sealer.key_id, content_type, size, count, self.chunk_bytes)
 
     async def _write(
-        self, cipher: ChunkCipher, content_type: str, body: AsyncIterable[bytes]
+        self, cipher: _LazySealer, content_type: str, body: AsyncIterable[bytes]
     ) -> tuple[int, int]:
         text = TextValidator() if content_type == "text/plain" else None
         buffer = bytearray()
@@ -105,7 +108,7 @@ class EncryptedFileContent:
                 chunk = bytes(buffer[: self.chunk_bytes])
                 del buffer[: self.chunk_bytes]
                 self._check_text(text, content_type, chunk)
-                await self.chunks.put(cipher.seal(index, chunk, final=False))
+                await self.chunks.put(await cipher.seal(index, chunk, final=False))
                 index += 1
         if size == 0:
             raise FileEmptyError()
@@ -115,7 +118,7 @@ class EncryptedFileContent:
         self._check_text(text, content_type, last)
         if text is not None and not text.finish():
             raise ContentMismatchError(content_type)
-        await self.chunks.put(cipher.seal(index, last, final=True))
+        await self.chunks.put(await cipher.seal(index, last, final=True))
         return size, index + 1
 
     @staticmethod
@@ -149,3 +152,18 @@ class EncryptedFileContent:
 
     async def delete(self, file_id: str) -> int:
         return await self.chunks.delete(file_id)
+
+
+class _LazySealer:
+    """A `ChunkCipher` whose key is fetched when the first chunk is sealed."""
+
+    def __init__(self, keystore: Keystore, owner: str, file_id: str) -> None:
+        self.keystore, self.owner, self.file_id = keystore, owner, file_id
+        self._cipher: ChunkCipher | None = None
+        self.key_id = ""
+
+    async def seal(self, index: int, plaintext: bytes, *, final: bool) -> StoredChunk:
+        if self._cipher is None:
+            key = await self.keystore.key_for_write(self.owner)
+            self._cipher, self.key_id = ChunkCipher(key, self.file_id), key.key_id
+        return self._cipher.seal(index, plaintext, final=final)

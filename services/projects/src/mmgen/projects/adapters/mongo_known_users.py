@@ -41,11 +41,12 @@ class MongoKnownUsers:
             )
 
     async def close(self, user_id: str) -> None:
-        with contextlib.suppress(DuplicateKeyError):  # erased already: it stays erased
+        current = await self.coll.find_one({"_id": user_id}, {"status": 1})
+        if current is not None and current.get("status") == "erased":
+            return  # a tombstone stays one
+        with contextlib.suppress(DuplicateKeyError):  # a racing upsert inserted it
             await self.coll.update_one(
-                {"_id": user_id, "status": {"$ne": "erased"}},
-                {"$set": {"status": "closed"}},
-                upsert=True,
+                {"_id": user_id}, {"$set": {"status": "closed"}}, upsert=True
             )
 
     async def forget(self, user_id: str) -> bool:

@@ -4,7 +4,9 @@ One document per project (`_id` = project id) holding its facts, its members and
 to the event that carries its current title (still encrypted under `project:<id>`).
 `member_ids` (owner first) is a multikey index: "my projects" is one indexed equality over the
 caller's own rows. Writes are full states guarded by the stream version, so a late or
-replayed projection never moves a project backwards; anonymisation sticks.
+replayed projection never moves a project backwards; anonymisation sticks. The guard's
+filter (`_id` and `version`) has an index of its own: the local database scans the whole
+collection for `_id` beside any other field otherwise (INFRA.md).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -63,6 +65,7 @@ def _to_doc(row: ProjectRow) -> dict[str, Any]:
 
 def _from_doc(doc: dict[str, Any]) -> ProjectRow:
     deadline = doc.get("deadline")
+    anonymized = bool(doc.get("anonymized", False))
     return ProjectRow(
         project_id=str(doc["_id"]),
         owner_id=str(doc["owner_id"]),
@@ -74,8 +77,9 @@ def _from_doc(doc: dict[str, Any]) -> ProjectRow:
         status_changed_at=normalize_time(doc["status_changed_at"]),
         members={m["user_id"]: m["role"] for m in doc.get("members") or ()},
         version=int(doc["version"]),
-        title_ref=ref_from_doc(doc.get("title_ref")),
-        anonymized=bool(doc.get("anonymized", False)),
+        # An anonymised project has no title; a pointer a stale fold wrote names a shredded key.
+        title_ref=None if anonymized else ref_from_doc(doc.get("title_ref")),
+        anonymized=anonymized,
     )
 
 
@@ -86,21 +90,23 @@ class MongoProjectsReadModel:
     async def ensure_indexes(self) -> None:
         await self.coll.create_index([("member_ids", ASCENDING)], name="member_ids")
         await self.coll.create_index([("owner_id", ASCENDING)], name="owner_id")
+        await self.coll.create_index(
+            [("_id", ASCENDING), ("version", ASCENDING)], name="id_version"
+        )
 
     async def put(self, row: ProjectRow) -> bool:
         try:
             await self.coll.update_one(
                 {"_id": row.project_id, "version": {"$lt": row.version}},
-                {"$set": _to_doc(row)},
+                {
+                    "$set": {**_to_doc(row), "title_ref": ref_to_doc(row.title_ref)},
+                    # once anonymised, always: a state folded before the shred cannot undo it
+                    "$max": {"anonymized": row.anonymized},
+                },
                 upsert=True,
             )
         except DuplicateKeyError:  # the row is at this version or newer already
             return False
-        # The title pointer follows the state unless the project was anonymised meanwhile.
-        await self.coll.update_one(
-            {"_id": row.project_id, "version": row.version, "anonymized": {"$ne": True}},
-            {"$set": {"title_ref": ref_to_doc(row.title_ref), "anonymized": row.anonymized}},
-        )
         return True
 
     async def get(self, project_id: str) -> ProjectRow | None:
@@ -131,8 +137,10 @@ class MongoProjectsReadModel:
         return [str(d["_id"]) for d in docs]
 
     async def anonymize(self, project_id: str) -> bool:
-        result = await self.coll.update_one(
-            {"_id": project_id, "anonymized": {"$ne": True}},
+        before = await self.coll.find_one_and_update(
+            {"_id": project_id},
             {"$set": {"anonymized": True, "title_ref": None}},
+            projection={"anonymized": 1},
+            return_document=ReturnDocument.BEFORE,
         )
-        return result.modified_count == 1
+        return before is not None and not before.get("anonymized", False)
