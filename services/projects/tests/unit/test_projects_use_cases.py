@@ -44,14 +44,12 @@ async def test_a_client_creates_a_project_with_its_texts_under_the_project_key(
 
 
 @pytest.mark.parametrize("role", ["creator", "staff", "compliance", "admin"])
-async def test_only_clients_create_projects_and_refusals_are_recorded(
-    wired: Wired, role: str
-) -> None:
+async def test_only_clients_create_projects(wired: Wired, role: str) -> None:
     who = caller(role, purpose="support", route="/projects")
     with pytest.raises(ProjectCreationNotAllowedError):
         await wired.projects.create(who, title="t", requirements="r")
-    (denial,) = wired.access_log.denials
-    assert (denial.actor_id, denial.route, denial.status) == (who.actor_id, "/projects", 403)
+    # A 403: the platform records it (every 401/403 reaches the app's denial recorder).
+    assert wired.access_log.denials == []
     assert await wired.kernel.store.last_seq() == 0
 
 

@@ -98,8 +98,7 @@ class DisclosureUseCases:
         return DisclosureView(
             disclosure_id=disclosure_id,
             project_id=project_id,
-            recipient_type=recipient.type,
-            recipient_name=recipient.name,
+            recipient=recipient,
             purpose=purpose,
             legal_basis=legal_basis,
             categories=cats,

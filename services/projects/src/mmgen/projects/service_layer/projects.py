@@ -3,6 +3,10 @@
 Every change is an event appended to the project's stream (optimistic concurrency, retried on
 a conflict) and projected at once. Writes answer with the project's facts, never its texts:
 only `get` returns the requirements, and it records the read.
+
+Refusals answered 404 (the project's gate) and 422 (disclosures) are recorded by the use
+cases; a 403 (creating a project without being a client) is recorded by the platform, which
+hands every 401/403 to the app's denial recorder, so it is not recorded twice.
 """
 
 from __future__ import annotations
@@ -38,8 +42,6 @@ from mmgen.projects.service_layer.views import (
     Read,
 )
 
-CREATE_PROJECT = "create_project"
-ROLE_NOT_ALLOWED = "role_not_allowed"
 _RELATIONS = {
     "owner": Relation.owner,
     "creator": Relation.member_creator,
@@ -82,7 +84,7 @@ class ProjectUseCases:
         deadline: date | None = None,
     ) -> ProjectView:
         if not may_create_project(caller.role):
-            await self.gate.refuse(caller, None, CREATE_PROJECT, ROLE_NOT_ALLOWED, status=403)
+            # A 403: the platform hands every 401/403 to the app's denial recorder itself.
             raise ProjectCreationNotAllowedError(str(caller.role))
         project = Project.create(
             self.new_id(),

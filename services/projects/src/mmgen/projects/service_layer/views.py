@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from mmgen.projects.adapters.access_log import AccessRecord
 from mmgen.projects.adapters.ports import ProjectRow
+from mmgen.projects.domain.events import Recipient
 from mmgen.projects.domain.model import Project
 
 T = TypeVar("T")
@@ -140,8 +141,7 @@ class Download:
 class DisclosureView:
     disclosure_id: str
     project_id: str
-    recipient_type: str
-    recipient_name: str
+    recipient: Recipient
     purpose: str
     legal_basis: str
     categories: list[str]
