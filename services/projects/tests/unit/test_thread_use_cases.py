@@ -172,7 +172,7 @@ async def test_stale_uploads_are_purged_unless_recorded(wired: Wired) -> None:
     # A crash's leftover: chunks stored, no event; and a recorded upload still marked pending.
     leftover = await wired.content.store(
         file_id="leftover",
-        owner=team.owner.owner,
+        owner=team.owner.key_owner,
         content_type="image/png",
         body=pieces(SAMPLES["image/png"]),
     )

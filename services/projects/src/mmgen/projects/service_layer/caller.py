@@ -26,6 +26,6 @@ class Caller:
         return Actor(id=self.actor_id, role=str(self.role))
 
     @property
-    def owner(self) -> str:
+    def key_owner(self) -> str:
         """The key owner of what this caller writes about themselves (messages, files)."""
         return f"subject:{self.actor_id}"

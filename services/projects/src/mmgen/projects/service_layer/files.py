@@ -79,7 +79,7 @@ class FileUseCases:
         name = safe_filename(filename)
         try:
             stored = await self.content.store(
-                file_id=file_id, owner=caller.owner, content_type=accepted, body=body
+                file_id=file_id, owner=caller.key_owner, content_type=accepted, body=body
             )
         except OwnerErasedError:
             raise SubjectErasedError() from None
