@@ -88,7 +88,7 @@ class EncryptedFileContent:
         return StoredContent(file_id, sealer.key_id, content_type, size, count, self.chunk_bytes)
 
     async def _write(
-        self, cipher: _LazySealer, content_type: str, body: AsyncIterable[bytes]
+        self, sealer: _LazySealer, content_type: str, body: AsyncIterable[bytes]
     ) -> tuple[int, int]:
         text = TextValidator() if content_type == "text/plain" else None
         buffer = bytearray()
@@ -108,7 +108,7 @@ class EncryptedFileContent:
                 chunk = bytes(buffer[: self.chunk_bytes])
                 del buffer[: self.chunk_bytes]
                 self._check_text(text, content_type, chunk)
-                await self.chunks.put(await cipher.seal(index, chunk, final=False))
+                await self.chunks.put(await sealer.seal(index, chunk, final=False))
                 index += 1
         if size == 0:
             raise FileEmptyError()
@@ -118,7 +118,7 @@ class EncryptedFileContent:
         self._check_text(text, content_type, last)
         if text is not None and not text.finish():
             raise ContentMismatchError(content_type)
-        await self.chunks.put(await cipher.seal(index, last, final=True))
+        await self.chunks.put(await sealer.seal(index, last, final=True))
         return size, index + 1
 
     @staticmethod
