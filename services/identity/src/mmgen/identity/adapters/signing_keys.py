@@ -1,4 +1,6 @@
-"""`MongoSigningKeyRing`: identity's Ed25519 token-signing keys, at rest encrypted, rotatable.
+"""identity's Ed25519 token-signing keys: the `SigningKeyRing` port, on MongoDB and in memory.
+
+`MongoSigningKeyRing` keeps them at rest encrypted and rotatable.
 
 Collection `signing_keys`, one document per key: `{_id: kid, state: active|retired, nonce,
 wrapped, created_at, retired_at, verify_until}`. The private key is AES-256-GCM-encrypted under
@@ -17,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -48,6 +50,31 @@ class Rotation:
     kid: str
     previous_kid: str | None
     previous_verifies_until: datetime | None
+
+
+class SigningKeyRing(Protocol):
+    """The keys identity signs with, and the `KeySet` its own token verifier reads."""
+
+    async def start(self) -> None:
+        """Load the ring; mint the first key if there is none."""
+        ...
+
+    async def signing_key(self) -> SigningKey: ...
+
+    async def get(self, kid: str) -> Ed25519PublicKey | None: ...
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]: ...
+
+    async def rotate(self, verify_previous_for: timedelta) -> Rotation: ...
+
+
+def _jwks(keys: list[RingKey], now: datetime) -> dict[str, list[dict[str, str]]]:
+    """The public keys that verify at `now`, active first, then newest first."""
+    ordered = sorted(
+        (k for k in keys if k.verifies_at(now)),
+        key=lambda k: (k.state != ACTIVE, -k.created_at.timestamp()),
+    )
+    return jwks_document({k.key.kid: k.key.public_key for k in ordered})
 
 
 class MongoSigningKeyRing:
@@ -149,12 +176,7 @@ class MongoSigningKeyRing:
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public keys that verify now (active first): `GET /.well-known/jwks.json`."""
-        now = datetime.now(UTC)
-        ordered = sorted(
-            (k for k in self._keys.values() if k.verifies_at(now)),
-            key=lambda k: (k.state != ACTIVE, -k.created_at.timestamp()),
-        )
-        return jwks_document({k.key.kid: k.key.public_key for k in ordered})
+        return _jwks(list(self._keys.values()), datetime.now(UTC))
 
     async def rotate(self, verify_previous_for: timedelta) -> Rotation:
         """Retire the active key (it verifies for `verify_previous_for` more) and mint a new one."""
@@ -185,8 +207,46 @@ class MongoSigningKeyRing:
                 previous_verifies_until=until if previous else None,
             )
 
-    def kids(self) -> list[str]:
-        return sorted(self._keys)
+
+class InMemorySigningKeyRing:
+    """The same ring in memory, for unit tests (keys are not wrapped: nothing is stored)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, RingKey] = {}
+
+    async def start(self) -> None:
+        if not any(k.state == ACTIVE for k in self.keys.values()):
+            self._mint()
+
+    def _mint(self) -> RingKey:
+        key = RingKey(SigningKey.generate(kid=_new_kid()), ACTIVE, datetime.now(UTC), None)
+        self.keys[key.key.kid] = key
+        return key
+
+    async def signing_key(self) -> SigningKey:
+        await self.start()
+        return next(k.key for k in self.keys.values() if k.state == ACTIVE)
+
+    async def get(self, kid: str) -> Ed25519PublicKey | None:
+        found = self.keys.get(kid)
+        if found is None or not found.verifies_at(datetime.now(UTC)):
+            return None
+        return found.key.public_key
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return _jwks(list(self.keys.values()), datetime.now(UTC))
+
+    async def rotate(self, verify_previous_for: timedelta) -> Rotation:
+        previous = next((k for k in self.keys.values() if k.state == ACTIVE), None)
+        until = datetime.now(UTC) + verify_previous_for
+        if previous is not None:
+            self.keys[previous.key.kid] = RingKey(previous.key, RETIRED, previous.created_at, until)
+        new = self._mint()
+        return Rotation(
+            kid=new.key.kid,
+            previous_kid=previous.key.kid if previous else None,
+            previous_verifies_until=until if previous else None,
+        )
 
 
 def _aad(kid: str) -> bytes:
