@@ -21,9 +21,10 @@ import httpx
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mmgen.events.envelope import Envelope
-from mmgen.identity.adapters.hashing import service_secret
-from mmgen.identity.bootstrap import IdentityService
-from mmgen.identity.domain.events import UserRole
+from mmgen.events.kernel import in_memory_kernel
+from mmgen.identity.adapters.hashing import PasswordHashing, service_secret
+from mmgen.identity.bootstrap import IdentityService, bootstrap
+from mmgen.identity.domain.events import UserRole, identity_registry
 from mmgen.identity.entrypoints.app import build_app
 from mmgen.identity.service_layer.accounts import Registration
 from mmgen.identity.settings import IdentitySettings
@@ -55,6 +56,14 @@ def unique_email(tag: str = "user") -> str:
 def identity_settings(infra: Any, **overrides: Any) -> IdentitySettings:
     """Settings for one app under test: its own database and topic prefix, fast group joins."""
     return service_settings(IdentitySettings, infra, **overrides)
+
+
+def memory_identity(**ports: Any) -> IdentityService:
+    """identity over the in-memory kernel and fakes, with cheap argon2 (unit tests: no I/O)."""
+    settings = IdentitySettings(environment="test", log_json=False, log_level="WARNING")
+    kernel = in_memory_kernel(producer="identity", registry=identity_registry())
+    ports.setdefault("hashing", PasswordHashing(memory_kib=8, time_cost=1, parallelism=1))
+    return bootstrap(settings, kernel=kernel, **ports)
 
 
 def bearer(token: str) -> dict[str, str]:
