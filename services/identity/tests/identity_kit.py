@@ -193,7 +193,12 @@ class Running:
 
 
 @asynccontextmanager
-async def running(settings: IdentitySettings) -> AsyncIterator[Running]:
-    """Build the app, run its lifespan, give an httpx client bound to it; drop its database."""
-    async with running_app(build_app(settings), base_url="http://identity.test") as (app, client):
+async def running(
+    settings: IdentitySettings, *, keep_database: bool = False
+) -> AsyncIterator[Running]:
+    """Build the app, run its lifespan, give an httpx client bound to it; drop its database
+    afterwards unless `keep_database` (a restart test starts another app on it)."""
+    app = build_app(settings)
+    base_url = "http://identity.test"
+    async with running_app(app, base_url=base_url, drop_database=not keep_database) as (_, client):
         yield Running(app, client, settings)
