@@ -402,6 +402,8 @@ class ServiceRuntime:
         if self.relay is None or task is None or task.done():
             return False
         status = self.relay.status
+        if status.last_error is not None:
+            return False  # failing rounds (e.g. an event too large to publish): not ready
         if status.hole_at is not None:
             return f"waiting for producer_seq {status.hole_at}"
         return f"checkpoint {status.checkpoint}"

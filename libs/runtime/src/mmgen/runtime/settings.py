@@ -21,6 +21,9 @@ class EventServiceSettings(ServiceSettings):
     master_key: SecretStr = dev_secret("master-key")
     #: Names the master key in wrapped data keys (change it when rotating).
     master_key_id: str = "mk-1"
+    #: Earlier master keys, `{key_id: base64 key}`, still able to unwrap data keys until
+    #: `mmgen admin rotate-master-key` has re-wrapped every one under the current key.
+    master_keys_retired: dict[str, SecretStr] = Field(default_factory=dict)
     #: The platform's one partition count for every topic a service creates.
     topic_partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=256)
     #: Consumer group of the service's inbox (commands and other services' events).
@@ -41,5 +44,10 @@ class EventServiceSettings(ServiceSettings):
         return self.consumer_group or f"{self.service_name}-inbox"
 
     def master_keyring(self) -> MasterKeyring:
-        """The master key from settings (never from the repository)."""
-        return MasterKeyring(MasterKey(self.master_key_id, key_bytes(self.master_key)))
+        """The master key and the retired ones, from settings (never from the repository)."""
+        retired = tuple(
+            MasterKey(key_id, key_bytes(secret))
+            for key_id, secret in self.master_keys_retired.items()
+            if key_id != self.master_key_id
+        )
+        return MasterKeyring(MasterKey(self.master_key_id, key_bytes(self.master_key)), retired)

@@ -2,19 +2,18 @@
 
 Request handlers project their own writes right after appending (read-your-writes), but a
 crash between the append and that write would leave a read model behind for good. This
-projector tails the store from a persisted checkpoint — the same way the relay does: bounded
-`read_range` windows, stopping at a hole, woken by commits or by polling — and applies every
-event again. Each application is idempotent (guarded by stream version or keyed by event id),
-so running both paths costs nothing but a few writes. Rows of an erased subject are never
-re-created: erasure deletes them and the projector checks the keystore's erasure marker.
-Dropping the read models and the checkpoint rebuilds them from the store.
+projector follows the store with the checkpointed tailer (mmgen.events.tailer): from a
+persisted checkpoint, in bounded windows, stopping at a hole, woken by commits or by polling,
+and applies every event again. Each application is idempotent (guarded by stream version or
+keyed by event id), so running both paths costs nothing but a few writes. Rows of an erased
+subject are never re-created: erasure deletes them and the projector checks the keystore's
+erasure marker. Dropping the read models and the checkpoint rebuilds them from the store.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,10 +28,14 @@ from mmgen.consent.domain.model import ConsentState
 from mmgen.events.envelope import Envelope, normalize_time
 from mmgen.events.keys import Keystore
 from mmgen.events.store import EventStore
+from mmgen.events.tailer import MongoCheckpoint, StoreSource, Tailer, TailerMetrics
 
 log = logging.getLogger(__name__)
 
 STATE_COLLECTION = "projection_state"
+CHECKPOINT_ID = "read_models"
+"""The checkpoint document (`{_id: "read_models", checkpoint}` in `projection_state`)."""
+TAILER_NAME = "consent.read_models"
 CONSENT_TYPES = {"consent.ConsentGranted": True, "consent.ConsentWithdrawn": False}
 
 
@@ -51,6 +54,7 @@ class ReadModelProjector:
         window: int = 500,
         idle_wait_s: float = 1.0,
         max_tracking_events_per_subject: int = 1000,
+        metrics: TailerMetrics | None = None,
     ) -> None:
         self.store = store
         self.state = db[STATE_COLLECTION]
@@ -58,51 +62,54 @@ class ReadModelProjector:
         self.consents = consents
         self.policies = policies
         self.tracking = tracking
-        self.window = min(window, store.max_read_window)
-        self.idle_wait_s = idle_wait_s
         self.max_tracking_events = max_tracking_events_per_subject
-        self._stopping = asyncio.Event()
-        self.checkpoint = 0
-        self.last_error: str | None = None
+        self.tailer: Tailer[Envelope] = Tailer(
+            TAILER_NAME,
+            StoreSource(store),
+            MongoCheckpoint(self.state, CHECKPOINT_ID),
+            self.apply_all,
+            window=window,
+            idle_wait_s=idle_wait_s,
+            metrics=metrics,
+        )
+        self.window = self.tailer.window
+
+    @property
+    def checkpoint(self) -> int:
+        """Last `producer_seq` applied to the read models."""
+        return self.tailer.status.checkpoint
+
+    @checkpoint.setter
+    def checkpoint(self, value: int) -> None:
+        """Replay from `value + 1` (the stored checkpoint never moves back)."""
+        self.tailer.reset(value)
+
+    @property
+    def last_error(self) -> str | None:
+        return self.tailer.status.last_error
 
     async def load_checkpoint(self) -> int:
-        doc = await self.state.find_one({"_id": "read_models"})
-        self.checkpoint = int(doc["checkpoint"]) if doc else 0
-        return self.checkpoint
+        return await self.tailer.load()
 
     async def run(self) -> None:
         """Project until `stop()`; errors are logged and retried (the checkpoint never skips)."""
-        await self.load_checkpoint()
-        while not self._stopping.is_set():
-            try:
-                applied = await self.project_next()
-                if applied < self.window:
-                    await self.store.wait_for_append(self.checkpoint, self.idle_wait_s)
-            except Exception as exc:
-                self.last_error = repr(exc)
-                log.exception("read-model projection round failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+        await self.tailer.run()
 
     async def stop(self) -> None:
-        self._stopping.set()
+        await self.tailer.stop()
+
+    def notify(self) -> None:
+        """Wake the projector now (an append happened in this process)."""
+        self.tailer.notify()
 
     async def project_next(self) -> int:
         """Apply the next window of events after the checkpoint; returns how many."""
-        start = self.checkpoint + 1
-        events = await self.store.read_range(start, start + self.window)
-        applied = 0
-        for envelope in events:
-            if envelope.producer_seq != start + applied:
-                break  # a hole: wait for it rather than skip it
+        return await self.tailer.step()
+
+    async def apply_all(self, envelopes: Sequence[Envelope]) -> None:
+        """Apply a contiguous run of events, in order (the tailer's sink)."""
+        for envelope in envelopes:
             await self.apply(envelope)
-            applied += 1
-        if applied:
-            self.checkpoint += applied
-            await self.state.update_one(
-                {"_id": "read_models"}, {"$max": {"checkpoint": self.checkpoint}}, upsert=True
-            )
-        return applied
 
     async def apply(self, envelope: Envelope) -> None:
         """Apply one event (idempotent)."""
