@@ -125,7 +125,7 @@ def bootstrap(
         standard_event_versions=STANDARD_EVENT_VERSIONS,
     )
     registry.check()
-    db, master = runtime.db, key_bytes(settings.master_key)
+    db, masters = runtime.db, settings.master_keyring()
 
     def port(given: P | None, mongo: Callable[[AsyncDatabase[Any]], P], fake: Callable[[], P]) -> P:
         if given is not None:
@@ -152,7 +152,8 @@ def bootstrap(
         keyring,
         lambda db: MongoSigningKeyRing(
             db,
-            derive_key(master, "signing-keys"),
+            derive_key(masters.current.key, "signing-keys"),
+            retired_wrapping_keys=[derive_key(m.key, "signing-keys") for m in masters.retired],
             reload_interval=settings.signing_keys_reload_seconds,
         ),
         InMemorySigningKeyRing,

@@ -8,7 +8,8 @@ a sub-key of the master key (the `kid` as associated data). Exactly one key is `
 partial unique index), it signs; a retired key keeps verifying — and stays in the JWKS — until
 `verify_until`, the moment the last token it signed expires. Every instance re-reads the ring
 every `reload_interval` and on an unknown `kid`, so a rotation made by one instance reaches the
-others without a restart.
+others without a restart. After a master-key rotation (the old key among the retired ones in
+the settings), a reload re-wraps each signing key under the current master key.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pymongo import ASCENDING
@@ -85,12 +88,14 @@ class MongoSigningKeyRing:
         db: AsyncDatabase[Any],
         wrapping_key: bytes,
         *,
+        retired_wrapping_keys: Sequence[bytes] = (),
         reload_interval: float = 30.0,
         unknown_kid_reload_interval: float = 1.0,
         collection: str = "signing_keys",
     ) -> None:
         self.collection = db[collection]
         self._aead = AESGCM(wrapping_key)
+        self._retired = [AESGCM(key) for key in retired_wrapping_keys]
         self._reload_interval = reload_interval
         self._unknown_kid_interval = unknown_kid_reload_interval
         self._keys: dict[str, RingKey] = {}
@@ -123,7 +128,7 @@ class MongoSigningKeyRing:
         )
         async for doc in cursor:
             kid = str(doc["_id"])
-            raw = self._aead.decrypt(bytes(doc["nonce"]), bytes(doc["wrapped"]), _aad(kid))
+            raw = await self._unwrap(doc)
             keys[kid] = RingKey(
                 key=SigningKey.from_private_bytes(kid, raw),
                 state=str(doc["state"]),
@@ -132,6 +137,31 @@ class MongoSigningKeyRing:
             )
         self._keys = keys
         self._loaded_at = time.monotonic()
+
+    async def _unwrap(self, doc: dict[str, Any]) -> bytes:
+        """The private key of `doc`; one still under a retired master key is re-wrapped under
+        the current one, so signing keys follow a master-key rotation at the next reload."""
+        kid, nonce, wrapped = str(doc["_id"]), bytes(doc["nonce"]), bytes(doc["wrapped"])
+        try:
+            return self._aead.decrypt(nonce, wrapped, _aad(kid))
+        except InvalidTag:
+            if not self._retired:
+                raise
+        for retired in self._retired:
+            with contextlib.suppress(InvalidTag):
+                raw = retired.decrypt(nonce, wrapped, _aad(kid))
+                fresh = os.urandom(12)
+                await self.collection.update_one(
+                    {"_id": kid, "nonce": nonce},
+                    {
+                        "$set": {
+                            "nonce": fresh,
+                            "wrapped": self._aead.encrypt(fresh, raw, _aad(kid)),
+                        }
+                    },
+                )
+                return raw
+        raise InvalidTag(f"signing key {kid} is wrapped under no master key in the settings")
 
     async def _insert(self, key: SigningKey) -> None:
         nonce = os.urandom(12)
