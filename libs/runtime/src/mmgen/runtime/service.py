@@ -120,6 +120,9 @@ class ServiceRuntime:
                 keyring=settings.master_keyring(),
                 key_cache_ttl_seconds=settings.key_cache_ttl_seconds,
             )
+        if kernel.mapper.registry is not registry:
+            raise ValueError("the kernel was built on another event registry")
+        registry.check()  # the standard events, and any upcasters of theirs, are in it now
         self.kernel = kernel
         self.trail = AuditTrail(kernel.repository, self.events)
         self.topics = Topics(settings.topic_prefix)
