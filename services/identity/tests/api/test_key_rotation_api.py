@@ -1,5 +1,10 @@
 """Signing-key rotation: new tokens carry the new kid, old tokens verify until they expire, the
-JWKS publishes both meanwhile and drops the old key afterwards."""
+JWKS publishes both meanwhile and drops the old key afterwards.
+
+The app, and so its key ring, is shared by the module and every test rotates it: a test states
+what a rotation changed relative to the ring it found (its own tokens, the kids it read before),
+never the ring's absolute contents, so no test depends on which ran before it.
+"""
 
 from __future__ import annotations
 
@@ -33,14 +38,17 @@ async def test_admin_rotation_keeps_old_tokens_valid(svc: Running) -> None:
     admin = await svc.staff("admin")
     user = await svc.user_with_token()
     old_kid = kid_of(user["access_token"])
+    before = await jwks_kids(svc)
+    assert before[0] == old_kid  # the active key is published first
 
     response = await svc.client.post("/admin/signing-keys/rotate", headers=admin["auth"])
     assert response.status_code == 200, response.text
     rotation = response.json()
-    assert rotation["previous_kid"] == old_kid and rotation["kid"] != old_kid
+    assert rotation["previous_kid"] == old_kid and rotation["kid"] not in before
     assert rotation["previous_verifies_until"]
 
-    assert await jwks_kids(svc) == [rotation["kid"], old_kid]  # new first, old still published
+    # New first, the old one still published, and nothing else changed.
+    assert await jwks_kids(svc) == [rotation["kid"], *before]
     # The token signed before the rotation still works...
     assert (await svc.client.get("/users/me", headers=user["auth"])).status_code == 200
     # ...and new tokens (logins, refreshes, service tokens) are signed with the new key.
