@@ -1,7 +1,12 @@
 """The projector's pipelined ingest against the real broker and database: batch N+1 is planned
 while N commits, yet every event is logged exactly once — duplicates inside the pipelined
 window, an event id that reached the log after its batch was planned, a head moved by another
-writer — and a batch's offsets are committed only once its entries are stored."""
+writer — and a batch's offsets are committed only once its entries are stored.
+
+Before stating what was NOT logged, a test waits until the projector's group has committed
+every partition to its end (`consumed_to_end`): the projector commits a batch only after its
+transaction, so by then every record sent was either logged or skipped.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from mmgen.auditlog.verify import verify_log
@@ -23,6 +28,11 @@ from mmgen.events.envelope import Envelope
 from mmgen.events.topics import Topics, ensure_topics
 
 PARTITIONS = 4
+Ends = dict[TopicPartition, int]
+
+
+def group_of(topic_prefix: str) -> str:
+    return f"{topic_prefix}audit-pipeline"
 
 
 class SpyStore(MongoAuditStore):
@@ -76,7 +86,7 @@ async def run_projector(
             spy,
             kafka_bootstrap,
             pattern=Topics(topic_prefix).events_pattern(),
-            group_id=f"{topic_prefix}audit-pipeline",
+            group_id=group_of(topic_prefix),
             producer=producer,
             republish_topic=f"{topic_prefix}audit.republish",
             metrics=AuditMetrics(CollectorRegistry()),
@@ -95,14 +105,46 @@ async def run_projector(
         await producer.stop()
 
 
-async def publish(bootstrap: str, topic: str, events: list[Envelope]) -> None:
+async def publish(bootstrap: str, topic: str, events: list[Envelope]) -> Ends:
+    """Send `events`; per partition written, the offset just past the last one sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
     try:
         futures = [await producer.send(topic, e.to_wire(), key=e.kafka_key()) for e in events]
-        await asyncio.gather(*futures)
+        ends: Ends = {}
+        for sent in await asyncio.gather(*futures):
+            tp = TopicPartition(sent.topic, sent.partition)
+            ends[tp] = max(ends.get(tp, 0), sent.offset + 1)
+        return ends
     finally:
         await producer.stop()
+
+
+async def committed(bootstrap: str, group_id: str, partitions: list[TopicPartition]) -> Ends:
+    """The group's committed offset of each partition (0 where none), read by a consumer that
+    never subscribes and so never joins the group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        return {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
+    finally:
+        await consumer.stop()
+
+
+async def consumed_to_end(bootstrap: str, group_id: str, ends: Ends, eventually: Any) -> None:
+    """Until `group_id` has committed every partition in `ends` past the records sent there.
+
+    From what the producer was told, not from the broker's end offsets: the local broker has
+    answered a ListOffsets for the latest offset with less than what had been written.
+    """
+
+    async def past_ends() -> bool:
+        got = await committed(bootstrap, group_id, list(ends))
+        return all(got[tp] >= end for tp, end in ends.items())
+
+    await eventually(past_ends, timeout_s=60)
 
 
 async def logged(store: MongoAuditStore) -> list[dict[str, Any]]:
@@ -122,20 +164,16 @@ async def test_duplicates_inside_the_pipelined_window_are_logged_once(
     names = ["identity", "projects"]
     await ensure_topics(kafka_bootstrap, [topics.events(n) for n in names], partitions=PARTITIONS)
     events = {n: [envelope(n, s) for s in range(1, 201)] for n in names}
+    ends: Ends = {}
     for name in names:
         # Each run of 20 is delivered twice in a row: with batches of 25, the second copy is
         # in the same batch, in the one planned while the first copy commits, or just after.
         wire: list[Envelope] = []
         for at in range(0, 200, 20):
             wire += events[name][at : at + 20] * 2
-        await publish(kafka_bootstrap, topics.events(name), wire)
+        ends |= await publish(kafka_bootstrap, topics.events(name), wire)
     projector = await run_projector(batch_max=25)
-
-    async def all_logged() -> bool:
-        return (await spy.head()).size >= 400
-
-    await eventually(all_logged, timeout_s=60)
-    await asyncio.sleep(0.5)  # nothing more may come
+    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
     entries = await logged(spy)
     sent = {e.event_id for es in events.values() for e in es}
     assert len(entries) == 400 and {e["event_id"] for e in entries} == sent
@@ -160,9 +198,10 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     topic = Topics(topic_prefix).events("identity")
     await ensure_topics(kafka_bootstrap, [topic], partitions=PARTITIONS)
     first = [envelope("identity", s) for s in range(1, 41)]
-    await publish(kafka_bootstrap, topic, first)
+    ends = await publish(kafka_bootstrap, topic, first)
     projector = await run_projector(batch_max=25)
-    await eventually(lambda: _size(spy, 40), timeout_s=30)
+    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
+    assert (await spy.head()).size == 40
     registry = projector.metrics.registry
 
     def count(name: str) -> float:
@@ -172,9 +211,9 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     # planning, so only the write's guards can see it.
     reused = first[38].model_copy(update={"producer_seq": 60})
     later = [envelope("identity", s) for s in range(41, 60)]
-    await publish(kafka_bootstrap, topic, [*later[:5], reused, *later[5:]])
-    await eventually(lambda: _size(spy, 59), timeout_s=30)
-    await asyncio.sleep(0.5)
+    ends |= await publish(kafka_bootstrap, topic, [*later[:5], reused, *later[5:]])
+    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
+    assert (await spy.head()).size == 59
     assert count("mmgen_audit_replans_total") >= 1
     assert count("mmgen_audit_duplicates_total") == 1
     # Another writer appends an own entry just before each of the next two writes.
@@ -193,9 +232,8 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     replans = count("mmgen_audit_replans_total")
     spy.before_write = other_writer
     last = [envelope("identity", s) for s in range(60, 80)]
-    await publish(kafka_bootstrap, topic, last)
-    await eventually(lambda: _size(spy, 79 + 2), timeout_s=30)
-    await asyncio.sleep(0.5)
+    ends |= await publish(kafka_bootstrap, topic, last)
+    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
     assert count("mmgen_audit_replans_total") >= replans + 2
     entries = await logged(spy)
     ids = [e["event_id"] for e in entries]
@@ -218,31 +256,24 @@ async def test_offsets_are_committed_only_after_the_entries_are_stored(
 ) -> None:
     topic = Topics(topic_prefix).events("projects")
     await ensure_topics(kafka_bootstrap, [topic], partitions=PARTITIONS)
-    await publish(kafka_bootstrap, topic, [envelope("projects", s) for s in range(1, 101)])
+    ends = await publish(kafka_bootstrap, topic, [envelope("projects", s) for s in range(1, 101)])
     spy.gate = asyncio.Event()
-    projector = await run_projector(batch_max=30)
+    await run_projector(batch_max=30)
     await asyncio.wait_for(spy.entered.wait(), 30)
-    consumer = projector._consumer
-    assert consumer is not None
-    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    group = group_of(topic_prefix)
 
-    async def committed() -> int:
-        return sum([(await consumer.committed(tp)) or 0 for tp in partitions])
+    async def offsets() -> int:
+        return sum((await committed(kafka_bootstrap, group, list(ends))).values())
 
-    await asyncio.sleep(1.0)  # the pipeline runs on: the next batch is fetched and planned
+    # The pipeline runs on while the first batch's write is held: the next batch is fetched
+    # and planned; then it can only wait for that write.
+    await eventually(lambda: spy.planned_while_writing > 0, timeout_s=30)
     assert (await spy.head()).size == 0
-    assert await committed() == 0
+    assert await offsets() == 0
     spy.gate.set()
-    await eventually(lambda: _size(spy, 100), timeout_s=30)
-
-    async def all_committed() -> bool:
-        return await committed() == 100
-
-    await eventually(all_committed, timeout_s=15)
-
-
-async def _size(store: MongoAuditStore, n: int) -> bool:
-    return (await store.head()).size >= n
+    await consumed_to_end(kafka_bootstrap, group, ends, eventually)
+    assert (await spy.head()).size == 100
+    assert await offsets() == 100
 
 
 def test_held_seqs_are_exactly_those_the_progress_holds() -> None:
