@@ -4,8 +4,8 @@ window, an event id that reached the log after its batch was planned, a head mov
 writer — and a batch's offsets are committed only once its entries are stored.
 
 Before stating what was NOT logged, a test waits until the projector's group has committed
-every partition to its end (`consumed_to_end`): the projector commits a batch only after its
-transaction, so by then every record sent was either logged or skipped.
+every partition past the records sent (`group_offsets.wait_past`): the projector commits a
+batch only after its transaction, so by then every record sent was either logged or skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 from prometheus_client import CollectorRegistry
 
 from mmgen.auditlog.verify import verify_log
@@ -28,7 +29,6 @@ from mmgen.events.envelope import Envelope
 from mmgen.events.topics import Topics, ensure_topics
 
 PARTITIONS = 4
-Ends = dict[TopicPartition, int]
 
 
 def group_of(topic_prefix: str) -> str:
@@ -105,46 +105,14 @@ async def run_projector(
         await producer.stop()
 
 
-async def publish(bootstrap: str, topic: str, events: list[Envelope]) -> Ends:
-    """Send `events`; per partition written, the offset just past the last one sent."""
+async def publish(bootstrap: str, topic: str, events: list[Envelope]) -> list[RecordMetadata]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
     try:
         futures = [await producer.send(topic, e.to_wire(), key=e.kafka_key()) for e in events]
-        ends: Ends = {}
-        for sent in await asyncio.gather(*futures):
-            tp = TopicPartition(sent.topic, sent.partition)
-            ends[tp] = max(ends.get(tp, 0), sent.offset + 1)
-        return ends
+        return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
-
-
-async def committed(bootstrap: str, group_id: str, partitions: list[TopicPartition]) -> Ends:
-    """The group's committed offset of each partition (0 where none), read by a consumer that
-    never subscribes and so never joins the group."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        return {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
-    finally:
-        await consumer.stop()
-
-
-async def consumed_to_end(bootstrap: str, group_id: str, ends: Ends, eventually: Any) -> None:
-    """Until `group_id` has committed every partition in `ends` past the records sent there.
-
-    From what the producer was told, not from the broker's end offsets: the local broker has
-    answered a ListOffsets for the latest offset with less than what had been written.
-    """
-
-    async def past_ends() -> bool:
-        got = await committed(bootstrap, group_id, list(ends))
-        return all(got[tp] >= end for tp, end in ends.items())
-
-    await eventually(past_ends, timeout_s=60)
 
 
 async def logged(store: MongoAuditStore) -> list[dict[str, Any]]:
@@ -158,25 +126,25 @@ async def test_duplicates_inside_the_pipelined_window_are_logged_once(
     kafka_bootstrap: str,
     topic_prefix: str,
     envelope: Any,
-    eventually: Any,
+    group_offsets: Any,
 ) -> None:
     topics = Topics(topic_prefix)
     names = ["identity", "projects"]
     await ensure_topics(kafka_bootstrap, [topics.events(n) for n in names], partitions=PARTITIONS)
     events = {n: [envelope(n, s) for s in range(1, 201)] for n in names}
-    ends: Ends = {}
+    sent: list[RecordMetadata] = []
     for name in names:
         # Each run of 20 is delivered twice in a row: with batches of 25, the second copy is
         # in the same batch, in the one planned while the first copy commits, or just after.
         wire: list[Envelope] = []
         for at in range(0, 200, 20):
             wire += events[name][at : at + 20] * 2
-        ends |= await publish(kafka_bootstrap, topics.events(name), wire)
+        sent += await publish(kafka_bootstrap, topics.events(name), wire)
     projector = await run_projector(batch_max=25)
-    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
     entries = await logged(spy)
-    sent = {e.event_id for es in events.values() for e in es}
-    assert len(entries) == 400 and {e["event_id"] for e in entries} == sent
+    ids = {e.event_id for es in events.values() for e in es}
+    assert len(entries) == 400 and {e["event_id"] for e in entries} == ids
     assert verify_log(entries).valid
     states = {d["_id"]: d for d in await spy.producer_states()}
     assert all(states[n]["contiguous"] == 200 and states[n]["missing"] == 0 for n in names)
@@ -193,14 +161,14 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     kafka_bootstrap: str,
     topic_prefix: str,
     envelope: Any,
-    eventually: Any,
+    group_offsets: Any,
 ) -> None:
     topic = Topics(topic_prefix).events("identity")
     await ensure_topics(kafka_bootstrap, [topic], partitions=PARTITIONS)
     first = [envelope("identity", s) for s in range(1, 41)]
-    ends = await publish(kafka_bootstrap, topic, first)
+    sent = await publish(kafka_bootstrap, topic, first)
     projector = await run_projector(batch_max=25)
-    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
     assert (await spy.head()).size == 40
     registry = projector.metrics.registry
 
@@ -211,8 +179,8 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     # planning, so only the write's guards can see it.
     reused = first[38].model_copy(update={"producer_seq": 60})
     later = [envelope("identity", s) for s in range(41, 60)]
-    ends |= await publish(kafka_bootstrap, topic, [*later[:5], reused, *later[5:]])
-    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
+    sent += await publish(kafka_bootstrap, topic, [*later[:5], reused, *later[5:]])
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
     assert (await spy.head()).size == 59
     assert count("mmgen_audit_replans_total") >= 1
     assert count("mmgen_audit_duplicates_total") == 1
@@ -232,8 +200,8 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     replans = count("mmgen_audit_replans_total")
     spy.before_write = other_writer
     last = [envelope("identity", s) for s in range(60, 80)]
-    ends |= await publish(kafka_bootstrap, topic, last)
-    await consumed_to_end(kafka_bootstrap, group_of(topic_prefix), ends, eventually)
+    sent += await publish(kafka_bootstrap, topic, last)
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
     assert count("mmgen_audit_replans_total") >= replans + 2
     entries = await logged(spy)
     ids = [e["event_id"] for e in entries]
@@ -253,17 +221,19 @@ async def test_offsets_are_committed_only_after_the_entries_are_stored(
     topic_prefix: str,
     envelope: Any,
     eventually: Any,
+    group_offsets: Any,
 ) -> None:
     topic = Topics(topic_prefix).events("projects")
     await ensure_topics(kafka_bootstrap, [topic], partitions=PARTITIONS)
-    ends = await publish(kafka_bootstrap, topic, [envelope("projects", s) for s in range(1, 101)])
+    sent = await publish(kafka_bootstrap, topic, [envelope("projects", s) for s in range(1, 101)])
+    ends = group_offsets.ends_of(sent)
     spy.gate = asyncio.Event()
     await run_projector(batch_max=30)
     await asyncio.wait_for(spy.entered.wait(), 30)
     group = group_of(topic_prefix)
 
     async def offsets() -> int:
-        return sum((await committed(kafka_bootstrap, group, list(ends))).values())
+        return sum((await group_offsets.committed(group, ends)).values())
 
     # The pipeline runs on while the first batch's write is held: the next batch is fetched
     # and planned; then it can only wait for that write.
@@ -271,7 +241,7 @@ async def test_offsets_are_committed_only_after_the_entries_are_stored(
     assert (await spy.head()).size == 0
     assert await offsets() == 0
     spy.gate.set()
-    await consumed_to_end(kafka_bootstrap, group, ends, eventually)
+    await group_offsets.wait_past(group, ends)
     assert (await spy.head()).size == 100
     assert await offsets() == 100
 
