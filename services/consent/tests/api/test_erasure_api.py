@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 
+from mmgen.consent.service_layer.consents import owner_of
 from mmgen.events.envelope import Envelope, Resource
 from mmgen.events.kafka_testing import read_all, wait_until
 
@@ -194,7 +195,8 @@ async def test_relay_publishes_consent_events(
     ]
     granted = envelopes[1]
     assert granted.subject_id == subject and granted.producer == "consent"
-    assert granted.pii is not None
+    # Its evidence is sealed under the subject's key: the one erasure shreds.
+    assert granted.pii is not None and granted.pii.owner == owner_of(subject)
     keys = {Envelope.from_wire(r.value).event_id: r.key for r in records}
     assert keys[granted.event_id] == subject.encode()
 
