@@ -8,8 +8,10 @@ import uuid
 
 import bson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import RecordMetadata
 
+from mmgen.consent.service_layer.consents import owner_of
 from mmgen.events.envelope import Envelope, Resource
 from mmgen.events.kafka_testing import read_all, wait_until
 
@@ -81,13 +83,35 @@ async def test_internal_routes_need_retention_service_token(api, client, tokens)
     assert {d["subject_id"] for d in denials} == {subject}
 
 
-async def _send_command(kafka_bootstrap: str, topic: str, command: Envelope) -> None:
+async def _send_command(kafka_bootstrap: str, topic: str, command: Envelope) -> RecordMetadata:
+    """Publish `command`; where it landed (partition, offset)."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(topic, command.to_wire(), key=command.kafka_key())
+        return await producer.send_and_wait(topic, command.to_wire(), key=command.kafka_key())
     finally:
         await producer.stop()
+
+
+async def _wait_until_consumed(
+    kafka_bootstrap: str, group_id: str, sent: RecordMetadata, what: str
+) -> None:
+    """Until `group_id` has committed an offset past `sent`: the consumer commits only after
+    the record's effect (or its skip as a duplicate) is done, so whatever it was going to do
+    about the record has happened. (A consumer that never subscribes never joins the group.)"""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(sent.topic, sent.partition)
+
+        async def past_it() -> bool:
+            return ((await consumer.committed(partition)) or 0) > sent.offset
+
+        await wait_until(past_it, timeout_s=30, what=what)
+    finally:
+        await consumer.stop()
 
 
 def erase_command(subject: str, held: list[str] | None = None) -> Envelope:
@@ -142,7 +166,10 @@ async def test_erase_subject_brings_footprint_to_zero(
     assert marker not in json.dumps(export)
 
     # A redelivered command is not applied twice; nothing new is recorded for the subject.
-    await _send_command(kafka_bootstrap, f"{topic_prefix}retention.commands", command)
+    resent = await _send_command(kafka_bootstrap, f"{topic_prefix}retention.commands", command)
+    await _wait_until_consumed(
+        kafka_bootstrap, app.state.consent.settings.consumer_group, resent, "the re-sent command"
+    )
     gone = await client.put(
         "/consents/me/marketing.email", headers=me, json={"granted": True, "policy_version": "v1"}
     )
@@ -168,7 +195,8 @@ async def test_relay_publishes_consent_events(
     ]
     granted = envelopes[1]
     assert granted.subject_id == subject and granted.producer == "consent"
-    assert granted.pii is not None
+    # Its evidence is sealed under the subject's key: the one erasure shreds.
+    assert granted.pii is not None and granted.pii.owner == owner_of(subject)
     keys = {Envelope.from_wire(r.value).event_id: r.key for r in records}
     assert keys[granted.event_id] == subject.encode()
 
