@@ -13,6 +13,7 @@ from mmgen.events.errors import (
     AppendInvalidError,
     ConcurrencyError,
     DuplicateEventIdError,
+    EventNotAuditableError,
     ReadWindowTooLargeError,
     StoreClosedError,
 )
@@ -209,3 +210,34 @@ async def test_a_closed_store_refuses_appends_but_keeps_what_it_committed(
     with pytest.raises(StoreClosedError):
         await event_store.append(stream, 1, make_events(stream, 1))
     assert [e.stream_version for e in await event_store.load(stream)] == [1]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"purpose": ""},
+        {"subject_id": "x" * 300},
+        {"subject_id": "not-a-uuid"},
+        {"purpose": "p" * 257},
+        {"categories": ("contact", "contact")},
+        {"data": {"blob": "x" * (1024 * 1024 + 1)}},
+    ],
+    ids=[
+        "empty-purpose",
+        "300-char-subject",
+        "non-uuid-subject",
+        "long-purpose",
+        "dup-cats",
+        "2MiB",
+    ],
+)
+async def test_an_event_the_audit_log_could_not_hold_is_refused_at_append(
+    event_store: EventStore, new_stream: Streams, make_events: Maker, update: dict[str, object]
+) -> None:
+    stream = new_stream()
+    [event] = make_events(stream, 0, 1)
+    with pytest.raises(EventNotAuditableError) as refused:
+        await event_store.append(stream, 0, [event.model_copy(update=update)])
+    assert event.event_id in str(refused.value)
+    assert await event_store.stream_version(stream) == 0
+    assert await event_store.get(event.event_id) is None

@@ -151,3 +151,14 @@ async def test_master_key_rotation_rewraps_every_data_key(
     for w in owners[1:]:
         assert await after.key_for_read(w, keys[w].key_id) == keys[w]
     assert await after.key_for_read(owners[0], keys[owners[0]].key_id) is None
+
+
+async def test_a_replica_refuses_to_seal_for_an_owner_another_replica_erased(
+    open_keystore: OpenKeystore, keyring: MasterKeyring
+) -> None:
+    a, b = open_keystore(keyring), open_keystore(keyring)
+    who = owner()
+    await a.key_for_write(who)  # A has the key cached
+    assert await b.shred(who)
+    with pytest.raises(OwnerErasedError):
+        await a.key_for_write(who)  # at once, although A's cache still held the key

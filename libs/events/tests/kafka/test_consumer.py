@@ -292,3 +292,52 @@ async def test_pattern_subscription_picks_up_a_topic_created_later(
         )
     finally:
         await broker.stop()
+
+
+async def test_a_transient_error_is_retried_past_the_attempt_limit_never_dead_lettered(
+    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any
+) -> None:
+    """ConcurrencyError five times (FAST_RETRY allows 3 attempts), then success: once, no DLQ."""
+    from mmgen.events.errors import ConcurrencyError, EventDataInvalidError
+
+    topic = Topics(topic_prefix).events("svc")
+    await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
+    conflicted = make_envelope(1, data={"conflict": True})
+    invalid = make_envelope(2, data={"invalid": True})
+    after = make_envelope(3, data={})
+    failures: dict[str, int] = {}
+
+    async def handler(event: Envelope, ctx: HandlerContext) -> None:
+        await projection_handler(event, ctx)
+        if event.data.get("conflict") and failures.get(event.event_id, 0) < 5:
+            failures[event.event_id] = failures.get(event.event_id, 0) + 1
+            raise ConcurrencyError(event.stream_id, 0, 1)
+        if event.data.get("invalid"):
+            raise EventDataInvalidError("data does not match its model")
+
+    await publish(
+        kafka_bootstrap, topic, [(b"k", e.to_wire()) for e in (conflicted, invalid, after)]
+    )
+    registry = CollectorRegistry()
+    name = f"transient-{uuid.uuid4().hex[:8]}"
+    broker = await run_consumer(
+        kafka_bootstrap, mongo_db, registry, f"{name}-g", topic, handler=handler, name=name
+    )
+    try:
+        await wait_until(
+            lambda: counter(registry, "processed", name, topic) >= 2, what="both good processed"
+        )
+        await wait_until(lambda: counter(registry, "dead_lettered", name, topic) >= 1)
+    finally:
+        await broker.stop()
+    assert failures[conflicted.event_id] == 5
+    things = {d["_id"]: d["applied"] async for d in mongo_db["things"].find({})}
+    assert things == {conflicted.event_id: 1, after.event_id: 1}
+    assert counter(registry, "retried", name, topic) == 5  # the invalid one is not retried
+    [dead] = await read_all(kafka_bootstrap, dlq_topic(topic), expect=1)
+    assert dead.value == invalid.to_wire()
+    assert dlq_error(dead.headers)["attempts"] == "1"
+    stalled = registry.get_sample_value(
+        "mmgen_events_consumer_stalled_attempts", {"consumer": name, "topic": topic}
+    )
+    assert stalled == 0

@@ -219,3 +219,45 @@ async def _gap(audit: Any) -> Any:
         if doc["_id"] == "identity" and doc.get("missing"):
             return doc
     return None
+
+
+async def test_a_hole_wider_than_one_request_does_not_stop_another_producers_repair(
+    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+) -> None:
+    """Producer A misses more than MAX_RANGE events, producer B one: both are asked, in chunks."""
+    from datetime import UTC, datetime, timedelta
+
+    from mmgen.events.republish import MAX_RANGE, RepublishRequest, republish_topic
+
+    topics = Topics(topic_prefix)
+    wide, small = f"wide{uuid.uuid4().hex[:6]}", f"small{uuid.uuid4().hex[:6]}"
+    sent = [
+        envelope(wide, 1),
+        envelope(wide, MAX_RANGE + 10),
+        envelope(small, 1),
+        envelope(small, 3),
+    ]
+    for producer in (wide, small):
+        await ensure_topics(kafka_bootstrap, [topics.events(producer)], partitions=4)
+        await send(
+            kafka_bootstrap,
+            topics.events(producer),
+            [e.to_wire() for e in sent if e.producer == producer],
+        )
+
+    async def both_open() -> bool:
+        states = {d["_id"]: d for d in await audit.store.producer_states()}
+        return all(states.get(p, {}).get("missing") for p in (wide, small))
+
+    await eventually(both_open)
+    requests = await audit.projector.request_repairs(now=datetime.now(UTC) + timedelta(hours=1))
+    asked = {(r.producer, r.from_seq, r.to_seq) for r in requests}
+    assert (small, 2, 2) in asked
+    assert (wide, 2, MAX_RANGE + 1) in asked
+    assert (wide, MAX_RANGE + 2, MAX_RANGE + 9) in asked
+    on_topic = await read_topic(kafka_bootstrap, republish_topic(topic_prefix), len(requests))
+    seen = {
+        (r.producer, r.from_seq, r.to_seq)
+        for r in (RepublishRequest.from_wire(m.value) for m in on_topic)
+    }
+    assert asked <= seen

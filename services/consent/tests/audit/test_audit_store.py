@@ -324,3 +324,21 @@ def test_tiles_grow_at_their_end_and_proofs_read_few() -> None:
         consistency = merkle.plan_consistency(rng.randrange(1, size), size)
         for plan in (inclusion, consistency):
             assert len({tile_of(*node)[0] for node in plan.nodes}) <= 6
+
+
+async def test_latest_checkpoint_follows_its_pointer_not_a_scan(store: Any) -> None:
+    from mmgen.consent.audit.store import LATEST_CHECKPOINT, CheckpointRecord
+
+    for size in (3, 1, 2):
+        await store.save_checkpoint(CheckpointRecord(size, "00" * 32, "t", f"note {size}"))
+    latest = await store.latest_checkpoint()
+    assert latest is not None and latest.tree_size == 3
+    # A head written behind the store's back is not found: reads go through the pointer.
+    await store.checkpoints.insert_one(
+        {"_id": 9, "root_hash": "00" * 32, "timestamp": "t", "note": "x"}
+    )
+    assert (await store.latest_checkpoint()).tree_size == 3  # type: ignore[union-attr]
+    # A store from before the pointer: found once by sorting, then pointed at.
+    await store.cursors.delete_one({"_id": LATEST_CHECKPOINT})
+    assert (await store.latest_checkpoint()).tree_size == 9  # type: ignore[union-attr]
+    assert (await store.cursors.find_one({"_id": LATEST_CHECKPOINT}))["tree_size"] == 9

@@ -7,8 +7,12 @@ What a subscription registered here guarantees, per message:
   "processed `event_id`" marker, so the handler's own writes (made with `ctx.session`) and the
   marker commit or roll back as one: a redelivered or replayed event is skipped, never applied
   twice;
-- bounded retries with exponential backoff; after the last attempt the message goes to
-  `<topic>.dlq` with the error in its headers, and the partition moves on;
+- what is wrong with the message itself (undecodable, failing validation) goes to `<topic>.dlq`
+  at once with the error in its headers, and the partition moves on; what is transient (a
+  write conflict, a write-concern or timeout error, a transaction still failing, the kernel's
+  `ConcurrencyError`) is retried with backoff without limit — a good message never ends in the
+  DLQ for the database's trouble — with `consumer_stalled_attempts` showing a consumer stuck;
+  any other handler failure gets bounded retries, then the DLQ;
 - the offset is committed only after the effect committed or the dead letter was acked
   (FastStream's default policy acks *before* handling: at-most-once; we use MANUAL);
 - the handling span continues the producer's trace (`traceparent` header);
@@ -33,10 +37,22 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import CollectorRegistry, Counter
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import ValidationError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    PyMongoError,
+    WriteConcernError,
+)
 
-from mmgen.events.errors import EventsError
+from mmgen.events.errors import (
+    ConcurrencyError,
+    EnvelopeInvalidError,
+    EventDataInvalidError,
+    EventsError,
+)
 from mmgen.events.topics import dlq_topic
 from mmgen.events.tracing import extract_context, header_value, tracer
 
@@ -107,10 +123,38 @@ class RetryPolicy:
     # Errors that say the *infrastructure* failed (database unreachable), not the message:
     # they never send a message to the DLQ; the message is redelivered after a backoff.
     infrastructure_errors: tuple[type[BaseException], ...] = (ConnectionFailure,)
+    # Errors that pass with time: retried without limit, never dead-lettered.
+    transient_errors: tuple[type[BaseException], ...] = (
+        ConcurrencyError,
+        WriteConcernError,
+        ExecutionTimeout,
+    )
+    # Errors that say the message itself is wrong: dead-lettered at once, never retried.
+    poison_errors: tuple[type[BaseException], ...] = (
+        EnvelopeInvalidError,
+        EventDataInvalidError,
+        ValidationError,
+    )
+    #: Labels MongoDB puts on errors that a retry can clear.
+    transient_labels: tuple[str, ...] = (
+        "TransientTransactionError",
+        "UnknownTransactionCommitResult",
+        "RetryableWriteError",
+    )
 
     def backoff(self, attempt: int) -> float:
         """Delay after failed attempt number `attempt` (1-based)."""
         return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, self.transient_errors):
+            return True
+        return isinstance(exc, PyMongoError) and any(
+            exc.has_error_label(label) for label in self.transient_labels
+        )
+
+    def is_poison(self, exc: BaseException) -> bool:
+        return isinstance(exc, (*self.poison_errors, PoisonMessageError))
 
 
 class ConsumerMetrics:
@@ -132,6 +176,12 @@ class ConsumerMetrics:
         )
         self.dead_lettered = Counter(
             "consumer_dead_lettered", "Messages sent to the dead-letter topic", labels, **kwargs
+        )
+        self.stalled = Gauge(
+            "consumer_stalled_attempts",
+            "Attempts so far on a message failing with a transient error (0: not stalled)",
+            labels,
+            **kwargs,
         )
 
 
@@ -192,6 +242,8 @@ class EventConsumer(Generic[E]):
         # (without `decode`, E is Envelope: what `_default_decode` returns)
         self.retry = retry or RetryPolicy()
         self.metrics = metrics or ConsumerMetrics(registry)
+        #: Subscriptions stuck on a transiently failing message: name → attempts so far.
+        self.stalled: dict[str, int] = {}
 
     def subscribe(
         self,
@@ -317,7 +369,22 @@ class EventConsumer(Generic[E]):
                     raise _InfrastructureFailure from exc
                 except Exception as exc:  # noqa: BLE001 - a handler failure, whatever its type
                     span.record_exception(exc)
-                    if attempt >= self.retry.attempts:
+                    if self.retry.is_transient(exc):
+                        # Not the message's fault: wait it out, however long (metrics show it).
+                        self.metrics.retried.labels(*labels).inc()
+                        self.metrics.stalled.labels(*labels).set(attempt)
+                        self.stalled[sub.name] = attempt
+                        if attempt % 10 == 0:
+                            log.warning(
+                                "consumer %s: event %s still failing after %d attempts: %r",
+                                sub.name,
+                                event_id,
+                                attempt,
+                                exc,
+                            )
+                        await asyncio.sleep(self.retry.backoff(attempt))
+                        continue
+                    if self.retry.is_poison(exc) or attempt >= self.retry.attempts:
                         span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                         log.error(
                             "consumer %s: event %s failed %d times, dead-lettering: %r",
@@ -332,6 +399,8 @@ class EventConsumer(Generic[E]):
                     self.metrics.retried.labels(*labels).inc()
                     await asyncio.sleep(self.retry.backoff(attempt))
                     continue
+                if self.stalled.pop(sub.name, None) is not None:
+                    self.metrics.stalled.labels(*labels).set(0)
                 if applied:
                     self.metrics.processed.labels(*labels).inc()
                     return "processed"

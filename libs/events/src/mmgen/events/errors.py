@@ -63,6 +63,14 @@ class AppendInvalidError(EventsError, ValueError):
     """The events handed to `append` do not fit the stream (wrong stream id or versions)."""
 
 
+class EventNotAuditableError(AppendInvalidError):
+    """An event no consumer could hold (the audit log would refuse it): refused at append.
+
+    Refusing it here, where the caller sees the error, is what keeps the audit log gapless:
+    an event stored but refused downstream would leave a hole that repair chases for ever.
+    """
+
+
 class DuplicateEventIdError(EventsError):
     """An event with this `event_id` is already stored (event ids are unique everywhere)."""
 

@@ -196,11 +196,17 @@ class Keystore(Protocol):
 
 
 class KeyCache:
-    """A short-lived in-process cache of unwrapped data keys; shred and invalidate evict."""
+    """A short-lived in-process cache of unwrapped data keys; shred and invalidate evict.
+
+    Each owner has a generation that every eviction bumps. A reader notes the generation
+    before it fetches a key from storage and caches the key only if the generation has not
+    moved meanwhile, so a fetch that straddles a shred cannot bring the shredded key back.
+    """
 
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
         self._keys: dict[str, tuple[float, DataKey]] = {}
+        self._generations: dict[str, int] = {}
 
     def get(self, owner: str) -> DataKey | None:
         hit = self._keys.get(owner)
@@ -211,15 +217,26 @@ class KeyCache:
             return None
         return hit[1]
 
-    def put(self, key: DataKey) -> None:
+    def generation(self, owner: str) -> int:
+        return self._generations.get(owner, 0)
+
+    def put(self, key: DataKey, *, generation: int | None = None) -> None:
+        """Cache `key`, unless its owner was evicted since `generation` was read."""
+        if generation is not None and generation != self.generation(key.owner):
+            return
         if self._ttl > 0:
             self._keys[key.owner] = (time.monotonic() + self._ttl, key)
 
     def evict(self, owner: str) -> None:
         self._keys.pop(owner, None)
+        self._generations[owner] = self.generation(owner) + 1
+        if len(self._generations) > 65_536:  # bounded: forget generations of uncached owners
+            for stale in [o for o in self._generations if o not in self._keys][:32_768]:
+                del self._generations[stale]
 
     def clear(self) -> None:
-        self._keys.clear()
+        for owner in list(self._keys):
+            self.evict(owner)
 
     def __contains__(self, owner: str) -> bool:
         return self.get(owner) is not None
@@ -275,10 +292,12 @@ class InMemoryKeystore(KeystoreBase):
 
     async def key_for_write(self, owner: str) -> DataKey:
         check_owner(owner)
+        record = self._records.get(owner)
+        if record is not None and record.wrapped is None:
+            raise OwnerErasedError(owner)  # checked even on a cache hit: never seal for erased
         cached = self.cache.get(owner)
         if cached is not None:
             return cached
-        record = self._records.get(owner)
         if record is None:
             key = new_data_key(owner)
             self._records[owner] = _Record(wrap(self.keyring.current, key))

@@ -7,11 +7,24 @@ marker stays, so `key_for_write` refuses to mint a new key for the owner (a raci
 and shred both write the same `_id`, so one of them sees the other).
 Lookups are by `_id`; master-key rotation walks the collection bucket by bucket (an indexed
 equality per bucket), so no read is an open-ended scan.
+
+Shredding holds across replicas of a service sharing the database:
+- writes: `key_for_write` reads the owner's marker on every call, cached key or not, so no
+  replica seals new personal data for an owner another replica erased, not even once;
+- reads: `watch_erasures()` (run by the service runtime) looks for new erasure markers every
+  `erasure_poll_seconds` and evicts those owners' cached keys, so a replica reads a subject
+  as erased within that bound (plus one database round trip). While the watcher has not
+  confirmed within `2 x erasure_poll_seconds` (database unreachable, watcher stopped), cached
+  keys are not trusted: reads go to the database, and fail rather than guess if it is down;
+- a fetch that straddles a shred in the same process never re-caches the key (generations).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -49,20 +62,62 @@ class MongoKeystore(KeystoreBase):
         collection: str = "keystore",
         cache_ttl_seconds: float = 30.0,
         buckets: int = 256,
+        erasure_poll_seconds: float = 1.0,
     ) -> None:
         super().__init__(keyring, cache_ttl_seconds)
         self.keys = db[collection]
         self._buckets = buckets
+        self.erasure_poll_seconds = erasure_poll_seconds
+        #: Monotonic time the erasure watcher last confirmed; None: no watcher (cache as is).
+        self._confirmed_at: float | None = None
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("bucket", ASCENDING)], name="bucket")
+        await self.keys.create_index([("erased_at", ASCENDING)], name="erased_at", sparse=True)
+
+    # --- erasures by other replicas ----------------------------------------------------------
+
+    def _cache_trusted(self) -> bool:
+        if self._confirmed_at is None:
+            return True
+        return time.monotonic() - self._confirmed_at <= 2 * self.erasure_poll_seconds
+
+    async def poll_erasures(self, since: Any) -> Any:
+        """Evict owners erased since `since` (a UTC datetime); returns the new watermark."""
+        started = utc_now()
+        cursor = self.keys.find(
+            {"erased_at": {"$gte": since}}, projection={"_id": 1, "erased_at": 1}
+        )
+        async for doc in cursor:
+            self.invalidate(str(doc["_id"]))
+        self._confirmed_at = time.monotonic()
+        # Markers are stamped by other replicas' clocks: look back a margin for skew.
+        return started - timedelta(seconds=5)
+
+    async def watch_erasures(self) -> None:
+        """Run until cancelled: evict keys of owners erased anywhere, every poll interval."""
+        since = utc_now() - timedelta(seconds=5)
+        self._confirmed_at = time.monotonic()
+        try:
+            while True:
+                try:
+                    since = await self.poll_erasures(since)
+                except Exception:  # noqa: BLE001 - cached keys stop being trusted meanwhile
+                    log.warning("keystore erasure watch failed; cached keys untrusted")
+                await asyncio.sleep(self.erasure_poll_seconds)
+        finally:
+            self._confirmed_at = 0.0  # stopped: never trust the cache again without a watcher
 
     async def key_for_write(self, owner: str) -> DataKey:
         check_owner(owner)
+        generation = self.cache.generation(owner)
+        doc = await self.keys.find_one({"_id": owner})
+        if doc is not None and doc["state"] == ERASED:
+            self.invalidate(owner)
+            raise OwnerErasedError(owner)  # checked on every write, cached key or not
         cached = self.cache.get(owner)
         if cached is not None:
             return cached
-        doc = await self.keys.find_one({"_id": owner})
         if doc is None:
             key = new_data_key(owner)
             stored = wrap(self.keyring.current, key)
@@ -83,20 +138,21 @@ class MongoKeystore(KeystoreBase):
                 # Another writer minted (or shredded) it first: use what is stored.
                 doc = await self.keys.find_one({"_id": owner})
             else:
-                self.cache.put(key)
+                self.cache.put(key, generation=generation)
                 return key
         if doc is None:
             raise DataKeyMissingError(owner)
         if doc["state"] == ERASED:
             raise OwnerErasedError(owner)
         key = unwrap(self.keyring, _wrapped(doc))
-        self.cache.put(key)
+        self.cache.put(key, generation=generation)
         return key
 
     async def key_for_read(self, owner: str, key_id: str) -> DataKey | None:
-        cached = self.cache.get(owner)
+        cached = self.cache.get(owner) if self._cache_trusted() else None
         if cached is not None:
             return self._checked(owner, key_id, cached)
+        generation = self.cache.generation(owner)
         doc = await self.keys.find_one({"_id": owner})
         if doc is None:
             log.error("no data key and no erasure marker for %s (key %s)", owner, key_id)
@@ -104,7 +160,7 @@ class MongoKeystore(KeystoreBase):
         if doc["state"] == ERASED:
             return None
         key = unwrap(self.keyring, _wrapped(doc))
-        self.cache.put(key)
+        self.cache.put(key, generation=generation)
         return self._checked(owner, key_id, key)
 
     async def shred(self, owner: str) -> bool:

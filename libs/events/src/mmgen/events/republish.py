@@ -22,7 +22,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -68,6 +68,20 @@ class RepublishRequest:
             raise RepublishRequestInvalidError(f"bad range {self.from_seq}..{self.to_seq}")
         if self.to_seq - self.from_seq + 1 > MAX_RANGE:
             raise RepublishRequestInvalidError(f"range larger than {MAX_RANGE}")
+
+    @classmethod
+    def chunked(
+        cls, producer: str, from_seq: int, to_seq: int, **fields: Any
+    ) -> list[RepublishRequest]:
+        """Requests covering `from_seq..to_seq` in ranges of at most `MAX_RANGE` each.
+
+        A hole wider than one request is asked for piece by piece, never refused: a refusal
+        inside the loop over producers would stop every other producer's repair too.
+        """
+        return [
+            cls(producer, start, min(to_seq, start + MAX_RANGE - 1), **fields)
+            for start in range(from_seq, to_seq + 1, MAX_RANGE)
+        ]
 
     def to_wire(self) -> bytes:
         return json.dumps(
@@ -184,6 +198,10 @@ class RepublishListener:
             except Exception as exc:  # broker or store trouble: retry the same requests
                 self.last_error = repr(exc)
                 log.exception("republish listener of %s failed; retrying", self.producer)
+                # The fetch position is past the whole batch: go back to the last commit, so
+                # the failed request and the rest of its batch are served on the next round.
+                with contextlib.suppress(Exception):
+                    await consumer.seek_to_committed()
                 await asyncio.sleep(1.0)
 
     async def handle(self, raw: bytes | None) -> RepublishResult | None:

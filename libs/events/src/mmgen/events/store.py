@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -22,6 +23,7 @@ from mmgen.events.errors import (
     AppendInvalidError,
     ConcurrencyError,
     DuplicateEventIdError,
+    EventNotAuditableError,
     ReadWindowTooLargeError,
     StoreClosedError,
 )
@@ -105,6 +107,53 @@ def check_append(
         if event.event_id in seen:
             raise AppendInvalidError(f"event id {event.event_id} appears twice in one append")
         seen.add(event.event_id)
+        check_auditable(event)
+
+
+#: What an audit entry holds (mmgen.auditlog.entry): strings of at most this many characters,
+#: at most this many categories; and what one Kafka request carries (production's default).
+MAX_AUDITED_STRING = 256
+MAX_CATEGORIES = 32
+MAX_EVENT_BYTES = 1024 * 1024
+
+
+def check_auditable(event: Envelope) -> None:
+    """Refuse at the source what the audit log or Kafka could not hold, with the reason.
+
+    `subject_id` a UUID or null; actor, purpose, resource and names non-empty and bounded;
+    distinct categories, bounded; the encoded event within one Kafka request.
+    """
+
+    def refuse(reason: str) -> None:
+        raise EventNotAuditableError(f"event {event.event_id} ({event.event_type}): {reason}")
+
+    if event.subject_id is not None:
+        try:
+            canonical = str(uuid.UUID(event.subject_id))
+        except ValueError:
+            canonical = None
+        if canonical != event.subject_id:
+            refuse("subject_id must be a canonical UUID or null")
+    bounded: dict[str, str | None] = {
+        "event_type": event.event_type,
+        "producer": event.producer,
+        "purpose": event.purpose,
+        "actor.id": event.actor.id if event.actor else None,
+        "actor.role": event.actor.role if event.actor else None,
+        "resource.type": event.resource.type,
+        "resource.id": event.resource.id,
+    }
+    for name, value in bounded.items():
+        if value is not None and not 0 < len(value) <= MAX_AUDITED_STRING:
+            refuse(f"{name} must be 1 to {MAX_AUDITED_STRING} characters")
+    if len(event.categories) > MAX_CATEGORIES or len(set(event.categories)) != len(
+        event.categories
+    ):
+        refuse(f"categories must be distinct and at most {MAX_CATEGORIES}")
+    if any(not c or len(c) > MAX_AUDITED_STRING for c in event.categories):
+        refuse("every category must be a non-empty, bounded string")
+    if len(event.to_wire()) > MAX_EVENT_BYTES:
+        refuse(f"encoded event over {MAX_EVENT_BYTES} bytes")
 
 
 def check_window(start_seq: int, end_seq: int, max_window: int) -> None:

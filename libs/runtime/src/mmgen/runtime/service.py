@@ -11,9 +11,10 @@ then runs, in this order, and stops in reverse:
    topics on restart and auto-created ones get another count;
 3. read-model projections, each a checkpointed `Tailer` over the event store (a crash between
    an append and a read-model write is repaired on the next start or round);
-4. the key-cache watcher: a per-process tailer of the service's own store from its current
-   end that evicts a subject's cached key when the service's `SubjectErased` is appended —
-   by any replica, so no replica keeps decrypting with a shredded key from its cache;
+4. the key-cache watchers: the keystore's own (`watch_erasures`: every erasure marker, by any
+   replica, evicts the cached key within `erasure_poll_seconds`; cached keys are not trusted
+   while it cannot confirm) and a per-process tailer of the service's own store that evicts a
+   subject's key as soon as the service's `SubjectErased` is appended;
 5. the outbox relay under its lease (woken by a change stream), with its republish listener;
 6. one inbox consumer (one group join) dispatching by `{event_type: handler}`;
 7. extra components (e.g. consent's audit log).
@@ -293,6 +294,10 @@ class ServiceRuntime:
             if not self.in_memory:
                 await self.ensure_topics()
             stack.push_async_callback(self._stop_tasks)
+            watch = getattr(self.kernel.keystore, "watch_erasures", None)
+            if watch is not None:
+                watcher = asyncio.ensure_future(watch())
+                stack.push_async_callback(_cancel, watcher)
             self._tailers = [self._tailer(p) for p in self._projections]
             if not self.in_memory:
                 self._tailers.append(await self._key_cache_watcher())
@@ -331,7 +336,14 @@ class ServiceRuntime:
         stack.push_async_callback(self.republish.stop)
         starts = [self.republish.start()]
         if self._handlers:
-            self.broker = KafkaBroker(s.kafka_bootstrap, logger=None, client_id=self.name)
+            # Dead letters are published by this broker: acks from every replica, as events are.
+            self.broker = KafkaBroker(
+                s.kafka_bootstrap,
+                logger=None,
+                client_id=self.name,
+                acks="all",
+                enable_idempotence=False,
+            )
             self.consumer = EventConsumer(
                 self.broker, self.db, registry=self.metrics_registry, retry=RetryPolicy()
             )
@@ -397,9 +409,13 @@ class ServiceRuntime:
     async def _inbox_ready(self) -> bool | str:
         if not self._handlers:
             return "no inbox"
-        if self.broker is None:
+        if self.broker is None or not await self.broker.ping(timeout=1.0):
             return False
-        return bool(await self.broker.ping(timeout=1.0))
+        stalled = self.consumer.stalled if self.consumer is not None else {}
+        if stalled:
+            # Shown, not failed: the message waits out a transient error; restarting won't help.
+            return "; ".join(f"{n} stalled after {a} attempts" for n, a in stalled.items())
+        return "consuming"
 
     async def _projections_ready(self) -> bool | str:
         names = {f"{self.name}-{t.status.name}" for t in self._tailers}
@@ -408,3 +424,9 @@ class ServiceRuntime:
             return False
         lags = [f"{t.status.name} lag {await t.lag()}" for t in self._tailers]
         return "; ".join(lags) if lags else "none"
+
+
+async def _cancel(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -412,27 +412,36 @@ class AuditProjector:
         now = now or datetime.now(UTC)
         sent: list[RepublishRequest] = []
         for doc in await self.store.producer_states():
-            since = doc.get("gap_since")
-            if since is None or not doc.get("ranges"):
-                continue
-            since = since if since.tzinfo else since.replace(tzinfo=UTC)
-            last = doc.get("last_request_at")
-            last = last if last is None or last.tzinfo else last.replace(tzinfo=UTC)
-            if now - since < self.gap_repair_delay:
-                continue
-            if last is not None and now - last < self.gap_repair_delay:
-                continue
-            below = int(doc.get("contiguous", 0))
-            for first, last_held in doc["ranges"]:
-                request = RepublishRequest(str(doc["_id"]), below + 1, int(first) - 1)
+            try:
+                sent.extend(await self._repair_producer(doc, now))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one producer's trouble must not stop the others' repair
+                log.exception("audit: repair request for %s failed", doc.get("_id"))
+        return sent
+
+    async def _repair_producer(self, doc: dict[str, Any], now: datetime) -> list[RepublishRequest]:
+        """Ask one producer for its holes (open longer than the delay), in bounded chunks."""
+        since = doc.get("gap_since")
+        if since is None or not doc.get("ranges"):
+            return []
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        last = doc.get("last_request_at")
+        last = last if last is None or last.tzinfo else last.replace(tzinfo=UTC)
+        if now - since < self.gap_repair_delay:
+            return []
+        if last is not None and now - last < self.gap_repair_delay:
+            return []
+        sent: list[RepublishRequest] = []
+        below = int(doc.get("contiguous", 0))
+        for first, last_held in doc["ranges"]:
+            for request in RepublishRequest.chunked(str(doc["_id"]), below + 1, int(first) - 1):
                 await send_republish_request(self.producer, self.republish_topic, request)
                 sent.append(request)
-                below = int(last_held)
-            await self.store.note_repair_request(str(doc["_id"]), now)
-            self.metrics.repair_requests.labels(str(doc["_id"])).inc()
-            log.warning(
-                "audit: asked %s to republish %s",
-                doc["_id"],
-                [(r.from_seq, r.to_seq) for r in sent],
-            )
+            below = int(last_held)
+        await self.store.note_repair_request(str(doc["_id"]), now)
+        self.metrics.repair_requests.labels(str(doc["_id"])).inc()
+        log.warning(
+            "audit: asked %s to republish %s", doc["_id"], [(r.from_seq, r.to_seq) for r in sent]
+        )
         return sent

@@ -71,6 +71,8 @@ TILES = "audit_tiles"
 HEAD = "audit_head"
 PRODUCERS = "audit_producers"
 CHECKPOINTS = "audit_checkpoints"
+#: Document in the cursors collection naming the newest signed head (`tree_size`).
+LATEST_CHECKPOINT = "latest-checkpoint"
 CURSORS = "audit_cursors"
 HEAD_ID = "head"
 V1_ENTRIES = "audit_entries"
@@ -823,14 +825,32 @@ class MongoAuditStore:
             )
         except DuplicateKeyError:
             return False
+        await self._point_latest_at(record.tree_size)
         return True
+
+    async def _point_latest_at(self, tree_size: int) -> None:
+        await self.cursors.update_one(
+            {"_id": LATEST_CHECKPOINT}, {"$max": {"tree_size": tree_size}}, upsert=True
+        )
 
     async def checkpoint(self, tree_size: int) -> CheckpointRecord | None:
         doc = await self.checkpoints.find_one({"_id": tree_size})
         return _checkpoint(doc) if doc else None
 
     async def latest_checkpoint(self) -> CheckpointRecord | None:
-        doc = await self.checkpoints.find_one(sort=[("_id", DESCENDING)])
+        """The newest signed head, through a pointer: two key lookups, whatever the count.
+
+        (A sort over the checkpoints reads every one of them on the local database: ~200,000
+        heads a day at full rate.) A store written before the pointer existed finds its
+        newest head once by sorting, and keeps the pointer from then on.
+        """
+        pointer = await self.cursors.find_one({"_id": LATEST_CHECKPOINT})
+        if pointer is not None:
+            doc = await self.checkpoints.find_one({"_id": int(pointer["tree_size"])})
+        else:
+            doc = await self.checkpoints.find_one(sort=[("_id", DESCENDING)])
+            if doc is not None:
+                await self._point_latest_at(int(doc["_id"]))
         return _checkpoint(doc) if doc else None
 
     async def checkpoint_within(self, first: int, last: int) -> CheckpointRecord | None:
