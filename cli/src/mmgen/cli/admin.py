@@ -150,3 +150,42 @@ def rotate_keys(
         f"signing key {result['kid']} active; {result['previous_kid']} verifies until "
         f"{result['previous_verifies_until']}"
     )
+
+
+ServiceUrl = Annotated[
+    list[str],
+    typer.Option(
+        "--service-url",
+        help="base URL of a service whose data keys to re-wrap (repeatable)",
+    ),
+]
+
+
+@admin_app.command("rotate-master-key")
+def rotate_master_key(
+    service_url: ServiceUrl,
+    state_dir: StateDir = Path(".mmgen"),
+    identity_url: IdentityUrl = None,
+    secret: Secret = None,
+) -> None:
+    """Re-wrap every data key under each service's current master key (resumable).
+
+    Rotation, per service: give it the new key (`<SERVICE>_MASTER_KEY`, a new
+    `<SERVICE>_MASTER_KEY_ID`) and the old one under `<SERVICE>_MASTER_KEYS_RETIRED`
+    (`{"<old id>": "<old key>"}`), restart it, run this command, then drop the retired key.
+    """
+
+    def call(client: httpx.Client) -> list[dict[str, Any]]:
+        results = []
+        for url in service_url:
+            response = client.post(f"{url.rstrip('/')}/internal/keys/rewrap")
+            if response.status_code != 200:
+                raise AdminError(f"{url} refused to re-wrap: {describe_problem(response)}")
+            results.append({"service": url, **response.json()})
+        return results
+
+    for result in _run(state_dir, identity_url, secret, call):
+        console.print(
+            f"{result['service']}: {result['rewrapped']} data keys re-wrapped under "
+            f"{result['master_key_id']}"
+        )

@@ -18,6 +18,7 @@ from mmgen.cli import stack
 from mmgen.cli.admin import admin_app
 from mmgen.cli.audit import app as audit_app
 from mmgen.cli.demo import DemoError, demo_app, seed
+from mmgen.cli.dlq import app as dlq_app
 from mmgen.localstack.errors import LocalStackError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 err = Console(stderr=True)
 

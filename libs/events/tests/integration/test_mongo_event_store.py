@@ -265,3 +265,42 @@ async def test_every_read_is_by_key_or_a_bounded_window(mongo_uri: str, mongo_db
     assert unbounded == []
     # find_one sends limit 1: harmless on a key lookup, and only there.
     assert all("limit" not in c or "_id" in c.get("filter", {}) for c in recorder.commands)
+
+
+async def test_append_in_a_transaction_commits_and_rolls_back_with_it(mongo_db: Any) -> None:
+    store = MongoEventStore(mongo_db, "loadsvc")
+    await store.ensure_indexes()
+    await store.append("other", 0, [one_event("other", 1)])
+    stream = f"s-{uuid.uuid4()}"
+
+    class Abort(Exception):
+        pass
+
+    async def aborted(session: Any) -> None:
+        await mongo_db["side_effects"].insert_one({"_id": 1}, session=session)
+        await store.append_in(session, stream, 0, [one_event(stream, 1)])
+        raise Abort
+
+    async with mongo_db.client.start_session() as session:
+        with pytest.raises(Abort):
+            await session.with_transaction(aborted)
+    assert await store.stream_version(stream) == 0
+    assert await mongo_db["side_effects"].count_documents({}) == 0
+    assert await store.last_seq() == 1  # the counter rolled back too: no gap
+
+    async def txn(session: Any) -> list[Envelope]:
+        await mongo_db["side_effects"].insert_one({"_id": 2}, session=session)
+        return await store.append_in(session, stream, 0, [one_event(stream, 1)])
+
+    async with mongo_db.client.start_session() as session:
+        stored = await session.with_transaction(txn)
+    assert [e.producer_seq for e in stored] == [2]
+    assert await mongo_db["side_effects"].count_documents({}) == 1
+    assert (await store.load(stream))[0].producer_seq == 2
+
+    async def conflicting(session: Any) -> list[Envelope]:
+        return await store.append_in(session, stream, 0, [one_event(stream, 1)])
+
+    async with mongo_db.client.start_session() as session:
+        with pytest.raises(ConcurrencyError):
+            await session.with_transaction(conflicting)

@@ -303,3 +303,75 @@ async def test_read_model_dropped_is_rebuilt_from_the_store(infra: Any, tokens: 
         after = sorted([d async for d in app.state.notes.rows.find({})], key=lambda d: d["_id"])
     assert after == before
     assert {d["_id"] for d in after} >= set(ids)
+
+
+async def test_master_key_rotation_rewraps_every_data_key(infra: Any, tokens: Tokens) -> None:
+    """Written under mk-1; restarted with mk-2 (mk-1 retired); rewrap; restarted with mk-2 alone."""
+    import base64
+    import secrets
+
+    from pydantic import SecretStr
+
+    def key() -> str:
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+
+    old, new = key(), key()
+    base = service_settings(NoteSettings, infra, master_key=SecretStr(old), master_key_id="mk-1")
+    subject = str(uuid.uuid4())
+    async with running_app(make_app(base, tokens), drop_database=False) as (app, _):
+        note_id = await app.state.notes.write(subject, "written under mk-1")
+
+    rotating = base.model_copy(
+        update={
+            "master_key": SecretStr(new),
+            "master_key_id": "mk-2",
+            "master_keys_retired": {"mk-1": SecretStr(old)},
+        }
+    )
+    admin = {
+        "Authorization": f"Bearer {issue_token(tokens.key, subject='admin-cli', role='service')}"
+    }
+    async with running_app(make_app(rotating, tokens), drop_database=False) as (app, client):
+        response = await client.post("/internal/keys/rewrap", headers=admin)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"rewrapped": 1, "master_key_id": "mk-2"}
+        again = await client.post("/internal/keys/rewrap", headers=admin)
+        assert again.json()["rewrapped"] == 0  # resumable: nothing left under mk-1
+        refused = await client.post("/internal/keys/rewrap", headers=tokens.headers("admin")[1])
+        assert_problem(refused, 403)
+
+    only_new = rotating.model_copy(update={"master_keys_retired": {}})
+    async with running_app(make_app(only_new, tokens)) as (app, _):
+        runtime: ServiceRuntime = app.state.runtime
+        [event] = await runtime.kernel.repository.load(f"note-{note_id}")
+        assert event.personal.text == "written under mk-1"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_relay_head_is_announced(running: Any, settings: NoteSettings) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    from mmgen.events.heads import HeadAnnouncement, heads_topic
+
+    app, _ = running
+    subject = str(uuid.uuid4())
+    await app.state.notes.write(subject, "head")
+    runtime: ServiceRuntime = app.state.runtime
+    last = await runtime.kernel.store.last_seq()
+    consumer = AIOKafkaConsumer(
+        heads_topic(settings.topic_prefix),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        seen: list[HeadAnnouncement] = []
+
+        async def announced() -> bool:
+            batches = await consumer.getmany(timeout_ms=200)
+            seen.extend(HeadAnnouncement.from_wire(r.value) for b in batches.values() for r in b)
+            return any(h.producer == "notes" and h.last_seq >= last for h in seen)
+
+        await eventually(announced)
+    finally:
+        await consumer.stop()

@@ -189,6 +189,55 @@ class MongoEventStore:
         first = await future
         return [e.with_position(first + i) for i, e in enumerate(events)]
 
+    async def append_in(
+        self,
+        session: AsyncClientSession,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[Envelope],
+    ) -> list[Envelope]:
+        """Append inside the caller's transaction: the events commit or roll back with it.
+
+        For effects that must be recorded together with their event (an erasure's read-model
+        deletes and its `SubjectErased`). It bypasses group commit; the sequence counter is
+        taken in the caller's transaction, so `producer_seq` stays gapless in commit order
+        (two transactions on the counter conflict, and the later one is retried).
+        """
+        check_append(self._producer, stream_id, expected_version, events)
+        if self._closed:
+            raise StoreClosedError("event store is closed")
+
+        async def exists(version: int) -> bool:
+            doc = await self.events.find_one(
+                {"stream_id": stream_id, "stream_version": version},
+                projection={"_id": 1},
+                session=session,
+            )
+            return doc is not None
+
+        # Two indexed equality lookups: the expected version is there, the next one is not.
+        if (expected_version and not await exists(expected_version)) or await exists(
+            expected_version + 1
+        ):
+            raise ConcurrencyError(
+                stream_id, expected_version, await self.stream_version(stream_id)
+            )
+        counter = await self.counters.find_one_and_update(
+            {"_id": self._producer},
+            {"$inc": {"seq": len(events)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if counter is None:
+            raise EventsError("sequence counter upsert returned nothing")
+        first = int(counter["seq"]) - len(events) + 1
+        stored = [e.with_position(first + i) for i, e in enumerate(events)]
+        await self.events.insert_many(
+            [e.to_document() for e in stored], ordered=True, session=session
+        )
+        return stored
+
     async def close(self) -> None:
         """Refuse new appends and wait until the queued ones are committed."""
         self._closed = True

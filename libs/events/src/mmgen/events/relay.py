@@ -6,7 +6,9 @@ Guarantees (DESIGN.md "The event kernel", pitfalls):
   a crash between the ack and the checkpoint write republishes, never loses;
 - order: events are read by `producer_seq` in bounded windows (`read_range`) and the relay
   STOPS AT A HOLE (a missing sequence number) instead of skipping it; within one key the
-  partition keeps that order (aiokafka keeps one request in flight per broker);
+  partition keeps that order (aiokafka keeps one request in flight per broker). That loop is
+  the checkpointed `Tailer` (mmgen.events.tailer): its sink sends to Kafka, its checkpoint is
+  the lease document;
 - one relay per service at a time: a lease with an epoch. Taking the lease over bumps the
   epoch; every checkpoint write is conditioned on (owner, epoch), so a stale relay (paused,
   partitioned) is fenced out the moment it tries to advance, and stops;
@@ -35,11 +37,12 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from opentelemetry.trace import SpanKind
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from mmgen.events.errors import EventsError
+from mmgen.events.tailer import StoreSource, Tailer, TailerFencedError, TailerMetrics, TailerStatus
 from mmgen.events.topics import ensure_topics
 from mmgen.events.tracing import context_from_traceparent, inject_headers, tracer
 
@@ -84,7 +87,7 @@ class RelayMessageTooLargeError(RelayError):
     """An event does not fit one Kafka request (1 MiB): the relay stops there, never skips it."""
 
 
-class RelayFencedError(RelayError):
+class RelayFencedError(RelayError, TailerFencedError):
     """Another relay took the lease (a higher epoch): this one must stop publishing."""
 
 
@@ -108,15 +111,43 @@ class RelaySettings:
 
 @dataclass
 class RelayStatus:
-    """What the relay knows about itself (for `/readyz` and tests)."""
+    """What the relay knows about itself (for `/readyz` and tests).
+
+    The lease is the relay's own; position, hole and progress are its tailer's (`tail`).
+    """
 
     owner: str
     holds_lease: bool = False
     epoch: int = 0
-    checkpoint: int = 0
-    published: int = 0
-    hole_at: int | None = None
-    last_error: str | None = None
+    tail: TailerStatus = field(default_factory=lambda: TailerStatus(name="relay", checkpoint=0))
+
+    @property
+    def checkpoint(self) -> int:
+        """Last `producer_seq` published and checkpointed."""
+        return self.tail.checkpoint
+
+    @checkpoint.setter
+    def checkpoint(self, value: int) -> None:
+        """Move the position in memory (tests and tools; the lease document keeps its own)."""
+        self.tail.checkpoint = value
+
+    @property
+    def published(self) -> int:
+        """Events published (and checkpointed) by this instance."""
+        return self.tail.applied
+
+    @property
+    def hole_at(self) -> int | None:
+        """The missing `producer_seq` the relay waits for, if any."""
+        return self.tail.hole_at
+
+    @property
+    def last_error(self) -> str | None:
+        return self.tail.last_error
+
+    @last_error.setter
+    def last_error(self, value: str | None) -> None:
+        self.tail.last_error = value
 
 
 @dataclass(frozen=True)
@@ -127,30 +158,24 @@ class RepublishResult:
     missing: list[int]
 
 
-class RelayMetrics:
-    """Prometheus metrics of the relay; pass a registry to keep tests and apps apart."""
+class RelayMetrics(TailerMetrics):
+    """Prometheus metrics of the relay; pass a registry to keep tests and apps apart.
+
+    Its tailer's metrics under the relay's names, labelled by producer:
+    `relay_published` (events acked and checkpointed), `relay_checkpoint`, `relay_hole_at`
+    (0: no hole), `relay_errors`; plus `relay_republished`.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None, namespace: str = "mmgen") -> None:
+        super().__init__(
+            registry, namespace, prefix="relay", label="producer", applied_name="published"
+        )
+        self.published = self.applied
         kwargs: dict[str, Any] = {"namespace": namespace, "subsystem": "events"}
         if registry is not None:
             kwargs["registry"] = registry
-        self.published = Counter(
-            "relay_published", "Events acked by the broker", ["producer"], **kwargs
-        )
         self.republished = Counter(
             "relay_republished", "Events published again on request", ["producer"], **kwargs
-        )
-        self.checkpoint = Gauge(
-            "relay_checkpoint",
-            "Last producer_seq published and checkpointed",
-            ["producer"],
-            **kwargs,
-        )
-        self.hole = Gauge(
-            "relay_hole_at",
-            "producer_seq the relay is stopped at (0: no hole)",
-            ["producer"],
-            **kwargs,
         )
 
 
@@ -269,6 +294,11 @@ class ChangeStreamWake:
         self.open = False
         self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` on every insert seen (a tailer's `notify`)."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         if self._task is None or self._task.done():
@@ -295,12 +325,40 @@ class ChangeStreamWake:
                     self.open = True
                     async for _ in stream:
                         self._event.set()
+                        for listener in self._listeners:
+                            listener()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polling covers while the stream is down
                 log.warning("relay change stream failed (%r); polling until it reopens", exc)
             self.open = False
             await asyncio.sleep(self.reopen_after_s)
+
+
+class LeaseCheckpoint:
+    """The relay's tailer checkpoint: the lease document, every save fenced by (owner, epoch).
+
+    `load` answers the checkpoint the lease was taken at (or last advanced to); `save` moves
+    it with `LeaseStore.advance`, which also renews the lease, and answers False once another
+    relay holds it.
+    """
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self.value = 0
+
+    async def load(self) -> int:
+        return self.value
+
+    async def save(self, seq: int) -> bool:
+        relay = self._relay
+        if not await relay.leases.advance(
+            relay.status.owner, relay.status.epoch, seq, relay.settings.lease_ttl_s
+        ):
+            return False
+        relay._lease_renewed_at = time.monotonic()
+        self.value = max(self.value, seq)
+        return True
 
 
 class Relay:
@@ -339,18 +397,32 @@ class Relay:
         self.bootstrap = bootstrap
         self.settings = settings or RelaySettings()
         self.leases = LeaseStore(db, self.producer_name)
-        self.status = RelayStatus(owner=owner or default_owner())
-        self._wait_for_append = wait_for_append or store.wait_for_append
         self._wake = ChangeStreamWake(change_stream) if change_stream is not None else None
         self._partitions = partitions
         self._topic_checked = False
         self.metrics = metrics or RelayMetrics(registry)
-        self._window = min(self.settings.window, store.max_read_window)
         self._producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
-        self._prefetched: tuple[int, asyncio.Future[list[Envelope]]] | None = None
         self._partitioner = CachedKeyPartitioner()
         self._lease_renewed_at = 0.0
+        self._lease_checkpoint = LeaseCheckpoint(self)
+        self.tailer: Tailer[Envelope] = Tailer(
+            self.producer_name,
+            StoreSource(store, wait_for_append=wait_for_append),
+            self._lease_checkpoint,
+            self._publish,
+            window=self.settings.window,
+            idle_wait_s=min(self.settings.idle_wait_s, self.settings.lease_ttl_s / 3),
+            hole_retry_s=self.settings.hole_retry_s,
+            error_backoff_s=self.settings.error_backoff_s,
+            max_error_backoff_s=self.settings.max_error_backoff_s,
+            metrics=self.metrics,
+            after_wait=self._renew_if_due,  # an idle spell or a hole can outlast the lease
+        )
+        self._window = self.tailer.window
+        self.status = RelayStatus(owner=owner or default_owner(), tail=self.tailer.status)
+        if self._wake is not None:
+            self._wake.subscribe(self.tailer.notify)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -374,7 +446,7 @@ class Relay:
 
     async def close(self) -> None:
         """Flush and disconnect the producer (does not touch the lease)."""
-        self._drop_prefetch()
+        self.tailer.discard_read_ahead()
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
@@ -382,12 +454,14 @@ class Relay:
     async def stop(self) -> None:
         """Ask `run()` to finish its round, release the lease and return."""
         self._stopping.set()
+        await self.tailer.stop()
 
     async def run(self) -> None:
-        """Relay until `stop()`: take the lease, publish windows, wait for appends, repeat.
+        """Relay until `stop()`: take the lease, then run the tailer until fenced or stopped.
 
-        Errors (broker or database unreachable) are logged and retried with backoff; the
-        checkpoint only ever covers acked events, so a retry republishes at worst.
+        Errors (broker or database unreachable) are logged and retried with backoff, by the
+        tailer while it holds the lease and here otherwise; the checkpoint only ever covers
+        acked events, so a retry republishes at worst.
         """
         await self.start()
         if self._wake is not None:
@@ -400,20 +474,15 @@ class Relay:
                     if not self.status.holds_lease and not await self.acquire():
                         await self._pause(self.settings.lease_ttl_s / 4)
                         continue
-                    sent = await self.publish_next()
                     backoff = self.settings.error_backoff_s
-                    if sent >= self._window:
-                        continue  # more is probably waiting
-                    if self.status.hole_at is not None:
-                        await self._pause(self.settings.hole_retry_s)
-                        await self._renew_if_due()  # a hole can outlast the lease
-                    else:
-                        await self._idle()
-                except RelayFencedError:
+                    await self.tailer.run()
+                    break  # the tailer returns only once stopped
+                except TailerFencedError:
                     log.warning("relay %s of %s fenced out", self.status.owner, self.producer_name)
                     self.status.holds_lease = False
                 except Exception as exc:  # any failure: log, back off and retry
                     self.status.last_error = repr(exc)
+                    self.metrics.errors.labels(self.producer_name).inc()
                     self._topic_checked = False
                     log.exception("relay %s: round failed, retrying", self.producer_name)
                     await self._pause(backoff)
@@ -446,30 +515,13 @@ class Relay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _idle(self) -> None:
-        """Wait for an append past the checkpoint, renewing the lease while nothing happens."""
-        timeout = min(self.settings.idle_wait_s, self.settings.lease_ttl_s / 3)
-        tasks: set[asyncio.Future[Any]] = {
-            asyncio.ensure_future(self._wait_for_append(self.status.checkpoint, timeout)),
-            asyncio.ensure_future(self._stopping.wait()),
-        }
-        if self._wake is not None:
-            tasks.add(asyncio.ensure_future(self._wake.wait()))
-        try:
-            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(*tasks, return_exceptions=True)
-        await self._renew_if_due()
-
     async def _renew_if_due(self) -> None:
         if time.monotonic() - self._lease_renewed_at < self.settings.lease_ttl_s / 3:
             return
         if not await self.leases.renew(
             self.status.owner, self.status.epoch, self.settings.lease_ttl_s
         ):
+            self.status.holds_lease = False
             raise RelayFencedError(f"lease of {self.producer_name} lost")
         self._lease_renewed_at = time.monotonic()
 
@@ -480,10 +532,10 @@ class Relay:
         got = await self.leases.acquire(self.status.owner, self.settings.lease_ttl_s)
         if got is None:
             return False
-        self.status.epoch, self.status.checkpoint = got
+        self.status.epoch, self._lease_checkpoint.value = got
+        await self.tailer.load()
         self.status.holds_lease = True
         self._lease_renewed_at = time.monotonic()
-        self.metrics.checkpoint.labels(self.producer_name).set(self.status.checkpoint)
         log.info(
             "relay %s took the lease of %s (epoch %d) at checkpoint %d",
             self.status.owner,
@@ -496,72 +548,31 @@ class Relay:
     async def publish_next(self) -> int:
         """Publish the next window after the checkpoint, up to any hole; returns events sent.
 
-        Reads `[checkpoint + 1, checkpoint + 1 + window)`, keeps the contiguous run starting
-        at `checkpoint + 1`, publishes it, waits for every ack, then advances the checkpoint
-        (fenced). Raises `RelayFencedError` if another relay holds the lease now.
+        One tailer step: reads `[checkpoint + 1, checkpoint + 1 + window)`, keeps the
+        contiguous run starting at `checkpoint + 1`, publishes it, waits for every ack, then
+        advances the checkpoint (fenced). Raises `RelayFencedError` if another relay holds
+        the lease now.
         """
         if not self.status.holds_lease:
             raise RelayFencedError("relay does not hold the lease")
-        start = self.status.checkpoint + 1
-        events = await self._take_prefetched(start)
-        if events is None:
-            events = await self.store.read_range(start, start + self._window)
-        run = _contiguous(events, start)
-        if len(run) < len(events):
-            self._note_hole(start + len(run))
-        elif self.status.hole_at is not None:
-            self._note_hole(None)
-        if not run:
-            if not events and await self.store.last_seq() >= start:
-                self._note_hole(start)  # numbered but not visible: wait, never skip
-            return 0
-        if len(run) == self._window:
-            # A full window: read the next one while this one is sent and acked (the read
-            # and the broker round trip overlap; the next round checks continuity again).
-            self._prefetch(start + len(run))
-        await self._send(run)
-        last = start + len(run) - 1
-        if not await self.leases.advance(
-            self.status.owner, self.status.epoch, last, self.settings.lease_ttl_s
-        ):
+        try:
+            return await self.tailer.step()
+        except RelayFencedError:
+            raise
+        except TailerFencedError as exc:
             self.status.holds_lease = False
-            raise RelayFencedError(f"lease of {self.producer_name} taken over; stopping at {last}")
-        self._lease_renewed_at = time.monotonic()
-        self.status.checkpoint = last
-        self.status.published += len(run)
-        self.metrics.published.labels(self.producer_name).inc(len(run))
-        self.metrics.checkpoint.labels(self.producer_name).set(last)
-        return len(run)
+            raise RelayFencedError(
+                f"lease of {self.producer_name} taken over; stopping at {self.status.checkpoint}"
+            ) from exc
 
-    def _prefetch(self, start: int) -> None:
-        self._drop_prefetch()
-        task = asyncio.ensure_future(self.store.read_range(start, start + self._window))
-        self._prefetched = (start, task)
-
-    def _drop_prefetch(self) -> None:
-        if self._prefetched is not None:
-            _, task = self._prefetched
-            task.cancel()
-            task.add_done_callback(_consume_result)
-            self._prefetched = None
-
-    async def _take_prefetched(self, start: int) -> list[Envelope] | None:
-        """The window read ahead for `start`, if there is one (else None: read it now)."""
-        if self._prefetched is None:
-            return None
-        at, task = self._prefetched
-        self._prefetched = None
-        if at != start:
-            task.cancel()
-            task.add_done_callback(_consume_result)
-            return None
-        return await task
-
-    def _note_hole(self, seq: int | None) -> None:
-        if seq is not None and self.status.hole_at != seq:
-            log.warning("relay %s: producer_seq %d is missing; waiting", self.producer_name, seq)
-        self.status.hole_at = seq
-        self.metrics.hole.labels(self.producer_name).set(seq or 0)
+    async def _publish(self, events: Sequence[Envelope]) -> None:
+        """The tailer's sink: one contiguous run to the topic, every message acked."""
+        await self._ensure_topic()
+        try:
+            await self._send(events)
+        except Exception:
+            self._topic_checked = False  # a restarted broker may have lost the topic
+            raise
 
     async def _send(self, events: Sequence[Envelope]) -> None:
         """Send a batch and wait until the broker acked all of it (any failure raises).
@@ -639,21 +650,3 @@ class Relay:
                 await self.close()
         self.metrics.republished.labels(self.producer_name).inc(published)
         return RepublishResult(published=published, missing=missing)
-
-
-def _consume_result(task: asyncio.Future[Any]) -> None:
-    """Retrieve a dropped read-ahead's outcome so asyncio does not warn about it."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _contiguous(events: Sequence[Envelope], start: int) -> list[Envelope]:
-    """The prefix of `events` numbered start, start+1, … without a gap."""
-    run: list[Envelope] = []
-    expected = start
-    for envelope in events:
-        if envelope.producer_seq != expected:
-            break
-        run.append(envelope)
-        expected += 1
-    return run

@@ -93,14 +93,26 @@ class EventSourcedRepository:
         return [await self.mapper.to_domain(e) for e in envelopes]
 
     async def append(
-        self, stream_id: str, expected_version: int, events: Sequence[NewEvent[Any]]
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent[Any]],
+        *,
+        session: Any = None,
     ) -> list[DomainEvent[Any]]:
-        """Encrypt and append; `ConcurrencyError` if the stream is not at `expected_version`."""
+        """Encrypt and append; `ConcurrencyError` if the stream is not at `expected_version`.
+
+        With `session` (a database transaction, e.g. a consumer's), the events commit or roll
+        back together with the caller's other writes in it.
+        """
         envelopes = [
             await self.mapper.to_envelope(event, stream_id, expected_version + offset)
             for offset, event in enumerate(events, start=1)
         ]
-        stored = await self.store.append(stream_id, expected_version, envelopes)
+        if session is not None:
+            stored = await self.store.append_in(session, stream_id, expected_version, envelopes)
+        else:
+            stored = await self.store.append(stream_id, expected_version, envelopes)
         return [
             DomainEvent(envelope=env, data=event.data, personal=event.personal)
             for env, event in zip(stored, events, strict=True)

@@ -16,7 +16,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from mmgen.events.envelope import Envelope
 from mmgen.events.errors import (
@@ -49,6 +49,12 @@ class EventStore(Protocol):
         self, stream_id: str, expected_version: int, events: Sequence[Envelope]
     ) -> list[Envelope]:
         """Append atomically; returns the events with their `producer_seq` set."""
+        ...
+
+    async def append_in(
+        self, session: Any, stream_id: str, expected_version: int, events: Sequence[Envelope]
+    ) -> list[Envelope]:
+        """Append inside the caller's database transaction (`session`), committed with it."""
         ...
 
     async def load(
@@ -246,6 +252,13 @@ class InMemoryEventStore:
             self._by_id.update((e.event_id, e) for e in stored)
         self._signal.fire()
         return stored
+
+    async def append_in(
+        self, session: Any, stream_id: str, expected_version: int, events: Sequence[Envelope]
+    ) -> list[Envelope]:
+        """No transactions in memory: the same as `append`."""
+        del session
+        return await self.append(stream_id, expected_version, events)
 
     async def load(
         self, stream_id: str, after_version: int = 0, up_to_version: int | None = None

@@ -20,7 +20,7 @@ from mmgen.events.asyncapi import events_asyncapi
 from mmgen.platform import AccessDenialRecorder, PlatformApp, ProblemSpec
 from mmgen.platform import create_app as create_platform_app
 from mmgen.platform.auth import KeySet, TokenVerifier
-from mmgen.runtime.erasure import subject_rights_router
+from mmgen.runtime.erasure import keys_router, subject_rights_router
 from mmgen.runtime.service import ServiceRuntime
 from mmgen.runtime.trail import EventStoreDenialRecorder
 
@@ -65,7 +65,7 @@ def build_service_app(
         token_verifier = TokenVerifier.from_settings(
             settings, keys=key_set, denylist=runtime.revocations
         )
-    all_routers = [*routers, asyncapi_router(runtime)]
+    all_routers = [*routers, asyncapi_router(runtime), keys_router(runtime.kernel.keystore)]
     if runtime.participant is not None:
         all_routers.append(subject_rights_router(runtime.participant, runtime.trail))
 

@@ -181,7 +181,9 @@ class ErasureCommands:
             records_anonymized=outcome.records_anonymized,
             categories_held=sorted(outcome.categories_held),
         )
-        await self._answer(order.command, answer, subject_id=order.subject_id)
+        await self._answer(
+            order.command, answer, subject_id=order.subject_id, session=order.session
+        )
         log.info("subject erased", extra={"request_id": order.request_id})
         return answer
 
@@ -194,10 +196,22 @@ class ErasureCommands:
             keys_shredded=outcome.keys_shredded,
             records_anonymized=outcome.records_anonymized,
         )
-        await self._answer(order.command, answer, subject_id=None)
+        await self._answer(order.command, answer, subject_id=None, session=order.session)
 
-    async def _answer(self, command: Envelope, data: Any, *, subject_id: str | None) -> None:
+    async def _answer(
+        self,
+        command: Envelope,
+        data: Any,
+        *,
+        subject_id: str | None,
+        session: AsyncClientSession | None,
+    ) -> None:
+        """Append the answer — in the consumer's transaction when there is one, so the
+        participant's read-model changes and the answer commit together or not at all."""
         event_id = answer_id(command)
+        if session is not None and await self.repository.store.get(event_id) is not None:
+            log.info("retention command %s was answered before", command.event_id)
+            return
         event = NewEvent(
             data,
             subject_id=subject_id,
@@ -209,8 +223,10 @@ class ErasureCommands:
             event_id=event_id,
         )
         try:
-            await self.repository.append(f"erasure:{command.event_id}", 0, [event])
+            await self.repository.append(f"erasure:{command.event_id}", 0, [event], session=session)
         except (ConcurrencyError, DuplicateEventIdError):
+            if session is not None:
+                raise  # the transaction is spoilt: the consumer retries, then finds the answer
             log.info("retention command %s was answered before", command.event_id)
 
 
@@ -248,5 +264,26 @@ def subject_rights_router(participant: ErasureParticipant, trail: AuditTrail) ->
         """Per category: records held and personal values still readable (counts only)."""
         del caller
         return await participant.footprint(str(subject_id))
+
+    return router
+
+
+KeyAdministrator = Annotated[Principal, Depends(require_service("admin-cli"))]
+
+
+def keys_router(keystore: Any) -> APIRouter:
+    """`POST /internal/keys/rewrap`: re-wrap every live data key under the current master key.
+
+    Resumable: keys already under the current master key are skipped, so an interrupted run
+    is simply started again. Once it reports zero left, the retired key can be removed.
+    """
+    router = APIRouter(prefix="/internal/keys", tags=["keys"])
+
+    @router.post("/rewrap", name="rewrap_data_keys")
+    async def rewrap_data_keys(caller: KeyAdministrator) -> dict[str, Any]:
+        """Re-wrap every data key still under a retired master key (admin-cli only)."""
+        del caller
+        count = await keystore.rotate_master_key()
+        return {"rewrapped": count, "master_key_id": keystore.keyring.current.key_id}
 
     return router

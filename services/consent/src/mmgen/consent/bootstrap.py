@@ -60,40 +60,6 @@ class Consent:
     audit: AuditComponent | None
 
 
-def _runtime(
-    settings: ConsentSettings,
-    kernel: EventKernel | None,
-    metrics_registry: CollectorRegistry | None,
-) -> ServiceRuntime:
-    """The runtime on consent's registry, whose standard events read consent's older ones.
-
-    The kernel checks the registry's upcaster chains when it is built: the runtime builds the
-    Mongo kernel after adding the standard events, so their upcasters go in first; a kernel
-    passed in was built (and checked) before, so they follow the standard events there.
-    """
-    versions = dict(STANDARD_EVENT_VERSIONS)
-    if kernel is None:
-        registry = consent_registry()
-        register_history(registry)
-        return ServiceRuntime(
-            settings,
-            registry,
-            metrics_registry=metrics_registry,
-            standard_event_versions=versions,
-        )
-    registry = kernel.mapper.registry
-    runtime = ServiceRuntime(
-        settings,
-        registry,
-        kernel=kernel,
-        metrics_registry=metrics_registry,
-        standard_event_versions=versions,
-    )
-    register_history(registry)
-    registry.check()
-    return runtime
-
-
 def bootstrap(
     settings: ConsentSettings,
     *,
@@ -108,7 +74,15 @@ def bootstrap(
     `kernel`: an in-memory kernel over `consent_registry()` (unit tests); read models not
     given are Mongo adapters on the service's database, or in-memory fakes without one.
     """
-    runtime = _runtime(settings, kernel, metrics_registry)
+    registry = kernel.mapper.registry if kernel is not None else consent_registry()
+    register_history(registry)  # the runtime checks the chains once its standard events are in
+    runtime = ServiceRuntime(
+        settings,
+        registry,
+        kernel=kernel,
+        metrics_registry=metrics_registry,
+        standard_event_versions=STANDARD_EVENT_VERSIONS,
+    )
     db = runtime.db
     if db is None:
         consents = consents or InMemoryConsentReadModel()

@@ -1,20 +1,25 @@
 """`audit.log` publisher: every appended entry, in seq order, from the store (outbox cursor).
 
-The cursor (`audit_cursors`, next seq to send) moves only after the broker acked everything
-below it, so a crash republishes at worst (at-least-once; consumers dedup on `seq` or
-`event_id`). Messages are sent in seq order; the key is the subject (else the producer), so
-one subject's entries stay ordered in one partition, and each message carries a `seq`
-header to rebuild the total order. The value is the entry's canonical JSON text, as stored.
+The log's entries are followed with the checkpointed tailer (mmgen.events.tailer): numbered
+from 0, the head's size is the end, and a missing entry stops it (never skipped: a missing
+document is a fault `verify` reports). The cursor (`audit_cursors`, next seq to send) moves
+only after the broker acked everything below it, so a crash republishes at worst
+(at-least-once; consumers dedup on `seq` or `event_id`). The key is the subject (else the
+producer), so one subject's entries stay ordered in one partition, and each message carries
+a `seq` header to rebuild the total order. The value is the entry's canonical JSON text, as
+stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
+
+from mmgen.events.tailer import Tailer, TailerMetrics
 
 if TYPE_CHECKING:
     from mmgen.consent.audit.metrics import AuditMetrics
@@ -23,6 +28,54 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CURSOR = "audit.log"
+MAX_WINDOW = 4_096
+"""Largest window read at once (the store reads a window's pages by key)."""
+
+
+class AuditEntrySource:
+    """The audit log's entry rows as a tail source: seq from 0, `head.size` is the end.
+
+    There is no append signal across processes: `wait` sleeps its timeout and the component
+    wakes the tailer with `notify()` after each local append.
+    """
+
+    max_window = MAX_WINDOW
+
+    def __init__(self, store: MongoAuditStore) -> None:
+        self.store = store
+
+    def seq(self, item: dict[str, Any]) -> int:
+        return int(item["_id"])
+
+    async def read(self, start: int, end: int) -> Sequence[dict[str, Any]]:
+        end = min(end, (await self.store.head()).size)
+        if end <= start:
+            return []
+        return await self.store.window(start, end)
+
+    async def last(self) -> int:
+        return (await self.store.head()).size - 1
+
+    async def wait(self, after: int, timeout: float) -> None:  # noqa: ASYNC109
+        await asyncio.sleep(timeout)
+
+
+class AuditCursor:
+    """The publisher's checkpoint kept in its cursor document (`next_seq` = checkpoint + 1),
+    so a log published before keeps its position."""
+
+    def __init__(self, store: MongoAuditStore, metrics: AuditMetrics, name: str = CURSOR) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.name = name
+
+    async def load(self) -> int:
+        return await self.store.cursor(self.name) - 1
+
+    async def save(self, seq: int) -> bool:
+        await self.store.advance_cursor(self.name, seq + 1)
+        self.metrics.published_seq.set(seq + 1)
+        return True
 
 
 class AuditLogPublisher:
@@ -37,33 +90,51 @@ class AuditLogPublisher:
         metrics: AuditMetrics,
         window: int = 1000,
         idle_wait_s: float = 1.0,
+        tailer_metrics: TailerMetrics | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
         self.topic = topic
         self.metrics = metrics
-        self.window = window
-        self.idle_wait_s = idle_wait_s
-        self._wake = asyncio.Event()
-        self.next_seq = 0
-        self.last_error: str | None = None
+        self.tailer: Tailer[dict[str, Any]] = Tailer(
+            "consent.audit_log",
+            AuditEntrySource(store),
+            AuditCursor(store, metrics),
+            self._send,
+            first_seq=0,
+            window=window,
+            idle_wait_s=idle_wait_s,
+            metrics=tailer_metrics,
+        )
+        self.window = self.tailer.window
+
+    @property
+    def next_seq(self) -> int:
+        """The next seq to send (everything below it was acked)."""
+        return self.tailer.status.checkpoint + 1
+
+    @property
+    def last_error(self) -> str | None:
+        return self.tailer.status.last_error
 
     def notify(self) -> None:
-        self._wake.set()
+        self.tailer.notify()
 
     async def publish_next(self) -> int:
         """Send the next window after the cursor; return how many entries went out."""
-        self.next_seq = await self.store.cursor(CURSOR)
-        head = await self.store.head()
-        end = min(head.size, self.next_seq + self.window)
-        if end <= self.next_seq:
-            return 0
-        docs = await self.store.window(self.next_seq, end)
+        return await self.tailer.step()
+
+    async def run(self) -> None:
+        """Publish until `stop()` (or cancelled); failures are logged and retried."""
+        await self.tailer.run()
+
+    async def stop(self) -> None:
+        await self.tailer.stop()
+
+    async def _send(self, docs: Sequence[dict[str, Any]]) -> None:
+        """The tailer's sink: one contiguous run of entries, every message acked."""
         futures = []
-        expected = self.next_seq
         for doc in docs:
-            if doc["_id"] != expected:
-                break  # never skip: a missing document is a fault `verify` reports
             key = (doc.get("subject_id") or doc.get("producer") or "").encode("utf-8")
             headers = [
                 ("seq", str(doc["_id"]).encode()),
@@ -74,28 +145,5 @@ class AuditLogPublisher:
                     self.topic, doc["e"].encode("utf-8"), key=key, headers=headers
                 )
             )
-            expected += 1
-        if futures:
-            await asyncio.gather(*futures)
-            await self.store.advance_cursor(CURSOR, expected)
-            self.metrics.published.inc(len(futures))
-            self.metrics.published_seq.set(expected)
-            self.next_seq = expected
-        return len(futures)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.publish_next()
-                self.last_error = None
-                if sent >= self.window:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_wait_s)
-                self._wake.clear()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.last_error = repr(exc)
-                log.exception("audit.log publisher failed; retrying")
-                await asyncio.sleep(1.0)
+        await asyncio.gather(*futures)
+        self.metrics.published.inc(len(futures))

@@ -1,0 +1,1 @@
+"""mmgen.retention: privacy requests with legal deadlines, erasure orchestration, policies."""

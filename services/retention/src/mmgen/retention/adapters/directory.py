@@ -1,0 +1,147 @@
+"""HTTP clients of the other services: `/internal/subjects/{id}/export|footprint`, the purposes
+catalogue, and the audit log's latest signed head.
+
+Calls carry a service token from identity (`ServiceTokenProvider`: `role: service`, fetched
+once per lifetime, dropped and fetched again after a 401) and `X-Purpose: legal_compliance`
+(privacy requests are a legal obligation). Every failure — connection, timeout, an answer
+other than 200, a body over the size limit or of the wrong shape, an answer about another
+subject — is a `ServiceUnreachableError`: the step is retried later, never taken as success.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from mmgen.auditlog.receipt import ReceiptCheckpoint
+from mmgen.platform.errors import PlatformError
+from mmgen.platform.service_tokens import ServiceTokenProvider
+from mmgen.retention.domain.contract import Footprint, Purpose, SubjectExport
+from mmgen.retention.domain.errors import ServiceUnreachableError
+
+log = logging.getLogger(__name__)
+PURPOSE_HEADERS = {"X-Purpose": "legal_compliance"}
+
+
+class _Caller:
+    def __init__(
+        self, client: httpx.AsyncClient, tokens: ServiceTokenProvider, max_bytes: int
+    ) -> None:
+        self.client = client
+        self.tokens = tokens
+        self.max_bytes = max_bytes
+
+    async def get(self, service: str, url: str, *, authenticated: bool = True) -> Any:
+        for attempt in range(2):
+            headers = dict(PURPOSE_HEADERS)
+            if authenticated:
+                try:
+                    headers.update(await self.tokens.headers())
+                except PlatformError as exc:
+                    raise ServiceUnreachableError("identity", f"no service token: {exc}") from exc
+            try:
+                response = await self.client.get(url, headers=headers)
+            except httpx.HTTPError as exc:
+                raise ServiceUnreachableError(service, f"{type(exc).__name__}: {exc}") from exc
+            if response.status_code == 401 and authenticated and attempt == 0:
+                self.tokens.invalidate()  # identity rotated its keys or restarted
+                continue
+            if response.status_code != 200:
+                raise ServiceUnreachableError(service, f"HTTP {response.status_code}")
+            if len(response.content) > self.max_bytes:
+                raise ServiceUnreachableError(
+                    service, f"answer of {len(response.content)} bytes exceeds the limit"
+                )
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise ServiceUnreachableError(service, "answer is not JSON") from exc
+        raise ServiceUnreachableError(service, "HTTP 401 with a fresh service token")
+
+
+class HttpServiceDirectory:
+    """`ServiceDirectory` over HTTP."""
+
+    def __init__(
+        self,
+        *,
+        urls: Mapping[str, str],
+        services: Sequence[str],
+        tokens: ServiceTokenProvider,
+        client: httpx.AsyncClient,
+        purposes_service: str = "consent",
+        max_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        missing = [s for s in (*services, purposes_service) if s not in urls]
+        if missing:
+            raise ValueError(f"no URL for services {missing}")
+        self.urls = {name: url.rstrip("/") for name, url in urls.items()}
+        self.names = tuple(services)
+        self.purposes_service = purposes_service
+        self.caller = _Caller(client, tokens, max_bytes)
+
+    def services(self) -> tuple[str, ...]:
+        return self.names
+
+    async def _subject(self, service: str, subject_id: str, what: str) -> Any:
+        url = f"{self.urls[service]}/internal/subjects/{subject_id}/{what}"
+        return await self.caller.get(service, url)
+
+    async def export(self, service: str, subject_id: str) -> SubjectExport:
+        body = await self._subject(service, subject_id, "export")
+        try:
+            export = SubjectExport.model_validate(body)
+        except ValidationError as exc:
+            raise ServiceUnreachableError(service, f"export has the wrong shape: {exc}") from exc
+        if export.service != service or export.subject_id != subject_id:
+            raise ServiceUnreachableError(service, "export names another service or subject")
+        return export
+
+    async def footprint(self, service: str, subject_id: str) -> Footprint:
+        body = await self._subject(service, subject_id, "footprint")
+        try:
+            footprint = Footprint.model_validate(body)
+        except ValidationError as exc:
+            raise ServiceUnreachableError(service, f"footprint has the wrong shape: {exc}") from exc
+        if footprint.service != service or footprint.subject_id != subject_id:
+            raise ServiceUnreachableError(service, "footprint names another service or subject")
+        return footprint
+
+    async def purposes(self) -> list[Purpose]:
+        service = self.purposes_service
+        body = await self.caller.get(service, f"{self.urls[service]}/purposes", authenticated=False)
+        try:
+            return [Purpose.model_validate(item) for item in body["items"]]
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise ServiceUnreachableError(service, "purposes have the wrong shape") from exc
+
+
+class HttpAuditLogHeads:
+    """`AuditLogHeads`: `GET /audit/checkpoints/latest` of the service keeping the log."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        tokens: ServiceTokenProvider,
+        client: httpx.AsyncClient,
+        service: str = "consent",
+    ) -> None:
+        self.url = url.rstrip("/") + "/audit/checkpoints/latest"
+        self.service = service
+        self.caller = _Caller(client, tokens, 1024 * 1024)
+
+    async def latest(self) -> ReceiptCheckpoint:
+        body = await self.caller.get(self.service, self.url)
+        try:
+            return ReceiptCheckpoint(
+                tree_size=int(body["tree_size"]),
+                root_hash=str(body["root_hash"]),
+                note=str(body["note"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceUnreachableError(self.service, "signed head has the wrong shape") from exc

@@ -1,0 +1,1 @@
+"""Pure domain of the retention service: no web, database or broker code."""

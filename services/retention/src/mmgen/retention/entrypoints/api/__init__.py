@@ -1,0 +1,1 @@
+"""The retention HTTP API: request and response bodies."""

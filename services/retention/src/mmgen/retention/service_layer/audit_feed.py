@@ -1,0 +1,102 @@
+"""What retention does with `audit.log` and with the services' `SubjectErased` events.
+
+`AuditFeed.on_entries` takes entries in `seq` order (the runtime's consumer of `audit.log`):
+the activity projection folds them, and every `<service>.SubjectErased` entry goes to the
+erasure coordinator as an acknowledgement's audit-log half. `AuditFeed.rebuild` replays the
+log from the start into an emptied projection (the projection is a cache of the log).
+`on_subject_erased` takes the other half, the `SubjectErased` envelope from a service's
+events topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Mapping, Sequence
+from typing import Any
+
+from mmgen.events.envelope import Envelope
+from mmgen.retention.domain.activity import DEFAULT_RESOURCE_TYPES, fold_batch, keys_touched
+from mmgen.retention.domain.contract import AuditRecord, SubjectErasedReport
+from mmgen.retention.service_layer.erasure import ErasureCoordinator
+from mmgen.retention.service_layer.ports import ActivityStore
+
+REBUILD_BATCH = 500
+
+
+def report_from_envelope(envelope: Envelope) -> SubjectErasedReport | None:
+    """The standard `SubjectErased` data of an envelope (None for any other event)."""
+    if envelope.event_type != f"{envelope.producer}.SubjectErased":
+        return None
+    data: Mapping[str, Any] = envelope.data
+    return SubjectErasedReport(
+        service=envelope.producer,
+        event_id=envelope.event_id,
+        command_id=envelope.causation_id,
+        occurred_at=envelope.occurred_at,
+        request_id=data.get("request_id"),
+        subject_id=str(data.get("subject_id") or envelope.subject_id or ""),
+        keys_shredded=data.get("keys_shredded", 0),
+        records_deleted=data.get("records_deleted") or {},
+        records_anonymized=data.get("records_anonymized") or {},
+        categories_held=data.get("categories_held") or [],
+    )
+
+
+def _record(entry: Mapping[str, Any] | AuditRecord) -> AuditRecord:
+    return entry if isinstance(entry, AuditRecord) else AuditRecord.model_validate(entry)
+
+
+class AuditFeed:
+    def __init__(
+        self,
+        *,
+        activity: ActivityStore,
+        coordinator: ErasureCoordinator,
+        resource_types: frozenset[str] = DEFAULT_RESOURCE_TYPES,
+    ) -> None:
+        self.activity = activity
+        self.coordinator = coordinator
+        self.resource_types = resource_types
+
+    async def project(self, records: Sequence[AuditRecord]) -> int:
+        """Fold entries not yet applied into the projection; returns how many were new."""
+        start = await self.activity.next_seq()
+        fresh = sorted((r for r in records if r.seq >= start), key=lambda r: r.seq)
+        if not fresh:
+            return 0
+        subject_ids, resource_keys = keys_touched(fresh, self.resource_types)
+        subjects, resources = await self.activity.load(sorted(subject_ids), sorted(resource_keys))
+        batch = fold_batch(fresh, subjects, resources, self.resource_types)
+        await self.activity.save(batch)
+        return len(fresh)
+
+    async def on_entries(self, entries: Sequence[Mapping[str, Any] | AuditRecord]) -> int:
+        records = [
+            e if isinstance(e, AuditRecord) else AuditRecord.model_validate(e) for e in entries
+        ]
+        applied = await self.project(records)
+        for record in records:
+            await self.coordinator.on_audit_entry(record)
+        return applied
+
+    async def on_subject_erased(self, envelope: Envelope) -> str | None:
+        report = report_from_envelope(envelope)
+        if report is None or not report.subject_id:
+            return None
+        return await self.coordinator.on_report(report)
+
+    async def rebuild(self, entries: AsyncIterable[Mapping[str, Any] | AuditRecord]) -> int:
+        """Empty the projection and fold the whole log again (no orders or acknowledgements
+        are re-sent: only the projection is rebuilt)."""
+        await self.activity.reset()
+        total = 0
+        chunk: list[AuditRecord] = []
+        async for entry in entries:
+            chunk.append(
+                entry if isinstance(entry, AuditRecord) else AuditRecord.model_validate(entry)
+            )
+            if len(chunk) >= REBUILD_BATCH:
+                total += await self.project(chunk)
+                chunk = []
+        if chunk:
+            total += await self.project(chunk)
+        return total

@@ -1,0 +1,302 @@
+"""The erasure coordinator: orders an erasure, reads the answers back, checks, concludes.
+
+1. `start`: `retention.EraseSubject` to every service (`ServiceDirectory.services()`), with
+   the categories the subject's active legal holds keep as `categories_held`.
+2. Each service answers with `<service>.SubjectErased`: its data reaches `on_report` (from the
+   service's events topic), its audit-log entry `on_audit_entry` (from `audit.log`); the two
+   are joined by event id, and once both are there the request records the acknowledgement
+   with its `audit_seq`.
+3. `advance`: reads the footprint of every acknowledged service and assesses the request
+   (`progress.assess_erasure`): `verified` only when every service acknowledged and every
+   footprint shows zero readable personal data outside the held categories;
+   `partially_completed` when the same holds but categories are held. The per-service states
+   (pending, to_retry, acknowledged, residual, clean) are stored on the request's view.
+4. `retry_stalled`: a service that has not acknowledged (or still shows data) past the bound
+   gets the order again, as a new attempt, up to `max_attempts`.
+5. `on_hold_released`: when a hold of the subject ends, the held part is ordered erased; the
+   request goes back in progress and on to `verified`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from mmgen.retention.domain.contract import AuditRecord, Footprint, SubjectErasedReport
+from mmgen.retention.domain.errors import (
+    IllegalTransitionError,
+    PrivacyRequestNotFoundError,
+    ServiceUnreachableError,
+)
+from mmgen.retention.domain.events import AcknowledgementData, ErasureOrdered, HeldCategoryData
+from mmgen.retention.domain.holds import held_categories
+from mmgen.retention.domain.progress import ErasureProgress, assess_erasure
+from mmgen.retention.domain.records import Command, Evidence
+from mmgen.retention.domain.requests import PrivacyRequest, RequestStatus
+from mmgen.retention.service_layer.ports import (
+    Clock,
+    CommandPublisher,
+    EvidenceStore,
+    HoldViews,
+    RequestViews,
+    ServiceDirectory,
+)
+from mmgen.retention.service_layer.requests import RequestBook
+
+log = logging.getLogger(__name__)
+
+
+def erase_command(request: PrivacyRequest, order: ErasureOrdered) -> Command:
+    """The `retention.EraseSubject` of an order (same order → same command id)."""
+    return Command(
+        event_type="retention.EraseSubject",
+        command_id=order.command_id,
+        subject_id=request.subject_id,
+        data={
+            "request_id": request.request_id,
+            "subject_id": request.subject_id,
+            "categories_held": sorted({h.category for h in order.categories_held}),
+        },
+        correlation_id=request.request_id,
+    )
+
+
+def _acknowledgement(evidence: Evidence) -> AcknowledgementData:
+    report = evidence.report
+    assert report is not None and evidence.audit_seq is not None
+    return AcknowledgementData(
+        service=evidence.service,
+        event_id=evidence.event_id,
+        command_id=report.command_id,
+        audit_seq=evidence.audit_seq,
+        keys_shredded=report.keys_shredded,
+        records_deleted=dict(report.records_deleted),
+        records_anonymized=dict(report.records_anonymized),
+        categories_held=sorted(set(report.categories_held)),
+        acknowledged_at=report.occurred_at,
+    )
+
+
+class ErasureCoordinator:
+    def __init__(
+        self,
+        *,
+        book: RequestBook,
+        views: RequestViews,
+        holds: HoldViews,
+        evidence: EvidenceStore,
+        publisher: CommandPublisher,
+        directory: ServiceDirectory,
+        clock: Clock,
+        ack_timeout: timedelta,
+        max_attempts: int = 10,
+    ) -> None:
+        self.book = book
+        self.views = views
+        self.holds = holds
+        self.evidence = evidence
+        self.publisher = publisher
+        self.directory = directory
+        self.clock = clock
+        self.ack_timeout = ack_timeout
+        self.max_attempts = max_attempts
+
+    async def _held(self, subject_id: str) -> list[HeldCategoryData]:
+        holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
+        return held_categories(holds, self.clock.now())
+
+    async def _order(self, request_id: str, reason: str) -> ErasureOrdered:
+        held = await self._held((await self.book.load(request_id)).subject_id)
+        now = self.clock.now()
+        request, order = await self.book.change(
+            request_id,
+            lambda r: r.order_erasure(
+                services=self.directory.services(), held=held, reason=reason, now=now
+            ),
+        )
+        await self.publisher.publish(erase_command(request, order))
+        log.info(
+            "erasure ordered",
+            extra={"request_id": request_id, "attempt": order.attempt, "command": order.command_id},
+        )
+        return order
+
+    async def start(self, request: PrivacyRequest) -> ErasureProgress | None:
+        """Order the erasure of a new request (or resend the last order of one already
+        ordered: the same command, which services act on once)."""
+        order = request.last_order
+        if order is None:
+            reason = (
+                "erasure requested on the subject's behalf by " + request.requested_by_role
+                if request.on_behalf
+                else "erasure requested by the subject"
+            )
+            await self._order(request.request_id, reason)
+        elif not request.final:
+            await self.publisher.publish(erase_command(request, order))
+        return await self.advance(request.request_id)
+
+    # --- answers ---------------------------------------------------------------------------------
+
+    async def on_report(self, report: SubjectErasedReport) -> str | None:
+        """A service's `SubjectErased` data arrived; returns the request it acknowledged."""
+        return await self._settle(await self.evidence.add_report(report))
+
+    async def on_audit_entry(self, record: AuditRecord) -> str | None:
+        """An audit-log entry arrived; only `<service>.SubjectErased` entries matter here."""
+        if record.event_type != f"{record.producer}.SubjectErased" or not record.subject_id:
+            return None
+        return await self._settle(await self.evidence.add_audit(record))
+
+    async def _request_of(self, evidence: Evidence) -> str | None:
+        report = evidence.report
+        assert report is not None
+        if report.request_id:
+            view = await self.views.get(report.request_id)
+            # Answers to a policy's order name its run, not a request: nothing to acknowledge.
+            return report.request_id if view is not None else None
+        view = await self.views.open_for(evidence.subject_id, "erasure")
+        return None if view is None else str(view["_id"])
+
+    async def _settle(self, evidence: Evidence) -> str | None:
+        if not evidence.complete:
+            return None
+        request_id = await self._request_of(evidence)
+        if request_id is None:
+            return None
+        ack = _acknowledgement(evidence)
+
+        def record(request: PrivacyRequest) -> bool:
+            if request.request_type != "erasure" or not request.orders or request.final:
+                return False
+            if request.subject_id != evidence.subject_id:
+                return False
+            return request.acknowledge(ack)
+
+        _, recorded = await self.book.change(request_id, record)
+        if recorded:
+            await self.advance(request_id)
+        return request_id
+
+    # --- checking and concluding -----------------------------------------------------------------
+
+    async def _footprints(
+        self, request: PrivacyRequest, services: list[str]
+    ) -> dict[str, Footprint]:
+        out: dict[str, Footprint] = {}
+        for service in services:
+            try:
+                out[service] = await self.directory.footprint(service, request.subject_id)
+            except ServiceUnreachableError as exc:
+                log.warning("footprint of %s unavailable: %s", service, exc.reason)
+        return out
+
+    async def advance(self, request_id: str) -> ErasureProgress | None:
+        """Assess the request against fresh footprints; conclude when it may."""
+        request = await self.book.load(request_id)
+        order = request.last_order
+        if request.request_type != "erasure" or order is None or request.final:
+            return None
+        acks = request.acknowledgements_for_last_order()
+        footprints = await self._footprints(request, sorted(acks))
+        now = self.clock.now()
+        progress = assess_erasure(
+            subject_id=request.subject_id,
+            order=order,
+            acknowledgements=acks,
+            footprints=footprints,
+            now=now,
+            ack_timeout=self.ack_timeout,
+        )
+        await self.views.set_progress(request_id, _progress_view(progress))
+        if progress.outcome == "in_progress":
+            return progress
+
+        def conclude(current: PrivacyRequest) -> bool:
+            latest = current.last_order
+            if latest is None or latest.command_id != order.command_id:
+                return False  # a newer order was sent meanwhile: assess that one instead
+            return current.conclude(progress, now)
+
+        try:
+            await self.book.change(request_id, conclude)
+        except IllegalTransitionError as exc:
+            log.warning("request %s cannot conclude: %s", request_id, exc)
+        return progress
+
+    async def retry_stalled(self, request_id: str) -> bool:
+        """Order again when a service is late or still shows data; True if an order was sent."""
+        progress = await self.advance(request_id)
+        if progress is None or not progress.to_retry:
+            return False
+        request = await self.book.load(request_id)
+        if len(request.orders) >= self.max_attempts:
+            log.error(
+                "erasure %s: %s still not done after %d attempts",
+                request_id,
+                ", ".join(progress.to_retry),
+                len(request.orders),
+            )
+            return False
+        waiting = ", ".join(f"{s.service} ({s.state.value})" for s in progress.services if s.retry)
+        await self._order(request_id, f"retry: {waiting}")
+        await self.advance(request_id)
+        return True
+
+    async def on_hold_released(self, subject_id: str) -> str | None:
+        """A hold of the subject ended: order the held part erased (returns the request)."""
+        view = await self.views.open_for(subject_id, "erasure")
+        if view is None:
+            return None
+        request = await self.book.load(str(view["_id"]))
+        order = request.last_order
+        if order is None or request.status not in (
+            RequestStatus.partially_completed,
+            RequestStatus.in_progress,
+            RequestStatus.overdue,
+        ):
+            return None
+        still = await self._held(subject_id)
+        if {h.category for h in still} == {h.category for h in order.categories_held}:
+            return None
+        ended = sorted({h.hold_id for h in order.categories_held} - {h.hold_id for h in still})
+        await self._order(
+            request.request_id, "legal hold ended: erase what it kept (" + ", ".join(ended) + ")"
+        )
+        await self.advance(request.request_id)
+        return request.request_id
+
+    async def tick(self, request_ids: list[str]) -> dict[str, int]:
+        """Scheduler pass over open erasure requests: order unordered ones, retry stalled."""
+        ordered = retried = 0
+        for request_id in request_ids:
+            try:
+                request = await self.book.load(request_id)
+            except PrivacyRequestNotFoundError:
+                continue
+            if request.request_type != "erasure" or request.final:
+                continue
+            try:
+                if request.last_order is None:
+                    await self.start(request)
+                    ordered += 1
+                elif await self.retry_stalled(request_id):
+                    retried += 1
+            except Exception:
+                log.exception("erasure pass failed for %s", request_id)
+        return {"ordered": ordered, "retried": retried}
+
+
+def _progress_view(progress: ErasureProgress) -> list[dict[str, Any]]:
+    return [
+        {
+            "service": s.service,
+            "state": s.state.value,
+            "retry": s.retry,
+            "detail": s.detail,
+            "audit_seq": None if s.acknowledgement is None else s.acknowledgement.audit_seq,
+            "readable_outside_held": s.readable_outside_held,
+        }
+        for s in progress.services
+    ]

@@ -1,0 +1,72 @@
+"""One scheduler pass (`RETENTION_SCHEDULER_INTERVAL_SECONDS`; also `POST /retention/run`).
+
+In order: end holds whose `until` passed (their held parts get ordered erased), mark overdue
+requests, order or retry erasures, collect access packages still missing a service, delete
+expired packages, then evaluate the retention policies. Each step is bounded and failures of
+one request never stop the pass; the result counts what happened (the overdue count feeds
+the service's metric).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from mmgen.events.envelope import Actor
+from mmgen.retention.service_layer.access import AccessPackages
+from mmgen.retention.service_layer.erasure import ErasureCoordinator
+from mmgen.retention.service_layer.holds import LegalHolds
+from mmgen.retention.service_layer.policies import RetentionRuns
+from mmgen.retention.service_layer.requests import PrivacyRequests
+
+
+@dataclass(frozen=True)
+class PassResult:
+    holds_ended: int
+    marked_overdue: int
+    erasures_ordered: int
+    erasures_retried: int
+    packages_ready: int
+    packages_deleted: int
+    policy_orders: int
+    run_id: str
+    overdue_open: int
+
+    def to_json(self) -> dict[str, int | str]:
+        return asdict(self)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        requests: PrivacyRequests,
+        coordinator: ErasureCoordinator,
+        access: AccessPackages,
+        holds: LegalHolds,
+        runs: RetentionRuns,
+    ) -> None:
+        self.requests = requests
+        self.coordinator = coordinator
+        self.access = access
+        self.holds = holds
+        self.runs = runs
+
+    async def tick(self, *, by: Actor | None = None) -> PassResult:
+        holds_ended = await self.holds.end_expired()
+        overdue = await self.requests.mark_overdue()
+        open_ids = await self.requests.open_ids()
+        erasures = await self.coordinator.tick(open_ids)
+        ready = await self.access.retry(open_ids)
+        deleted = await self.access.purge_expired()
+        run = await self.runs.run(by=by)
+        return PassResult(
+            holds_ended=holds_ended,
+            marked_overdue=overdue,
+            erasures_ordered=erasures["ordered"],
+            erasures_retried=erasures["retried"],
+            packages_ready=ready,
+            packages_deleted=deleted,
+            policy_orders=len(run.orders),
+            run_id=run.run_id,
+            overdue_open=await self.requests.count_overdue(),
+        )

@@ -1,0 +1,152 @@
+"""The HTTP service directory against an in-process app that plays identity and a service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Header, Response
+
+from mmgen.platform.service_tokens import ServiceTokenProvider
+from mmgen.retention.adapters.directory import HttpAuditLogHeads, HttpServiceDirectory
+from mmgen.retention.domain.errors import ServiceUnreachableError
+
+SUBJECT = "0195f3a0-0000-7000-8000-00000000a11c"
+
+
+class World:
+    """What the fake services answer, and what they saw."""
+
+    def __init__(self) -> None:
+        self.tokens_issued = 0
+        self.valid = {"t1"}
+        self.seen: list[dict[str, str | None]] = []
+        self.footprint: dict[str, Any] = {
+            "service": "projects",
+            "subject_id": SUBJECT,
+            "key_erased": True,
+            "categories": {"communication": {"records": 2, "readable_personal_fields": 0}},
+            "total_records": 2,
+            "readable_personal_fields": 0,
+            "new_member": "ignored",
+        }
+        self.status = 200
+
+
+def make_app(world: World) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/auth/service-token")
+    async def token(body: dict[str, str]) -> dict[str, Any]:
+        assert body == {"service": "retention", "secret": "s3cret"}
+        world.tokens_issued += 1
+        return {"access_token": f"t{world.tokens_issued}", "expires_in": 300}
+
+    @app.get("/internal/subjects/{subject_id}/{what}")
+    async def internal(
+        subject_id: str,
+        what: str,
+        response: Response,
+        authorization: str | None = Header(default=None),
+        x_purpose: str | None = Header(default=None),
+    ) -> Any:
+        world.seen.append({"authorization": authorization, "purpose": x_purpose})
+        if authorization is None or authorization.removeprefix("Bearer ") not in world.valid:
+            response.status_code = 401
+            return {}
+        response.status_code = world.status
+        if what == "footprint":
+            return world.footprint
+        return {"service": "projects", "subject_id": subject_id, "records": {"n": 1}, "events": []}
+
+    @app.get("/purposes")
+    async def purposes() -> dict[str, Any]:
+        return {"items": [{"id": "support", "legal_basis": "legitimate_interests"}]}
+
+    @app.get("/audit/checkpoints/latest")
+    async def latest() -> dict[str, Any]:
+        return {"tree_size": 7, "root_hash": "ab" * 32, "note": "n\n", "timestamp": "x"}
+
+    return app
+
+
+@pytest.fixture
+async def setup() -> AsyncIterator[tuple[World, HttpServiceDirectory, HttpAuditLogHeads]]:
+    world = World()
+    transport = httpx.ASGITransport(app=make_app(world))
+    async with httpx.AsyncClient(transport=transport) as client:
+        tokens = ServiceTokenProvider("http://identity.test", "retention", "s3cret", client=client)
+        urls = {"projects": "http://projects.test/", "consent": "http://consent.test"}
+        directory = HttpServiceDirectory(
+            urls=urls, services=["projects"], tokens=tokens, client=client, max_bytes=4096
+        )
+        heads = HttpAuditLogHeads(url="http://consent.test", tokens=tokens, client=client)
+        yield world, directory, heads
+
+
+async def test_footprint_export_purposes_and_head(setup: Any) -> None:
+    world, directory, heads = setup
+    footprint = await directory.footprint("projects", SUBJECT)
+    assert footprint.categories["communication"].records == 2
+    assert world.seen[-1] == {"authorization": "Bearer t1", "purpose": "legal_compliance"}
+    export = await directory.export("projects", SUBJECT)
+    assert export.records == {"n": 1}
+    assert world.tokens_issued == 1  # the token is reused
+    assert [p.id for p in await directory.purposes()] == ["support"]
+    head = await heads.latest()
+    assert (head.tree_size, head.note) == (7, "n\n")
+
+
+async def test_a_refused_token_is_fetched_again_once(setup: Any) -> None:
+    world, directory, _ = setup
+    await directory.footprint("projects", SUBJECT)
+    world.valid = {"t2"}  # identity rotated: the cached token is refused
+    await directory.footprint("projects", SUBJECT)
+    assert world.tokens_issued == 2
+    world.valid = set()
+    with pytest.raises(ServiceUnreachableError, match="401"):
+        await directory.footprint("projects", SUBJECT)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"status": 503}, "HTTP 503"),
+        ({"footprint": {"service": "profiles", "subject_id": SUBJECT}}, "another service"),
+        ({"footprint": {"service": "projects", "subject_id": "someone-else"}}, "another"),
+        ({"footprint": {"service": "projects", "subject_id": SUBJECT, "total_records": -1}},
+         "wrong shape"),
+        ({"footprint": {"service": "projects", "subject_id": SUBJECT, "pad": "x" * 5000}},
+         "exceeds"),
+    ],
+)  # fmt: skip
+async def test_bad_answers_are_failures_never_success(
+    setup: Any, change: dict[str, Any], message: str
+) -> None:
+    world, directory, _ = setup
+    for key, value in change.items():
+        setattr(world, key, value)
+    with pytest.raises(ServiceUnreachableError, match=message):
+        await directory.footprint("projects", SUBJECT)
+
+
+async def test_unreachable_service_and_identity() -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_refuse)) as client:
+        tokens = ServiceTokenProvider("http://identity.test", "retention", "x", client=client)
+        directory = HttpServiceDirectory(
+            urls={"projects": "http://p", "consent": "http://c"},
+            services=["projects"],
+            tokens=tokens,
+            client=client,
+        )
+        with pytest.raises(ServiceUnreachableError) as caught:
+            await directory.footprint("projects", SUBJECT)
+        assert caught.value.service == "identity"
+    with pytest.raises(ValueError, match="no URL"):
+        HttpServiceDirectory(urls={}, services=["projects"], tokens=tokens, client=client)
+
+
+def _refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
