@@ -90,6 +90,13 @@ async def test_dropped_read_models_come_back_identical(consent_settings, tokens)
             lambda: db["consents"].count_documents({"subject_id": {"$in": [erased, usage_held]}}),
             until=lambda n: n == 0,
         )
+        # Snapshot only once the projector has caught up with every stored event.
+        async def caught_up() -> bool:
+            state = await db["projection_state"].find_one({"_id": PROJECTION_NAME})
+            stored = await db["events"].count_documents({})
+            return state is not None and state["checkpoint"] == stored
+
+        await eventually(caught_up, timeout=30)
         before = await _read_models(db)
         assert len(before["tracking_events"]) == 3 * 5  # the erased subject's are gone
         assert len(before["consents"]) == 2 + 3  # the GPC signal added data.sale_sharing
