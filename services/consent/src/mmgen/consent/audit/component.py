@@ -20,11 +20,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mmgen.auditlog.checkpoint import NoteSigner
 from mmgen.consent.audit.api import AppendSignal, AuditDenialRecorder, build_router
 from mmgen.consent.audit.checkpoints import Checkpointer, load_signer
+from mmgen.consent.audit.heads import HeadWatcher
 from mmgen.consent.audit.metrics import AuditMetrics
-from mmgen.consent.audit.projector import AuditProjector
+from mmgen.consent.audit.projector import AuditProjector, producer_holes
 from mmgen.consent.audit.publisher import AuditLogPublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
+from mmgen.events.heads import heads_topic
 from mmgen.events.relay import MAX_REQUEST_SIZE, PRODUCER_RECOVERY_CONFIG
 from mmgen.events.republish import republish_topic
 from mmgen.events.topics import Topics, ensure_topics
@@ -94,6 +96,7 @@ class AuditComponent:
     topics: Topics
     checkpointer: Checkpointer
     projector: AuditProjector | None = None
+    heads: HeadWatcher | None = None
     publisher: AuditLogPublisher | None = None
     _producer: AIOKafkaProducer | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -123,7 +126,7 @@ class AuditComponent:
         await self.store.ensure_indexes()
         await ensure_topics(
             self.config.kafka_bootstrap,
-            [self.audit_log_topic, self.republish_topic],
+            [self.audit_log_topic, self.republish_topic, heads_topic(self.config.topic_prefix)],
             partitions=self.config.topic_partitions,
             check_partitions=False,
         )
@@ -158,12 +161,24 @@ class AuditComponent:
         )
         self.metrics.tree_size.set((await self.store.head()).size)
         await self.projector.start()
+        self.heads = HeadWatcher(
+            self.store,
+            self.config.kafka_bootstrap,
+            heads_topic(self.config.topic_prefix),
+            group_id=f"{self.config.consumer_group}-heads",
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            metadata_max_age_ms=self.config.metadata_max_age_ms,
+        )
+        await self.heads.start()
         self._tasks = [
             asyncio.create_task(self.checkpointer.run(), name="audit-checkpoints"),
             asyncio.create_task(self.publisher.run(), name="audit-log-publisher"),
         ]
 
     async def stop(self) -> None:
+        if self.heads is not None:
+            await self.heads.stop()
         if self.projector is not None:
             await self.projector.stop()
         await self.checkpointer.stop()
@@ -187,7 +202,8 @@ class AuditComponent:
                     "producer": doc["_id"],
                     "contiguous": doc.get("contiguous", 0),
                     "highest": doc.get("highest", 0),
-                    "missing": doc.get("missing", 0),
+                    "announced": doc.get("announced", 0),
+                    "missing": sum(last - first + 1 for first, last in producer_holes(doc)),
                     "gap_since": doc.get("gap_since"),
                     "repair_requests": doc.get("repair_requests", 0),
                     "repairs": doc.get("repairs", 0),
