@@ -53,3 +53,6 @@ class ConsentSettings(EventServiceSettings):
     audit_batch_max: int = 1000
     #: Kafka consumer group of the audit projector.
     audit_consumer_group: str = "consent-audit"
+    #: One replica writes the log (projector, checkpoints, publisher) under a lease of this
+    #: length; a standby takes over within it (plus a quarter) after the leader stops renewing.
+    audit_lease_ttl_seconds: float = Field(default=10.0, gt=0)
