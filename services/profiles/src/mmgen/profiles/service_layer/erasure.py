@@ -186,14 +186,16 @@ class ProfilesErasure:
             records[PORTFOLIO] += 1
             readable[PORTFOLIO] += len(row.details.filled_fields())
         postings = await self.index.count(subject_id)
-        records[PORTFOLIO] += postings
-        readable[PORTFOLIO] += postings  # each holds a word of the public part
+        if postings:
+            records[PORTFOLIO] += postings
+            readable[PORTFOLIO] += postings  # each holds a word of the public part
         if await self.consents.get(subject_id) is not None:
             records[CONSENT] += 1
             readable[CONSENT] += 1
         memberships = len(await self.memberships.of_user(subject_id))
-        records[PROJECT] += memberships
-        readable[PROJECT] += memberships
+        if memberships:
+            records[PROJECT] += memberships
+            readable[PROJECT] += memberships
         return Footprint.of(
             self.service,
             subject_id,
