@@ -83,6 +83,9 @@ class InMemorySearchIndex:
     def _delete(self, creator_id: str, token: str) -> None:
         self.postings[token].pop(creator_id, None)
         self.by_creator[creator_id].pop(token, None)
+        if not self.postings[token]:  # no posting holds the word any more: forget it
+            del self.postings[token]
+            self.seqs.pop(token, None)
 
     async def replace(self, creator_id: str, tokens: Mapping[str, int], listed_at_ms: int) -> int:
         existing = list(self.by_creator.get(creator_id, {}).values())
@@ -106,9 +109,10 @@ class InMemorySearchIndex:
         return written
 
     async def remove(self, creator_id: str, session: AsyncClientSession | None = None) -> int:
-        tokens = list(self.by_creator.pop(creator_id, {}))
+        tokens = list(self.by_creator.get(creator_id, {}))
         for token in tokens:
-            self.postings[token].pop(creator_id, None)
+            self._delete(creator_id, token)
+        self.by_creator.pop(creator_id, None)
         return len(tokens)
 
     async def heads(self, tokens: Sequence[str]) -> dict[str, int]:

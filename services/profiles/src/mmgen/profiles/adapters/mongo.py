@@ -43,6 +43,8 @@ SEQ_DIGITS = 12
 #: Documents asked for per batch of a window read (one round trip for a whole window).
 WINDOW_BATCH = 10_000
 INSERT_BATCH = 5_000
+#: Places probed per read when checking that no posting holds a token any more.
+GC_WINDOW = 1_000
 DUPLICATE_KEY = 11000
 
 
@@ -212,6 +214,7 @@ class MongoSearchIndex:
         if change.delete:
             ids = [posting_id(t, creator_id) for t in change.delete]
             await self.postings.delete_many({"_id": {"$in": ids}})
+            await self._forget_unused([t for t in change.delete if t not in change.insert])
         docs = [
             self._doc(token, creator_id, await self._reserve(token, 1), weight, listed_at_ms)
             for token, weight in change.insert.items()
@@ -241,8 +244,35 @@ class MongoSearchIndex:
         return len(docs)
 
     async def remove(self, creator_id: str, session: AsyncClientSession | None = None) -> int:
+        held = await self.postings.find({"c": creator_id}, {"k": 1}, session=session).to_list(None)
         result = await self.postings.delete_many({"c": creator_id}, session=session)
+        await self._forget_unused([str(d["k"]).rsplit("|", 1)[0] for d in held], session)
         return result.deleted_count
+
+    async def _forget_unused(
+        self, tokens: Sequence[str], session: AsyncClientSession | None = None
+    ) -> None:
+        """Drop the counters of tokens no posting holds any more, so a word of a profile that
+        was erased (a rare name, say) is not kept even on its own.
+
+        Emptiness is probed window by window from the newest place down: a used token answers
+        at the first window, an unused one costs `head / window` reads of empty ranges. The
+        counter is deleted only if it did not move meanwhile (a concurrent indexer keeps it).
+        """
+        for token in tokens:
+            head = await self.heads_coll.find_one({"_id": token}, session=session)
+            if head is None:
+                continue
+            top = int(head["seq"])
+            high = top
+            while high >= 1:
+                low = max(1, high - GC_WINDOW + 1)
+                bounds = {"$gte": posting_key(token, low), "$lte": posting_key(token, high)}
+                if await self.postings.find_one({"k": bounds}, {"_id": 1}, session=session):
+                    break
+                high = low - 1
+            else:
+                await self.heads_coll.delete_one({"_id": token, "seq": top}, session=session)
 
     async def heads(self, tokens: Sequence[str]) -> dict[str, int]:
         docs = await self.heads_coll.find({"_id": {"$in": list(tokens)}}).to_list(None)

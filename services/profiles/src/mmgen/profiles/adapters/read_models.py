@@ -130,7 +130,8 @@ class SearchIndex(Protocol):
         """Index creators that have no postings yet, in bulk (a rebuild, a benchmark)."""
 
     async def remove(self, creator_id: str, session: AsyncClientSession | None = None) -> int:
-        """Delete the creator's postings; returns how many."""
+        """Delete the creator's postings; returns how many. A token no posting holds any more
+        is forgotten altogether (its sequence counter goes too)."""
 
     async def heads(self, tokens: Sequence[str]) -> dict[str, int]:
         """The highest sequence number given out per token (tokens never used are absent)."""
