@@ -38,6 +38,7 @@ from mmgen.profiles.adapters.read_models import (
     SearchIndex,
     shared_projects,
 )
+from mmgen.profiles.domain.search import signature
 
 from ..conftest import details, new_id
 
@@ -205,6 +206,22 @@ async def test_replace_keeps_places_unless_the_listing_time_changes(backend: Bac
     assert await ix.remove(a) == 3
     assert await ix.remove(a) == 0
     assert [p.creator_id for p in await ix.window("*", 1, 10)] == [b]
+
+
+async def test_every_posting_carries_the_signature_of_the_profile(backend: Backend) -> None:
+    ix, a = backend.index, new_id()
+    first = {"*": 0, "c:lyon": 0, "t:mia": 5}
+    await ix.replace(a, first, 1000)
+    assert {p.signature for p in await ix.window("*", 1, 10)} == {signature(first)}
+    second = {"*": 0, "c:paris": 0, "t:mia": 5}
+    await ix.replace(a, second, 1000)  # same listing time: kept postings are re-signed
+    assert {p.signature for p in await ix.window("*", 1, 10)} == {signature(second)}
+    assert {p.signature for p in await ix.window("c:paris", 1, 10)} == {signature(second)}
+    bulk = IndexEntry(new_id(), {"*": 0, "t:zoe": 5}, 2000)
+    await ix.add_new([bulk])
+    assert (await ix.window("t:zoe", 1, 1))[0].signature == signature(bulk.tokens)
+    mask = signature(["c:paris"])
+    assert signature(second) & mask == mask
 
 
 async def test_a_word_nobody_holds_any_more_is_forgotten(backend: Backend) -> None:

@@ -32,12 +32,13 @@ class ProfilesSettings(EventServiceSettings):
     page_size_default: int = Field(default=20, ge=1, le=100)
     page_size_max: int = Field(default=50, ge=1, le=200)
     #: Postings read per window of a term's sequence range (one bounded index range).
-    search_window: int = Field(default=500, ge=10, le=5_000)
+    search_window: int = Field(default=250, ge=10, le=5_000)
     #: Postings of the rarest term one request may read when results are ordered by recency
     #: (a page can come back short with a cursor to go on: the work per request is bounded).
     search_max_postings: int = Field(default=2_000, ge=10, le=50_000)
-    #: Relevance ranking (a `q`) considers the rarest term's most recent postings, up to this.
-    search_max_candidates: int = Field(default=1_000, ge=10, le=20_000)
+    #: Relevance ranking (a `q`) considers the rarest term's most recent postings, up to this
+    #: (read as concurrent windows; the other terms checked by signature, then by key).
+    search_max_candidates: int = Field(default=500, ge=10, le=20_000)
     #: Ids per `_id $in` lookup when checking candidates against the other terms.
     search_lookup_chunk: int = Field(default=200, ge=10, le=2_000)
     #: Words of `q` (after normalisation) a search accepts; more is refused, never truncated.

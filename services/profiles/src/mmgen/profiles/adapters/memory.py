@@ -16,6 +16,7 @@ from mmgen.profiles.adapters.read_models import (
     ProfileRow,
     plan_reindex,
 )
+from mmgen.profiles.domain.search import signature
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
@@ -74,9 +75,11 @@ class InMemorySearchIndex:
         self.by_creator: dict[str, dict[str, Posting]] = defaultdict(dict)  # creator -> token -> p
         self.seqs: dict[str, int] = {}
 
-    def _insert(self, creator_id: str, token: str, weight: int, listed_at_ms: int) -> None:
+    def _insert(
+        self, creator_id: str, token: str, weight: int, listed_at_ms: int, sig: int
+    ) -> None:
         seq = self.seqs[token] = self.seqs.get(token, 0) + 1
-        posting = Posting(token, creator_id, seq, weight, listed_at_ms)
+        posting = Posting(token, creator_id, seq, weight, listed_at_ms, sig)
         self.postings[token][creator_id] = posting
         self.by_creator[creator_id][token] = posting
 
@@ -90,21 +93,23 @@ class InMemorySearchIndex:
     async def replace(self, creator_id: str, tokens: Mapping[str, int], listed_at_ms: int) -> int:
         existing = list(self.by_creator.get(creator_id, {}).values())
         change = plan_reindex(existing, tokens, listed_at_ms)
+        sig = signature(tokens)
         for token in change.delete:
             self._delete(creator_id, token)
         for token, weight in change.insert.items():
-            self._insert(creator_id, token, weight, listed_at_ms)
-        for token, weight in change.reweight.items():
-            old = self.postings[token][creator_id]
-            posting = dataclasses.replace(old, weight=weight)
+            self._insert(creator_id, token, weight, listed_at_ms, sig)
+        for token, posting in list(self.by_creator.get(creator_id, {}).items()):
+            weight = change.reweight.get(token, posting.weight)
+            posting = dataclasses.replace(posting, weight=weight, signature=sig)
             self.postings[token][creator_id] = self.by_creator[creator_id][token] = posting
         return len(change.insert) + len(change.reweight)
 
     async def add_new(self, entries: Sequence[IndexEntry]) -> int:
         written = 0
         for entry in entries:
+            sig = signature(entry.tokens)
             for token, weight in entry.tokens.items():
-                self._insert(entry.creator_id, token, weight, entry.listed_at_ms)
+                self._insert(entry.creator_id, token, weight, entry.listed_at_ms, sig)
                 written += 1
         return written
 

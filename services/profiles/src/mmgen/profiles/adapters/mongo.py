@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -29,6 +29,7 @@ from mmgen.profiles.adapters.read_models import (
     plan_reindex,
 )
 from mmgen.profiles.domain.profile import ProfileDetails
+from mmgen.profiles.domain.search import SIGNATURE_BITS, signature
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
@@ -43,6 +44,9 @@ SEQ_DIGITS = 12
 #: Documents asked for per batch of a window read (one round trip for a whole window).
 WINDOW_BATCH = 10_000
 INSERT_BATCH = 5_000
+#: What a window read and a lookup by key fetch (the rest is known from the query).
+WINDOW_FIELDS = {"_id": 0, "c": 1, "s": 1, "w": 1, "r": 1, "g": 1}
+LOOKUP_FIELDS = {"_id": 1, "s": 1, "w": 1, "r": 1}
 #: Places probed per read when checking that no posting holds a token any more.
 GC_WINDOW = 1_000
 DUPLICATE_KEY = 11000
@@ -66,8 +70,10 @@ class MongoProfileReadModel:
     async def ensure_indexes(self) -> None:
         """Lookups are by `_id` only: nothing to create."""
 
-    async def put(self, row: ProfileRow) -> bool:
-        fields = {
+    @staticmethod
+    def fields(row: ProfileRow) -> dict[str, Any]:
+        """The profile fields of a row's document (`closed` and `erased` are set apart)."""
+        return {
             "v": row.version,
             "details": row.details.model_dump(mode="json") if row.details else None,
             "published": row.published,
@@ -76,6 +82,9 @@ class MongoProfileReadModel:
             "updated_at": row.updated_at,
             "published_at": row.published_at,
         }
+
+    async def put(self, row: ProfileRow) -> bool:
+        fields = self.fields(row)
         try:
             result = await self.coll.update_one(
                 {"_id": row.creator_id, "v": {"$lt": row.version}},
@@ -150,6 +159,10 @@ class MongoProfileReadModel:
 # --- search index ---------------------------------------------------------------------------
 
 
+def _sig_bytes(tokens: Iterable[str]) -> bytes:
+    return signature(tokens).to_bytes(SIGNATURE_BITS // 8, "big")
+
+
 def posting_key(token: str, seq: int) -> str:
     return f"{token}|{seq:0{SEQ_DIGITS}d}"
 
@@ -176,11 +189,25 @@ class MongoSearchIndex:
         await self.postings.create_index([("c", ASCENDING)], name="creator")
 
     @staticmethod
-    def _posting(doc: Mapping[str, Any]) -> Posting:
-        token = str(doc["k"]).rsplit("|", 1)[0]
-        return Posting(token, str(doc["c"]), int(doc["s"]), int(doc["w"]), int(doc["r"]))
+    def _posting(doc: Mapping[str, Any], token: str | None = None) -> Posting:
+        """A posting from a document (`_id` is `<token>|<creator>`; `k` and `c` repeat it)."""
+        if token is None:
+            token, creator = str(doc["_id"]).rsplit("|", 1)
+        else:
+            creator = str(doc["c"])
+        sig = doc.get("g")
+        return Posting(
+            token,
+            creator,
+            int(doc["s"]),
+            int(doc["w"]),
+            int(doc["r"]),
+            int.from_bytes(sig, "big") if sig else 0,
+        )
 
-    def _doc(self, token: str, creator_id: str, seq: int, weight: int, at: int) -> dict[str, Any]:
+    def _doc(
+        self, token: str, creator_id: str, seq: int, weight: int, at: int, sig: bytes
+    ) -> dict[str, Any]:
         return {
             "_id": posting_id(token, creator_id),
             "k": posting_key(token, seq),
@@ -188,6 +215,7 @@ class MongoSearchIndex:
             "s": seq,
             "w": weight,
             "r": at,
+            "g": sig,
         }
 
     async def _reserve(self, token: str, count: int) -> int:
@@ -209,14 +237,17 @@ class MongoSearchIndex:
                 _ignore_duplicates(error)
 
     async def replace(self, creator_id: str, tokens: Mapping[str, int], listed_at_ms: int) -> int:
-        existing = [self._posting(d) async for d in self.postings.find({"c": creator_id})]
+        existing = [
+            self._posting(d) async for d in self.postings.find({"c": creator_id}, LOOKUP_FIELDS)
+        ]
         change = plan_reindex(existing, tokens, listed_at_ms)
         if change.delete:
             ids = [posting_id(t, creator_id) for t in change.delete]
             await self.postings.delete_many({"_id": {"$in": ids}})
             await self._forget_unused([t for t in change.delete if t not in change.insert])
+        sig = _sig_bytes(tokens)
         docs = [
-            self._doc(token, creator_id, await self._reserve(token, 1), weight, listed_at_ms)
+            self._doc(token, creator_id, await self._reserve(token, 1), weight, listed_at_ms, sig)
             for token, weight in change.insert.items()
         ]
         await self._insert(docs)
@@ -228,6 +259,8 @@ class MongoSearchIndex:
                 ],
                 ordered=False,
             )
+        if change.resign:
+            await self.postings.update_many({"c": creator_id}, {"$set": {"g": sig}})
         return len(docs) + len(change.reweight)
 
     async def add_new(self, entries: Sequence[IndexEntry]) -> int:
@@ -235,9 +268,12 @@ class MongoSearchIndex:
         next_seq = {token: await self._reserve(token, n) for token, n in needed.items()}
         docs = []
         for entry in entries:
+            sig = _sig_bytes(entry.tokens)
             for token, weight in entry.tokens.items():
                 docs.append(
-                    self._doc(token, entry.creator_id, next_seq[token], weight, entry.listed_at_ms)
+                    self._doc(
+                        token, entry.creator_id, next_seq[token], weight, entry.listed_at_ms, sig
+                    )
                 )
                 next_seq[token] += 1
         await self._insert(docs)
@@ -282,8 +318,8 @@ class MongoSearchIndex:
         if high < low:
             return []
         bounds = {"$gte": posting_key(token, low), "$lte": posting_key(token, high)}
-        cursor = self.postings.find({"k": bounds}, batch_size=WINDOW_BATCH)
-        found = [self._posting(doc) async for doc in cursor]
+        cursor = self.postings.find({"k": bounds}, WINDOW_FIELDS, batch_size=WINDOW_BATCH)
+        found = [self._posting(doc, token) async for doc in cursor]
         return sorted(found, key=lambda p: p.seq, reverse=True)
 
     async def lookup(self, keys: Sequence[tuple[str, str]]) -> list[Posting]:
@@ -292,7 +328,9 @@ class MongoSearchIndex:
         # A few `_id $in` lists side by side: one long list costs more than its chunks.
         results = await asyncio.gather(
             *(
-                self.postings.find({"_id": {"$in": chunk}}, batch_size=WINDOW_BATCH).to_list(None)
+                self.postings.find(
+                    {"_id": {"$in": chunk}}, LOOKUP_FIELDS, batch_size=WINDOW_BATCH
+                ).to_list(None)
                 for chunk in chunks
             )
         )

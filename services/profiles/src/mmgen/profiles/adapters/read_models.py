@@ -110,6 +110,8 @@ class Posting:
     seq: int
     weight: int
     listed_at_ms: int
+    #: `domain.search.signature` of all the profile's tokens (0 where not read).
+    signature: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,13 @@ class SearchIndex(Protocol):
 
 @dataclass(frozen=True)
 class ReindexPlan:
-    """What `replace` changes: postings deleted, tokens (re)inserted, weights updated."""
+    """What `replace` changes: postings deleted, tokens (re)inserted, weights updated, and
+    whether the postings kept need the new signature (the token set changed)."""
 
     delete: tuple[str, ...]
     insert: dict[str, int]
     reweight: dict[str, int]
+    resign: bool = False
 
 
 def plan_reindex(
@@ -168,7 +172,8 @@ def plan_reindex(
     delete = tuple(t for t in have if t not in desired)
     insert = {t: w for t, w in desired.items() if t not in have}
     reweight = {t: w for t, w in desired.items() if t in have and have[t].weight != w}
-    return ReindexPlan(delete, insert, reweight)
+    kept = len(have) - len(delete)
+    return ReindexPlan(delete, insert, reweight, resign=bool(kept and (delete or insert)))
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ WEIGHT_TEXT = 1
 _EMAIL_LIKE = re.compile(r"\S+@\S+")
 _URL_LIKE = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+")
 _DATE_LIKE = re.compile(r"\d{1,4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,4}")
+SIGNATURE_BITS = 256
+SIGNATURE_PROBES = 3
 #: A `q` with this many digits or more is taken for a phone number (or an id) and matches nothing.
 CONTACT_DIGITS = 6
 
@@ -172,6 +174,19 @@ def index_tokens(details: ProfileDetails, sensitive: SensitiveDetails) -> dict[s
             del weights[word_token(victim)]
             present.discard(victim)
     return weights
+
+
+def signature(tokens: Iterable[str]) -> int:
+    """A Bloom filter of a profile's tokens, carried by each of its postings: a candidate read
+    through one token is checked against the query's other tokens in memory first, and looked
+    up by key only when the filter says it may hold them all (no false negatives; about 4 %
+    false positives at 35 tokens, which a lookup then rules out)."""
+    bits = 0
+    for token in tokens:
+        digest = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
+        for probe in range(SIGNATURE_PROBES):
+            bits |= 1 << ((digest >> (16 * probe)) % SIGNATURE_BITS)
+    return bits
 
 
 # --- queries ---------------------------------------------------------------------------------

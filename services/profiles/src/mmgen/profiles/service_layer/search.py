@@ -8,9 +8,11 @@ The plan (`domain.search.plan`) gives the tokens every result must hold. Then:
    an index each), and the candidates are checked against the other tokens by key;
 3. ordering:
    - filters only (recency): the rarest token's sequence order is listing order, so results
-     stream window by window and a page stops as soon as it is full; one request reads at most
-     `max_postings` sequence numbers of the rarest token, and a page that reached that bound
-     comes back short with a cursor to go on;
+     stream window by window and a page stops as soon as it is full; the first window is sized
+     for one page at the share of candidates expected to hold the other tokens (from the
+     heads), each next one twice as large; one request reads at most `max_postings` sequence
+     numbers of the rarest token, and a page that reached that bound comes back short with a
+     cursor to go on;
    - with `q` (relevance): the newest `max_candidates` sequence numbers of the rarest token are
      the pool; results are ranked by the sum of the `q` words' weights, then listing time,
      then id; the pool is pinned in the cursor, so paging is stable while profiles change;
@@ -22,6 +24,8 @@ The cursor is opaque (platform cursor encoding) and names the query it belongs t
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from mmgen.platform.pagination import InvalidCursorError, encode_cursor
 from mmgen.profiles.adapters.read_models import Posting, ProfileReadModel, SearchIndex
 from mmgen.profiles.domain.events import PORTFOLIO
 from mmgen.profiles.domain.reveal import AUDITED_ROLES, NO_RELATIONS, Context, Viewer, decide
-from mmgen.profiles.domain.search import Order, QueryPlan, SearchQuery, plan
+from mmgen.profiles.domain.search import ALL, Order, QueryPlan, SearchQuery, plan, signature
 from mmgen.profiles.service_layer.audit import Access
 from mmgen.profiles.service_layer.profiles import PublicProfile
 
@@ -43,9 +47,9 @@ if TYPE_CHECKING:
 class SearchLimits:
     """How much one search request may read (see `ProfilesSettings`)."""
 
-    window: int = 500
+    window: int = 250
     max_postings: int = 2_000
-    max_candidates: int = 1_000
+    max_candidates: int = 500
     max_q_terms: int = 8
 
     @classmethod
@@ -80,10 +84,16 @@ class _Hit:
 async def _matching(
     index: SearchIndex, candidates: Sequence[Posting], others: Sequence[str]
 ) -> dict[str, dict[str, int]]:
-    """Candidates holding every other token: creator → {token: weight} of those tokens."""
+    """Candidates holding every other token: creator → {token: weight} of those tokens.
+
+    The postings' signatures rule out most candidates in memory; only the rest are looked up
+    by key (which also gives the weights and rules out the signatures' false positives)."""
     if not others:
         return {p.creator_id: {} for p in candidates}
-    keys = [(token, p.creator_id) for p in candidates for token in others]
+    mask = signature(others)
+    keys = [
+        (token, p.creator_id) for p in candidates if p.signature & mask == mask for token in others
+    ]
     held: dict[str, dict[str, int]] = defaultdict(dict)
     for posting in await index.lookup(keys):
         held[posting.creator_id][posting.token] = posting.weight
@@ -104,22 +114,37 @@ def _int(position: Mapping[str, Any], name: str) -> int:
     return value
 
 
+def _first_window(
+    heads: Mapping[str, int], others: Sequence[str], limit: int, limits: SearchLimits
+) -> int:
+    """Size of the first window: enough for a page at the expected share of the rarest token's
+    postings that hold the other tokens too (heads as counts, tokens taken as independent)."""
+    listed = max(heads.get(ALL, 0), 1)
+    share = 1.0
+    for token in others:
+        share *= min(1.0, heads[token] / listed)
+    wanted = math.ceil((limit + 1) / max(share, 1e-6) * 1.25)
+    return max(limit + 1, min(limits.window, wanted))
+
+
 async def _by_recency(
     index: SearchIndex,
     query: QueryPlan,
     rarest: str,
-    head: int,
+    heads: Mapping[str, int],
     limit: int,
     position: Mapping[str, Any] | None,
     limits: SearchLimits,
 ) -> tuple[list[_Hit], dict[str, Any] | None]:
-    below = _int(position, "b") if position else head + 1
+    below = _int(position, "b") if position else heads[rarest] + 1
     floor = max(1, below - limits.max_postings)
     others = [t for t in query.terms if t != rarest]
+    size = _first_window(heads, others, limit, limits)
     hits: list[_Hit] = []
     high = below - 1
     while high >= floor and len(hits) <= limit:
-        low = max(floor, high - limits.window + 1)
+        low = max(floor, high - size + 1)
+        size = min(limits.window, size * 2)
         postings = await index.window(rarest, low, high)
         matching = await _matching(index, postings, others)
         hits.extend(
@@ -140,19 +165,20 @@ async def _by_relevance(
     index: SearchIndex,
     query: QueryPlan,
     rarest: str,
-    head: int,
+    heads: Mapping[str, int],
     limit: int,
     position: Mapping[str, Any] | None,
     limits: SearchLimits,
 ) -> tuple[list[_Hit], dict[str, Any] | None]:
+    head = heads[rarest]
     top = min(_int(position, "h"), head) if position else head
     floor = max(1, top - limits.max_candidates + 1)
-    pool: list[Posting] = []
-    high = top
-    while high >= floor:
-        low = max(floor, high - limits.window + 1)
-        pool.extend(await index.window(rarest, low, high))
-        high = low - 1
+    spans = [
+        (max(floor, high - limits.window + 1), high)
+        for high in range(top, floor - 1, -limits.window)
+    ]
+    windows = await asyncio.gather(*(index.window(rarest, low, high) for low, high in spans))
+    pool = [posting for window in windows for posting in window]
     others = [t for t in query.terms if t != rarest]
     matching = await _matching(index, pool, others)
     weighted = set(query.text_terms)
@@ -191,13 +217,13 @@ async def search_profiles(
     planned = plan(query, max_q_terms=limits.max_q_terms)
     if planned.impossible:
         return SearchPage([], None)
-    heads = await index.heads(planned.terms)
-    if len(heads) < len(planned.terms):
-        return SearchPage([], None)  # a token no profile ever had
+    heads = await index.heads(list(dict.fromkeys([*planned.terms, ALL])))
+    if any(term not in heads for term in planned.terms):
+        return SearchPage([], None)  # a token no listed profile holds
     rarest = min(planned.terms, key=lambda t: (heads[t], t))
     _check_cursor(position, planned, rarest)
     run = _by_relevance if planned.order is Order.relevance else _by_recency
-    hits, after = await run(index, planned, rarest, heads[rarest], limit, position, limits)
+    hits, after = await run(index, planned, rarest, heads, limit, position, limits)
     rows = await profiles.get_many([h.creator_id for h in hits])
     items = []
     for hit in hits:
