@@ -14,6 +14,7 @@ from typing import IO
 import pytest
 from pymongo import MongoClient
 
+from mmgen.cli.main import RUNNING
 from mmgen.localstack.components import mongo_uri
 from mmgen.localstack.ports import port_is_open
 from mmgen.localstack.processes import pid_alive
@@ -107,10 +108,10 @@ def test_foreground_up_stops_everything_on_ctrl_c(cli) -> None:
         cli.args("up", "--no-services"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        # Broker and database start together: up once both have said they are ready.
+        # Until `up` says so, Ctrl-C would abort the start instead of stopping a running stack.
         assert proc.stderr is not None
-        printed = read_until(proc.stderr, ["started broker", "started database"])
-        assert "started broker" in printed and "started database" in printed
+        printed = read_until(proc.stderr, [RUNNING])
+        assert "started broker" in printed and "started database" in printed, printed
         pids = recorded_pids(cli)
         assert len(pids) == 2
         proc.send_signal(signal.SIGINT)
