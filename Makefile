@@ -7,6 +7,9 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 PYTEST_ARGS ?=
+# `make test` runs test files side by side on pytest-xdist workers, each with a broker and a
+# database of its own (README, "Tests"); `PYTEST_XDIST=` runs everything in one process.
+PYTEST_XDIST ?= -n 3 --dist loadfile
 # Every member's source root, checked as one program (each alone would see the others as
 # untyped installed packages and miss the errors between them).
 SRC_DIRS := $(wildcard libs/*/src) cli/src $(wildcard services/*/src)
@@ -43,11 +46,11 @@ down: uv ## stop what `make up` / `make up-detach` started
 status: uv ## show the local stack's components and whether each answers
 	$(UV) run --no-sync mmgen status
 
-test: install ## run the whole test suite against a real local broker and database
-	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+test: install ## run the whole test suite (3 workers) against real local brokers and databases
+	$(UV) run --no-sync pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-test-containers: install ## the same suite against real Kafka and MongoDB (needs Docker)
-	$(UV) run --no-sync pytest --backend=containers $(PYTEST_ARGS)
+test-containers: install ## the same suite against real Kafka and MongoDB (fails without Docker)
+	$(UV) run --no-sync pytest --backend=containers $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check), mypy, and the import-layer contracts
 	$(UV) run --no-sync ruff check .

@@ -32,6 +32,8 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
 console = Console()
 err = Console(stderr=True)
+#: Said once everything is ready and Ctrl-C means "stop the stack", no longer "abort the start".
+RUNNING = "the stack is running; Ctrl-C stops it"
 
 StateDir = Annotated[
     Path,
@@ -163,6 +165,7 @@ def up(
                 stopping = True
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        err.print(RUNNING)
         with Live(_status_table(components), console=console, refresh_per_second=1) as live:
             while not stopping:
                 time.sleep(0.5)
