@@ -21,7 +21,7 @@ from mmgen.events.repository import EventSourcedRepository
 from mmgen.projects.adapters.file_content import EncryptedFileContent
 from mmgen.projects.adapters.personal import PersonalReader
 from mmgen.projects.adapters.ports import FileRow, FilesIndex
-from mmgen.projects.adapters.projection import FILE_UPLOADED, ProjectsProjector
+from mmgen.projects.adapters.projection import ProjectsProjector
 from mmgen.projects.domain.access import Operation
 from mmgen.projects.domain.content_types import declared_type_acceptable
 from mmgen.projects.domain.errors import (
@@ -30,7 +30,7 @@ from mmgen.projects.domain.errors import (
     ProjectFileNotFoundError,
     SubjectErasedError,
 )
-from mmgen.projects.domain.events import FileName, FileUploaded
+from mmgen.projects.domain.events import FILE_UPLOADED, FileName, FileUploaded
 from mmgen.projects.domain.files import safe_filename
 from mmgen.projects.service_layer.caller import Caller
 from mmgen.projects.service_layer.gate import AccessGate
@@ -146,6 +146,7 @@ class FileUseCases:
             resource_type="project_files",
             resource_id=project_id,
             categories=("files",),
+            fields=("filename",),
             subject_ids=[f.uploader_id for f in items if not f.erased],
             records=len(items),
         )
@@ -172,6 +173,7 @@ class FileUseCases:
             resource_type="file",
             resource_id=file_id,
             categories=("files",),
+            fields=("filename", "content"),
             subject_ids=[row.uploader_id],
             records=1,
         )

@@ -17,14 +17,14 @@ from mmgen.events.mapper import NewEvent
 from mmgen.events.repository import EventSourcedRepository
 from mmgen.projects.adapters.personal import PersonalReader
 from mmgen.projects.adapters.ports import MessageRow, MessagesIndex, ProjectRow
-from mmgen.projects.adapters.projection import MESSAGE_POSTED, ProjectsProjector
+from mmgen.projects.adapters.projection import ProjectsProjector
 from mmgen.projects.domain.access import Operation
 from mmgen.projects.domain.errors import (
     ProjectAnonymizedError,
     ProjectClosedError,
     SubjectErasedError,
 )
-from mmgen.projects.domain.events import MessagePosted, MessageText
+from mmgen.projects.domain.events import MESSAGE_POSTED, MessagePosted, MessageText
 from mmgen.projects.domain.model import CLOSED_STATUSES
 from mmgen.projects.service_layer.caller import Caller
 from mmgen.projects.service_layer.gate import AccessGate
@@ -112,6 +112,7 @@ class MessageUseCases:
             resource_type="project_messages",
             resource_id=project_id,
             categories=("communication",),
+            fields=("text",),
             subject_ids=[m.author_id for m in items if not m.erased],
             records=len(items),
         )
