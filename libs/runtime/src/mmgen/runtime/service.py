@@ -61,7 +61,12 @@ from mmgen.events.topics import (
 )
 from mmgen.platform import Environment, ReadinessCheck, kafka_check, mongo_check
 from mmgen.runtime.contract import SUBJECT_ERASED, StandardEvents, register_standard_events
-from mmgen.runtime.erasure import COMMAND_TYPES, ErasureCommands, ErasureParticipant
+from mmgen.runtime.erasure import (
+    COMMAND_TYPES,
+    ErasureCommands,
+    ErasureParticipant,
+    MongoOutcomeMemo,
+)
 from mmgen.runtime.settings import EventServiceSettings
 from mmgen.runtime.trail import AuditTrail
 
@@ -70,6 +75,7 @@ log = logging.getLogger(__name__)
 InboxHandler = Callable[[Envelope, HandlerContext], Awaitable[None]]
 Apply = Callable[[Envelope], Awaitable[None]]
 PROJECTION_STATE = "projection_state"
+ERASURE_OUTCOMES = "erasure_outcomes"
 
 
 class Component(Protocol):
@@ -164,7 +170,8 @@ class ServiceRuntime:
     def erasure(self, participant: ErasureParticipant) -> ErasureCommands:
         """Obey retention's commands through `participant`; serve its export and footprint."""
         self.participant = participant
-        commands = ErasureCommands(participant, self.kernel.repository, self.events)
+        memo = None if self.db is None else MongoOutcomeMemo(self.db[ERASURE_OUTCOMES])
+        commands = ErasureCommands(participant, self.kernel.repository, self.events, memo)
         for event_type in COMMAND_TYPES:
             self.on(event_type, commands.handle)
         return commands
