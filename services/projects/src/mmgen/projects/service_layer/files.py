@@ -9,7 +9,8 @@ content exists that no event accounts for (and a crash's leftovers are purged as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Callable
+import builtins
+from collections.abc import AsyncIterable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -132,25 +133,30 @@ class FileUseCases:
         limit: int,
         position: dict[str, Any] | None = None,
     ) -> Read[Page[FileView]]:
-        """One page of the project's files (names and facts), newest first."""
+        """One page of the project's files (names and facts), newest first; recorded while
+        it is read, as a page of messages is."""
         admitted = await self.gate.enter(caller, project_id, Operation.read_files)
         last = await self.files.last_number(project_id)
         numbers = numbers_below(before_number(position, last=last), limit)
-        rows = await self.files.window(project_id, numbers)
-        items = [await self._view(row) for row in rows]
-        lowest = numbers[-1] if numbers else 1
-        page = Page(items, {"before": lowest} if lowest > 1 else None)
-        access = await self.gate.record_read(
-            caller,
-            admitted,
-            resource_type="project_files",
-            resource_id=project_id,
-            categories=("files",),
-            fields=("filename",),
-            subject_ids=[f.uploader_id for f in items if not f.erased],
-            records=len(items),
+        access, items = await asyncio.gather(
+            self.gate.record_read(
+                caller,
+                admitted,
+                resource_type="project_files",
+                resource_id=project_id,
+                categories=("files",),
+                fields=("filename",),
+                subject_ids=(),
+                records=len(numbers),
+            ),
+            self._page(project_id, numbers),
         )
-        return Read(page, access)
+        lowest = numbers[-1] if numbers else 1
+        return Read(Page(items, {"before": lowest} if lowest > 1 else None), access)
+
+    async def _page(self, project_id: str, numbers: Sequence[int]) -> builtins.list[FileView]:
+        rows = await self.files.window(project_id, numbers)
+        return [await self._view(row) for row in rows]
 
     async def download(self, caller: Caller, project_id: str, file_id: str) -> Read[Download]:
         """The file's content as a decrypted stream; the download is recorded before it starts."""
