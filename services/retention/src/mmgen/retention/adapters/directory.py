@@ -20,8 +20,9 @@ from pydantic import ValidationError
 from mmgen.auditlog.receipt import ReceiptCheckpoint
 from mmgen.platform.errors import PlatformError
 from mmgen.platform.service_tokens import ServiceTokenProvider
-from mmgen.retention.domain.contract import Footprint, Purpose, SubjectExport
+from mmgen.retention.domain.contract import Purpose
 from mmgen.retention.domain.errors import ServiceUnreachableError
+from mmgen.runtime.contract import Footprint, SubjectExport
 
 log = logging.getLogger(__name__)
 PURPOSE_HEADERS = {"X-Purpose": "legal_compliance"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mmgen.auditlog.receipt import ReceiptCheckpoint
@@ -17,13 +17,7 @@ from mmgen.retention.domain.activity import (
     index_entries,
     index_range,
 )
-from mmgen.retention.domain.contract import (
-    AuditRecord,
-    Footprint,
-    Purpose,
-    SubjectErasedReport,
-    SubjectExport,
-)
+from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
 from mmgen.retention.domain.errors import ServiceUnreachableError
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
@@ -36,6 +30,7 @@ from mmgen.retention.domain.records import (
     IssuedOrder,
     StoredPackage,
 )
+from mmgen.runtime.contract import Footprint, SubjectExport
 
 
 class FixedClock:
@@ -332,13 +327,15 @@ class InMemoryServiceDirectory:
         self.calls.append(("export", service, subject_id))
         self._check(service)
         found = self.exports.get((service, subject_id))
-        return found or SubjectExport(service=service, subject_id=subject_id)
+        return found or SubjectExport(
+            service=service, subject_id=subject_id, generated_at=datetime.now(UTC), erased=False
+        )
 
     async def footprint(self, service: str, subject_id: str) -> Footprint:
         self.calls.append(("footprint", service, subject_id))
         self._check(service)
         found = self.footprints.get((service, subject_id))
-        return found or Footprint(service=service, subject_id=subject_id, key_erased=True)
+        return found or Footprint.of(service, subject_id, key_erased=True, records={}, readable={})
 
     async def purposes(self) -> list[Purpose]:
         return list(self.catalogue)

@@ -23,7 +23,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from mmgen.retention.domain.contract import AuditRecord, Footprint, SubjectErasedReport
+from mmgen.retention.domain.contract import AuditRecord, SubjectErasedReport
 from mmgen.retention.domain.errors import (
     IllegalTransitionError,
     PrivacyRequestNotFoundError,
@@ -43,6 +43,7 @@ from mmgen.retention.service_layer.ports import (
     ServiceDirectory,
 )
 from mmgen.retention.service_layer.requests import RequestBook
+from mmgen.runtime.contract import Footprint
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,7 @@ from typing import Any, Protocol
 
 from mmgen.auditlog.receipt import ReceiptCheckpoint
 from mmgen.retention.domain.activity import ActivityBatch, ResourceActivity, SubjectActivity
-from mmgen.retention.domain.contract import (
-    AuditRecord,
-    Footprint,
-    Purpose,
-    SubjectErasedReport,
-    SubjectExport,
-)
+from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
@@ -32,6 +26,7 @@ from mmgen.retention.domain.records import (
     IssuedOrder,
     StoredPackage,
 )
+from mmgen.runtime.contract import Footprint, SubjectExport
 
 
 class Clock(Protocol):
