@@ -127,7 +127,7 @@ class ServiceRuntime:
         self.topics = Topics(settings.topic_prefix)
         self.participant: ErasureParticipant | None = None
         self.revocations: SubjectRevocations | None = None
-        self._handlers: dict[str, InboxHandler] = {}
+        self._handlers: dict[str, list[InboxHandler]] = {}
         self._projections: list[Projection] = []
         self._tailers: list[Tailer[Envelope]] = []
         self._prepare: list[Callable[[], Awaitable[None]]] = []
@@ -152,10 +152,16 @@ class ServiceRuntime:
         return self.kernel.repository
 
     def on(self, event_type: str, handler: InboxHandler) -> None:
-        """Handle `event_type` from the inbox (commands, or another service's events)."""
-        if event_type in self._handlers:
-            raise ValueError(f"{event_type} has a handler already")
-        self._handlers[event_type] = handler
+        """Handle `event_type` from the inbox (commands, or another service's events).
+
+        Several handlers of one type run in the order they were registered, in the same
+        transaction (e.g. identity's `SubjectErased` both revokes the subject's tokens and
+        answers retention); the same handler twice is a wiring mistake and refused.
+        """
+        handlers = self._handlers.setdefault(event_type, [])
+        if handler in handlers:
+            raise ValueError(f"{event_type} has this handler already")
+        handlers.append(handler)
 
     def erasure(self, participant: ErasureParticipant) -> ErasureCommands:
         """Obey retention's commands through `participant`; serve its export and footprint."""
@@ -382,9 +388,8 @@ class ServiceRuntime:
         await asyncio.gather(*starts)
 
     async def dispatch(self, envelope: Envelope, ctx: HandlerContext) -> None:
-        """The inbox: one handler per event type; other types on the same topics are not ours."""
-        handler = self._handlers.get(envelope.event_type)
-        if handler is not None:
+        """The inbox: the handlers of the event type, in order; other types are not ours."""
+        for handler in self._handlers.get(envelope.event_type, ()):
             await handler(envelope, ctx)
 
     async def _stop_tasks(self) -> None:
