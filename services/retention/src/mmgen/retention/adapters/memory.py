@@ -90,6 +90,10 @@ class InMemoryRequestViews:
                 return copy.deepcopy(doc)
         return None
 
+    async def of_subject(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
+        found = [d for d in self.docs.values() if d["subject_id"] == subject_id]
+        return [copy.deepcopy(d) for d in sorted(found, key=lambda d: d["_id"])[:limit]]
+
     async def erasure_subjects(self, subject_ids: Sequence[str]) -> set[str]:
         wanted = set(subject_ids)
         return {
@@ -266,6 +270,9 @@ class InMemoryPackageStore:
             del self.packages[key]
         return len(gone)
 
+    async def count_subject(self, subject_id: str) -> int:
+        return sum(1 for p in self.packages.values() if p.subject_id == subject_id)
+
 
 class InMemoryEvidenceStore:
     def __init__(self) -> None:
@@ -341,6 +348,18 @@ class InMemoryServiceDirectory:
         return list(self.catalogue)
 
 
+class InMemoryPasswordCheck:
+    """Credentials → the access token identity would issue for them."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[tuple[str, str], str] = {}
+        self.calls = 0
+
+    async def access_token(self, email: str, password: str) -> str | None:
+        self.calls += 1
+        return self.accounts.get((email, password))
+
+
 class InMemoryAuditLogHeads:
     def __init__(self, checkpoint: ReceiptCheckpoint | None = None) -> None:
         self.checkpoint = checkpoint
@@ -360,6 +379,7 @@ __all__ = [
     "InMemoryHoldViews",
     "InMemoryOrderLog",
     "InMemoryPackageStore",
+    "InMemoryPasswordCheck",
     "InMemoryPolicyStore",
     "InMemoryRequestViews",
     "InMemoryServiceDirectory",

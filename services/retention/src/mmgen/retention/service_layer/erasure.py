@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -92,6 +93,7 @@ class ErasureCoordinator:
         clock: Clock,
         ack_timeout: timedelta,
         max_attempts: int = 10,
+        advance_later: Callable[[str], None] | None = None,
     ) -> None:
         self.book = book
         self.views = views
@@ -102,6 +104,9 @@ class ErasureCoordinator:
         self.clock = clock
         self.ack_timeout = ack_timeout
         self.max_attempts = max_attempts
+        #: Where an acknowledged request goes to be assessed (footprints over HTTP) outside the
+        #: caller — a consumer's transaction must not wait on other services; None: at once.
+        self.advance_later = advance_later
 
     async def _held(self, subject_id: str) -> list[HeldCategoryData]:
         holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
@@ -177,7 +182,10 @@ class ErasureCoordinator:
 
         _, recorded = await self.book.change(request_id, record)
         if recorded:
-            await self.advance(request_id)
+            if self.advance_later is not None:
+                self.advance_later(request_id)
+            else:
+                await self.advance(request_id)
         return request_id
 
     # --- checking and concluding -----------------------------------------------------------------

@@ -64,6 +64,10 @@ class RequestViews(Protocol):
         """The subject's open request of this type, if any (at most one exists)."""
         ...
 
+    async def of_subject(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
+        """The subject's requests (a subject has a handful), by id order."""
+        ...
+
     async def erasure_subjects(self, subject_ids: Sequence[str]) -> set[str]:
         """Those of the subjects with an erasure request that is open or verified."""
         ...
@@ -171,6 +175,8 @@ class PackageStore(Protocol):
 
     async def delete_subject(self, subject_id: str) -> int: ...
 
+    async def count_subject(self, subject_id: str) -> int: ...
+
 
 class EvidenceStore(Protocol):
     async def add_report(self, report: SubjectErasedReport) -> Evidence:
@@ -203,6 +209,12 @@ class ServiceDirectory(Protocol):
     async def footprint(self, service: str, subject_id: str) -> Footprint: ...
 
     async def purposes(self) -> list[Purpose]: ...
+
+
+class PasswordCheck(Protocol):
+    """Signs a subject in again (identity): the access token it issues, or None if refused."""
+
+    async def access_token(self, email: str, password: str) -> str | None: ...
 
 
 class AuditLogHeads(Protocol):
