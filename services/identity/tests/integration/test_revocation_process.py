@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from mmgen.identity.testing import Running
+from services.identity.tests.identity_kit import Running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -37,7 +37,7 @@ async def test_closed_account_is_refused_in_another_process(svc: Running, tmp_pa
         sys.executable,
         str(SCRIPT),
         svc.settings.kafka_bootstrap,
-        svc.settings.events_topic,
+        svc.events_topic,
         svc.settings.mongo_uri,
         database,
         str(tmp_path / "jwks.json"),

@@ -1,0 +1,1 @@
+"""Entry points of the projects service (HTTP schemas; routes are wired on the runtime)."""

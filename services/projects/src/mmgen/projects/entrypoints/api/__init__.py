@@ -1,0 +1,1 @@
+"""The HTTP edge of the projects service: request and response schemas, problem mapping."""
