@@ -99,6 +99,7 @@ class Retention:
     runtime: ServiceRuntime
     views: RequestViews
     hold_views: HoldViews
+    activity: ActivityStore
     directory: ServiceDirectory
     password_check: PasswordCheck
     book: RequestBook
@@ -349,6 +350,7 @@ def bootstrap(
         runtime=runtime,
         views=views,
         hold_views=hold_views,
+        activity=activity,
         directory=directory,
         password_check=password_check,
         book=book,
