@@ -58,7 +58,6 @@ from mmgen.events.tailer import (
     TailerMetrics,
 )
 from mmgen.events.topics import (
-    RETENTION_COMMANDS,
     TopicPartitionMismatchError,
     Topics,
     dlq_topic,
@@ -229,11 +228,10 @@ class ServiceRuntime:
         """The topics the inbox reads: derived from the handled event types' producers."""
         topics: list[str] = []
         for event_type in self._handlers:
-            producer = event_type.split(".", 1)[0]
             topic = (
                 self.topics.retention_commands
-                if f"{producer}.commands" == RETENTION_COMMANDS and event_type in COMMAND_TYPES
-                else self.topics.events(producer)
+                if event_type in COMMAND_TYPES
+                else self.topics.events(event_type.split(".", 1)[0])
             )
             if topic not in topics:
                 topics.append(topic)
