@@ -58,6 +58,7 @@ from mmgen.events.tailer import (
     TailerMetrics,
 )
 from mmgen.events.topics import (
+    RETENTION_COMMANDS,
     TopicPartitionMismatchError,
     Topics,
     dlq_topic,
