@@ -208,7 +208,7 @@ def _grant_marketing(s: Stack, token: str) -> None:
     )
     assert published.status_code == 201, published.text
     granted = httpx.put(
-        f"{consent}/consents/me/marketing",
+        f"{consent}/consents/me/marketing.email",
         json={"granted": True, "policy_version": version},
         headers=_bearer(token),
         timeout=10,
@@ -260,7 +260,7 @@ def test_access_then_erasure_to_verified_with_a_receipt_that_verifies(
     by_service = {x["service"]: x for x in package["services"]}
     assert set(by_service) == set(SERVICES)
     assert by_service["identity"]["records"], by_service["identity"]
-    assert any("marketing" in key for key in by_service["consent"]["records"])
+    assert any("marketing.email" in key for key in by_service["consent"]["records"])
     assert {r["type"] for r in by_service["retention"]["records"]["privacy_requests"]} == {"access"}
     assert all(
         _readable(f) > 0 for name, f in _footprints(s, subject).items() if name != "retention"
