@@ -375,6 +375,7 @@ class ServiceRuntime:
             self.relay,
             s.kafka_bootstrap,
             topic_prefix=s.topic_prefix,
+            group_prefix=f"{s.topic_prefix}republish-",
             session_timeout_ms=s.consumer_session_timeout_ms,
             heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
         )
