@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -193,13 +194,18 @@ class ErasureCoordinator:
     async def _footprints(
         self, request: PrivacyRequest, services: list[str]
     ) -> dict[str, Footprint]:
-        out: dict[str, Footprint] = {}
-        for service in services:
+        """Every acknowledged service's footprint, asked at once (a request waits for the
+        slowest service, not for their sum); one that does not answer is left out."""
+
+        async def one(service: str) -> Footprint | None:
             try:
-                out[service] = await self.directory.footprint(service, request.subject_id)
+                return await self.directory.footprint(service, request.subject_id)
             except ServiceUnreachableError as exc:
                 log.warning("footprint of %s unavailable: %s", service, exc.reason)
-        return out
+                return None
+
+        found = await asyncio.gather(*(one(service) for service in services))
+        return {s: f for s, f in zip(services, found, strict=True) if f is not None}
 
     async def advance(self, request_id: str) -> ErasureProgress | None:
         """Assess the request against fresh footprints; conclude when it may."""
