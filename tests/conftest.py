@@ -13,6 +13,7 @@ under a database-name prefix of its own that is dropped afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # retention expects answers from the services that run here, not all five
+            "RETENTION_SERVICES": json.dumps([s.name for s in services]),
         },
     )
 

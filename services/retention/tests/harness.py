@@ -28,13 +28,8 @@ from mmgen.retention.adapters.memory import (
     InMemoryRequestViews,
     InMemoryServiceDirectory,
 )
-from mmgen.retention.domain.contract import (
-    CategoryFootprint,
-    Footprint,
-    Purpose,
-    SubjectErasedReport,
-)
-from mmgen.retention.domain.events import registry
+from mmgen.retention.domain.contract import Purpose, SubjectErasedReport
+from mmgen.retention.domain.events import retention_registry
 from mmgen.retention.domain.records import Command
 from mmgen.retention.service_layer.access import AccessPackages
 from mmgen.retention.service_layer.audit_feed import AuditFeed
@@ -44,6 +39,7 @@ from mmgen.retention.service_layer.policies import RetentionPolicies, RetentionR
 from mmgen.retention.service_layer.receipts import Receipts
 from mmgen.retention.service_layer.requests import PrivacyRequests, RequestBook
 from mmgen.retention.service_layer.scheduler import Scheduler
+from mmgen.runtime.contract import Footprint
 
 SERVICES = ("consent", "identity", "profiles", "projects")
 ORIGIN = "audit.mmgen.test/log"
@@ -146,29 +142,18 @@ class Harness:
     def clean(self, subject_id: str, **held: int) -> None:
         """Every service shows zero readable data on the subject, except `held` categories."""
         for service in SERVICES:
-            categories = {
-                name: CategoryFootprint(records=n, readable_personal_fields=n)
-                for name, n in held.items()
-                if service == "projects"
-            }
-            self.directory.footprints[(service, subject_id)] = Footprint(
-                service=service,
-                subject_id=subject_id,
-                key_erased=not categories,
-                categories=categories,
-                total_records=sum(c.records for c in categories.values()),
-                readable_personal_fields=sum(
-                    c.readable_personal_fields for c in categories.values()
-                ),
+            counts = held if service == "projects" else {}
+            self.directory.footprints[(service, subject_id)] = Footprint.of(
+                service, subject_id, key_erased=not counts, records=counts, readable=counts
             )
 
     def dirty(self, service: str, subject_id: str, fields: int = 3) -> None:
-        self.directory.footprints[(service, subject_id)] = Footprint(
-            service=service,
-            subject_id=subject_id,
-            categories={"contact": CategoryFootprint(records=1, readable_personal_fields=fields)},
-            total_records=1,
-            readable_personal_fields=fields,
+        self.directory.footprints[(service, subject_id)] = Footprint.of(
+            service,
+            subject_id,
+            key_erased=False,
+            records={"contact": 1},
+            readable={"contact": fields},
         )
 
     async def answer(self, command: Command, service: str, *, audit_first: bool = False) -> int:
@@ -208,7 +193,9 @@ class Harness:
 def build_harness(now: datetime = T0, **adapters: Any) -> Harness:
     """The use cases over in-memory fakes; pass `kernel=`, `views=`, ... to use others."""
     clock = FixedClock(now)
-    kernel = adapters.get("kernel") or in_memory_kernel(producer="retention", registry=registry)
+    kernel = adapters.get("kernel") or in_memory_kernel(
+        producer="retention", registry=retention_registry()
+    )
     views = adapters.get("views") or InMemoryRequestViews()
     hold_views = adapters.get("hold_views") or InMemoryHoldViews()
     policy_store = adapters.get("policy_store") or InMemoryPolicyStore()

@@ -19,6 +19,8 @@ from mmgen.cli.admin import admin_app
 from mmgen.cli.audit import app as audit_app
 from mmgen.cli.demo import DemoError, demo_app, seed
 from mmgen.cli.dlq import app as dlq_app
+from mmgen.cli.privacy import privacy_app
+from mmgen.cli.receipt import receipt_app
 from mmgen.localstack.errors import LocalStackError
 
 app = typer.Typer(
@@ -30,6 +32,8 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(receipt_app, name="receipt")
 console = Console()
 err = Console(stderr=True)
 #: Said once everything is ready and Ctrl-C means "stop the stack", no longer "abort the start".

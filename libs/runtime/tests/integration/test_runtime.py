@@ -190,7 +190,7 @@ async def test_erase_command_is_obeyed_once_with_the_contract_answer(
     answers = await eventually(
         lambda: _stored(app, event_type="notes.SubjectErased", subject_id=subject)
     )
-    assert [a["_id"] for a in answers] == [answer_id(command)]
+    assert [a["_id"] for a in answers] == [answer_id(command, "notes")]
     assert answers[0]["data"]["records_deleted"] == {"communication": 1}
     assert answers[0]["data"]["keys_shredded"] == 1
     assert await app.state.notes.rows.count_documents({"subject_id": subject}) == 0

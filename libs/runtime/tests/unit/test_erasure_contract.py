@@ -112,7 +112,7 @@ async def test_a_redelivered_erase_command_records_one_answer() -> None:
     stored = await kernel.store.read_range(1, 100)
     answers = [e for e in stored if e.event_type == "svc.SubjectErased"]
     assert len(answers) == 1
-    assert answers[0].event_id == answer_id(command)
+    assert answers[0].event_id == answer_id(command, "svc")
     assert answers[0].subject_id == subject
     assert answers[0].causation_id == command.event_id
     assert answers[0].data["categories_held"] == ["payment"]
@@ -161,6 +161,20 @@ async def test_a_run_again_after_a_rollback_answers_with_what_the_first_run_did(
     assert answer.data["keys_shredded"] == 1
     assert answer.data["records_deleted"] == {"contact": 2}
     assert len(participant.erased) == 2
+
+
+async def test_every_service_answers_one_command_under_an_id_of_its_own() -> None:
+    """Every service answers the same command; consumers and the audit log keep one event per
+    id, so answers sharing an id would hide each other."""
+    command = erase_command(str(uuid.uuid4()))
+    ids = set()
+    for service in ("identity", "consent", "retention"):
+        kernel, events = _kernel_and_events(service)
+        await ErasureCommands(RecordingParticipant(), kernel.repository, events).handle(command)
+        [answer] = await kernel.store.read_range(1, 10)
+        assert answer.event_id == answer_id(command, service)
+        ids.add(answer.event_id)
+    assert len(ids) == 3
 
 
 async def test_an_invalid_command_erases_nothing_and_answers_nothing() -> None:

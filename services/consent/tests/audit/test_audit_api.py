@@ -342,3 +342,24 @@ async def test_tampered_entry_fails_server_verify_and_cli(
     verdict, _ = await verify_via_api(client, component.signer.verifier())
     assert not verdict.valid and verdict.first_bad_seq == 5
     assert (await client.get("/audit/verify", headers=compliance)).json()["first_bad_seq"] == 5
+
+
+async def test_a_service_token_reads_signed_heads_and_nothing_else(
+    client: httpx.AsyncClient, component: AuditComponent, signing_key: SigningKey, item: Any
+) -> None:
+    """Retention puts the latest signed head in every erasure receipt: heads (sizes, hashes,
+    signatures) are open to service tokens, entries and proofs stay compliance's."""
+    await fill(component, item, 3)
+    await component.checkpointer.sign_now()
+    service = bearer(signing_key, "service", "retention")
+    latest = await client.get("/audit/checkpoints/latest", headers=service)
+    assert latest.status_code == 200, latest.text
+    assert latest.json()["tree_size"] >= 3
+    by_size = await client.get(f"/audit/checkpoints/{latest.json()['tree_size']}", headers=service)
+    assert by_size.status_code == 200, by_size.text
+    assert_problem(await client.get("/audit/entries/0", headers=service), 403, "role-not-allowed")
+    assert_problem(
+        await client.get("/audit/checkpoints/latest", headers=bearer(signing_key, "client")),
+        403,
+        "role-not-allowed",
+    )

@@ -188,7 +188,7 @@ async def test_erasure_through_the_inbox_answers_once_and_zeroes_the_footprint(c
     await consent.runtime.dispatch(command, None)  # type: ignore[arg-type]  # redelivered
 
     answers = [e for e in await stored(consent) if e.event_type == "consent.SubjectErased"]
-    assert [a.event_id for a in answers] == [answer_id(command)]
+    assert [a.event_id for a in answers] == [answer_id(command, "consent")]
     assert answers[0].data["records_deleted"] == {"consent": 2, "usage": 1}
     assert answers[0].data["keys_shredded"] == 1
     after = await consent.erasure.footprint(subject)

@@ -50,7 +50,10 @@ async def test_erasure_shreds_the_key_deletes_the_records_and_answers_per_catego
     command = erase_command(user_id)
     await identity.erasure_commands.handle(command)
     [answer] = await answers(identity, user_id)
-    assert answer.event_id == answer_id(command) and answer.causation_id == command.event_id
+    assert (
+        answer.event_id == answer_id(command, "identity")
+        and answer.causation_id == command.event_id
+    )
     assert answer.schema_version == 2
     assert answer.data == {
         "request_id": command.data["request_id"],

@@ -95,6 +95,6 @@ async def test_the_parts_run_on_the_runtime() -> None:
         command = erase_command(creator)
         await commands.handle(command)
         assert await found() == []
-        answer = await kernel.store.get(answer_id(command))
+        answer = await kernel.store.get(answer_id(command, "profiles"))
         assert answer is not None and answer.event_type == "profiles.SubjectErased"
         assert answer.data["keys_shredded"] == 1

@@ -25,7 +25,7 @@ from mmgen.retention.adapters.mongo import (
 )
 from mmgen.retention.domain.activity import ActivityBatch, fold_batch
 from mmgen.retention.domain.contract import AuditRecord, SubjectErasedReport
-from mmgen.retention.domain.events import registry
+from mmgen.retention.domain.events import retention_registry
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import DEFAULT_POLICIES
 from mmgen.retention.domain.records import IssuedOrder, StoredPackage
@@ -256,7 +256,7 @@ async def _mongo_harness(mongo_db: Any) -> Harness:
     kernel = await open_mongo_kernel(
         mongo_db,
         producer="retention",
-        registry=registry,
+        registry=retention_registry(),
         keyring=MasterKeyring(MasterKey.generate()),
     )
     return build_harness(

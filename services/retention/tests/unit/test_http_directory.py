@@ -16,6 +16,19 @@ from mmgen.retention.domain.errors import ServiceUnreachableError
 SUBJECT = "0195f3a0-0000-7000-8000-00000000a11c"
 
 
+def _footprint(**changes: Any) -> dict[str, Any]:
+    """A footprint as the contract shapes it, with `changes` applied."""
+    return {
+        "service": "projects",
+        "subject_id": SUBJECT,
+        "key_erased": True,
+        "categories": {"communication": {"records": 2, "readable_personal_fields": 0}},
+        "total_records": 2,
+        "readable_personal_fields": 0,
+        **changes,
+    }
+
+
 class World:
     """What the fake services answer, and what they saw."""
 
@@ -23,15 +36,7 @@ class World:
         self.tokens_issued = 0
         self.valid = {"t1"}
         self.seen: list[dict[str, str | None]] = []
-        self.footprint: dict[str, Any] = {
-            "service": "projects",
-            "subject_id": SUBJECT,
-            "key_erased": True,
-            "categories": {"communication": {"records": 2, "readable_personal_fields": 0}},
-            "total_records": 2,
-            "readable_personal_fields": 0,
-            "new_member": "ignored",
-        }
+        self.footprint: dict[str, Any] = _footprint()
         self.status = 200
 
 
@@ -59,7 +64,14 @@ def make_app(world: World) -> FastAPI:
         response.status_code = world.status
         if what == "footprint":
             return world.footprint
-        return {"service": "projects", "subject_id": subject_id, "records": {"n": 1}, "events": []}
+        return {
+            "service": "projects",
+            "subject_id": subject_id,
+            "generated_at": "2027-01-31T09:00:00Z",
+            "erased": False,
+            "records": {"n": 1},
+            "events": [],
+        }
 
     @app.get("/purposes")
     async def purposes() -> dict[str, Any]:
@@ -114,12 +126,12 @@ async def test_a_refused_token_is_fetched_again_once(setup: Any) -> None:
     ("change", "message"),
     [
         ({"status": 503}, "HTTP 503"),
-        ({"footprint": {"service": "profiles", "subject_id": SUBJECT}}, "another service"),
-        ({"footprint": {"service": "projects", "subject_id": "someone-else"}}, "another"),
-        ({"footprint": {"service": "projects", "subject_id": SUBJECT, "total_records": -1}},
-         "wrong shape"),
-        ({"footprint": {"service": "projects", "subject_id": SUBJECT, "pad": "x" * 5000}},
-         "exceeds"),
+        ({"footprint": _footprint(service="profiles")}, "another service"),
+        ({"footprint": _footprint(subject_id="someone-else")}, "another"),
+        ({"footprint": _footprint(total_records=-1)}, "wrong shape"),
+        ({"footprint": {"service": "projects", "subject_id": SUBJECT}}, "wrong shape"),
+        ({"footprint": _footprint(pad="x" * 5000)}, "exceeds"),
+        ({"footprint": _footprint(a_member_the_contract_lacks=1)}, "wrong shape"),
     ],
 )  # fmt: skip
 async def test_bad_answers_are_failures_never_success(

@@ -9,15 +9,19 @@ import pytest
 
 from mmgen.events.envelope import Actor
 from mmgen.events.kernel import in_memory_kernel
-from mmgen.retention.domain.contract import CategoryFootprint, Footprint
 from mmgen.retention.domain.errors import (
     ExtensionInvalidError,
     IllegalTransitionError,
     RequestTypeMismatchError,
 )
-from mmgen.retention.domain.events import AcknowledgementData, HeldCategoryData, registry
-from mmgen.retention.domain.progress import ServiceState, assess_erasure
+from mmgen.retention.domain.events import (
+    AcknowledgementData,
+    HeldCategoryData,
+    retention_registry,
+)
+from mmgen.retention.domain.progress import ServiceState, assess_erasure, readable_outside
 from mmgen.retention.domain.requests import TRANSITIONS, PrivacyRequest, RequestStatus
+from mmgen.runtime.contract import Footprint
 
 T0 = datetime(2027, 1, 31, 9, tzinfo=UTC)
 SERVICES = ("consent", "identity", "profiles", "projects")
@@ -56,16 +60,12 @@ def _ack(request: PrivacyRequest, service: str, seq: int, at: datetime) -> Ackno
 
 
 def _footprint(service: str, subject: str, **readable: int) -> Footprint:
-    return Footprint(
-        service=service,
-        subject_id=subject,
+    return Footprint.of(
+        service,
+        subject,
         key_erased=not any(readable.values()),
-        categories={
-            name: CategoryFootprint(records=n, readable_personal_fields=n)
-            for name, n in readable.items()
-        },
-        total_records=sum(readable.values()),
-        readable_personal_fields=sum(readable.values()),
+        records=readable,
+        readable=readable,
     )
 
 
@@ -168,14 +168,11 @@ def test_a_footprint_of_another_subject_or_service_does_not_count() -> None:
 
 
 def test_uncategorised_readable_fields_count_as_outside_every_hold() -> None:
-    footprint = Footprint(
-        service="projects",
-        subject_id="s",
-        categories={"payment": CategoryFootprint(records=1, readable_personal_fields=2)},
-        readable_personal_fields=3,
-    )
-    assert footprint.readable_outside(frozenset({"payment"})) == 1
-    assert footprint.readable_outside(frozenset()) == 3
+    footprint = Footprint.of(
+        "projects", "s", key_erased=False, records={"payment": 1}, readable={"payment": 2}
+    ).model_copy(update={"readable_personal_fields": 3})
+    assert readable_outside(footprint, frozenset({"payment"})) == 1
+    assert readable_outside(footprint, frozenset()) == 3
 
 
 def test_unacknowledged_service_is_to_retry_after_the_bound() -> None:
@@ -313,7 +310,7 @@ def test_rejection_needs_a_reason_and_is_final() -> None:
 
 
 async def test_the_request_folds_back_from_its_events() -> None:
-    kernel = in_memory_kernel(producer="retention", registry=registry)
+    kernel = in_memory_kernel(producer="retention", registry=retention_registry())
     request = _request("rectification")
     request.extend_deadline(
         months=1, reason="needs the owner's answer", by=Actor(id="s", role="staff"), now=T0

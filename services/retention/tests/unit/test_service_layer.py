@@ -12,13 +12,13 @@ import pytest
 from mmgen.auditlog.receipt import evidence_needed, open_receipt, verify_receipt
 from mmgen.events.envelope import Actor
 from mmgen.retention.domain.access_package import NO_AUTOMATED_DECISIONS, PACKAGE_SCHEMA
-from mmgen.retention.domain.contract import ExportedEvent, SubjectExport
 from mmgen.retention.domain.errors import (
     PackageExpiredError,
     PrivacyRequestNotFoundError,
     ReceiptNotAvailableError,
 )
 from mmgen.retention.domain.policies import SUBJECT_INACTIVE
+from mmgen.runtime.contract import ExportedActor, ExportedEvent, SubjectExport
 
 from ..harness import ORIGIN, SERVICES, Harness, subject_actor
 
@@ -231,6 +231,7 @@ async def test_access_package_holds_every_service_validates_and_names_recipients
         service="projects",
         subject_id=sid,
         generated_at=h.clock.now(),
+        erased=False,
         records={"messages": [{"text": "hello"}]},
         events=[
             ExportedEvent(
@@ -238,7 +239,7 @@ async def test_access_package_holds_every_service_validates_and_names_recipients
                 event_type="projects.DataDisclosed",
                 occurred_at=at,
                 action="share",
-                actor={"id": "client-1", "role": "client"},
+                actor=ExportedActor(id="client-1", role="client"),
                 purpose="payment_processing",
                 categories=["contact", "payment"],
                 data={
@@ -253,7 +254,7 @@ async def test_access_package_holds_every_service_validates_and_names_recipients
                 event_type="projects.MessagePosted",
                 occurred_at=at,
                 action="create",
-                actor={"id": sid, "role": "creator"},
+                actor=ExportedActor(id=sid, role="creator"),
                 categories=["communication"],
             ),
         ],

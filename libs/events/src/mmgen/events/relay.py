@@ -18,6 +18,13 @@ Guarantees (DESIGN.md "The event kernel", pitfalls):
 
 Each event's publish span is a child of the trace the append was made in (the envelope's
 `traceparent`), and the message carries the publish span as its `traceparent` header.
+
+Copies (`TopicCopy`): events of given types go, besides the events topic, to a second topic
+as well — retention's commands are events of its own store (so the audit log sees them on
+`retention.events` like every event, `producer_seq` unbroken) that every service must also
+read on `retention.commands`. Both sends belong to the same round: the checkpoint moves only
+after the broker acked the events topic AND every copy; a republish sends the copies again
+too.
 """
 
 from __future__ import annotations
@@ -89,6 +96,18 @@ class RelayMessageTooLargeError(RelayError):
 
 class RelayFencedError(RelayError, TailerFencedError):
     """Another relay took the lease (a higher epoch): this one must stop publishing."""
+
+
+@dataclass(frozen=True)
+class TopicCopy:
+    """Events whose type is in `event_types` are also published to `topic` (same message)."""
+
+    topic: str
+    event_types: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not self.topic or not self.event_types:
+            raise RelayError("a topic copy names its topic and at least one event type")
 
 
 @dataclass(frozen=True)
@@ -374,6 +393,9 @@ class Relay:
     With `partitions`, the relay creates its topic with that count before publishing, and
     again after any failed round: a restarted local broker has lost every topic, and one
     auto-created by a producer gets the broker's default count instead.
+
+    With `copies`, events of the listed types also go to each copy's topic, in the same round
+    (see the module docstring).
     """
 
     def __init__(
@@ -390,10 +412,14 @@ class Relay:
         partitions: int | None = None,
         metrics: RelayMetrics | None = None,
         registry: CollectorRegistry | None = None,
+        copies: Sequence[TopicCopy] = (),
     ) -> None:
         self.store = store
         self.producer_name = store.producer
         self.topic = topic
+        self.copies = tuple(copies)
+        if any(copy.topic == topic for copy in self.copies):
+            raise RelayError(f"a copy cannot go to the events topic {topic} itself")
         self.bootstrap = bootstrap
         self.settings = settings or RelaySettings()
         self.leases = LeaseStore(db, self.producer_name)
@@ -499,16 +525,18 @@ class Relay:
     async def _ensure_topic(self) -> None:
         if self._partitions is None or self._topic_checked:
             return
+        topics = [self.topic, *(copy.topic for copy in self.copies)]
         counts = await ensure_topics(
-            self.bootstrap, [self.topic], self._partitions, check_partitions=False
+            self.bootstrap, topics, self._partitions, check_partitions=False
         )
-        if counts.get(self.topic) != self._partitions:
-            log.warning(
-                "topic %s has %s partitions, expected %d (auto-created?)",
-                self.topic,
-                counts.get(self.topic),
-                self._partitions,
-            )
+        for topic in topics:
+            if counts.get(topic) != self._partitions:
+                log.warning(
+                    "topic %s has %s partitions, expected %d (auto-created?)",
+                    topic,
+                    counts.get(topic),
+                    self._partitions,
+                )
         self._topic_checked = True
 
     async def _pause(self, seconds: float) -> None:
@@ -577,54 +605,65 @@ class Relay:
     async def _send(self, events: Sequence[Envelope]) -> None:
         """Send a batch and wait until the broker acked all of it (any failure raises).
 
-        Messages are packed into one record batch per partition (aiokafka `send_batch`): one
-        future per batch instead of per message, which is most of the relay's speed. Batches
-        of a partition are queued in call order, so per-key order is kept.
+        Messages are packed into one record batch per topic and partition (aiokafka
+        `send_batch`): one future per batch instead of per message, which is most of the
+        relay's speed. Batches of a partition are queued in call order, so per-key order is
+        kept — on the events topic and on every copy's topic alike.
         """
         producer = self._producer
         if producer is None:
             raise RelayError("relay not started")
-        partitions = sorted(await producer.partitions_for(self.topic))
-        trc = tracer()
-        builders: dict[int, Any] = {}
+        targets = [(self.topic, None), *((c.topic, c.event_types) for c in self.copies)]
+        partitions = {topic: sorted(await producer.partitions_for(topic)) for topic, _ in targets}
+        builders: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
         for envelope in events:
-            headers = message_headers(envelope)
-            if envelope.traceparent:
-                # Continue the trace the append was made in; the message carries this span.
-                with trc.start_as_current_span(
-                    f"{self.topic} publish",
-                    context=context_from_traceparent(envelope.traceparent),
-                    kind=SpanKind.PRODUCER,
-                    attributes={
-                        "messaging.system": "kafka",
-                        "messaging.destination.name": self.topic,
-                        "messaging.message.id": envelope.event_id,
-                        "mmgen.producer_seq": envelope.producer_seq or 0,
-                    },
-                ):
-                    headers = inject_headers(headers)
-            key, value = envelope.kafka_key(), envelope.to_wire()
-            size = len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
-            if size + _RECORD_OVERHEAD > MAX_REQUEST_SIZE:
-                raise RelayMessageTooLargeError(
-                    f"event {envelope.event_id} (seq {envelope.producer_seq}) is {size} bytes, "
-                    f"over the {MAX_REQUEST_SIZE}-byte request limit"
-                )
-            partition = self._partitioner(key, partitions, partitions)
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                futures.append(await producer.send_batch(builder, self.topic, partition=partition))
-                builder = builders[partition] = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None, headers=headers)
-        for partition, builder in builders.items():
-            futures.append(await producer.send_batch(builder, self.topic, partition=partition))
+            key, value, headers = self._message(envelope)
+            for topic, types in targets:
+                if types is not None and envelope.event_type not in types:
+                    continue
+                partition = self._partitioner(key, partitions[topic], partitions[topic])
+                builder = builders.get((topic, partition))
+                if builder is None:
+                    builder = builders[(topic, partition)] = producer.create_batch()
+                if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    builder = builders[(topic, partition)] = producer.create_batch()
+                    builder.append(key=key, value=value, timestamp=None, headers=headers)
+        for (topic, partition), builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
         await asyncio.gather(*futures)
 
+    def _message(self, envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """Key, value and headers of one event (its publish span continues the append's trace);
+        refuses an event larger than one Kafka request."""
+        headers = message_headers(envelope)
+        if envelope.traceparent:
+            # Continue the trace the append was made in; the message carries this span.
+            with tracer().start_as_current_span(
+                f"{self.topic} publish",
+                context=context_from_traceparent(envelope.traceparent),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": self.topic,
+                    "messaging.message.id": envelope.event_id,
+                    "mmgen.producer_seq": envelope.producer_seq or 0,
+                },
+            ):
+                headers = inject_headers(headers)
+        key, value = envelope.kafka_key(), envelope.to_wire()
+        size = len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
+        if size + _RECORD_OVERHEAD > MAX_REQUEST_SIZE:
+            raise RelayMessageTooLargeError(
+                f"event {envelope.event_id} (seq {envelope.producer_seq}) is {size} bytes, "
+                f"over the {MAX_REQUEST_SIZE}-byte request limit"
+            )
+        return key, value, headers
+
     async def republish(self, from_seq: int, to_seq: int) -> RepublishResult:
-        """Publish `from_seq..to_seq` (both included) again, for gap repair downstream.
+        """Publish `from_seq..to_seq` (both included) again, for gap repair downstream (copies
+        included, like every round).
 
         Does not need the lease nor move the checkpoint: consumers are idempotent, so a
         duplicate is harmless. Numbers the store does not have are reported, not invented.

@@ -187,9 +187,11 @@ class MongoOutcomeMemo:
         return kept
 
 
-def answer_id(command: Envelope) -> str:
-    """The answer's event id: derived from the command, so a redelivery cannot answer twice."""
-    return str(uuid.uuid5(_ANSWER_NAMESPACE, command.event_id))
+def answer_id(command: Envelope, service: str) -> str:
+    """`service`'s answer's event id: derived from the command, so a redelivery cannot answer
+    twice — and from the service, since every service answers the same command and an event
+    id is the idempotency key everywhere (consumers and the audit log keep one per id)."""
+    return str(uuid.uuid5(_ANSWER_NAMESPACE, f"{service}:{command.event_id}"))
 
 
 class ErasureCommands:
@@ -258,7 +260,7 @@ class ErasureCommands:
     ) -> None:
         """Append the answer — in the consumer's transaction when there is one, so the
         participant's read-model changes and the answer commit together or not at all."""
-        event_id = answer_id(command)
+        event_id = answer_id(command, self.events.service)
         if session is not None and await self.repository.store.get(event_id) is not None:
             log.info("retention command %s was answered before", command.event_id)
             return

@@ -17,7 +17,9 @@ then runs, in this order, and stops in reverse:
    subject's key as soon as the service's `SubjectErased` is appended;
 5. the outbox relay under its lease (woken by a change stream), with its republish listener
    and its head announcer (`events.heads`: the last published `producer_seq`, so a consumer
-   learns of events a broker lost after the last one it received);
+   learns of events a broker lost after the last one it received); events of the types given
+   to `commands` are copied to their commands topic in the same round (retention's
+   `EraseSubject` reaches `retention.commands` and `retention.events`);
 6. one inbox consumer (one group join) dispatching by `{event_type: handler}`;
 7. extra components (e.g. consent's audit log).
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,7 +47,7 @@ from mmgen.events.envelope import Envelope
 from mmgen.events.heads import HeadAnnouncer, heads_topic
 from mmgen.events.kernel import EventKernel, mongo_kernel
 from mmgen.events.registry import EventRegistry
-from mmgen.events.relay import PRODUCER_RECOVERY_CONFIG, Relay, RelaySettings
+from mmgen.events.relay import PRODUCER_RECOVERY_CONFIG, Relay, RelaySettings, TopicCopy
 from mmgen.events.republish import RepublishListener, republish_topic
 from mmgen.events.revocation import REVOKING_EVENT_TYPES, SubjectRevocations
 from mmgen.events.tailer import (
@@ -56,6 +58,7 @@ from mmgen.events.tailer import (
     TailerMetrics,
 )
 from mmgen.events.topics import (
+    RETENTION_COMMANDS,
     TopicPartitionMismatchError,
     Topics,
     dlq_topic,
@@ -142,6 +145,7 @@ class ServiceRuntime:
         self._prepare: list[Callable[[], Awaitable[None]]] = []
         self._components: list[Component] = []
         self._checks: list[ReadinessCheck] = []
+        self._copies: list[TopicCopy] = []
         self._tailer_metrics = TailerMetrics(self.metrics_registry)
         self.relay: Relay | None = None
         self.republish: RepublishListener | None = None
@@ -203,6 +207,22 @@ class ServiceRuntime:
         self._projections.append(projection)
         return projection
 
+    def commands(self, event_types: Iterable[str], topic: str = RETENTION_COMMANDS) -> TopicCopy:
+        """Publish the service's own events of `event_types` to `topic` as well (unprefixed).
+
+        They stay events of the service's store: audited from its events topic like every
+        event, with no break in `producer_seq`; the relay acks both sends before it moves on.
+        """
+        types = frozenset(event_types)
+        foreign = sorted(t for t in types if t not in self.registry or t.split(".")[0] != self.name)
+        if not types or foreign:
+            raise ValueError(f"commands must be {self.name}'s own registered events: {foreign}")
+        copy = TopicCopy(self.settings.topic(topic), types)
+        if copy.topic == self.events_topic or any(c.topic == copy.topic for c in self._copies):
+            raise ValueError(f"{copy.topic} is the events topic or has commands already")
+        self._copies.append(copy)
+        return copy
+
     def on_prepare(self, prepare: Callable[[], Awaitable[None]]) -> None:
         """Run at start-up before anything else (index creation; idempotent)."""
         self._prepare.append(prepare)
@@ -234,6 +254,7 @@ class ServiceRuntime:
         names = [self.events_topic, dlq_topic(self.events_topic)]
         names.append(republish_topic(self.settings.topic_prefix))
         names.append(heads_topic(self.settings.topic_prefix))
+        names.extend(copy.topic for copy in self._copies)
         for topic in self.consumed_topics():
             names.extend([topic, dlq_topic(topic)])
         return list(dict.fromkeys(names))
@@ -344,6 +365,7 @@ class ServiceRuntime:
             change_stream=self.db[getattr(self.kernel.store, "events").name],  # noqa: B009
             partitions=s.topic_partitions,
             registry=self.metrics_registry,
+            copies=self._copies,
         )
         self._spawn(self.relay.run(), f"{self.name}-relay")
         relay = self.relay

@@ -1,1 +1,3 @@
 """mmgen.retention: privacy requests with legal deadlines, erasure orchestration, policies."""
+
+__version__ = "0.1.0"

@@ -67,6 +67,10 @@ class AppendSignal:
 
 
 Compliance = Annotated[Principal, Depends(require_roles("compliance"))]
+#: Signed heads hold sizes, hashes and signatures only (no entry, no id): compliance reads
+#: them, and so do services with a service token — retention puts one in every erasure
+#: receipt it signs, which the receipt's verifier then checks against the pinned log key.
+HeadReader = Annotated[Principal, Depends(require_roles("compliance", "service"))]
 IdQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_ID)]
 
 
@@ -177,14 +181,14 @@ def build_router(
         )
 
     @router.get("/checkpoints/latest", name="audit_latest_checkpoint")
-    async def latest_checkpoint(who: Compliance, purpose: Purpose) -> dict[str, Any]:
+    async def latest_checkpoint(who: HeadReader, purpose: Purpose) -> dict[str, Any]:
         """The latest signed tree head: `{tree_size, root_hash, timestamp, note}`."""
         record = await queries.checkpoint(None)
         return record.to_json()
 
     @router.get("/checkpoints/{tree_size}", name="audit_get_checkpoint")
     async def get_checkpoint(
-        who: Compliance, purpose: Purpose, tree_size: Annotated[int, Path(ge=1)]
+        who: HeadReader, purpose: Purpose, tree_size: Annotated[int, Path(ge=1)]
     ) -> dict[str, Any]:
         record = await queries.checkpoint(tree_size)
         return record.to_json()

@@ -11,8 +11,8 @@ subject — is a `ServiceUnreachableError`: the step is retried later, never tak
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import httpx
 from pydantic import ValidationError
@@ -20,17 +20,54 @@ from pydantic import ValidationError
 from mmgen.auditlog.receipt import ReceiptCheckpoint
 from mmgen.platform.errors import PlatformError
 from mmgen.platform.service_tokens import ServiceTokenProvider
-from mmgen.retention.domain.contract import Footprint, Purpose, SubjectExport
+from mmgen.retention.domain.contract import Purpose
 from mmgen.retention.domain.errors import ServiceUnreachableError
+from mmgen.runtime.contract import Footprint, SubjectExport
 
 log = logging.getLogger(__name__)
 PURPOSE_HEADERS = {"X-Purpose": "legal_compliance"}
 
 
-class _Caller:
+class ServiceTokens(Protocol):
+    """A source of this service's token (`ServiceTokenProvider` or `DeferredServiceTokens`)."""
+
+    async def headers(self) -> dict[str, str]: ...
+
+    def invalidate(self) -> None: ...
+
+
+class DeferredServiceTokens:
+    """A `ServiceTokenProvider` made on first use, from credentials read then.
+
+    Under `mmgen up` retention's client secret is in a file identity writes when it starts;
+    reading it at the first call (not at bootstrap, which does no I/O) lets retention start
+    in any order and pick the secret up once identity has written it.
+    """
+
     def __init__(
-        self, client: httpx.AsyncClient, tokens: ServiceTokenProvider, max_bytes: int
+        self,
+        credentials: Callable[[], tuple[str, str]],
+        client: httpx.AsyncClient,
+        service: str = "retention",
     ) -> None:
+        self.credentials = credentials
+        self.client = client
+        self.service = service
+        self._provider: ServiceTokenProvider | None = None
+
+    async def headers(self) -> dict[str, str]:
+        if self._provider is None:
+            url, secret = self.credentials()  # PlatformError when there are none yet
+            self._provider = ServiceTokenProvider(url, self.service, secret, client=self.client)
+        return await self._provider.headers()
+
+    def invalidate(self) -> None:
+        if self._provider is not None:
+            self._provider.invalidate()
+
+
+class _Caller:
+    def __init__(self, client: httpx.AsyncClient, tokens: ServiceTokens, max_bytes: int) -> None:
         self.client = client
         self.tokens = tokens
         self.max_bytes = max_bytes
@@ -71,7 +108,7 @@ class HttpServiceDirectory:
         *,
         urls: Mapping[str, str],
         services: Sequence[str],
-        tokens: ServiceTokenProvider,
+        tokens: ServiceTokens,
         client: httpx.AsyncClient,
         purposes_service: str = "consent",
         max_bytes: int = 16 * 1024 * 1024,
@@ -127,7 +164,7 @@ class HttpAuditLogHeads:
         self,
         *,
         url: str,
-        tokens: ServiceTokenProvider,
+        tokens: ServiceTokens,
         client: httpx.AsyncClient,
         service: str = "consent",
     ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mmgen.auditlog.receipt import ReceiptCheckpoint
@@ -17,13 +17,7 @@ from mmgen.retention.domain.activity import (
     index_entries,
     index_range,
 )
-from mmgen.retention.domain.contract import (
-    AuditRecord,
-    Footprint,
-    Purpose,
-    SubjectErasedReport,
-    SubjectExport,
-)
+from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
 from mmgen.retention.domain.errors import ServiceUnreachableError
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
@@ -36,6 +30,7 @@ from mmgen.retention.domain.records import (
     IssuedOrder,
     StoredPackage,
 )
+from mmgen.runtime.contract import Footprint, SubjectExport
 
 
 class FixedClock:
@@ -94,6 +89,10 @@ class InMemoryRequestViews:
             if doc["subject_id"] == subject_id and doc["type"] == request_type and doc["open"]:
                 return copy.deepcopy(doc)
         return None
+
+    async def of_subject(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
+        found = [d for d in self.docs.values() if d["subject_id"] == subject_id]
+        return [copy.deepcopy(d) for d in sorted(found, key=lambda d: d["_id"])[:limit]]
 
     async def erasure_subjects(self, subject_ids: Sequence[str]) -> set[str]:
         wanted = set(subject_ids)
@@ -271,6 +270,9 @@ class InMemoryPackageStore:
             del self.packages[key]
         return len(gone)
 
+    async def count_subject(self, subject_id: str) -> int:
+        return sum(1 for p in self.packages.values() if p.subject_id == subject_id)
+
 
 class InMemoryEvidenceStore:
     def __init__(self) -> None:
@@ -332,16 +334,30 @@ class InMemoryServiceDirectory:
         self.calls.append(("export", service, subject_id))
         self._check(service)
         found = self.exports.get((service, subject_id))
-        return found or SubjectExport(service=service, subject_id=subject_id)
+        return found or SubjectExport(
+            service=service, subject_id=subject_id, generated_at=datetime.now(UTC), erased=False
+        )
 
     async def footprint(self, service: str, subject_id: str) -> Footprint:
         self.calls.append(("footprint", service, subject_id))
         self._check(service)
         found = self.footprints.get((service, subject_id))
-        return found or Footprint(service=service, subject_id=subject_id, key_erased=True)
+        return found or Footprint.of(service, subject_id, key_erased=True, records={}, readable={})
 
     async def purposes(self) -> list[Purpose]:
         return list(self.catalogue)
+
+
+class InMemoryPasswordCheck:
+    """Credentials → the access token identity would issue for them."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[tuple[str, str], str] = {}
+        self.calls = 0
+
+    async def access_token(self, email: str, password: str) -> str | None:
+        self.calls += 1
+        return self.accounts.get((email, password))
 
 
 class InMemoryAuditLogHeads:
@@ -363,6 +379,7 @@ __all__ = [
     "InMemoryHoldViews",
     "InMemoryOrderLog",
     "InMemoryPackageStore",
+    "InMemoryPasswordCheck",
     "InMemoryPolicyStore",
     "InMemoryRequestViews",
     "InMemoryServiceDirectory",

@@ -135,6 +135,10 @@ class MongoRequestViews:
         doc = await self.get(str(claim["request_id"]))
         return doc if doc is not None and doc.get("open") else None
 
+    async def of_subject(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
+        docs = await self.coll.find({"subject_id": subject_id}).to_list(limit)
+        return sorted((_clean(d) for d in docs), key=lambda d: str(d["_id"]))
+
     async def erasure_subjects(self, subject_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(list(subject_ids)):
@@ -451,6 +455,9 @@ class MongoPackageStore:
     async def delete_subject(self, subject_id: str) -> int:
         result = await self.coll.delete_many({"subject_id": subject_id})
         return result.deleted_count
+
+    async def count_subject(self, subject_id: str) -> int:
+        return await self.coll.count_documents({"subject_id": subject_id})
 
 
 def _evidence(doc: Mapping[str, Any]) -> Evidence:

@@ -35,9 +35,10 @@ from typing import Any
 import jsonschema
 
 from mmgen.retention.domain.activity import SubjectActivity
-from mmgen.retention.domain.contract import Purpose, SubjectExport
+from mmgen.retention.domain.contract import Purpose
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
+from mmgen.runtime.contract import SubjectExport
 
 PACKAGE_FORMAT = "mmgen.access-package/1"
 SCHEMA_ID = "urn:mmgen:schema:access-package:1"
@@ -164,6 +165,7 @@ PACKAGE_SCHEMA: dict[str, Any] = {
                         "service": _STR,
                         "generated_at": {"type": ["string", "null"], "format": "date-time"},
                         "erased": {"type": "boolean"},
+                        "events_truncated": {"type": "boolean"},
                         "records": {"type": "object"},
                         "events": {
                             "type": "array",
@@ -258,10 +260,10 @@ def _sources(exports: Sequence[SubjectExport], subject_id: str) -> list[dict[str
             actor = event.actor
             if actor is None:
                 system += 1
-            elif actor.get("id") == subject_id:
+            elif actor.id == subject_id:
                 mine += 1
             else:
-                others[str(actor.get("role") or "unknown")] += 1
+                others[actor.role or "unknown"] += 1
         out.append(
             {
                 "service": export.service,
@@ -346,6 +348,7 @@ def assemble_package(
                 "service": x.service,
                 "generated_at": _iso(x.generated_at),
                 "erased": x.erased,
+                "events_truncated": x.events_truncated,
                 "records": x.records,
                 "events": [e.model_dump(mode="json") for e in x.events],
             }

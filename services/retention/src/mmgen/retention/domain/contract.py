@@ -1,75 +1,26 @@
-"""Retention's reading of the shared erasure contract: what other services send back to it.
+"""What retention keeps of the erasure contract's answers, and the audit entries it reads.
 
-Every service answers `retention.EraseSubject` with `<service>.SubjectErased` and serves
-`/internal/subjects/{id}/export|footprint` with the same models (the runtime's erasure
-contract). Retention parses them here, tolerantly about members it does not use (a newer
-service may add some) and strictly about the ones it decides on: counts are non-negative
-integers, a footprint names its service and subject.
+The shapes every service shares — `Footprint`, `SubjectExport`, the `SubjectErased` data —
+are the runtime's (`mmgen.runtime.contract`), used as they are. Here are retention's own
+records built from them: a `SubjectErasedReport` is one service's `SubjectErased` with the
+envelope members that join it to its audit-log entry (event id) and to the command it
+answers (causation id); an `AuditRecord` is the part of an audit-log entry retention reads
+(entries hold ids, actions and categories, never contents); `Purpose` is an entry of
+consent's purposes catalogue.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+
+from mmgen.events.envelope import Envelope
+from mmgen.runtime.contract import SUBJECT_ERASED, SubjectErasedData
 
 
 class _Read(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class CategoryFootprint(_Read):
-    records: NonNegativeInt = 0
-    readable_personal_fields: NonNegativeInt = 0
-
-
-class Footprint(_Read):
-    """What one service still holds on a subject (`GET /internal/subjects/{id}/footprint`)."""
-
-    service: str = Field(min_length=1, max_length=64)
-    subject_id: str = Field(min_length=1, max_length=256)
-    key_erased: bool = False
-    categories: dict[str, CategoryFootprint] = Field(default_factory=dict)
-    total_records: NonNegativeInt = 0
-    readable_personal_fields: NonNegativeInt = 0
-
-    def readable_outside(self, held: frozenset[str]) -> int:
-        """Readable personal fields in categories not under a hold.
-
-        Fields the service counts in its total but in no category are counted as outside
-        every hold: a service that cannot say where data lies cannot claim it is held.
-        """
-        outside = sum(
-            c.readable_personal_fields for name, c in self.categories.items() if name not in held
-        )
-        categorised = sum(c.readable_personal_fields for c in self.categories.values())
-        return outside + max(0, self.readable_personal_fields - categorised)
-
-
-class ExportedEvent(_Read):
-    """One event of a subject's history, as a service exports it."""
-
-    event_id: str
-    event_type: str
-    occurred_at: datetime | None = None
-    action: str | None = None
-    actor: dict[str, Any] | None = None
-    purpose: str | None = None
-    categories: list[str] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
-    personal: Any = None
-
-
-class SubjectExport(_Read):
-    """Everything one service holds on a subject, decrypted (`.../export`)."""
-
-    service: str = Field(min_length=1, max_length=64)
-    subject_id: str = Field(min_length=1, max_length=256)
-    generated_at: datetime | None = None
-    erased: bool = False
-    records: dict[str, Any] = Field(default_factory=dict)
-    events: list[ExportedEvent] = Field(default_factory=list)
 
 
 class SubjectErasedReport(_Read):
@@ -89,6 +40,28 @@ class SubjectErasedReport(_Read):
     records_deleted: dict[str, NonNegativeInt] = Field(default_factory=dict)
     records_anonymized: dict[str, NonNegativeInt] = Field(default_factory=dict)
     categories_held: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> SubjectErasedReport | None:
+        """The report of a `<producer>.SubjectErased` envelope (None for any other event).
+
+        Its data is validated as the contract's `SubjectErasedData`: a service that answers in
+        another shape is not taken at its word (a `ValidationError` parks the message)."""
+        if envelope.event_type != f"{envelope.producer}.{SUBJECT_ERASED}":
+            return None
+        data = SubjectErasedData.model_validate(envelope.data)
+        return cls(
+            service=envelope.producer,
+            event_id=envelope.event_id,
+            command_id=envelope.causation_id,
+            occurred_at=envelope.occurred_at,
+            request_id=data.request_id,
+            subject_id=data.subject_id,
+            keys_shredded=data.keys_shredded,
+            records_deleted=data.records_deleted,
+            records_anonymized=data.records_anonymized,
+            categories_held=data.categories_held,
+        )
 
 
 class AuditRecord(_Read):

@@ -23,6 +23,10 @@ class ExtensionInvalidError(RetentionError, ValueError):
     """A deadline extension breaks GDPR Art. 12(3): no reason, too long, twice, too late (422)."""
 
 
+class RequestInvalidError(RetentionError, ValueError):
+    """A request step's text is missing or too long (details, resolution note, reason) (422)."""
+
+
 class IllegalTransitionError(RetentionError):
     """The request's status does not allow this step (409)."""
 

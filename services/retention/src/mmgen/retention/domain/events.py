@@ -21,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mmgen.events.registry import EventData, EventRegistry, PersonalData
 
-registry = EventRegistry()
-
 RequestType = Literal["access", "erasure", "rectification"]
 REQUEST = "privacy_request"
 
@@ -72,12 +70,6 @@ class RequestDetails(PersonalData):
     details: str | None = None
 
 
-@registry.event(
-    "retention.PrivacyRequestReceived",
-    action="create",
-    resource_type=REQUEST,
-    categories=["account"],
-)
 class PrivacyRequestReceived(EventData):
     request_type: RequestType
     subject_id: str
@@ -89,7 +81,6 @@ class PrivacyRequestReceived(EventData):
     personal: ClassVar = RequestDetails
 
 
-@registry.event("retention.ErasureOrdered", action="erase", resource_type=REQUEST)
 class ErasureOrdered(EventData):
     """`retention.EraseSubject` was sent (again, for a retry or after a hold ended)."""
 
@@ -101,12 +92,10 @@ class ErasureOrdered(EventData):
     ordered_at: datetime
 
 
-@registry.event("retention.ErasureAcknowledged", action="update", resource_type=REQUEST)
 class ErasureAcknowledged(EventData):
     acknowledgement: AcknowledgementData
 
 
-@registry.event("retention.ErasurePartiallyCompleted", action="update", resource_type=REQUEST)
 class ErasurePartiallyCompleted(EventData):
     """Everything not held is erased and checked; held categories remain, with reasons."""
 
@@ -115,7 +104,6 @@ class ErasurePartiallyCompleted(EventData):
     concluded_at: datetime
 
 
-@registry.event("retention.ErasureVerified", action="update", resource_type=REQUEST)
 class ErasureVerified(EventData):
     """Every service acknowledged and every footprint shows zero readable personal data."""
 
@@ -123,13 +111,11 @@ class ErasureVerified(EventData):
     verified_at: datetime
 
 
-@registry.event("retention.AccessCollectionStarted", action="update", resource_type=REQUEST)
 class AccessCollectionStarted(EventData):
     services: list[str]
     started_at: datetime
 
 
-@registry.event("retention.AccessPackageReady", action="update", resource_type=REQUEST)
 class AccessPackageReady(EventData):
     package_id: str
     services: list[str]
@@ -141,7 +127,6 @@ class Resolution(PersonalData):
     note: str
 
 
-@registry.event("retention.RectificationResolved", action="update", resource_type=REQUEST)
 class RectificationResolved(EventData):
     """Staff corrected the data through the owning service (named) and closed the request."""
 
@@ -151,7 +136,6 @@ class RectificationResolved(EventData):
     personal: ClassVar = Resolution
 
 
-@registry.event("retention.DeadlineExtended", action="update", resource_type=REQUEST)
 class DeadlineExtended(EventData):
     months: int = Field(ge=1, le=2)
     due_on: date
@@ -160,13 +144,11 @@ class DeadlineExtended(EventData):
     extended_at: datetime
 
 
-@registry.event("retention.PrivacyRequestOverdue", action="update", resource_type=REQUEST)
 class PrivacyRequestOverdue(EventData):
     due_on: date
     detected_at: datetime
 
 
-@registry.event("retention.PrivacyRequestRejected", action="update", resource_type=REQUEST)
 class PrivacyRequestRejected(EventData):
     """Refused under GDPR Art. 12(5) (manifestly unfounded or excessive), with the reason."""
 
@@ -178,7 +160,6 @@ class PrivacyRequestRejected(EventData):
 # --- legal holds -----------------------------------------------------------------------------
 
 
-@registry.event("retention.LegalHoldPlaced", action="create", resource_type="legal_hold")
 class LegalHoldPlaced(EventData):
     subject_id: str
     categories: list[str]
@@ -189,7 +170,6 @@ class LegalHoldPlaced(EventData):
     placed_at: datetime
 
 
-@registry.event("retention.LegalHoldReleased", action="delete", resource_type="legal_hold")
 class LegalHoldReleased(EventData):
     released_by: str | None
     reason: Literal["released", "expired"]
@@ -199,7 +179,6 @@ class LegalHoldReleased(EventData):
 # --- retention policies and runs ---------------------------------------------------------------
 
 
-@registry.event("retention.RetentionPolicyDefined", action="create", resource_type="policy")
 class RetentionPolicyDefined(EventData):
     """A policy was set (a later definition of the same category and trigger replaces it)."""
 
@@ -227,7 +206,6 @@ class OrderRecord(_Part):
     reason: str
 
 
-@registry.event("retention.RetentionRunCompleted", action="update", resource_type="retention_run")
 class RetentionRunCompleted(EventData):
     """A policy run: what it ordered and why, and how many targets it looked at."""
 
@@ -242,7 +220,6 @@ class RetentionRunCompleted(EventData):
 # --- commands (the erasure contract) -------------------------------------------------------------
 
 
-@registry.event("retention.EraseSubject", action="erase", resource_type="subject")
 class EraseSubject(EventData):
     request_id: str
     subject_id: str
@@ -254,10 +231,73 @@ class ResourceRef(_Part):
     id: str
 
 
-@registry.event("retention.AnonymizeResource", action="erase", resource_type="resource")
 class AnonymizeResource(EventData):
     request_id: str
     resource: ResourceRef
 
 
-registry.check()
+#: The command types retention publishes on `retention.commands` (besides `retention.events`).
+COMMAND_TYPES = ("retention.EraseSubject", "retention.AnonymizeResource")
+
+
+def retention_registry() -> EventRegistry:
+    """A registry of retention's own events and commands (the runtime adds the standard ones).
+
+    One per runtime: the runtime registers `retention.AccessDenied` and the other standard
+    events into it, so two apps in one process (tests) each need their own.
+    """
+    registry = EventRegistry()
+    registry.event(
+        "retention.PrivacyRequestReceived",
+        action="create",
+        resource_type=REQUEST,
+        categories=["account"],
+    )(PrivacyRequestReceived)
+    registry.event("retention.ErasureOrdered", action="erase", resource_type=REQUEST)(
+        ErasureOrdered
+    )
+    registry.event("retention.ErasureAcknowledged", action="update", resource_type=REQUEST)(
+        ErasureAcknowledged
+    )
+    registry.event("retention.ErasurePartiallyCompleted", action="update", resource_type=REQUEST)(
+        ErasurePartiallyCompleted
+    )
+    registry.event("retention.ErasureVerified", action="update", resource_type=REQUEST)(
+        ErasureVerified
+    )
+    registry.event("retention.AccessCollectionStarted", action="update", resource_type=REQUEST)(
+        AccessCollectionStarted
+    )
+    registry.event("retention.AccessPackageReady", action="update", resource_type=REQUEST)(
+        AccessPackageReady
+    )
+    registry.event("retention.RectificationResolved", action="update", resource_type=REQUEST)(
+        RectificationResolved
+    )
+    registry.event("retention.DeadlineExtended", action="update", resource_type=REQUEST)(
+        DeadlineExtended
+    )
+    registry.event("retention.PrivacyRequestOverdue", action="update", resource_type=REQUEST)(
+        PrivacyRequestOverdue
+    )
+    registry.event("retention.PrivacyRequestRejected", action="update", resource_type=REQUEST)(
+        PrivacyRequestRejected
+    )
+    registry.event("retention.LegalHoldPlaced", action="create", resource_type="legal_hold")(
+        LegalHoldPlaced
+    )
+    registry.event("retention.LegalHoldReleased", action="delete", resource_type="legal_hold")(
+        LegalHoldReleased
+    )
+    registry.event("retention.RetentionPolicyDefined", action="create", resource_type="policy")(
+        RetentionPolicyDefined
+    )
+    registry.event(
+        "retention.RetentionRunCompleted", action="update", resource_type="retention_run"
+    )(RetentionRunCompleted)
+    registry.event("retention.EraseSubject", action="erase", resource_type="subject")(EraseSubject)
+    registry.event("retention.AnonymizeResource", action="erase", resource_type="resource")(
+        AnonymizeResource
+    )
+    registry.check()
+    return registry

@@ -24,13 +24,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from mmgen.retention.domain.contract import Footprint
 from mmgen.retention.domain.events import (
     AcknowledgementData,
     ErasureOrdered,
     HeldCategoryData,
     ServiceCheck,
 )
+from mmgen.runtime.contract import Footprint
 
 Outcome = Literal["in_progress", "partially_completed", "verified"]
 
@@ -85,6 +85,19 @@ class ErasureProgress:
     def checks(self) -> list[ServiceCheck]:
         held = frozenset(h.category for h in self.held)
         return [s.check(held) for s in self.services]
+
+
+def readable_outside(footprint: Footprint, held: frozenset[str]) -> int:
+    """Readable personal fields of a footprint in categories not under a hold.
+
+    Fields the service counts in its total but in no category are counted as outside every
+    hold: a service that cannot say where data lies cannot claim it is held.
+    """
+    outside = sum(
+        c.readable_personal_fields for name, c in footprint.categories.items() if name not in held
+    )
+    categorised = sum(c.readable_personal_fields for c in footprint.categories.values())
+    return outside + max(0, footprint.readable_personal_fields - categorised)
 
 
 def acknowledgement_counts(ack: AcknowledgementData, order: ErasureOrdered) -> bool:
@@ -147,7 +160,7 @@ def assess_erasure(
                 )
             )
             continue
-        outside = footprint.readable_outside(held)
+        outside = readable_outside(footprint, held)
         if outside:
             late = now - ack.acknowledged_at >= ack_timeout
             states.append(

@@ -35,6 +35,7 @@ from mmgen.events.repository import Aggregate
 from mmgen.retention.domain.deadlines import Deadline, utc_day
 from mmgen.retention.domain.errors import (
     IllegalTransitionError,
+    RequestInvalidError,
     RequestTypeMismatchError,
 )
 from mmgen.retention.domain.events import (
@@ -263,7 +264,7 @@ class PrivacyRequest(Aggregate):
     ) -> PrivacyRequest:
         text = (details or "").strip() or None
         if text is not None and len(text) > MAX_DETAILS:
-            raise ValueError(f"details are limited to {MAX_DETAILS} characters")
+            raise RequestInvalidError(f"details are limited to {MAX_DETAILS} characters")
         request = cls(request_stream(request_id))
         request.record(
             NewEvent(
@@ -416,7 +417,9 @@ class PrivacyRequest(Aggregate):
         self._require_move(S.completed)
         text = note.strip()
         if not text or len(text) > MAX_DETAILS:
-            raise ValueError(f"a resolution note of 1 to {MAX_DETAILS} characters is needed")
+            raise RequestInvalidError(
+                f"a resolution note of 1 to {MAX_DETAILS} characters is needed"
+            )
         self._event(
             RectificationResolved(service=service, resolved_by=by.id, resolved_at=now),
             actor=by,
@@ -460,7 +463,9 @@ class PrivacyRequest(Aggregate):
     def reject(self, *, reason: str, by: Actor, now: datetime) -> None:
         text = reason.strip()
         if not text or len(text) > MAX_REASON:
-            raise ValueError(f"a rejection needs its reason (1 to {MAX_REASON} characters)")
+            raise RequestInvalidError(
+                f"a rejection needs its reason (1 to {MAX_REASON} characters)"
+            )
         self._require_move(S.rejected)
         self._event(
             PrivacyRequestRejected(reason=text, rejected_by=by.id, rejected_at=now), actor=by

@@ -19,7 +19,6 @@ from mmgen.events.crypto import PersonalDataCipher
 from mmgen.events.erased import Erased
 from mmgen.events.ids import new_event_id
 from mmgen.retention.domain.access_package import PACKAGE_SCHEMA, assemble_package
-from mmgen.retention.domain.contract import SubjectExport
 from mmgen.retention.domain.errors import (
     PackageExpiredError,
     PackageNotReadyError,
@@ -38,12 +37,9 @@ from mmgen.retention.service_layer.ports import (
     ServiceDirectory,
 )
 from mmgen.retention.service_layer.requests import RequestBook
+from mmgen.runtime.contract import SubjectExport, owner_of_subject
 
 log = logging.getLogger(__name__)
-
-
-def owner_of_subject(subject_id: str) -> str:
-    return f"subject:{subject_id}"
 
 
 class AccessPackages:

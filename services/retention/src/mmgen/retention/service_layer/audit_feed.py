@@ -22,25 +22,6 @@ from mmgen.retention.service_layer.ports import ActivityStore
 REBUILD_BATCH = 500
 
 
-def report_from_envelope(envelope: Envelope) -> SubjectErasedReport | None:
-    """The standard `SubjectErased` data of an envelope (None for any other event)."""
-    if envelope.event_type != f"{envelope.producer}.SubjectErased":
-        return None
-    data: Mapping[str, Any] = envelope.data
-    return SubjectErasedReport(
-        service=envelope.producer,
-        event_id=envelope.event_id,
-        command_id=envelope.causation_id,
-        occurred_at=envelope.occurred_at,
-        request_id=data.get("request_id"),
-        subject_id=str(data.get("subject_id") or envelope.subject_id or ""),
-        keys_shredded=data.get("keys_shredded", 0),
-        records_deleted=data.get("records_deleted") or {},
-        records_anonymized=data.get("records_anonymized") or {},
-        categories_held=data.get("categories_held") or [],
-    )
-
-
 def _record(entry: Mapping[str, Any] | AuditRecord) -> AuditRecord:
     return entry if isinstance(entry, AuditRecord) else AuditRecord.model_validate(entry)
 
@@ -79,7 +60,7 @@ class AuditFeed:
         return applied
 
     async def on_subject_erased(self, envelope: Envelope) -> str | None:
-        report = report_from_envelope(envelope)
+        report = SubjectErasedReport.of(envelope)
         if report is None or not report.subject_id:
             return None
         return await self.coordinator.on_report(report)

@@ -19,11 +19,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from mmgen.retention.domain.contract import AuditRecord, Footprint, SubjectErasedReport
+from mmgen.retention.domain.contract import AuditRecord, SubjectErasedReport
 from mmgen.retention.domain.errors import (
     IllegalTransitionError,
     PrivacyRequestNotFoundError,
@@ -43,6 +45,7 @@ from mmgen.retention.service_layer.ports import (
     ServiceDirectory,
 )
 from mmgen.retention.service_layer.requests import RequestBook
+from mmgen.runtime.contract import Footprint
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class ErasureCoordinator:
         clock: Clock,
         ack_timeout: timedelta,
         max_attempts: int = 10,
+        advance_later: Callable[[str], None] | None = None,
     ) -> None:
         self.book = book
         self.views = views
@@ -101,6 +105,9 @@ class ErasureCoordinator:
         self.clock = clock
         self.ack_timeout = ack_timeout
         self.max_attempts = max_attempts
+        #: Where an acknowledged request goes to be assessed (footprints over HTTP) outside the
+        #: caller — a consumer's transaction must not wait on other services; None: at once.
+        self.advance_later = advance_later
 
     async def _held(self, subject_id: str) -> list[HeldCategoryData]:
         holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
@@ -176,7 +183,10 @@ class ErasureCoordinator:
 
         _, recorded = await self.book.change(request_id, record)
         if recorded:
-            await self.advance(request_id)
+            if self.advance_later is not None:
+                self.advance_later(request_id)
+            else:
+                await self.advance(request_id)
         return request_id
 
     # --- checking and concluding -----------------------------------------------------------------
@@ -184,13 +194,18 @@ class ErasureCoordinator:
     async def _footprints(
         self, request: PrivacyRequest, services: list[str]
     ) -> dict[str, Footprint]:
-        out: dict[str, Footprint] = {}
-        for service in services:
+        """Every acknowledged service's footprint, asked at once (a request waits for the
+        slowest service, not for their sum); one that does not answer is left out."""
+
+        async def one(service: str) -> Footprint | None:
             try:
-                out[service] = await self.directory.footprint(service, request.subject_id)
+                return await self.directory.footprint(service, request.subject_id)
             except ServiceUnreachableError as exc:
                 log.warning("footprint of %s unavailable: %s", service, exc.reason)
-        return out
+                return None
+
+        found = await asyncio.gather(*(one(service) for service in services))
+        return {s: f for s, f in zip(services, found, strict=True) if f is not None}
 
     async def advance(self, request_id: str) -> ErasureProgress | None:
         """Assess the request against fresh footprints; conclude when it may."""

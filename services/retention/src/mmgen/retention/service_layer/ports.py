@@ -14,13 +14,7 @@ from typing import Any, Protocol
 
 from mmgen.auditlog.receipt import ReceiptCheckpoint
 from mmgen.retention.domain.activity import ActivityBatch, ResourceActivity, SubjectActivity
-from mmgen.retention.domain.contract import (
-    AuditRecord,
-    Footprint,
-    Purpose,
-    SubjectErasedReport,
-    SubjectExport,
-)
+from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
@@ -32,6 +26,7 @@ from mmgen.retention.domain.records import (
     IssuedOrder,
     StoredPackage,
 )
+from mmgen.runtime.contract import Footprint, SubjectExport
 
 
 class Clock(Protocol):
@@ -67,6 +62,10 @@ class RequestViews(Protocol):
 
     async def open_for(self, subject_id: str, request_type: str) -> dict[str, Any] | None:
         """The subject's open request of this type, if any (at most one exists)."""
+        ...
+
+    async def of_subject(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
+        """The subject's requests (a subject has a handful), by id order."""
         ...
 
     async def erasure_subjects(self, subject_ids: Sequence[str]) -> set[str]:
@@ -176,6 +175,8 @@ class PackageStore(Protocol):
 
     async def delete_subject(self, subject_id: str) -> int: ...
 
+    async def count_subject(self, subject_id: str) -> int: ...
+
 
 class EvidenceStore(Protocol):
     async def add_report(self, report: SubjectErasedReport) -> Evidence:
@@ -208,6 +209,12 @@ class ServiceDirectory(Protocol):
     async def footprint(self, service: str, subject_id: str) -> Footprint: ...
 
     async def purposes(self) -> list[Purpose]: ...
+
+
+class PasswordCheck(Protocol):
+    """Signs a subject in again (identity): the access token it issues, or None if refused."""
+
+    async def access_token(self, email: str, password: str) -> str | None: ...
 
 
 class AuditLogHeads(Protocol):

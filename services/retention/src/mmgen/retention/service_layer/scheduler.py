@@ -9,9 +9,10 @@ the service's metric).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from mmgen.events.envelope import Actor
+from mmgen.retention.domain.events import RetentionRunCompleted
 from mmgen.retention.service_layer.access import AccessPackages
 from mmgen.retention.service_layer.erasure import ErasureCoordinator
 from mmgen.retention.service_layer.holds import LegalHolds
@@ -30,9 +31,8 @@ class PassResult:
     policy_orders: int
     run_id: str
     overdue_open: int
-
-    def to_json(self) -> dict[str, int | str]:
-        return asdict(self)
+    #: The policy run of this pass: every order it sent, and why.
+    run: RetentionRunCompleted
 
 
 class Scheduler:
@@ -69,4 +69,5 @@ class Scheduler:
             policy_orders=len(run.orders),
             run_id=run.run_id,
             overdue_open=await self.requests.count_overdue(),
+            run=run,
         )

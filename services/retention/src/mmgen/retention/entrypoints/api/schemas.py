@@ -40,12 +40,13 @@ class _In(BaseModel):
 class PrivacyRequestIn(_In):
     """`POST /privacy-requests`. Staff filing on a subject's behalf name the subject (and send
     `X-Purpose: legal_compliance`); an erasure by the subject needs a sign-in within the last
-    5 minutes or the password again."""
+    5 minutes, or `email` and `password` again (checked at identity, never kept)."""
 
     type: RequestTypeField
     details: str | None = Field(default=None, max_length=4000)
     subject_id: str | None = Field(default=None, pattern=UUID_PATTERN)
-    password: SecretStr | None = Field(default=None, max_length=256)
+    email: str | None = Field(default=None, min_length=3, max_length=320)
+    password: SecretStr | None = Field(default=None, max_length=4096)
 
     @model_validator(mode="after")
     def _rectification_says_what(self) -> Self:

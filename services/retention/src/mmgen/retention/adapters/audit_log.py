@@ -1,0 +1,232 @@
+"""Retention's reader of `audit.log`: every entry once, applied in `seq` order.
+
+Consent publishes one message per audit entry, keyed by subject so one subject's entries stay
+in one partition; across partitions they arrive in any order. The activity projection and
+the `audit_seq` of each acknowledgement need the log's own order, so reading is two steps:
+
+1. the kernel's consumer runtime (`EventConsumer`, decoding audit-entry JSON rather than
+   envelopes; idempotent on `seq`) stages each entry in `audit_inbox` within its transaction —
+   a redelivered entry is skipped, a malformed one dead-lettered to `audit.log.dlq`;
+2. a checkpointed `Tailer` over the staged entries hands each contiguous run, in `seq` order,
+   to the feed (`AuditFeed.on_entries`), and stops at a number not yet staged (an entry still
+   on its way in another partition) rather than skipping it. Entries below the checkpoint are
+   deleted as it moves on, so the inbox holds only what waits to be applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mmgen.events.consumer import ConsumerMetrics, EventConsumer, HandlerContext, RetryPolicy
+from mmgen.events.tailer import MongoCheckpoint, Tailer, TailerMetrics
+from mmgen.events.topics import dlq_topic, ensure_topics
+from mmgen.platform import ReadinessCheck
+from mmgen.retention.domain.contract import AuditRecord
+
+log = logging.getLogger(__name__)
+
+INBOX = "audit_inbox"
+INBOX_STATE = "audit_inbox_state"
+FEED_CHECKPOINTS = "audit_feed_state"
+FEED_NAME = "audit-feed"
+MAX_WINDOW = 1000
+
+
+@dataclass(frozen=True)
+class AuditMessage:
+    """One `audit.log` message. `event_id` is the consumer runtime's idempotency key: the
+    entry's `seq`, which names it in the log (the audited event's id names another thing)."""
+
+    record: AuditRecord
+
+    @property
+    def event_id(self) -> str:
+        return f"audit-seq:{self.record.seq}"
+
+
+def decode_audit_entry(body: bytes) -> AuditMessage:
+    """An audit entry's canonical JSON (as consent publishes it); anything else is poison."""
+    return AuditMessage(AuditRecord.model_validate_json(body))
+
+
+class MongoAuditInbox:
+    """Entries received and not yet applied: `{_id: seq, seq, entry}`, and the highest seq."""
+
+    max_window = MAX_WINDOW
+
+    def __init__(self, db: AsyncDatabase[Any], *, poll_s: float = 0.05) -> None:
+        self.entries = db[INBOX]
+        self.state = db[INBOX_STATE]
+        self.poll_s = poll_s
+
+    async def ensure_indexes(self) -> None:
+        await self.entries.create_index([("seq", ASCENDING)], name="seq")
+
+    async def stage(self, record: AuditRecord, session: AsyncClientSession | None = None) -> None:
+        await self.entries.update_one(
+            {"_id": record.seq},
+            {"$setOnInsert": {"seq": record.seq, "entry": record.model_dump(mode="json")}},
+            upsert=True,
+            session=session,
+        )
+        await self.state.update_one(
+            {"_id": "received"}, {"$max": {"seq": record.seq}}, upsert=True, session=session
+        )
+
+    async def prune(self, before: int) -> int:
+        """Forget entries below `before` (applied and checkpointed)."""
+        result = await self.entries.delete_many({"seq": {"$lt": before}})
+        return result.deleted_count
+
+    # --- as a tail source -----------------------------------------------------------------
+
+    def seq(self, item: AuditRecord) -> int:
+        return item.seq
+
+    async def read(self, start: int, end: int) -> Sequence[AuditRecord]:
+        docs = (
+            await self.entries.find({"seq": {"$gte": start, "$lt": end}})
+            .sort("seq", ASCENDING)
+            .to_list(end - start)
+        )
+        return [AuditRecord.model_validate(d["entry"]) for d in docs]
+
+    async def last(self) -> int:
+        doc = await self.state.find_one({"_id": "received"})
+        return int(doc["seq"]) if doc else -1
+
+    async def wait(self, after: int, timeout: float) -> None:  # noqa: ASYNC109
+        """Polls the highest seq received (the consumer commits in its own transaction, so a
+        wake-up sent from its handler would come before the entry is visible)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self.last() > after:
+                return
+            await asyncio.sleep(self.poll_s)
+
+
+Apply = Callable[[Sequence[AuditRecord]], Awaitable[Any]]
+
+
+class AuditLogReader:
+    """A runtime component: the consumer of `audit.log` and the tailer of its inbox."""
+
+    def __init__(
+        self,
+        *,
+        db: AsyncDatabase[Any],
+        inbox: MongoAuditInbox,
+        apply: Apply,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        partitions: int,
+        registry: CollectorRegistry,
+        consumer_metrics: Callable[[], ConsumerMetrics | None] = lambda: None,
+        batch_size: int = 500,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        idle_wait_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.inbox = inbox
+        self.apply = apply
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group_id = group_id
+        self.partitions = partitions
+        self.registry = registry
+        self.consumer_metrics = consumer_metrics
+        self.batch_size = batch_size
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.tailer: Tailer[AuditRecord] = Tailer(
+            FEED_NAME,
+            inbox,
+            MongoCheckpoint(db[FEED_CHECKPOINTS], FEED_NAME, start=-1),
+            self._apply,
+            first_seq=0,
+            window=batch_size,
+            idle_wait_s=idle_wait_s,
+            metrics=TailerMetrics(registry, prefix="audit_feed", label="feed"),
+        )
+        self.broker: KafkaBroker | None = None
+        self.consumer: EventConsumer[AuditMessage] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def readiness_check(self) -> ReadinessCheck:
+        return ReadinessCheck("audit-feed", self._ready)
+
+    async def start(self) -> None:
+        # The log's topic is consent's; made here too, with the platform's count, so that a
+        # subscriber starting first never auto-creates it with another one.
+        await ensure_topics(
+            self.bootstrap,
+            [self.topic, dlq_topic(self.topic)],
+            partitions=self.partitions,
+            check_partitions=False,
+        )
+        self.broker = KafkaBroker(
+            self.bootstrap, logger=None, client_id="retention-audit", acks="all"
+        )
+        self.consumer = EventConsumer(
+            self.broker,
+            self.db,
+            decode=decode_audit_entry,
+            retry=RetryPolicy(),
+            metrics=self.consumer_metrics() or ConsumerMetrics(self.registry),
+        )
+        self.consumer.subscribe(
+            self.topic,
+            handler=self._stage,
+            group_id=self.group_id,
+            name="retention-audit-log",
+            batch=True,
+            max_records=self.batch_size,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+        )
+        await self.broker.start()
+        self._task = asyncio.create_task(self.tailer.run(), name="retention-audit-feed")
+
+    async def stop(self) -> None:
+        await self.tailer.stop()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, timeout=10)
+            self._task = None
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None
+
+    async def _stage(self, message: AuditMessage, ctx: HandlerContext) -> None:
+        await self.inbox.stage(message.record, ctx.session)
+
+    async def _apply(self, records: Sequence[AuditRecord]) -> None:
+        await self.inbox.prune(records[0].seq)
+        await self.apply(records)
+
+    async def _ready(self) -> bool | str:
+        if self.broker is None or not await self.broker.ping(timeout=1.0):
+            return False
+        if self._task is None or self._task.done():
+            return False
+        status = self.tailer.status
+        if status.hole_at is not None:
+            return f"waiting for audit seq {status.hole_at}"
+        if status.last_error is not None:
+            return False  # failing rounds: the feed is not being applied
+        return f"applied through audit seq {status.checkpoint}"
