@@ -124,11 +124,12 @@ def generate(
     root: Path,
     kind: str,
     *,
+    mongo_hosts: str | None = None,
     audit_origin: str = DEFAULT_AUDIT_ORIGIN,
     witness_name: str = DEFAULT_WITNESS_NAME,
 ) -> SecretFolder:
     folder = SecretFolder(root)
-    hosts = MONGO_HOSTS[kind]
+    hosts = mongo_hosts or MONGO_HOSTS[kind]
     folder.get("kafka_admin_password", password)
     folder.get("mongo_root_password", password)
     folder.get("mongo_keyfile", mongo_keyfile)
@@ -195,11 +196,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("kind", choices=sorted(MONGO_HOSTS), help="which deployment")
     parser.add_argument("folder", type=Path, help="where the secret files go")
+    parser.add_argument(
+        "--mongo-hosts",
+        help="host:port of every replica-set member, comma separated (default: the kind's own; "
+        "the k8s dev overlay runs one member: mongo-0.mongo:27017)",
+    )
     parser.add_argument("--audit-origin", default=DEFAULT_AUDIT_ORIGIN)
     parser.add_argument("--witness-name", default=DEFAULT_WITNESS_NAME)
     args = parser.parse_args(argv)
     folder = generate(
-        args.folder, args.kind, audit_origin=args.audit_origin, witness_name=args.witness_name
+        args.folder,
+        args.kind,
+        mongo_hosts=args.mongo_hosts,
+        audit_origin=args.audit_origin,
+        witness_name=args.witness_name,
     )
     print(f"{args.folder}: {len(folder.created)} secret(s) created", file=sys.stderr)
     if args.kind == "k8s":
