@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -20,6 +23,7 @@ from mmgen.cli.audit import app as audit_app
 from mmgen.cli.demo import DemoError, demo_app, seed
 from mmgen.cli.dlq import app as dlq_app
 from mmgen.localstack.errors import LocalStackError
+from mmgen.verifier.cli import receipt_app
 
 app = typer.Typer(
     help="Multimedia Gen backend: local stack, demo data, audit verification.",
@@ -30,6 +34,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(receipt_app, name="receipt")
 console = Console()
 err = Console(stderr=True)
 
@@ -230,6 +235,21 @@ def reset(
         err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from exc
     console.print(f"removed {state_dir}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def witness(ctx: typer.Context) -> None:
+    """A transparency-log witness: `mmgen witness serve|keygen|public-key …` (`--help` there).
+
+    The same as the `mmgen-witness` command of the mmgen-witness package, run in this process's
+    place (signals reach it directly)."""
+    if importlib.util.find_spec("mmgen.witness") is None:
+        err.print("the witness is not installed (the mmgen-witness package)")
+        raise typer.Exit(2)
+    os.execv(sys.executable, [sys.executable, "-m", "mmgen.witness", *ctx.args])  # noqa: S606
 
 
 def main() -> None:

@@ -63,3 +63,10 @@ class ConsentSettings(ServiceSettings):
     audit_batch_max: int = 1000
     #: Kafka consumer group of the audit projector.
     audit_consumer_group: str = "consent-audit"
+
+    # --- witnesses of the audit log (mmgen.consent.audit.witnessing) ---
+    #: Witnesses (C2SP tlog-witness) that cosign every signed head: entries separated by commas
+    #: or newlines, each `<base URL> <witness verifier key>`. Empty: heads are not witnessed.
+    audit_witnesses: str = ""
+    #: Seconds one witness may take to answer (a slow one only delays its own cosignature).
+    audit_witness_timeout_seconds: float = Field(default=5.0, gt=0, le=120)

@@ -110,4 +110,4 @@ def public_key(
 
 
 def main() -> None:
-    app()
+    app(prog_name="mmgen-witness")

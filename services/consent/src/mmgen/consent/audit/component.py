@@ -25,6 +25,7 @@ from mmgen.consent.audit.projector import AuditProjector
 from mmgen.consent.audit.publisher import AuditLogPublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
+from mmgen.consent.audit.witnessing import Witnessing, parse_witnesses
 from mmgen.events.relay import MAX_REQUEST_SIZE, PRODUCER_RECOVERY_CONFIG
 from mmgen.events.republish import republish_topic
 from mmgen.events.topics import Topics, ensure_topics
@@ -50,6 +51,8 @@ class AuditConfig:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     metadata_max_age_ms: int = 3_000
+    witnesses: str = ""
+    witness_timeout_seconds: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> AuditConfig:
@@ -71,6 +74,8 @@ class AuditConfig:
             ("topic_partitions", "topic_partitions"),
             ("session_timeout_ms", "consumer_session_timeout_ms"),
             ("heartbeat_interval_ms", "consumer_heartbeat_interval_ms"),
+            ("witnesses", "audit_witnesses"),
+            ("witness_timeout_seconds", "audit_witness_timeout_seconds"),
         ):
             value = getattr(settings, attr, None)
             if value is not None:
@@ -237,6 +242,7 @@ def build_audit(
     metrics = AuditMetrics(registry)
     queries = AuditQueries(store, signer.verifier(), config.origin)
     signal = AppendSignal()
+    witnesses = parse_witnesses(config.witnesses)
     checkpointer = Checkpointer(
         store,
         signer,
@@ -244,6 +250,11 @@ def build_audit(
         every_entries=config.checkpoint_every_entries,
         every_seconds=config.checkpoint_every_seconds,
         metrics=metrics,
+        witnessing=(
+            Witnessing(store, witnesses, timeout_seconds=config.witness_timeout_seconds)
+            if witnesses
+            else None
+        ),
     )
     public_key = signer.verifier().to_string()
     router = build_router(queries, signal, lambda: public_key, store)
