@@ -20,6 +20,7 @@ from typing import cast
 
 import httpx
 
+from mmgen.cli.local_witness import with_local_witness
 from mmgen.localstack.components import (
     BROKER,
     DATABASE,
@@ -48,6 +49,7 @@ DEFAULT_SERVICE_PORTS = {
     "profiles": 8003,
     "consent": 8004,
     "retention": 8005,
+    "witness": 8009,
 }
 RECORD_FILE = "stack.json"
 
@@ -294,6 +296,7 @@ def up(
             "(see `mmgen status`, stop it with `mmgen down`)"
         )
     services = discover_services() if config.with_services else []
+    config = with_local_witness(config, services)
     for name, port in planned_ports(config, services):
         ensure_port_free(name, config.host, port)
 
@@ -336,6 +339,7 @@ def up(
 
 def start_services(config: StackConfig, services: list[ServiceEntry]) -> list[Component]:
     """Start services only, against infrastructure that already runs (system tests)."""
+    config = with_local_witness(config, services)
     record = StackRecord(config.record_path)
     started: list[Component] = []
     try:
