@@ -117,6 +117,10 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Heads are announced every 2 s when idle (10 s by default): the fault tests
+            # measure repair after a restart, not the announcement period.
+            "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",
+            "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
         },
     )
     running = OwnBrokerStack(config, [], admin_email, admin_password, broker=broker)

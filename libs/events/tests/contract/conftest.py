@@ -13,16 +13,21 @@ from mmgen.events.mongo_store import MongoEventStore
 from mmgen.events.store import EventStore, InMemoryEventStore
 
 PRODUCER = "testsvc"
+#: `wait_for_append` also polls (for other processes' commits); polling this rarely leaves
+#: only the commit signal to wake a waiter within a test's deadline.
+POLL_INTERVAL_S = 60.0
 
 
 @pytest.fixture(params=["memory", "mongo"])
 async def event_store(request: pytest.FixtureRequest, mongo_db: Any) -> AsyncIterator[EventStore]:
     """One store per test; the "mongo" variant on a fresh database of the real local server."""
     if request.param == "memory":
-        store: Any = InMemoryEventStore(PRODUCER, max_read_window=500)
+        store: Any = InMemoryEventStore(
+            PRODUCER, max_read_window=500, poll_interval=POLL_INTERVAL_S
+        )
     else:
         db = mongo_db
-        store = MongoEventStore(db, PRODUCER, max_read_window=500, poll_interval=0.05)
+        store = MongoEventStore(db, PRODUCER, max_read_window=500, poll_interval=POLL_INTERVAL_S)
         await store.ensure_indexes()
     try:
         yield store

@@ -39,7 +39,14 @@ def test_traceparent_string_round_trips(spans: InMemorySpanExporter) -> None:
     assert trace.get_current_span(ctx).get_span_context().trace_id == (
         request.get_span_context().trace_id
     )
-    assert extract_context({"traceparent": traceparent}) is not None
+    # The header mapping a consumer gets yields the same remote parent: trace and span ids.
+    extracted = trace.get_current_span(extract_context({"traceparent": traceparent}))
+    parent = extracted.get_span_context()
+    assert parent.is_valid and parent.is_remote
+    assert (parent.trace_id, parent.span_id) == (
+        request.get_span_context().trace_id,
+        request.get_span_context().span_id,
+    )
 
 
 def test_no_trace_means_no_header_and_an_empty_context() -> None:

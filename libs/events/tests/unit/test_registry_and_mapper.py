@@ -241,6 +241,44 @@ async def test_old_versions_are_upcast_on_read_including_personal_fields() -> No
     assert erased.data.locale == "en" and erased.erased
 
 
+async def test_an_upcaster_may_read_the_envelope_a_field_lived_in() -> None:
+    """A step registered `with_envelope` gets the stored envelope (here: the subject id, which
+    version 1 kept only in the header); without an envelope it cannot run and says so."""
+    reg = EventRegistry()
+
+    @reg.event("svc.Erased", version=2, action="erase", resource_type="subject")
+    class Erased2(EventData):
+        subject_id: str
+        count: int
+
+    @reg.upcaster("svc.Erased", from_version=1, with_envelope=True)
+    def _v1(
+        data: dict[str, Any], personal: dict[str, Any] | None, envelope: Envelope
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        return {"subject_id": envelope.subject_id, "count": data["n"]}, personal
+
+    reg.check()
+    ks = InMemoryKeystore(MasterKeyring(MasterKey.generate()))
+    mapper = EventMapper(reg, PersonalDataCipher(ks), producer="svc")
+    subject = str(uuid.uuid4())
+    v1 = Envelope(
+        event_type="svc.Erased",
+        schema_version=1,
+        producer="svc",
+        stream_id="erasure-1",
+        stream_version=1,
+        subject_id=subject,
+        action="erase",
+        resource=Resource(type="subject", id=subject),
+        data={"n": 3},
+    )
+    assert (await mapper.to_domain(v1)).data == Erased2(subject_id=subject, count=3)
+    with pytest.raises(UnknownSchemaVersionError, match="needs the envelope"):
+        reg.upcast("svc.Erased", 1, {"n": 3}, None)
+    with pytest.raises(EventRegistrationError, match="two upcasters"):
+        reg.upcaster("svc.Erased", from_version=1)(_v1)
+
+
 async def test_unknown_type_or_version_is_a_clear_error() -> None:
     mapper, _ = make_mapper()
     env = await mapper.to_envelope(NewEvent(UserClosed(reason="r")), "s", 1)

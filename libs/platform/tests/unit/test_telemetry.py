@@ -38,11 +38,13 @@ def test_traceparent_survives_a_kafka_hop() -> None:
     tracer = configure_tracing("unit-test").get_tracer("test")
     with tracer.start_as_current_span(
         "http request", context=trace_context_from_traceparent(TRACEPARENT)
-    ):
+    ) as request:
         headers = kafka_trace_headers()
         assert dict(headers)["traceparent"].decode().split("-")[1] == TRACE_ID
         outgoing = current_traceparent()
-    assert outgoing is not None
+    # What is sent names the request's own span (not the caller's) as the parent.
+    request_span = format(request.get_span_context().span_id, "016x")
+    assert outgoing == dict(headers)["traceparent"].decode() == f"00-{TRACE_ID}-{request_span}-01"
     # The consumer side: a span started from the headers continues the same trace.
     consumer_context = context_from_kafka_headers([*headers, ("other", b"x")])
     with tracer.start_as_current_span("consume", context=consumer_context) as span:

@@ -345,3 +345,33 @@ async def test_master_key_rotation_rewraps_every_data_key(infra: Any, tokens: To
         runtime: ServiceRuntime = app.state.runtime
         [event] = await runtime.kernel.repository.load(f"note-{note_id}")
         assert event.personal.text == "written under mk-1"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_relay_head_is_announced(running: Any, settings: NoteSettings) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    from mmgen.events.heads import HeadAnnouncement, heads_topic
+
+    app, _ = running
+    subject = str(uuid.uuid4())
+    await app.state.notes.write(subject, "head")
+    runtime: ServiceRuntime = app.state.runtime
+    last = await runtime.kernel.store.last_seq()
+    consumer = AIOKafkaConsumer(
+        heads_topic(settings.topic_prefix),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        seen: list[HeadAnnouncement] = []
+
+        async def announced() -> bool:
+            batches = await consumer.getmany(timeout_ms=200)
+            seen.extend(HeadAnnouncement.from_wire(r.value) for b in batches.values() for r in b)
+            return any(h.producer == "notes" and h.last_seq >= last for h in seen)
+
+        await eventually(announced)
+    finally:
+        await consumer.stop()

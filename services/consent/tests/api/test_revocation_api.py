@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer
+import pytest
 
 from mmgen.events.envelope import Envelope, Resource
-from mmgen.events.kafka_testing import wait_until
+from mmgen.runtime.testing import assert_problem, eventually, publish
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-async def test_closed_account_token_is_refused(api, client, tokens, kafka_bootstrap, topic_prefix):
+async def test_closed_account_token_is_refused(api, client, tokens, settings) -> None:
     subject, me = tokens.headers("client")
     _, other = tokens.headers("client")
     assert (await client.get("/consents/me", headers=me)).status_code == 200
@@ -17,25 +19,21 @@ async def test_closed_account_token_is_refused(api, client, tokens, kafka_bootst
         event_type="identity.AccountClosed",
         schema_version=1,
         producer="identity",
+        producer_seq=1,
         stream_id=f"user:{subject}",
         stream_version=3,
         subject_id=subject,
         action="delete",
         resource=Resource(type="user", id=subject),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            f"{topic_prefix}identity.events", closed.to_wire(), key=closed.kafka_key()
-        )
-    finally:
-        await producer.stop()
+    await publish(settings.kafka_bootstrap, settings.topic("identity.events"), closed)
 
-    async def refused() -> bool:
-        return (await client.get("/consents/me", headers=me)).status_code == 401
+    async def status() -> int:
+        return (await client.get("/consents/me", headers=me)).status_code
 
-    await wait_until(refused, timeout_s=30, what="the closed account's token to be refused")
+    await eventually(status, until=lambda code: code == 401, timeout=30)
+    mark = await api.mark()
+    assert_problem(await client.get("/consents/me", headers=me), 401)
+    (denial,) = await api.events(after=mark, event_type="consent.AccessDenied")
+    assert denial["data"]["status"] == 401
     assert (await client.get("/consents/me", headers=other)).status_code == 200
-    denials = await api.events(event_type="consent.AccessDenied")
-    assert denials and denials[-1]["data"]["status"] == 401

@@ -1,14 +1,17 @@
-"""Fixtures of the audit log's tests: a store on the test's own database, event factories."""
+"""Fixtures of the audit log's tests: a store on the test's own database, event factories,
+polling, and the offsets a consumer group has committed."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import RecordMetadata
 
 from mmgen.auditlog.entry import AuditEntry, chain_hash, entry_bytes
 from mmgen.auditlog.merkle import TreeAppender
@@ -92,6 +95,61 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s (last: {last!r})")
         await asyncio.sleep(interval)
+
+
+Ends = dict[TopicPartition, int]
+"""Per partition, the offset just past the last record sent there."""
+
+
+class GroupOffsets:
+    """What a consumer group has committed, read by a consumer that never subscribes and so
+    never joins the group.
+
+    A consumer that commits a record only once its effect is stored (the audit projector does)
+    has, once its committed offsets reach `ends`, done all it will do with those records: the
+    point after which a test may state what did NOT happen.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    @staticmethod
+    def ends_of(sent: Iterable[RecordMetadata]) -> Ends:
+        """The `Ends` of records as the producer acknowledged them.
+
+        From the producer, not from the broker's end offsets: the local broker (Tansu) answers
+        ListOffsets(latest) with one past the FIRST record of a partition's last batch.
+        """
+        ends: Ends = {}
+        for record in sent:
+            tp = TopicPartition(record.topic, record.partition)
+            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+        return ends
+
+    async def committed(self, group_id: str, partitions: Iterable[TopicPartition]) -> Ends:
+        """The group's committed offset of each partition (0 where none)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=group_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            return {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
+        finally:
+            await consumer.stop()
+
+    async def wait_past(self, group_id: str, ends: Ends, timeout_s: float = 60.0) -> None:
+        """Until `group_id` has committed every partition of `ends` at least that far."""
+
+        async def past() -> bool:
+            got = await self.committed(group_id, ends)
+            return all(got[tp] >= end for tp, end in ends.items())
+
+        await eventually(past, timeout_s=timeout_s)
+
+
+@pytest.fixture
+def group_offsets(kafka_bootstrap: str) -> GroupOffsets:
+    return GroupOffsets(kafka_bootstrap)
 
 
 @pytest.fixture

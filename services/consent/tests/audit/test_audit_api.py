@@ -18,8 +18,10 @@ from mmgen.auditlog.checkpoint import NoteVerifier, open_checkpoint
 from mmgen.auditlog.verify import verify_checkpoint_consistency, verify_entry_inclusion
 from mmgen.cli.audit import check_inclusion, follow, verify_via_api
 from mmgen.consent.audit import AuditComponent, build_audit
+from mmgen.consent.audit.api import AUDIT_PROBLEMS
 from mmgen.platform import ServiceSettings, create_app
 from mmgen.platform.auth import SigningKey, StaticKeySet, TokenVerifier, issue_token
+from mmgen.runtime.testing import assert_problem
 
 PURPOSE = {"X-Purpose": "legal_compliance"}
 
@@ -55,6 +57,7 @@ async def client(
         routers=[component.router],
         token_verifier=TokenVerifier(StaticKeySet.of(signing_key)),
         denial_recorder=component.denial_recorder,
+        problems=AUDIT_PROBLEMS,
         metrics_registry=CollectorRegistry(),
     )
     async with app.router.lifespan_context(app):
@@ -162,17 +165,16 @@ async def test_filters_time_windows_and_cursor_pages(
         one.status_code == 200 and one.json()["seq"] == 31 and one.json()["subject_id"] == subject
     )
     # Bad input is a problem document, nothing else happens.
-    for path, params in [
-        ("/audit/entries/62", {}),
-        ("/audit/entries/-1", {}),
-        ("/audit/entries", {"limit": 0}),
-        ("/audit/entries", {"cursor": "garbage!"}),
-        ("/audit/entries", {"since": "2026-11-25T08:00:00"}),
-        ("/audit/entries", {"subject_id": "x" * 300}),
+    for path, params, status, slug in [
+        ("/audit/entries/62", {}, 404, "audit-not-found"),
+        ("/audit/entries/-1", {}, 422, "validation-failed"),
+        ("/audit/entries", {"limit": 0}, 422, "validation-failed"),
+        ("/audit/entries", {"cursor": "garbage!"}, 400, "invalid-cursor"),
+        ("/audit/entries", {"since": "2026-11-25T08:00:00"}, 400, "audit-range-invalid"),
+        ("/audit/entries", {"subject_id": "x" * 300}, 422, "validation-failed"),
     ]:
         r = await client.get(path, params=params, headers=compliance)
-        assert r.status_code in (400, 404, 422), (path, params, r.status_code)
-        assert r.headers["content-type"].startswith("application/problem+json")
+        assert_problem(r, status, slug)
     report = (await client.get(f"/audit/subjects/{subject}/report", headers=compliance)).json()
     assert report["entries"] == 12 and len(report["recipients"]) == 7
     assert {p["purpose"] for p in report["purposes"]} == {"support"}
@@ -220,10 +222,9 @@ async def test_heads_proofs_and_public_key(
     bad = await client.get(
         "/audit/proofs/inclusion", params={"seq": 70, "tree_size": 61}, headers=compliance
     )
-    assert bad.status_code == 400 and bad.headers["content-type"].startswith(
-        "application/problem+json"
-    )
-    assert (await client.get("/audit/checkpoints/5", headers=compliance)).status_code == 404
+    assert_problem(bad, 400, "audit-range-invalid")
+    missing = await client.get("/audit/checkpoints/5", headers=compliance)
+    assert_problem(missing, 404, "audit-not-found")
 
 
 async def test_stream_tails_and_resumes_with_last_event_id(

@@ -1,7 +1,12 @@
 """The projector's pipelined ingest against the real broker and database: batch N+1 is planned
 while N commits, yet every event is logged exactly once — duplicates inside the pipelined
 window, an event id that reached the log after its batch was planned, a head moved by another
-writer — and a batch's offsets are committed only once its entries are stored."""
+writer — and a batch's offsets are committed only once its entries are stored.
+
+Before stating what was NOT logged, a test waits until the projector's group has committed
+every partition past the records sent (`group_offsets.wait_past`): the projector commits a
+batch only after its transaction, so by then every record sent was either logged or skipped.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 from prometheus_client import CollectorRegistry
 
 from mmgen.auditlog.verify import verify_log
@@ -23,6 +29,10 @@ from mmgen.events.envelope import Envelope
 from mmgen.events.topics import Topics, ensure_topics
 
 PARTITIONS = 4
+
+
+def group_of(topic_prefix: str) -> str:
+    return f"{topic_prefix}audit-pipeline"
 
 
 class SpyStore(MongoAuditStore):
@@ -76,7 +86,7 @@ async def run_projector(
             spy,
             kafka_bootstrap,
             pattern=Topics(topic_prefix).events_pattern(),
-            group_id=f"{topic_prefix}audit-pipeline",
+            group_id=group_of(topic_prefix),
             producer=producer,
             republish_topic=f"{topic_prefix}audit.republish",
             metrics=AuditMetrics(CollectorRegistry()),
@@ -95,12 +105,12 @@ async def run_projector(
         await producer.stop()
 
 
-async def publish(bootstrap: str, topic: str, events: list[Envelope]) -> None:
+async def publish(bootstrap: str, topic: str, events: list[Envelope]) -> list[RecordMetadata]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
     try:
         futures = [await producer.send(topic, e.to_wire(), key=e.kafka_key()) for e in events]
-        await asyncio.gather(*futures)
+        return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
 
@@ -116,29 +126,25 @@ async def test_duplicates_inside_the_pipelined_window_are_logged_once(
     kafka_bootstrap: str,
     topic_prefix: str,
     envelope: Any,
-    eventually: Any,
+    group_offsets: Any,
 ) -> None:
     topics = Topics(topic_prefix)
     names = ["identity", "projects"]
     await ensure_topics(kafka_bootstrap, [topics.events(n) for n in names], partitions=PARTITIONS)
     events = {n: [envelope(n, s) for s in range(1, 201)] for n in names}
+    sent: list[RecordMetadata] = []
     for name in names:
         # Each run of 20 is delivered twice in a row: with batches of 25, the second copy is
         # in the same batch, in the one planned while the first copy commits, or just after.
         wire: list[Envelope] = []
         for at in range(0, 200, 20):
             wire += events[name][at : at + 20] * 2
-        await publish(kafka_bootstrap, topics.events(name), wire)
+        sent += await publish(kafka_bootstrap, topics.events(name), wire)
     projector = await run_projector(batch_max=25)
-
-    async def all_logged() -> bool:
-        return (await spy.head()).size >= 400
-
-    await eventually(all_logged, timeout_s=60)
-    await asyncio.sleep(0.5)  # nothing more may come
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
     entries = await logged(spy)
-    sent = {e.event_id for es in events.values() for e in es}
-    assert len(entries) == 400 and {e["event_id"] for e in entries} == sent
+    ids = {e.event_id for es in events.values() for e in es}
+    assert len(entries) == 400 and {e["event_id"] for e in entries} == ids
     assert verify_log(entries).valid
     states = {d["_id"]: d for d in await spy.producer_states()}
     assert all(states[n]["contiguous"] == 200 and states[n]["missing"] == 0 for n in names)
@@ -155,14 +161,15 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     kafka_bootstrap: str,
     topic_prefix: str,
     envelope: Any,
-    eventually: Any,
+    group_offsets: Any,
 ) -> None:
     topic = Topics(topic_prefix).events("identity")
     await ensure_topics(kafka_bootstrap, [topic], partitions=PARTITIONS)
     first = [envelope("identity", s) for s in range(1, 41)]
-    await publish(kafka_bootstrap, topic, first)
+    sent = await publish(kafka_bootstrap, topic, first)
     projector = await run_projector(batch_max=25)
-    await eventually(lambda: _size(spy, 40), timeout_s=30)
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
+    assert (await spy.head()).size == 40
     registry = projector.metrics.registry
 
     def count(name: str) -> float:
@@ -172,9 +179,9 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     # planning, so only the write's guards can see it.
     reused = first[38].model_copy(update={"producer_seq": 60})
     later = [envelope("identity", s) for s in range(41, 60)]
-    await publish(kafka_bootstrap, topic, [*later[:5], reused, *later[5:]])
-    await eventually(lambda: _size(spy, 59), timeout_s=30)
-    await asyncio.sleep(0.5)
+    sent += await publish(kafka_bootstrap, topic, [*later[:5], reused, *later[5:]])
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
+    assert (await spy.head()).size == 59
     assert count("mmgen_audit_replans_total") >= 1
     assert count("mmgen_audit_duplicates_total") == 1
     # Another writer appends an own entry just before each of the next two writes.
@@ -193,9 +200,8 @@ async def test_a_reused_event_id_and_a_moved_head_are_planned_again_never_half_a
     replans = count("mmgen_audit_replans_total")
     spy.before_write = other_writer
     last = [envelope("identity", s) for s in range(60, 80)]
-    await publish(kafka_bootstrap, topic, last)
-    await eventually(lambda: _size(spy, 79 + 2), timeout_s=30)
-    await asyncio.sleep(0.5)
+    sent += await publish(kafka_bootstrap, topic, last)
+    await group_offsets.wait_past(group_of(topic_prefix), group_offsets.ends_of(sent))
     assert count("mmgen_audit_replans_total") >= replans + 2
     entries = await logged(spy)
     ids = [e["event_id"] for e in entries]
@@ -215,34 +221,29 @@ async def test_offsets_are_committed_only_after_the_entries_are_stored(
     topic_prefix: str,
     envelope: Any,
     eventually: Any,
+    group_offsets: Any,
 ) -> None:
     topic = Topics(topic_prefix).events("projects")
     await ensure_topics(kafka_bootstrap, [topic], partitions=PARTITIONS)
-    await publish(kafka_bootstrap, topic, [envelope("projects", s) for s in range(1, 101)])
+    sent = await publish(kafka_bootstrap, topic, [envelope("projects", s) for s in range(1, 101)])
+    ends = group_offsets.ends_of(sent)
     spy.gate = asyncio.Event()
-    projector = await run_projector(batch_max=30)
+    await run_projector(batch_max=30)
     await asyncio.wait_for(spy.entered.wait(), 30)
-    consumer = projector._consumer
-    assert consumer is not None
-    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    group = group_of(topic_prefix)
 
-    async def committed() -> int:
-        return sum([(await consumer.committed(tp)) or 0 for tp in partitions])
+    async def offsets() -> int:
+        return sum((await group_offsets.committed(group, ends)).values())
 
-    await asyncio.sleep(1.0)  # the pipeline runs on: the next batch is fetched and planned
+    # The pipeline runs on while the first batch's write is held: the next batch is fetched
+    # and planned; then it can only wait for that write.
+    await eventually(lambda: spy.planned_while_writing > 0, timeout_s=30)
     assert (await spy.head()).size == 0
-    assert await committed() == 0
+    assert await offsets() == 0
     spy.gate.set()
-    await eventually(lambda: _size(spy, 100), timeout_s=30)
-
-    async def all_committed() -> bool:
-        return await committed() == 100
-
-    await eventually(all_committed, timeout_s=15)
-
-
-async def _size(store: MongoAuditStore, n: int) -> bool:
-    return (await store.head()).size >= n
+    await group_offsets.wait_past(group, ends)
+    assert (await spy.head()).size == 100
+    assert await offsets() == 100
 
 
 def test_held_seqs_are_exactly_those_the_progress_holds() -> None:

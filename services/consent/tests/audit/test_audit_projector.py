@@ -8,7 +8,8 @@ import json
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import RecordMetadata
 
 from mmgen.auditlog.verify import verify_log
 from mmgen.events.mongo_store import MongoEventStore
@@ -20,7 +21,7 @@ from mmgen.platform.health import run_checks
 
 async def send(
     bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] | None = None
-) -> None:
+) -> list[RecordMetadata]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
     try:
@@ -28,7 +29,7 @@ async def send(
             await producer.send(topic, v, key=(keys[i] if keys else None))
             for i, v in enumerate(values)
         ]
-        await asyncio.gather(*futures)
+        return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
 
@@ -58,36 +59,49 @@ async def entries_of(audit: Any) -> list[dict[str, Any]]:
 
 
 async def test_every_events_topic_once_new_topics_too_nothing_else(
-    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+    audit: Any,
+    audit_settings: Any,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    eventually: Any,
+    envelope: Any,
+    group_offsets: Any,
 ) -> None:
     topics = Topics(topic_prefix)
     identity = [envelope("identity", s) for s in range(1, 13)]
     await ensure_topics(kafka_bootstrap, [topics.events("identity")], partitions=4)
     # Out of order across partitions, and every event delivered twice.
     wire = [e.to_wire() for e in identity]
-    await send(
+    sent = await send(
         kafka_bootstrap,
         topics.events("identity"),
         wire + wire[::-1],
         [e.kafka_key() for e in identity + identity[::-1]],
     )
     # Not for the projector: a DLQ topic, another prefix's events topic.
-    await send(
+    others = await send(
         kafka_bootstrap, dlq_topic(topics.events("identity")), [envelope("identity", 99).to_wire()]
     )
-    await send(
+    others += await send(
         kafka_bootstrap,
         f"other{uuid.uuid4().hex[:6]}.identity.events",
         [envelope("identity", 98).to_wire()],
     )
     await eventually(lambda: _size(audit, 12))
-    # A service that did not exist when the projector started: picked up by the pattern.
+    # A service that did not exist when the projector started (nor when the two topics above
+    # did): picked up by the pattern.
     newcomer = [envelope("newsvc", s) for s in (1, 2, 3)]
     await ensure_topics(kafka_bootstrap, [topics.events("newsvc")], partitions=4)
-    await send(kafka_bootstrap, topics.events("newsvc"), [e.to_wire() for e in newcomer])
-    await eventually(lambda: _size(audit, 15))
+    sent += await send(kafka_bootstrap, topics.events("newsvc"), [e.to_wire() for e in newcomer])
+    # Every record sent to the events topics has been logged or skipped: only now can the
+    # test say that nothing else was logged.
+    group = audit_settings.audit_consumer_group
+    await group_offsets.wait_past(group, group_offsets.ends_of(sent))
     entries = await entries_of(audit)
     assert sorted(e["event_id"] for e in entries) == sorted(e.event_id for e in identity + newcomer)
+    assert _metric(audit, "mmgen_audit_duplicates_total") == len(identity)  # the second copies
+    untouched = [TopicPartition(r.topic, r.partition) for r in others]
+    assert set((await group_offsets.committed(group, untouched)).values()) == {0}
     assert verify_log(entries).valid
     # Built from the envelope header only: never its data.
     assert "never in the audit log" not in json.dumps(entries)
@@ -261,3 +275,44 @@ async def test_a_hole_wider_than_one_request_does_not_stop_another_producers_rep
         for r in (RepublishRequest.from_wire(m.value) for m in on_topic)
     }
     assert asked <= seen
+
+
+async def test_events_lost_after_the_last_one_received_are_asked_for_from_the_announced_head(
+    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+) -> None:
+    """A producer whose last events vanished and which then went quiet: its head says so."""
+    from datetime import UTC, datetime, timedelta
+
+    from mmgen.events.heads import HeadAnnouncement, heads_topic
+
+    topics = Topics(topic_prefix)
+    quiet = f"quiet{uuid.uuid4().hex[:6]}"
+    await ensure_topics(kafka_bootstrap, [topics.events(quiet)], partitions=4)
+    await send(
+        kafka_bootstrap, topics.events(quiet), [envelope(quiet, s).to_wire() for s in (1, 2, 3)]
+    )
+
+    async def state() -> dict[str, Any]:
+        return {d["_id"]: d for d in await audit.store.producer_states()}.get(quiet, {})
+
+    await eventually(lambda: _contiguous_is(state, 3))
+    assert await audit.projector.request_repairs(now=datetime.now(UTC) + timedelta(hours=1)) == []
+
+    # Events 4 and 5 were published, acked, then lost with the broker; the relay announces 5.
+    await send(kafka_bootstrap, heads_topic(topic_prefix), [HeadAnnouncement(quiet, 5).to_wire()])
+    await eventually(lambda: _announced_is(state, 5))
+    status = await audit.status()
+    [mine] = [p for p in status["producers"] if p["producer"] == quiet]
+    assert mine["missing"] == 2
+    now = datetime.now(UTC)
+    assert await audit.projector.request_repairs(now=now) == []  # the delay starts now
+    asked = await audit.projector.request_repairs(now=now + timedelta(hours=1))
+    assert [(r.producer, r.from_seq, r.to_seq) for r in asked] == [(quiet, 4, 5)]
+
+
+async def _contiguous_is(state: Any, n: int) -> bool:
+    return (await state()).get("contiguous") == n
+
+
+async def _announced_is(state: Any, n: int) -> bool:
+    return (await state()).get("announced") == n

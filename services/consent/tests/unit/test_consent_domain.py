@@ -1,4 +1,4 @@
-"""Unit tests of the consent domain and mapper, with the kernel's in-memory fakes (no I/O)."""
+"""Unit tests of the consent domain (aggregate, purposes, policy hash) over the in-memory kernel."""
 
 from __future__ import annotations
 
@@ -7,24 +7,18 @@ import uuid
 
 import pytest
 
-from mmgen.consent.adapters.mapper import ConsentEventMapper
 from mmgen.consent.domain.errors import PurposeNotConsentBasedError, PurposeUnknownError
-from mmgen.consent.domain.events import ConsentEvidence, registry
+from mmgen.consent.domain.events import ConsentEvidence, consent_registry
 from mmgen.consent.domain.model import SubjectConsents, consent_stream
 from mmgen.consent.domain.purposes import CATALOGUE, GPC_REFUSED, consentable
 from mmgen.consent.service_layer.consents import policy_hash
-from mmgen.events.crypto import PersonalDataCipher
 from mmgen.events.envelope import Actor
 from mmgen.events.erased import is_erased
-from mmgen.events.keys import InMemoryKeystore, MasterKey, MasterKeyring
-from mmgen.events.repository import EventSourcedRepository
-from mmgen.events.store import InMemoryEventStore
+from mmgen.events.kernel import EventKernel, in_memory_kernel
 
 
-def repo() -> tuple[EventSourcedRepository, InMemoryKeystore]:
-    keystore = InMemoryKeystore(MasterKeyring(MasterKey.generate()))
-    mapper = ConsentEventMapper(registry, PersonalDataCipher(keystore), "consent")
-    return EventSourcedRepository(InMemoryEventStore("consent"), mapper), keystore
+def kernel() -> EventKernel:
+    return in_memory_kernel(producer="consent", registry=consent_registry())
 
 
 def decide(agg: SubjectConsents, subject: str, purpose: str, granted: bool, method="explicit"):
@@ -55,7 +49,7 @@ def test_policy_hash_is_sha256_of_utf8_text() -> None:
 
 
 async def test_fold_grants_and_withdrawals_and_skip_repeats() -> None:
-    repository, _ = repo()
+    repository = kernel().repository
     subject = str(uuid.uuid4())
     agg = SubjectConsents(consent_stream(subject))
     assert decide(agg, subject, "marketing.email", True)
@@ -77,18 +71,19 @@ async def test_fold_grants_and_withdrawals_and_skip_repeats() -> None:
 
 
 async def test_consent_events_carry_purpose_categories_and_encrypted_evidence() -> None:
-    repository, keystore = repo()
+    k = kernel()
     subject = str(uuid.uuid4())
     agg = SubjectConsents(consent_stream(subject))
     decide(agg, subject, "profile.sensitive_sharing", True)
-    (event,) = await repository.save(agg)
-    envelope = event.envelope
-    assert envelope.categories == ("consent", "sensitive")
-    assert envelope.action == "consent"
-    assert envelope.pii is not None and b"UA" not in envelope.to_wire()
+    decide(agg, subject, "data.sale_sharing", True)
+    sensitive, sale = await k.repository.save(agg)
+    assert sensitive.envelope.categories == ("consent", "sensitive")
+    assert sale.envelope.categories == ("consent",)
+    assert sensitive.envelope.action == "consent"
+    assert sensitive.envelope.pii is not None and b"UA" not in sensitive.envelope.to_wire()
     # Shredding the subject's key erases the evidence; the fold still works.
-    await keystore.shred(f"subject:{subject}")
-    (reloaded,) = await repository.load(consent_stream(subject))
-    assert is_erased(reloaded.personal)
-    again = await repository.get(SubjectConsents, consent_stream(subject))
+    await k.keystore.shred(f"subject:{subject}")
+    reloaded = await k.repository.load(consent_stream(subject))
+    assert all(is_erased(e.personal) for e in reloaded)
+    again = await k.repository.get(SubjectConsents, consent_stream(subject))
     assert again is not None and again.is_granted("profile.sensitive_sharing")

@@ -14,20 +14,13 @@ import pytest
 from argon2 import PasswordHasher
 
 from mmgen.events.envelope import Actor
+from mmgen.events.mapper import NewEvent
+from mmgen.identity.adapters.sessions import digest
+from mmgen.identity.domain.events import AccountClosed
 from mmgen.identity.domain.model import CLOSED
-from mmgen.identity.testing import (
-    Running,
-    assert_problem,
-    erase_command,
-    event_types,
-    passphrase,
-    running,
-    stored_counts,
-    stored_events,
-    stored_password_hash,
-    unique_email,
-)
 from mmgen.platform.auth import StaticKeySet, TokenVerifier
+from mmgen.runtime.testing import assert_problem, erase_command, eventually
+from services.identity.tests.identity_kit import Running, passphrase, running, unique_email
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -45,7 +38,7 @@ def claims_of(token: str) -> dict[str, Any]:
 
 async def test_register_creates_an_account_and_one_event(svc: Running) -> None:
     user = await svc.register(phone="+33 6 12 34 56 78", business={"company_name": "Acme SARL"})
-    docs = await stored_events(svc, subject_id=user["user_id"])
+    docs = await svc.stored_events(subject_id=user["user_id"])
     assert [d["event_type"] for d in docs] == ["identity.UserRegistered"]
     doc = docs[0]
     assert doc["data"] == {"role": "client", "registered_by": "self"}
@@ -68,13 +61,13 @@ async def test_register_creates_an_account_and_one_event(svc: Running) -> None:
 async def test_mass_assignment_at_registration_is_refused(
     svc: Running, extra: dict[str, Any]
 ) -> None:
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     body = {"email": unique_email(), "password": passphrase(), "name": "Eve", "role": "client"}
     body.update(extra)
     response = await svc.client.post("/auth/register", json=body)
     problem = assert_problem(response, 422)
     assert problem["errors"], problem
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
 
 
 @pytest.mark.parametrize(
@@ -89,19 +82,19 @@ async def test_mass_assignment_at_registration_is_refused(
     ],
 )
 async def test_invalid_registration(svc: Running, change: dict[str, Any], slug: str | None) -> None:
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     body = {"email": unique_email(), "password": passphrase(), "name": "Eve", "role": "creator"}
     body.update(change)
     response = await svc.client.post("/auth/register", json=body)
     problem = assert_problem(response, 422, slug)
     assert body["password"] not in response.text or body["password"] == ""
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
     assert problem["instance"] == "/auth/register"
 
 
 async def test_email_is_unique_whatever_its_case(svc: Running) -> None:
     user = await svc.register()
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     response = await svc.client.post(
         "/auth/register",
         json={
@@ -112,17 +105,17 @@ async def test_email_is_unique_whatever_its_case(svc: Running) -> None:
         },
     )
     assert_problem(response, 409, "email-taken")
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
 
 
 async def test_the_stored_password_hash_is_argon2id_at_owasp_cost(svc: Running) -> None:
     user = await svc.register()
-    password_hash = await stored_password_hash(svc, user["user_id"])
+    password_hash = await svc.stored_password_hash(user["user_id"])
     # The running app's parameters (the defaults: OWASP's minimum), not just the settings.
     assert password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), password_hash
     assert PasswordHasher().verify(password_hash, user["password"])
     # At rest it exists only sealed in the event.
-    [doc] = await stored_events(svc, subject_id=user["user_id"])
+    [doc] = await svc.stored_events(subject_id=user["user_id"])
     assert "$argon2" not in json.dumps(doc, default=str)
 
 
@@ -130,7 +123,7 @@ async def test_a_stronger_argon2_setting_is_the_one_used(settings_factory: Any) 
     settings = settings_factory(argon2_memory_kib=32_768, argon2_time_cost=3)
     async with running(settings) as other:
         user = await other.register()
-        password_hash = await stored_password_hash(other, user["user_id"])
+        password_hash = await other.stored_password_hash(user["user_id"])
     assert password_hash.startswith("$argon2id$v=19$m=32768,t=3,p=1$"), password_hash
 
 
@@ -140,7 +133,8 @@ async def test_request_body_limit_and_malformed_json(svc: Running) -> None:
     malformed = await svc.client.post(
         "/auth/register", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert_problem(malformed, 422)
+    problem = assert_problem(malformed, 400, "malformed-json")
+    assert problem["position"] == 1, problem
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -198,9 +192,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(svc: Running) -> Non
     # ...so the legitimate holder's current token stops working too.
     after = await svc.client.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
     assert_problem(after, 401, "invalid-refresh-token")
-    assert "identity.RefreshTokenReuseDetected" in await event_types(
-        svc, subject_id=user["user_id"]
-    )
+    assert "identity.RefreshTokenReuseDetected" in await svc.event_types(subject_id=user["user_id"])
     # A new login starts a new family that works.
     again = await svc.login(user["email"], user["password"])
     ok = await svc.client.post("/auth/refresh", json={"refresh_token": again["refresh_token"]})
@@ -218,10 +210,10 @@ async def test_unknown_refresh_tokens(svc: Running, token: str) -> None:
 
 async def test_an_expired_refresh_token_is_refused_and_is_not_a_reuse(svc: Running) -> None:
     user = await svc.user_with_token()
-    store = svc.identity.adapters.refresh_tokens
-    digest = store.digest(user["refresh_token"])
+    store = svc.identity.refresh_tokens
+    key = digest(user["refresh_token"])
     await store.tokens.update_one(
-        {"_id": digest}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}}
+        {"_id": key}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}}
     )
     # Presented twice (a client retrying): refused both times as expired, and an expired token
     # coming back is not a stolen copy: no reuse alarm, no family revoked.
@@ -232,15 +224,15 @@ async def test_an_expired_refresh_token_is_refused_and_is_not_a_reuse(svc: Runni
             "invalid-refresh-token",
         )
         assert problem["detail"] == "the refresh token has expired"
-    assert (await store.tokens.find_one({"_id": digest}))["status"] == "active"
+    assert (await store.tokens.find_one({"_id": key}))["status"] == "active"
     assert await store.tokens.count_documents({"user_id": user["user_id"]}) == 1  # no successor
-    assert "identity.RefreshTokenReuseDetected" not in await event_types(
-        svc, subject_id=user["user_id"]
+    assert "identity.RefreshTokenReuseDetected" not in await svc.event_types(
+        subject_id=user["user_id"]
     )
 
 
 async def active_refresh_tokens(svc: Running, user_id: str) -> int:
-    tokens = svc.identity.adapters.refresh_tokens.tokens
+    tokens = svc.identity.refresh_tokens.tokens
     return await tokens.count_documents({"user_id": user_id, "status": "active"})
 
 
@@ -251,7 +243,7 @@ async def test_an_account_ended_during_a_refresh_gets_no_tokens(
     """The account ends after the refresh token was spent and its successor minted, before
     the account is checked: closing/erasing revoked the tokens it saw, not the successor."""
     user = await svc.user_with_token()
-    store = svc.identity.adapters.refresh_tokens
+    store = svc.identity.refresh_tokens
     spend = store.rotate
 
     async def spend_then_end_the_account(token: str) -> Any:
@@ -261,7 +253,7 @@ async def test_an_account_ended_during_a_refresh_gets_no_tokens(
             await svc.identity.accounts.close(user["user_id"], actor)
         else:
             held = ["contact"] if ending == "erase-with-hold" else []
-            await svc.identity.erasure.erase_subject(erase_command(user["user_id"], held))
+            await svc.identity.erasure_commands.handle(erase_command(user["user_id"], held))
         return outcome
 
     monkeypatch.setattr(store, "rotate", spend_then_end_the_account)
@@ -273,10 +265,18 @@ async def test_an_account_ended_during_a_refresh_gets_no_tokens(
 
 
 async def test_a_close_interrupted_before_revoking_leaves_refresh_useless(svc: Running) -> None:
-    """Closing writes the status, then revokes the refresh tokens (two writes, no transaction):
-    if the second never ran, the status alone refuses the refresh and revokes the family."""
+    """Closing appends `AccountClosed`, applies it, then revokes the refresh tokens: if only
+    the append happened (a crash), the projector applies the close, and the status alone
+    refuses the refresh and revokes the family."""
     user = await svc.user_with_token()
-    await svc.identity.adapters.accounts.set_status(user["user_id"], CLOSED)
+    closed = NewEvent(AccountClosed(), subject_id=user["user_id"])
+    await svc.identity.kernel.repository.append(user["user_id"], 1, [closed])
+
+    async def status() -> str | None:
+        account = await svc.identity.account_records.get(user["user_id"])
+        return account.status if account else None
+
+    await eventually(status, until=lambda found: found == CLOSED)
     assert await active_refresh_tokens(svc, user["user_id"]) == 1
     problem = assert_problem(
         await svc.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]}),
@@ -290,7 +290,7 @@ async def test_a_close_interrupted_before_revoking_leaves_refresh_useless(svc: R
 async def test_refresh_tokens_are_stored_hashed(svc: Running) -> None:
     user = await svc.user_with_token()
     raw = user["refresh_token"]
-    stored = [doc async for doc in svc.identity.adapters.db["refresh_tokens"].find({})]
+    stored = [doc async for doc in svc.db["refresh_tokens"].find({})]
     assert stored and all(raw not in json.dumps(doc, default=str) for doc in stored)
 
 
@@ -333,8 +333,8 @@ async def test_internal_routes_refuse_people_and_other_services(svc: Running) ->
     other = await svc.service_auth("projects")
     assert_problem(await svc.client.get(url, headers=other), 403, "service-token-required")
     # Each refusal is a deny event about that subject.
-    denials = await stored_events(
-        svc, event_type="identity.AccessDenied", subject_id=person["user_id"]
+    denials = await svc.stored_events(
+        event_type="identity.AccessDenied", subject_id=person["user_id"]
     )
     assert len(denials) >= 2
     assert all(d["action"] == "deny" for d in denials)
@@ -354,6 +354,7 @@ async def test_openapi_and_asyncapi(svc: Running) -> None:
         "/internal/subjects/{subject_id}/export",
     ):
         assert path in spec["paths"], path
+    assert "/internal/subjects/{subject_id}/footprint" in spec["paths"]
     asyncapi = (await svc.client.get("/asyncapi.json")).json()
     text = json.dumps(asyncapi)
     assert "identity.UserRegistered" in text and "identity.SubjectErased" in text

@@ -9,16 +9,9 @@ from typing import Any
 import jwt
 import pytest
 
-from mmgen.identity.testing import (
-    Running,
-    assert_problem,
-    passphrase,
-    running,
-    stored_counts,
-    stored_events,
-    unique_email,
-)
 from mmgen.platform import ConfigurationError
+from mmgen.runtime.testing import assert_problem
+from services.identity.tests.identity_kit import Running, passphrase, running, unique_email
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -32,7 +25,7 @@ async def test_bootstrap_admin_is_created_once(settings_factory: Any) -> None:
             "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
         )
         assert me.json()["role"] == "admin"
-        registered = await stored_events(svc, event_type="identity.UserRegistered")
+        registered = await svc.stored_events(event_type="identity.UserRegistered")
         assert [d["data"]["registered_by"] for d in registered] == ["bootstrap"]
         # Asking again (what every later start does) creates nothing.
         again = await svc.identity.accounts.ensure_admin(email, password, "x", source="bootstrap")
@@ -63,8 +56,8 @@ async def test_internal_admin_creation(svc: Running) -> None:
     tokens = await svc.login(email, password)
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     assert claims["role"] == "admin" and claims["sub"] == created.json()["user_id"]
-    [registered] = await stored_events(
-        svc, subject_id=created.json()["user_id"], event_type="identity.UserRegistered"
+    [registered] = await svc.stored_events(
+        subject_id=created.json()["user_id"], event_type="identity.UserRegistered"
     )
     assert registered["data"]["registered_by"] == "admin"
     assert registered["actor"] == {"id": "admin-cli", "role": "service"}
@@ -88,25 +81,25 @@ async def test_internal_admin_refusals_store_nothing(
     auth = await svc.service_auth("admin-cli")
     request = {"email": unique_email("root"), "password": passphrase(), **body}
     request = {name: value for name, value in request.items() if value is not None}
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     response = await svc.client.post("/internal/admins", headers=auth, json=request)
     problem = assert_problem(response, 422, slug)
     if field is not None:
         assert field in [error["field"] for error in problem["errors"]], problem
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
 
 
 async def test_internal_admin_with_a_taken_email(svc: Running) -> None:
     auth = await svc.service_auth("admin-cli")
     owner = await svc.register()
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     response = await svc.client.post(
         "/internal/admins",
         headers=auth,
         json={"email": owner["email"].upper(), "password": passphrase()},
     )
     assert_problem(response, 409, "email-taken")
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
     await svc.login(owner["email"], owner["password"])  # the owner's account is untouched
 
 
@@ -134,11 +127,11 @@ async def test_internal_admin_needs_the_admin_cli_service_token(
         headers = (await svc.staff("admin"))["auth"]  # an admin person is not the CLI
     else:
         headers = await svc.service_auth(caller)
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     body = {"email": unique_email("root"), "password": passphrase()}
     response = await svc.client.post("/internal/admins", headers=headers, json=body)
     assert_problem(response, status, slug)
-    assert await stored_counts(svc) == before
-    denials = await stored_events(svc, event_type="identity.AccessDenied")
-    assert denials[-1]["data"]["path"] == "/internal/admins"
+    assert await svc.stored_counts() == before
+    denials = await svc.stored_events(event_type="identity.AccessDenied")
+    assert denials[-1]["data"]["route"] == "/internal/admins"
     assert denials[-1]["data"]["code"] == slug

@@ -15,8 +15,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from mmgen.identity.testing import Running, assert_problem, stored_events
 from mmgen.platform.auth import SigningKey, issue_token
+from mmgen.runtime.testing import assert_problem
+from services.identity.tests.identity_kit import Running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -45,7 +46,7 @@ async def attacks(svc: Running) -> dict[str, str]:
     valid = victim["access_token"]
     header, claims, signature = parts(valid)
     kid = header["kid"]
-    ring = svc.identity.adapters.keyring
+    ring = svc.identity.keyring
     public_pem = (await ring.get(kid)).public_bytes(  # type: ignore[union-attr]
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -93,15 +94,15 @@ async def attacks(svc: Running) -> dict[str, str]:
 
 async def test_every_attack_is_refused_and_audited(svc: Running) -> None:
     tokens = await attacks(svc)
-    before = len(await stored_events(svc, event_type="identity.AccessDenied"))
+    before = len(await svc.stored_events(event_type="identity.AccessDenied"))
     for name, token in tokens.items():
         response = await svc.client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
         problem = assert_problem(response, 401, "invalid-token")
         assert response.headers["www-authenticate"].startswith("Bearer"), name
         assert "invalid" in problem["detail"], name
-    after = await stored_events(svc, event_type="identity.AccessDenied")
+    after = await svc.stored_events(event_type="identity.AccessDenied")
     assert len(after) - before == len(tokens)
-    assert {d["data"]["path"] for d in after[before:]} == {"/users/me"}
+    assert {d["data"]["route"] for d in after[before:]} == {"/users/me"}
 
 
 async def test_valid_token_still_works(svc: Running) -> None:

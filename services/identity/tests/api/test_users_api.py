@@ -8,16 +8,8 @@ from typing import Any
 
 import pytest
 
-from mmgen.identity.testing import (
-    Running,
-    assert_problem,
-    erase_command,
-    event_types,
-    passphrase,
-    stored_counts,
-    stored_events,
-    unique_email,
-)
+from mmgen.runtime.testing import assert_problem, erase_command
+from services.identity.tests.identity_kit import Running, passphrase, unique_email
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,8 +38,8 @@ async def test_me_requires_a_token(svc: Running) -> None:
 async def denials_at(svc: Running, path: str) -> list[dict[str, Any]]:
     return [
         d
-        for d in await stored_events(svc, event_type="identity.AccessDenied")
-        if d["data"]["path"] == path
+        for d in await svc.stored_events(event_type="identity.AccessDenied")
+        if d["data"]["route"] == path
     ]
 
 
@@ -58,10 +50,10 @@ async def test_a_service_token_cannot_correct_or_close(
     """A service token is no account: `/users/me` refuses it (403), whatever the verb."""
     await svc.user_with_token()  # someone whose account must stay as it is
     service = await svc.service_auth("retention")
-    before, denied = await stored_counts(svc), len(await denials_at(svc, "/users/me"))
+    before, denied = await svc.stored_counts(), len(await denials_at(svc, "/users/me"))
     response = await svc.client.request(method, "/users/me", headers=service, json=body)
     assert_problem(response, 403, "role-not-allowed")
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
     denials = await denials_at(svc, "/users/me")
     assert len(denials) == denied + 1
     assert denials[-1]["actor"] == {"id": "retention", "role": "service"}
@@ -83,7 +75,7 @@ async def test_each_correction_is_its_own_event(svc: Running) -> None:
     body = response.json()
     assert body["name"] == "Augusta Ada King" and body["phone"] == "+44 1632 960123"
     assert body["business"]["company_name"] == "Analytical Engines Ltd"
-    types = await event_types(svc, subject_id=user["user_id"])
+    types = await svc.event_types(subject_id=user["user_id"])
     assert types[0] == "identity.UserRegistered"
     assert sorted(types[1:]) == [
         "identity.BusinessCorrected",
@@ -95,11 +87,11 @@ async def test_each_correction_is_its_own_event(svc: Running) -> None:
         "/users/me", headers=user["auth"], json={"name": "Augusta Ada King"}
     )
     assert again.status_code == 200
-    assert len(await event_types(svc, subject_id=user["user_id"])) == 4
+    assert len(await svc.event_types(subject_id=user["user_id"])) == 4
     # Removing the phone is a correction too.
     removed = await svc.client.patch("/users/me", headers=user["auth"], json={"phone": None})
     assert removed.json()["phone"] is None
-    assert (await event_types(svc, subject_id=user["user_id"]))[-1] == "identity.PhoneCorrected"
+    assert (await svc.event_types(subject_id=user["user_id"]))[-1] == "identity.PhoneCorrected"
 
 
 async def test_email_change_rechecks_uniqueness_and_frees_the_old_one(svc: Running) -> None:
@@ -109,12 +101,12 @@ async def test_email_change_rechecks_uniqueness_and_frees_the_old_one(svc: Runni
         "/users/me", headers=user["auth"], json={"email": other["email"].upper()}
     )
     assert_problem(taken, 409, "email-taken")
-    assert len(await event_types(svc, subject_id=user["user_id"])) == 1
+    assert len(await svc.event_types(subject_id=user["user_id"])) == 1
 
     new_email = unique_email("moved")
     moved = await svc.client.patch("/users/me", headers=user["auth"], json={"email": new_email})
     assert moved.status_code == 200 and moved.json()["email"] == new_email
-    assert "identity.EmailCorrected" in await event_types(svc, subject_id=user["user_id"])
+    assert "identity.EmailCorrected" in await svc.event_types(subject_id=user["user_id"])
     await svc.login(new_email, user["password"])  # the new email signs in
     old = await svc.client.post(
         "/auth/token", json={"email": user["email"], "password": user["password"]}
@@ -128,7 +120,7 @@ def pause_after_loading(
     monkeypatch: pytest.MonkeyPatch, svc: Running, user_id: str, meanwhile: Any
 ) -> None:
     """Run `meanwhile()` after a request has loaded the account and before it writes."""
-    repository = svc.identity.adapters.repository
+    repository = svc.identity.kernel.repository
     load = repository.get
 
     async def get(cls: Any, stream_id: str) -> Any:
@@ -162,7 +154,7 @@ async def test_racing_corrections_one_wins_the_other_is_a_409(
     won, lost = (0, 1) if responses[0].status_code == 200 else (1, 0)
     assert_problem(responses[lost], 409, "concurrent-update")
     # Only the winner's corrections are stored and shown; the loser's new email is free again.
-    assert await event_types(svc, subject_id=user["user_id"]) == [
+    assert await svc.event_types(subject_id=user["user_id"]) == [
         "identity.UserRegistered",
         "identity.EmailCorrected",
         "identity.NameCorrected",
@@ -178,7 +170,7 @@ async def test_a_correction_racing_an_erasure_is_a_410(
     user = await svc.user_with_token()
 
     async def erased_meanwhile() -> None:
-        await svc.identity.erasure.erase_subject(erase_command(user["user_id"]))
+        await svc.identity.erasure_commands.handle(erase_command(user["user_id"]))
 
     pause_after_loading(monkeypatch, svc, user["user_id"], erased_meanwhile)
     new_email = unique_email("late")
@@ -188,7 +180,7 @@ async def test_a_correction_racing_an_erasure_is_a_410(
     monkeypatch.undo()
     assert_problem(response, 410, "subject-erased")
     # Nothing was written under the shredded key, and the new email was not kept reserved.
-    assert await event_types(svc, subject_id=user["user_id"]) == [
+    assert await svc.event_types(subject_id=user["user_id"]) == [
         "identity.UserRegistered",
         "identity.SubjectErased",
     ]
@@ -212,7 +204,7 @@ async def test_mass_assignment_and_invalid_corrections(svc: Running, body: dict[
     user = await svc.user_with_token()
     response = await svc.client.patch("/users/me", headers=user["auth"], json=body)
     assert_problem(response, 422)
-    assert await event_types(svc, subject_id=user["user_id"]) == ["identity.UserRegistered"]
+    assert await svc.event_types(subject_id=user["user_id"]) == ["identity.UserRegistered"]
     me = (await svc.client.get("/users/me", headers=user["auth"])).json()
     assert me["role"] == "client" and me["name"] == "Ada Lovelace"
 
@@ -232,7 +224,7 @@ async def test_closing_the_account(svc: Running) -> None:
         "/auth/token", json={"email": user["email"], "password": user["password"]}
     )
     assert_problem(login, 401, "invalid-credentials")
-    docs = await stored_events(svc, subject_id=user["user_id"], event_type="identity.AccountClosed")
+    docs = await svc.stored_events(subject_id=user["user_id"], event_type="identity.AccountClosed")
     assert len(docs) == 1 and docs[0]["action"] == "delete" and docs[0]["pii"] is None
 
 
@@ -247,7 +239,7 @@ async def test_staff_read_with_purpose_is_an_access_event(svc: Running) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["email"] == target["email"]
-    reads = await stored_events(svc, subject_id=target["user_id"], event_type="identity.UserRead")
+    reads = await svc.stored_events(subject_id=target["user_id"], event_type="identity.UserRead")
     assert len(reads) == 1
     read = reads[0]
     assert read["action"] == "read" and read["purpose"] == "support"
@@ -280,19 +272,17 @@ async def test_staff_read_refusals_are_audited(svc: Running) -> None:
     ]
     for headers, status, slug in cases:
         assert_problem(await svc.client.get(url, headers=headers), status, slug)
-    denials = await stored_events(
-        svc, subject_id=target["user_id"], event_type="identity.AccessDenied"
+    denials = await svc.stored_events(
+        subject_id=target["user_id"], event_type="identity.AccessDenied"
     )
     assert sorted(d["data"]["code"] for d in denials) == sorted(slug for *_, slug in cases)
     for denial in denials:
         assert denial["action"] == "deny"
-        assert denial["data"]["path"] == "/users/{user_id}"
-        assert denial["data"]["target_user_id"] == target["user_id"]
+        assert denial["data"]["route"] == "/users/{user_id}"
+        assert denial["subject_id"] == target["user_id"]  # the user it was about
     by_staff = [d for d in denials if d["actor"] and d["actor"]["id"] == staff["user_id"]]
     assert len(by_staff) == 2
-    assert not await stored_events(
-        svc, subject_id=target["user_id"], event_type="identity.UserRead"
-    )
+    assert not await svc.stored_events(subject_id=target["user_id"], event_type="identity.UserRead")
 
 
 async def test_staff_read_of_unknown_user(svc: Running) -> None:
@@ -323,7 +313,7 @@ async def test_admin_creates_staff_compliance_and_admin(svc: Running) -> None:
             "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
         )
         assert me.json()["role"] == role
-        docs = await stored_events(svc, subject_id=response.json()["user_id"])
+        docs = await svc.stored_events(subject_id=response.json()["user_id"])
         assert docs[0]["data"]["registered_by"] == "admin"
         assert docs[0]["actor"] == {"id": admin["user_id"], "role": "admin"}
 
@@ -336,12 +326,12 @@ async def test_only_admins_create_accounts(svc: Running, creator_role: str) -> N
         auth = (await svc.user_with_token())["auth"]
     else:
         auth = (await svc.staff(creator_role))["auth"]
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     body = staff_body(role="admin")
     assert_problem(
         await svc.client.post("/admin/users", headers=auth, json=body), 403, "role-not-allowed"
     )
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
 
 
 #: A `staff_body` change that leaves the field out.
@@ -382,24 +372,24 @@ async def test_admin_create_refusals_store_nothing(
 ) -> None:
     admin = await svc.staff("admin")
     body = staff_body(**changes)
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     response = await svc.client.post("/admin/users", headers=admin["auth"], json=body)
     problem = assert_problem(response, 422, slug)
     if field is not None:
         assert field in [error["field"] for error in problem["errors"]], problem
     assert body["password"] not in response.text
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
 
 
 async def test_admin_create_with_a_taken_email(svc: Running) -> None:
     admin = await svc.staff("admin")
     owner = await svc.register()
-    before = await stored_counts(svc)
+    before = await svc.stored_counts()
     response = await svc.client.post(
         "/admin/users", headers=admin["auth"], json=staff_body(email=owner["email"].upper())
     )
     assert_problem(response, 409, "email-taken")
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
     # The owner's account is untouched: same user, same role, still signs in.
     tokens = await svc.login(owner["email"], owner["password"])
     me = await svc.client.get(
@@ -415,8 +405,8 @@ async def test_admin_create_with_a_taken_email(svc: Running) -> None:
 async def test_admin_create_without_a_token(
     svc: Running, headers: dict[str, str], slug: str
 ) -> None:
-    before, denied = await stored_counts(svc), len(await denials_at(svc, "/admin/users"))
+    before, denied = await svc.stored_counts(), len(await denials_at(svc, "/admin/users"))
     response = await svc.client.post("/admin/users", headers=headers, json=staff_body())
     assert_problem(response, 401, slug)
-    assert await stored_counts(svc) == before
+    assert await svc.stored_counts() == before
     assert len(await denials_at(svc, "/admin/users")) == denied + 1

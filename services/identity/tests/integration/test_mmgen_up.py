@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 
 from mmgen.cli import stack
-from mmgen.identity.testing import passphrase, unique_email
 from mmgen.localstack.ports import free_port
 from mmgen.platform.service_tokens import ServiceTokenProvider, development_client_secret
+from services.identity.tests.identity_kit import passphrase, unique_email
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 
@@ -39,7 +39,8 @@ def test_identity_under_the_stack_launcher(infra, tmp_path: Path) -> None:
         base = config.service_url("identity")
         ready = httpx.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 200, ready.text
-        assert set(ready.json()["checks"]) == {"database", "broker", "relay", "consumers"}
+        checks = ready.json()["checks"]
+        assert set(checks) == {"database", "broker", "relay", "inbox", "projections"}
         spec = httpx.get(f"{base}/openapi.json", timeout=5).json()
         assert "/auth/token" in spec["paths"] and spec["info"]["title"] == "identity"
 

@@ -9,19 +9,12 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from mmgen.events.envelope import Envelope
-from mmgen.events.kafka_testing import read_all, wait_until
-from mmgen.identity.testing import (
-    Running,
-    assert_problem,
-    erase_command,
-    passphrase,
-    stored_events,
-    stored_password_hash,
-    unique_email,
-)
+from mmgen.events.kafka_testing import read_all
+from mmgen.runtime.contract import Footprint, SubjectExport
+from mmgen.runtime.testing import assert_problem
+from services.identity.tests.identity_kit import Running, passphrase, unique_email
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,7 +39,7 @@ def plaintexts(person: dict[str, Any]) -> list[bytes]:
 
 async def database_dump(svc: Running) -> bytes:
     """Every document of every collection of identity's database, as bytes (BSON-ish repr)."""
-    db = svc.identity.adapters.db
+    db = svc.db
     chunks: list[bytes] = []
     for name in await db.list_collection_names():
         async for doc in db[name].find({}):
@@ -55,37 +48,14 @@ async def database_dump(svc: Running) -> bytes:
     return b"\n".join(chunks)
 
 
-async def erase(svc: Running, subject_id: str, held: list[str] | None = None, **fixed: Any) -> str:
-    """Publish a `retention.EraseSubject` command as retention would; returns its event id."""
-    command = erase_command(subject_id, held or (), **fixed)
-    producer = AIOKafkaProducer(bootstrap_servers=svc.settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            svc.settings.commands_topic, command.to_wire(), key=subject_id.encode()
-        )
-    finally:
-        await producer.stop()
-    return command.event_id
-
-
-async def erased_events(svc: Running, subject_id: str, count: int = 1) -> list[dict[str, Any]]:
-    async def arrived() -> bool:
-        docs = await stored_events(svc, subject_id=subject_id, event_type="identity.SubjectErased")
-        return len(docs) >= count
-
-    await wait_until(arrived, timeout_s=40, what="identity.SubjectErased")
-    return await stored_events(svc, subject_id=subject_id, event_type="identity.SubjectErased")
-
-
 async def test_no_plaintext_on_kafka_nor_in_the_database(svc: Running) -> None:
     person = distinctive_person()
     user = await svc.user_with_token(**person)
     await svc.client.patch("/users/me", headers=user["auth"], json={"name": person["name"] + " Jr"})
-    ours = await stored_events(svc, subject_id=user["user_id"])
+    ours = await svc.stored_events(subject_id=user["user_id"])
     assert len(ours) == 2
     records = await read_all(
-        svc.settings.kafka_bootstrap, svc.settings.events_topic, expect=ours[-1]["producer_seq"]
+        svc.settings.kafka_bootstrap, svc.events_topic, expect=ours[-1]["producer_seq"]
     )
     published = [r for r in records if r.key == user["user_id"].encode()]
     assert len(published) == 2
@@ -115,8 +85,10 @@ async def test_export_holds_everything_decrypted_but_the_password_hash(svc: Runn
     )
     assert response.status_code == 200, response.text
     export = response.json()
+    SubjectExport.model_validate(export)  # the contract's schema, as in every service
+    assert export["service"] == "identity" and export["erased"] is False
     business = {**person["business"], "address": None}
-    assert export["account"] == {
+    assert export["records"]["account"] == {
         "user_id": user["user_id"],
         "role": "client",
         "status": "active",
@@ -127,7 +99,7 @@ async def test_export_holds_everything_decrypted_but_the_password_hash(svc: Runn
         "business": business,
         "password": {"held": True, "kind": "argon2id hash", "exported": False},
     }
-    assert export["read_models"] == {"account_record": True, "refresh_tokens": 1}
+    assert export["records"]["read_models"] == {"account_record": True, "refresh_tokens": 1}
     events = {e["event_type"]: e for e in export["events"]}
     assert list(events) == [
         "identity.UserRegistered",
@@ -147,9 +119,33 @@ async def test_export_holds_everything_decrypted_but_the_password_hash(svc: Runn
     assert read["actor"] == {"id": staff["user_id"], "role": "staff"}
     assert read["purpose"] == "support" and read["personal"] is None
     # The password hash never leaves, in any form.
-    password_hash = await stored_password_hash(svc, user["user_id"])
+    password_hash = await svc.stored_password_hash(user["user_id"])
     assert password_hash not in response.text and "$argon2" not in response.text
     assert password_hash.split("$")[-1] not in response.text  # not even the digest
+
+
+async def test_every_export_is_audited_with_its_caller_and_purpose(svc: Running) -> None:
+    user = await svc.register()
+    retention, cli = await svc.service_auth("retention"), await svc.service_auth("admin-cli")
+    url = f"/internal/subjects/{user['user_id']}/export"
+    assert (await svc.client.get(url, headers=retention)).status_code == 200
+    declared = {**cli, "X-Purpose": "support"}
+    second = await svc.client.get(url, headers=declared)
+    assert second.status_code == 200
+    audited = await svc.stored_events(
+        subject_id=user["user_id"], event_type="identity.SubjectExported"
+    )
+    assert [(e["actor"], e["purpose"]) for e in audited] == [
+        ({"id": "retention", "role": "service"}, "legal_compliance"),
+        ({"id": "admin-cli", "role": "service"}, "support"),
+    ]
+    first = audited[0]
+    assert first["action"] == "read" and first["pii"] is None
+    assert first["data"] == {"records": 2, "events": 1}  # account and read models; 1 event
+    assert sorted(first["categories"]) == ["account", "business", "contact"]
+    # The second export shows the first one: the subject sees who took their data.
+    exported = [e["event_type"] for e in second.json()["events"]]
+    assert exported == ["identity.UserRegistered", "identity.SubjectExported"]
 
 
 async def test_erase_subject_end_to_end(svc: Running) -> None:
@@ -163,29 +159,38 @@ async def test_erase_subject_end_to_end(svc: Running) -> None:
     before = (
         await svc.client.get(f"/internal/subjects/{user['user_id']}/footprint", headers=retention)
     ).json()
+    Footprint.model_validate(before)
     assert before["readable_personal_fields"] >= 5
     assert before["categories"]["contact"]["readable_personal_fields"] == 3
     exported = (
         await svc.client.get(f"/internal/subjects/{user['user_id']}/export", headers=retention)
     ).json()
-    assert exported["account"]["email"] == person["email"]
-    assert exported["account"]["password"]["exported"] is False
+    assert exported["records"]["account"]["email"] == person["email"]
+    assert exported["records"]["account"]["password"]["exported"] is False
     assert "$argon2" not in json.dumps(exported)
 
-    command_id = await erase(svc, user["user_id"])
-    [event] = await erased_events(svc, user["user_id"])
+    command_id = await svc.erase(user["user_id"])
+    [event] = await svc.erased_events(user["user_id"])
     assert event["action"] == "erase" and event["causation_id"] == command_id
-    assert event["data"]["key_shredded"] is True
-    assert event["data"]["events_made_unreadable"] == 1  # the registration's sealed fields
-    assert event["data"]["read_models_deleted"] >= 3  # account, email index, refresh token
-    assert event["pii"] is None
+    assert event["schema_version"] == 2 and event["pii"] is None
+    assert event["data"] == {
+        "request_id": event["data"]["request_id"],
+        "subject_id": user["user_id"],
+        "keys_shredded": 1,
+        # the account and its email reservation; the refresh token
+        "records_deleted": {"account": 2, "security": 1},
+        # the registration: its sealed fields are unreadable now
+        "records_anonymized": {"account": 1, "business": 1, "contact": 1},
+        "categories_held": [],
+    }
 
     # Export: nothing personal; footprint: zero readable fields.
     export = await svc.client.get(f"/internal/subjects/{user['user_id']}/export", headers=retention)
     text = export.text.encode()
     for secret in plaintexts(person):
         assert secret not in text
-    assert export.json()["account"]["email"] == {"erased": True}
+    assert export.json()["erased"] is True
+    assert export.json()["records"]["account"]["email"] == {"erased": True}
     footprint = (
         await svc.client.get(f"/internal/subjects/{user['user_id']}/footprint", headers=retention)
     ).json()
@@ -198,8 +203,8 @@ async def test_erase_subject_end_to_end(svc: Running) -> None:
     )
     assert_problem(login, 401, "invalid-credentials")
     assert_problem(await svc.client.get("/users/me", headers=user["auth"]), 401, "invalid-token")
-    keystore = svc.identity.adapters.keystore
-    for doc in await stored_events(svc, subject_id=user["user_id"]):
+    keystore = svc.identity.kernel.keystore
+    for doc in await svc.stored_events(subject_id=user["user_id"]):
         if doc.get("pii"):
             assert await keystore.key_for_read(doc["pii"]["owner"], doc["pii"]["key_id"]) is None
     dump = await database_dump(svc)
@@ -215,22 +220,25 @@ async def test_erase_subject_end_to_end(svc: Running) -> None:
 async def test_erase_is_idempotent_on_the_command_id(svc: Running) -> None:
     user = await svc.register()
     fixed_id = str(uuid.uuid4())
-    await erase(svc, user["user_id"], event_id=fixed_id)
-    await erased_events(svc, user["user_id"])
-    await erase(svc, user["user_id"], event_id=fixed_id)  # redelivered
-    second = await erase(svc, user["user_id"])  # a new request for the same subject
-    events = await erased_events(svc, user["user_id"], count=2)
+    await svc.erase(user["user_id"], event_id=fixed_id)
+    await svc.erased_events(user["user_id"])
+    await svc.erase(user["user_id"], event_id=fixed_id)  # redelivered
+    # A new request for the same subject, on the same partition (key: the subject) after the
+    # redelivered one: once its answer is there, the redelivery was consumed too.
+    second = await svc.erase(user["user_id"])
+    events = await svc.erased_events(user["user_id"], count=2)
     assert len(events) == 2
     assert events[1]["causation_id"] == second
-    assert events[1]["data"]["events_made_unreadable"] == 0  # nothing left to erase
+    assert events[1]["data"]["keys_shredded"] == 0  # nothing left to erase
+    assert events[1]["data"]["records_anonymized"] == {}
 
 
 async def test_held_categories_keep_the_key_and_close_the_account(svc: Running) -> None:
     user = await svc.user_with_token()
-    await erase(svc, user["user_id"], held=["contact"])
-    [event] = await erased_events(svc, user["user_id"])
-    assert event["data"]["key_shredded"] is False
-    assert event["data"]["held_categories"] == ["contact"]
+    await svc.erase(user["user_id"], held=["contact"])
+    [event] = await svc.erased_events(user["user_id"])
+    assert event["data"]["keys_shredded"] == 0
+    assert event["data"]["categories_held"] == ["contact"]
     assert_problem(await svc.client.get("/users/me", headers=user["auth"]), 401, "invalid-token")
     retention = await svc.service_auth("retention")
     footprint = (
@@ -243,11 +251,14 @@ async def test_export_and_footprint_of_an_unknown_subject(svc: Running) -> None:
     retention = await svc.service_auth("retention")
     nobody = str(uuid.uuid4())
     export = (await svc.client.get(f"/internal/subjects/{nobody}/export", headers=retention)).json()
-    assert export["account"] is None and export["events"] == []
+    assert export["records"] == {} and export["events"] == []
     footprint = (
         await svc.client.get(f"/internal/subjects/{nobody}/footprint", headers=retention)
     ).json()
     assert footprint["readable_personal_fields"] == 0 and footprint["categories"] == {}
+    Footprint.model_validate(footprint)
     assert_problem(
-        await svc.client.get("/internal/subjects/nope/footprint", headers=retention), 404
+        await svc.client.get("/internal/subjects/nope/footprint", headers=retention),
+        422,
+        "validation-failed",
     )

@@ -1,24 +1,24 @@
 """A closed account's token is refused by a verifier in another process that learns it only from
-`identity.events` (the `SubjectRevocations` every other service wires), within a bounded time."""
+`identity.events` (the `SubjectRevocations` every other service wires)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from mmgen.identity.testing import Running
+from services.identity.tests.identity_kit import Running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SCRIPT = Path(__file__).with_name("verifier_process.py")
-#: Generous bound for a loaded 2-core machine: relay wake-up + consumer lag + group join.
+#: Longest wait for the verifier's answer (correctness, not speed): relay wake-up, consumer
+#: lag and a group join on a loaded 2-core machine.
 BOUND_S = 30.0
 
 
@@ -37,7 +37,7 @@ async def test_closed_account_is_refused_in_another_process(svc: Running, tmp_pa
         sys.executable,
         str(SCRIPT),
         svc.settings.kafka_bootstrap,
-        svc.settings.events_topic,
+        svc.events_topic,
         svc.settings.mongo_uri,
         database,
         str(tmp_path / "jwks.json"),
@@ -53,11 +53,8 @@ async def test_closed_account_is_refused_in_another_process(svc: Running, tmp_pa
 
         closed = await svc.client.delete("/users/me", headers=user["auth"])
         assert closed.status_code == 204
-        started = time.monotonic()
         second = await read_line(proc.stdout, BOUND_S)
-        took = time.monotonic() - started
         assert second == "revoked", second  # ...and refuses it once it read AccountClosed
-        assert took < BOUND_S
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         # It learnt it from the event, and kept it in its own database.
         mongo: AsyncMongoClient = AsyncMongoClient(svc.settings.mongo_uri)

@@ -211,7 +211,11 @@ class EventMapper:
             else:
                 personal_raw = self.transcoder.decode(plain)
         data_raw, personal_raw = self.registry.upcast(
-            envelope.event_type, envelope.schema_version, dict(envelope.data), personal_raw
+            envelope.event_type,
+            envelope.schema_version,
+            dict(envelope.data),
+            personal_raw,
+            envelope,
         )
         try:
             data = spec.data_model.model_validate(data_raw)

@@ -29,6 +29,8 @@ When a model changes, bump `version` and register an upcaster from each older ve
 
 Upcasters run on read, on plain dicts, before validation; `personal` is `None` when the
 event has no personal part or its owner was erased, so an upcaster must accept that.
+A step that needs the stored envelope — a field an older version kept only in the header,
+such as the subject id — is registered with `with_envelope=True` and gets it third.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from mmgen.events.envelope import ACTIONS, EVENT_TYPE_PATTERN, Action
+from mmgen.events.envelope import ACTIONS, EVENT_TYPE_PATTERN, Action, Envelope
 from mmgen.events.errors import (
     EventRegistrationError,
     UnknownEventTypeError,
@@ -49,7 +51,9 @@ from mmgen.events.errors import (
 
 OwnerKind = Literal["subject", "resource"]
 JsonDict = dict[str, Any]
-Upcaster = Callable[[JsonDict, JsonDict | None], tuple[JsonDict, JsonDict | None]]
+UpcastResult = tuple[JsonDict, JsonDict | None]
+Upcaster = Callable[[JsonDict, JsonDict | None], UpcastResult]
+EnvelopeUpcaster = Callable[[JsonDict, JsonDict | None, Envelope], UpcastResult]
 
 KNOWN_CATEGORIES = frozenset(
     {
@@ -111,6 +115,7 @@ class EventRegistry:
         self._specs: dict[str, EventSpec] = {}
         self._by_class: dict[type[EventData], EventSpec] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._envelope_upcasters: dict[tuple[str, int], EnvelopeUpcaster] = {}
         self._allowed_categories = frozenset(allowed_categories)
 
     def event(
@@ -163,16 +168,24 @@ class EventRegistry:
 
         return register
 
-    def upcaster(self, event_type: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
-        """Decorator registering the step `from_version` → `from_version + 1`."""
+    def upcaster(
+        self, event_type: str, *, from_version: int, with_envelope: bool = False
+    ) -> Callable[[Any], Any]:
+        """Decorator registering the step `from_version` → `from_version + 1`.
 
-        def register(fn: Upcaster) -> Upcaster:
+        `with_envelope`: the step is called `(data, personal, envelope)`.
+        """
+
+        def register(fn: Any) -> Any:
             key = (event_type, from_version)
-            if key in self._upcasters:
+            if key in self._upcasters or key in self._envelope_upcasters:
                 raise EventRegistrationError(
                     f"{event_type}: two upcasters from version {from_version}"
                 )
-            self._upcasters[key] = fn
+            if with_envelope:
+                self._envelope_upcasters[key] = fn
+            else:
+                self._upcasters[key] = fn
             return fn
 
         return register
@@ -201,7 +214,12 @@ class EventRegistry:
         return sorted(self._specs)
 
     def upcast(
-        self, event_type: str, version: int, data: JsonDict, personal: JsonDict | None
+        self,
+        event_type: str,
+        version: int,
+        data: JsonDict,
+        personal: JsonDict | None,
+        envelope: Envelope | None = None,
     ) -> tuple[JsonDict, JsonDict | None]:
         """Bring stored dicts from `version` to the current version, one step at a time."""
         spec = self.spec(event_type)
@@ -212,12 +230,20 @@ class EventRegistry:
         if version < 1:
             raise UnknownSchemaVersionError(event_type, version, spec.version, "invalid version")
         while version < spec.version:
-            step = self._upcasters.get((event_type, version))
-            if step is None:
+            key = (event_type, version)
+            personal_copy = dict(personal) if personal is not None else None
+            if key in self._envelope_upcasters:
+                if envelope is None:
+                    raise UnknownSchemaVersionError(
+                        event_type, version, spec.version, "its upcaster needs the envelope"
+                    )
+                data, personal = self._envelope_upcasters[key](dict(data), personal_copy, envelope)
+            elif key in self._upcasters:
+                data, personal = self._upcasters[key](dict(data), personal_copy)
+            else:
                 raise UnknownSchemaVersionError(
                     event_type, version, spec.version, f"no upcaster from version {version}"
                 )
-            data, personal = step(dict(data), dict(personal) if personal is not None else None)
             version += 1
         return data, personal
 
@@ -225,12 +251,13 @@ class EventRegistry:
         """Fail at start-up, not on first read, if any upcaster chain has a hole."""
         for spec in self._specs.values():
             for version in range(1, spec.version):
-                if (spec.event_type, version) not in self._upcasters:
+                steps = (spec.event_type, version)
+                if steps not in self._upcasters and steps not in self._envelope_upcasters:
                     raise EventRegistrationError(
                         f"{spec.event_type}: no upcaster from version {version} "
                         f"to {version + 1} (current {spec.version})"
                     )
-        for event_type, version in self._upcasters:
+        for event_type, version in [*self._upcasters, *self._envelope_upcasters]:
             if event_type not in self._specs:
                 raise EventRegistrationError(f"upcaster for unregistered type {event_type}")
             if version >= self._specs[event_type].version:

@@ -15,7 +15,9 @@ then runs, in this order, and stops in reverse:
    replica, evicts the cached key within `erasure_poll_seconds`; cached keys are not trusted
    while it cannot confirm) and a per-process tailer of the service's own store that evicts a
    subject's key as soon as the service's `SubjectErased` is appended;
-5. the outbox relay under its lease (woken by a change stream), with its republish listener;
+5. the outbox relay under its lease (woken by a change stream), with its republish listener
+   and its head announcer (`events.heads`: the last published `producer_seq`, so a consumer
+   learns of events a broker lost after the last one it received);
 6. one inbox consumer (one group join) dispatching by `{event_type: handler}`;
 7. extra components (e.g. consent's audit log).
 
@@ -40,9 +42,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mmgen.events.consumer import EventConsumer, HandlerContext, RetryPolicy
 from mmgen.events.envelope import Envelope
+from mmgen.events.heads import HeadAnnouncer, heads_topic
 from mmgen.events.kernel import EventKernel, mongo_kernel
 from mmgen.events.registry import EventRegistry
-from mmgen.events.relay import Relay, RelaySettings
+from mmgen.events.relay import PRODUCER_RECOVERY_CONFIG, Relay, RelaySettings
 from mmgen.events.republish import RepublishListener, republish_topic
 from mmgen.events.revocation import REVOKING_EVENT_TYPES, SubjectRevocations
 from mmgen.events.tailer import (
@@ -53,7 +56,6 @@ from mmgen.events.tailer import (
     TailerMetrics,
 )
 from mmgen.events.topics import (
-    RETENTION_COMMANDS,
     TopicPartitionMismatchError,
     Topics,
     dlq_topic,
@@ -120,6 +122,9 @@ class ServiceRuntime:
                 keyring=settings.master_keyring(),
                 key_cache_ttl_seconds=settings.key_cache_ttl_seconds,
             )
+        if kernel.mapper.registry is not registry:
+            raise ValueError("the kernel was built on another event registry")
+        registry.check()  # the standard events, and any upcasters of theirs, are in it now
         self.kernel = kernel
         self.trail = AuditTrail(kernel.repository, self.events)
         self.topics = Topics(settings.topic_prefix)
@@ -134,6 +139,7 @@ class ServiceRuntime:
         self._tailer_metrics = TailerMetrics(self.metrics_registry)
         self.relay: Relay | None = None
         self.republish: RepublishListener | None = None
+        self.heads: HeadAnnouncer | None = None
         self.broker: KafkaBroker | None = None
         self.consumer: EventConsumer[Envelope] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -197,11 +203,10 @@ class ServiceRuntime:
         """The topics the inbox reads: derived from the handled event types' producers."""
         topics: list[str] = []
         for event_type in self._handlers:
-            producer = event_type.split(".", 1)[0]
             topic = (
                 self.topics.retention_commands
-                if f"{producer}.commands" == RETENTION_COMMANDS and event_type in COMMAND_TYPES
-                else self.topics.events(producer)
+                if event_type in COMMAND_TYPES
+                else self.topics.events(event_type.split(".", 1)[0])
             )
             if topic not in topics:
                 topics.append(topic)
@@ -214,6 +219,7 @@ class ServiceRuntime:
     def owned_topics(self) -> list[str]:
         names = [self.events_topic, dlq_topic(self.events_topic)]
         names.append(republish_topic(self.settings.topic_prefix))
+        names.append(heads_topic(self.settings.topic_prefix))
         for topic in self.consumed_topics():
             names.extend([topic, dlq_topic(topic)])
         return list(dict.fromkeys(names))
@@ -326,10 +332,22 @@ class ServiceRuntime:
             registry=self.metrics_registry,
         )
         self._spawn(self.relay.run(), f"{self.name}-relay")
+        relay = self.relay
+        self.heads = HeadAnnouncer(
+            self.name,
+            s.kafka_bootstrap,
+            heads_topic(s.topic_prefix),
+            lambda: relay.status.checkpoint if relay.status.holds_lease else None,
+            idle_interval_s=s.heads_idle_interval_seconds,
+            producer_config=PRODUCER_RECOVERY_CONFIG,
+        )
+        await self.heads.start()
+        stack.push_async_callback(self.heads.stop)
         self.republish = RepublishListener(
             self.relay,
             s.kafka_bootstrap,
             topic_prefix=s.topic_prefix,
+            group_prefix=f"{s.topic_prefix}republish-",
             session_timeout_ms=s.consumer_session_timeout_ms,
             heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
         )

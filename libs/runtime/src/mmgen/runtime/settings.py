@@ -34,6 +34,8 @@ class EventServiceSettings(ServiceSettings):
     #: Relay: longest wait for an append before polling again; lease a successor waits out.
     relay_idle_wait_seconds: float = Field(default=1.0, gt=0)
     relay_lease_ttl_seconds: float = Field(default=10.0, gt=0)
+    #: The relay's head is announced when it moves and at least this often (tail-gap repair).
+    heads_idle_interval_seconds: float = Field(default=10.0, gt=0)
     #: How long a data key stays cached in the process (a shred evicts it at once).
     key_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     #: Longest wait of a read-model projector for an append before polling again.

@@ -10,7 +10,7 @@ names are recorded, never values; a subject is named only when it is a well-form
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends
 
@@ -55,7 +55,7 @@ class AuditTrail:
         self.repository = repository
         self.events = events
 
-    async def _append(self, event: NewEvent[object]) -> None:
+    async def _append(self, event: NewEvent[Any]) -> None:
         await self.repository.append(f"audit:{event.event_id}", 0, [event])
 
     async def denied(

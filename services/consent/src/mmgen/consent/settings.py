@@ -1,7 +1,9 @@
 """Settings of the consent service, read from `CONSENT_*` environment variables.
 
-The only module of the service that reads the environment. Secrets are `SecretStr` fields
-whose development defaults are refused in production by the platform's validator.
+The only module of the service that reads the environment. Messaging, key and projector
+settings come from the runtime's `EventServiceSettings`; consent adds its own master key
+default, the tracking gate's limits and the audit log's settings. Secrets are `SecretStr`
+fields whose development defaults are refused in production by the platform's validator.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from mmgen.events.topics import DEFAULT_PARTITIONS
-from mmgen.platform import ServiceSettings, dev_secret
+from mmgen.platform import dev_secret
+from mmgen.runtime.settings import EventServiceSettings
 
 
-class ConsentSettings(ServiceSettings):
+class ConsentSettings(EventServiceSettings):
     """Everything the consent service (and its audit component) is configured by."""
 
     model_config = SettingsConfigDict(env_prefix="CONSENT_", extra="ignore", frozen=True)
@@ -25,29 +27,17 @@ class ConsentSettings(ServiceSettings):
 
     #: Wraps the per-subject data keys of personal fields (AES-256-GCM key-encryption key).
     master_key: SecretStr = dev_secret("consent-master-key")
-    #: Names the master key in wrapped data keys (change it when rotating the master key).
+    #: Names the master key in wrapped data keys (stored keys name it: keep it when upgrading).
     master_key_id: str = "consent-mk-1"
-
-    #: Kafka partitions of the topics this service creates at start-up. It also creates
-    #: topics other services own (`identity.events`, `retention.commands`) and refuses ones
-    #: with another count, so this is the platform's one count (the kernel's default, as
-    #: identity's): with 4 here, consent could not start beside identity.
-    topic_partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=256)
-    #: Consumer group of this service's consumers (retention commands, identity events).
-    consumer_group: str = "consent"
-    #: Kafka group session timeout / heartbeat of the consumers (tests shorten them: group
-    #: joins on the local broker take about half the session timeout).
-    consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
-    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    #: Relay lease: a crashed relay's successor waits at most this long.
-    relay_lease_ttl_seconds: float = Field(default=10.0, gt=0)
 
     #: Largest accepted analytics event `properties` object, in bytes of its JSON.
     tracking_max_properties_bytes: int = Field(default=4096, ge=64, le=65536)
     #: Stored analytics events kept per subject (oldest dropped beyond it: bounded storage).
     tracking_max_events_per_subject: int = Field(default=1000, ge=1, le=100_000)
+    #: Stored events one subject export carries at most (its `events_truncated` says so).
+    export_max_events: int = Field(default=1000, ge=1, le=100_000)
 
-    # --- the audit log (mmgen.consent.audit; see /work/notes/consent-audit-interface.md) ---
+    # --- the audit log (mmgen.consent.audit) ---
     #: C2SP note signer key "PRIVATE+KEY+<name>+<id>+<b64>" (generate: `mmgen audit keygen`);
     #: a dev default is derived deterministically from the secret text.
     audit_signing_key: SecretStr = dev_secret("consent-audit-signing-key")
@@ -63,6 +53,9 @@ class ConsentSettings(ServiceSettings):
     audit_batch_max: int = 1000
     #: Kafka consumer group of the audit projector.
     audit_consumer_group: str = "consent-audit"
+    #: One replica writes the log (projector, checkpoints, publisher) under a lease of this
+    #: length; a standby takes over within it (plus a quarter) after the leader stops renewing.
+    audit_lease_ttl_seconds: float = Field(default=10.0, gt=0)
 
     # --- witnesses of the audit log (mmgen.consent.audit.witnessing) ---
     #: Witnesses (C2SP tlog-witness) that cosign every signed head: entries separated by commas

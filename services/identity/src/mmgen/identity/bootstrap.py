@@ -1,122 +1,238 @@
-"""Composition root: settings → database, keys, event store, read models → use cases.
+"""Composition root: settings → the runtime, identity's adapters and use cases. No I/O.
 
-`bootstrap()` wires the real adapters on one MongoDB database; the app's lifespan adds the
-messaging (topics, relay, consumers) around it. Tests call it with their own settings.
+`bootstrap(settings)` wires the MongoDB adapters on the service's database; pass a kernel from
+`mmgen.events.kernel.in_memory_kernel` (with a registry from `identity_registry()`) and every
+read model not given is its `InMemory*` fake, so the service layer runs without a database or
+a broker. What needs I/O — indexes, the first signing key, the first admin — is registered on
+the runtime and happens in its lifespan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient
+from prometheus_client import CollectorRegistry
+from pymongo.asynchronous.database import AsyncDatabase
 
-from mmgen.events.crypto import PersonalDataCipher
-from mmgen.events.keys import MasterKey, MasterKeyring
-from mmgen.events.mapper import EventMapper
-from mmgen.events.mongo_keystore import MongoKeystore
+from mmgen.events.kernel import EventKernel
 from mmgen.events.mongo_store import MongoEventStore
-from mmgen.events.repository import EventSourcedRepository
-from mmgen.identity.adapters.hashing import BlindIndex, PasswordHashing, derive_key
-from mmgen.identity.adapters.read_models import (
+from mmgen.identity.adapters.accounts import (
     AccountsReadModel,
-    LoginThrottle,
+    InMemoryAccountsReadModel,
+    MongoAccountsReadModel,
+)
+from mmgen.identity.adapters.client_secrets import write_client_secrets
+from mmgen.identity.adapters.hashing import BlindIndex, PasswordHashing, derive_key
+from mmgen.identity.adapters.projection import PROJECTION, AccountsProjection
+from mmgen.identity.adapters.sessions import (
+    InMemoryRefreshTokenStore,
+    MongoRefreshTokenStore,
     RefreshTokenStore,
 )
-from mmgen.identity.adapters.signing_keys import MongoSigningKeyRing
-from mmgen.identity.adapters.subject_events import SubjectEvents
-from mmgen.identity.domain.events import registry
-from mmgen.identity.domain.passwords import PasswordPolicy, common_passwords
-from mmgen.identity.service_layer.accounts import Accounts
-from mmgen.identity.service_layer.erasure import Erasure
-from mmgen.identity.service_layer.ports import Adapters
-from mmgen.identity.service_layer.tokens import Tokens
+from mmgen.identity.adapters.signing_keys import (
+    InMemorySigningKeyRing,
+    MongoSigningKeyRing,
+    SigningKeyRing,
+)
+from mmgen.identity.adapters.subject_events import (
+    InMemorySubjectEvents,
+    MongoSubjectEvents,
+    SubjectEvents,
+)
+from mmgen.identity.adapters.throttle import (
+    InMemoryLoginThrottle,
+    LoginThrottle,
+    MongoLoginThrottle,
+    ThrottleLimits,
+)
+from mmgen.identity.domain.events import identity_registry
+from mmgen.identity.domain.history import STANDARD_EVENT_VERSIONS, register_upcasters
+from mmgen.identity.domain.passwords import PasswordPolicy
+from mmgen.identity.service_layer.accounts import Accounts, ensure_bootstrap_admin
+from mmgen.identity.service_layer.erasure import IdentityErasure
+from mmgen.identity.service_layer.tokens import AccountDenylist, TokenIssuer
 from mmgen.identity.settings import IdentitySettings
 from mmgen.platform import key_bytes
+from mmgen.platform.auth import TokenVerifier
+from mmgen.runtime.erasure import ErasureCommands
+from mmgen.runtime.service import ServiceRuntime
 
-PRODUCER = "identity"
+P = TypeVar("P")
 
 
 @dataclass
-class Identity:
-    """Everything the entrypoints need: the adapters and the use cases on them."""
+class IdentityService:
+    """What the entrypoints (and tests) work with: the runtime, the use cases, the ports."""
 
-    client: AsyncMongoClient[Any]
-    adapters: Adapters
+    settings: IdentitySettings
+    runtime: ServiceRuntime
     accounts: Accounts
-    tokens: Tokens
-    erasure: Erasure
+    tokens: TokenIssuer
+    erasure: IdentityErasure
+    erasure_commands: ErasureCommands
+    projection: AccountsProjection
+    account_records: AccountsReadModel
+    refresh_tokens: RefreshTokenStore
+    throttle: LoginThrottle
+    keyring: SigningKeyRing
+    verifier: TokenVerifier
+    service_credentials_key: bytes
 
     @property
-    def settings(self) -> IdentitySettings:
-        return self.adapters.settings
-
-    async def close(self) -> None:
-        store = self.adapters.store
-        if isinstance(store, MongoEventStore):
-            await store.close()
-        await self.client.close()
+    def kernel(self) -> EventKernel:
+        return self.runtime.kernel
 
 
-async def bootstrap(
-    settings: IdentitySettings, client: AsyncMongoClient[Any] | None = None
-) -> Identity:
-    """Connect and wire identity; creates indexes and the first signing key if needed."""
-    client = client or AsyncMongoClient(settings.mongo_uri, tz_aware=True)
-    db = client[settings.mongo_database]
-    master = key_bytes(settings.master_key)
-    keystore = MongoKeystore(db, MasterKeyring(MasterKey(settings.master_key_id, master)))
-    store = MongoEventStore(db, PRODUCER)
-    mapper = EventMapper(registry, PersonalDataCipher(keystore), PRODUCER)
-    repository = EventSourcedRepository(store, mapper)
-    adapters = Adapters(
-        settings=settings,
-        store=store,
-        keystore=keystore,
-        repository=repository,
-        accounts=AccountsReadModel(db),
-        refresh_tokens=RefreshTokenStore(
-            db, ttl=timedelta(seconds=settings.refresh_token_ttl_seconds)
-        ),
-        throttle=LoginThrottle(
+class StartupTasks:
+    """At start (after the runtime's parts): the first admin, the service clients' secrets."""
+
+    def __init__(self, accounts: Accounts, settings: IdentitySettings, credentials: bytes) -> None:
+        self.accounts = accounts
+        self.settings = settings
+        self.credentials = credentials
+
+    async def start(self) -> None:
+        await ensure_bootstrap_admin(self.accounts, self.settings)
+        write_client_secrets(self.settings, self.credentials)
+
+    async def stop(self) -> None:
+        """Nothing runs after start."""
+
+
+def bootstrap(
+    settings: IdentitySettings,
+    *,
+    kernel: EventKernel | None = None,
+    accounts: AccountsReadModel | None = None,
+    refresh_tokens: RefreshTokenStore | None = None,
+    throttle: LoginThrottle | None = None,
+    keyring: SigningKeyRing | None = None,
+    subject_events: SubjectEvents | None = None,
+    hashing: PasswordHashing | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+) -> IdentityService:
+    """Wire identity on its runtime (see the module docstring)."""
+    registry = kernel.mapper.registry if kernel is not None else identity_registry()
+    register_upcasters(registry)
+    runtime = ServiceRuntime(
+        settings,
+        registry,
+        kernel=kernel,
+        metrics_registry=metrics_registry,
+        standard_event_versions=STANDARD_EVENT_VERSIONS,
+    )
+    registry.check()
+    db, masters = runtime.db, settings.master_keyring()
+
+    def port(given: P | None, mongo: Callable[[AsyncDatabase[Any]], P], fake: Callable[[], P]) -> P:
+        if given is not None:
+            return given
+        return fake() if db is None else mongo(db)
+
+    limits = ThrottleLimits(
+        window=timedelta(seconds=settings.login_failure_window_seconds),
+        max_per_account=settings.login_max_failures_per_account,
+        max_per_address=settings.login_max_failures_per_address,
+    )
+    ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
+    store = runtime.kernel.store
+    accounts = port(accounts, MongoAccountsReadModel, InMemoryAccountsReadModel)
+    refresh_tokens = port(
+        refresh_tokens,
+        lambda db: MongoRefreshTokenStore(db, ttl=ttl),
+        lambda: InMemoryRefreshTokenStore(ttl=ttl),
+    )
+    throttle = port(
+        throttle, lambda db: MongoLoginThrottle(db, limits), lambda: InMemoryLoginThrottle(limits)
+    )
+    keyring = port(
+        keyring,
+        lambda db: MongoSigningKeyRing(
             db,
-            window_seconds=settings.login_failure_window_seconds,
-            max_per_account=settings.login_max_failures_per_account,
-            max_per_address=settings.login_max_failures_per_address,
-        ),
-        keyring=MongoSigningKeyRing(
-            db,
-            derive_key(master, "signing-keys"),
+            derive_key(masters.current.key, "signing-keys"),
+            retired_wrapping_keys=[derive_key(m.key, "signing-keys") for m in masters.retired],
             reload_interval=settings.signing_keys_reload_seconds,
         ),
-        subject_events=SubjectEvents(store),
-        hashing=PasswordHashing(
+        InMemorySigningKeyRing,
+    )
+    subject_events = port(
+        subject_events,
+        lambda db: MongoSubjectEvents(_mongo_store(store)),
+        lambda: InMemorySubjectEvents(store),
+    )
+    for part in (accounts, refresh_tokens, throttle, keyring, subject_events):
+        ensure_indexes = getattr(part, "ensure_indexes", None)
+        if ensure_indexes is not None:
+            runtime.on_prepare(ensure_indexes)
+    runtime.on_prepare(keyring.start)
+
+    repository = runtime.kernel.repository
+    blind_index = BlindIndex(key_bytes(settings.blind_index_key))
+    projection = AccountsProjection(accounts, repository.mapper, blind_index)
+    runtime.projection(PROJECTION, projection.apply)
+    credentials = key_bytes(settings.service_credentials_key)
+    use_cases = Accounts(
+        repository=repository,
+        accounts=accounts,
+        projection=projection,
+        refresh_tokens=refresh_tokens,
+        throttle=throttle,
+        hashing=hashing
+        or PasswordHashing(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
             parallelism=settings.argon2_parallelism,
         ),
-        blind_index=BlindIndex(key_bytes(settings.blind_index_key)),
+        blind_index=blind_index,
         policy=PasswordPolicy(
-            min_length=settings.password_min_length,
-            max_length=settings.password_max_length,
-            blocklist=common_passwords(),
+            min_length=settings.password_min_length, max_length=settings.password_max_length
         ),
-        service_credentials_key=key_bytes(settings.service_credentials_key),
-        db=db,
     )
-    await store.ensure_indexes()
-    await keystore.ensure_indexes()
-    await adapters.accounts.ensure_indexes()
-    await adapters.refresh_tokens.ensure_indexes()
-    await adapters.throttle.ensure_indexes()
-    await adapters.keyring.ensure_indexes()
-    await adapters.subject_events.ensure_indexes()
-    await adapters.keyring.start()
-    return Identity(
-        client=client,
-        adapters=adapters,
-        accounts=Accounts(adapters),
-        tokens=Tokens(adapters),
-        erasure=Erasure(adapters),
+    erasure = IdentityErasure(
+        repository=repository,
+        keystore=runtime.kernel.keystore,
+        accounts=use_cases,
+        account_records=accounts,
+        refresh_tokens=refresh_tokens,
+        throttle=throttle,
+        subject_events=subject_events,
     )
+    erasure_commands = runtime.erasure(erasure)
+    runtime.component(StartupTasks(use_cases, settings, credentials))
+    return IdentityService(
+        settings=settings,
+        runtime=runtime,
+        accounts=use_cases,
+        tokens=TokenIssuer(
+            settings,
+            keyring=keyring,
+            refresh_tokens=refresh_tokens,
+            accounts=accounts,
+            repository=repository,
+            service_credentials_key=credentials,
+        ),
+        erasure=erasure,
+        erasure_commands=erasure_commands,
+        projection=projection,
+        account_records=accounts,
+        refresh_tokens=refresh_tokens,
+        throttle=throttle,
+        keyring=keyring,
+        verifier=TokenVerifier(
+            keyring,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=settings.jwt_leeway_seconds,
+            denylist=AccountDenylist(accounts),
+        ),
+        service_credentials_key=credentials,
+    )
+
+
+def _mongo_store(store: object) -> MongoEventStore:
+    if not isinstance(store, MongoEventStore):
+        raise TypeError("a database-backed runtime has a MongoEventStore")
+    return store

@@ -1,8 +1,9 @@
 """Settings of the identity service, read from `IDENTITY_*` environment variables.
 
-Secrets (`master_key`, `blind_index_key`, `service_credentials_key`) default to `dev_secret(...)`
-values: under `mmgen up` the platform replaces them by random keys kept under the state folder,
-and production refuses to start with them.
+The messaging, relay and key settings come from the runtime's `EventServiceSettings`; what is
+here is identity's own. Secrets (`master_key`, `blind_index_key`, `service_credentials_key`)
+default to `dev_secret(...)` values: under `mmgen up` the platform replaces them by random keys
+kept under the state folder, and production refuses to start with them.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from mmgen.platform import ServiceSettings, dev_secret
+from mmgen.platform import dev_secret
+from mmgen.runtime.settings import EventServiceSettings
 
 #: OWASP Password Storage Cheat Sheet, argon2id minimum: 19 MiB, 2 iterations, 1 lane.
 OWASP_MIN_MEMORY_KIB = 19_456
 OWASP_MIN_TIME_COST = 2
 
 
-class IdentitySettings(ServiceSettings):
+class IdentitySettings(EventServiceSettings):
     """Everything identity reads from its environment (prefix `IDENTITY_`)."""
 
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore", frozen=True)
@@ -31,7 +33,6 @@ class IdentitySettings(ServiceSettings):
     # --- secrets -----------------------------------------------------------------------------
     #: Wraps the per-subject data keys (crypto-shredding) and the JWT signing keys at rest.
     master_key: SecretStr = dev_secret("identity-master-key")
-    master_key_id: str = "mk-1"
     #: HMAC key of the email blind index (uniqueness without storing the email in clear).
     blind_index_key: SecretStr = dev_secret("identity-blind-index-key")
     #: Each service's client secret is HMAC(this key, service name): see `service_secret`.
@@ -71,22 +72,7 @@ class IdentitySettings(ServiceSettings):
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=50, ge=1)
 
-    # --- messaging -----------------------------------------------------------------------------
-    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
-    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    relay_idle_wait_seconds: float = Field(default=1.0, gt=0)
-    relay_lease_ttl_seconds: float = Field(default=10.0, gt=0)
-    topic_partitions: int = Field(default=6, ge=1)
-
     @field_validator("bootstrap_admin_email")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
-
-    @property
-    def events_topic(self) -> str:
-        return self.topic("identity.events")
-
-    @property
-    def commands_topic(self) -> str:
-        return self.topic("retention.commands")

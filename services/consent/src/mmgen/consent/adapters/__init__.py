@@ -1,1 +1,2 @@
-"""Adapters of the consent service: event store wiring, read models on MongoDB, metrics."""
+"""Adapters of the consent service: read-model ports with Mongo and in-memory adapters, the
+read-model projection, Prometheus counters."""

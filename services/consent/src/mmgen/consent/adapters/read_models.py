@@ -1,153 +1,106 @@
-"""Read models of the consent service on MongoDB: current consents, policies, tracked events.
+"""Read models of the consent service: their records and ports (Protocols).
 
-They are projections of the event store (the source of truth), written right after each
-append. Every write is guarded by the stream version it reflects, so replaying or racing
-projections never moves a read model backwards. Lookups are by key or by an indexed equality
-(bounded, see INFRA.md); none is an open-ended scan.
+They are projections of the event store (the source of truth): `ReadModelProjection` writes
+them after each append and catches up after a crash. Each port has a Mongo adapter
+(`adapters.mongo`, what the service runs on) and an in-memory one (`adapters.memory`, for
+unit tests); both behave alike: writes are idempotent and never move a read model backwards.
+Deletes take the caller's database session (an erasure commits them with the consumer's
+transaction); the in-memory adapters have no transactions and ignore it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from typing import TYPE_CHECKING, Protocol
 
 from mmgen.consent.domain.model import ConsentState
-from mmgen.events.envelope import normalize_time
 
-CONSENTS = "consents"
-POLICIES = "policies"
-TRACKING = "tracking_events"
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
 
-
-def _consent_id(subject_id: str, purpose: str) -> str:
-    return f"{subject_id}|{purpose}"
+#: Fields of a consent row that say something about the subject (counted by the footprint).
+CONSENT_ROW_FIELDS = ("granted", "policy_version", "method", "decided_at")
 
 
-class ConsentReadModel:
+@dataclass(frozen=True)
+class PolicySummary:
+    """A published policy version without its text (listings)."""
+
+    version: str
+    title: str
+    effective_at: datetime
+    sha256: str
+    published_at: datetime
+    published_by: str | None
+
+
+@dataclass(frozen=True)
+class Policy(PolicySummary):
+    """A published policy version with its text (public, never changed after publication)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TrackedEvent:
+    """An accepted analytics event: ids and name only (contents stay encrypted in the store)."""
+
+    event_id: str
+    subject_id: str
+    name: str
+    received_at: datetime
+
+
+class ConsentReadModel(Protocol):
     """Current decision per (subject, purpose), as `GET /consents/*` shows it."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.coll = db[CONSENTS]
+    async def put(self, subject_id: str, state: ConsentState, stream_version: int) -> None:
+        """Write the decision as of `stream_version`, unless a newer one is there already."""
 
-    async def ensure_indexes(self) -> None:
-        await self.coll.create_index([("subject_id", ASCENDING)], name="subject")
+    async def of_subject(self, subject_id: str) -> list[ConsentState]:
+        """The subject's decisions, by purpose."""
 
-    async def project(
-        self,
-        subject_id: str,
-        states: Sequence[ConsentState],
-        stream_version: int,
-    ) -> None:
-        """Write the folded state of a subject's consents as of `stream_version`."""
-        for state in states:
-            doc_id = _consent_id(subject_id, state.purpose)
-            fields = {
-                "subject_id": subject_id,
-                "purpose": state.purpose,
-                "granted": state.granted,
-                "policy_version": state.policy_version,
-                "method": state.method,
-                "decided_at": state.decided_at,
-                "stream_version": stream_version,
-            }
-            with contextlib.suppress(DuplicateKeyError):  # a newer projection is there
-                await self.coll.update_one(
-                    {"_id": doc_id, "stream_version": {"$lt": stream_version}},
-                    {"$set": fields},
-                    upsert=True,
-                )
+    async def get(self, subject_id: str, purpose: str) -> ConsentState | None: ...
 
-    async def of_subject(self, subject_id: str) -> list[dict[str, Any]]:
-        docs = await self.coll.find({"subject_id": subject_id}).to_list(None)
-        return sorted(docs, key=lambda d: str(d["purpose"]))
+    async def count(self, subject_id: str) -> int: ...
 
-    async def get(self, subject_id: str, purpose: str) -> dict[str, Any] | None:
-        return await self.coll.find_one({"_id": _consent_id(subject_id, purpose)})
-
-    async def count(self, subject_id: str) -> int:
-        return await self.coll.count_documents({"subject_id": subject_id})
-
-    async def delete_subject(self, subject_id: str) -> int:
-        result = await self.coll.delete_many({"subject_id": subject_id})
-        return result.deleted_count
+    async def delete_subject(
+        self, subject_id: str, session: AsyncClientSession | None = None
+    ) -> int: ...
 
 
-class PolicyReadModel:
+class PolicyReadModel(Protocol):
     """Published policy versions (public documents, not personal data)."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.coll = db[POLICIES]
+    async def add(self, policy: Policy) -> None:
+        """Record a version once; adding it again changes nothing."""
 
-    async def ensure_indexes(self) -> None:
-        await self.coll.create_index([("effective_at", DESCENDING)], name="effective_at")
+    async def get(self, version: str) -> Policy | None: ...
 
-    async def put(self, doc: dict[str, Any]) -> None:
-        await self.coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    async def current(self, now: datetime) -> PolicySummary | None:
+        """The newest version whose effective date has come."""
 
-    async def get(self, version: str) -> dict[str, Any] | None:
-        return await self.coll.find_one({"_id": version})
-
-    async def current(self, now: datetime) -> dict[str, Any] | None:
-        """The newest version whose effective date has come (versions are few: a bounded read)."""
-        docs = await self.coll.find({"effective_at": {"$lte": now}}, {"text": 0}).to_list(None)
-        if not docs:
-            return None
-        return max(docs, key=lambda d: (normalize_time(d["effective_at"]), d["published_at"]))
-
-    async def all(self, limit: int = 200) -> list[dict[str, Any]]:
-        docs = await self.coll.find({}, {"text": 0}).to_list(limit)
-        return sorted(docs, key=lambda d: normalize_time(d["effective_at"]), reverse=True)
+    async def all(self, limit: int = 200) -> list[PolicySummary]:
+        """Every version, newest effective date first."""
 
 
-class TrackingReadModel:
-    """Accepted analytics events per subject: ids and names only; contents stay encrypted in
-    the event store and are decrypted for an export."""
+class TrackingReadModel(Protocol):
+    """Accepted analytics events per subject, at most a bounded number each."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.coll = db[TRACKING]
+    async def add(self, event: TrackedEvent) -> None:
+        """Record the event once; adding it again changes nothing."""
 
-    async def ensure_indexes(self) -> None:
-        await self.coll.create_index(
-            [("subject_id", ASCENDING), ("received_at", ASCENDING)], name="subject_time"
-        )
-
-    async def add(self, event_id: str, subject_id: str, name: str, received_at: datetime) -> None:
-        doc = {"_id": event_id, "subject_id": subject_id, "name": name, "received_at": received_at}
-        with contextlib.suppress(DuplicateKeyError):  # added before (a retried request)
-            await self.coll.insert_one(doc)
-
-    async def has(self, event_id: str) -> bool:
-        return await self.coll.find_one({"_id": event_id}, {"_id": 1}) is not None
+    async def has(self, event_id: str) -> bool: ...
 
     async def trim(self, subject_id: str, keep: int) -> int:
-        """Drop the oldest events of a subject beyond `keep` (storage is bounded per subject)."""
-        total = await self.coll.count_documents({"subject_id": subject_id})
-        if total <= keep:
-            return 0
-        oldest = (
-            await self.coll.find({"subject_id": subject_id}, {"_id": 1})
-            .sort([("received_at", ASCENDING), ("_id", ASCENDING)])
-            .to_list(total - keep)
-        )
-        result = await self.coll.delete_many({"_id": {"$in": [d["_id"] for d in oldest]}})
-        return result.deleted_count
+        """Drop the subject's oldest events beyond `keep`; how many were dropped."""
 
-    async def of_subject(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
-        return (
-            await self.coll.find({"subject_id": subject_id})
-            .sort("received_at", ASCENDING)
-            .to_list(limit)
-        )
+    async def of_subject(self, subject_id: str, limit: int) -> list[TrackedEvent]:
+        """The subject's events, oldest first."""
 
-    async def count(self, subject_id: str) -> int:
-        return await self.coll.count_documents({"subject_id": subject_id})
+    async def count(self, subject_id: str) -> int: ...
 
-    async def delete_subject(self, subject_id: str) -> int:
-        result = await self.coll.delete_many({"subject_id": subject_id})
-        return result.deleted_count
+    async def delete_subject(
+        self, subject_id: str, session: AsyncClientSession | None = None
+    ) -> int: ...

@@ -1,15 +1,16 @@
 """HTTP edge of the audit log: `/audit/*` routes (compliance role, declared purpose) and denials.
 
 Routes are thin: parse, authorise (platform dependencies), call `AuditQueries`, shape JSON.
-Domain errors become problem+json here, in one place. Every refusal (401/403) reaches the
-app's `AccessDenialRecorder`; `AuditDenialRecorder` appends it to the log itself.
+Domain errors become problem+json through `AUDIT_PROBLEMS`, which the app registers with its
+own problem map. Every refusal (401/403) reaches the app's `AccessDenialRecorder`;
+`AuditDenialRecorder` appends the refusals of `/audit/*` to the log itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,12 +22,11 @@ from mmgen.consent.audit.domain import (
     DENY_EVENT_TYPE,
     AuditCheckpointNotFoundError,
     AuditEntryNotFoundError,
-    AuditError,
     AuditRangeInvalidError,
 )
 from mmgen.events.ids import new_event_id
+from mmgen.platform import ProblemSpec
 from mmgen.platform.auth import Principal, Purpose, require_roles
-from mmgen.platform.errors import ProblemError
 from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -40,24 +40,15 @@ STREAM_BATCH = 500
 KEEPALIVE_S = 15.0
 
 
-class AuditNotFoundProblem(ProblemError):
-    status = 404
-    slug = "audit-not-found"
-    title = "Not in the audit log"
-
-
-class AuditRangeProblem(ProblemError):
-    status = 400
-    slug = "audit-range-invalid"
-    title = "Outside the audit log"
-
-
-def _problem(exc: AuditError) -> ProblemError:
-    if isinstance(exc, AuditEntryNotFoundError | AuditCheckpointNotFoundError):
-        return AuditNotFoundProblem(str(exc))
-    if isinstance(exc, AuditRangeInvalidError):
-        return AuditRangeProblem(str(exc))
-    return ProblemError(str(exc))
+_NOT_FOUND = ProblemSpec(404, title="Not in the audit log", slug="audit-not-found")
+AUDIT_PROBLEMS: dict[type[Exception], ProblemSpec] = {
+    AuditEntryNotFoundError: _NOT_FOUND,
+    AuditCheckpointNotFoundError: _NOT_FOUND,
+    AuditRangeInvalidError: ProblemSpec(
+        400, title="Outside the audit log", slug="audit-range-invalid"
+    ),
+}
+"""How the audit log's errors render (registered by the app beside its own)."""
 
 
 class AppendSignal:
@@ -98,12 +89,6 @@ def build_router(
     """The `/audit` router over one set of queries (one per app)."""
     router = APIRouter(prefix="/audit", tags=["audit"])
 
-    async def call(coro: Awaitable[Any]) -> Any:
-        try:
-            return await coro
-        except AuditError as exc:
-            raise _problem(exc) from exc
-
     @router.get("/entries", name="audit_list_entries")
     async def list_entries(
         who: Compliance,
@@ -122,7 +107,7 @@ def build_router(
         (on `recorded_at`). A page may hold fewer than `limit` items: follow `next_cursor`."""
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
-                raise AuditRangeProblem(f"{name} needs a time zone (e.g. Z)")
+                raise AuditRangeInvalidError(f"{name} needs a time zone (e.g. Z)")
         filters = {
             "subject_id": subject_id,
             "actor_id": actor_id,
@@ -130,10 +115,8 @@ def build_router(
             "event_type": event_type,
             "producer": producer,
         }
-        page = await call(
-            queries.entries(
-                filters, since=since, until=until, start=_seq_cursor(cursor), limit=limit
-            )
+        page = await queries.entries(
+            filters, since=since, until=until, start=_seq_cursor(cursor), limit=limit
         )
         next_cursor = None if page.next_seq is None else encode_cursor({"seq": page.next_seq})
         return {"items": page.items, "next_cursor": next_cursor}
@@ -142,7 +125,7 @@ def build_router(
     async def get_entry(
         who: Compliance, purpose: Purpose, seq: Annotated[int, Path(ge=0)]
     ) -> dict[str, Any]:
-        return await call(queries.entry(seq))
+        return await queries.entry(seq)
 
     @router.get("/stream", name="audit_stream", response_class=StreamingResponse)
     async def stream(
@@ -158,7 +141,7 @@ def build_router(
         tail). `limit` ends the stream after that many entries."""
         if last_event_id is not None:
             if not last_event_id.isdigit():
-                raise AuditRangeProblem("Last-Event-ID must be a seq")
+                raise AuditRangeInvalidError("Last-Event-ID must be a seq")
             start = int(last_event_id) + 1
         elif from_seq is not None:
             start = from_seq
@@ -196,14 +179,14 @@ def build_router(
     @router.get("/checkpoints/latest", name="audit_latest_checkpoint")
     async def latest_checkpoint(who: Compliance, purpose: Purpose) -> dict[str, Any]:
         """The latest signed tree head: `{tree_size, root_hash, timestamp, note}`."""
-        record = await call(queries.checkpoint(None))
+        record = await queries.checkpoint(None)
         return record.to_json()
 
     @router.get("/checkpoints/{tree_size}", name="audit_get_checkpoint")
     async def get_checkpoint(
         who: Compliance, purpose: Purpose, tree_size: Annotated[int, Path(ge=1)]
     ) -> dict[str, Any]:
-        record = await call(queries.checkpoint(tree_size))
+        record = await queries.checkpoint(tree_size)
         return record.to_json()
 
     @router.get("/public-key", name="audit_public_key", response_class=PlainTextResponse)
@@ -219,7 +202,7 @@ def build_router(
         tree_size: Annotated[int | None, Query(ge=1)] = None,
     ) -> dict[str, Any]:
         """`{leaf_index, tree_size, hashes}`; `tree_size` defaults to the current size."""
-        return await call(queries.inclusion(seq, tree_size))
+        return await queries.inclusion(seq, tree_size)
 
     @router.get("/proofs/consistency", name="audit_consistency_proof")
     async def consistency_proof(
@@ -228,7 +211,7 @@ def build_router(
         first: Annotated[int, Query(ge=0)],
         second: Annotated[int, Query(ge=0)],
     ) -> dict[str, Any]:
-        return await call(queries.consistency(first, second))
+        return await queries.consistency(first, second)
 
     @router.get("/verify", name="audit_verify")
     async def verify(
@@ -239,7 +222,7 @@ def build_router(
     ) -> dict[str, Any]:
         """Server-side recheck of `[from, to]` (inclusive; default the whole log):
         `{valid, checked, first_bad_seq, reason, code, ...}`."""
-        outcome = await call(queries.verify(from_seq, to_seq))
+        outcome = await queries.verify(from_seq, to_seq)
         return outcome.to_json()
 
     @router.get("/subjects/{subject_id}/report", name="audit_subject_report")
@@ -249,7 +232,7 @@ def build_router(
         subject_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
     ) -> dict[str, Any]:
         """The Art. 15 view of one subject: purposes, categories, recipients, accesses."""
-        return await call(queries.subject_report(subject_id))
+        return await queries.subject_report(subject_id)
 
     return router
 
@@ -304,4 +287,4 @@ class AuditDenialRecorder:
         return _Routed()
 
 
-__all__ = ["AppendSignal", "AuditDenialRecorder", "build_router"]
+__all__ = ["AUDIT_PROBLEMS", "AppendSignal", "AuditDenialRecorder", "build_router"]

@@ -123,7 +123,10 @@ class Checkpointer:
         return record
 
     async def run(self) -> None:
-        """Until `stop()`: sign when N entries accumulated (woken) or T seconds passed."""
+        """Until `stop()`: sign when N entries accumulated (woken) or T seconds passed.
+
+        Runs again after a `stop()` (a replica that leads the log again)."""
+        self._stopping.clear()
         latest = await self.store.latest_checkpoint()
         self._last_size = latest.tree_size if latest else 0
         self._last_at = asyncio.get_running_loop().time()

@@ -682,6 +682,12 @@ class MongoAuditStore:
             },
         )
 
+    async def note_announced(self, producer: str, last_seq: int) -> None:
+        """The producer says it published up to `last_seq` (kept as the highest announced)."""
+        await self.producers.update_one(
+            {"_id": producer}, {"$max": {"announced": last_seq}}, upsert=True
+        )
+
     async def producer_states(self) -> list[dict[str, Any]]:
         """Every producer's continuity state (a handful of documents: one per service)."""
         return [d async for d in self.producers.find({})]

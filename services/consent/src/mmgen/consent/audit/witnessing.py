@@ -94,7 +94,9 @@ class Witnessing:
     ) -> None:
         self.store = store
         self.endpoints = list(endpoints)
-        self._http = httpx.AsyncClient(timeout=timeout_seconds, transport=transport)
+        self._timeout = timeout_seconds
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
         self._sizes: dict[str, int] = {}
         #: (witness, tree size, root) a witness refused for good: not offered again.
         self._refused: set[tuple[str, int, str]] = set()
@@ -160,7 +162,7 @@ class Witnessing:
                 )
             proof = [] if old in (0, size) else await self.store.consistency_proof(old, size)
             body = AddCheckpointRequest.of(old, proof, note).encode()
-            response = await self._http.post(
+            response = await self._client().post(
                 endpoint.url + ADD_CHECKPOINT_PATH,
                 content=body,
                 headers={"Content-Type": "text/plain; charset=utf-8"},
@@ -191,8 +193,19 @@ class Witnessing:
         self._sizes[endpoint.id] = size
         await self.store.set_witness_size(endpoint.id, size)
 
+    def _client(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use again after `aclose` (a replica that leads the
+        log again after a standby period submits again)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+        return self._http
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Close the client and forget the sizes (another replica may have moved them)."""
+        http, self._http = self._http, None
+        self._sizes.clear()
+        if http is not None:
+            await http.aclose()
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,8 +1,13 @@
-"""Events of the consent service (`consent.*` on `consent.events`) and their schema registry.
+"""Events of the consent service (`consent.*` on `consent.events`) and its schema registry.
 
 Public `data` holds ids, enums and timestamps; personal values (evidence of how a consent was
 given, analytics event contents) travel only in the encrypted `pii` part, owned by
 `subject:<id>`, so erasing the subject's key erases them everywhere.
+
+`consent_registry()` declares consent's own events in a fresh registry, one per service
+runtime, which then adds the platform's standard events (`consent.AccessDenied`,
+`consent.DataAccessed`, `consent.SubjectExported`, `consent.SubjectErased`,
+`consent.ResourceAnonymized`; see `mmgen.runtime.contract` and `domain.history`).
 """
 
 from __future__ import annotations
@@ -14,8 +19,6 @@ from pydantic import Field
 
 from mmgen.events.registry import EventData, EventRegistry, PersonalData
 
-registry = EventRegistry()
-
 ConsentMethod = Literal["explicit", "gpc"]
 
 
@@ -26,9 +29,6 @@ class ConsentEvidence(PersonalData):
     client_ip: str | None = None
 
 
-@registry.event(
-    "consent.ConsentGranted", action="consent", resource_type="consent", categories=["consent"]
-)
 class ConsentGranted(EventData):
     """The subject granted consent to a purpose under a published policy version."""
 
@@ -38,9 +38,6 @@ class ConsentGranted(EventData):
     personal: ClassVar = ConsentEvidence
 
 
-@registry.event(
-    "consent.ConsentWithdrawn", action="consent", resource_type="consent", categories=["consent"]
-)
 class ConsentWithdrawn(EventData):
     """The subject withdrew (or refused) consent — explicitly or by a GPC signal."""
 
@@ -50,7 +47,6 @@ class ConsentWithdrawn(EventData):
     personal: ClassVar = ConsentEvidence
 
 
-@registry.event("consent.PolicyPublished", action="create", resource_type="policy")
 class PolicyPublished(EventData):
     """An admin published a policy version; the text is public, so it travels in clear."""
 
@@ -68,12 +64,6 @@ class TrackedEventContent(PersonalData):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
-@registry.event(
-    "consent.TrackingEventAccepted",
-    action="create",
-    resource_type="tracking_event",
-    categories=["usage"],
-)
 class TrackingEventAccepted(EventData):
     """An analytics event accepted under the subject's `cookies.analytics` consent."""
 
@@ -82,62 +72,38 @@ class TrackingEventAccepted(EventData):
     personal: ClassVar = TrackedEventContent
 
 
-@registry.event(
-    "consent.ConsentRecordsRead", action="read", resource_type="consent", categories=["consent"]
-)
 class ConsentRecordsRead(EventData):
     """Staff or compliance read a subject's consents (who, why: actor and purpose)."""
 
     records: int
 
 
-@registry.event(
-    "consent.SubjectExported",
-    action="read",
-    resource_type="subject",
-    categories=["consent", "usage"],
-)
-class SubjectExported(EventData):
-    """A service (retention) exported everything held on a subject, for an access request."""
-
-    consent_records: int
-    tracking_events: int
+CONSENT_GRANTED = "consent.ConsentGranted"
+CONSENT_WITHDRAWN = "consent.ConsentWithdrawn"
+POLICY_PUBLISHED = "consent.PolicyPublished"
+TRACKING_EVENT_ACCEPTED = "consent.TrackingEventAccepted"
+CONSENT_RECORDS_READ = "consent.ConsentRecordsRead"
 
 
-@registry.event("consent.AccessDenied", action="deny", resource_type="endpoint")
-class AccessDenied(EventData):
-    """A request was refused (401/403): the refusal itself is audited."""
-
-    code: str
-    status: int
-    method: str
-    route: str
-
-
-@registry.event(
-    "consent.SubjectErased",
-    action="erase",
-    resource_type="subject",
-    categories=["consent", "usage"],
-)
-class SubjectErased(EventData):
-    """The answer to `retention.EraseSubject`: what this service erased, as counts."""
-
-    request_id: str | None
-    keys_shredded: int
-    consent_records_deleted: int
-    tracking_events_deleted: int
-    categories_held: list[str]
-
-
-@registry.event("consent.ResourceAnonymized", action="erase", resource_type="resource")
-class ResourceAnonymized(EventData):
-    """The answer to `retention.AnonymizeResource` (this service owns no such resources)."""
-
-    request_id: str | None
-    resource_type: str
-    resource_id: str
-    records_anonymized: int
-
-
-registry.check()
+def consent_registry() -> EventRegistry:
+    """A registry holding consent's own events (the runtime adds the standard ones)."""
+    registry = EventRegistry()
+    decisions: list[tuple[str, type[EventData]]] = [
+        (CONSENT_GRANTED, ConsentGranted),
+        (CONSENT_WITHDRAWN, ConsentWithdrawn),
+    ]
+    for event_type, cls in decisions:
+        registry.event(
+            event_type, action="consent", resource_type="consent", categories=["consent"]
+        )(cls)
+    registry.event(POLICY_PUBLISHED, action="create", resource_type="policy")(PolicyPublished)
+    registry.event(
+        TRACKING_EVENT_ACCEPTED,
+        action="create",
+        resource_type="tracking_event",
+        categories=["usage"],
+    )(TrackingEventAccepted)
+    registry.event(
+        CONSENT_RECORDS_READ, action="read", resource_type="consent", categories=["consent"]
+    )(ConsentRecordsRead)
+    return registry

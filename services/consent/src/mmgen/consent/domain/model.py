@@ -2,7 +2,9 @@
 
 Decisions are made on the folded state (read from the event store, the source of truth), so a
 withdrawal is recorded exactly as a grant is — one event — and a GPC signal only records a
-withdrawal where the purpose is not already withdrawn.
+withdrawal where the purpose is not already withdrawn. A decision's event names the
+categories of its purpose besides `consent` (an analytics consent concerns `usage`, a
+sensitive-sharing one `sensitive`), so the audit log files it under both.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mmgen.consent.domain.events import (
     ConsentMethod,
     ConsentWithdrawn,
 )
+from mmgen.consent.domain.purposes import purpose as catalogue_purpose
 from mmgen.events.envelope import Actor
 from mmgen.events.mapper import DomainEvent, NewEvent
 from mmgen.events.registry import EventData
@@ -88,6 +91,7 @@ class SubjectConsents(Aggregate):
         ):
             return False
         cls = ConsentGranted if granted else ConsentWithdrawn
+        categories = sorted({"consent", *catalogue_purpose(purpose).event_categories})
         self.record(
             NewEvent(
                 cls(purpose=purpose, policy_version=policy_version, method=method),
@@ -96,6 +100,7 @@ class SubjectConsents(Aggregate):
                 actor=actor,
                 resource_id=f"{subject_id}:{purpose}",
                 traceparent=traceparent,
+                categories=tuple(categories),
             )
         )
         return True

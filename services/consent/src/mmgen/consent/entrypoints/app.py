@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
-from fastapi import FastAPI
+from fastapi import APIRouter
 
 from mmgen.consent import __version__
+from mmgen.consent.audit.api import AUDIT_PROBLEMS
 from mmgen.consent.bootstrap import Consent, bootstrap
-from mmgen.consent.domain.errors import (
-    ConsentConflictError,
-    NoCurrentPolicyError,
-    PolicyNotFoundError,
-    PolicyVersionExistsError,
-    PolicyVersionUnknownError,
-    PurposeNotConsentBasedError,
-    PurposeUnknownError,
-    SubjectErasedError,
-)
-from mmgen.consent.entrypoints.api.denials import EventStoreDenialRecorder
+from mmgen.consent.entrypoints.api.problems import PROBLEMS
 from mmgen.consent.entrypoints.api.routes import router
 from mmgen.consent.settings import ConsentSettings
-from mmgen.platform import AccessDenialRecorder, PlatformApp
-from mmgen.platform import create_app as create_platform_app
-from mmgen.platform.auth import KeySet, TokenVerifier
+from mmgen.platform import AccessDenialRecorder, PlatformApp, ProblemSpec
+from mmgen.platform.auth import KeySet
+from mmgen.runtime.app import build_service_app
+from mmgen.runtime.trail import EventStoreDenialRecorder
 
 
 def build_app(
@@ -33,57 +22,32 @@ def build_app(
     key_set: KeySet | None = None,
     consent: Consent | None = None,
 ) -> PlatformApp:
-    """Build the app for the given settings.
+    """The app on `consent` (default: `bootstrap(settings)`).
 
     Tokens are verified with identity's JWKS (`CONSENT_JWKS_URL`), or with `key_set` (tests),
-    and refused for subjects identity closed or erased (the revocations consumer).
+    and refused for subjects identity closed or erased. Every refusal becomes a
+    `consent.AccessDenied` event, except refusals on `/audit/*`, which the audit log records
+    in itself.
     """
     container = consent or bootstrap(settings)
-    verifier = TokenVerifier.from_settings(settings, keys=key_set, denylist=container.revocations)
-    recorder: AccessDenialRecorder = EventStoreDenialRecorder(container.service)
-    routers = [router]
+    routers: list[APIRouter] = [router]
+    problems: dict[type[Exception], ProblemSpec] = dict(PROBLEMS)
+    recorder: AccessDenialRecorder = EventStoreDenialRecorder(container.runtime.trail)
     if container.audit is not None:
         routers.append(container.audit.router)
-        wrap = getattr(container.audit.denial_recorder, "wrap", None)
-        if wrap is not None:
-            recorder = wrap(recorder)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            async with container.lifespan():
-                yield
-        finally:
-            await verifier.aclose()
-
-    app = create_platform_app(
-        settings,
+        problems.update(AUDIT_PROBLEMS)
+        recorder = container.audit.denial_recorder.wrap(recorder)
+    app = build_service_app(
+        container.runtime,
         title="consent",
         version=__version__,
         description="Consents, policy versions, the tracking gate, erasure, and the audit log.",
         routers=routers,
-        readiness_checks=container.readiness_checks(),
-        lifespan=lifespan,
-        token_verifier=verifier,
+        problems=problems,
+        key_set=key_set,
         denial_recorder=recorder,
-        metrics_registry=container.metrics_registry,
     )
     app.state.consent = container
-    app.register_problem(PurposeUnknownError, status=404, slug="purpose-not-found")
-    app.register_problem(PurposeNotConsentBasedError, status=422, slug="purpose-not-consent-based")
-    app.register_problem(
-        PolicyVersionUnknownError,
-        status=422,
-        slug="policy-version-unknown",
-        extensions=lambda e: {
-            "errors": [{"field": "policy_version", "msg": "not a published version"}]
-        },
-    )
-    app.register_problem(PolicyVersionExistsError, status=409, slug="policy-version-exists")
-    app.register_problem(NoCurrentPolicyError, status=404, slug="no-current-policy")
-    app.register_problem(PolicyNotFoundError, status=404, slug="policy-not-found")
-    app.register_problem(SubjectErasedError, status=410, slug="subject-erased")
-    app.register_problem(ConsentConflictError, status=409, slug="consent-conflict")
     return app
 
 

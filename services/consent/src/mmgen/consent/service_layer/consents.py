@@ -1,7 +1,9 @@
-"""Consent use cases: policies, decisions, GPC, staff reads, refusals, the tracking gate.
+"""Consent use cases: policies, decisions, GPC, staff reads, the tracking gate.
 
-Every change is an event appended to the store first; read models follow. Personal values
-(evidence, analytics contents) only ever enter events through their encrypted part.
+Every change is an event appended to the store first; the read models follow through
+`ReadModelProjection.apply` on the stored events (the same function the runtime's catch-up
+projector runs). Personal values (evidence, analytics contents) only ever enter events
+through their encrypted part.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from mmgen.consent.adapters.metrics import TrackingMetrics
+from mmgen.consent.adapters.projection import ReadModelProjection
 from mmgen.consent.adapters.read_models import (
     ConsentReadModel,
+    Policy,
     PolicyReadModel,
-    TrackingReadModel,
+    PolicySummary,
 )
 from mmgen.consent.domain.errors import (
     ConsentConflictError,
@@ -28,7 +32,6 @@ from mmgen.consent.domain.errors import (
     SubjectErasedError,
 )
 from mmgen.consent.domain.events import (
-    AccessDenied,
     ConsentEvidence,
     ConsentMethod,
     ConsentRecordsRead,
@@ -42,16 +45,13 @@ from mmgen.events.envelope import Actor, utc_now
 from mmgen.events.errors import ConcurrencyError, OwnerErasedError
 from mmgen.events.ids import new_event_id
 from mmgen.events.keys import Keystore
-from mmgen.events.mapper import NewEvent
+from mmgen.events.mapper import DomainEvent, NewEvent
 from mmgen.events.repository import EventSourcedRepository
+from mmgen.runtime.contract import owner_of_subject
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 8
-
-
-def owner_of(subject_id: str) -> str:
-    return f"subject:{subject_id}"
 
 
 def policy_hash(text: str) -> str:
@@ -73,67 +73,66 @@ class ConsentService:
 
     def __init__(
         self,
-        repo: EventSourcedRepository,
+        repository: EventSourcedRepository,
         keystore: Keystore,
         consents: ConsentReadModel,
         policies: PolicyReadModel,
-        tracking: TrackingReadModel,
+        projection: ReadModelProjection,
         metrics: TrackingMetrics,
         *,
-        max_tracking_events_per_subject: int = 1000,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.repo = repo
+        self.repository = repository
         self.keystore = keystore
         self.consents = consents
         self.policies = policies
-        self.tracking = tracking
+        self.projection = projection
         self.metrics = metrics
-        self.max_tracking_events = max_tracking_events_per_subject
         self.clock = clock
+
+    async def _project(self, stored: Sequence[DomainEvent[Any]]) -> None:
+        """Read-your-writes: the read models show what was just appended."""
+        for event in stored:
+            await self.projection.apply(event.envelope)
 
     # --- policies -----------------------------------------------------------------------------
 
     async def publish_policy(
         self, *, version: str, effective_at: datetime, title: str, text: str, actor: Actor
-    ) -> dict[str, Any]:
+    ) -> Policy:
         """Publish a policy version once; its hash binds consents to the exact text."""
-        digest = policy_hash(text)
         event = NewEvent(
             PolicyPublished(
-                version=version, effective_at=effective_at, sha256=digest, title=title, text=text
+                version=version,
+                effective_at=effective_at,
+                sha256=policy_hash(text),
+                title=title,
+                text=text,
             ),
             actor=actor,
             resource_id=version,
         )
         try:
-            stored = await self.repo.append(f"policy:{version}", 0, [event])
+            stored = await self.repository.append(f"policy:{version}", 0, [event])
         except ConcurrencyError:
             raise PolicyVersionExistsError(version) from None
-        doc = {
-            "_id": version,
-            "version": version,
-            "title": title,
-            "effective_at": stored[0].data.effective_at,
-            "sha256": digest,
-            "text": text,
-            "published_at": stored[0].occurred_at,
-            "published_by": actor.id,
-        }
-        await self.policies.put(doc)
-        return doc
+        await self._project(stored)
+        return await self.policy(version)
 
-    async def current_policy(self) -> dict[str, Any]:
-        doc = await self.policies.current(self.clock())
-        if doc is None:
+    async def current_policy(self) -> Policy:
+        summary = await self.policies.current(self.clock())
+        if summary is None:
             raise NoCurrentPolicyError()
-        return doc
+        return await self.policy(summary.version)
 
-    async def policy(self, version: str) -> dict[str, Any]:
-        doc = await self.policies.get(version)
-        if doc is None:
+    async def policy(self, version: str) -> Policy:
+        found = await self.policies.get(version)
+        if found is None:
             raise PolicyNotFoundError(version)
-        return doc
+        return found
+
+    async def list_policies(self) -> list[PolicySummary]:
+        return await self.policies.all()
 
     # --- consents -----------------------------------------------------------------------------
 
@@ -146,18 +145,13 @@ class ConsentService:
         policy_version: str,
         actor: Actor,
         evidence: ConsentEvidence,
-        traceparent: str | None = None,
     ) -> ConsentState:
         """Grant or withdraw — the same single step either way (GDPR Art. 7(3))."""
         consentable(purpose)
         if await self.policies.get(policy_version) is None:
             raise PolicyVersionUnknownError(policy_version)
         aggregate = await self._decide(
-            subject_id,
-            [(purpose, granted, policy_version, "explicit")],
-            actor,
-            evidence,
-            traceparent,
+            subject_id, [(purpose, granted, policy_version, "explicit")], actor, evidence
         )
         return aggregate.states[purpose]
 
@@ -168,11 +162,10 @@ class ConsentService:
         actor: Actor,
         evidence: ConsentEvidence,
         skip: Sequence[str] = (),
-        traceparent: str | None = None,
     ) -> list[str]:
         """Record `Sec-GPC: 1` as a withdrawal of sale/sharing and analytics where not already
         withdrawn. Returns the purposes for which a withdrawal was recorded."""
-        current = await self.repo.get(SubjectConsents, consent_stream(subject_id))
+        current = await self.repository.get(SubjectConsents, consent_stream(subject_id))
         todo = [
             p
             for p in GPC_REFUSED
@@ -181,17 +174,14 @@ class ConsentService:
         if not todo:
             self.metrics.gpc_signals.labels(recorded="no").inc()
             return []
-        version = await self._current_version()
+        summary = await self.policies.current(self.clock())
+        version = None if summary is None else summary.version
         decisions: list[tuple[str, bool, str | None, ConsentMethod]] = [
             (p, False, version, "gpc") for p in todo
         ]
-        await self._decide(subject_id, decisions, actor, evidence, traceparent)
+        await self._decide(subject_id, decisions, actor, evidence)
         self.metrics.gpc_signals.labels(recorded="yes").inc()
         return todo
-
-    async def _current_version(self) -> str | None:
-        doc = await self.policies.current(self.clock())
-        return None if doc is None else str(doc["version"])
 
     async def _decide(
         self,
@@ -199,14 +189,14 @@ class ConsentService:
         decisions: Sequence[tuple[str, bool, str | None, ConsentMethod]],
         actor: Actor,
         evidence: ConsentEvidence,
-        traceparent: str | None,
     ) -> SubjectConsents:
         """Load, decide, append with optimistic concurrency (retried), then project."""
-        if await self.keystore.is_erased(owner_of(subject_id)):
+        if await self.keystore.is_erased(owner_of_subject(subject_id)):
             raise SubjectErasedError()
         stream = consent_stream(subject_id)
         for _ in range(CONFLICT_RETRIES):
-            aggregate = await self.repo.get(SubjectConsents, stream) or SubjectConsents(stream)
+            aggregate = await self.repository.get(SubjectConsents, stream)
+            aggregate = aggregate or SubjectConsents(stream)
             for purpose, granted, version, method in decisions:
                 aggregate.decide(
                     subject_id=subject_id,
@@ -216,85 +206,47 @@ class ConsentService:
                     method=method,
                     actor=actor,
                     evidence=evidence,
-                    traceparent=traceparent,
                 )
             try:
-                await self.repo.save(aggregate)
+                stored = await self.repository.save(aggregate)
             except ConcurrencyError:
                 continue
             except OwnerErasedError:
                 raise SubjectErasedError() from None
-            await self.consents.project(
-                subject_id, list(aggregate.states.values()), aggregate.version
-            )
+            await self._project(stored)
             return aggregate
         raise ConsentConflictError()
 
-    async def consents_of(self, subject_id: str) -> list[dict[str, Any]]:
+    async def consents_of(self, subject_id: str) -> list[ConsentState]:
         return await self.consents.of_subject(subject_id)
 
     async def is_granted(self, subject_id: str, purpose: str) -> bool:
-        doc = await self.consents.get(subject_id, purpose)
-        return doc is not None and bool(doc["granted"])
+        state = await self.consents.get(subject_id, purpose)
+        return state is not None and state.granted
 
-    # --- audit of reads and refusals -----------------------------------------------------------
+    # --- audited reads --------------------------------------------------------------------------
 
-    async def record_read(
-        self,
-        *,
-        subject_id: str,
-        actor: Actor,
-        purpose: str | None,
-        records: int,
-        traceparent: str | None = None,
-    ) -> None:
-        """Staff/compliance read a subject's consents: an access event (action `read`)."""
+    async def read_consents(
+        self, *, subject_id: str, actor: Actor, purpose: str | None
+    ) -> list[ConsentState]:
+        """Staff/compliance read a subject's consents: the read is an access event (`read`)."""
+        states = await self.consents.of_subject(subject_id)
         event_id = new_event_id()
-        await self.repo.append(
+        await self.repository.append(
             f"access:{event_id}",
             0,
             [
                 NewEvent(
-                    ConsentRecordsRead(records=records),
+                    ConsentRecordsRead(records=len(states)),
                     subject_id=subject_id,
                     actor=actor,
                     purpose=purpose,
                     resource_id=subject_id,
                     event_id=event_id,
-                    traceparent=traceparent,
                 )
             ],
         )
-
-    async def record_denial(
-        self,
-        *,
-        actor: Actor | None,
-        subject_id: str | None,
-        purpose: str | None,
-        code: str,
-        status: int,
-        method: str,
-        route: str,
-        traceparent: str | None = None,
-    ) -> None:
-        """A refused request: a `deny` event (ids and codes only)."""
-        event_id = new_event_id()
-        await self.repo.append(
-            f"denial:{event_id}",
-            0,
-            [
-                NewEvent(
-                    AccessDenied(code=code, status=status, method=method, route=route),
-                    subject_id=subject_id,
-                    actor=actor,
-                    purpose=purpose,
-                    resource_id=route,
-                    event_id=event_id,
-                    traceparent=traceparent,
-                )
-            ],
-        )
+        return states
 
     # --- tracking gate ------------------------------------------------------------------------
 
@@ -308,7 +260,6 @@ class ConsentService:
         client_occurred_at: datetime | None,
         page: str | None,
         properties: dict[str, Any],
-        traceparent: str | None = None,
     ) -> TrackingOutcome:
         """Accept an analytics event only under a granted `cookies.analytics` consent.
 
@@ -319,13 +270,13 @@ class ConsentService:
             return self._drop("anonymous")
         if gpc:
             return self._drop("gpc")
-        if await self.keystore.is_erased(owner_of(subject_id)):
+        if await self.keystore.is_erased(owner_of_subject(subject_id)):
             return self._drop("subject_erased")
         if not await self.is_granted(subject_id, COOKIES_ANALYTICS):
             return self._drop("no_consent")
         event_id = new_event_id()
         try:
-            stored = await self.repo.append(
+            stored = await self.repository.append(
                 f"tracking:{event_id}",
                 0,
                 [
@@ -336,14 +287,12 @@ class ConsentService:
                         actor=actor,
                         resource_id=event_id,
                         event_id=event_id,
-                        traceparent=traceparent,
                     )
                 ],
             )
         except OwnerErasedError:
             return self._drop("subject_erased")
-        await self.tracking.add(event_id, subject_id, name, stored[0].occurred_at)
-        await self.tracking.trim(subject_id, self.max_tracking_events)
+        await self._project(stored)
         self.metrics.accepted()
         return TrackingOutcome(True, "consent_granted", event_id)
 

@@ -1,236 +1,174 @@
-"""The erasure contract (DESIGN.md): erase a subject, export what we hold, measure the footprint.
+"""Consent's part of the erasure contract (DESIGN.md): erase a subject, export, footprint.
+
+The runtime parses retention's commands, calls this participant and appends the answer
+(`consent.SubjectErased` / `consent.ResourceAnonymized`, counts only); it also serves
+`/internal/subjects/{id}/export|footprint` from it, auditing every export.
 
 Erasure shreds the subject's data key (every copy of their encrypted fields — event store,
-Kafka, backups — becomes unreadable at once), deletes their read-model rows, and answers with a
-`consent.SubjectErased` event carrying only counts. Held categories are kept: a `consent` hold
-keeps the consent records (proof of consent, a legal obligation), a `usage` hold keeps the
-analytics events and therefore the key, since their contents live only encrypted.
+Kafka, backups — becomes unreadable at once) and deletes their read-model rows within the
+consumer's transaction. Held categories are kept: a `consent` hold keeps the consent rows
+(proof of consent, a legal obligation), a `usage` hold keeps the analytics events and
+therefore the key, since their contents live only encrypted under it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from typing import Any
 
-from mmgen.consent.adapters.read_models import ConsentReadModel, TrackingReadModel
-from mmgen.consent.domain.events import (
-    ConsentGranted,
-    ConsentWithdrawn,
-    ResourceAnonymized,
-    SubjectErased,
+from mmgen.consent.adapters.read_models import (
+    CONSENT_ROW_FIELDS,
+    ConsentReadModel,
+    TrackingReadModel,
 )
 from mmgen.consent.domain.model import consent_stream
-from mmgen.consent.service_layer.consents import owner_of
-from mmgen.events.envelope import Envelope
+from mmgen.events.envelope import utc_now
 from mmgen.events.erased import is_erased
-from mmgen.events.errors import ConcurrencyError
 from mmgen.events.keys import Keystore
-from mmgen.events.mapper import NewEvent
+from mmgen.events.mapper import DomainEvent
 from mmgen.events.repository import EventSourcedRepository
+from mmgen.runtime.contract import (
+    ExportedActor,
+    ExportedEvent,
+    Footprint,
+    SubjectExport,
+    owner_of_subject,
+)
+from mmgen.runtime.erasure import AnonymizationOutcome, AnonymizeOrder, EraseOrder, ErasureOutcome
 
-log = logging.getLogger(__name__)
-
-ERASE_SUBJECT = "retention.EraseSubject"
-ANONYMIZE_RESOURCE = "retention.AnonymizeResource"
-#: Fields of a consent read-model row that say something about the subject.
-CONSENT_ROW_FIELDS = ("granted", "policy_version", "method", "decided_at")
+SERVICE = "consent"
+CONSENT, USAGE = "consent", "usage"
+#: The categories consent holds data in: decisions (and their evidence), analytics events.
+CATEGORIES = (CONSENT, USAGE)
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value
+def exported_event(event: DomainEvent[Any]) -> ExportedEvent:
+    """A stored event as the export shows it: header, public data, personal part decrypted."""
+    envelope = event.envelope
+    personal: dict[str, Any] | None = None
+    if event.erased:
+        personal = {"erased": True}
+    elif event.personal is not None:
+        personal = event.personal.model_dump(mode="json")
+    return ExportedEvent(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        occurred_at=envelope.occurred_at,
+        action=envelope.action,
+        actor=(
+            ExportedActor(id=envelope.actor.id, role=envelope.actor.role)
+            if envelope.actor
+            else None
+        ),
+        purpose=envelope.purpose,
+        categories=list(envelope.categories),
+        data=event.data.model_dump(mode="json"),
+        personal=personal,
+    )
 
 
-class ErasureService:
-    """Handles `retention.*` commands and serves `/internal/subjects/{id}/export|footprint`."""
+class ConsentErasure:
+    """The consent service's `ErasureParticipant`."""
 
     def __init__(
         self,
-        repo: EventSourcedRepository,
+        repository: EventSourcedRepository,
         keystore: Keystore,
         consents: ConsentReadModel,
         tracking: TrackingReadModel,
         *,
         max_export_events: int = 1000,
     ) -> None:
-        self.repo = repo
+        self.repository = repository
         self.keystore = keystore
         self.consents = consents
         self.tracking = tracking
         self.max_export_events = max_export_events
 
-    async def handle_command(self, command: Envelope) -> None:
-        """Dispatch a `retention.commands` message; other types are not ours to act on."""
-        if command.event_type == ERASE_SUBJECT:
-            await self.erase_subject(command)
-        elif command.event_type == ANONYMIZE_RESOURCE:
-            await self.anonymize_resource(command)
+    async def erase_subject(self, order: EraseOrder) -> ErasureOutcome:
+        """Shred the key unless `usage` is held; delete the rows of the categories not held.
 
-    async def erase_subject(self, command: Envelope) -> SubjectErased | None:
-        """Idempotent: a redelivered command finds its answer already appended and stops."""
-        subject_id = command.subject_id or str(command.data.get("subject_id") or "")
-        if not subject_id:
-            log.error("EraseSubject %s names no subject", command.event_id)
-            return None
-        held = sorted({str(c) for c in command.data.get("categories_held") or []})
-        owner = owner_of(subject_id)
+        Each step is idempotent, so a redelivered command changes nothing more."""
+        subject, held = order.subject_id, sorted(order.categories_held & set(CATEGORIES))
         shredded = 0
-        if "usage" not in held:
-            shredded = int(await self.keystore.shred(owner))
-        consents_deleted = (
-            0 if "consent" in held else await self.consents.delete_subject(subject_id)
-        )
-        tracking_deleted = 0 if "usage" in held else await self.tracking.delete_subject(subject_id)
-        answer = SubjectErased(
-            request_id=_opt_str(command.data.get("request_id")),
-            keys_shredded=shredded,
-            consent_records_deleted=consents_deleted,
-            tracking_events_deleted=tracking_deleted,
-            categories_held=held,
-        )
-        try:
-            await self.repo.append(
-                f"erasure:{command.event_id}",
-                0,
-                [
-                    NewEvent(
-                        answer,
-                        subject_id=subject_id,
-                        resource_id=subject_id,
-                        causation_id=command.event_id,
-                        correlation_id=command.correlation_id or command.event_id,
-                    )
-                ],
-            )
-        except ConcurrencyError:
-            log.info("EraseSubject %s was answered before", command.event_id)
-            return None
-        log.info("subject erased", extra={"request_id": answer.request_id, "keys": shredded})
-        return answer
+        if USAGE not in held:
+            shredded = int(await self.keystore.shred(owner_of_subject(subject)))
+        deleted: dict[str, int] = {}
+        if CONSENT not in held:
+            deleted[CONSENT] = await self.consents.delete_subject(subject, session=order.session)
+        if USAGE not in held:
+            deleted[USAGE] = await self.tracking.delete_subject(subject, session=order.session)
+        return ErasureOutcome(keys_shredded=shredded, records_deleted=deleted, categories_held=held)
 
-    async def anonymize_resource(self, command: Envelope) -> None:
-        """This service owns no anonymisable resources; it still answers, with a zero count."""
-        resource = command.data.get("resource") or {}
-        with contextlib.suppress(ConcurrencyError):  # answered before
-            await self.repo.append(
-                f"anonymization:{command.event_id}",
-                0,
-                [
-                    NewEvent(
-                        ResourceAnonymized(
-                            request_id=_opt_str(command.data.get("request_id")),
-                            resource_type=str(resource.get("type") or "unknown"),
-                            resource_id=str(resource.get("id") or "unknown"),
-                            records_anonymized=0,
-                        ),
-                        resource_id=str(resource.get("id") or command.event_id),
-                        causation_id=command.event_id,
-                        correlation_id=command.correlation_id or command.event_id,
-                    )
-                ],
-            )
+    async def anonymize_resource(self, order: AnonymizeOrder) -> AnonymizationOutcome:
+        """Consent owns no anonymisable resources: the answer counts nothing."""
+        return AnonymizationOutcome()
 
-    # --- export and footprint ----------------------------------------------------------------
-
-    async def export(self, subject_id: str) -> dict[str, Any]:
-        """Everything held on the subject, decrypted, machine-readable (Art. 15 / 20)."""
-        current = [
-            {k: _iso(doc.get(k)) for k in ("purpose", *CONSENT_ROW_FIELDS)}
-            for doc in await self.consents.of_subject(subject_id)
-        ]
-        history = []
-        for event in await self.repo.load(consent_stream(subject_id)):
-            if not isinstance(event.data, ConsentGranted | ConsentWithdrawn):
-                continue
-            evidence = event.personal
-            history.append(
-                {
-                    "event_id": event.event_id,
-                    "event_type": event.event_type,
-                    "purpose": event.data.purpose,
-                    "policy_version": event.data.policy_version,
-                    "method": event.data.method,
-                    "occurred_at": _iso(event.occurred_at),
-                    "evidence": (
-                        {"erased": True}
-                        if is_erased(evidence)
-                        else evidence.model_dump()
-                        if evidence is not None
-                        else None
-                    ),
-                }
-            )
-        tracked = []
+    async def _tracked_events(self, subject_id: str) -> list[DomainEvent[Any]]:
+        """The subject's analytics events from the store, decrypted (or marked erased)."""
+        found = []
         for row in await self.tracking.of_subject(subject_id, self.max_export_events):
-            envelope = await self.repo.store.get(str(row["_id"]))
-            content: Any = None
+            envelope = await self.repository.store.get(row.event_id)
             if envelope is not None:
-                (event,) = await self.repo.decode([envelope])
-                content = (
-                    {"erased": True} if is_erased(event.personal) else event.personal.model_dump()
-                )
-            tracked.append(
-                {
-                    "event_id": row["_id"],
-                    "name": row["name"],
-                    "received_at": _iso(row["received_at"]),
-                    "content": content,
-                }
-            )
-        return {
-            "subject_id": subject_id,
-            "service": "consent",
-            "erased": await self.keystore.is_erased(owner_of(subject_id)),
-            "consents": current,
-            "consent_history": history,
-            "tracking_events": tracked,
-        }
+                found.append(envelope)
+        return await self.repository.decode(found)
 
-    async def footprint(self, subject_id: str) -> dict[str, Any]:
-        """Per category: records held and personal fields still readable (zero after erasure)."""
-        erased = await self.keystore.is_erased(owner_of(subject_id))
-        rows = await self.consents.of_subject(subject_id)
-        consent_fields = sum(
-            1 for row in rows for k in CONSENT_ROW_FIELDS if row.get(k) is not None
+    async def export(self, subject_id: str) -> SubjectExport:
+        """Everything held on the subject, decrypted, machine-readable (Art. 15 / 20):
+        current records keyed `consent:<purpose>` / `tracking_event:<id>`, and the stored
+        events behind them (the consent history and the analytics events)."""
+        records: dict[str, Any] = {}
+        for state in await self.consents.of_subject(subject_id):
+            records[f"consent:{state.purpose}"] = {
+                "purpose": state.purpose,
+                "granted": state.granted,
+                "policy_version": state.policy_version,
+                "method": state.method,
+                "decided_at": state.decided_at,
+            }
+        for row in await self.tracking.of_subject(subject_id, self.max_export_events):
+            records[f"tracking_event:{row.event_id}"] = {
+                "name": row.name,
+                "received_at": row.received_at,
+            }
+        history = await self.repository.load(consent_stream(subject_id))
+        events = [*history, *await self._tracked_events(subject_id)]
+        return SubjectExport(
+            service=SERVICE,
+            subject_id=subject_id,
+            generated_at=utc_now(),
+            erased=await self.keystore.is_erased(owner_of_subject(subject_id)),
+            records=records,
+            events=[exported_event(e) for e in events[: self.max_export_events]],
+            events_truncated=len(events) > self.max_export_events,
         )
-        consent_events = 0
+
+    async def footprint(self, subject_id: str) -> Footprint:
+        """Per category: records held and personal values still readable (zero after erasure,
+        outside held categories). A consent row's fields are readable; so is every decrypted
+        evidence value of the consent history, and an analytics event's page and properties."""
+        erased = await self.keystore.is_erased(owner_of_subject(subject_id))
+        rows = await self.consents.of_subject(subject_id)
+        consent_records = len(rows)
+        consent_fields = sum(
+            1 for row in rows for name in CONSENT_ROW_FIELDS if getattr(row, name) is not None
+        )
         if not erased:
-            for event in await self.repo.load(consent_stream(subject_id)):
+            for event in await self.repository.load(consent_stream(subject_id)):
                 if event.personal is not None and not is_erased(event.personal):
-                    consent_events += 1
-                    consent_fields += sum(
-                        1 for v in event.personal.model_dump().values() if v is not None
-                    )
-        tracking_rows = await self.tracking.count(subject_id)
-        usage_fields = tracking_rows  # each row names an event the subject caused
-        if not erased and tracking_rows:
-            for row in await self.tracking.of_subject(subject_id, self.max_export_events):
-                envelope = await self.repo.store.get(str(row["_id"]))
-                if envelope is None:
-                    continue
-                (event,) = await self.repo.decode([envelope])
-                if not is_erased(event.personal):
-                    usage_fields += int(event.personal.page is not None) + int(
-                        bool(event.personal.properties)
-                    )
-        categories = {
-            "consent": {
-                "records": len(rows) + consent_events,
-                "readable_personal_fields": consent_fields,
-            },
-            "usage": {"records": tracking_rows, "readable_personal_fields": usage_fields},
-        }
-        return {
-            "subject_id": subject_id,
-            "service": "consent",
-            "key_erased": erased,
-            "categories": categories,
-            "total_records": sum(c["records"] for c in categories.values()),
-            "total_readable_personal_fields": sum(
-                c["readable_personal_fields"] for c in categories.values()
-            ),
-        }
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+                    consent_records += 1
+                    values = event.personal.model_dump().values()
+                    consent_fields += sum(1 for v in values if v is not None)
+        usage_records = await self.tracking.count(subject_id)
+        usage_fields = usage_records  # each row names an event the subject caused
+        if not erased and usage_records:
+            for event in await self._tracked_events(subject_id):
+                if event.personal is not None and not is_erased(event.personal):
+                    usage_fields += int(event.personal.page is not None)
+                    usage_fields += int(bool(event.personal.properties))
+        return Footprint.of(
+            SERVICE,
+            subject_id,
+            key_erased=erased,
+            records={CONSENT: consent_records, USAGE: usage_records},
+            readable={CONSENT: consent_fields, USAGE: usage_fields},
+        )

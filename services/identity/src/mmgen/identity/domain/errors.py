@@ -48,6 +48,14 @@ class RefreshTokenInvalidError(IdentityError):
         super().__init__(detail)
 
 
+class RefreshTokenReusedError(RefreshTokenInvalidError):
+    """An already-used refresh token was presented: its family is now revoked."""
+
+    def __init__(self, user_id: str, family_id: str, revoked: int) -> None:
+        self.user_id, self.family_id, self.revoked = user_id, family_id, revoked
+        super().__init__("the refresh token was already used; the session is revoked")
+
+
 class ServiceCredentialsInvalidError(IdentityError):
     """Unknown service or wrong service secret."""
 

@@ -4,22 +4,40 @@ Each type declares its audit `action`, `resource_type` and `categories` once; th
 them onto every envelope. Email, name, phone, business details and the password hash only ever
 travel inside `pii` (AES-256-GCM under `subject:<user id>`), so shredding that key erases them
 from the store, from Kafka and from every backup at once.
+
+The declarations are collected here and registered by `identity_registry()`, which gives every
+service instance a registry of its own: the runtime adds the standard events (`AccessDenied`,
+`SubjectErased`, `SubjectExported`, ...) to it, and `mmgen.identity.domain.history` the
+upcasters of their older shapes.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmgen.events.registry import EventData, EventRegistry, PersonalData
-from mmgen.events.revocation import ACCOUNT_CLOSED, SUBJECT_ERASED
+from mmgen.events.revocation import ACCOUNT_CLOSED
 
-registry = EventRegistry()
+D = TypeVar("D", bound=EventData)
+_DECLARED: list[tuple[type[EventData], str, dict[str, Any]]] = []
+
+
+def declare(event_type: str, **meaning: Any) -> Callable[[type[D]], type[D]]:
+    """Keep an event class and its audit meaning for `identity_registry()`."""
+
+    def keep(cls: type[D]) -> type[D]:
+        _DECLARED.append((cls, event_type, meaning))
+        return cls
+
+    return keep
+
 
 UserRole = Literal["client", "creator", "staff", "compliance", "admin"]
 RegisteredBy = Literal["self", "admin", "bootstrap"]
-ClosedBy = Literal["self", "admin"]
+ClosedBy = Literal["self", "admin", "retention"]
 
 
 class BusinessDetails(BaseModel):
@@ -43,7 +61,7 @@ class UserRegisteredPII(PersonalData):
     password_hash: str
 
 
-@registry.event(
+@declare(
     "identity.UserRegistered",
     action="create",
     resource_type="user",
@@ -64,9 +82,7 @@ class EmailCorrectedPII(PersonalData):
     email: str
 
 
-@registry.event(
-    "identity.EmailCorrected", action="update", resource_type="user", categories=["contact"]
-)
+@declare("identity.EmailCorrected", action="update", resource_type="user", categories=["contact"])
 class EmailCorrected(EventData):
     personal: ClassVar = EmailCorrectedPII
 
@@ -75,9 +91,7 @@ class NameCorrectedPII(PersonalData):
     name: str
 
 
-@registry.event(
-    "identity.NameCorrected", action="update", resource_type="user", categories=["contact"]
-)
+@declare("identity.NameCorrected", action="update", resource_type="user", categories=["contact"])
 class NameCorrected(EventData):
     personal: ClassVar = NameCorrectedPII
 
@@ -86,9 +100,7 @@ class PhoneCorrectedPII(PersonalData):
     phone: str | None
 
 
-@registry.event(
-    "identity.PhoneCorrected", action="update", resource_type="user", categories=["contact"]
-)
+@declare("identity.PhoneCorrected", action="update", resource_type="user", categories=["contact"])
 class PhoneCorrected(EventData):
     personal: ClassVar = PhoneCorrectedPII
 
@@ -97,7 +109,7 @@ class BusinessCorrectedPII(PersonalData):
     business: BusinessDetails | None
 
 
-@registry.event(
+@declare(
     "identity.BusinessCorrected", action="update", resource_type="user", categories=["business"]
 )
 class BusinessCorrected(EventData):
@@ -107,29 +119,19 @@ class BusinessCorrected(EventData):
 # --- end of an account -------------------------------------------------------------------------
 
 
-@registry.event(ACCOUNT_CLOSED, action="delete", resource_type="user", categories=["account"])
+@declare(ACCOUNT_CLOSED, action="delete", resource_type="user", categories=["account"])
 class AccountClosed(EventData):
-    """The owner closed the account: its tokens stop working (every service denies the subject)."""
+    """The account ended: its tokens stop working (every service denies the subject).
+
+    `retention` closes it when an erasure must keep the data under a legal hold."""
 
     closed_by: ClosedBy = "self"
-
-
-@registry.event(SUBJECT_ERASED, action="erase", resource_type="user")
-class SubjectErased(EventData):
-    """Crypto-shredding done for an `EraseSubject` command, with what it made unreadable."""
-
-    request_id: str
-    subject_id: str
-    key_shredded: bool
-    events_made_unreadable: int = Field(ge=0)
-    read_models_deleted: int = Field(ge=0)
-    held_categories: list[str] = Field(default_factory=list)
 
 
 # --- audit of access -----------------------------------------------------------------------------
 
 
-@registry.event(
+@declare(
     "identity.UserRead", action="read", resource_type="user", categories=["contact", "business"]
 )
 class UserRead(EventData):
@@ -138,21 +140,10 @@ class UserRead(EventData):
     fields: list[str]
 
 
-@registry.event("identity.AccessDenied", action="deny", resource_type="endpoint")
-class AccessDenied(EventData):
-    """A request was refused (401/403): who, where, why — never the data asked for."""
-
-    code: str
-    status: int
-    method: str
-    path: str
-    target_user_id: str | None = None
-
-
 # --- security -------------------------------------------------------------------------------------
 
 
-@registry.event(
+@declare(
     "identity.RefreshTokenReuseDetected",
     action="update",
     resource_type="session",
@@ -165,7 +156,7 @@ class RefreshTokenReuseDetected(EventData):
     revoked_tokens: int = Field(ge=0)
 
 
-@registry.event(
+@declare(
     "identity.SigningKeyRotated",
     action="update",
     resource_type="signing_key",
@@ -188,4 +179,10 @@ FIELD_CATEGORIES: dict[str, str] = {
     "password_hash": "account",
 }
 
-registry.check()
+
+def identity_registry() -> EventRegistry:
+    """A new registry holding identity's own events (one per service instance)."""
+    registry = EventRegistry()
+    for cls, event_type, meaning in _DECLARED:
+        registry.event(event_type, **meaning)(cls)
+    return registry

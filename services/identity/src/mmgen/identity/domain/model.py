@@ -1,7 +1,10 @@
 """The `User` aggregate: an account's state as the fold of its events.
 
 Personal fields are `ERASED` markers once the subject's key was shredded: folding never
-fails, and `status` tells what is left of the account.
+fails, and `status` tells what is left of the account. Only an erasure shreds a subject's key,
+so a registration whose personal part is erased is an erased account; erasure answers are
+recorded outside the account's stream (the runtime's `SubjectErased`), except in accounts
+erased before the erasure contract, whose streams hold them.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from mmgen.identity.domain.events import (
     EmailCorrected,
     NameCorrected,
     PhoneCorrected,
-    SubjectErased,
     UserRegistered,
 )
+from mmgen.runtime.contract import SubjectErasedData
 
 ACTIVE = "active"
 CLOSED = "closed"
@@ -49,6 +52,8 @@ class User(Aggregate):
                 self.email, self.name = personal.email, personal.name
                 self.phone, self.business = personal.phone, personal.business
                 self.password_hash = personal.password_hash
+                if is_erased(personal):
+                    self.status = ERASED_STATUS
             case EmailCorrected():
                 self.email = personal.email
             case NameCorrected():
@@ -58,15 +63,19 @@ class User(Aggregate):
             case BusinessCorrected():
                 self.business = personal.business
             case AccountClosed():
-                self.status = CLOSED
-            case SubjectErased(key_shredded=True):
+                self._close()
+            case SubjectErasedData(keys_shredded=shredded) if shredded > 0:
                 self.status = ERASED_STATUS
                 self.email = self.name = self.phone = self.business = ERASED
                 self.password_hash = ERASED
-            case SubjectErased():
-                self.status = CLOSED if self.status == ACTIVE else self.status
+            case SubjectErasedData():
+                self._close()
             case _:
                 pass
+
+    def _close(self) -> None:
+        if self.status == ACTIVE:
+            self.status = CLOSED
 
     @property
     def active(self) -> bool:

@@ -13,7 +13,7 @@ import gzip
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -63,7 +63,8 @@ class PasswordPolicy:
 
     min_length: int = 15
     max_length: int = 256
-    blocklist: frozenset[str] = field(default_factory=common_passwords)
+    #: None: the shipped list, read on the first check (so building a policy reads nothing).
+    blocklist: frozenset[str] | None = None
 
     def check(self, password: str, context: Iterable[str] = ()) -> str:
         """The normalised password if acceptable; else `PasswordRejectedError`."""
@@ -76,7 +77,8 @@ class PasswordPolicy:
         lowered = normalised.lower()
         compact = re.sub(r"\s+", "", lowered)
         core = re.sub(r"[\W\d_]+$", "", compact)  # "password2024!" → "password"
-        if compact in self.blocklist or (core and core in self.blocklist):
+        blocklist = common_passwords() if self.blocklist is None else self.blocklist
+        if compact in blocklist or (core and core in blocklist):
             raise PasswordRejectedError("this password is too common; choose another")
         if _is_repetition(compact):
             raise PasswordRejectedError("repeated characters or words are easy to guess")

@@ -11,7 +11,12 @@ from typing import Any
 from mmgen.events.envelope import Actor
 from mmgen.events.erased import is_erased
 from mmgen.events.mapper import NewEvent
-from mmgen.identity.adapters.read_models import PENDING
+from mmgen.events.repository import EventSourcedRepository
+from mmgen.identity.adapters.accounts import PENDING, AccountsReadModel
+from mmgen.identity.adapters.hashing import BlindIndex, PasswordHashing
+from mmgen.identity.adapters.projection import AccountsProjection
+from mmgen.identity.adapters.sessions import RefreshTokenStore
+from mmgen.identity.adapters.throttle import LoginThrottle
 from mmgen.identity.domain.emails import normalise_email
 from mmgen.identity.domain.errors import (
     AccountNotActiveError,
@@ -38,9 +43,10 @@ from mmgen.identity.domain.events import (
     UserRegisteredPII,
     UserRole,
 )
-from mmgen.identity.domain.model import ACTIVE, CLOSED, User
-from mmgen.identity.domain.passwords import normalise_password
-from mmgen.identity.service_layer.ports import Adapters
+from mmgen.identity.domain.model import User
+from mmgen.identity.domain.passwords import PasswordPolicy, normalise_password
+from mmgen.identity.settings import IdentitySettings
+from mmgen.platform import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +72,29 @@ class Correction:
 
 
 class Accounts:
-    def __init__(self, adapters: Adapters) -> None:
-        self.a = adapters
+    """The account use cases. Each append is applied to the read model at once (the caller
+    reads its own writes) and again, idempotently, by the runtime's catch-up projector."""
+
+    def __init__(
+        self,
+        *,
+        repository: EventSourcedRepository,
+        accounts: AccountsReadModel,
+        projection: AccountsProjection,
+        refresh_tokens: RefreshTokenStore,
+        throttle: LoginThrottle,
+        hashing: PasswordHashing,
+        blind_index: BlindIndex,
+        policy: PasswordPolicy,
+    ) -> None:
+        self.repository = repository
+        self.accounts = accounts
+        self.projection = projection
+        self.refresh_tokens = refresh_tokens
+        self.throttle = throttle
+        self.hashing = hashing
+        self.blind_index = blind_index
+        self.policy = policy
 
     # --- registration ------------------------------------------------------------------------
 
@@ -80,12 +107,12 @@ class Accounts:
     ) -> str:
         """Create an account; the email's blind index is reserved first, so it stays unique."""
         email = normalise_email(registration.email)
-        password = self.a.policy.check(registration.password, context=[email, registration.name])
-        index = self.a.blind_index(email)
+        password = self.policy.check(registration.password, context=[email, registration.name])
+        index = self.blind_index(email)
         user_id = str(uuid.uuid4())
         await self._reserve(index, user_id)
         try:
-            password_hash = await self.a.hashing.hash(password)
+            password_hash = await self.hashing.hash(password)
             event = NewEvent(
                 UserRegistered(role=registration.role, registered_by=registered_by),
                 personal=UserRegisteredPII(
@@ -98,38 +125,28 @@ class Accounts:
                 subject_id=user_id,
                 actor=actor or Actor(id=user_id, role=registration.role),
             )
-            await self.a.repository.append(user_id, 0, [event])
+            stored = await self.repository.append(user_id, 0, [event])
         except BaseException:
-            await self.a.accounts.release_email(index, user_id)
+            await self.accounts.release_email(index, user_id)
             raise
-        await self.a.accounts.put(user_id, role=registration.role, status=ACTIVE, email_index=index)
-        await self.a.accounts.activate_email(index, user_id)
+        await self.projection.apply_events(stored)
         return user_id
 
     async def _reserve(self, index: str, user_id: str) -> None:
         try:
-            await self.a.accounts.reserve_email(index, user_id)
+            await self.accounts.reserve_email(index, user_id)
             return
         except EmailTakenError:
-            held = await self.a.accounts.reservation(index)
-            if held is None or held.get("state") != PENDING:
+            held = await self.accounts.reservation(index)
+            if held is None or held.state != PENDING:
                 raise
-            other = str(held["user_id"])
-            if await self.a.store.stream_version(other) > 0:
-                await self._finish_registration(other, index)  # crashed after its event
-                raise
-            reserved = held["reserved_at"]
-            reserved = reserved if reserved.tzinfo else reserved.replace(tzinfo=UTC)
+            if await self.repository.store.stream_version(held.user_id) > 0:
+                raise  # its event is stored: the projector makes the reservation active
+            reserved = held.reserved_at or datetime.now(UTC)
             if datetime.now(UTC) - reserved < STALE_RESERVATION:
                 raise  # a registration in progress
-            await self.a.accounts.release_email(index, other)
-        await self.a.accounts.reserve_email(index, user_id)
-
-    async def _finish_registration(self, user_id: str, index: str) -> None:
-        user = await self.a.repository.get(User, user_id)
-        if user is not None and user.active and user.role:
-            await self.a.accounts.put(user_id, role=user.role, status=ACTIVE, email_index=index)
-            await self.a.accounts.activate_email(index, user_id)
+            await self.accounts.release_email(index, held.user_id)  # one that crashed
+        await self.accounts.reserve_email(index, user_id)
 
     # --- login -----------------------------------------------------------------------------------
 
@@ -139,8 +156,8 @@ class Accounts:
             normalised = normalise_email(email)
         except EmailInvalidError:
             normalised = email.strip().lower()[:254]
-        index = self.a.blind_index(normalised)
-        return index, [f"acct:{index}", f"addr:{self.a.blind_index(client_address, kind='addr')}"]
+        index = self.blind_index(normalised)
+        return index, [f"acct:{index}", f"addr:{self.blind_index(client_address, kind='addr')}"]
 
     async def authenticate(self, email: str, password: str, client_address: str) -> User:
         """The user if the credentials are right; the same error for unknown email and bad password.
@@ -148,27 +165,27 @@ class Accounts:
         Throttled attempts are refused before any password is checked (`LoginThrottledError`).
         """
         index, keys = self.throttle_keys(email, client_address)
-        await self.a.throttle.check(keys)
+        await self.throttle.check(keys)
         user: User | None = None
-        user_id = await self.a.accounts.user_id_for_email(index)
+        user_id = await self.accounts.user_id_for_email(index)
         if user_id is not None:
-            doc = await self.a.accounts.get(user_id)
-            if doc is not None and doc.get("status") == ACTIVE:
-                user = await self.a.repository.get(User, user_id)
+            account = await self.accounts.get(user_id)
+            if account is not None and account.active:
+                user = await self.repository.get(User, user_id)
         known_hash = None
         if user is not None and user.active and not is_erased(user.password_hash):
             known_hash = user.password_hash
-        ok = await self.a.hashing.verify(known_hash, normalise_password(password))
+        ok = await self.hashing.verify(known_hash, normalise_password(password))
         if not ok or user is None:
-            await self.a.throttle.record_failure(keys)
+            await self.throttle.record_failure(keys)
             raise InvalidCredentialsError()
-        await self.a.throttle.clear(keys[0])
+        await self.throttle.clear(keys[0])
         return user
 
     # --- the user's own account -----------------------------------------------------------------
 
     async def load_active(self, user_id: str) -> User:
-        user = await self.a.repository.get(User, user_id)
+        user = await self.repository.get(User, user_id)
         if user is None or not user.registered:
             raise UserNotFoundError()
         if not user.active:
@@ -181,13 +198,11 @@ class Accounts:
         changes = correction.fields
         events: list[NewEvent[Any]] = []
         new_index: str | None = None
-        old_index: str | None = None
         if "email" in changes:
             email = normalise_email(str(changes["email"]))
             if email != user.email:
-                new_index = self.a.blind_index(email)
-                old_index = self.a.blind_index(str(user.email))
-                await self.a.accounts.reserve_email(new_index, user_id)
+                new_index = self.blind_index(email)
+                await self.accounts.reserve_email(new_index, user_id)
                 events.append(
                     self._event(EmailCorrected(), EmailCorrectedPII(email=email), user, actor)
                 )
@@ -213,15 +228,12 @@ class Accounts:
         if not events:
             return user
         try:
-            await self.a.repository.append(user_id, user.version, events)
+            stored = await self.repository.append(user_id, user.version, events)
         except BaseException:
             if new_index is not None:
-                await self.a.accounts.release_email(new_index, user_id)
+                await self.accounts.release_email(new_index, user_id)
             raise
-        if new_index is not None and old_index is not None:
-            await self.a.accounts.activate_email(new_index, user_id)
-            await self.a.accounts.set_email_index(user_id, new_index)
-            await self.a.accounts.release_email(old_index, user_id)
+        await self.projection.apply_events(stored)  # the new email active, the old one free
         for event in events:
             user.when(event.data, event.personal)
         return user
@@ -230,22 +242,33 @@ class Accounts:
     def _event(data: Any, personal: Any, user: User, actor: Actor) -> NewEvent[Any]:
         return NewEvent(data, personal=personal, subject_id=user.id, actor=actor)
 
-    async def close(self, user_id: str, actor: Actor, *, closed_by: ClosedBy = "self") -> None:
+    async def close(
+        self,
+        user_id: str,
+        actor: Actor | None,
+        *,
+        closed_by: ClosedBy = "self",
+        purpose: str | None = None,
+        causation_id: str | None = None,
+    ) -> None:
         """Close the account: refused by identity at once, by other services from the event."""
         user = await self.load_active(user_id)
-        await self.a.repository.append(
-            user_id,
-            user.version,
-            [NewEvent(AccountClosed(closed_by=closed_by), subject_id=user_id, actor=actor)],
+        closed = NewEvent(
+            AccountClosed(closed_by=closed_by),
+            subject_id=user_id,
+            actor=actor,
+            purpose=purpose,
+            causation_id=causation_id,
         )
-        await self.a.accounts.set_status(user_id, CLOSED)
-        await self.a.refresh_tokens.revoke_user(user_id)
+        stored = await self.repository.append(user_id, user.version, [closed])
+        await self.projection.apply_events(stored)
+        await self.refresh_tokens.revoke_user(user_id)
 
     # --- staff reads -----------------------------------------------------------------------------
 
     async def read_for_staff(self, user_id: str, actor: Actor, purpose: str) -> User:
         """A staff/compliance read of someone's account; the read itself is an access event."""
-        user = await self.a.repository.get(User, user_id)
+        user = await self.repository.get(User, user_id)
         if user is None or not user.registered:
             raise UserNotFoundError()
         fields = [
@@ -253,7 +276,7 @@ class Accounts:
             for name in ("email", "name", "phone", "business")
             if getattr(user, name) is not None and not is_erased(getattr(user, name))
         ]
-        await self.a.repository.append(
+        await self.repository.append(
             f"access-{uuid.uuid4()}",
             0,
             [
@@ -274,8 +297,8 @@ class Accounts:
         self, email: str, password: str, name: str, *, source: RegisteredBy
     ) -> str | None:
         """Create an admin account unless one exists with this email; returns its id if created."""
-        index = self.a.blind_index(normalise_email(email))
-        if await self.a.accounts.user_id_for_email(index) is not None:
+        index = self.blind_index(normalise_email(email))
+        if await self.accounts.user_id_for_email(index) is not None:
             return None
         user_id = await self.register(
             Registration(email=email, password=password, name=name, role="admin"),
@@ -284,3 +307,20 @@ class Accounts:
         )
         log.info("created an admin account", extra={"user_id": user_id, "source": source})
         return user_id
+
+
+async def ensure_bootstrap_admin(accounts: Accounts, settings: IdentitySettings) -> str | None:
+    """The first admin from `IDENTITY_BOOTSTRAP_ADMIN_EMAIL`/`_PASSWORD` (idempotent)."""
+    email, password = settings.bootstrap_admin_email, settings.bootstrap_admin_password
+    if not email and not password:
+        return None
+    if not email or password is None:
+        raise ConfigurationError(
+            "set both IDENTITY_BOOTSTRAP_ADMIN_EMAIL and IDENTITY_BOOTSTRAP_ADMIN_PASSWORD"
+        )
+    try:
+        return await accounts.ensure_admin(
+            email, password.get_secret_value(), settings.bootstrap_admin_name, source="bootstrap"
+        )
+    except ValueError as exc:  # the password policy or email check refused it
+        raise ConfigurationError(f"the bootstrap admin cannot be created: {exc}") from exc

@@ -1,212 +1,219 @@
-"""Erasure, export and footprint of a subject (DESIGN.md: every service handles `EraseSubject`).
+"""identity's part of the erasure contract: erase a subject, export and count what it holds.
 
-Erasure deletes the subject's read models (account, email index — so the email can register
-again as a new subject —, refresh tokens, throttle counter), shreds the subject's data key
-(every event's personal part becomes unreadable: store, Kafka, backups), and records
-`identity.SubjectErased` with counts. Categories under a legal hold are kept: identity seals
-all of a subject's fields under one key, so a hold on any category it holds keeps the key,
-closes the account instead, and says so in the event.
+Erasure deletes the subject's records (account, email reservations — so the email can register
+again as a new subject —, refresh tokens, throttle counter) with the consumer's transaction,
+and shreds the subject's data key: every event's personal part becomes unreadable in the
+store, on Kafka and in backups. identity seals all of a subject's fields under that one key, so
+a legal hold on any category it holds keeps the key: the account is closed instead
+(`AccountClosed` by `retention`) and the answer names the held categories. The runtime records
+the answer (`identity.SubjectErased`) and audits every export (`identity.SubjectExported`).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections import defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-
-from mmgen.events.envelope import Actor, Envelope
 from mmgen.events.erased import is_erased
-from mmgen.events.errors import DuplicateEventIdError
-from mmgen.events.mapper import NewEvent
-from mmgen.identity.domain.events import FIELD_CATEGORIES, SubjectErased
-from mmgen.identity.domain.model import ACTIVE, CLOSED, User
-from mmgen.identity.service_layer.ports import Adapters
+from mmgen.events.keys import Keystore
+from mmgen.events.mapper import DomainEvent
+from mmgen.events.repository import EventSourcedRepository
+from mmgen.identity.adapters.accounts import AccountsReadModel
+from mmgen.identity.adapters.sessions import RefreshTokenStore
+from mmgen.identity.adapters.subject_events import SubjectEvents
+from mmgen.identity.adapters.throttle import LoginThrottle
+from mmgen.identity.domain.errors import AccountNotActiveError, UserNotFoundError
+from mmgen.identity.domain.events import FIELD_CATEGORIES
+from mmgen.identity.domain.model import User
+from mmgen.identity.service_layer.accounts import Accounts
+from mmgen.platform.auth.principal import ProcessingPurpose
+from mmgen.runtime.contract import (
+    ExportedActor,
+    ExportedEvent,
+    Footprint,
+    SubjectExport,
+    owner_of_subject,
+)
+from mmgen.runtime.erasure import (
+    AnonymizationOutcome,
+    AnonymizeOrder,
+    EraseOrder,
+    ErasureOutcome,
+)
 
 log = logging.getLogger(__name__)
 
-ERASE_SUBJECT = "retention.EraseSubject"
-ANONYMIZE_RESOURCE = "retention.AnonymizeResource"
+SERVICE = "identity"
 #: Categories of personal data identity holds (all sealed under the subject's one key).
 HELD_HERE = frozenset(FIELD_CATEGORIES.values())
-_RESULT_NAMESPACE = uuid.UUID("6f1d7c55-3c1e-4f7e-9a57-3f0b1f1c2e11")
+#: The most events one export carries (`events_truncated` says when there were more).
+EXPORT_MAX_EVENTS = 10_000
 
 
-class Erasure:
-    def __init__(self, adapters: Adapters) -> None:
-        self.a = adapters
+class IdentityErasure:
+    """The `ErasureParticipant` of identity."""
 
-    async def handle_command(self, command: Envelope, session: AsyncClientSession | None) -> None:
-        """Consumer entry point for `retention.commands` (idempotent on the command's id)."""
-        if command.event_type == ERASE_SUBJECT:
-            await self.erase_subject(command, session)
-        elif command.event_type == ANONYMIZE_RESOURCE:
-            # Identity owns no resource that can be anonymised on its own (accounts are subjects).
-            log.info("AnonymizeResource ignored: identity holds no such resource")
+    def __init__(
+        self,
+        *,
+        repository: EventSourcedRepository,
+        keystore: Keystore,
+        accounts: Accounts,
+        account_records: AccountsReadModel,
+        refresh_tokens: RefreshTokenStore,
+        throttle: LoginThrottle,
+        subject_events: SubjectEvents,
+    ) -> None:
+        self.repository = repository
+        self.keystore = keystore
+        self.accounts = accounts
+        self.account_records = account_records
+        self.refresh_tokens = refresh_tokens
+        self.throttle = throttle
+        self.subject_events = subject_events
 
-    async def erase_subject(
-        self, command: Envelope, session: AsyncClientSession | None = None
-    ) -> SubjectErased:
-        data = command.data
-        subject_id = str(uuid.UUID(str(data.get("subject_id") or command.subject_id)))
-        request_id = str(data.get("request_id") or command.event_id)
-        held = sorted(HELD_HERE & set(data.get("categories_held") or []))
-        owner = f"subject:{subject_id}"
-        sealed = await self.a.subject_events.count_encrypted(subject_id)
-        account = await self.a.accounts.get(subject_id)
+    async def erase_subject(self, order: EraseOrder) -> ErasureOutcome:
+        subject = order.subject_id
+        held = sorted(HELD_HERE & order.categories_held)
         if held:
-            # A hold keeps the key: close the account (tokens stop), keep the data readable.
-            if account is not None:
-                await self.a.accounts.set_status(subject_id, CLOSED)
-            await self.a.refresh_tokens.revoke_user(subject_id)
-            result = SubjectErased(
-                request_id=request_id,
-                subject_id=subject_id,
-                key_shredded=False,
-                events_made_unreadable=0,
-                read_models_deleted=0,
-                held_categories=held,
-            )
-        else:
-            deleted = await self.a.accounts.delete_subject(subject_id, session)
-            deleted += await self.a.refresh_tokens.delete_subject(subject_id, session)
-            if account is not None and account.get("email_index"):
-                deleted += await self.a.throttle.delete_keys(
-                    [f"acct:{account['email_index']}"], session
-                )
-            already = await self.a.keystore.is_erased(owner)
-            shredded = await self.a.keystore.shred(owner)
-            result = SubjectErased(
-                request_id=request_id,
-                subject_id=subject_id,
-                key_shredded=shredded or already,
-                events_made_unreadable=0 if already else sealed,
-                read_models_deleted=deleted,
-            )
-        event = NewEvent(
-            result,
-            subject_id=subject_id,
-            actor=Actor(**command.actor.model_dump()) if command.actor else None,
-            purpose=command.purpose or "legal_compliance",
-            causation_id=command.event_id,
-            correlation_id=command.correlation_id or request_id,
-            # Derived from the command, so a redelivered command cannot record a second result.
-            event_id=str(uuid.uuid5(_RESULT_NAMESPACE, command.event_id)),
+            await self._close_for_hold(order)
+            return ErasureOutcome(categories_held=held)
+        account = await self.account_records.get(subject)
+        deleted: Counter[str] = Counter()
+        deleted["account"] += await self.account_records.delete_subject(subject, order.session)
+        deleted["security"] += await self.refresh_tokens.delete_subject(subject, order.session)
+        if account is not None:
+            throttle_key = f"acct:{account.email_index}"
+            deleted["security"] += await self.throttle.delete_keys([throttle_key], order.session)
+        shredded = await self.keystore.shred(owner_of_subject(subject))
+        return ErasureOutcome(
+            keys_shredded=1 if shredded else 0,
+            records_deleted={category: n for category, n in deleted.items() if n},
+            # Made unreadable by this shred (a second request finds nothing left to shred).
+            records_anonymized=await self.subject_events.sealed(subject) if shredded else {},
         )
+
+    async def _close_for_hold(self, order: EraseOrder) -> None:
         try:
-            version = await self.a.store.stream_version(subject_id)
-            await self.a.repository.append(subject_id, version, [event])
-        except DuplicateEventIdError:
-            log.info("SubjectErased for command %s was recorded before", command.event_id)
-        return result
+            await self.accounts.close(
+                order.subject_id,
+                order.command.actor,
+                closed_by="retention",
+                purpose=order.command.purpose or ProcessingPurpose.legal_compliance.value,
+                causation_id=order.command.event_id,
+            )
+        except (UserNotFoundError, AccountNotActiveError):
+            # Closed or never registered: still, no session of the subject may go on.
+            await self.refresh_tokens.revoke_user(order.subject_id)
 
-    # --- what is held on a subject ---------------------------------------------------------------
+    async def anonymize_resource(self, order: AnonymizeOrder) -> AnonymizationOutcome:
+        """identity owns no resource that can be anonymised on its own (accounts are subjects)."""
+        log.info("AnonymizeResource %s: identity holds no such resource", order.resource_type)
+        return AnonymizationOutcome()
 
-    async def export(self, subject_id: str) -> dict[str, Any]:
-        """Everything identity holds on the subject, decrypted, machine-readable."""
-        envelopes = await self.a.subject_events.of(subject_id)
-        events = await self.a.repository.decode(envelopes)
-        user = await self.a.repository.get(User, subject_id)
-        account_doc = await self.a.accounts.get(subject_id)
-        account: dict[str, Any] | None = None
+    # --- what is held on a subject -------------------------------------------------------------
+
+    async def export(self, subject_id: str) -> SubjectExport:
+        """Everything identity holds on the subject, decrypted (never the password hash)."""
+        envelopes = await self.subject_events.of(subject_id, limit=EXPORT_MAX_EVENTS + 1)
+        events = await self.repository.decode(envelopes[:EXPORT_MAX_EVENTS])
+        records: dict[str, Any] = {}
+        user = await self.repository.get(User, subject_id)
         if user is not None and user.registered:
-            account = {
-                "user_id": subject_id,
-                "role": user.role,
-                "status": user.status,
-                "registered_by": user.registered_by,
-                "email": _plain(user.email),
-                "name": _plain(user.name),
-                "phone": _plain(user.phone),
-                "business": _plain(user.business),
-                "password": (
-                    {"erased": True}
-                    if is_erased(user.password_hash)
-                    else {"held": True, "kind": "argon2id hash", "exported": False}
-                ),
+            records["account"] = _account(user)
+        account = await self.account_records.get(subject_id)
+        sessions = await self.refresh_tokens.count_subject(subject_id)
+        if account is not None or sessions:
+            records["read_models"] = {
+                "account_record": account is not None,
+                "refresh_tokens": sessions,
             }
-        return {
-            "service": "identity",
-            "subject_id": subject_id,
-            "generated_at": datetime.now(UTC).isoformat(),
-            "account": account,
-            "read_models": {
-                "account_record": bool(account_doc),
-                "refresh_tokens": await self.a.refresh_tokens.count_subject(subject_id),
-            },
-            "events": [
-                {
-                    "event_id": e.event_id,
-                    "event_type": e.event_type,
-                    "occurred_at": e.occurred_at.isoformat(),
-                    "action": e.envelope.action,
-                    "actor": e.actor.model_dump() if e.actor else None,
-                    "purpose": e.envelope.purpose,
-                    "categories": list(e.envelope.categories),
-                    "data": e.envelope.data,
-                    "personal": _personal(e.personal),
-                }
-                for e in events
-            ],
-        }
+        return SubjectExport(
+            service=SERVICE,
+            subject_id=subject_id,
+            generated_at=datetime.now(UTC),
+            erased=await self.keystore.is_erased(owner_of_subject(subject_id)),
+            records=records,
+            events=[_exported(event) for event in events],
+            events_truncated=len(envelopes) > EXPORT_MAX_EVENTS,
+        )
 
-    async def footprint(self, subject_id: str) -> dict[str, Any]:
-        """Per category: records held and personal fields still readable (zero after erasure)."""
-        envelopes = await self.a.subject_events.of(subject_id)
-        records: dict[str, int] = defaultdict(int)
-        readable: dict[str, int] = defaultdict(int)
-        owner = f"subject:{subject_id}"
-        for envelope in envelopes:
-            for category in envelope.categories:
-                records[category] += 1
+    async def footprint(self, subject_id: str) -> Footprint:
+        """Per category: records held and personal values still readable (zero after erasure)."""
+        owner = owner_of_subject(subject_id)
+        records: Counter[str] = Counter()
+        readable: Counter[str] = Counter()
+        for envelope in await self.subject_events.of(subject_id):
+            records.update(envelope.categories)
             if envelope.pii is None or envelope.pii.owner != owner:
                 continue
-            event = await self.a.repository.mapper.to_domain(envelope)
-            if event.personal is None or is_erased(event.personal):
+            personal = (await self.repository.mapper.to_domain(envelope)).personal
+            if personal is None or is_erased(personal):
                 continue
-            for name, value in event.personal.model_dump().items():
+            for name, value in personal.model_dump().items():
                 if value is not None:
                     readable[FIELD_CATEGORIES.get(name, "contact")] += 1
-        accounts = await self.a.accounts.count_subject(subject_id)
-        sessions = await self.a.refresh_tokens.count_subject(subject_id)
-        if accounts or sessions:
-            records["account"] += accounts + sessions
-        categories = {
-            name: {
-                "records": records.get(name, 0),
-                "readable_personal_fields": readable.get(name, 0),
-            }
-            for name in sorted(set(records) | set(readable))
-        }
-        return {
-            "service": "identity",
-            "subject_id": subject_id,
-            "categories": categories,
-            "readable_personal_fields": sum(readable.values()),
-            "key_erased": await self.a.keystore.is_erased(owner),
-        }
+        records["account"] += await self.account_records.count_subject(subject_id)
+        records["account"] += await self.refresh_tokens.count_subject(subject_id)
+        return Footprint.of(
+            SERVICE,
+            subject_id,
+            key_erased=await self.keystore.is_erased(owner),
+            records={category: n for category, n in records.items() if n},
+            readable=dict(readable),
+        )
+
+
+def _account(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.id,
+        "role": user.role,
+        "status": user.status,
+        "registered_by": user.registered_by,
+        "email": _plain(user.email),
+        "name": _plain(user.name),
+        "phone": _plain(user.phone),
+        "business": _plain(user.business),
+        "password": (
+            {"erased": True}
+            if is_erased(user.password_hash)
+            else {"held": True, "kind": "argon2id hash", "exported": False}
+        ),
+    }
+
+
+def _exported(event: DomainEvent[Any]) -> ExportedEvent:
+    envelope = event.envelope
+    actor = envelope.actor
+    return ExportedEvent(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        occurred_at=envelope.occurred_at,
+        action=envelope.action,
+        actor=ExportedActor(id=actor.id, role=actor.role) if actor else None,
+        purpose=envelope.purpose,
+        categories=list(envelope.categories),
+        data=dict(envelope.data),
+        personal=_personal(event.personal),
+    )
 
 
 def _plain(value: Any) -> Any:
     if is_erased(value):
         return {"erased": True}
     if hasattr(value, "model_dump"):
-        return value.model_dump()
+        return value.model_dump(mode="json")
     return value
 
 
-def _personal(personal: Any) -> Any:
+def _personal(personal: Any) -> dict[str, Any] | None:
     if personal is None:
         return None
     if is_erased(personal):
         return {"erased": True}
-    fields = personal.model_dump(mode="json")
+    fields: dict[str, Any] = personal.model_dump(mode="json")
     if "password_hash" in fields:
         fields["password_hash"] = {"held": True, "exported": False}
     return fields
-
-
-__all__ = ["ACTIVE", "ERASE_SUBJECT", "Erasure"]

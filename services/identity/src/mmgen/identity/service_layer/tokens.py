@@ -4,22 +4,25 @@ signing-key rotation."""
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from mmgen.events.envelope import Actor
 from mmgen.events.ids import new_event_id
 from mmgen.events.mapper import NewEvent
+from mmgen.events.repository import EventSourcedRepository
+from mmgen.identity.adapters.accounts import AccountsReadModel
 from mmgen.identity.adapters.hashing import service_secret_matches
-from mmgen.identity.adapters.read_models import RefreshTokenReusedError
-from mmgen.identity.adapters.signing_keys import Rotation
+from mmgen.identity.adapters.sessions import RefreshTokenStore
+from mmgen.identity.adapters.signing_keys import Rotation, SigningKeyRing
 from mmgen.identity.domain.errors import (
     RefreshTokenInvalidError,
+    RefreshTokenReusedError,
     ServiceCredentialsInvalidError,
 )
 from mmgen.identity.domain.events import RefreshTokenReuseDetected, SigningKeyRotated
-from mmgen.identity.domain.model import ACTIVE
-from mmgen.identity.service_layer.ports import Adapters
+from mmgen.identity.settings import IdentitySettings
 from mmgen.platform.auth import issue_token
 
 log = logging.getLogger(__name__)
@@ -38,13 +41,28 @@ class ServiceToken:
     expires_in: int
 
 
-class Tokens:
-    def __init__(self, adapters: Adapters) -> None:
-        self.a = adapters
-        self.settings = adapters.settings
+class TokenIssuer:
+    """Access, refresh and service tokens, and the rotation of the keys that sign them."""
+
+    def __init__(
+        self,
+        settings: IdentitySettings,
+        *,
+        keyring: SigningKeyRing,
+        refresh_tokens: RefreshTokenStore,
+        accounts: AccountsReadModel,
+        repository: EventSourcedRepository,
+        service_credentials_key: bytes,
+    ) -> None:
+        self.settings = settings
+        self.keyring = keyring
+        self.refresh_tokens = refresh_tokens
+        self.accounts = accounts
+        self.repository = repository
+        self.service_credentials_key = service_credentials_key
 
     async def _access_token(self, subject: str, role: str, ttl_seconds: int) -> str:
-        key = await self.a.keyring.signing_key()
+        key = await self.keyring.signing_key()
         return issue_token(
             key,
             subject=subject,
@@ -58,15 +76,15 @@ class Tokens:
         """A fresh login: an access token and the first refresh token of a new family."""
         ttl = self.settings.access_token_ttl_seconds
         access = await self._access_token(user_id, role, ttl)
-        refresh = await self.a.refresh_tokens.issue(user_id, role)
+        refresh = await self.refresh_tokens.issue(user_id, role)
         return TokenPair(access, ttl, refresh)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Spend a refresh token for a new pair; a reused one revokes its family (and says so)."""
         try:
-            outcome = await self.a.refresh_tokens.rotate(refresh_token)
+            outcome = await self.refresh_tokens.rotate(refresh_token)
         except RefreshTokenReusedError as reuse:
-            await self.a.repository.append(
+            await self.repository.append(
                 f"session-{new_event_id()}",
                 0,
                 [
@@ -81,9 +99,9 @@ class Tokens:
             )
             log.warning("refresh token reuse: family revoked", extra={"family": reuse.family_id})
             raise
-        account = await self.a.accounts.get(outcome.user_id)
-        if account is None or account.get("status") != ACTIVE:
-            await self.a.refresh_tokens.revoke_family(outcome.family_id)
+        account = await self.accounts.get(outcome.user_id)
+        if account is None or not account.active:
+            await self.refresh_tokens.revoke_family(outcome.family_id)
             raise RefreshTokenInvalidError("the account is closed")
         ttl = self.settings.access_token_ttl_seconds
         access = await self._access_token(outcome.user_id, outcome.role, ttl)
@@ -93,7 +111,7 @@ class Tokens:
         """A short `role: service` token for `/internal/` calls, against the service secret."""
         known = service in self.settings.service_clients
         # Compare even for an unknown name, so timing does not tell which names exist.
-        matches = service_secret_matches(self.a.service_credentials_key, service, secret)
+        matches = service_secret_matches(self.service_credentials_key, service, secret)
         if not (known and matches):
             raise ServiceCredentialsInvalidError()
         ttl = self.settings.service_token_ttl_seconds
@@ -104,13 +122,13 @@ class Tokens:
         longest = max(
             self.settings.access_token_ttl_seconds, self.settings.service_token_ttl_seconds
         )
-        rotation = await self.a.keyring.rotate(
+        rotation = await self.keyring.rotate(
             timedelta(seconds=longest + self.settings.jwt_leeway_seconds)
         )
         until = rotation.previous_verifies_until
-        await self.a.repository.append(
+        await self.repository.append(
             "signing-keys",
-            await self.a.store.stream_version("signing-keys"),
+            await self.repository.store.stream_version("signing-keys"),
             [
                 NewEvent(
                     SigningKeyRotated(
@@ -124,3 +142,20 @@ class Tokens:
             ],
         )
         return rotation
+
+
+class AccountDenylist:
+    """`SubjectDenylist` of identity's own verifier: a user token works only while its account
+    is active (closed or erased → refused at once). Service tokens (`sub` = a service name) are
+    not accounts and pass."""
+
+    def __init__(self, accounts: AccountsReadModel) -> None:
+        self.accounts = accounts
+
+    async def is_denied(self, subject_id: str) -> bool:
+        try:
+            uuid.UUID(subject_id)
+        except ValueError:
+            return False
+        account = await self.accounts.get(subject_id)
+        return account is None or not account.active

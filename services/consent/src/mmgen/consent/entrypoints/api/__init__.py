@@ -1,1 +1,1 @@
-"""HTTP edge of the consent service: routers, schemas, dependencies, problem mapping."""
+"""HTTP edge of the consent service: routes, schemas, dependencies, the problem map."""

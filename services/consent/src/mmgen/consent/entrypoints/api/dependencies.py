@@ -9,10 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mmgen.consent.bootstrap import Consent
 from mmgen.consent.domain.events import ConsentEvidence
-from mmgen.events.envelope import Actor
 from mmgen.platform.auth import Principal, require_roles
 from mmgen.platform.auth.dependencies import get_principal
-from mmgen.platform.telemetry import current_traceparent
 
 HUMAN_ROLES = ("client", "creator", "staff", "compliance", "admin")
 
@@ -56,10 +54,6 @@ def gpc_signal(
 Gpc = Annotated[bool, Depends(gpc_signal)]
 
 
-def actor_of(principal: Principal) -> Actor:
-    return Actor(id=principal.subject_id, role=str(principal.role))
-
-
 def evidence_of(request: Request) -> ConsentEvidence:
     """The request's context kept (encrypted) as evidence of a decision."""
     agent = request.headers.get("user-agent")
@@ -67,7 +61,3 @@ def evidence_of(request: Request) -> ConsentEvidence:
         user_agent=agent[:512] if agent else None,
         client_ip=request.client.host if request.client else None,
     )
-
-
-def traceparent() -> str | None:
-    return current_traceparent()

@@ -1,15 +1,20 @@
-"""Routes of the consent service (thin: parse, authorise, call the service layer, shape)."""
+"""Routes of the consent service (thin: parse, authorise, call the service layer, shape).
+
+`/internal/subjects/{id}/export|footprint`, `/asyncapi.json`, health and metrics come from the
+runtime (`build_service_app`), the audit log's `/audit/*` from its component.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request
 
-from mmgen.consent.domain.events import SubjectExported
+from mmgen.consent.adapters.read_models import PolicySummary
+from mmgen.consent.domain.model import ConsentState
 from mmgen.consent.domain.purposes import CATALOGUE
 from mmgen.consent.domain.purposes import purpose as catalogue_purpose
 from mmgen.consent.entrypoints.api.dependencies import (
@@ -19,9 +24,7 @@ from mmgen.consent.entrypoints.api.dependencies import (
     MaybePrincipal,
     Person,
     StaffOrCompliance,
-    actor_of,
     evidence_of,
-    traceparent,
 )
 from mmgen.consent.entrypoints.api.schemas import (
     ConsentIn,
@@ -36,12 +39,10 @@ from mmgen.consent.entrypoints.api.schemas import (
     TrackingEventIn,
     TrackingOut,
 )
-from mmgen.events.asyncapi import events_asyncapi
 from mmgen.events.envelope import Actor
-from mmgen.events.ids import new_event_id
-from mmgen.events.mapper import NewEvent
 from mmgen.platform import ProblemError
-from mmgen.platform.auth import Principal, Purpose, require_service
+from mmgen.platform.auth import Purpose
+from mmgen.runtime.trail import CurrentActor, actor_of
 
 #: When this service started honouring GPC (the `lastUpdate` of /.well-known/gpc.json).
 GPC_LAST_UPDATE = date(2026, 11, 25)
@@ -55,13 +56,23 @@ class TrackingPropertiesTooLargeError(ProblemError):
     title = "Tracking event properties too large"
 
 
-def _consent_out(doc: dict[str, Any]) -> ConsentOut:
+def _consent_out(state: ConsentState) -> ConsentOut:
     return ConsentOut(
-        purpose=doc["purpose"],
-        granted=doc["granted"],
-        policy_version=doc.get("policy_version"),
-        method=doc["method"],
-        decided_at=doc.get("decided_at"),
+        purpose=state.purpose,
+        granted=state.granted,
+        policy_version=state.policy_version,
+        method=state.method,
+        decided_at=state.decided_at,
+    )
+
+
+def _policy_out(policy: PolicySummary) -> PolicyOut:
+    return PolicyOut(
+        version=policy.version,
+        title=policy.title,
+        effective_at=policy.effective_at,
+        sha256=policy.sha256,
+        published_at=policy.published_at,
     )
 
 
@@ -86,70 +97,79 @@ async def list_purposes() -> PurposesOut:
 
 
 @router.post("/policies", name="publish_policy", status_code=201, tags=["policies"])
-async def publish_policy(body: PolicyIn, admin: Admin, consent: Container) -> PolicyOut:
+async def publish_policy(
+    body: PolicyIn, admin: Admin, actor: CurrentActor, consent: Container
+) -> PolicyOut:
     """Publish a policy version (admin). Its SHA-256 binds later consents to the exact text."""
-    doc = await consent.service.publish_policy(
+    policy = await consent.service.publish_policy(
         version=body.version,
         effective_at=body.effective_at,
         title=body.title,
         text=body.text,
-        actor=actor_of(admin),
+        actor=actor,
     )
-    return PolicyOut.model_validate(doc)
+    return _policy_out(policy)
 
 
 @router.get("/policies/current", name="current_policy", tags=["policies"])
 async def current_policy(consent: Container) -> PolicyWithTextOut:
     """The newest published version whose effective date has come (public)."""
-    doc = await consent.service.current_policy()
-    full = await consent.service.policy(doc["version"])
-    return PolicyWithTextOut.model_validate(full)
+    policy = await consent.service.current_policy()
+    return PolicyWithTextOut(**_policy_out(policy).model_dump(), text=policy.text)
 
 
 @router.get("/policies", name="list_policies", tags=["policies"])
 async def list_policies(consent: Container) -> PoliciesOut:
     """Every published version, newest effective date first (public)."""
-    return PoliciesOut(items=[PolicyOut.model_validate(d) for d in await consent.policies.all()])
+    return PoliciesOut(items=[_policy_out(p) for p in await consent.service.list_policies()])
 
 
 @router.get("/policies/{version}", name="get_policy", tags=["policies"])
 async def get_policy(version: str, consent: Container) -> PolicyWithTextOut:
     """One published version with its text (public)."""
-    return PolicyWithTextOut.model_validate(await consent.service.policy(version))
+    policy = await consent.service.policy(version)
+    return PolicyWithTextOut(**_policy_out(policy).model_dump(), text=policy.text)
 
 
 # --- consents -------------------------------------------------------------------------------
 
 
 async def _apply_gpc(
-    consent: Container, request: Request, who: Principal, gpc: bool, skip: tuple[str, ...] = ()
+    consent: Container,
+    request: Request,
+    subject_id: str,
+    actor: Actor,
+    gpc: bool,
+    skip: tuple[str, ...] = (),
 ) -> list[str]:
     if not gpc:
         return []
     return await consent.service.apply_gpc(
-        subject_id=who.subject_id,
-        actor=actor_of(who),
-        evidence=evidence_of(request),
-        skip=skip,
-        traceparent=traceparent(),
+        subject_id=subject_id, actor=actor, evidence=evidence_of(request), skip=skip
     )
 
 
 @router.get("/consents/me", name="get_my_consents", tags=["consents"])
 async def get_my_consents(
-    request: Request, who: Person, gpc: Gpc, consent: Container
+    request: Request, who: Person, actor: CurrentActor, gpc: Gpc, consent: Container
 ) -> ConsentsOut:
     """The caller's current decisions (a `Sec-GPC: 1` signal is recorded first)."""
-    recorded = await _apply_gpc(consent, request, who, gpc)
-    docs = await consent.service.consents_of(who.subject_id)
+    recorded = await _apply_gpc(consent, request, who.subject_id, actor, gpc)
+    states = await consent.service.consents_of(who.subject_id)
     return ConsentsOut(
-        subject_id=who.subject_id, items=[_consent_out(d) for d in docs], gpc_recorded=recorded
+        subject_id=who.subject_id, items=[_consent_out(s) for s in states], gpc_recorded=recorded
     )
 
 
 @router.put("/consents/me/{purpose}", name="set_my_consent", tags=["consents"])
 async def set_my_consent(
-    purpose: str, body: ConsentIn, request: Request, who: Person, gpc: Gpc, consent: Container
+    purpose: str,
+    body: ConsentIn,
+    request: Request,
+    who: Person,
+    actor: CurrentActor,
+    gpc: Gpc,
+    consent: Container,
 ) -> ConsentOut:
     """Grant (`granted: true`) or withdraw (`false`) — the same one step either way.
 
@@ -157,40 +177,31 @@ async def set_my_consent(
     (the user just made it); the signal still withdraws the other purposes it covers.
     """
     catalogue_purpose(purpose)  # 404 before anything else
-    recorded = await _apply_gpc(consent, request, who, gpc, skip=(purpose,))
+    await _apply_gpc(consent, request, who.subject_id, actor, gpc, skip=(purpose,))
     state = await consent.service.set_consent(
         subject_id=who.subject_id,
         purpose=purpose,
         granted=body.granted,
         policy_version=body.policy_version,
-        actor=actor_of(who),
+        actor=actor,
         evidence=evidence_of(request),
-        traceparent=traceparent(),
     )
-    del recorded
-    return ConsentOut(
-        purpose=state.purpose,
-        granted=state.granted,
-        policy_version=state.policy_version,
-        method=state.method,
-        decided_at=state.decided_at,
-    )
+    return _consent_out(state)
 
 
 @router.get("/consents/{subject_id}", name="get_subject_consents", tags=["consents"])
 async def get_subject_consents(
-    subject_id: UUID, who: StaffOrCompliance, purpose: Purpose, consent: Container
+    subject_id: UUID,
+    who: StaffOrCompliance,
+    actor: CurrentActor,
+    purpose: Purpose,
+    consent: Container,
 ) -> ConsentsOut:
     """A subject's decisions, for staff and compliance with a declared purpose; audited."""
-    docs = await consent.service.consents_of(str(subject_id))
-    await consent.service.record_read(
-        subject_id=str(subject_id),
-        actor=actor_of(who),
-        purpose=str(purpose) if purpose else None,
-        records=len(docs),
-        traceparent=traceparent(),
+    states = await consent.service.read_consents(
+        subject_id=str(subject_id), actor=actor, purpose=str(purpose) if purpose else None
     )
-    return ConsentsOut(subject_id=str(subject_id), items=[_consent_out(d) for d in docs])
+    return ConsentsOut(subject_id=str(subject_id), items=[_consent_out(s) for s in states])
 
 
 # --- tracking gate --------------------------------------------------------------------------
@@ -216,18 +227,18 @@ async def track_event(
             f"properties take {size} bytes of JSON; at most {limit} are accepted",
             extensions={"errors": [{"field": "properties", "msg": f"at most {limit} bytes"}]},
         )
-    human = who is not None and not who.is_service
-    if human and who is not None:
-        await _apply_gpc(consent, request, who, gpc)
+    person = who if who is not None and not who.is_service else None
+    actor = actor_of(person)
+    if person is not None and actor is not None:
+        await _apply_gpc(consent, request, person.subject_id, actor, gpc)
     outcome = await consent.service.track(
-        subject_id=who.subject_id if human and who is not None else None,
-        actor=actor_of(who) if human and who is not None else None,
+        subject_id=person.subject_id if person is not None else None,
+        actor=actor,
         gpc=gpc,
         name=body.name,
         client_occurred_at=body.occurred_at,
         page=body.page,
         properties=body.properties,
-        traceparent=traceparent(),
     )
     return TrackingOut(accepted=outcome.accepted, reason=outcome.reason, event_id=outcome.event_id)
 
@@ -236,60 +247,3 @@ async def track_event(
 async def gpc_support() -> dict[str, Any]:
     """GPC support resource (GPC spec §4): this site honours the signal."""
     return {"gpc": True, "lastUpdate": GPC_LAST_UPDATE.isoformat()}
-
-
-# --- erasure contract -----------------------------------------------------------------------
-
-InternalCaller = Annotated[Principal, Depends(require_service("retention"))]
-
-
-@router.get("/internal/subjects/{subject_id}/export", name="export_subject", tags=["internal"])
-async def export_subject(subject_id: UUID, caller: InternalCaller, consent: Container) -> Any:
-    """Everything held on the subject, decrypted (for retention's access requests); audited."""
-    package = await consent.erasure.export(str(subject_id))
-    event_id = new_event_id()
-    await consent.repo.append(
-        f"export:{event_id}",
-        0,
-        [
-            NewEvent(
-                SubjectExported(
-                    consent_records=len(package["consents"]),
-                    tracking_events=len(package["tracking_events"]),
-                ),
-                subject_id=str(subject_id),
-                actor=Actor(id=caller.subject_id, role=str(caller.role)),
-                purpose="legal_compliance",
-                resource_id=str(subject_id),
-                event_id=event_id,
-                traceparent=traceparent(),
-            )
-        ],
-    )
-    return package
-
-
-@router.get(
-    "/internal/subjects/{subject_id}/footprint", name="subject_footprint", tags=["internal"]
-)
-async def subject_footprint(subject_id: UUID, caller: InternalCaller, consent: Container) -> Any:
-    """Per category: records and readable personal fields (counts only, no contents)."""
-    del caller
-    return await consent.erasure.footprint(str(subject_id))
-
-
-# --- AsyncAPI -------------------------------------------------------------------------------
-
-
-@router.get("/asyncapi.json", name="asyncapi", tags=["meta"])
-async def asyncapi(consent: Container) -> Response:
-    """The AsyncAPI document of `consent.events` (generated from the event registry)."""
-    from mmgen.consent.domain.events import registry
-
-    doc = events_asyncapi(
-        registry,
-        consent.events_topic,
-        service="consent",
-        bootstrap=consent.settings.kafka_bootstrap,
-    )
-    return Response(json.dumps(doc), media_type="application/json")

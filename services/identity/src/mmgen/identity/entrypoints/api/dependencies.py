@@ -6,23 +6,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mmgen.identity.bootstrap import Identity
-from mmgen.platform import ServiceUnavailableError
+from mmgen.identity.bootstrap import IdentityService
 from mmgen.platform.auth import Principal, require_roles, require_service
 
 
-def get_identity(request: Request) -> Identity:
-    identity: Identity | None = getattr(request.app.state, "identity", None)
-    if identity is None:
-        raise ServiceUnavailableError("identity is starting or stopping")
+def get_identity(request: Request) -> IdentityService:
+    identity: IdentityService = request.app.state.identity
     return identity
 
 
-Service = Annotated[Identity, Depends(get_identity)]
+Service = Annotated[IdentityService, Depends(get_identity)]
 Person = Annotated[
     Principal, Depends(require_roles("client", "creator", "staff", "compliance", "admin"))
 ]
 StaffReader = Annotated[Principal, Depends(require_roles("staff", "compliance"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 AdminCli = Annotated[Principal, Depends(require_service("admin-cli"))]
-SubjectRightsCaller = Annotated[Principal, Depends(require_service("retention", "admin-cli"))]

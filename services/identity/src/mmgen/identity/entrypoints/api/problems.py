@@ -13,7 +13,7 @@ from mmgen.identity.domain.errors import (
     ServiceCredentialsInvalidError,
     UserNotFoundError,
 )
-from mmgen.platform import PlatformApp, ProblemError
+from mmgen.platform import ProblemError, ProblemSpec
 
 
 class TooManyAttemptsError(ProblemError):
@@ -31,49 +31,27 @@ class TooManyAttemptsError(ProblemError):
         )
 
 
-def register_problems(app: PlatformApp) -> None:
-    app.register_problem(EmailInvalidError, status=422, slug="email-invalid", title="Invalid email")
-    app.register_problem(EmailTakenError, status=409, slug="email-taken", title="Email in use")
-    app.register_problem(
-        PasswordRejectedError,
-        status=422,
-        slug="password-rejected",
-        title="Password not acceptable",
-        detail=lambda exc: exc.reason,
-    )
-    app.register_problem(
-        InvalidCredentialsError,
-        status=401,
-        slug="invalid-credentials",
-        title="Invalid credentials",
-    )
-    app.register_problem(
-        RefreshTokenInvalidError,
-        status=401,
-        slug="invalid-refresh-token",
-        title="Invalid refresh token",
-    )
-    app.register_problem(
-        ServiceCredentialsInvalidError,
-        status=401,
-        slug="invalid-service-credentials",
-        title="Invalid service credentials",
-    )
-    app.register_problem(UserNotFoundError, status=404, slug="user-not-found", title="No such user")
-    app.register_problem(
-        AccountNotActiveError, status=409, slug="account-closed", title="Account closed"
-    )
-    app.register_problem(
-        ConcurrencyError,
-        status=409,
-        slug="concurrent-update",
-        title="Concurrent update",
-        detail="the account changed meanwhile; retry",
-    )
-    app.register_problem(
-        OwnerErasedError,
-        status=410,
-        slug="subject-erased",
-        title="Subject erased",
-        detail="the account was erased",
-    )
+def _reason(exc: PasswordRejectedError) -> str:
+    return exc.reason
+
+
+PROBLEMS: dict[type[Exception], ProblemSpec] = {
+    EmailInvalidError: ProblemSpec(422, "Invalid email", "email-invalid"),
+    EmailTakenError: ProblemSpec(409, "Email in use", "email-taken"),
+    PasswordRejectedError: ProblemSpec(
+        422, "Password not acceptable", "password-rejected", detail=_reason
+    ),
+    InvalidCredentialsError: ProblemSpec(401, "Invalid credentials", "invalid-credentials"),
+    RefreshTokenInvalidError: ProblemSpec(401, "Invalid refresh token", "invalid-refresh-token"),
+    ServiceCredentialsInvalidError: ProblemSpec(
+        401, "Invalid service credentials", "invalid-service-credentials"
+    ),
+    UserNotFoundError: ProblemSpec(404, "No such user", "user-not-found"),
+    AccountNotActiveError: ProblemSpec(409, "Account closed", "account-closed"),
+    ConcurrencyError: ProblemSpec(
+        409, "Concurrent update", "concurrent-update", detail="the account changed meanwhile; retry"
+    ),
+    OwnerErasedError: ProblemSpec(
+        410, "Subject erased", "subject-erased", detail="the account was erased"
+    ),
+}

@@ -8,11 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from mmgen.events.asyncapi import events_asyncapi
 from mmgen.events.envelope import Actor
 from mmgen.events.erased import is_erased
+from mmgen.identity.adapters.signing_keys import Rotation
 from mmgen.identity.domain.errors import LoginThrottledError, UserNotFoundError
-from mmgen.identity.domain.events import registry
 from mmgen.identity.domain.model import User
 from mmgen.identity.entrypoints.api.dependencies import (
     Admin,
@@ -20,7 +19,6 @@ from mmgen.identity.entrypoints.api.dependencies import (
     Person,
     Service,
     StaffReader,
-    SubjectRightsCaller,
 )
 from mmgen.identity.entrypoints.api.problems import TooManyAttemptsError
 from mmgen.identity.entrypoints.api.schemas import (
@@ -123,20 +121,7 @@ async def issue_service_token(body: ServiceTokenRequest, identity: Service) -> S
 async def jwks(identity: Service) -> JSONResponse:
     """The public keys that verify identity's tokens now (a rotated-out key stays until its
     tokens expired)."""
-    return JSONResponse(
-        identity.adapters.keyring.jwks(), headers={"Cache-Control": "public, max-age=60"}
-    )
-
-
-@auth.get("/asyncapi.json", name="asyncapi")
-async def asyncapi(identity: Service) -> dict[str, Any]:
-    """AsyncAPI 3.0 of the events identity publishes."""
-    return events_asyncapi(
-        registry,
-        identity.settings.events_topic,
-        service="identity",
-        bootstrap=identity.settings.kafka_bootstrap,
-    )
+    return JSONResponse(identity.keyring.jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
 # --- /users -----------------------------------------------------------------------------------
@@ -224,7 +209,7 @@ async def rotate_signing_keys(principal: Admin, identity: Service) -> RotationVi
     return _rotation(await identity.tokens.rotate_signing_key(_actor(principal)))
 
 
-def _rotation(rotation: Any) -> RotationView:
+def _rotation(rotation: Rotation) -> RotationView:
     until = rotation.previous_verifies_until
     return RotationView(
         kid=rotation.kid,
@@ -264,30 +249,6 @@ async def internal_create_admin(
 async def internal_rotate_signing_keys(caller: AdminCli, identity: Service) -> RotationView:
     """`mmgen admin rotate-keys`."""
     return _rotation(await identity.tokens.rotate_signing_key(_actor(caller)))
-
-
-@internal.get(
-    "/internal/subjects/{subject_id}/export",
-    name="export_subject",
-    responses={401: PROBLEM, 403: PROBLEM},
-)
-async def export_subject(
-    subject_id: str, caller: SubjectRightsCaller, identity: Service
-) -> dict[str, Any]:
-    """Everything identity holds on the subject, decrypted (Art. 15 access package part)."""
-    return await identity.erasure.export(_subject(subject_id))
-
-
-@internal.get(
-    "/internal/subjects/{subject_id}/footprint",
-    name="subject_footprint",
-    responses={401: PROBLEM, 403: PROBLEM},
-)
-async def subject_footprint(
-    subject_id: str, caller: SubjectRightsCaller, identity: Service
-) -> dict[str, Any]:
-    """Per category: records held and personal fields still readable (erasure verification)."""
-    return await identity.erasure.footprint(_subject(subject_id))
 
 
 def _subject(subject_id: str) -> str:
