@@ -4,6 +4,7 @@ the witness cosigned gets no cosignature, so a verification requiring the witnes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -228,3 +229,30 @@ def test_witness_settings_are_parsed_and_refused_when_malformed(
     ):
         with pytest.raises(ValueError, match="witness"):
             parse_witnesses(bad)
+
+
+async def test_a_replica_that_leads_again_checkpoints_and_cosigns_again(
+    witnessed: AuditComponent, item: Any, eventually: Any
+) -> None:
+    """Stopped (the lease lost) and run again (the lease won back): heads are signed and
+    cosigned again, the witness client made anew."""
+    checkpointer = witnessed.checkpointer
+    first = asyncio.create_task(checkpointer.run())
+    await fill(witnessed, item, 12)
+    checkpointer.notify(12)
+    await eventually(lambda: _cosigned_size(witnessed, 12))
+    await checkpointer.stop()
+    await asyncio.wait_for(first, timeout=10)
+    again = asyncio.create_task(checkpointer.run())
+    try:
+        await fill(witnessed, item, 12)
+        checkpointer.notify(24)
+        await eventually(lambda: _cosigned_size(witnessed, 24))
+    finally:
+        await checkpointer.stop()
+        await asyncio.wait_for(again, timeout=10)
+
+
+async def _cosigned_size(component: AuditComponent, size: int) -> bool:
+    latest = await component.store.latest_checkpoint()
+    return latest is not None and latest.tree_size == size and len(latest.cosignatures) == 1
