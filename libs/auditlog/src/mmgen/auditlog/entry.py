@@ -488,15 +488,19 @@ def canonical_line_bytes(line: str, seq: int, prev_hash_hex: str) -> tuple[bytes
     if match is None:
         return None
     categories, _, stated, occurred, prev, producer_seq, recorded, seq_text = match.groups()
-    if prev != prev_hash_hex or int(seq_text) != seq or seq > MAX_SAFE_INTEGER:
+    # Up to 15 digits is below 2**53 - 1 (16 digits): the integers are converted only then.
+    if prev != prev_hash_hex or seq_text != str(seq) or len(seq_text) > 15:
         return None
-    if int(producer_seq) > MAX_SAFE_INTEGER:
+    if len(producer_seq) > 15 and int(producer_seq) > MAX_SAFE_INTEGER:
         return None
-    if categories:
+    if '","' in categories:
         items = categories[1:-1].split('","')
         if any(a >= b for a, b in itertools.pairwise(items)):
             return None
-    if not (_valid_date(occurred) and _valid_date(recorded)):
+    dates = _VALID_DATES
+    if (occurred not in dates and not _valid_date(occurred)) or (
+        recorded not in dates and not _valid_date(recorded)
+    ):
         return None
     start, end = match.span(2)
     try:
