@@ -130,6 +130,8 @@ def test_usage_errors_exit_2(log: Log) -> None:
     assert run(log.args("--witness-key", w(log.w1), "--quorum", "2")).exit_code == 2
     assert run(log.args("--witness-key", "not-a-key")).exit_code == 2
     assert run(log.args("--witness-key", f"@{log.tmp / 'missing'}")).exit_code == 2
+    no_head = [a for a in log.args() if a not in ("--checkpoint", str(log.tmp / "head.note"))]
+    assert run([*no_head, "--witness-key", w(log.w1)]).exit_code == 2
     key_file = log.tmp / "witnesses.txt"
     key_file.write_text(f"{w(log.w1)}\n{w(log.w2)}\n")
     both = run(log.args("--witness-key", f"@{key_file}", "--quorum", "1"))

@@ -148,6 +148,8 @@ def verify(
                 bar.advance(task, n)
 
             if file is not None:
+                if checkpoint is None and trusted.quorum:
+                    raise CheckFailedError("--quorum needs --checkpoint: the head to check")
                 note = checkpoint.read_text() if checkpoint else None
                 bar.update(task, total=_claimed_size(note))
                 with file.open("rb") as stream:
