@@ -9,7 +9,7 @@ endif
 PYTEST_ARGS ?=
 # Every member's source root, checked as one program (each alone would see the others as
 # untyped installed packages and miss the errors between them).
-SRC_DIRS := $(wildcard libs/*/src) cli/src $(wildcard services/*/src)
+SRC_DIRS := $(wildcard libs/*/src) cli/src verifier/src $(wildcard services/*/src)
 empty :=
 space := $(empty) $(empty)
 MYPY_PATH := $(subst $(space),:,$(SRC_DIRS))
