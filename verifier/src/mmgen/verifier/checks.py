@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
-
-import httpx
+from typing import IO, TYPE_CHECKING, Any
 
 from mmgen.auditlog.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from mmgen.auditlog.errors import AuditLogError, QuorumNotMetError
@@ -27,10 +25,16 @@ from mmgen.auditlog.verify import (
     verify_checkpoint_consistency,
     verify_entry_inclusion,
 )
-from mmgen.verifier.client import DEFAULT_PURPOSE, AuditApi
 from mmgen.verifier.keys import CheckFailedError, TrustedKeys
 
+if TYPE_CHECKING:  # the HTTP client is imported only by what talks to a server
+    import httpx
+
+    from mmgen.verifier.client import AuditApi
+
 Progress = Callable[[int], None]
+#: The purpose declared on every `/audit` read (`X-Purpose`).
+DEFAULT_PURPOSE = "legal_compliance"
 
 
 @dataclass
@@ -229,6 +233,8 @@ async def verify_via_api(
     on_total: Callable[[int], None] | None = None,
 ) -> tuple[Verdict, str]:
     """Download the latest signed head and every entry it covers, and verify them."""
+    from mmgen.verifier.client import AuditApi
+
     trusted = _trusted(key)
     api = AuditApi(client, purpose)
     latest = await api.get("/audit/checkpoints/latest")
@@ -265,6 +271,8 @@ async def check_inclusion(
     Raises `AuditLogError` when the head is not trusted or the proof fails, and
     `CheckFailedError` when the entry is not covered by the head (nothing to check yet).
     """
+    from mmgen.verifier.client import AuditApi
+
     trusted = _trusted(key)
     api = AuditApi(client, purpose)
     latest = await api.get("/audit/checkpoints/latest")

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
+from mmgen.verifier.checks import DEFAULT_PURPOSE
 from mmgen.verifier.keys import CheckFailedError
 
 PAGE = 500
-DEFAULT_PURPOSE = "legal_compliance"
 
 
 def open_client(url: str | None, token: str | None) -> httpx.AsyncClient:
