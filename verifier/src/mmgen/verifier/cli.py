@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mmgen.auditlog.checkpoint import Checkpoint, parse_note
 from mmgen.auditlog.errors import AuditLogError
-from mmgen.verifier.checks import DEFAULT_PURPOSE, Verdict, verify_export
+from mmgen.verifier.checks import DEFAULT_PURPOSE, Verdict, verify_export_file
 from mmgen.verifier.keys import CheckFailedError, TrustedKeys
 
 # The HTTP client (httpx) is imported by the commands that talk to a server only: offline
@@ -132,6 +132,12 @@ def verify(
     ] = None,
     purpose: PurposeOpt = DEFAULT_PURPOSE,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable verdict")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="processes checking a large --file (default: the CPUs)"
+        ),
+    ] = None,
 ) -> None:
     """Verify the whole log: chain, Merkle root against a trusted signed head, consistency
     with a saved head."""
@@ -153,14 +159,14 @@ def verify(
                     raise CheckFailedError("--quorum needs --checkpoint: the head to check")
                 note = checkpoint.read_text() if checkpoint else None
                 bar.update(task, total=_claimed_size(note))
-                with file.open("rb") as stream:
-                    verdict = verify_export(
-                        stream,
-                        key=trusted,
-                        checkpoint_note=note,
-                        saved_note=saved_note,
-                        progress=advance,
-                    )
+                verdict = verify_export_file(
+                    file,
+                    key=trusted,
+                    checkpoint_note=note,
+                    saved_note=saved_note,
+                    progress=advance,
+                    workers=workers,
+                )
             else:
                 from mmgen.verifier.checks import verify_via_api
                 from mmgen.verifier.client import open_client

@@ -55,6 +55,7 @@ __all__ = [
     "ChainBuilder",
     "Resource",
     "canonical_line_bytes",
+    "canonical_line_parts",
     "chain_hash",
     "decode_uint",
     "encode_uint",
@@ -472,26 +473,25 @@ _CANONICAL_LINE = re.compile(
 )
 
 
-def canonical_line_bytes(line: str, seq: int, prev_hash_hex: str) -> tuple[bytes, str] | None:
-    """``(entry bytes, stated hash)`` of an export line that is, character for character, the
-    canonical JSON of the entry at ``seq`` linked to ``prev_hash_hex``; None otherwise.
+def canonical_line_parts(line: str) -> tuple[bytes, str, int, str] | None:
+    """``(entry bytes, stated hash, seq, prev_hash)`` of an export line that is, character
+    for character, an entry's canonical JSON text; None otherwise.
 
     The offline verifier's fast path, without parsing JSON: one anchored pattern admits only
     the RFC 8785 text of an entry (members in their order with ``hash`` in its place, strings
     without escapes of 1..256 characters, canonical numbers and timestamps, a known action);
-    then the categories' order, the dates, ``seq`` and ``prev_hash`` are checked, and the
-    entry bytes are the line without its ``hash`` member — exactly what ``_validate`` would
-    produce from ``json.loads(line)``. Anything else (an escape, a number written as a
-    string, another member order) returns None and takes the exact path.
+    then the categories' order, the dates and the integers' range are checked, and the entry
+    bytes are the line without its ``hash`` member — exactly what ``_validate`` would produce
+    from ``json.loads(line)``. Anything else (an escape, a number written as a string, another
+    member order, a ``seq`` of 16 digits or more) returns None and takes the exact path. The
+    caller checks that ``seq`` and ``prev_hash`` are the ones expected, and the hash.
     """
     match = _CANONICAL_LINE.fullmatch(line)
     if match is None:
         return None
     categories, _, stated, occurred, prev, producer_seq, recorded, seq_text = match.groups()
     # Up to 15 digits is below 2**53 - 1 (16 digits): the integers are converted only then.
-    if prev != prev_hash_hex or seq_text != str(seq) or len(seq_text) > 15:
-        return None
-    if len(producer_seq) > 15 and int(producer_seq) > MAX_SAFE_INTEGER:
+    if len(seq_text) > 15 or (len(producer_seq) > 15 and int(producer_seq) > MAX_SAFE_INTEGER):
         return None
     if '","' in categories:
         items = categories[1:-1].split('","')
@@ -504,9 +504,19 @@ def canonical_line_bytes(line: str, seq: int, prev_hash_hex: str) -> tuple[bytes
         return None
     start, end = match.span(2)
     try:
-        return (line[:start] + line[end:]).encode("utf-8"), stated
+        data = (line[:start] + line[end:]).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate
         return None
+    return data, stated, int(seq_text), prev
+
+
+def canonical_line_bytes(line: str, seq: int, prev_hash_hex: str) -> tuple[bytes, str] | None:
+    """``(entry bytes, stated hash)`` of an export line that is the canonical JSON of the entry
+    at ``seq`` linked to ``prev_hash_hex`` (`canonical_line_parts`); None otherwise."""
+    parts = canonical_line_parts(line)
+    if parts is None or parts[2] != seq or parts[3] != prev_hash_hex:
+        return None
+    return parts[0], parts[1]
 
 
 def _from_valid_json(obj: Mapping[str, Any]) -> AuditEntry:

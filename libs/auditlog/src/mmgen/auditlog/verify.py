@@ -225,6 +225,45 @@ class LogVerifier:
             return self.fail_unreadable(f"unreadable entry: {exc}")
         return self.feed(entry)
 
+    def feed_verified(self, leaves: bytes, last_hash: bytes) -> bool:
+        """Fold in entries already checked elsewhere, in order, from the next seq: their leaf
+        hashes (32 bytes each) and the hash of the last one (the chain continues from it).
+
+        For `parallel.check_span`, whose every entry passed the same checks as `feed_line`
+        from a seq and previous hash that the caller has matched with `next_seq`/`prev_hash`.
+        """
+        if self._failure is not None:
+            return False
+        hashes = self._hashes
+        if hashes is None:
+            raise ValueError("folding leaves needs the frontier")
+        seq = self._next_seq
+        for at in range(0, len(leaves), 32):
+            cur = leaves[at : at + 32]
+            size = seq
+            while size & 1:
+                cur = _sha256(b"\x01" + hashes.pop() + cur).digest()
+                size >>= 1
+            hashes.append(cur)
+            seq += 1
+            if seq == self._next_stop:
+                self._next_seq = seq
+                if not self._stop():
+                    return False
+        self._next_seq = seq
+        self._prev_raw = last_hash
+        self._prev_hex = last_hash.hex()
+        return True
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def prev_hash(self) -> bytes:
+        """The hash of the last entry fed (what the next one's `prev_hash` must be)."""
+        return self._prev_raw
+
     def _advance(self, seq: int, data: bytes, raw: bytes) -> bool:
         """Entry `seq` (its bytes `data`, its hash `raw`) passed: chain and fold it in."""
         self._prev_hex = raw.hex()
@@ -357,14 +396,15 @@ def _parse_line(line: str) -> Any:
     return value
 
 
-def _lines(stream: IO[str] | IO[bytes]) -> Iterator[str]:
-    """The lines of a file, read and UTF-8-decoded a block at a time (a leading BOM skipped).
+def _lines(stream: IO[str] | IO[bytes], *, at_start: bool = True) -> Iterator[str]:
+    """The lines of a file, read and UTF-8-decoded a block at a time (a BOM skipped when
+    reading from the start of the file, `at_start`).
 
     A block that does not decode is decoded line by line, so the lines before the bad one
     still come first and the error falls on the line that holds it.
     """
     pending: bytes | str = b""
-    first = True
+    first = at_start
     while True:
         chunk = stream.read(READ_BLOCK)
         if not chunk:
@@ -393,9 +433,10 @@ def _lines(stream: IO[str] | IO[bytes]) -> Iterator[str]:
         yield pending.decode("utf-8") if isinstance(pending, bytes) else pending
 
 
-def export_lines(stream: IO[str] | IO[bytes]) -> Iterator[str]:
-    """The non-blank lines of a JSON Lines export, for `LogVerifier.feed_line`."""
-    for line in _lines(stream):
+def export_lines(stream: IO[str] | IO[bytes], *, at_start: bool = True) -> Iterator[str]:
+    """The non-blank lines of a JSON Lines export, for `LogVerifier.feed_line` (`at_start`:
+    the stream is at the file's start, where a BOM may be)."""
+    for line in _lines(stream, at_start=at_start):
         if line and not line.isspace():
             yield line
 
