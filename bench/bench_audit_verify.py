@@ -9,7 +9,8 @@ planning), a head signed by the log and cosigned by a witness, then measures:
   checked without parsing);
 - the officer's command, as a process: `mmgen-verify verify --file … --checkpoint …
   --public-key @… --witness-key @… --quorum 1`, its progress bar drawn on a pseudo-terminal
-  (as a person sees it), wall time from start to exit (interpreter start-up included).
+  (as a person sees it), wall time from start to exit (interpreter start-up included) — with
+  its default workers (the idle CPUs) and with `--workers 2`.
 Wall-clock rates are the measure; CPU-time rates are recorded beside them because the host is
 shared (the load average before and after is recorded too). Results go to
 bench/results/audit_verify.json.
@@ -40,6 +41,7 @@ from typing import Any
 
 from mmgen.auditlog.checkpoint import Checkpoint, NoteSigner, parse_note, sign_checkpoint
 from mmgen.auditlog.cosignature import CosignatureSigner
+from mmgen.auditlog.parallel import idle_cpus
 from mmgen.auditlog.verify import iter_jsonl, verify_export, verify_log
 from mmgen.consent.audit.store import Head, plan_append
 
@@ -139,13 +141,15 @@ def library(export: dict[str, Any], entries: int, repeats: int) -> dict[str, Any
     return out
 
 
-def command(folder: Path, export: dict[str, Any], entries: int, repeats: int) -> dict[str, Any]:
+def command(
+    folder: Path, export: dict[str, Any], entries: int, repeats: int, *extra: str
+) -> dict[str, Any]:
     """`mmgen-verify verify --file …` as a process, its stderr a terminal (the progress bar)."""
     binary = Path(sys.executable).with_name("mmgen-verify")
     argv = [
         str(binary), "verify", "--file", str(export["path"]),
         "--checkpoint", str(folder / "head.note"), "--public-key", f"@{folder / 'log.pub'}",
-        "--witness-key", f"@{folder / 'witness.pub'}", "--quorum", "1",
+        "--witness-key", f"@{folder / 'witness.pub'}", "--quorum", "1", *extra,
     ]  # fmt: skip
     walls, cpus, drawn = [], [], []
     for _ in range(repeats):
@@ -222,6 +226,8 @@ def main() -> None:
         print(f"built in {export['build_s']} s ({export['export_mb']} MB); measuring", flush=True)
         raw = library(export, args.entries, args.repeats)
         officer = command(folder, export, args.entries, args.repeats)
+        officer["workers"] = f"default: the idle CPUs when it started ({idle_cpus()} now)"
+        two = command(folder, export, args.entries, args.repeats, "--workers", "2")
         result = {
             "benchmark": "audit_verify",
             "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -230,6 +236,7 @@ def main() -> None:
             "repeats": args.repeats,
             "library": raw,
             "officer_command": officer,
+            "officer_command_2_workers": two,
             "aim": {"entries_per_s_at_least": AIM},
             "meets_aim": officer["entries_per_s"] >= AIM,
             "machine": machine(load_before),
