@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 PYTEST_XDIST ?= -n 3 --dist loadfile
 # Every member's source root, checked as one program (each alone would see the others as
 # untyped installed packages and miss the errors between them).
-SRC_DIRS := $(wildcard libs/*/src) cli/src $(wildcard services/*/src)
+SRC_DIRS := $(wildcard libs/*/src) cli/src verifier/src $(wildcard services/*/src)
 empty :=
 space := $(empty) $(empty)
 MYPY_PATH := $(subst $(space),:,$(SRC_DIRS))

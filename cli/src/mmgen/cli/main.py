@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -237,6 +240,21 @@ def reset(
         err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from exc
     console.print(f"removed {state_dir}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def witness(ctx: typer.Context) -> None:
+    """A transparency-log witness: `mmgen witness serve|keygen|public-key …` (`--help` there).
+
+    The same as the `mmgen-witness` command of the mmgen-witness package, run in this process's
+    place (signals reach it directly)."""
+    if importlib.util.find_spec("mmgen.witness") is None:
+        err.print("the witness is not installed (the mmgen-witness package)")
+        raise typer.Exit(2)
+    os.execv(sys.executable, [sys.executable, "-m", "mmgen.witness", *ctx.args])  # noqa: S606
 
 
 def main() -> None:

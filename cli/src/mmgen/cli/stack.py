@@ -23,6 +23,7 @@ from typing import cast
 
 import httpx
 
+from mmgen.cli.local_witness import with_local_witness
 from mmgen.localstack.components import (
     BROKER,
     DATABASE,
@@ -52,6 +53,7 @@ DEFAULT_SERVICE_PORTS = {
     "profiles": 8003,
     "consent": 8004,
     "retention": 8005,
+    "witness": 8009,
 }
 RECORD_FILE = "stack.json"
 
@@ -292,6 +294,7 @@ def up(
             "(see `mmgen status`, stop it with `mmgen down`)"
         )
     services = discover_services() if config.with_services else []
+    config = with_local_witness(config, services)
     for name, port in planned_ports(config, services):
         ensure_port_free(name, config.host, port)
 
@@ -326,6 +329,7 @@ def start_services(
     on_started: Callable[[Component], None] | None = None,
 ) -> list[Component]:
     """Start services only, all at once, against infrastructure that already runs (tests)."""
+    config = with_local_witness(config, services)
     started: list[Component] = []
     try:
         _start_recorded(config, _service_launchers(config, services), started, on_started)

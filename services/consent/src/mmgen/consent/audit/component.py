@@ -26,6 +26,7 @@ from mmgen.consent.audit.projector import AuditProjector, producer_holes
 from mmgen.consent.audit.publisher import AuditLogPublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
+from mmgen.consent.audit.witnessing import Witnessing, parse_witnesses
 from mmgen.events.heads import heads_topic
 from mmgen.events.relay import (
     MAX_REQUEST_SIZE,
@@ -61,6 +62,8 @@ class AuditConfig:
     heartbeat_interval_ms: int = 3_000
     metadata_max_age_ms: int = 3_000
     lease_ttl_seconds: float = 10.0
+    witnesses: str = ""
+    witness_timeout_seconds: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> AuditConfig:
@@ -83,6 +86,8 @@ class AuditConfig:
             ("session_timeout_ms", "consumer_session_timeout_ms"),
             ("heartbeat_interval_ms", "consumer_heartbeat_interval_ms"),
             ("lease_ttl_seconds", "audit_lease_ttl_seconds"),
+            ("witnesses", "audit_witnesses"),
+            ("witness_timeout_seconds", "audit_witness_timeout_seconds"),
         ):
             value = getattr(settings, attr, None)
             if value is not None:
@@ -346,6 +351,7 @@ def build_audit(
     metrics = AuditMetrics(registry)
     queries = AuditQueries(store, signer.verifier(), config.origin)
     signal = AppendSignal()
+    witnesses = parse_witnesses(config.witnesses)
     checkpointer = Checkpointer(
         store,
         signer,
@@ -353,6 +359,11 @@ def build_audit(
         every_entries=config.checkpoint_every_entries,
         every_seconds=config.checkpoint_every_seconds,
         metrics=metrics,
+        witnessing=(
+            Witnessing(store, witnesses, timeout_seconds=config.witness_timeout_seconds)
+            if witnesses
+            else None
+        ),
     )
     public_key = signer.verifier().to_string()
     router = build_router(queries, signal, lambda: public_key, store)
