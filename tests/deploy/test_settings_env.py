@@ -41,7 +41,6 @@ PENDING: dict[str, str] = {
         for prefix in ("IDENTITY", "PROJECTS", "PROFILES", "CONSENT", "RETENTION")
         for field in ("SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD")
     },
-    "CONSENT_AUDIT_WITNESSES": "consent submits heads to witnesses (branch wip/witness, issue 15)",
 }
 #: Secret fields a deployment may leave out, and why.
 OPTIONAL_SECRETS = {
