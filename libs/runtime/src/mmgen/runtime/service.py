@@ -130,7 +130,7 @@ class ServiceRuntime:
         self.topics = Topics(settings.topic_prefix)
         self.participant: ErasureParticipant | None = None
         self.revocations: SubjectRevocations | None = None
-        self._handlers: dict[str, InboxHandler] = {}
+        self._handlers: dict[str, list[InboxHandler]] = {}
         self._projections: list[Projection] = []
         self._tailers: list[Tailer[Envelope]] = []
         self._prepare: list[Callable[[], Awaitable[None]]] = []
@@ -155,10 +155,17 @@ class ServiceRuntime:
         return self.kernel.repository
 
     def on(self, event_type: str, handler: InboxHandler) -> None:
-        """Handle `event_type` from the inbox (commands, or another service's events)."""
-        if event_type in self._handlers:
-            raise ValueError(f"{event_type} has a handler already")
-        self._handlers[event_type] = handler
+        """Handle `event_type` from the inbox (commands, or another service's events).
+
+        Several parts of a service may need one event (identity's `AccountClosed` revokes
+        tokens and closes a read model's account): each registers its handler, and they run
+        in registration order, in the same consumer transaction. One handler twice is a
+        wiring mistake.
+        """
+        handlers = self._handlers.setdefault(event_type, [])
+        if handler in handlers:
+            raise ValueError(f"{event_type} has this handler already")
+        handlers.append(handler)
 
     def erasure(self, participant: ErasureParticipant) -> ErasureCommands:
         """Obey retention's commands through `participant`; serve its export and footprint."""
@@ -379,9 +386,9 @@ class ServiceRuntime:
         await asyncio.gather(*starts)
 
     async def dispatch(self, envelope: Envelope, ctx: HandlerContext) -> None:
-        """The inbox: one handler per event type; other types on the same topics are not ours."""
-        handler = self._handlers.get(envelope.event_type)
-        if handler is not None:
+        """The inbox: the event type's handlers in order; other types on the same topics are
+        not ours."""
+        for handler in self._handlers.get(envelope.event_type, ()):
             await handler(envelope, ctx)
 
     async def _stop_tasks(self) -> None:
