@@ -189,6 +189,24 @@ async def test_a_cursor_only_continues_its_own_search(parts: Profiles) -> None:
         await search(parts, city="Lyon", limit=2, cursor="not-a-cursor")
 
 
+async def test_a_cursor_keeps_its_token_when_another_becomes_rarer(parts: Profiles) -> None:
+    lyon_promoters = [
+        await listed(parts, i, city="Lyon", category="promoter") for i in range(3)
+    ]
+    await listed(parts, 3, city="Paris", category="promoter")
+    first = await search(parts, city="Lyon", category="promoter", limit=2)
+    assert first.next_cursor is not None
+    assert decode_cursor(first.next_cursor)["t"] == "c:lyon"
+    # Listed meanwhile: Lyon is now commoner than promoter, the rarest token of a new search.
+    for i in range(5):
+        await listed(parts, 10 + i, city="Lyon", category="model")
+    rest = await search(
+        parts, city="Lyon", category="promoter", limit=2, cursor=first.next_cursor
+    )
+    assert ids(first) + ids(rest) == lyon_promoters[::-1]
+    assert rest.next_cursor is None
+
+
 class CountingIndex(InMemorySearchIndex):
     def __init__(self) -> None:
         super().__init__()
