@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -286,13 +287,14 @@ def _public_texts(value: object, path: str) -> list[tuple[str, str]]:
     """Every text of the public part with its dotted path (list indexes included)."""
     if isinstance(value, str):
         return [(path, value)]
+    items: Iterable[tuple[object, object]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
-        items = ((str(i), v) for i, v in enumerate(value))
+        items = enumerate(value)
     else:
         return []
-    return [t for key, v in items for t in _public_texts(v, f"{path}.{key}" if path else key)]
+    return [t for key, v in items for t in _public_texts(v, f"{path}.{key}" if path else str(key))]
 
 
 def exposure_problems(details: ProfileDetails, sensitive: SensitiveDetails) -> list[FieldProblem]:
