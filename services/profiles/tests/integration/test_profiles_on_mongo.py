@@ -19,7 +19,7 @@ from mmgen.profiles.adapters.mongo import (
 from mmgen.profiles.domain.events import profiles_registry
 from mmgen.profiles.domain.reveal import Viewer
 from mmgen.profiles.domain.search import SearchQuery
-from mmgen.profiles.service_layer.profiles import reveal_sensitive
+from mmgen.profiles.service_layer.profiles import read_profile
 from mmgen.profiles.service_layer.search import search_profiles
 from mmgen.runtime.contract import register_standard_events
 from mmgen.runtime.erasure import parse_erase
@@ -98,10 +98,11 @@ async def test_a_profile_on_the_database_from_write_to_erasure(mongo_db: Any) ->
         project_created(project, owner),
         membership_event(project, creator, added=True, version=2),
     )
-    shown = await reveal_sensitive(
+    shown = await read_profile(
         parts.profiles, parts.relationships, parts.repository, viewer=client, creator_id=creator
     )
-    assert shown.sensitive.email == "mia.laurent@example.org"
+    assert shown.revealed is not None
+    assert shown.revealed.sensitive.email == "mia.laurent@example.org"
 
     async with mongo_db.client.start_session() as session:
 

@@ -285,6 +285,31 @@ async def test_memberships_are_version_guarded_per_project_and_user(backend: Bac
     assert await m.delete_user(owner) == 2 and await m.of_user(owner) == []
 
 
+async def test_a_late_event_in_the_consumers_transaction_commits_and_changes_nothing(
+    mongo_db: Any,
+) -> None:
+    """The inbox writes in a transaction, where any failed write (a duplicate key) would abort
+    it: a late consent decision or membership must be a no-op that still commits."""
+    grants, members, creator = MongoConsentGrants(mongo_db), MongoMemberships(mongo_db), new_id()
+    project = new_id()
+    assert await grants.record(ConsentGrant(creator, False, 5, new_id(), T0))
+    assert await members.record(Membership(project, creator, "creator", False, 4))
+
+    async def late(session: Any) -> tuple[bool, bool, bool]:
+        first = await grants.record(ConsentGrant(creator, True, 4, new_id(), T0), session)
+        second = await members.record(Membership(project, creator, "creator", True, 3), session)
+        newer = await grants.record(ConsentGrant(creator, True, 6, new_id(), T0), session)
+        return first, second, newer
+
+    async with mongo_db.client.start_session() as session:
+        outcome = await session.with_transaction(late)
+    assert outcome == (False, False, True)
+    grant = await grants.get(creator)
+    assert grant is not None and grant.granted and grant.version == 6
+    (membership,) = await members.of_user(creator)
+    assert not membership.active and membership.version == 4
+
+
 # --- Mongo reads use indexes -------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The service's parts on `mmgen.runtime` in memory: what a bootstrap will register, working.
+"""`bootstrap()` over an in-memory kernel: the service's parts wired on `mmgen.runtime`, working.
 
 The runtime tails the store into `ProfileProjection`, dispatches other services' events to
 `ForeignEvents`' handlers, and obeys retention's commands through `ProfilesErasure`.
@@ -9,67 +9,45 @@ from __future__ import annotations
 from typing import Any
 
 from mmgen.events.kernel import in_memory_kernel
-from mmgen.profiles.adapters.memory import (
-    InMemoryConsentGrants,
-    InMemoryMemberships,
-    InMemoryProfileReadModel,
-    InMemorySearchIndex,
-)
-from mmgen.profiles.adapters.projection import ForeignEvents, ProfileProjection
-from mmgen.profiles.adapters.read_models import KeystoreErasedSubjects
+from mmgen.profiles.adapters.memory import InMemoryConsentGrants
+from mmgen.profiles.bootstrap import bootstrap
 from mmgen.profiles.domain.events import profiles_registry
 from mmgen.profiles.domain.reveal import Viewer
 from mmgen.profiles.domain.search import SearchQuery
-from mmgen.profiles.service_layer.erasure import ProfilesErasure
-from mmgen.profiles.service_layer.profiles import (
-    Relationships,
-    publish_profile,
-    put_profile,
-    reveal_sensitive,
-)
+from mmgen.profiles.service_layer.profiles import publish_profile, put_profile, read_profile
 from mmgen.profiles.service_layer.search import search_profiles
 from mmgen.profiles.settings import ProfilesSettings
 from mmgen.runtime.erasure import answer_id
-from mmgen.runtime.service import ServiceRuntime
 from mmgen.runtime.testing import erase_command, eventually
 
 from ..conftest import TODAY, consent_event, creator_actor, details, new_id, sensitive
 
 
-async def test_the_parts_run_on_the_runtime() -> None:
-    settings = ProfilesSettings(environment="test", projector_idle_wait_seconds=0.05)
-    registry = profiles_registry()
-    kernel = in_memory_kernel(producer="profiles", registry=registry)
-    runtime = ServiceRuntime(settings, registry, kernel=kernel)
-    profiles, index = InMemoryProfileReadModel(), InMemorySearchIndex()
-    consents, memberships = InMemoryConsentGrants(), InMemoryMemberships()
-    projection = ProfileProjection(kernel.repository, profiles, index)
-    runtime.projection(projection.name, projection.apply, reset=projection.reset)
-    foreign = ForeignEvents(
-        consents=consents,
-        memberships=memberships,
-        profiles=profiles,
-        index=index,
-        erased=KeystoreErasedSubjects(kernel.keystore),
-    )
-    for event_type, handler in foreign.handlers().items():
-        runtime.on(event_type, handler)
-    commands = runtime.erasure(
-        ProfilesErasure(
-            repository=kernel.repository,
-            keystore=kernel.keystore,
-            profiles=profiles,
-            index=index,
-            consents=consents,
-            memberships=memberships,
-        )
-    )
+def settings() -> ProfilesSettings:
+    return ProfilesSettings(environment="test", projector_idle_wait_seconds=0.05)
+
+
+def test_bootstrap_registers_every_handler_and_takes_fakes() -> None:
+    consents = InMemoryConsentGrants()
+    kernel = in_memory_kernel(producer="profiles", registry=profiles_registry())
+    wired = bootstrap(settings(), kernel=kernel, consents=consents)
+    assert wired.consents is consents and wired.revocations is None
+    assert wired.runtime.participant is wired.erasure
+    assert set(wired.runtime.consumed_topics()) == {
+        wired.runtime.topics.events(producer) for producer in ("consent", "projects", "identity")
+    } | {wired.runtime.topics.retention_commands}
+
+
+async def test_the_service_runs_on_the_runtime() -> None:
+    kernel = in_memory_kernel(producer="profiles", registry=profiles_registry())
+    wired = bootstrap(settings(), kernel=kernel)
+    runtime = wired.runtime
     creator = new_id()
     client = Viewer(new_id(), "client")
 
     async def found() -> list[str]:
         page = await search_profiles(
-            index, profiles, viewer=client, query=SearchQuery(q="mia"), limit=10
+            wired.index, wired.profiles, viewer=client, query=SearchQuery(q="mia"), limit=10
         )
         return [p.creator_id for p in page.items]
 
@@ -79,21 +57,21 @@ async def test_the_parts_run_on_the_runtime() -> None:
             kernel.repository, actor=actor, details=details(), sensitive=sensitive(), today=TODAY
         )
         await publish_profile(kernel.repository, actor=actor)
-        assert await eventually(found, timeout=5) == [creator]
+        assert await eventually(found, timeout=5) == [creator]  # the runtime's projection
 
         ctx: Any = None  # in memory: no transaction
         await runtime.dispatch(consent_event(creator, granted=True, version=2), ctx)
-        shown = await reveal_sensitive(
-            profiles,
-            Relationships(consents, memberships),
-            kernel.repository,
+        shown = await read_profile(
+            wired.profiles,
+            wired.relationships,
+            wired.repository,
             viewer=client,
             creator_id=creator,
         )
-        assert shown.fields
+        assert shown.revealed is not None and shown.revealed.fields
 
         command = erase_command(creator)
-        await commands.handle(command)
+        await runtime.dispatch(command, ctx)
         assert await found() == []
         answer = await kernel.store.get(answer_id(command, "profiles"))
         assert answer is not None and answer.event_type == "profiles.SubjectErased"

@@ -16,6 +16,7 @@ from mmgen.profiles.domain.profile import (
     ProfileDetails,
     SensitiveDetails,
     date_problems,
+    exposure_problems,
 )
 
 from ..conftest import TODAY, creator_actor, details, new_id, sensitive
@@ -179,3 +180,39 @@ def test_refusals_never_echo_the_submitted_value() -> None:
 
 def test_public_and_sensitive_fields_do_not_overlap() -> None:
     assert not set(ProfileDetails.model_fields) & set(SensitiveDetails.model_fields)
+
+
+def test_a_public_field_may_not_repeat_a_sensitive_value() -> None:
+    secret = sensitive()  # +33 6 12 34 56 78, mia.laurent@example.org, 12 rue Victor Hugo...
+    public = details(
+        bio="Call 06.12.34.56.78 or write to MIA.Laurent@example.org.",
+        city="12 Rue Victor-Hugo 69002 Lyon",
+        experience=[{"title": "Born 1996-04-17", "organisation": "o", "from": "2021-03-01"}],
+        portfolio=[{"title": "Site", "url": "https://example.com/a", "description": "6 12 34"}],
+    )
+    problems = exposure_problems(public, secret)
+    assert [(p.field, p.message.split(",")[0]) for p in problems] == [
+        ("bio", "repeats your sensitive email"),
+        ("bio", "repeats your sensitive phone"),
+        ("city", "repeats your sensitive address"),
+        ("experience.0.title", "repeats your sensitive date_of_birth"),
+    ]
+    assert not any("mia.laurent" in p.message or "12 34" in p.message for p in problems)
+    # Parts of a value are not the value: a city, a street name, a short number.
+    fine = details(city="Lyon", bio="Studio rue Victor Hugo; 12 shoots a year; 1996 debut.")
+    assert exposure_problems(fine, secret) == []
+    assert exposure_problems(public, SensitiveDetails()) == []
+
+
+def test_the_aggregate_refuses_a_sensitive_value_in_public_and_records_nothing() -> None:
+    creator = new_id()
+    profile = CreatorProfile.new(creator)
+    with pytest.raises(ProfileInvalidError) as caught:
+        profile.put(
+            details(bio="Reach me: +33 6 12 34 56 78"),
+            sensitive(),
+            actor=creator_actor(creator),
+            today=TODAY,
+        )
+    assert [p.field for p in caught.value.problems] == ["bio"]
+    assert profile.pending == []

@@ -1,5 +1,5 @@
-"""The API models: what a request may carry, and that only the owner's and the reveal's
-responses can hold a sensitive field at all."""
+"""The API models: what a request may carry; search results cannot hold a sensitive field at
+all, and a profile read holds one only when the reveal rule shows it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mmgen.profiles.entrypoints.api.schemas import (
 )
 from mmgen.profiles.service_layer.profiles import read_profile
 
-from ..conftest import Profiles, details, new_id, sensitive
+from ..conftest import Profiles, consent_event, details, new_id, sensitive
 
 
 def test_a_request_splits_into_public_and_sensitive_parts() -> None:
@@ -48,11 +48,11 @@ def test_a_request_refuses_what_it_does_not_know(extra: dict[str, object]) -> No
         ProfileIn.model_validate({**details().model_dump(mode="json"), **extra})
 
 
-def test_only_the_owners_view_has_sensitive_fields() -> None:
-    assert "sensitive" in OwnProfileOut.model_fields
-    for model in (ProfileOut, ProfileCard, SearchPageOut):
+def test_search_results_have_no_sensitive_member() -> None:
+    for model in (ProfileCard, SearchPageOut):
         names = set(model.model_fields)
         assert "sensitive" not in names and not names & set(SENSITIVE_FIELDS), model
+    assert not set(ProfileOut.model_fields) & set(SENSITIVE_FIELDS)
 
 
 async def test_responses_from_the_use_cases(parts: Profiles) -> None:
@@ -64,14 +64,28 @@ async def test_responses_from_the_use_cases(parts: Profiles) -> None:
     read = await read_profile(
         parts.profiles,
         parts.relationships,
+        parts.repository,
         viewer=Viewer(new_id(), "client"),
         creator_id=own.creator_id,
     )
-    public = ProfileOut.of(read.profile, can_reveal=read.can_reveal)
+    public = ProfileOut.of(read)
+    assert public.sensitive is None and public.revealed == [] and public.basis is None
     assert "+33" not in public.model_dump_json()
     card = ProfileCard.of(read.profile)
     assert len(card.bio_excerpt) == BIO_EXCERPT + 1 and card.bio_excerpt.endswith("…")
     assert card.portfolio_count == 1 and card.experience_count == 1
+
+    await parts.deliver(consent_event(own.creator_id, granted=True, version=2))
+    read = await read_profile(
+        parts.profiles,
+        parts.relationships,
+        parts.repository,
+        viewer=Viewer(new_id(), "client"),
+        creator_id=own.creator_id,
+    )
+    shown = ProfileOut.of(read).model_dump(mode="json")
+    assert shown["sensitive"]["phone"] == "+33 6 12 34 56 78"
+    assert shown["revealed"] == list(SENSITIVE_FIELDS) and shown["basis"] == "consent"
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,39 @@ def _ignore_duplicates(error: BulkWriteError) -> None:
         raise error
 
 
+async def versioned_set(
+    coll: Any,
+    key: str,
+    version: int,
+    fields: Mapping[str, Any],
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Write `fields` at `version` unless a version at least as new is stored; True if written.
+
+    Never through a duplicate-key error when a transaction is given: inside the consumer's
+    transaction any failed write aborts the whole transaction (its commit then fails and the
+    event is retried without end), so the stored version is read first. Two first writers
+    racing conflict on the insert: in a transaction that is a transient error the consumer
+    retries; without one, the loser re-applies its version guard.
+    """
+    values = {"v": version, **fields}
+    updated = await coll.update_one(
+        {"_id": key, "v": {"$lt": version}}, {"$set": values}, session=session
+    )
+    if updated.matched_count:
+        return True
+    if await coll.find_one({"_id": key}, {"_id": 1}, session=session) is not None:
+        return False  # as new or newer
+    try:
+        await coll.insert_one({"_id": key, **values}, session=session)
+    except DuplicateKeyError:
+        if session is not None:
+            raise
+        updated = await coll.update_one({"_id": key, "v": {"$lt": version}}, {"$set": values})
+        return updated.matched_count > 0
+    return True
+
+
 # --- profiles -------------------------------------------------------------------------------
 
 
@@ -355,23 +388,12 @@ class MongoConsentGrants:
         """Lookups are by `_id` (the creator) only."""
 
     async def record(self, grant: ConsentGrant, session: AsyncClientSession | None = None) -> bool:
-        try:
-            result = await self.coll.update_one(
-                {"_id": grant.creator_id, "v": {"$lt": grant.version}},
-                {
-                    "$set": {
-                        "granted": grant.granted,
-                        "v": grant.version,
-                        "event_id": grant.event_id,
-                        "decided_at": grant.decided_at,
-                    }
-                },
-                upsert=True,
-                session=session,
-            )
-        except DuplicateKeyError:  # a later decision is stored
-            return False
-        return result.matched_count > 0 or result.upserted_id is not None
+        fields = {
+            "granted": grant.granted,
+            "event_id": grant.event_id,
+            "decided_at": grant.decided_at,
+        }
+        return await versioned_set(self.coll, grant.creator_id, grant.version, fields, session)
 
     async def get(self, creator_id: str) -> ConsentGrant | None:
         doc = await self.coll.find_one({"_id": creator_id})
@@ -405,24 +427,13 @@ class MongoMemberships:
         self, membership: Membership, session: AsyncClientSession | None = None
     ) -> bool:
         key = f"{membership.project_id}|{membership.user_id}"
-        try:
-            result = await self.coll.update_one(
-                {"_id": key, "v": {"$lt": membership.version}},
-                {
-                    "$set": {
-                        "project_id": membership.project_id,
-                        "user_id": membership.user_id,
-                        "role": membership.role,
-                        "active": membership.active,
-                        "v": membership.version,
-                    }
-                },
-                upsert=True,
-                session=session,
-            )
-        except DuplicateKeyError:  # a later version of this membership is stored
-            return False
-        return result.matched_count > 0 or result.upserted_id is not None
+        fields = {
+            "project_id": membership.project_id,
+            "user_id": membership.user_id,
+            "role": membership.role,
+            "active": membership.active,
+        }
+        return await versioned_set(self.coll, key, membership.version, fields, session)
 
     async def of_user(self, user_id: str) -> list[Membership]:
         docs = await self.coll.find({"user_id": user_id}).to_list(None)

@@ -46,16 +46,6 @@ class NotACreatorError(ProfilesError):
         super().__init__("only creators have a profile")
 
 
-class RevealNotAllowedError(ProfilesError):
-    """The caller may see the profile but not its sensitive fields (403, audited)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "sensitive fields are shown only while the creator consents to sharing them, or to "
-            "members of a project shared with the creator declaring project_execution"
-        )
-
-
 class ProfileErasedError(ProfilesError):
     """The creator's data was erased: nothing new is recorded for them (410)."""
 

@@ -36,6 +36,7 @@ from mmgen.profiles.domain.profile import (
     ProfileDetails,
     SensitiveDetails,
     date_problems,
+    exposure_problems,
 )
 
 STREAM_PREFIX = "profile:"
@@ -126,7 +127,7 @@ class CreatorProfile(Aggregate):
         `sensitive` when the sensitive details did). Nothing changed, nothing recorded."""
         if self.erased:
             raise ProfileErasedError()
-        problems = date_problems(details, sensitive, today)
+        problems = date_problems(details, sensitive, today) + exposure_problems(details, sensitive)
         if problems:
             raise ProfileInvalidError(problems)
         changed: list[str] = []

@@ -11,14 +11,16 @@ identifiable creator; "public" means the creator publishes it for client selecti
   a permitted reveal and for an export; never in a read model, a token or an event's `data`.
 
 Shape rules (lengths, counts, formats, URL schemes) are checked when a model is built, so an
-invalid value never becomes a model; rules that need today's date are checked by
-`date_problems` when the aggregate records the profile.
+invalid value never becomes a model; rules that need today's date (`date_problems`) or both
+parts (`exposure_problems`: no sensitive value repeated in a public field) are checked when
+the aggregate records the profile.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -27,7 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from mmgen.events.registry import PersonalData
 from mmgen.profiles.domain.errors import FieldProblem
-from mmgen.profiles.domain.text import has_control_characters, keyword
+from mmgen.profiles.domain.text import fold, has_control_characters, keyword
 
 Category = Literal["model", "promoter", "content_creator"]
 CATEGORIES: tuple[Category, ...] = ("model", "promoter", "content_creator")
@@ -268,4 +270,67 @@ def date_problems(
             )
     if sensitive.date_of_birth is not None and sensitive.date_of_birth >= today:
         problems.append(FieldProblem("sensitive.date_of_birth", "must be in the past", "date_past"))
+    return problems
+
+
+#: Digits compared at the end of two phone numbers: the national number, whatever the prefix
+#: (`+33 6 12 34 56 78` and `06 12 34 56 78` are one number).
+PHONE_TAIL = 9
+_PHONE_RUN = re.compile(r"\+?\d[\d ().-]{4,}\d")
+
+
+def _phone_tail(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())[-PHONE_TAIL:]
+
+
+def _public_texts(value: object, path: str) -> list[tuple[str, str]]:
+    """Every text of the public part with its dotted path (list indexes included)."""
+    if isinstance(value, str):
+        return [(path, value)]
+    items: Iterable[tuple[object, object]]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return []
+    return [t for key, v in items for t in _public_texts(v, f"{path}.{key}" if path else str(key))]
+
+
+def exposure_problems(details: ProfileDetails, sensitive: SensitiveDetails) -> list[FieldProblem]:
+    """A value of the creator's own sensitive part written into the public part would be shown
+    to everyone and returned by search, around the consent that guards it: refused, naming the
+    public field and which sensitive field it repeats (never the value).
+
+    Compared: the email (folded, as a substring), the phone (the national number's last
+    digits, in any phone-like run of digits), the address (its folded words, in sequence) and
+    the birth date (ISO form).
+    """
+    email = fold(sensitive.email) if sensitive.email else None
+    phone = _phone_tail(sensitive.phone) if sensitive.phone else None
+    address = keyword(sensitive.address) if sensitive.address else None
+    birth = sensitive.date_of_birth.isoformat() if sensitive.date_of_birth else None
+    problems: list[FieldProblem] = []
+    for path, text in _public_texts(details.model_dump(mode="json"), ""):
+        repeated = []
+        if email and email in fold(text):
+            repeated.append("email")
+        if phone and any(
+            len(_phone_tail(run)) >= len(phone) and _phone_tail(run)[-len(phone) :] == phone
+            for run in _PHONE_RUN.findall(text)
+        ):
+            repeated.append("phone")
+        if address and f" {address} " in f" {keyword(text)} ":
+            repeated.append("address")
+        if birth and birth in text:
+            repeated.append("date_of_birth")
+        problems.extend(
+            FieldProblem(
+                path,
+                f"repeats your sensitive {name}, which is shown only under your consent or "
+                f"on a shared project: keep it in sensitive.{name} only",
+                "sensitive_value_in_public_field",
+            )
+            for name in repeated
+        )
     return problems

@@ -4,8 +4,8 @@ A use case returns (or raises with) these records; the HTTP edge records them wi
 and the route template, so the use cases stay free of web code and the trail of I/O in tests:
 
     read = await read_profile(...)
-    if read.access:
-        await read.access.record(runtime.trail, actor, route="/profiles/{user_id}")
+    for access in read.accesses:
+        await access.record(runtime.trail, actor, route="/profiles/{user_id}")
 
 401 and 403 refusals are recorded by the runtime's denial recorder; `Denial` is for the
 refusals that answer 404 (a profile that exists but is hidden from the caller), which the

@@ -1,4 +1,4 @@
-"""Use cases of profiles: write, publish, read and reveal — each with its dependencies explicit.
+"""Use cases of profiles: write, publish, and read under the reveal rule — dependencies explicit.
 
 The owner's reads come from the event store (read-your-writes, sensitive details included);
 everyone else's come from the read model, through the reveal rule (`domain.reveal.decide`).
@@ -26,7 +26,6 @@ from mmgen.profiles.domain.errors import (
     ProfileConflictError,
     ProfileErasedError,
     ProfileNotFoundError,
-    RevealNotAllowedError,
 )
 from mmgen.profiles.domain.events import PORTFOLIO, SENSITIVE
 from mmgen.profiles.domain.model import CreatorProfile, profile_stream
@@ -214,27 +213,30 @@ class PublicProfile:
 
 
 @dataclass(frozen=True)
-class ProfileRead:
-    profile: PublicProfile
-    #: The caller would see the sensitive fields if they asked (the reveal route).
-    can_reveal: bool
-    access: Access | None
-
-
-@dataclass(frozen=True)
 class Revealed:
-    creator_id: str
+    """The sensitive fields shown to this caller, and on which basis."""
+
     sensitive: SensitiveDetails
     fields: tuple[str, ...]
     basis: Basis
-    access: Access | None
+
+
+@dataclass(frozen=True)
+class ProfileRead:
+    """A profile as this caller may see it, and the access events the read must leave."""
+
+    profile: PublicProfile
+    #: Set when the reveal rule shows this caller the sensitive fields (the owner included).
+    revealed: Revealed | None
+    #: What the audit trail must record before the answer leaves (ids and field names only).
+    accesses: tuple[Access, ...]
 
 
 async def _visible(
     profiles: ProfileReadModel, relationships: Relationships, viewer: Viewer, creator_id: str
 ) -> tuple[ProfileRow, Decision]:
     row = await profiles.get(creator_id)
-    if row is None:
+    if row is None or row.details is None:
         raise ProfileNotFoundError()
     target = row.target
     relations = await relationships.between(viewer, target, Context.profile)
@@ -244,28 +246,6 @@ async def _visible(
             Denial(code="profile-hidden", subject_id=creator_id, purpose=viewer.purpose)
         )
     return row, decision
-
-
-async def read_profile(
-    profiles: ProfileReadModel,
-    relationships: Relationships,
-    *,
-    viewer: Viewer,
-    creator_id: str,
-) -> ProfileRead:
-    """The public part of a profile, if the caller may see it (`ProfileNotFoundError` if not)."""
-    row, decision = await _visible(profiles, relationships, viewer, creator_id)
-    profile = PublicProfile.of(row)
-    access = None
-    if decision.audited:
-        access = Access(
-            resource_id=creator_id,
-            subject_id=creator_id,
-            categories=(PORTFOLIO,),
-            purpose=viewer.purpose,
-            fields=tuple(profile.details.filled_fields()),
-        )
-    return ProfileRead(profile, can_reveal=decision.reveal, access=access)
 
 
 async def load_sensitive(
@@ -282,28 +262,46 @@ async def load_sensitive(
     return personal if isinstance(personal, SensitiveDetails) else None
 
 
-async def reveal_sensitive(
+async def read_profile(
     profiles: ProfileReadModel,
     relationships: Relationships,
     repository: EventSourcedRepository,
     *,
     viewer: Viewer,
     creator_id: str,
-) -> Revealed:
-    """The sensitive fields, under the reveal rule; each reveal to another person is an access
-    event naming the fields shown (`RevealNotAllowedError` when the rule says no)."""
+) -> ProfileRead:
+    """A profile under the reveal rule: the public part, and the sensitive fields when the rule
+    shows them to this caller (`ProfileNotFoundError` when the caller may not see it at all).
+
+    Audited callers' reads record the public fields read; every reveal to someone other than
+    the owner records the sensitive field names shown, with the declared purpose."""
     row, decision = await _visible(profiles, relationships, viewer, creator_id)
-    if not decision.reveal or decision.basis is None:
-        raise RevealNotAllowedError()
-    sensitive = await load_sensitive(repository, row.sensitive_event_id) or NO_SENSITIVE_DETAILS
-    fields = tuple(sensitive.filled_fields())
-    access = None
-    if fields and decision.basis is not Basis.owner:
-        access = Access(
-            resource_id=creator_id,
-            subject_id=creator_id,
-            categories=(SENSITIVE,),
-            purpose=viewer.purpose,
-            fields=fields,
+    profile = PublicProfile.of(row)
+    accesses: list[Access] = []
+    if decision.audited:
+        accesses.append(
+            Access(
+                resource_id=creator_id,
+                subject_id=creator_id,
+                categories=(PORTFOLIO,),
+                purpose=viewer.purpose,
+                fields=tuple(profile.details.filled_fields()),
+            )
         )
-    return Revealed(creator_id, sensitive, fields, decision.basis, access)
+    revealed = None
+    if decision.reveal and decision.basis is not None:
+        sensitive = await load_sensitive(repository, row.sensitive_event_id)
+        sensitive = sensitive or NO_SENSITIVE_DETAILS
+        fields = tuple(sensitive.filled_fields())
+        revealed = Revealed(sensitive, fields, decision.basis)
+        if fields and decision.basis is not Basis.owner:
+            accesses.append(
+                Access(
+                    resource_id=creator_id,
+                    subject_id=creator_id,
+                    categories=(SENSITIVE,),
+                    purpose=viewer.purpose,
+                    fields=fields,
+                )
+            )
+    return ProfileRead(profile, revealed, tuple(accesses))

@@ -19,7 +19,8 @@ The plan (`domain.search.plan`) gives the tokens every result must hold. Then:
 4. the page's rows are read by id and passed through the reveal rule (search context: public
    part of published profiles of live accounts only).
 
-The cursor is opaque (platform cursor encoding) and names the query it belongs to.
+The cursor is opaque (platform cursor encoding) and names the query it belongs to and the
+token it walks (kept for every next page, whatever the heads say by then).
 """
 
 from __future__ import annotations
@@ -100,11 +101,13 @@ async def _matching(
     return {creator: weights for creator, weights in held.items() if len(weights) == len(others)}
 
 
-def _check_cursor(position: Mapping[str, Any] | None, query: QueryPlan, rarest: str) -> None:
-    if position is None:
-        return
-    if position.get("f") != query.fingerprint or position.get("t") != rarest:
+def _walked(position: Mapping[str, Any], query: QueryPlan) -> str:
+    """The token a cursor walks: the next pages keep walking it, even if another token has
+    become rarer since (profiles listed meanwhile), so the positions stay comparable."""
+    token = position.get("t")
+    if position.get("f") != query.fingerprint or token not in query.terms:
         raise InvalidCursorError("the cursor belongs to another search")
+    return str(token)
 
 
 def _int(position: Mapping[str, Any], name: str) -> int:
@@ -220,8 +223,10 @@ async def search_profiles(
     heads = await index.heads(list(dict.fromkeys([*planned.terms, ALL])))
     if any(term not in heads for term in planned.terms):
         return SearchPage([], None)  # a token no listed profile holds
-    rarest = min(planned.terms, key=lambda t: (heads[t], t))
-    _check_cursor(position, planned, rarest)
+    if position is None:
+        rarest = min(planned.terms, key=lambda t: (heads[t], t))
+    else:
+        rarest = _walked(position, planned)
     run = _by_relevance if planned.order is Order.relevance else _by_recency
     hits, after = await run(index, planned, rarest, heads, limit, position, limits)
     rows = await profiles.get_many([h.creator_id for h in hits])

@@ -2,9 +2,9 @@
 
 The profile's own value objects (`domain.profile`) are the request body's parts, so the API
 refuses exactly what the domain refuses (lengths, counts, formats, https-only links), with the
-platform's 422 problem listing each invalid field; unknown fields are refused. Responses for
-anyone but the owner have no sensitive member at all: a search card or a public profile cannot
-carry one by mistake.
+platform's 422 problem listing each invalid field; unknown fields are refused. A search card
+has no sensitive member at all, so it cannot carry one by mistake; a profile read carries one
+only when the reveal rule shows it to the caller.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmgen.platform.pagination import MAX_CURSOR_LENGTH
 from mmgen.profiles.domain.profile import (
     Category,
     Language,
@@ -22,10 +23,13 @@ from mmgen.profiles.domain.profile import (
     SensitiveDetails,
 )
 from mmgen.profiles.domain.reveal import Basis
-from mmgen.profiles.service_layer.profiles import OwnProfile, PublicProfile, Revealed
+from mmgen.profiles.domain.search import SearchQuery
+from mmgen.profiles.service_layer.profiles import OwnProfile, ProfileRead, PublicProfile
 
 BIO_EXCERPT = 280
 Q_MAX_LENGTH = 200
+#: The most `ProfilesSettings.page_size_max` may be; the settings bound the page size further.
+LIMIT_CEILING = 200
 
 
 class ProfileIn(ProfileDetails):
@@ -64,22 +68,29 @@ class OwnProfileOut(ProfileDetails):
 
 
 class ProfileOut(ProfileDetails):
-    """`GET /profiles/{user_id}`: the public part; `can_reveal` says whether
-    `GET /profiles/{user_id}/sensitive` would answer for this caller."""
+    """`GET /profiles/{user_id}`: the public part, and the sensitive fields only when the
+    reveal rule shows them to this caller (`sensitive` null and `revealed` empty otherwise)."""
 
     user_id: str
     published: bool
     updated_at: datetime | None
-    can_reveal: bool
+    sensitive: SensitiveDetails | None = None
+    #: The sensitive fields shown (names), as the access event of this read lists them.
+    revealed: list[str] = Field(default_factory=list)
+    #: Why they are shown: `owner`, `consent` or `shared_project`.
+    basis: Basis | None = None
 
     @classmethod
-    def of(cls, profile: PublicProfile, *, can_reveal: bool) -> ProfileOut:
+    def of(cls, read: ProfileRead) -> ProfileOut:
+        profile, revealed = read.profile, read.revealed
         return cls(
             **profile.details.model_dump(),
             user_id=profile.creator_id,
             published=profile.published,
             updated_at=profile.updated_at,
-            can_reveal=can_reveal,
+            sensitive=revealed.sensitive if revealed is not None else None,
+            revealed=list(revealed.fields) if revealed is not None else [],
+            basis=revealed.basis if revealed is not None else None,
         )
 
 
@@ -127,24 +138,6 @@ class SearchPageOut(_Out):
     next_cursor: str | None = None
 
 
-class SensitiveOut(_Out):
-    """`GET /profiles/{user_id}/sensitive`: the fields set, and on which basis they are shown."""
-
-    user_id: str
-    sensitive: SensitiveDetails
-    fields: list[str]
-    basis: Basis
-
-    @classmethod
-    def of(cls, revealed: Revealed) -> SensitiveOut:
-        return cls(
-            user_id=revealed.creator_id,
-            sensitive=revealed.sensitive,
-            fields=list(revealed.fields),
-            basis=revealed.basis,
-        )
-
-
 class PublicationOut(_Out):
     """`POST /profiles/me/publish|unpublish`."""
 
@@ -154,7 +147,10 @@ class PublicationOut(_Out):
 
 
 class SearchParams(BaseModel):
-    """`GET /profiles?category=&skill=&city=&language=&q=` (with `limit` and `cursor`)."""
+    """`GET /profiles?category=&skill=&city=&language=&q=&limit=&cursor=`.
+
+    Any other parameter is refused (422): there is no filter or sort on anything else, and
+    certainly none on a sensitive value (a range on a birth date would reveal it)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -163,3 +159,16 @@ class SearchParams(BaseModel):
     city: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     language: Language | None = None
     q: Annotated[str, Field(max_length=Q_MAX_LENGTH)] | None = None
+    #: Page size (default and largest from the settings: 20 and 50).
+    limit: Annotated[int, Field(ge=1, le=LIMIT_CEILING)] | None = None
+    #: `next_cursor` of the previous page.
+    cursor: Annotated[str, Field(min_length=1, max_length=MAX_CURSOR_LENGTH)] | None = None
+
+    def query(self) -> SearchQuery:
+        return SearchQuery(
+            category=self.category,
+            skill=self.skill,
+            city=self.city,
+            language=self.language,
+            q=self.q,
+        )
