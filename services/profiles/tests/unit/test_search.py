@@ -224,9 +224,14 @@ async def test_the_rarest_token_is_read_and_unknown_tokens_cost_nothing(parts: P
         await listed(parts, i, city="Lyon" if i < 3 else "Paris")
     index = parts.index
     assert isinstance(index, CountingIndex)
-    assert len(ids(await search(parts, category="model", city="Lyon"))) == 3
+    assert len(ids(await search(parts, language="fr", city="Lyon"))) == 3
     assert {token for token, _, _ in index.windows} == {"c:lyon"}
-    assert index.lookups == 3  # each Lyon candidate checked once against the category
+    assert index.lookups == 3  # each Lyon candidate checked once against the language
+    index.windows.clear()
+    index.lookups = 0
+    assert len(ids(await search(parts, category="model", city="Lyon"))) == 3
+    assert {token for token, _, _ in index.windows} == {"kc:model@lyon"}  # one pair token
+    assert index.lookups == 0
     index.windows.clear()
     assert ids(await search(parts, city="Atlantis")) == []
     assert ids(await search(parts, q="zzzz")) == []

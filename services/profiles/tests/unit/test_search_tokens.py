@@ -58,6 +58,13 @@ def test_a_profile_gets_filter_tokens_and_weighted_words() -> None:
     assert tokens[ALL] == 0
     assert "k:model" in tokens
     assert {"s:runway", "s:editorial", "c:sao paulo", "l:pt-br", "l:pt", "l:en"} <= set(tokens)
+    assert {
+        "sc:runway@sao paulo",
+        "sc:editorial@sao paulo",
+        "kc:model@sao paulo",
+        "ks:model@runway",
+        "ks:model@editorial",
+    } <= set(tokens)
     assert tokens["t:zoe"] == 5  # name
     assert tokens["t:runway"] == 4  # a skill (and a word of the experience title)
     assert tokens["t:sao"] == 3  # city
@@ -92,7 +99,7 @@ def test_words_a_sensitive_value_would_need_are_not_all_indexed() -> None:
 def test_a_filter_keyword_equal_to_a_sensitive_value_is_not_indexed() -> None:
     secret = sensitive(address="Rue Haute 5, Bruxelles")
     tokens = index_tokens(details(city="Rue Haute 5, Bruxelles"), secret)
-    assert not any(t.startswith("c:") for t in tokens)
+    assert not any(t.startswith(("c:", "sc:", "kc:")) for t in tokens)
 
 
 def test_a_measurement_in_the_bio_is_not_matchable() -> None:
@@ -129,9 +136,17 @@ def test_plans() -> None:
         SearchQuery(category="model", skill="Défilé", city="Saint-Étienne", language="PT-br"),
         max_q_terms=8,
     )
-    assert filters.terms == ("k:model", "s:defile", "c:saint etienne", "l:pt-br")
+    assert filters.terms == ("sc:defile@saint etienne", "k:model", "l:pt-br")
+    assert plan(SearchQuery(category="model", city="Lyon"), max_q_terms=8).terms == (
+        "kc:model@lyon",
+    )
+    assert plan(SearchQuery(category="model", skill="Runway"), max_q_terms=8).terms == (
+        "ks:model@runway",
+    )
+    assert plan(SearchQuery(skill="Runway"), max_q_terms=8).terms == ("s:runway",)
     assert filters.order is Order.recency and not filters.text_terms
     text = plan(SearchQuery(city="Lyon", q="Runway runway ÉDITORIAL"), max_q_terms=8)
+    assert "c:lyon" in text.terms
     assert text.terms == ("c:lyon", "t:runway", "t:editorial")
     assert text.text_terms == ("t:runway", "t:editorial")
     assert text.order is Order.relevance

@@ -8,6 +8,8 @@ accents and case dropped):
 - `k:<category>` — `?category=`;
 - `s:<skill>` — each skill as one keyword, `?skill=`;
 - `c:<city>` — the city as one keyword, `?city=`;
+- `sc:<skill>@<city>`, `kc:<category>@<city>`, `ks:<category>@<skill>` — pairs of filters, so
+  a search on two of them reads the postings of one token;
 - `l:<tag>`, `l:<primary>` — each language (`pt-br` also gives `pt`), `?language=`;
 - `t:<word>` — words of name, skills, category, city, experience, portfolio titles and
   descriptions, and bio, for `?q=` (every word of `q` must match).
@@ -55,6 +57,7 @@ WEIGHT_TEXT = 1
 _EMAIL_LIKE = re.compile(r"\S+@\S+")
 _URL_LIKE = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+")
 _DATE_LIKE = re.compile(r"\d{1,4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,4}")
+PAIR_SEPARATOR = "@"
 SIGNATURE_BITS = 256
 SIGNATURE_PROBES = 3
 #: A `q` with this many digits or more is taken for a phone number (or an id) and matches nothing.
@@ -132,6 +135,26 @@ def _most_specific(candidates: Iterable[str]) -> str:
     return max(candidates, key=lambda w: (any(c.isdigit() for c in w), len(w), w))
 
 
+def pair_token(kind: str, first: str, second: str) -> str:
+    """A token for two filters at once (`sc` skill and city, `kc` category and city, `ks`
+    category and skill): a search on both reads one token's postings, not two."""
+    return f"{kind}:{first}{PAIR_SEPARATOR}{second}"
+
+
+def _pairs(tokens: Iterable[str]) -> list[str]:
+    """The pair tokens of a profile, from the filter tokens it kept."""
+    kinds: dict[str, list[str]] = {"k": [], "s": [], "c": []}
+    for token in tokens:
+        prefix, _, value = token.partition(":")
+        if prefix in kinds:
+            kinds[prefix].append(value)
+    return [
+        *(pair_token("sc", s, c) for s in kinds["s"] for c in kinds["c"]),
+        *(pair_token("kc", k, c) for k in kinds["k"] for c in kinds["c"]),
+        *(pair_token("ks", k, s) for k in kinds["k"] for s in kinds["s"]),
+    ]
+
+
 def index_tokens(details: ProfileDetails, sensitive: SensitiveDetails) -> dict[str, int]:
     """The tokens of a listed profile with their weights (see the module docstring)."""
     weights: dict[str, int] = {}
@@ -167,6 +190,8 @@ def index_tokens(details: ProfileDetails, sensitive: SensitiveDetails) -> dict[s
     for token in [t for t in weights if t[:2] in ("s:", "c:")]:
         if token[2:] in secret_keywords:
             del weights[token]
+    for token in _pairs(weights):
+        add(token)
     present = {t[2:] for t in weights if t.startswith("t:")}
     for required in _sensitive_word_sets(sensitive):
         if required <= present:
@@ -230,14 +255,28 @@ NOTHING = QueryPlan(terms=(), impossible=True)
 
 def plan(query: SearchQuery, *, max_q_terms: int) -> QueryPlan:
     """The tokens a query needs; `NOTHING` when it cannot match anything."""
+    for value in (query.skill, query.city):
+        if value is not None and not keyword(value):
+            return NOTHING
+    category = query.category
+    skill = keyword(query.skill) if query.skill is not None else None
+    city = keyword(query.city) if query.city is not None else None
     terms: list[str] = []
-    if query.category:
-        terms.append(category_token(query.category))
-    for value, token in ((query.skill, skill_token), (query.city, city_token)):
-        if value is not None:
-            if not keyword(value):
-                return NOTHING
-            terms.append(token(value))
+    if skill and city:
+        terms.append(pair_token("sc", skill, city))
+        if category:
+            terms.append(category_token(category))
+    elif category and city:
+        terms.append(pair_token("kc", category, city))
+    elif category and skill:
+        terms.append(pair_token("ks", category, skill))
+    else:
+        if category:
+            terms.append(category_token(category))
+        if skill:
+            terms.append(f"s:{skill}")
+        if city:
+            terms.append(f"c:{city}")
     if query.language:
         terms.append(language_tokens(query.language)[0])
     text_terms: list[str] = []
