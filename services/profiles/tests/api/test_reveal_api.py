@@ -228,7 +228,7 @@ async def test_an_erased_creator_disappears_from_search_at_once(api: Api, client
     await publish_command(api.settings, command)
 
     async def answered() -> Any:
-        return await api.service.repository.store.get(answer_id(command))
+        return await api.service.repository.store.get(answer_id(command, "profiles"))
 
     answer = await eventually(answered, until=lambda a: a is not None, timeout=30)
     assert answer.event_type == "profiles.SubjectErased" and answer.data["keys_shredded"] == 1

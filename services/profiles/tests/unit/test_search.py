@@ -194,12 +194,13 @@ async def test_a_cursor_keeps_its_token_when_another_becomes_rarer(parts: Profil
     await listed(parts, 3, city="Paris", category="promoter")
     first = await search(parts, city="Lyon", category="promoter", limit=2)
     assert first.next_cursor is not None
-    assert decode_cursor(first.next_cursor)["t"] == "c:lyon"
+    started_on = decode_cursor(first.next_cursor)["t"]
+    assert started_on in {"c:lyon", "kc:promoter@lyon"}  # the pair token, where one exists
     # Listed meanwhile: Lyon is now commoner than promoter, the rarest token of a new search.
     for i in range(5):
         await listed(parts, 10 + i, city="Lyon", category="model")
     rest = await search(parts, city="Lyon", category="promoter", limit=2, cursor=first.next_cursor)
-    assert ids(first) + ids(rest) == lyon_promoters[::-1]
+    assert ids(first) + ids(rest) == lyon_promoters[::-1]  # no page refused, none repeated
     assert rest.next_cursor is None
 
 
