@@ -57,7 +57,7 @@ class HeadWatcher:
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **self._consumer_config,  # type: ignore[arg-type]
+            **self._consumer_config,
         )
         await consumer.start()
         self._task = asyncio.create_task(self._run(consumer), name="audit-heads")
