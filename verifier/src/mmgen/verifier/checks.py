@@ -195,7 +195,7 @@ def verify_export_file(
     workers: int | None = None,
 ) -> Verdict:
     """Check a JSON Lines export file: canonical lines are not even parsed, and a large file's
-    spans are checked on `workers` processes (default: the idle CPUs; `mmgen.auditlog.parallel`),
+    spans are checked on `workers` processes (default: the CPUs; `mmgen.auditlog.parallel`),
     with the verdict a line-by-line check gives."""
     trusted = _trusted(key)
     heads = _open_heads(trusted, checkpoint_note, saved_note)

@@ -135,7 +135,7 @@ def verify(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", min=1, help="processes checking a large --file (default: idle CPUs)"
+            "--workers", min=1, help="processes checking a large --file (default: the CPUs)"
         ),
     ] = None,
 ) -> None:

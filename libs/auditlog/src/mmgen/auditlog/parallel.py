@@ -29,7 +29,7 @@ from .entry import canonical_line_parts
 from .merkle import Frontier
 from .verify import LogVerifier, export_lines, feed_all
 
-__all__ = ["SpanResult", "check_span", "idle_cpus", "split_spans", "verify_export_file"]
+__all__ = ["SpanResult", "check_span", "split_spans", "verify_export_file"]
 
 #: Exports smaller than this are verified in this process (workers cost a start-up).
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -50,18 +50,6 @@ class SpanResult:
     last_hash: bytes
     leaves: bytes
     doubt: int | None
-
-
-def idle_cpus() -> int:
-    """CPUs not busy with other work (1 at least): more workers than idle CPUs only add their
-    start-up and hand-over to a machine already shared (measured on the 2-core host under a
-    load average of 12: 2 workers took 25 % longer than 1)."""
-    cpus = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        return cpus
-    return max(1, min(cpus, round(cpus - busy)))
 
 
 def split_spans(path: Path, span_bytes: int = SPAN_BYTES) -> list[tuple[int, int]]:
@@ -130,10 +118,10 @@ def verify_export_file(
     min_parallel_bytes: int = PARALLEL_MIN_BYTES,
 ) -> LogVerifier:
     """Verify an export file against a verified checkpoint; returns the verifier (its
-    `result()`, `root_at(size)`). `workers`: processes (default: the idle CPUs); 1, or a file
+    `result()`, `root_at(size)`). `workers`: processes (default: the CPUs); 1, or a file
     below `min_parallel_bytes`, is verified here, line by line."""
     verifier = LogVerifier(frontier=Frontier(0), checkpoint=checkpoint, roots_at=roots_at)
-    count = workers if workers is not None else idle_cpus()
+    count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or path.stat().st_size < min_parallel_bytes:
         with path.open("rb") as stream:
             feed_all(verifier, export_lines(stream), progress=progress)
