@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mmgen.consent.adapters.mongo import MongoTrackingReadModel
+from mmgen.consent.adapters.read_models import TrackedEvent
 from mmgen.runtime.testing import assert_problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -141,6 +146,29 @@ async def test_stored_tracking_events_are_bounded_per_subject(api, client, token
         ids.append(response.json()["event_id"])
     kept = await api.db["tracking_events"].find({"subject_id": subject}).to_list(None)
     assert sorted(d["_id"] for d in kept) == sorted(ids[2:])
+
+
+async def test_concurrent_trims_never_cut_below_the_bound(api) -> None:
+    """The inline write and the projector trim the same subject at once; newer events arrive
+    between one trim's read and its delete. The bound holds and the newest survive."""
+    model = MongoTrackingReadModel(api.db)
+    subject = str(uuid.uuid4())
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [
+        TrackedEvent(str(uuid.uuid4()), subject, f"e{i}", start + timedelta(seconds=i))
+        for i in range(40)
+    ]
+    for event in events[:5]:
+        await model.add(event)
+
+    async def add_then_trim(event: TrackedEvent) -> None:
+        await model.add(event)
+        await model.trim(subject, 5)
+
+    await asyncio.gather(*(add_then_trim(event) for event in events[5:]))
+    await model.trim(subject, 5)
+    kept = await model.of_subject(subject, limit=100)
+    assert [e.event_id for e in kept] == [e.event_id for e in events[-5:]]
 
 
 async def test_gpc_support_resource(client) -> None:

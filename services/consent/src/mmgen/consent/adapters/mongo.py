@@ -178,15 +178,18 @@ class MongoTrackingReadModel:
         return await self.coll.find_one({"_id": event_id}, {"_id": 1}) is not None
 
     async def trim(self, subject_id: str, keep: int) -> int:
-        total = await self.coll.count_documents({"subject_id": subject_id})
-        if total <= keep:
-            return 0
-        oldest = (
+        """Delete what lies behind the subject's `keep` newest events. Concurrent trims (the
+        inline write and the projector) cannot together cut below `keep`: each deletes only
+        events that had `keep` newer ones when it read, and those are never deleted first."""
+        behind = (
             await self.coll.find({"subject_id": subject_id}, {"_id": 1})
-            .sort([("received_at", ASCENDING), ("_id", ASCENDING)])
-            .to_list(total - keep)
+            .sort([("received_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(keep)
+            .to_list(None)
         )
-        result = await self.coll.delete_many({"_id": {"$in": [d["_id"] for d in oldest]}})
+        if not behind:
+            return 0
+        result = await self.coll.delete_many({"_id": {"$in": [d["_id"] for d in behind]}})
         return result.deleted_count
 
     async def of_subject(self, subject_id: str, limit: int) -> list[TrackedEvent]:
