@@ -398,6 +398,7 @@ class ServiceRuntime:
                 handler=self.dispatch,
                 group_id=s.inbox_group,
                 name=f"{self.name}-inbox",
+                accepts=self._handles,
                 session_timeout_ms=s.consumer_session_timeout_ms,
                 heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
             )
@@ -405,6 +406,11 @@ class ServiceRuntime:
             starts.append(self.broker.start())
         # Each joins a consumer group (about half the session timeout): in parallel.
         await asyncio.gather(*starts)
+
+    def _handles(self, event_type: str) -> bool:
+        """The inbox acts on these types only: the rest of the topics it reads (another
+        service's whole events topic, for one type of it) is acknowledged unread."""
+        return event_type in self._handlers
 
     async def dispatch(self, envelope: Envelope, ctx: HandlerContext) -> None:
         """The inbox: the handlers of the event type, in order; other types are not ours."""
