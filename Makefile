@@ -7,16 +7,25 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 PYTEST_ARGS ?=
+# `make test` runs test files side by side on pytest-xdist workers, each with a broker and a
+# database of its own (README, "Tests"); `PYTEST_XDIST=` runs everything in one process.
+PYTEST_XDIST ?= -n 3 --dist loadfile
 # Every member's source root, checked as one program (each alone would see the others as
 # untyped installed packages and miss the errors between them).
-SRC_DIRS := $(wildcard libs/*/src) cli/src $(wildcard services/*/src)
+SRC_DIRS := $(wildcard libs/*/src) cli/src verifier/src $(wildcard services/*/src)
 empty :=
 space := $(empty) $(empty)
 MYPY_PATH := $(subst $(space),:,$(SRC_DIRS))
 UP_ARGS ?=
+# Container images (deploy/docker/Dockerfile, one recipe for every service): name=port, and the
+# tag deploy/compose/.env pins, so `make images` builds what deploy/compose runs.
+CONTAINER_ENGINE ?= docker
+IMAGE_SERVICES := identity=8001 projects=8002 profiles=8003 consent=8004 retention=8005 witness=8009
+IMAGE_REGISTRY ?= $(shell sed -n 's/^MMGEN_IMAGE_REGISTRY=//p' deploy/compose/.env)
+IMAGE_TAG ?= $(shell sed -n 's/^MMGEN_IMAGE_TAG=//p' deploy/compose/.env)
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install up up-detach demo down status test test-containers lint fmt bench clean
+.PHONY: help uv install up up-detach demo down status test test-containers lint fmt bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -43,11 +52,11 @@ down: uv ## stop what `make up` / `make up-detach` started
 status: uv ## show the local stack's components and whether each answers
 	$(UV) run --no-sync mmgen status
 
-test: install ## run the whole test suite against a real local broker and database
-	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+test: install ## run the whole test suite (3 workers) against real local brokers and databases
+	$(UV) run --no-sync pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-test-containers: install ## the same suite against real Kafka and MongoDB (needs Docker)
-	$(UV) run --no-sync pytest --backend=containers $(PYTEST_ARGS)
+test-containers: install ## the same suite against real Kafka and MongoDB (fails without Docker)
+	$(UV) run --no-sync pytest --backend=containers $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check), mypy, and the import-layer contracts
 	$(UV) run --no-sync ruff check .
@@ -61,6 +70,21 @@ fmt: install ## format and autofix
 
 bench: install ## run the benchmarks in bench/ and record their results
 	for script in bench/bench_*.py; do $(UV) run --no-sync python $$script || exit 1; done
+
+images: ## build every service's container image (needs a Docker engine; CONTAINER_ENGINE=podman works too)
+	@$(CONTAINER_ENGINE) info >/dev/null 2>&1 || { \
+	  echo "make images: no container engine answers ('$(CONTAINER_ENGINE) info' failed)." >&2; \
+	  echo "  Start Docker (or set CONTAINER_ENGINE=podman); no image was built." >&2; exit 1; }
+	@for entry in $(IMAGE_SERVICES); do \
+	  name=$${entry%%=*}; port=$${entry##*=}; \
+	  if [ ! -d services/$$name ]; then echo "skipping $$name: services/$$name is not in this tree"; continue; fi; \
+	  factory=mmgen.$$name.entrypoints.app:create_app; \
+	  if [ $$name = witness ]; then factory=mmgen.witness.app:create_app; fi; \
+	  echo "building $(IMAGE_REGISTRY)/$$name:$(IMAGE_TAG)"; \
+	  $(CONTAINER_ENGINE) build -f deploy/docker/Dockerfile --build-arg SERVICE=$$name \
+	    --build-arg PORT=$$port --build-arg APP_FACTORY=$$factory \
+	    -t $(IMAGE_REGISTRY)/$$name:$(IMAGE_TAG) . || exit 1; \
+	done
 
 clean: ## remove caches (keeps .mmgen local state; `mmgen reset --yes` wipes that)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

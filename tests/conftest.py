@@ -1,7 +1,10 @@
 """System tests: every workspace service as its own process, over HTTP and Kafka.
 
-`system` (one per session): every service against the session's broker and database (the same
-launcher as `mmgen up`), isolated from other tests by a topic prefix and a database-name prefix.
+`system` (package scope): every service against the session's broker and database (the same
+launcher as `mmgen up`, starting the services together), isolated from other tests by a topic
+prefix and a database-name prefix. It is stopped as soon as a worker moves on to tests outside
+this folder: left running, its relays and consumers would load that worker's broker and
+database for the rest of the run (pytest-xdist runs these files in any order, among others).
 `own_broker_stack` (one per test): identity and consent on a broker of the test's own, which the
 test may stop and start again on the same port (fault tests); the database is the session's,
 under a database-name prefix of its own that is dropped afterwards.
@@ -26,7 +29,7 @@ from mmgen.cli import stack
 from mmgen.localstack.components import start_broker
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.processes import ManagedProcess
-from mmgen.localstack.pytest_plugin import Infra, unique_name
+from mmgen.localstack.pytest_plugin import Infra, retry_on_port_clash, unique_name
 
 
 @dataclass
@@ -54,7 +57,7 @@ class RunningSystem:
         return self.config.database_prefix + service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     services = stack.discover_services()
     assert services, "no service is installed in the workspace (mmgen.services entry points)"
@@ -63,7 +66,6 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     admin_password = secrets.token_urlsafe(18)
     config = stack.StackConfig(
         state_dir=state,
-        service_ports={s.name: free_port() for s in services},
         topic_prefix=unique_name("sys") + ".",
         database_prefix=unique_name("sys_") + "_",
         external_mongo_uri=infra.mongo_uri,
@@ -76,11 +78,20 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             "RETENTION_SERVICES": json.dumps([s.name for s in services]),
         },
     )
-    components = stack.start_services(config, services)
+
+    def start() -> list[stack.Component]:
+        config.service_ports = {s.name: free_port() for s in services}  # fresh on a retry
+        return stack.start_services(config, services)
+
+    components = retry_on_port_clash(start)
+    running = RunningSystem(config, components, admin_email, admin_password)
     try:
-        yield RunningSystem(config, components, admin_email, admin_password)
+        yield running
     finally:
         stack.stop_components(components)
+        with MongoClient(infra.mongo_uri) as mongo:
+            for service in services:
+                mongo.drop_database(running.database(service.name))
 
 
 @dataclass
@@ -108,10 +119,11 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
     assert {s.name for s in services} == wanted, "identity and consent must be installed"
     admin_email = f"admin-{secrets.token_hex(4)}@example.test"
     admin_password = secrets.token_urlsafe(18)
-    broker = start_broker("127.0.0.1", free_port(), tmp_path / "logs" / "broker.log")
+    broker = retry_on_port_clash(
+        lambda: start_broker("127.0.0.1", free_port(), tmp_path / "logs" / "broker.log")
+    )
     config = stack.StackConfig(
         state_dir=tmp_path,
-        service_ports={s.name: free_port() for s in services},
         topic_prefix=unique_name("fault") + ".",
         database_prefix=unique_name("fault_") + "_",
         external_mongo_uri=infra.mongo_uri,
@@ -120,11 +132,20 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Heads are announced every 2 s when idle (10 s by default): the fault tests
+            # measure repair after a restart, not the announcement period.
+            "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",
+            "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
         },
     )
     running = OwnBrokerStack(config, [], admin_email, admin_password, broker=broker)
+
+    def start() -> list[stack.Component]:
+        config.service_ports = {s.name: free_port() for s in services}  # fresh on a retry
+        return stack.start_services(config, services)
+
     try:
-        running.components.extend(stack.start_services(config, services))
+        running.components.extend(retry_on_port_clash(start))
         yield running
     finally:
         stack.stop_components(running.components)

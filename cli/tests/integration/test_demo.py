@@ -175,6 +175,19 @@ def test_demo_data_set_signs_in_fills_the_audit_log_and_seeds_once(cli) -> None:
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "VALID" in verified.stdout
+    # The local witness cosigned the head the demo waited for; its key is pinned too, and
+    # the command printed for the officer requires its cosignature.
+    witness_key = cli.state_dir / "demo" / "witness-public-key.txt"
+    assert f"--witness-key @{witness_key} --quorum 1" in words(up.stdout)
+    witnessed = subprocess.run(
+        [MMGEN, "audit", "verify", "--public-key", f"@{cli.state_dir}/demo/audit-public-key.txt",
+         "--witness-key", f"@{witness_key}", "--quorum", "1"],
+        env={**os.environ, "MMGEN_AUDIT_URL": consent, "MMGEN_AUDIT_TOKEN": token.stdout.strip(),
+             "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert witnessed.returncode == 0, witnessed.stdout + witnessed.stderr
+    assert "cosigned by 1 pinned witness(es): mmgen.local/witness" in words(witnessed.stdout)
 
     # Again: nothing fails, the same accounts and passwords, nothing new in the log.
     again = cli.run("demo", timeout=180)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import time
+from typing import IO
 
 import pytest
 from pymongo import MongoClient
 
+from mmgen.cli.main import RUNNING
 from mmgen.localstack.components import mongo_uri
 from mmgen.localstack.ports import port_is_open
 from mmgen.localstack.processes import pid_alive
@@ -24,6 +27,27 @@ HOST = "127.0.0.1"
 def recorded_pids(cli) -> list[int]:
     record = json.loads((cli.state_dir / "stack.json").read_text())
     return [component["pid"] for component in record["components"]]
+
+
+def read_until(stream: IO[str], texts: list[str], timeout: float = 30.0) -> str:
+    """What a child printed on `stream` until every one of `texts` appeared (or the deadline).
+
+    Reads the pipe's descriptor directly, so the child's output is seen as it is written.
+    """
+    seen = b""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    while not all(text.encode() in seen for text in texts):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
 
 
 def wait_until(predicate, timeout: float = 30.0) -> bool:
@@ -84,14 +108,12 @@ def test_foreground_up_stops_everything_on_ctrl_c(cli) -> None:
         cli.args("up", "--no-services"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        assert wait_until(
-            lambda: (
-                (cli.state_dir / "stack.json").exists()
-                and len(recorded_pids(cli)) == 2
-                and port_is_open(HOST, cli.database_port)
-            )
-        ), "stack never came up"
+        # Until `up` says so, Ctrl-C would abort the start instead of stopping a running stack.
+        assert proc.stderr is not None
+        printed = read_until(proc.stderr, [RUNNING])
+        assert "started broker" in printed and "started database" in printed, printed
         pids = recorded_pids(cli)
+        assert len(pids) == 2
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     finally:

@@ -26,8 +26,8 @@ from mmgen.auditlog.receipt import (
     ReceiptSigner,
     parse_jwks,
 )
-from mmgen.cli.audit import EXIT_INVALID, EXIT_OK
 from mmgen.cli.receipt import _report, check_receipt, receipt_keys
+from mmgen.verifier.cli import EXIT_INVALID, EXIT_OK
 
 ORIGIN = "audit.mmgen.test/log"
 AT = datetime(2027, 2, 1, 9, tzinfo=UTC)

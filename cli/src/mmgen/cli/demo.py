@@ -37,10 +37,12 @@ from rich.markup import escape
 
 from mmgen.cli import stack
 from mmgen.cli.admin import AdminError, cli_credentials, describe_problem, service_client
+from mmgen.cli.local_witness import WITNESS
 
 DEMO_DIR = "demo"
 ACCOUNTS_FILE = "accounts.json"
 PUBLIC_KEY_FILE = "audit-public-key.txt"
+WITNESS_KEY_FILE = "witness-public-key.txt"
 DOMAIN = "demo.mmgen.example"  # RFC 2606 reserved: never a real mailbox
 POLICY_VERSION = "demo-1"
 POLICY_TITLE = "Multimedia Gen privacy policy (demo)"
@@ -56,6 +58,8 @@ consent at any time.
 AUDIT_WAIT_SECONDS = 60.0
 #: Services this module has demo steps for (others that run are reported as not seeded).
 SEEDED_SERVICES = ("identity", "consent")
+#: Services that hold no data of their own to seed (the witness only cosigns the log's heads).
+NOTHING_TO_SEED = ("witness",)
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 demo_app = typer.Typer(
@@ -401,7 +405,8 @@ class Seeder:
         )
 
     def wait_for_audit(self, timeout: float = AUDIT_WAIT_SECONDS) -> dict[str, Any] | None:
-        """Wait until the audit log holds the staff reads and a signed head covers them."""
+        """Wait until the audit log holds the staff reads and a signed head covers them (with
+        the local witness's cosignature, when the witness runs)."""
         headers = {
             "Authorization": f"Bearer {self.tokens['compliance']}",
             "X-Purpose": "legal_compliance",
@@ -423,7 +428,11 @@ class Seeder:
                 head = self.http.get(
                     self.url("consent", "/audit/checkpoints/latest"), headers=headers
                 )
-                if head.status_code == 200 and head.json()["tree_size"] > last:
+                if (
+                    head.status_code == 200
+                    and head.json()["tree_size"] > last
+                    and (WITNESS not in self.urls or _cosigned(head.json()["note"]))
+                ):
                     return dict(head.json())
             except (LookupError, httpx.HTTPError, ValueError):
                 pass
@@ -441,6 +450,19 @@ class Seeder:
             err.print(
                 f"[yellow]note:[/] the audit log's public key differs from the one pinned in "
                 f"{escape(str(path))}; `mmgen audit verify` will refuse its heads"
+            )
+        return path
+
+    def pin_witness_key(self) -> Path:
+        """The local witness's public key, pinned on first use like the log's."""
+        path = self.state_dir / DEMO_DIR / WITNESS_KEY_FILE
+        served = self.call("GET", WITNESS, "/public-key").text.strip()
+        if not path.exists():
+            path.write_text(served + "\n")
+        elif path.read_text().strip() != served:
+            err.print(
+                f"[yellow]note:[/] the witness's public key differs from the one pinned in "
+                f"{escape(str(path))}; `mmgen audit verify --witness-key` will refuse its heads"
             )
         return path
 
@@ -464,12 +486,13 @@ def seed(state_dir: Path, out: Console | None = None) -> None:
     try:
         head = seeder.run()
         key_path = seeder.pin_public_key() if "consent" in urls else None
+        witness_path = seeder.pin_witness_key() if WITNESS in urls else None
     except httpx.HTTPError as exc:
         raise DemoError(f"a service stopped answering: {exc}") from exc
     finally:
         seeder.close()
     seeded = [name for name in urls if name in SEEDED_SERVICES]
-    skipped = [name for name in urls if name not in SEEDED_SERVICES]
+    skipped = [name for name in urls if name not in (*SEEDED_SERVICES, *NOTHING_TO_SEED)]
     for line in accounts_lines(seeder.state, urls["identity"]):
         out.print(line, highlight=False, soft_wrap=True, markup=False)
     out.print(
@@ -490,15 +513,26 @@ def seed(state_dir: Path, out: Console | None = None) -> None:
         )
     else:
         out.print(f"Audit log: a signed tree head covers {head['tree_size']} entries.")
+    witness_option = (
+        f" --witness-key @{witness_path} --quorum 1" if witness_path is not None else ""
+    )
+    witnessed = " (the log's, and the local witness's: a head counts only if it cosigned it)"
     out.print(
-        "Verify it as compliance staff, with the public key pinned in the state folder:\n"
+        "Verify it as compliance staff, with the public keys pinned in the state folder"
+        + (witnessed if witness_path else "")
+        + ":\n"
         f"  export MMGEN_AUDIT_URL={urls['consent']}\n"
         f'  export MMGEN_AUDIT_TOKEN="$(uv run mmgen demo token compliance{state_option})"\n'
-        f"  uv run mmgen audit verify --public-key @{key_path}",
+        f"  uv run mmgen audit verify --public-key @{key_path}{witness_option}",
         highlight=False,
         soft_wrap=True,
         markup=False,
     )
+
+
+def _cosigned(note: str) -> bool:
+    """The head carries a signature line besides the log's own (a witness's)."""
+    return sum(1 for line in note.splitlines() if line.startswith("\u2014 ")) > 1
 
 
 def accounts_lines(state: DemoState, identity_url: str) -> list[str]:

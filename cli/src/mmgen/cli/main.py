@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -36,6 +39,8 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(receipt_app, name="receipt")
 console = Console()
 err = Console(stderr=True)
+#: Said once everything is ready and Ctrl-C means "stop the stack", no longer "abort the start".
+RUNNING = "the stack is running; Ctrl-C stops it"
 
 StateDir = Annotated[
     Path,
@@ -167,6 +172,7 @@ def up(
                 stopping = True
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        err.print(RUNNING)
         with Live(_status_table(components), console=console, refresh_per_second=1) as live:
             while not stopping:
                 time.sleep(0.5)
@@ -234,6 +240,21 @@ def reset(
         err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from exc
     console.print(f"removed {state_dir}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def witness(ctx: typer.Context) -> None:
+    """A transparency-log witness: `mmgen witness serve|keygen|public-key …` (`--help` there).
+
+    The same as the `mmgen-witness` command of the mmgen-witness package, run in this process's
+    place (signals reach it directly)."""
+    if importlib.util.find_spec("mmgen.witness") is None:
+        err.print("the witness is not installed (the mmgen-witness package)")
+        raise typer.Exit(2)
+    os.execv(sys.executable, [sys.executable, "-m", "mmgen.witness", *ctx.args])  # noqa: S606
 
 
 def main() -> None:

@@ -34,19 +34,18 @@ from mmgen.auditlog.receipt import (
     parse_jwks,
     verify_receipt,
 )
-from mmgen.cli.audit import (
+from mmgen.verifier.cli import (
     EXIT_ERROR,
     EXIT_INVALID,
     EXIT_OK,
-    AuditApi,
-    CheckFailedError,
     PublicKey,
     PurposeOpt,
     Token,
     Url,
-    _client,
-    load_key,
 )
+from mmgen.verifier.client import AuditApi
+from mmgen.verifier.client import open_client as _client
+from mmgen.verifier.keys import CheckFailedError, load_key
 
 receipt_app = typer.Typer(help="Verify signed erasure receipts (compliance).", no_args_is_help=True)
 console = Console()

@@ -1,13 +1,16 @@
 """The local stack as `mmgen up` runs it: infrastructure, then every workspace service.
 
+Broker and database start together, then all services together, each waiting for its own
+readiness: a start takes as long as the slowest component, not the sum of all of them.
 What was started is recorded in `<state>/stack.json` (name, port, pid, argv, log) as each
-component comes up, so `mmgen down` stops exactly those processes — by recorded pid, checked
+component is spawned, so `mmgen down` stops exactly those processes — by recorded pid, checked
 against the recorded command line so a recycled pid is never signalled — even after the
 `up` that started them crashed half-way.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -20,25 +23,27 @@ from typing import cast
 
 import httpx
 
+from mmgen.cli.local_witness import with_local_witness
 from mmgen.localstack.components import (
     BROKER,
     DATABASE,
     kafka_metadata_ok,
+    launch_broker,
+    launch_database,
     mongo_primary_ok,
     mongo_uri,
-    start_broker,
-    start_database,
 )
 from mmgen.localstack.errors import LocalStackError
 from mmgen.localstack.ports import ensure_port_free
 from mmgen.localstack.processes import (
+    Launch,
     ManagedProcess,
     pid_alive,
     python_argv,
     spawn,
-    stop_pid,
+    start_together,
+    stop_pids,
     tail,
-    wait_ready,
 )
 
 SERVICE_ENTRY_POINTS = "mmgen.services"
@@ -48,6 +53,7 @@ DEFAULT_SERVICE_PORTS = {
     "profiles": 8003,
     "consent": 8004,
     "retention": 8005,
+    "witness": 8009,
 }
 RECORD_FILE = "stack.json"
 
@@ -69,7 +75,10 @@ class ServiceEntry:
 
 
 def discover_services() -> list[ServiceEntry]:
-    """Services installed in the workspace, in start order (identity first: it serves JWKS).
+    """Services installed in the workspace, known ones in the order of their default ports.
+
+    They start together; none needs another to be ready first (the others fetch identity's
+    JWKS when a token first arrives, not at start-up).
 
     Each service member declares `[project.entry-points."mmgen.services"] <name> =
     "<module>:<app factory>"`, so a new service is started without touching the CLI.
@@ -212,7 +221,8 @@ def service_env(config: StackConfig, service: str) -> dict[str, str]:
     return env
 
 
-def start_service(config: StackConfig, service: ServiceEntry) -> ManagedProcess:
+def launch_service(config: StackConfig, service: ServiceEntry) -> Launch:
+    """Spawn one service under uvicorn; it is ready when its `/readyz` answers 200."""
     port = config.port_of(service.name)
     argv = python_argv(
         "-m",
@@ -234,17 +244,7 @@ def start_service(config: StackConfig, service: ServiceEntry) -> ManagedProcess:
         env=service_env(config, service.name),
     )
     url = f"http://{config.host}:{port}/readyz"
-    try:
-        wait_ready(
-            proc,
-            lambda: httpx.get(url, timeout=2.0).status_code == 200,
-            config.ready_timeout,
-            interval=0.25,
-        )
-    except BaseException:  # a Ctrl-C or SIGTERM mid-start too: never leave it running
-        proc.stop(kill=True)
-        raise
-    return proc
+    return Launch(proc, lambda: httpx.get(url, timeout=2.0).status_code == 200)
 
 
 def _as_component(proc: ManagedProcess, kind: str) -> Component:
@@ -283,10 +283,10 @@ def planned_ports(config: StackConfig, services: list[ServiceEntry]) -> list[tup
 def up(
     config: StackConfig, on_started: Callable[[Component], None] | None = None
 ) -> list[Component]:
-    """Start broker, database and services; on any failure stop what was started and raise.
+    """Start broker and database, then every service; on any failure stop all and raise.
 
     Every port is checked before anything starts, so a taken port fails fast and leaves
-    nothing behind.
+    nothing behind. A service that fails stops the others, ready or still starting.
     """
     if running_components(config):
         raise StackAlreadyRunningError(
@@ -294,69 +294,111 @@ def up(
             "(see `mmgen status`, stop it with `mmgen down`)"
         )
     services = discover_services() if config.with_services else []
+    config = with_local_witness(config, services)
     for name, port in planned_ports(config, services):
         ensure_port_free(name, config.host, port)
 
-    record = StackRecord(config.record_path)
     started: list[Component] = []
+    try:
+        _start_recorded(
+            config,
+            [
+                lambda: launch_broker(config.host, config.broker_port, config.logs / "broker.log"),
+                lambda: launch_database(
+                    config.host,
+                    config.database_port,
+                    config.state_dir / "database",
+                    config.logs / "database.log",
+                    sync_on_commit=True,
+                ),
+            ],
+            started,
+            on_started,
+        )
+        _start_recorded(config, _service_launchers(config, services), started, on_started)
+    except BaseException:
+        stop_components(started)
+        StackRecord(config.record_path).clear()
+        raise
+    return started
 
-    def keep(proc: ManagedProcess, kind: str) -> None:
-        component = _as_component(proc, kind)
+
+def start_services(
+    config: StackConfig,
+    services: list[ServiceEntry],
+    on_started: Callable[[Component], None] | None = None,
+) -> list[Component]:
+    """Start services only, all at once, against infrastructure that already runs (tests)."""
+    config = with_local_witness(config, services)
+    started: list[Component] = []
+    try:
+        _start_recorded(config, _service_launchers(config, services), started, on_started)
+    except BaseException:
+        stop_components(started)
+        StackRecord(config.record_path).clear()
+        raise
+    return started
+
+
+def _service_launchers(
+    config: StackConfig, services: list[ServiceEntry]
+) -> list[Callable[[], Launch]]:
+    return [functools.partial(launch_service, config, service) for service in services]
+
+
+def _start_recorded(
+    config: StackConfig,
+    launchers: list[Callable[[], Launch]],
+    started: list[Component],
+    on_started: Callable[[Component], None] | None,
+) -> None:
+    """Start a group of components concurrently (each waits for its own readiness).
+
+    Each is recorded the moment it is spawned, before it is ready: should this process die
+    mid-start, `mmgen down` still finds and stops it. `on_started` is told as each one
+    becomes ready. On failure `start_together` has killed this group; `started` still lists
+    them, so the caller's rollback also stops whatever earlier groups started.
+    """
+    record = StackRecord(config.record_path)
+    by_pid: dict[int, Component] = {}
+
+    def spawned(proc: ManagedProcess) -> None:
+        component = _as_component(proc, _kind(proc.name))
+        by_pid[component.pid] = component
         started.append(component)
         record.save(started)
+
+    def ready(proc: ManagedProcess) -> None:
         if on_started:
-            on_started(component)
+            on_started(by_pid[_pid(proc)])
 
-    try:
-        keep(
-            start_broker(
-                config.host, config.broker_port, config.logs / "broker.log", config.ready_timeout
-            ),
-            BROKER,
-        )
-        keep(
-            start_database(
-                config.host,
-                config.database_port,
-                config.state_dir / "database",
-                config.logs / "database.log",
-                sync_on_commit=True,
-                timeout=config.ready_timeout,
-            ),
-            DATABASE,
-        )
-        for service in services:
-            keep(start_service(config, service), "service")
-    except BaseException:
-        stop_components(started)
-        record.clear()
-        raise
-    return started
+    start_together(
+        launchers,
+        config.ready_timeout,
+        interval=0.1,
+        on_spawned=spawned,
+        on_ready=ready,
+    )
 
 
-def start_services(config: StackConfig, services: list[ServiceEntry]) -> list[Component]:
-    """Start services only, against infrastructure that already runs (system tests)."""
-    record = StackRecord(config.record_path)
-    started: list[Component] = []
-    try:
-        for service in services:
-            started.append(_as_component(start_service(config, service), "service"))
-            record.save(started)
-    except BaseException:
-        stop_components(started)
-        record.clear()
-        raise
-    return started
+def _kind(name: str) -> str:
+    return name if name in (BROKER, DATABASE) else "service"
+
+
+def _pid(proc: ManagedProcess) -> int:
+    assert proc.popen is not None
+    return proc.popen.pid
 
 
 def stop_components(components: list[Component], timeout: float = 15.0) -> list[Component]:
-    """Stop in reverse start order (services before the infrastructure they use)."""
-    stopped = []
-    for component in reversed(components):
-        if component.is_ours():
-            stop_pid(component.pid, timeout=timeout)
-            stopped.append(component)
-    return stopped
+    """Stop the services (all at once), then the infrastructure they use; returns what was
+    stopped, services first."""
+    ours = [c for c in reversed(components) if c.is_ours()]
+    services = [c for c in ours if c.kind == "service"]
+    infrastructure = [c for c in ours if c.kind != "service"]
+    for group in (services, infrastructure):
+        stop_pids([c.pid for c in group], timeout=timeout)
+    return services + infrastructure
 
 
 def down(config: StackConfig) -> list[Component]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -118,6 +119,48 @@ async def test_a_redelivered_erase_command_records_one_answer() -> None:
     assert answers[0].data["records_deleted"] == {"contact": 2}
     assert answers[0].action == "erase"
     assert len(participant.erased) == 2  # the participant's own steps are idempotent
+
+
+class _RolledBackOnce:
+    """A repository whose first append fails as a rolled-back transaction would."""
+
+    def __init__(self, repository: Any) -> None:
+        self.repository = repository
+        self.store = repository.store
+        self.failed = False
+
+    async def append(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("WriteConflict: the transaction is rolled back and run again")
+        return await self.repository.append(*args, **kwargs)
+
+
+class ShreddingParticipant(RecordingParticipant):
+    """Shreds once: a second run finds the key gone and nothing left to delete."""
+
+    async def erase_subject(self, order: EraseOrder) -> ErasureOutcome:
+        self.erased.append(order)
+        first = len(self.erased) == 1
+        return ErasureOutcome(
+            keys_shredded=int(first), records_deleted={"contact": 2} if first else {}
+        )
+
+
+async def test_a_run_again_after_a_rollback_answers_with_what_the_first_run_did() -> None:
+    kernel, events = _kernel_and_events()
+    participant = ShreddingParticipant()
+    commands = ErasureCommands(participant, _RolledBackOnce(kernel.repository), events)  # type: ignore[arg-type]
+    command = erase_command(str(uuid.uuid4()))
+    order = parse_erase(command)
+    with pytest.raises(RuntimeError):
+        await commands.erase(order)
+    await commands.erase(order)  # the consumer runs the transaction again
+
+    [answer] = [e for e in await kernel.store.read_range(1, 10) if e.event_type.endswith("Erased")]
+    assert answer.data["keys_shredded"] == 1
+    assert answer.data["records_deleted"] == {"contact": 2}
+    assert len(participant.erased) == 2
 
 
 async def test_every_service_answers_one_command_under_an_id_of_its_own() -> None:

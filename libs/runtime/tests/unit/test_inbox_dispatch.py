@@ -1,4 +1,4 @@
-"""The runtime's inbox dispatch: handlers by event type, several per type in order."""
+"""The inbox's dispatch: every handler registered for an event type runs, in order."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mmgen.events.envelope import Envelope
 from mmgen.events.kernel import in_memory_kernel
 from mmgen.events.registry import EventRegistry
 from mmgen.runtime.service import ServiceRuntime
@@ -13,42 +14,41 @@ from mmgen.runtime.settings import EventServiceSettings
 from mmgen.runtime.testing import erase_command
 
 
-class InboxSettings(EventServiceSettings):
-    service_name: str = "inbox"
-
-
 def _runtime() -> ServiceRuntime:
     registry = EventRegistry()
-    kernel = in_memory_kernel(producer="inbox", registry=registry)
-    return ServiceRuntime(InboxSettings(), registry, kernel=kernel)
+    kernel = in_memory_kernel(producer="svc", registry=registry)
+    settings = EventServiceSettings(service_name="svc", environment="test")
+    return ServiceRuntime(settings, registry, kernel=kernel)
 
 
-async def test_several_handlers_of_one_type_run_in_registration_order() -> None:
+async def test_every_handler_of_an_event_type_runs_in_registration_order() -> None:
     runtime = _runtime()
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
 
-    async def first(envelope: Any, ctx: Any) -> None:
-        seen.append("first")
+    async def first(envelope: Envelope, ctx: Any) -> None:
+        seen.append(("first", envelope.event_type))
 
-    async def second(envelope: Any, ctx: Any) -> None:
-        seen.append("second")
+    async def second(envelope: Envelope, ctx: Any) -> None:
+        seen.append(("second", envelope.event_type))
 
-    runtime.on("retention.EraseSubject", first)
-    runtime.on("retention.EraseSubject", second)
-    command = erase_command("0195f3a0-0000-7000-8000-00000000a11c")
-    await runtime.dispatch(command, ctx=None)  # type: ignore[arg-type]
-    assert seen == ["first", "second"]
-    await runtime.dispatch(command.model_copy(update={"event_type": "other.Thing"}), None)  # type: ignore[arg-type]
-    assert seen == ["first", "second"]
+    runtime.on("identity.AccountClosed", first)
+    runtime.on("identity.AccountClosed", second)
+    closed = erase_command("7a1c0c1e-8d0e-4a4b-9d55-0a4f6f7c9a10").model_copy(
+        update={"event_type": "identity.AccountClosed", "producer": "identity"}
+    )
+    await runtime.dispatch(closed, None)  # type: ignore[arg-type]
+    await runtime.dispatch(erase_command("7a1c0c1e-8d0e-4a4b-9d55-0a4f6f7c9a10"), None)  # type: ignore[arg-type]
+
+    assert seen == [("first", "identity.AccountClosed"), ("second", "identity.AccountClosed")]
+    assert runtime.consumed_topics() == [runtime.topics.events("identity")]
 
 
-def test_the_same_handler_twice_is_refused() -> None:
+async def test_one_handler_registered_twice_for_a_type_is_refused() -> None:
     runtime = _runtime()
 
-    async def handler(envelope: Any, ctx: Any) -> None:
+    async def handler(envelope: Envelope, ctx: Any) -> None:
         return None
 
-    runtime.on("identity.SubjectErased", handler)
-    with pytest.raises(ValueError, match="this handler already"):
-        runtime.on("identity.SubjectErased", handler)
-    assert runtime.consumed_topics() == ["identity.events"]
+    runtime.on("identity.UserRegistered", handler)
+    with pytest.raises(ValueError, match="has this handler already"):
+        runtime.on("identity.UserRegistered", handler)

@@ -90,6 +90,7 @@ async def test_dropped_read_models_come_back_identical(consent_settings, tokens)
             lambda: db["consents"].count_documents({"subject_id": {"$in": [erased, usage_held]}}),
             until=lambda n: n == 0,
         )
+
         # Snapshot only once the projector has caught up with every stored event.
         async def caught_up() -> bool:
             state = await db["projection_state"].find_one({"_id": PROJECTION_NAME})

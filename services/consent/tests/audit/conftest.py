@@ -3,6 +3,7 @@ polling, and the offsets a consumer group has committed."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -12,7 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import RecordMetadata
 
-from mmgen.consent.audit.store import MongoAuditStore, page_of, tile_of
+from mmgen.auditlog.entry import AuditEntry, chain_hash, entry_bytes
+from mmgen.auditlog.merkle import TreeAppender
+from mmgen.consent.audit.store import MongoAuditStore, entry_text, page_of, tile_of
 from mmgen.events.envelope import Actor, Envelope, Resource
 
 
@@ -198,6 +201,32 @@ class LogEditor:
         path = f"{name}.{position}"
         updated = await self.store.pages.update_one({"_id": page}, {"$set": {path: value}})
         assert updated.matched_count == 1
+
+    async def rewrite_history(self, component: Any, from_seq: int) -> None:
+        """A dishonest server: change entry `from_seq`, recompute every later hash and Merkle
+        node, forget the signed heads and sign a new one (a valid chain, a valid signature)."""
+        store = component.store
+        head = await store.head()
+        docs = [d async for d in store.iter_documents(0, head.size, with_nodes=True)]
+        appender = TreeAppender(await store.frontier(from_seq))
+        prev = bytes.fromhex(json.loads(docs[from_seq - 1]["e"])["hash"]) if from_seq else bytes(32)
+        for doc in docs[from_seq:]:
+            e = json.loads(doc["e"])
+            if doc["_id"] == from_seq:
+                e["purpose"] = "security"
+            e["prev_hash"] = prev.hex()
+            e["hash"] = chain_hash(prev, entry_bytes(e)).hex()
+            entry = AuditEntry.from_json(e)
+            prev = entry.hash
+            await self.set(doc["_id"], "e", entry_text(entry))
+            for node in appender.append(entry.leaf_hash):
+                await self.set_node(node.level, node.index, node.hash)
+        await store.head_coll.update_one(
+            {"_id": "head"},
+            {"$set": {"last_hash": prev.hex(), "frontier": appender.frontier.to_json()}},
+        )
+        await store.checkpoints.delete_many({})
+        await component.checkpointer.sign_now()
 
     async def set_node(self, level: int, index: int, value: bytes) -> None:
         """Overwrite the stored hash of Merkle node `(level, index)` in its tile."""

@@ -15,13 +15,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mmgen.auditlog.checkpoint import NoteVerifier, open_checkpoint
-from mmgen.auditlog.entry import AuditEntry, chain_hash, entry_bytes
-from mmgen.auditlog.merkle import TreeAppender
 from mmgen.auditlog.verify import verify_checkpoint_consistency, verify_entry_inclusion
 from mmgen.cli.audit import check_inclusion, follow, verify_via_api
 from mmgen.consent.audit import AuditComponent, build_audit
 from mmgen.consent.audit.api import AUDIT_PROBLEMS
-from mmgen.consent.audit.store import entry_text
 from mmgen.platform import ServiceSettings, create_app
 from mmgen.platform.auth import SigningKey, StaticKeySet, TokenVerifier, issue_token
 from mmgen.runtime.testing import assert_problem
@@ -246,32 +243,6 @@ async def test_stream_tails_and_resumes_with_last_event_id(
     assert r.headers["content-type"].startswith("text/event-stream")
 
 
-async def rewrite_history(component: AuditComponent, edit_log: Any, from_seq: int) -> None:
-    """A dishonest server: change an entry, recompute every later hash and node, re-sign."""
-    store = component.store
-    head = await store.head()
-    docs = [d async for d in store.iter_documents(0, head.size, with_nodes=True)]
-    appender = TreeAppender(await store.frontier(from_seq))
-    prev = bytes.fromhex(json.loads(docs[from_seq - 1]["e"])["hash"]) if from_seq else bytes(32)
-    for doc in docs[from_seq:]:
-        e = json.loads(doc["e"])
-        if doc["_id"] == from_seq:
-            e["purpose"] = "security"
-        e["prev_hash"] = prev.hex()
-        e["hash"] = chain_hash(prev, entry_bytes(e)).hex()
-        entry = AuditEntry.from_json(e)
-        prev = entry.hash
-        await edit_log.set(doc["_id"], "e", entry_text(entry))
-        for node in appender.append(entry.leaf_hash):
-            await edit_log.set_node(node.level, node.index, node.hash)
-    await store.head_coll.update_one(
-        {"_id": "head"},
-        {"$set": {"last_hash": prev.hex(), "frontier": appender.frontier.to_json()}},
-    )
-    await store.checkpoints.delete_many({})
-    await component.checkpointer.sign_now()
-
-
 async def test_cli_verifies_then_catches_tampering_and_rewritten_history(
     client: httpx.AsyncClient,
     component: AuditComponent,
@@ -304,7 +275,7 @@ async def test_cli_verifies_then_catches_tampering_and_rewritten_history(
     assert not verdict.valid and verdict.code == "checkpoint_invalid"
     # History rewritten consistently (valid chain, new validly signed head): only the saved head
     # catches it.
-    await rewrite_history(component, edit_log, 25)
+    await edit_log.rewrite_history(component, 25)
     server = (await client.get("/audit/verify", headers=compliance)).json()
     assert server["valid"]  # the server's own recheck cannot see a consistent rewrite
     verdict, _ = await verify_via_api(client, key)

@@ -275,3 +275,44 @@ async def test_a_hole_wider_than_one_request_does_not_stop_another_producers_rep
         for r in (RepublishRequest.from_wire(m.value) for m in on_topic)
     }
     assert asked <= seen
+
+
+async def test_events_lost_after_the_last_one_received_are_asked_for_from_the_announced_head(
+    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+) -> None:
+    """A producer whose last events vanished and which then went quiet: its head says so."""
+    from datetime import UTC, datetime, timedelta
+
+    from mmgen.events.heads import HeadAnnouncement, heads_topic
+
+    topics = Topics(topic_prefix)
+    quiet = f"quiet{uuid.uuid4().hex[:6]}"
+    await ensure_topics(kafka_bootstrap, [topics.events(quiet)], partitions=4)
+    await send(
+        kafka_bootstrap, topics.events(quiet), [envelope(quiet, s).to_wire() for s in (1, 2, 3)]
+    )
+
+    async def state() -> dict[str, Any]:
+        return {d["_id"]: d for d in await audit.store.producer_states()}.get(quiet, {})
+
+    await eventually(lambda: _contiguous_is(state, 3))
+    assert await audit.projector.request_repairs(now=datetime.now(UTC) + timedelta(hours=1)) == []
+
+    # Events 4 and 5 were published, acked, then lost with the broker; the relay announces 5.
+    await send(kafka_bootstrap, heads_topic(topic_prefix), [HeadAnnouncement(quiet, 5).to_wire()])
+    await eventually(lambda: _announced_is(state, 5))
+    status = await audit.status()
+    [mine] = [p for p in status["producers"] if p["producer"] == quiet]
+    assert mine["missing"] == 2
+    now = datetime.now(UTC)
+    assert await audit.projector.request_repairs(now=now) == []  # the delay starts now
+    asked = await audit.projector.request_repairs(now=now + timedelta(hours=1))
+    assert [(r.producer, r.from_seq, r.to_seq) for r in asked] == [(quiet, 4, 5)]
+
+
+async def _contiguous_is(state: Any, n: int) -> bool:
+    return (await state()).get("contiguous") == n
+
+
+async def _announced_is(state: Any, n: int) -> bool:
+    return (await state()).get("announced") == n

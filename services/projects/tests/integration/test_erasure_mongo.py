@@ -12,8 +12,8 @@ from bson import encode
 from mmgen.events.envelope import Envelope, Resource
 from mmgen.events.erased import is_erased
 from mmgen.projects.domain.errors import FileErasedError
-from mmgen.projects.service_layer.erasure_contract import AnonymizeOrder, EraseOrder
 from mmgen.projects.testing import collect, make_team, on_mongo, pieces
+from mmgen.runtime.erasure import AnonymizeOrder, EraseOrder
 
 
 def command(kind: str) -> Envelope:

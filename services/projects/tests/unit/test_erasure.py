@@ -15,8 +15,8 @@ from mmgen.projects.domain.errors import (
     ProjectNotFoundError,
 )
 from mmgen.projects.domain.events import MemberRemoved, Recipient
-from mmgen.projects.service_layer.erasure_contract import AnonymizeOrder, EraseOrder
 from mmgen.projects.testing import SAMPLES, Team, Wired, in_memory, make_team, pieces
+from mmgen.runtime.erasure import AnonymizeOrder, EraseOrder
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from mmgen.projects.adapters.memory import (
 )
 from mmgen.projects.adapters.projection import ProjectsProjector
 from mmgen.projects.domain.events import Recipient
-from mmgen.projects.service_layer.erasure_contract import EraseOrder
 from mmgen.projects.testing import SAMPLES, in_memory, make_team, pieces
+from mmgen.runtime.erasure import EraseOrder
 
 
 def identity_event(kind: str, user_id: str, **data: Any) -> Envelope:

@@ -2,7 +2,9 @@
 
 Submodules: ``jcs`` (RFC 8785), ``entry`` (entry model, bytes, hash chain), ``merkle``
 (RFC 9162 tree, proofs, storage-based proofs), ``checkpoint`` (C2SP signed notes and
-checkpoints), ``verify`` (streaming offline verifier), ``memory`` (in-memory node store).
+checkpoints), ``cosignature`` (C2SP witness cosignatures, quorum checks), ``witness_protocol``
+(the C2SP tlog-witness messages), ``verify`` (streaming offline verifier), ``memory``
+(in-memory node store).
 """
 
 from .errors import (
@@ -14,7 +16,9 @@ from .errors import (
     NoteMalformedError,
     NoteUnverifiedError,
     ProofInvalidError,
+    QuorumNotMetError,
     TreeStorageError,
+    WitnessRequestMalformedError,
 )
 
 __all__ = [
@@ -26,5 +30,7 @@ __all__ = [
     "NoteMalformedError",
     "NoteUnverifiedError",
     "ProofInvalidError",
+    "QuorumNotMetError",
     "TreeStorageError",
+    "WitnessRequestMalformedError",
 ]

@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -49,6 +50,7 @@ __all__ = [
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
+    "SignatureVerifier",
     "SignedNote",
     "key_id",
     "open_checkpoint",
@@ -86,6 +88,20 @@ def is_valid_key_name(name: str) -> bool:
 def key_id(name: str, alg: int, public_key: bytes) -> bytes:
     """``SHA-256(name || "\\n" || alg || public_key)[:4]`` — the 4-byte key ID."""
     return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([alg]) + public_key).digest()[:4]
+
+
+class SignatureVerifier(Protocol):
+    """What `open_note` needs of a trusted key: the (name, key ID) pair its signature lines
+    carry, and a check of one signature over the note text. `NoteVerifier` is the log's
+    Ed25519 key; `cosignature.CosignatureVerifier` a witness's timestamped cosigning key."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> bytes: ...
+
+    def verify(self, message: bytes, signature: bytes) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,14 +301,14 @@ def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:
     return note
 
 
-def open_note(data: str | bytes, verifiers: Iterable[NoteVerifier]) -> SignedNote:
+def open_note(data: str | bytes, verifiers: Iterable[SignatureVerifier]) -> SignedNote:
     """Parse and verify a note against trusted keys.
 
     Returns the note with only the signatures that verified. Unknown keys are ignored;
     a known key whose signature fails rejects the note; no verified signature rejects it.
     """
     note = parse_note(data)
-    known: dict[tuple[str, bytes], NoteVerifier] = {}
+    known: dict[tuple[str, bytes], SignatureVerifier] = {}
     for v in verifiers:
         if (v.name, v.key_id) in known and known[(v.name, v.key_id)] != v:
             raise NoteUnverifiedError(f"ambiguous key {v.name}+{v.key_id.hex()}")

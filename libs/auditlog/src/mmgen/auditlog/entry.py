@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import re
 import uuid
@@ -53,10 +54,13 @@ __all__ = [
     "AuditEntry",
     "ChainBuilder",
     "Resource",
+    "canonical_line_bytes",
+    "canonical_line_parts",
     "chain_hash",
     "decode_uint",
     "encode_uint",
     "entry_bytes",
+    "fast_entry_bytes",
     "format_timestamp",
     "leaf_hash",
     "make_entry",
@@ -361,6 +365,158 @@ def _validate(obj: Mapping[str, Any], *, with_hash: bool) -> bytes:
         return _serialize(obj)
     except UnicodeEncodeError as exc:
         raise EntryMalformedError("entry contains a lone surrogate") from exc
+
+
+_FAST_TIMESTAMP_RE = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
+)
+_VALID_DATES: set[str] = set()
+_MAX_CACHED_DATES = 4096
+
+
+def _valid_date(text: str) -> bool:
+    """`YYYY-MM-DD` is a real date (cached: an export holds few distinct days)."""
+    if text in _VALID_DATES:
+        return True
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    if len(_VALID_DATES) >= _MAX_CACHED_DATES:
+        _VALID_DATES.clear()
+    _VALID_DATES.add(text)
+    return True
+
+
+def _fast_timestamp(value: object) -> bool:
+    if type(value) is not str:
+        return False
+    match = _FAST_TIMESTAMP_RE.fullmatch(value)
+    return match is not None and _valid_date(match.group(1))
+
+
+def fast_entry_bytes(obj: object, seq: int, prev_hash_hex: str) -> bytes | None:
+    """The entry bytes of ``obj`` when it is, by the cheapest checks, the canonical entry at
+    ``seq`` linked to ``prev_hash_hex``; None when anything is off or unusual.
+
+    The streaming verifier's fast path: every check of ``_validate`` is made here, exactly or
+    more strictly (exact ``str``/``int``/``list``/``dict`` types, ASCII digits, time-of-day
+    ranges), except two that the caller completes: ``prev_hash`` is compared with the known
+    previous hash (so it is canonical when equal), and ``hash`` is left to be compared with
+    the recomputed one (equal means canonical). On None the caller takes the exact path,
+    which names the failure; an entry accepted here is accepted there, with the same bytes.
+    """
+    if type(obj) is not dict or obj.keys() != _FIELD_SET:
+        return None
+    o: dict[str, Any] = obj
+    if o["seq"] != seq or type(o["seq"]) is not int or seq > MAX_SAFE_INTEGER:
+        return None
+    if o["prev_hash"] != prev_hash_hex:
+        return None
+    producer_seq = o["producer_seq"]
+    if type(producer_seq) is not int or not 0 <= producer_seq <= MAX_SAFE_INTEGER:
+        return None
+    for name in ("event_id", "producer", "event_type"):
+        value = o[name]
+        if type(value) is not str or not 0 < len(value) <= MAX_STRING_LENGTH:
+            return None
+    for name in _OPTIONAL_STRINGS:
+        value = o[name]
+        if value is not None and (
+            type(value) is not str or not 0 < len(value) <= MAX_STRING_LENGTH
+        ):
+            return None
+    action = o["action"]
+    if type(action) is not str or action not in ACTIONS:
+        return None
+    resource = o["resource"]
+    if resource is not None:
+        if type(resource) is not dict or resource.keys() != _RESOURCE_KEYS:
+            return None
+        for value in resource.values():
+            if type(value) is not str or not 0 < len(value) <= MAX_STRING_LENGTH:
+                return None
+    categories = o["categories"]
+    if type(categories) is not list or len(categories) > MAX_CATEGORIES:
+        return None
+    previous = ""
+    for item in categories:
+        if type(item) is not str or not 0 < len(item) <= MAX_STRING_LENGTH or item <= previous:
+            return None
+        previous = item
+    if not (_fast_timestamp(o["occurred_at"]) and _fast_timestamp(o["recorded_at"])):
+        return None
+    try:
+        return _serialize(o)
+    except UnicodeEncodeError:  # a lone surrogate: the exact path refuses it
+        return None
+
+
+_S = r'[^"\\\x00-\x1f]{1,256}'
+"""A string member without escapes: 1..256 characters, none of `"`, `\\` or a control."""
+_OPT = rf'(?:null|"{_S}")'
+_TS = (
+    r'"([0-9]{4}-[0-9]{2}-[0-9]{2})'
+    r'T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"'
+)
+_UINT = r"(0|[1-9][0-9]{0,15})"
+_CANONICAL_LINE = re.compile(
+    r'\{"action":"(?:' + "|".join(sorted(ACTIONS)) + r')"'
+    rf',"actor_id":{_OPT},"actor_role":{_OPT}'
+    rf',"categories":\[((?:"{_S}"(?:,"{_S}"){{0,{MAX_CATEGORIES - 1}}})?)\]'
+    rf',"event_id":"{_S}","event_type":"{_S}"'
+    r'(,"hash":"([0-9a-f]{64})")'
+    rf',"occurred_at":{_TS},"prev_hash":"([0-9a-f]{{64}})","producer":"{_S}"'
+    rf',"producer_seq":{_UINT},"purpose":{_OPT},"recorded_at":{_TS}'
+    rf',"resource":(?:null|\{{"id":"{_S}","type":"{_S}"\}})'
+    rf',"seq":{_UINT},"subject_id":{_OPT}\}}'
+)
+
+
+def canonical_line_parts(line: str) -> tuple[bytes, str, int, str] | None:
+    """``(entry bytes, stated hash, seq, prev_hash)`` of an export line that is, character
+    for character, an entry's canonical JSON text; None otherwise.
+
+    The offline verifier's fast path, without parsing JSON: one anchored pattern admits only
+    the RFC 8785 text of an entry (members in their order with ``hash`` in its place, strings
+    without escapes of 1..256 characters, canonical numbers and timestamps, a known action);
+    then the categories' order, the dates and the integers' range are checked, and the entry
+    bytes are the line without its ``hash`` member — exactly what ``_validate`` would produce
+    from ``json.loads(line)``. Anything else (an escape, a number written as a string, another
+    member order, a ``seq`` of 16 digits or more) returns None and takes the exact path. The
+    caller checks that ``seq`` and ``prev_hash`` are the ones expected, and the hash.
+    """
+    match = _CANONICAL_LINE.fullmatch(line)
+    if match is None:
+        return None
+    categories, _, stated, occurred, prev, producer_seq, recorded, seq_text = match.groups()
+    # Up to 15 digits is below 2**53 - 1 (16 digits): the integers are converted only then.
+    if len(seq_text) > 15 or (len(producer_seq) > 15 and int(producer_seq) > MAX_SAFE_INTEGER):
+        return None
+    if '","' in categories:
+        items = categories[1:-1].split('","')
+        if any(a >= b for a, b in itertools.pairwise(items)):
+            return None
+    dates = _VALID_DATES
+    if (occurred not in dates and not _valid_date(occurred)) or (
+        recorded not in dates and not _valid_date(recorded)
+    ):
+        return None
+    start, end = match.span(2)
+    try:
+        data = (line[:start] + line[end:]).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    return data, stated, int(seq_text), prev
+
+
+def canonical_line_bytes(line: str, seq: int, prev_hash_hex: str) -> tuple[bytes, str] | None:
+    """``(entry bytes, stated hash)`` of an export line that is the canonical JSON of the entry
+    at ``seq`` linked to ``prev_hash_hex`` (`canonical_line_parts`); None otherwise."""
+    parts = canonical_line_parts(line)
+    if parts is None or parts[2] != seq or parts[3] != prev_hash_hex:
+        return None
+    return parts[0], parts[1]
 
 
 def _from_valid_json(obj: Mapping[str, Any]) -> AuditEntry:

@@ -37,3 +37,16 @@ class NoteUnverifiedError(AuditLogError):
 
 class CheckpointMalformedError(NoteMalformedError):
     """The note text is not a C2SP tlog-checkpoint body."""
+
+
+class QuorumNotMetError(NoteUnverifiedError):
+    """Fewer pinned witnesses cosigned a checkpoint than the verifier requires."""
+
+    def __init__(self, message: str, *, found: int, required: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.required = required
+
+
+class WitnessRequestMalformedError(AuditLogError, ValueError):
+    """A tlog-witness message (add-checkpoint body, size body, response) breaks its format."""

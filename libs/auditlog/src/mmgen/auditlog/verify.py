@@ -10,14 +10,22 @@ extends one saved earlier; ``verify_entry_inclusion`` that one entry is in a che
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from .checkpoint import Checkpoint, NoteVerifier, open_checkpoint
-from .entry import ZERO_HASH, AuditEntry, _validate, decode_uint
+from .entry import (
+    ZERO_HASH,
+    AuditEntry,
+    _validate,
+    canonical_line_bytes,
+    decode_uint,
+    fast_entry_bytes,
+)
 from .errors import AuditLogError, EntryMalformedError, ProofInvalidError
 from .merkle import EMPTY_ROOT, Frontier, hash_leaf, verify_consistency, verify_inclusion
 
@@ -25,9 +33,12 @@ __all__ = [
     "ConsistencyResult",
     "LogVerifier",
     "VerificationResult",
+    "export_lines",
+    "feed_all",
     "iter_jsonl",
     "verify_checkpoint_consistency",
     "verify_entry_inclusion",
+    "verify_export",
     "verify_log",
 ]
 
@@ -81,8 +92,12 @@ class LogVerifier:
         "_failure",
         "_hashes",
         "_next_seq",
+        "_next_stop",
         "_prev_hex",
+        "_prev_raw",
+        "_roots",
         "_start_seq",
+        "_stops",
     )
 
     def __init__(
@@ -92,6 +107,7 @@ class LogVerifier:
         prev_hash: bytes = ZERO_HASH,
         frontier: Frontier | None = None,
         checkpoint: Checkpoint | None = None,
+        roots_at: Iterable[int] = (),
     ) -> None:
         if start_seq == 0 and frontier is None:
             frontier = Frontier(0)
@@ -106,10 +122,21 @@ class LogVerifier:
         self._start_seq = start_seq
         self._next_seq = start_seq
         self._prev_hex = prev_hash.hex()
+        self._prev_raw = prev_hash
         self._hashes: list[bytes] | None = None if frontier is None else list(frontier.hashes)
         self._checkpoint = checkpoint
         self._checked_root = False
         self._failure: tuple[str, str, int | None] | None = None
+        self._roots: dict[int, bytes | None] = {}
+        wanted = {n for n in roots_at if n > start_seq}
+        if checkpoint is not None and checkpoint.size > start_seq:
+            wanted.add(checkpoint.size)
+        if start_seq in roots_at:
+            self._roots[start_seq] = self.root()
+        #: Tree sizes where something is due (the checkpoint's root, a root asked for), in
+        #: order; `_next_stop` is the first of them, the one per-entry comparison.
+        self._stops = sorted(wanted, reverse=True)
+        self._next_stop = self._stops.pop() if self._stops else -1
         self._check_checkpoint()
 
     @property
@@ -119,6 +146,11 @@ class LogVerifier:
     @property
     def tree_size(self) -> int:
         return self._next_seq
+
+    def root_at(self, size: int) -> bytes | None:
+        """The Merkle root when the tree had `size` entries (a size given in `roots_at` and
+        reached; None otherwise)."""
+        return self._roots.get(size)
 
     def root(self) -> bytes | None:
         """Merkle root of everything fed so far (None without a starting frontier)."""
@@ -155,10 +187,110 @@ class LogVerifier:
             )
 
     def feed(self, entry: Mapping[str, Any] | AuditEntry) -> bool:
-        """Check one entry; return False (and ignore later entries) once anything fails."""
+        """Check one entry; return False (and ignore later entries) once anything fails.
+
+        A served or exported entry that is canonical and links to the one before takes the
+        fast path (`entry.fast_entry_bytes`, then the recomputed hash must equal the stated
+        one); anything else the exact path below, which names the first failure.
+        """
         if self._failure is not None:
             return False
         seq = self._next_seq
+        data = fast_entry_bytes(entry, seq, self._prev_hex)
+        if data is not None:
+            raw = _sha256(self._prev_raw + data).digest()
+            if raw.hex() == entry["hash"]:  # type: ignore[index]
+                return self._advance(seq, data, raw)
+        return self._feed_exactly(entry, seq)
+
+    def feed_line(self, line: str) -> bool:
+        """Check one line of a JSON Lines export (as `feed` does its parsed entry).
+
+        A line that is exactly the entry's canonical text is checked without parsing it
+        (`entry.canonical_line_bytes`); any other line is parsed and goes through `feed`.
+        A line that is not JSON fails the verification as unreadable.
+        """
+        if self._failure is not None:
+            return False
+        seq = self._next_seq
+        found = canonical_line_bytes(line, seq, self._prev_hex)
+        if found is not None:
+            data, stated = found
+            raw = _sha256(self._prev_raw + data).digest()
+            if raw.hex() == stated:
+                return self._advance(seq, data, raw)
+        try:
+            entry = _parse_line(line)
+        except ValueError as exc:
+            return self.fail_unreadable(f"unreadable entry: {exc}")
+        return self.feed(entry)
+
+    def feed_verified(self, leaves: bytes, last_hash: bytes) -> bool:
+        """Fold in entries already checked elsewhere, in order, from the next seq: their leaf
+        hashes (32 bytes each) and the hash of the last one (the chain continues from it).
+
+        For `parallel.check_span`, whose every entry passed the same checks as `feed_line`
+        from a seq and previous hash that the caller has matched with `next_seq`/`prev_hash`.
+        """
+        if self._failure is not None:
+            return False
+        hashes = self._hashes
+        if hashes is None:
+            raise ValueError("folding leaves needs the frontier")
+        seq = self._next_seq
+        for at in range(0, len(leaves), 32):
+            cur = leaves[at : at + 32]
+            size = seq
+            while size & 1:
+                cur = _sha256(b"\x01" + hashes.pop() + cur).digest()
+                size >>= 1
+            hashes.append(cur)
+            seq += 1
+            if seq == self._next_stop:
+                self._next_seq = seq
+                if not self._stop():
+                    return False
+        self._next_seq = seq
+        self._prev_raw = last_hash
+        self._prev_hex = last_hash.hex()
+        return True
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def prev_hash(self) -> bytes:
+        """The hash of the last entry fed (what the next one's `prev_hash` must be)."""
+        return self._prev_raw
+
+    def _advance(self, seq: int, data: bytes, raw: bytes) -> bool:
+        """Entry `seq` (its bytes `data`, its hash `raw`) passed: chain and fold it in."""
+        self._prev_hex = raw.hex()
+        self._prev_raw = raw
+        hashes = self._hashes
+        if hashes is not None:
+            cur = _sha256(b"\x00" + data).digest()
+            size = seq
+            while size & 1:
+                cur = _sha256(b"\x01" + hashes.pop() + cur).digest()
+                size >>= 1
+            hashes.append(cur)
+        self._next_seq = seq + 1
+        if seq + 1 == self._next_stop:
+            return self._stop()
+        return True
+
+    def _stop(self) -> bool:
+        """At a size where something is due: keep the root asked for, check the checkpoint."""
+        size = self._next_seq
+        self._roots[size] = self.root()
+        self._next_stop = self._stops.pop() if self._stops else -1
+        if self._checkpoint is not None and self._checkpoint.size == size:
+            self._check_checkpoint()
+        return self._failure is None
+
+    def _feed_exactly(self, entry: Mapping[str, Any] | AuditEntry, seq: int) -> bool:
         try:
             if isinstance(entry, AuditEntry):
                 data = entry.entry_bytes
@@ -180,20 +312,7 @@ class LogVerifier:
             return self._fail(
                 "hash_mismatch", f"seq {seq}: hash does not match the entry's content", seq
             )
-        self._prev_hex = hash_hex
-        hashes = self._hashes
-        if hashes is not None:
-            cur = _sha256(b"\x00" + data).digest()
-            size = seq
-            while size & 1:
-                cur = _sha256(b"\x01" + hashes.pop() + cur).digest()
-                size >>= 1
-            hashes.append(cur)
-        self._next_seq = seq + 1
-        if self._checkpoint is not None and self._checkpoint.size == seq + 1:
-            self._check_checkpoint()
-            return self._failure is None
-        return True
+        return self._advance(seq, data, bytes.fromhex(hash_hex))
 
     def result(self) -> VerificationResult:
         """Final outcome; a checkpoint beyond the last entry fed is a failure."""
@@ -260,11 +379,142 @@ def verify_log(
     return verifier.result()
 
 
+#: The C scanner `json.loads` ends in (`JSONDecoder.__init__` sets it; typeshed omits it).
+_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+#: Bytes read from an export at a time (lines are split and decoded a block at once).
+READ_BLOCK = 1 << 20
+
+
+def _parse_line(line: str) -> Any:
+    """`json.loads(line)`, by the C scanner directly when the line is one bare value."""
+    try:
+        value, end = _scan_once(line, 0)
+    except StopIteration:
+        return json.loads(line)  # leading whitespace, or not JSON: json.loads decides
+    if end != len(line):
+        return json.loads(line)  # trailing whitespace ("\r"), or garbage after the value
+    return value
+
+
+def _lines(stream: IO[str] | IO[bytes], *, at_start: bool = True) -> Iterator[str]:
+    """The lines of a file, read and UTF-8-decoded a block at a time (a BOM skipped when
+    reading from the start of the file, `at_start`).
+
+    A block that does not decode is decoded line by line, so the lines before the bad one
+    still come first and the error falls on the line that holds it.
+    """
+    pending: bytes | str = b""
+    first = at_start
+    while True:
+        chunk = stream.read(READ_BLOCK)
+        if not chunk:
+            break
+        if isinstance(chunk, str):
+            text = (pending if isinstance(pending, str) else "") + chunk
+            if first:
+                text = text.removeprefix("\ufeff")
+                first = False
+            cut = text.rfind("\n") + 1
+            pending = text[cut:]
+            yield from text[:cut].split("\n")
+            continue
+        data = (pending if isinstance(pending, bytes) else b"") + chunk
+        if first and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
+        first = False
+        cut = data.rfind(b"\n") + 1
+        block, pending = data[:cut], data[cut:]
+        try:
+            yield from block.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            for raw in block.split(b"\n"):
+                yield raw.decode("utf-8")
+    if pending:
+        yield pending.decode("utf-8") if isinstance(pending, bytes) else pending
+
+
+def export_lines(stream: IO[str] | IO[bytes], *, at_start: bool = True) -> Iterator[str]:
+    """The non-blank lines of a JSON Lines export, for `LogVerifier.feed_line` (`at_start`:
+    the stream is at the file's start, where a BOM may be)."""
+    for line in _lines(stream, at_start=at_start):
+        if line and not line.isspace():
+            yield line
+
+
+def verify_export(
+    stream: IO[str] | IO[bytes],
+    *,
+    checkpoint_note: str | bytes | None = None,
+    verifier_key: NoteVerifier | str | None = None,
+    origin: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 8192,
+) -> VerificationResult:
+    """`verify_log` for a JSON Lines export read from a file, by its lines (`feed_line`).
+
+    ``progress(n)`` is told every ``progress_every`` entries (and once at the end) how many
+    more were checked: cheap enough for a progress bar over millions of entries.
+    """
+    checkpoint: Checkpoint | None = None
+    if checkpoint_note is not None:
+        if verifier_key is None:
+            raise ValueError("a checkpoint can only be checked against a pinned verifier key")
+        try:
+            checkpoint = open_checkpoint(checkpoint_note, _as_verifier(verifier_key), origin=origin)
+        except AuditLogError as exc:
+            return VerificationResult(False, 0, None, str(exc), "checkpoint_invalid")
+    verifier = LogVerifier(frontier=Frontier(0), checkpoint=checkpoint)
+    feed_all(verifier, export_lines(stream), progress=progress, every=progress_every)
+    return verifier.result()
+
+
+def feed_all(
+    verifier: LogVerifier,
+    lines: Iterable[str],
+    *,
+    progress: Callable[[int], None] | None = None,
+    every: int = 8192,
+) -> None:
+    """Feed export lines until one fails; report progress in steps of ``every`` entries."""
+    feed = verifier.feed_line
+    done = 0
+    try:
+        if progress is None:
+            for line in lines:
+                if not feed(line):
+                    break
+            return
+        for line in lines:
+            if not feed(line):
+                break
+            done += 1
+            if done == every:
+                progress(done)
+                done = 0
+    except ValueError as exc:  # a block of the file that is not UTF-8
+        verifier.fail_unreadable(f"unreadable entry: {exc}")
+    finally:
+        if progress is not None and done:
+            progress(done)
+
+
 def iter_jsonl(stream: IO[str] | IO[bytes] | Iterable[str | bytes]) -> Iterator[Any]:
-    """Parse a JSON Lines export lazily (blank lines skipped); bad JSON raises ValueError."""
-    for line in stream:
-        if line.strip():
-            yield json.loads(line)
+    """Parse a JSON Lines export lazily (blank lines skipped); bad JSON raises ValueError.
+
+    A file (anything with `read`) is read in blocks of `READ_BLOCK` bytes, UTF-8; other
+    iterables are taken line by line (`json.loads` accepts `bytes` lines in any JSON encoding).
+    """
+    if hasattr(stream, "read"):
+        for line in _lines(stream):  # type: ignore[arg-type]
+            if line and not line.isspace():
+                yield _parse_line(line)
+        return
+    for item in stream:
+        if isinstance(item, str):
+            if item and not item.isspace():
+                yield _parse_line(item)
+        elif item.strip():
+            yield json.loads(item)
 
 
 @dataclass(frozen=True, slots=True)

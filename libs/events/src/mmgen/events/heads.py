@@ -113,7 +113,7 @@ class HeadAnnouncer:
             acks="all",
             enable_idempotence=False,
             client_id=f"heads-{self.producer}",
-            **self._config,  # type: ignore[arg-type]
+            **self._config,
         )
         started = False
         last_sent_at = 0.0

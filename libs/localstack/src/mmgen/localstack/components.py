@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from mmgen.localstack.processes import ManagedProcess, python_argv, spawn, wait_ready
+from mmgen.localstack.processes import Launch, ManagedProcess, python_argv, spawn, start_together
 
 BROKER = "broker"
 DATABASE = "database"
@@ -67,28 +67,18 @@ def mongo_primary_ok(host: str, port: int, timeout: float = 2.0) -> bool:
     return bool(hello.get("isWritablePrimary") and hello.get("setName"))
 
 
-def start_broker(host: str, port: int, log_path: Path, timeout: float = 30.0) -> ManagedProcess:
-    """Start Tansu (memory only: it keeps nothing across a restart) and wait until it answers."""
+def launch_broker(host: str, port: int, log_path: Path) -> Launch:
+    """Spawn Tansu (memory only: it keeps nothing across a restart); ready once it answers."""
     url = f"tcp://{host}:{port}"
     argv = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
     proc = spawn(BROKER, argv, host, port, log_path)
-    try:
-        wait_ready(proc, lambda: kafka_metadata_ok(host, port), timeout)
-    except BaseException:  # a Ctrl-C or SIGTERM mid-start too: never leave it running
-        proc.stop(kill=True)
-        raise
-    return proc
+    return Launch(proc, lambda: kafka_metadata_ok(host, port))
 
 
-def start_database(
-    host: str,
-    port: int,
-    storage_path: Path | None,
-    log_path: Path,
-    sync_on_commit: bool = True,
-    timeout: float = 30.0,
-) -> ManagedProcess:
-    """Start SecantusDB; `storage_path=None` gives a throwaway in-memory store (tests).
+def launch_database(
+    host: str, port: int, storage_path: Path | None, log_path: Path, sync_on_commit: bool = True
+) -> Launch:
+    """Spawn SecantusDB; `storage_path=None` gives a throwaway in-memory store (tests).
 
     `sync_on_commit` makes acknowledged writes survive a crash (INFRA.md: otherwise the last
     second of writes can be lost), which the local stack's event stores rely on.
@@ -111,9 +101,25 @@ def start_database(
         args.append("--sync-on-commit")
     proc = spawn(DATABASE, python_argv(*args), host, port, log_path)
     proc.extra["uri"] = mongo_uri(host, port)
-    try:
-        wait_ready(proc, lambda: mongo_primary_ok(host, port), timeout)
-    except BaseException:  # a Ctrl-C or SIGTERM mid-start too: never leave it running
-        proc.stop(kill=True)
-        raise
+    return Launch(proc, lambda: mongo_primary_ok(host, port))
+
+
+def start_broker(host: str, port: int, log_path: Path, timeout: float = 30.0) -> ManagedProcess:
+    """Start the broker and wait until it answers; a failed start leaves nothing running."""
+    [proc] = start_together([lambda: launch_broker(host, port, log_path)], timeout)
+    return proc
+
+
+def start_database(
+    host: str,
+    port: int,
+    storage_path: Path | None,
+    log_path: Path,
+    sync_on_commit: bool = True,
+    timeout: float = 30.0,
+) -> ManagedProcess:
+    """Start the database and wait until it is a writable primary (see `launch_database`)."""
+    [proc] = start_together(
+        [lambda: launch_database(host, port, storage_path, log_path, sync_on_commit)], timeout
+    )
     return proc

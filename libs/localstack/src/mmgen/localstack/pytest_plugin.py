@@ -2,23 +2,31 @@
 
 `--backend=local` (default) starts Tansu and SecantusDB with the same launcher as `mmgen up`;
 `--backend=containers` runs the same tests against Apache Kafka and MongoDB through
-testcontainers, and skips them with the reason when no Docker engine answers.
+testcontainers, and refuses to run at all when no Docker engine answers (a run that skipped
+every test would look green).
+
+Under pytest-xdist every worker is a session of its own: its own broker and database on
+ports of their own, logs under its own temporary folder. Whatever a session starts is killed
+by the kernel if the session's process dies without tearing down (a crashed worker).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from mmgen.localstack.components import start_broker, start_database
+from mmgen.localstack.components import launch_broker, launch_database
 from mmgen.localstack.containers import docker_available, start_containers
+from mmgen.localstack.errors import ComponentExitedError, PortInUseError
 from mmgen.localstack.ports import free_port
+from mmgen.localstack.processes import children_die_with_this_process, start_together
 
 HOST = "127.0.0.1"
 
@@ -42,6 +50,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    children_die_with_this_process()
+    if config.getoption("--backend") == "containers":
+        ok, why = docker_available()
+        if not ok:
+            raise pytest.UsageError(
+                f"--backend=containers needs a Docker engine: {why}. "
+                "Start one (or point DOCKER_HOST at it), or run the default --backend=local."
+            )
+
+
+T = TypeVar("T")
+_ADDRESS_IN_USE = re.compile(r"address (already )?in use|AddrInUse|errno 98", re.IGNORECASE)
+
+
+def retry_on_port_clash(start: Callable[[], T], attempts: int = 3) -> T:
+    """Run `start` (which picks free ports itself) again when a port it picked was taken.
+
+    `free_port()` is free when asked; another worker or any outgoing connection may take it
+    before our server binds it (seconds, for a service). Any other failure propagates at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except PortInUseError:
+            if attempt == attempts:
+                raise
+        except ComponentExitedError as exc:
+            if attempt == attempts or not _ADDRESS_IN_USE.search(exc.log_tail):
+                raise
+    raise AssertionError("unreachable")
+
+
 def unique_name(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
@@ -51,10 +92,7 @@ def infra(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Infra]:
     backend = request.config.getoption("--backend")
-    if backend == "containers":
-        ok, why = docker_available()
-        if not ok:
-            pytest.skip(f"--backend=containers: {why}")
+    if backend == "containers":  # a Docker engine answered at configure time
         containers = start_containers()
         try:
             yield Infra(containers.kafka_bootstrap, containers.mongo_uri, "containers")
@@ -62,14 +100,17 @@ def infra(
             containers.close()
         return
     logs = tmp_path_factory.mktemp("localstack")
-    broker = start_broker(HOST, free_port(), logs / "broker.log")
-    try:
-        database = start_database(
-            HOST, free_port(), None, logs / "database.log", sync_on_commit=False
+    broker, database = retry_on_port_clash(
+        lambda: start_together(
+            [
+                lambda: launch_broker(HOST, free_port(), logs / "broker.log"),
+                lambda: launch_database(
+                    HOST, free_port(), None, logs / "database.log", sync_on_commit=False
+                ),
+            ],
+            timeout=30.0,
         )
-    except Exception:
-        broker.stop()
-        raise
+    )
     try:
         yield Infra(broker.address, database.extra["uri"], "local")
     finally:

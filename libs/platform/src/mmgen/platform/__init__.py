@@ -21,6 +21,7 @@ from mmgen.platform.errors import (
     ServiceUnavailableError,
 )
 from mmgen.platform.health import ReadinessCheck, kafka_check, mongo_check
+from mmgen.platform.limits import body_limit
 from mmgen.platform.pagination import (
     CursorPage,
     InvalidCursorError,
@@ -64,6 +65,7 @@ __all__ = [
     "RequestBodyTooLargeError",
     "ServiceSettings",
     "ServiceUnavailableError",
+    "body_limit",
     "create_app",
     "decode_cursor",
     "dev_secret",

@@ -20,7 +20,7 @@ from mmgen.platform.auth.verifier import TokenVerifier
 from mmgen.platform.denials import AccessDenialRecorder, LoggingDenialRecorder
 from mmgen.platform.errors import ConfigurationError
 from mmgen.platform.health import ReadinessCheck, health_router
-from mmgen.platform.limits import BodySizeLimitMiddleware
+from mmgen.platform.limits import BodySizeLimitMiddleware, declares_route_limits
 from mmgen.platform.logs import configure_logging
 from mmgen.platform.metrics import HttpMetrics, MetricsMiddleware, metrics_router
 from mmgen.platform.problems import (
@@ -153,7 +153,11 @@ def create_app(
         )
 
     # add_middleware puts each new one outside the previous: innermost first.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        route_limits=declares_route_limits(r for router in routers for r in router.routes),
+    )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 

@@ -8,17 +8,25 @@ and appends the service's `SubjectErased` / `ResourceAnonymized` answer with an 
 derived from the command's, so a redelivered command can never record a second answer.
 `subject_rights_router` serves `/internal/subjects/{id}/export|footprint` to service callers;
 each export is itself an audited event naming the caller and the purpose.
+
+The consumer runs a command in a transaction that its database may roll back and run again
+(a write conflict on the sequence counter, when anything else appended meanwhile). What the
+participant did outside that transaction — a shredded key, rows already deleted — stays done,
+so a second run finds nothing left and would report zeros. `OutcomeMemo` keeps the first run's
+counts outside the transaction, keyed by the command, and the answer reports those.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from pymongo import ReturnDocument
 
 from mmgen.events.errors import ConcurrencyError, DuplicateEventIdError, EventsError
 from mmgen.events.mapper import NewEvent
@@ -38,6 +46,7 @@ from mmgen.runtime.trail import AuditTrail, actor_of
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
+    from pymongo.asynchronous.collection import AsyncCollection
 
     from mmgen.events.consumer import HandlerContext
     from mmgen.events.envelope import Envelope
@@ -143,6 +152,41 @@ def parse_anonymize(command: Envelope, session: AsyncClientSession | None = None
     )
 
 
+class OutcomeMemo(Protocol):
+    """The counts first reported for a command (kept outside any transaction)."""
+
+    async def remember(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Keep `outcome` if none is kept for `command_id` yet; return the one kept."""
+        ...
+
+
+class InMemoryOutcomeMemo:
+    def __init__(self) -> None:
+        self.outcomes: dict[str, dict[str, Any]] = {}
+
+    async def remember(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        return self.outcomes.setdefault(command_id, outcome)
+
+
+class MongoOutcomeMemo:
+    """One document per command, written without the consumer's session (it must survive
+    that transaction's rollback)."""
+
+    def __init__(self, collection: AsyncCollection[Any]) -> None:
+        self.collection = collection
+
+    async def remember(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        doc = await self.collection.find_one_and_update(
+            {"_id": command_id},
+            {"$setOnInsert": {"outcome": outcome, "at": datetime.now(UTC)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None  # an upsert returning the document after it
+        kept: dict[str, Any] = doc["outcome"]
+        return kept
+
+
 def answer_id(command: Envelope, service: str) -> str:
     """`service`'s answer's event id: derived from the command, so a redelivery cannot answer
     twice — and from the service, since every service answers the same command and an event
@@ -158,10 +202,12 @@ class ErasureCommands:
         participant: ErasureParticipant,
         repository: EventSourcedRepository,
         events: StandardEvents,
+        memo: OutcomeMemo | None = None,
     ) -> None:
         self.participant = participant
         self.repository = repository
         self.events = events
+        self.memo: OutcomeMemo = memo or InMemoryOutcomeMemo()
 
     async def handle(self, command: Envelope, ctx: HandlerContext | None = None) -> None:
         session = ctx.session if ctx is not None else None
@@ -174,7 +220,8 @@ class ErasureCommands:
             log.exception("retention command refused; nothing erased")
 
     async def erase(self, order: EraseOrder) -> SubjectErasedData:
-        outcome = await self.participant.erase_subject(order)
+        done = await self.participant.erase_subject(order)
+        outcome = ErasureOutcome(**await self.memo.remember(order.command.event_id, asdict(done)))
         answer = self.events.SubjectErased(
             request_id=order.request_id,
             subject_id=order.subject_id,
@@ -190,7 +237,10 @@ class ErasureCommands:
         return answer
 
     async def anonymize(self, order: AnonymizeOrder) -> None:
-        outcome = await self.participant.anonymize_resource(order)
+        done = await self.participant.anonymize_resource(order)
+        outcome = AnonymizationOutcome(
+            **await self.memo.remember(order.command.event_id, asdict(done))
+        )
         answer = self.events.ResourceAnonymized(
             request_id=order.request_id,
             resource_type=order.resource_type,

@@ -66,7 +66,12 @@ from mmgen.events.topics import (
 )
 from mmgen.platform import Environment, ReadinessCheck, kafka_check, mongo_check
 from mmgen.runtime.contract import SUBJECT_ERASED, StandardEvents, register_standard_events
-from mmgen.runtime.erasure import COMMAND_TYPES, ErasureCommands, ErasureParticipant
+from mmgen.runtime.erasure import (
+    COMMAND_TYPES,
+    ErasureCommands,
+    ErasureParticipant,
+    MongoOutcomeMemo,
+)
 from mmgen.runtime.settings import EventServiceSettings
 from mmgen.runtime.trail import AuditTrail
 
@@ -75,6 +80,7 @@ log = logging.getLogger(__name__)
 InboxHandler = Callable[[Envelope, HandlerContext], Awaitable[None]]
 Apply = Callable[[Envelope], Awaitable[None]]
 PROJECTION_STATE = "projection_state"
+ERASURE_OUTCOMES = "erasure_outcomes"
 
 
 class Component(Protocol):
@@ -161,9 +167,10 @@ class ServiceRuntime:
     def on(self, event_type: str, handler: InboxHandler) -> None:
         """Handle `event_type` from the inbox (commands, or another service's events).
 
-        Several handlers of one type run in the order they were registered, in the same
-        transaction (e.g. identity's `SubjectErased` both revokes the subject's tokens and
-        answers retention); the same handler twice is a wiring mistake and refused.
+        Several parts of a service may need one event (identity's `AccountClosed` revokes
+        tokens and closes a read model's account): each registers its handler, and they run
+        in registration order, in the same consumer transaction. One handler twice is a
+        wiring mistake.
         """
         handlers = self._handlers.setdefault(event_type, [])
         if handler in handlers:
@@ -173,7 +180,8 @@ class ServiceRuntime:
     def erasure(self, participant: ErasureParticipant) -> ErasureCommands:
         """Obey retention's commands through `participant`; serve its export and footprint."""
         self.participant = participant
-        commands = ErasureCommands(participant, self.kernel.repository, self.events)
+        memo = None if self.db is None else MongoOutcomeMemo(self.db[ERASURE_OUTCOMES])
+        commands = ErasureCommands(participant, self.kernel.repository, self.events, memo)
         for event_type in COMMAND_TYPES:
             self.on(event_type, commands.handle)
         return commands
@@ -413,7 +421,8 @@ class ServiceRuntime:
         return event_type in self._handlers
 
     async def dispatch(self, envelope: Envelope, ctx: HandlerContext) -> None:
-        """The inbox: the handlers of the event type, in order; other types are not ours."""
+        """The inbox: the event type's handlers in order; other types on the same topics are
+        not ours."""
         for handler in self._handlers.get(envelope.event_type, ()):
             await handler(envelope, ctx)
 

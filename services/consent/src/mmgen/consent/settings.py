@@ -53,3 +53,13 @@ class ConsentSettings(EventServiceSettings):
     audit_batch_max: int = 1000
     #: Kafka consumer group of the audit projector.
     audit_consumer_group: str = "consent-audit"
+    #: One replica writes the log (projector, checkpoints, publisher) under a lease of this
+    #: length; a standby takes over within it (plus a quarter) after the leader stops renewing.
+    audit_lease_ttl_seconds: float = Field(default=10.0, gt=0)
+
+    # --- witnesses of the audit log (mmgen.consent.audit.witnessing) ---
+    #: Witnesses (C2SP tlog-witness) that cosign every signed head: entries separated by commas
+    #: or newlines, each `<base URL> <witness verifier key>`. Empty: heads are not witnessed.
+    audit_witnesses: str = ""
+    #: Seconds one witness may take to answer (a slow one only delays its own cosignature).
+    audit_witness_timeout_seconds: float = Field(default=5.0, gt=0, le=120)

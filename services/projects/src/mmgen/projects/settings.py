@@ -1,7 +1,9 @@
 """Settings of the projects service, read from `PROJECTS_*` environment variables.
 
-The only module of the service that reads the environment. The master key is a `SecretStr`
-whose development default the platform refuses in production.
+The only module of the service that reads the environment. Messaging, key and projector
+settings come from the runtime's `EventServiceSettings`; projects adds its own master key
+default, the file limits and the page sizes. The master key is a `SecretStr` whose
+development default the platform refuses in production.
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from mmgen.events.topics import DEFAULT_PARTITIONS
-from mmgen.platform import ServiceSettings, dev_secret
+from mmgen.platform import dev_secret
 from mmgen.projects.domain.content_types import SIGNATURES, normalise_content_type
+from mmgen.runtime.settings import EventServiceSettings
 
 MIB = 1024 * 1024
 #: Every content type the service can check against the bytes' own signature.
 DEFAULT_CONTENT_TYPES: tuple[str, ...] = tuple(SIGNATURES)
 
 
-class ProjectsSettings(ServiceSettings):
+class ProjectsSettings(EventServiceSettings):
     """Everything the projects service is configured by (prefix `PROJECTS_`)."""
 
     model_config = SettingsConfigDict(env_prefix="PROJECTS_", extra="ignore", frozen=True)
@@ -32,10 +34,8 @@ class ProjectsSettings(ServiceSettings):
 
     #: Wraps the per-owner data keys (`subject:<id>`, `project:<id>`): AES-256-GCM KEK.
     master_key: SecretStr = dev_secret("projects-master-key")
-    #: Names the master key in wrapped data keys (change it when rotating the master key).
+    #: Names the master key in wrapped data keys (stored keys name it: keep it when upgrading).
     master_key_id: str = "projects-mk-1"
-    #: Partitions of the topics the service creates (the platform's one count).
-    topic_partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=256)
 
     # --- files ----------------------------------------------------------------------------
     #: Largest accepted file, in bytes, counted while the upload streams in (413 beyond).
@@ -49,6 +49,8 @@ class ProjectsSettings(ServiceSettings):
     file_read_window_chunks: int = Field(default=4, ge=1, le=64)
     #: An upload unfinished after this long is a crash's leftover: its chunks are purged.
     stale_upload_seconds: int = Field(default=3600, ge=60)
+    #: How often the service looks for such leftovers.
+    stale_upload_sweep_seconds: float = Field(default=600.0, gt=0)
 
     # --- pages ----------------------------------------------------------------------------
     projects_page_default: int = Field(default=20, ge=1, le=200)
@@ -81,7 +83,3 @@ class ProjectsSettings(ServiceSettings):
         if not normalised:
             raise ValueError("allow at least one content type")
         return normalised
-
-    @property
-    def events_topic(self) -> str:
-        return self.topic("projects.events")

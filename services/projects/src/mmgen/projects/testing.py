@@ -1,10 +1,10 @@
-"""Test support: the service's use cases assembled over fakes or over a real database, and
-byte samples of every accepted content type.
+"""Test support: the service assembled over fakes or over a real database, callers, teams,
+and byte samples of every accepted content type.
 
-`in_memory()` wires every use case on the in-memory kernel and `InMemory*` read models (unit
-tests); `on_mongo(db)` wires the same on the Mongo kernel and `Mongo*` adapters, with their
-indexes (integration tests). Both return a `Wired` holding each part, so a test can act
-through the use cases and inspect the stores.
+`in_memory()` is `bootstrap()` on the in-memory kernel and `InMemory*` read models (unit
+tests); `on_mongo(db)` is `bootstrap()` on a Mongo kernel and the `Mongo*` adapters of `db`,
+with their indexes (integration tests). Both hand reads and refusals to an
+`InMemoryAccessLog`, so a test can see what the use cases recorded.
 """
 
 from __future__ import annotations
@@ -14,44 +14,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from mmgen.events.kernel import EventKernel, in_memory_kernel, open_mongo_kernel
+from mmgen.events.kernel import in_memory_kernel, open_mongo_kernel
 from mmgen.events.keys import MasterKey, MasterKeyring
 from mmgen.platform import Environment
 from mmgen.platform.auth.principal import ProcessingPurpose, Role
 from mmgen.projects.adapters.access_log import InMemoryAccessLog
-from mmgen.projects.adapters.file_content import EncryptedFileContent
-from mmgen.projects.adapters.known_users_projection import KnownUsersProjector
-from mmgen.projects.adapters.memory import (
-    InMemoryChunkStore,
-    InMemoryDisclosuresIndex,
-    InMemoryFilesIndex,
-    InMemoryKnownUsers,
-    InMemoryMessagesIndex,
-    InMemoryProjectsReadModel,
-)
 from mmgen.projects.adapters.mongo_chunks import MongoChunkStore
 from mmgen.projects.adapters.mongo_disclosures import MongoDisclosuresIndex
 from mmgen.projects.adapters.mongo_known_users import MongoKnownUsers
 from mmgen.projects.adapters.mongo_projects import MongoProjectsReadModel
 from mmgen.projects.adapters.mongo_threads import MongoFilesIndex, MongoMessagesIndex
-from mmgen.projects.adapters.ports import (
-    ChunkStore,
-    DisclosuresIndex,
-    FilesIndex,
-    KnownUsers,
-    MessagesIndex,
-    ProjectsReadModel,
-)
-from mmgen.projects.adapters.projection import ProjectsProjector
-from mmgen.projects.domain.events import registry
+from mmgen.projects.bootstrap import Projects, bootstrap
+from mmgen.projects.domain.events import projects_registry
 from mmgen.projects.service_layer.caller import Caller
-from mmgen.projects.service_layer.disclosures import DisclosureUseCases
-from mmgen.projects.service_layer.erasure import ProjectsErasure
-from mmgen.projects.service_layer.files import FileUseCases
-from mmgen.projects.service_layer.gate import AccessGate
-from mmgen.projects.service_layer.messages import MessageUseCases
-from mmgen.projects.service_layer.projects import ProjectUseCases
 from mmgen.projects.settings import ProjectsSettings
+
+#: The service as the use-case tests see it (`wired.access_log` is an `InMemoryAccessLog`).
+Wired = Projects
 
 _FILLER = bytes(range(256)) * 4
 
@@ -67,30 +46,6 @@ SAMPLES: dict[str, bytes] = {
 }
 
 
-@dataclass
-class Wired:
-    """Every part of the service below its HTTP edge."""
-
-    settings: ProjectsSettings
-    kernel: EventKernel
-    projects_rm: ProjectsReadModel
-    messages_rm: MessagesIndex
-    files_rm: FilesIndex
-    chunks: ChunkStore
-    known_users: KnownUsers
-    disclosures_rm: DisclosuresIndex
-    access_log: InMemoryAccessLog
-    content: EncryptedFileContent
-    projector: ProjectsProjector
-    known_users_projector: KnownUsersProjector
-    gate: AccessGate
-    projects: ProjectUseCases
-    messages: MessageUseCases
-    files: FileUseCases
-    disclosures: DisclosureUseCases
-    erasure: ProjectsErasure
-
-
 def settings_for_tests(**overrides: Any) -> ProjectsSettings:
     """Settings for tests: no environment secrets, no JWKS."""
     return ProjectsSettings(
@@ -98,90 +53,21 @@ def settings_for_tests(**overrides: Any) -> ProjectsSettings:
     )
 
 
-def assemble(
-    settings: ProjectsSettings,
-    kernel: EventKernel,
-    *,
-    projects: ProjectsReadModel,
-    messages: MessagesIndex,
-    files: FilesIndex,
-    chunks: ChunkStore,
-    known_users: KnownUsers,
-    disclosures: DisclosuresIndex,
-) -> Wired:
-    access_log = InMemoryAccessLog()
-    repo = kernel.repository
-    content = EncryptedFileContent(
-        chunks,
-        kernel.keystore,
-        chunk_bytes=settings.file_chunk_bytes,
-        max_bytes=settings.max_file_bytes,
-        read_window=settings.file_read_window_chunks,
-    )
-    projector = ProjectsProjector(
-        repo, kernel.keystore, projects, messages, files, chunks, disclosures
-    )
-    gate = AccessGate(projects, access_log)
-    return Wired(
-        settings=settings,
-        kernel=kernel,
-        projects_rm=projects,
-        messages_rm=messages,
-        files_rm=files,
-        chunks=chunks,
-        known_users=known_users,
-        disclosures_rm=disclosures,
-        access_log=access_log,
-        content=content,
-        projector=projector,
-        known_users_projector=KnownUsersProjector(known_users),
-        gate=gate,
-        projects=ProjectUseCases(repo, gate, projects, projector, known_users),
-        messages=MessageUseCases(repo, gate, messages, projector),
-        files=FileUseCases(
-            repo,
-            gate,
-            files,
-            content,
-            projector,
-            allowed_content_types=settings.allowed_content_types,
-        ),
-        disclosures=DisclosureUseCases(repo, gate, disclosures),
-        erasure=ProjectsErasure(
-            repo,
-            kernel.keystore,
-            projects,
-            messages,
-            files,
-            content,
-            known_users,
-            disclosures,
-            projector,
-            max_records=settings.export_max_records,
-        ),
-    )
-
-
 def in_memory(settings: ProjectsSettings | None = None) -> Wired:
     """The service over the in-memory kernel and fakes (no I/O)."""
-    return assemble(
-        settings or settings_for_tests(),
-        in_memory_kernel(producer="projects", registry=registry),
-        projects=InMemoryProjectsReadModel(),
-        messages=InMemoryMessagesIndex(),
-        files=InMemoryFilesIndex(),
-        chunks=InMemoryChunkStore(),
-        known_users=InMemoryKnownUsers(),
-        disclosures=InMemoryDisclosuresIndex(),
+    kernel = in_memory_kernel(producer="projects", registry=projects_registry())
+    return bootstrap(
+        settings or settings_for_tests(), kernel=kernel, access_log=InMemoryAccessLog()
     )
 
 
 async def on_mongo(db: Any, settings: ProjectsSettings | None = None) -> Wired:
-    """The service on a real database (its own kernel and adapters, indexes created)."""
+    """The service's use cases on a real database (its own kernel and adapters, indexes
+    created); no messaging."""
     kernel = await open_mongo_kernel(
         db,
         producer="projects",
-        registry=registry,
+        registry=projects_registry(),
         keyring=MasterKeyring(MasterKey.generate()),
     )
     projects = MongoProjectsReadModel(db)
@@ -192,15 +78,16 @@ async def on_mongo(db: Any, settings: ProjectsSettings | None = None) -> Wired:
     disclosures = MongoDisclosuresIndex(db)
     for adapter in (projects, messages, files, chunks, known_users, disclosures):
         await adapter.ensure_indexes()
-    return assemble(
+    return bootstrap(
         settings or settings_for_tests(),
-        kernel,
+        kernel=kernel,
         projects=projects,
         messages=messages,
         files=files,
         chunks=chunks,
         known_users=known_users,
         disclosures=disclosures,
+        access_log=InMemoryAccessLog(),
     )
 
 
@@ -276,3 +163,57 @@ async def pieces(data: bytes, size: int = 7_919) -> AsyncIterator[bytes]:
 
 async def collect(stream: AsyncIterator[bytes]) -> bytes:
     return b"".join([piece async for piece in stream])
+
+
+# --- upload bodies ------------------------------------------------------------------------------
+
+UPLOAD_BOUNDARY = "mmgen-upload-7MA4YWxkTrZu0gW"
+
+
+def multipart_headers(boundary: str = UPLOAD_BOUNDARY) -> dict[str, str]:
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def multipart_head(filename: str, content_type: str, boundary: str = UPLOAD_BOUNDARY) -> bytes:
+    """What comes before the file's bytes in an upload body (one `file` part)."""
+    return (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+
+
+def multipart_tail(boundary: str = UPLOAD_BOUNDARY) -> bytes:
+    return f"\r\n--{boundary}--\r\n".encode()
+
+
+def multipart_body(filename: str, content_type: str, data: bytes) -> bytes:
+    """A whole upload body, for small files."""
+    return multipart_head(filename, content_type) + data + multipart_tail()
+
+
+async def multipart_stream(
+    filename: str, content_type: str, data: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """An upload body as a stream (no Content-Length): large files never held whole."""
+    yield multipart_head(filename, content_type)
+    async for piece in data:
+        yield piece
+    yield multipart_tail()
+
+
+async def generated(
+    size: int, *, head: bytes = b"", piece: int = 64 * 1024
+) -> AsyncIterator[bytes]:
+    """`size` bytes made as they are sent (`head` first), never held whole: a pattern that
+    depends on the offset, so a reordered or cut download would not match its digest."""
+    sent = 0
+    if head:
+        yield head
+        sent = len(head)
+    block = bytes(range(256)) * (piece // 256)
+    while sent < size:
+        n = min(piece, size - sent)
+        counter = (sent // piece).to_bytes(8, "big")
+        yield (counter + block)[:n]
+        sent += n

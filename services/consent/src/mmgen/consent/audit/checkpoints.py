@@ -5,6 +5,10 @@ time is signed with the head (an unsigned timestamp could be moved by whoever se
 API's `timestamp` is that same string. Verifiers that ignore extension lines (C2SP allows
 them) still verify the note. Every head is kept, keyed by tree size, so consistency between
 any two can be proved.
+
+Witnesses: with `witnessing` configured, a new head is submitted to every witness before it
+is stored, so the head is normally served with its cosignatures from the start; a witness that
+was down or slow gets the latest head offered again on each later tick.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from mmgen.platform.settings import key_bytes
 
 if TYPE_CHECKING:
     from mmgen.consent.audit.metrics import AuditMetrics
+    from mmgen.consent.audit.witnessing import Witnessing
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ class Checkpointer:
         every_entries: int,
         every_seconds: float,
         metrics: AuditMetrics | None = None,
+        witnessing: Witnessing | None = None,
     ) -> None:
         if signer.name != origin:
             raise ValueError(f"signing key name {signer.name!r} is not the origin {origin!r}")
@@ -72,6 +78,7 @@ class Checkpointer:
         self.every_entries = max(1, every_entries)
         self.every_seconds = every_seconds
         self.metrics = metrics
+        self.witnessing = witnessing
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_size: int | None = None
@@ -100,7 +107,14 @@ class Checkpointer:
             self.origin, head.size, head.root(), (f"{TIMESTAMP_PREFIX}{stamp}",)
         )
         note = sign_checkpoint(checkpoint, self.signer)
-        record = CheckpointRecord(head.size, head.root().hex(), stamp, note)
+        cosignatures: tuple[str, ...] = ()
+        cosigners: tuple[str, ...] = ()
+        if self.witnessing is not None:
+            cosigned = await self.witnessing.cosign(head.size, note)
+            cosigners, cosignatures = tuple(cosigned), tuple(cosigned.values())
+        record = CheckpointRecord(
+            head.size, head.root().hex(), stamp, note, cosignatures, cosigners
+        )
         if await self.store.save_checkpoint(record) and self.metrics is not None:
             self.metrics.checkpoints.inc()
             self.metrics.checkpoint_size.set(head.size)
@@ -109,7 +123,10 @@ class Checkpointer:
         return record
 
     async def run(self) -> None:
-        """Until `stop()`: sign when N entries accumulated (woken) or T seconds passed."""
+        """Until `stop()`: sign when N entries accumulated (woken) or T seconds passed.
+
+        Runs again after a `stop()` (a replica that leads the log again)."""
+        self._stopping.clear()
         latest = await self.store.latest_checkpoint()
         self._last_size = latest.tree_size if latest else 0
         self._last_at = asyncio.get_running_loop().time()
@@ -125,10 +142,20 @@ class Checkpointer:
                 elapsed = asyncio.get_running_loop().time() - self._last_at
                 if grown > 0 and (grown >= self.every_entries or elapsed >= self.every_seconds):
                     await self.sign_now()
+                await self.complete_cosignatures()
             except Exception:
                 log.exception("audit checkpoint failed; retrying")
                 await asyncio.sleep(min(1.0, self.every_seconds))
 
+    async def complete_cosignatures(self) -> CheckpointRecord | None:
+        """Offer the latest head to the witnesses whose cosignature it still lacks."""
+        if self.witnessing is None:
+            return None
+        latest = await self.store.latest_checkpoint()
+        return None if latest is None else await self.witnessing.complete(latest)
+
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        if self.witnessing is not None:
+            await self.witnessing.aclose()

@@ -20,17 +20,28 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mmgen.auditlog.checkpoint import NoteSigner
 from mmgen.consent.audit.api import AppendSignal, AuditDenialRecorder, build_router
 from mmgen.consent.audit.checkpoints import Checkpointer, load_signer
+from mmgen.consent.audit.heads import HeadWatcher
 from mmgen.consent.audit.metrics import AuditMetrics
-from mmgen.consent.audit.projector import AuditProjector
+from mmgen.consent.audit.projector import AuditProjector, producer_holes
 from mmgen.consent.audit.publisher import AuditLogPublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
-from mmgen.events.relay import MAX_REQUEST_SIZE, PRODUCER_RECOVERY_CONFIG
+from mmgen.consent.audit.witnessing import Witnessing, parse_witnesses
+from mmgen.events.heads import heads_topic
+from mmgen.events.relay import (
+    MAX_REQUEST_SIZE,
+    PRODUCER_RECOVERY_CONFIG,
+    LeaseStore,
+    default_owner,
+)
 from mmgen.events.republish import republish_topic
 from mmgen.events.topics import Topics, ensure_topics
 from mmgen.platform import ReadinessCheck
 
 log = logging.getLogger(__name__)
+
+#: The lease (in the relays' lease collection) held by the replica that writes the log.
+AUDIT_LEASE = "audit-log"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,9 @@ class AuditConfig:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     metadata_max_age_ms: int = 3_000
+    lease_ttl_seconds: float = 10.0
+    witnesses: str = ""
+    witness_timeout_seconds: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> AuditConfig:
@@ -71,6 +85,9 @@ class AuditConfig:
             ("topic_partitions", "topic_partitions"),
             ("session_timeout_ms", "consumer_session_timeout_ms"),
             ("heartbeat_interval_ms", "consumer_heartbeat_interval_ms"),
+            ("lease_ttl_seconds", "audit_lease_ttl_seconds"),
+            ("witnesses", "audit_witnesses"),
+            ("witness_timeout_seconds", "audit_witness_timeout_seconds"),
         ):
             value = getattr(settings, attr, None)
             if value is not None:
@@ -94,9 +111,16 @@ class AuditComponent:
     topics: Topics
     checkpointer: Checkpointer
     projector: AuditProjector | None = None
+    heads: HeadWatcher | None = None
     publisher: AuditLogPublisher | None = None
     _producer: AIOKafkaProducer | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    leases: LeaseStore | None = None
+    owner: str = field(default_factory=default_owner)
+    leading: bool = False
+    _epoch: int = 0
+    _lead_task: asyncio.Task[None] | None = None
+    _lease_task: asyncio.Task[None] | None = None
 
     @property
     def public_key(self) -> str:
@@ -119,11 +143,70 @@ class AuditComponent:
         self.checkpointer.notify(result.head.size)
 
     async def start(self) -> None:
-        """Indexes, topics, then projector, checkpointer and publisher as background tasks."""
+        """Indexes, then lead or stand by: one replica at a time writes the log.
+
+        Every replica serves the log's routes from the store; only the holder of the lease
+        (an epoch-fenced document, as the relay's) runs the projector, the gap watcher, the
+        head watcher, the checkpointer and the `audit.log` publisher. A standby takes over
+        within `lease_ttl_seconds` (plus a quarter of it) of the leader's last renewal.
+        """
         await self.store.ensure_indexes()
+        assert self.leases is not None
+        got = await self.leases.acquire(self.owner, self.config.lease_ttl_seconds)
+        self._epoch = got[0] if got is not None else 0
+        # The lease is kept by a task of its own, so starting or stopping the writers (group
+        # joins take seconds) never delays a renewal.
+        self._lease_task = asyncio.create_task(self._keep_lease(), name="audit-lease")
+        if self._epoch:  # lead at once: a single replica starts writing before serving
+            await self._start_writers()
+            self.leading = True
+        self._lead_task = asyncio.create_task(self._follow_lease(), name="audit-lead")
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease every third of its length while held; otherwise try to take it."""
+        assert self.leases is not None
+        ttl = self.config.lease_ttl_seconds
+        while True:
+            await asyncio.sleep(ttl / 3 if self._epoch else ttl / 4)
+            try:
+                if self._epoch and not await self.leases.renew(self.owner, self._epoch, ttl):
+                    log.warning("audit log: %s lost the lease; standing by", self.owner)
+                    self._epoch = 0
+                elif not self._epoch:
+                    got = await self.leases.acquire(self.owner, ttl)
+                    if got is not None:
+                        self._epoch = got[0]
+                        log.info("audit log: %s leads (epoch %d)", self.owner, self._epoch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away: the lease lapses, the writers stop
+                log.exception("audit log: lease renewal failed")
+                self._epoch = 0
+
+    async def _follow_lease(self) -> None:
+        """Run the writers exactly while the lease is held."""
+        while True:
+            try:
+                if self._epoch and not self.leading:
+                    await self._start_writers()
+                    self.leading = True
+                elif not self._epoch and self.leading:
+                    self.leading = False
+                    await self._stop_writers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker is away: try again on the next look
+                log.exception("audit log: starting the writers failed")
+                self.leading = False
+                with contextlib.suppress(Exception):
+                    await self._stop_writers()
+            await asyncio.sleep(0.2)
+
+    async def _start_writers(self) -> None:
+        """Topics, then projector, head watcher, checkpointer and publisher."""
         await ensure_topics(
             self.config.kafka_bootstrap,
-            [self.audit_log_topic, self.republish_topic],
+            [self.audit_log_topic, self.republish_topic, heads_topic(self.config.topic_prefix)],
             partitions=self.config.topic_partitions,
             check_partitions=False,
         )
@@ -158,12 +241,39 @@ class AuditComponent:
         )
         self.metrics.tree_size.set((await self.store.head()).size)
         await self.projector.start()
+        self.heads = HeadWatcher(
+            self.store,
+            self.config.kafka_bootstrap,
+            heads_topic(self.config.topic_prefix),
+            group_id=f"{self.config.consumer_group}-heads",
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            metadata_max_age_ms=self.config.metadata_max_age_ms,
+        )
+        await self.heads.start()
         self._tasks = [
             asyncio.create_task(self.checkpointer.run(), name="audit-checkpoints"),
             asyncio.create_task(self.publisher.run(), name="audit-log-publisher"),
         ]
 
     async def stop(self) -> None:
+        for task in (self._lead_task, self._lease_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._lead_task = self._lease_task = None
+        if self.leading:
+            self.leading = False
+            await self._stop_writers()
+        if self._epoch and self.leases is not None:
+            epoch, self._epoch = self._epoch, 0
+            with contextlib.suppress(Exception):
+                await self.leases.release(self.owner, epoch)
+
+    async def _stop_writers(self) -> None:
+        if self.heads is not None:
+            await self.heads.stop()
         if self.projector is not None:
             await self.projector.stop()
         await self.checkpointer.stop()
@@ -187,7 +297,8 @@ class AuditComponent:
                     "producer": doc["_id"],
                     "contiguous": doc.get("contiguous", 0),
                     "highest": doc.get("highest", 0),
-                    "missing": doc.get("missing", 0),
+                    "announced": doc.get("announced", 0),
+                    "missing": sum(last - first + 1 for first, last in producer_holes(doc)),
                     "gap_since": doc.get("gap_since"),
                     "repair_requests": doc.get("repair_requests", 0),
                     "repairs": doc.get("repairs", 0),
@@ -205,6 +316,9 @@ class AuditComponent:
     @property
     def readiness_checks(self) -> list[ReadinessCheck]:
         async def projector_ok() -> bool | str:
+            if not self.leading:
+                state = await self.leases.state() if self.leases else None
+                return f"standby (leader: {state.get('owner') if state else 'none yet'})"
             if self.projector is None or not self.projector.running:
                 return False
             status = await self.status()
@@ -237,6 +351,7 @@ def build_audit(
     metrics = AuditMetrics(registry)
     queries = AuditQueries(store, signer.verifier(), config.origin)
     signal = AppendSignal()
+    witnesses = parse_witnesses(config.witnesses)
     checkpointer = Checkpointer(
         store,
         signer,
@@ -244,6 +359,11 @@ def build_audit(
         every_entries=config.checkpoint_every_entries,
         every_seconds=config.checkpoint_every_seconds,
         metrics=metrics,
+        witnessing=(
+            Witnessing(store, witnesses, timeout_seconds=config.witness_timeout_seconds)
+            if witnesses
+            else None
+        ),
     )
     public_key = signer.verifier().to_string()
     router = build_router(queries, signal, lambda: public_key, store)
@@ -258,6 +378,7 @@ def build_audit(
         denial_recorder=AuditDenialRecorder(store, lambda r: None),
         topics=Topics(config.topic_prefix),
         checkpointer=checkpointer,
+        leases=LeaseStore(db, AUDIT_LEASE),
     )
     component.denial_recorder.on_append = component.on_append
     return component

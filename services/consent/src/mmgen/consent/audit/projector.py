@@ -421,10 +421,26 @@ class AuditProjector:
         return sent
 
     async def _repair_producer(self, doc: dict[str, Any], now: datetime) -> list[RepublishRequest]:
-        """Ask one producer for its holes (open longer than the delay), in bounded chunks."""
-        since = doc.get("gap_since")
-        if since is None or not doc.get("ranges"):
+        """Ask one producer for its holes (open longer than the delay), in bounded chunks.
+
+        Holes are the runs missing below the highest number held, and the tail above it up to
+        the producer's announced head (events lost after the last one received).
+        """
+        holes = producer_holes(doc)
+        if not holes:
+            if doc.get("tail_since") is not None:
+                await self.store.producers.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"tail_since": None}}
+                )
             return []
+        since = doc.get("gap_since") if doc.get("ranges") else None
+        if since is None:
+            since = doc.get("tail_since")
+            if since is None:  # first seen now: the delay counts from here
+                await self.store.producers.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"tail_since": now}}
+                )
+                return []
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
         last = doc.get("last_request_at")
         last = last if last is None or last.tzinfo else last.replace(tzinfo=UTC)
@@ -433,15 +449,26 @@ class AuditProjector:
         if last is not None and now - last < self.gap_repair_delay:
             return []
         sent: list[RepublishRequest] = []
-        below = int(doc.get("contiguous", 0))
-        for first, last_held in doc["ranges"]:
-            for request in RepublishRequest.chunked(str(doc["_id"]), below + 1, int(first) - 1):
+        for first, last_missing in holes:
+            for request in RepublishRequest.chunked(str(doc["_id"]), first, last_missing):
                 await send_republish_request(self.producer, self.republish_topic, request)
                 sent.append(request)
-            below = int(last_held)
         await self.store.note_repair_request(str(doc["_id"]), now)
         self.metrics.repair_requests.labels(str(doc["_id"])).inc()
         log.warning(
             "audit: asked %s to republish %s", doc["_id"], [(r.from_seq, r.to_seq) for r in sent]
         )
         return sent
+
+
+def producer_holes(doc: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """Missing runs `(from, to)` of a producer's continuity document, tail included."""
+    holes: list[tuple[int, int]] = []
+    below = int(doc.get("contiguous", 0))
+    for first, last_held in doc.get("ranges") or []:
+        holes.append((below + 1, int(first) - 1))
+        below = int(last_held)
+    announced = int(doc.get("announced") or 0)
+    if announced > below:
+        holes.append((below + 1, announced))
+    return holes

@@ -15,8 +15,10 @@ Collections (all in the consent service's database, prefixed `audit_`):
   the right edge), all in one `$in`; nodes only ever join a tile at its end;
 - `audit_head`: `{_id: "head", size, last_hash, frontier, recorded_at, own_seq, layout}`;
 - `audit_producers`: per producer `{contiguous, ranges, gap_since, repair_requests, ...}`;
-- `audit_checkpoints`: `{_id: tree_size, root_hash, timestamp, note}` — every signed head;
-- `audit_cursors`: `{_id: "audit.log", next_seq}` (the `audit.log` publisher's outbox cursor).
+- `audit_checkpoints`: `{_id: tree_size, root_hash, timestamp, note, cosignatures, cosigners}`
+  — every signed head, with the witnesses' cosignature lines and who made each;
+- `audit_cursors`: `{_id: "audit.log", next_seq}` (the `audit.log` publisher's outbox cursor),
+  `{_id: "witness:<name>+<key ID>", size}` (the size each witness cosigned last).
 
 Why pages and tiles: SecantusDB's insert cost is per document and per index key (INFRA.md);
 with the three indexes, one document per entry capped inserts near 1,700 entries/s on the
@@ -73,6 +75,8 @@ PRODUCERS = "audit_producers"
 CHECKPOINTS = "audit_checkpoints"
 #: Document in the cursors collection naming the newest signed head (`tree_size`).
 LATEST_CHECKPOINT = "latest-checkpoint"
+#: Documents in the cursors collection, one per witness: the size it cosigned last.
+WITNESS_CURSOR = "witness:"
 CURSORS = "audit_cursors"
 HEAD_ID = "head"
 V1_ENTRIES = "audit_entries"
@@ -145,17 +149,27 @@ class AppendResult:
 
 @dataclass(frozen=True)
 class CheckpointRecord:
+    """A signed head: `note` as the log signed it, and the witnesses' cosignature lines
+    (`cosigners[i]` names the witness, `<name>+<key ID>`, of `cosignatures[i]`)."""
+
     tree_size: int
     root_hash: str
     timestamp: str
     note: str
+    cosignatures: tuple[str, ...] = ()
+    cosigners: tuple[str, ...] = ()
+
+    @property
+    def cosigned_note(self) -> str:
+        """The note with every signature line: the log's, then each witness's."""
+        return self.note + "".join(self.cosignatures)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tree_size": self.tree_size,
             "root_hash": self.root_hash,
             "timestamp": self.timestamp,
-            "note": self.note,
+            "note": self.cosigned_note,
         }
 
 
@@ -668,6 +682,12 @@ class MongoAuditStore:
             },
         )
 
+    async def note_announced(self, producer: str, last_seq: int) -> None:
+        """The producer says it published up to `last_seq` (kept as the highest announced)."""
+        await self.producers.update_one(
+            {"_id": producer}, {"$max": {"announced": last_seq}}, upsert=True
+        )
+
     async def producer_states(self) -> list[dict[str, Any]]:
         """Every producer's continuity state (a handful of documents: one per service)."""
         return [d async for d in self.producers.find({})]
@@ -821,6 +841,8 @@ class MongoAuditStore:
                     "root_hash": record.root_hash,
                     "timestamp": record.timestamp,
                     "note": record.note,
+                    "cosignatures": list(record.cosignatures),
+                    "cosigners": list(record.cosigners),
                 }
             )
         except DuplicateKeyError:
@@ -852,6 +874,24 @@ class MongoAuditStore:
             if doc is not None:
                 await self._point_latest_at(int(doc["_id"]))
         return _checkpoint(doc) if doc else None
+
+    async def add_cosignature(self, tree_size: int, witness: str, line: str) -> bool:
+        """Keep a witness's cosignature line with the head (once per witness)."""
+        updated = await self.checkpoints.update_one(
+            {"_id": tree_size, "cosigners": {"$ne": witness}},
+            {"$push": {"cosignatures": line, "cosigners": witness}},
+        )
+        return updated.modified_count == 1
+
+    async def witness_size(self, witness: str) -> int:
+        """The size of the last head this witness cosigned, as far as the log knows (0)."""
+        doc = await self.cursors.find_one({"_id": WITNESS_CURSOR + witness})
+        return int(doc["size"]) if doc else 0
+
+    async def set_witness_size(self, witness: str, size: int) -> None:
+        await self.cursors.update_one(
+            {"_id": WITNESS_CURSOR + witness}, {"$set": {"size": size}}, upsert=True
+        )
 
     async def checkpoint_within(self, first: int, last: int) -> CheckpointRecord | None:
         """The largest signed head with `first < tree_size <= last`."""
@@ -892,7 +932,14 @@ def _v1_row(seq: int, doc: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _checkpoint(doc: Mapping[str, Any]) -> CheckpointRecord:
-    return CheckpointRecord(int(doc["_id"]), doc["root_hash"], doc["timestamp"], doc["note"])
+    return CheckpointRecord(
+        int(doc["_id"]),
+        doc["root_hash"],
+        doc["timestamp"],
+        doc["note"],
+        tuple(doc.get("cosignatures") or ()),
+        tuple(doc.get("cosigners") or ()),
+    )
 
 
 def check_range(seq: int, size: int) -> None:

@@ -27,25 +27,23 @@ from mmgen.projects.adapters.ports import (
     ProjectsReadModel,
 )
 from mmgen.projects.domain.events import (
+    DATA_DISCLOSED,
+    FILE_UPLOADED,
+    MEMBER_ADDED,
+    MEMBER_REMOVED,
+    MESSAGE_POSTED,
+    PROJECT_CREATED,
+    PROJECT_STATUS_CHANGED,
+    PROJECT_UPDATED,
     DataDisclosed,
     FileUploaded,
-    MemberAdded,
-    MemberRemoved,
     MessagePosted,
-    ProjectCreated,
-    ProjectStatusChanged,
-    ProjectUpdated,
-    registry,
 )
 from mmgen.projects.domain.model import Project
 
 PROJECT_STREAM_TYPES = frozenset(
-    registry.spec_for(cls).event_type
-    for cls in (ProjectCreated, ProjectUpdated, ProjectStatusChanged, MemberAdded, MemberRemoved)
+    {PROJECT_CREATED, PROJECT_UPDATED, PROJECT_STATUS_CHANGED, MEMBER_ADDED, MEMBER_REMOVED}
 )
-MESSAGE_POSTED = registry.spec_for(MessagePosted).event_type
-FILE_UPLOADED = registry.spec_for(FileUploaded).event_type
-DATA_DISCLOSED = registry.spec_for(DataDisclosed).event_type
 
 
 def project_row(project: Project) -> ProjectRow:

@@ -6,21 +6,36 @@ encrypted `pii` part, under the key that lets them be erased with what they belo
 - a message's text and a file's name under the **author's** `subject:<id>` (erasing the
   author erases them, wherever they were posted).
 
-Each type declares its audit meaning once (action, resource type, categories). The standard
-events every service shares (`projects.AccessDenied`, `projects.DataAccessed`,
-`projects.SubjectErased`, ...) are registered by the runtime, not here.
+Each type declares its audit meaning once (action, resource type, categories). The
+declarations are collected here and registered by `projects_registry()`, which gives every
+service instance a registry of its own: the runtime adds to it the standard events every
+service shares (`projects.AccessDenied`, `projects.DataAccessed`, `projects.SubjectErased`,
+...; `mmgen.runtime.contract`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmgen.events.registry import EventData, EventRegistry, PersonalData
 
-registry = EventRegistry()
+D = TypeVar("D", bound=EventData)
+_DECLARED: list[tuple[type[EventData], str, dict[str, Any]]] = []
+
+
+def declare(event_type: str, **meaning: Any) -> Callable[[type[D]], type[D]]:
+    """Keep an event class and its audit meaning for `projects_registry()`."""
+
+    def keep(cls: type[D]) -> type[D]:
+        _DECLARED.append((cls, event_type, meaning))
+        return cls
+
+    return keep
+
 
 ProjectStatus = Literal["open", "in_progress", "completed", "cancelled"]
 MemberRole = Literal["creator", "staff"]
@@ -70,7 +85,7 @@ class ProjectTexts(PersonalData):
     requirements: str
 
 
-@registry.event(
+@declare(
     "projects.ProjectCreated",
     action="create",
     resource_type=RESOURCE_PROJECT,
@@ -93,7 +108,7 @@ class ProjectTextsCorrected(PersonalData):
     requirements: str | None = None
 
 
-@registry.event(
+@declare(
     "projects.ProjectUpdated",
     action="update",
     resource_type=RESOURCE_PROJECT,
@@ -113,7 +128,7 @@ class ProjectUpdated(EventData):
     personal: ClassVar = ProjectTextsCorrected
 
 
-@registry.event("projects.ProjectStatusChanged", action="update", resource_type=RESOURCE_PROJECT)
+@declare("projects.ProjectStatusChanged", action="update", resource_type=RESOURCE_PROJECT)
 class ProjectStatusChanged(EventData):
     """open → in_progress → completed | cancelled; open → cancelled."""
 
@@ -124,7 +139,7 @@ class ProjectStatusChanged(EventData):
 # --- membership ---------------------------------------------------------------------------------
 
 
-@registry.event(
+@declare(
     "projects.MemberAdded",
     action="create",
     resource_type=RESOURCE_MEMBERSHIP,
@@ -138,7 +153,7 @@ class MemberAdded(EventData):
     role: MemberRole
 
 
-@registry.event(
+@declare(
     "projects.MemberRemoved",
     action="delete",
     resource_type=RESOURCE_MEMBERSHIP,
@@ -160,7 +175,7 @@ class MessageText(PersonalData):
     text: str
 
 
-@registry.event(
+@declare(
     "projects.MessagePosted",
     action="create",
     resource_type=RESOURCE_MESSAGE,
@@ -179,7 +194,7 @@ class FileName(PersonalData):
     filename: str
 
 
-@registry.event(
+@declare(
     "projects.FileUploaded",
     action="create",
     resource_type=RESOURCE_FILE,
@@ -215,7 +230,7 @@ class Recipient(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-@registry.event(
+@declare(
     "projects.DataDisclosed",
     action="share",
     resource_type=RESOURCE_DISCLOSURE,
@@ -225,9 +240,9 @@ class DataDisclosed(EventData):
     """Personal data of a project's people was shared with a recipient.
 
     One event per subject concerned (the envelope's `subject_id`), all with the same
-    `disclosure_id`, so the disclosure reaches each subject's Art. 15 report. The envelope's
-    categories are every category a disclosure may concern; `categories` here are the ones
-    this disclosure did.
+    `disclosure_id`, so the disclosure reaches each subject's Art. 15 report. The declared
+    categories are every category a disclosure may concern; each event's envelope carries
+    exactly the ones this disclosure concerned (`categories` here, the same list).
     """
 
     disclosure_id: str
@@ -246,5 +261,20 @@ FIELD_CATEGORIES: dict[str, str] = {
     "text": "communication",
     "filename": "files",
 }
+PROJECT_CREATED = "projects.ProjectCreated"
+PROJECT_UPDATED = "projects.ProjectUpdated"
+PROJECT_STATUS_CHANGED = "projects.ProjectStatusChanged"
+MEMBER_ADDED = "projects.MemberAdded"
+MEMBER_REMOVED = "projects.MemberRemoved"
+MESSAGE_POSTED = "projects.MessagePosted"
+FILE_UPLOADED = "projects.FileUploaded"
+DATA_DISCLOSED = "projects.DataDisclosed"
 
-registry.check()
+
+def projects_registry() -> EventRegistry:
+    """A new registry holding the service's own events (one per service instance)."""
+    registry = EventRegistry()
+    for cls, event_type, meaning in _DECLARED:
+        registry.event(event_type, **meaning)(cls)
+    registry.check()
+    return registry

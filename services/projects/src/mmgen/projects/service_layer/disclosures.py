@@ -90,6 +90,7 @@ class DisclosureUseCases:
                     actor=caller.actor(),
                     purpose=purpose,
                     resource_id=disclosure_id,
+                    categories=tuple(cats),
                 )
                 for subject in subjects
             ],

@@ -45,15 +45,18 @@ from mmgen.projects.adapters.ports import (
 from mmgen.projects.adapters.projection import ProjectsProjector
 from mmgen.projects.domain.model import Project
 from mmgen.projects.service_layer.changes import change_project
-from mmgen.projects.service_layer.erasure_contract import (
-    AnonymizationOutcome,
-    AnonymizeOrder,
-    CategoryFootprint,
-    EraseOrder,
-    ErasureOutcome,
+from mmgen.runtime.contract import (
+    ExportedActor,
     ExportedEvent,
     Footprint,
     SubjectExport,
+    owner_of_subject,
+)
+from mmgen.runtime.erasure import (
+    AnonymizationOutcome,
+    AnonymizeOrder,
+    EraseOrder,
+    ErasureOutcome,
 )
 
 SERVICE = "projects"
@@ -64,8 +67,7 @@ UNDER_SUBJECT_KEY = frozenset({"communication", "files"})
 ERASURE_PURPOSE = "legal_compliance"
 
 
-def subject_owner(subject_id: str) -> str:
-    return f"subject:{subject_id}"
+subject_owner = owner_of_subject
 
 
 def project_owner(project_id: str) -> str:
@@ -88,6 +90,11 @@ def _exported(event: DomainEvent[Any]) -> ExportedEvent:
         event_type=event.event_type,
         occurred_at=event.occurred_at,
         action=envelope.action,
+        actor=(
+            ExportedActor(id=envelope.actor.id, role=envelope.actor.role)
+            if envelope.actor
+            else None
+        ),
         purpose=envelope.purpose,
         categories=list(envelope.categories),
         data=dict(envelope.data),
@@ -300,27 +307,23 @@ class ProjectsErasure:
         file_rows = await self.files.count_of_uploader(subject_id)
         user = await self.known_users.get(subject_id)
         account_rows = int(user is not None and user.status != "erased")
-        categories = {
-            "project": CategoryFootprint(
-                records=len(relations) + disclosures, readable_personal_fields=readable_project
-            ),
-            "communication": CategoryFootprint(
-                records=message_rows, readable_personal_fields=0 if key_erased else message_rows
-            ),
-            "files": CategoryFootprint(
-                records=file_rows,
-                # the name and the content of each file
-                readable_personal_fields=0 if key_erased else 2 * file_rows,
-            ),
-            "account": CategoryFootprint(records=account_rows, readable_personal_fields=0),
-        }
-        return Footprint(
-            service=SERVICE,
-            subject_id=subject_id,
+        return Footprint.of(
+            SERVICE,
+            subject_id,
             key_erased=key_erased,
-            categories=categories,
-            total_records=sum(c.records for c in categories.values()),
-            readable_personal_fields=sum(c.readable_personal_fields for c in categories.values()),
+            records={
+                "project": len(relations) + disclosures,
+                "communication": message_rows,
+                "files": file_rows,
+                "account": account_rows,
+            },
+            readable={
+                "project": readable_project,
+                "communication": 0 if key_erased else message_rows,
+                # the name and the content of each file
+                "files": 0 if key_erased else 2 * file_rows,
+                "account": 0,
+            },
         )
 
 

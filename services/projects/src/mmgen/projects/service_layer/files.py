@@ -9,7 +9,8 @@ content exists that no event accounts for (and a crash's leftovers are purged as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Callable
+import builtins
+from collections.abc import AsyncIterable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from mmgen.events.repository import EventSourcedRepository
 from mmgen.projects.adapters.file_content import EncryptedFileContent
 from mmgen.projects.adapters.personal import PersonalReader
 from mmgen.projects.adapters.ports import FileRow, FilesIndex
-from mmgen.projects.adapters.projection import FILE_UPLOADED, ProjectsProjector
+from mmgen.projects.adapters.projection import ProjectsProjector
 from mmgen.projects.domain.access import Operation
 from mmgen.projects.domain.content_types import declared_type_acceptable
 from mmgen.projects.domain.errors import (
@@ -30,7 +31,7 @@ from mmgen.projects.domain.errors import (
     ProjectFileNotFoundError,
     SubjectErasedError,
 )
-from mmgen.projects.domain.events import FileName, FileUploaded
+from mmgen.projects.domain.events import FILE_UPLOADED, FileName, FileUploaded
 from mmgen.projects.domain.files import safe_filename
 from mmgen.projects.service_layer.caller import Caller
 from mmgen.projects.service_layer.gate import AccessGate
@@ -132,24 +133,30 @@ class FileUseCases:
         limit: int,
         position: dict[str, Any] | None = None,
     ) -> Read[Page[FileView]]:
-        """One page of the project's files (names and facts), newest first."""
+        """One page of the project's files (names and facts), newest first; recorded while
+        it is read, as a page of messages is."""
         admitted = await self.gate.enter(caller, project_id, Operation.read_files)
         last = await self.files.last_number(project_id)
         numbers = numbers_below(before_number(position, last=last), limit)
-        rows = await self.files.window(project_id, numbers)
-        items = [await self._view(row) for row in rows]
-        lowest = numbers[-1] if numbers else 1
-        page = Page(items, {"before": lowest} if lowest > 1 else None)
-        access = await self.gate.record_read(
-            caller,
-            admitted,
-            resource_type="project_files",
-            resource_id=project_id,
-            categories=("files",),
-            subject_ids=[f.uploader_id for f in items if not f.erased],
-            records=len(items),
+        access, items = await asyncio.gather(
+            self.gate.record_read(
+                caller,
+                admitted,
+                resource_type="project_files",
+                resource_id=project_id,
+                categories=("files",),
+                fields=("filename",),
+                subject_ids=(),
+                records=len(numbers),
+            ),
+            self._page(project_id, numbers),
         )
-        return Read(page, access)
+        lowest = numbers[-1] if numbers else 1
+        return Read(Page(items, {"before": lowest} if lowest > 1 else None), access)
+
+    async def _page(self, project_id: str, numbers: Sequence[int]) -> builtins.list[FileView]:
+        rows = await self.files.window(project_id, numbers)
+        return [await self._view(row) for row in rows]
 
     async def download(self, caller: Caller, project_id: str, file_id: str) -> Read[Download]:
         """The file's content as a decrypted stream; the download is recorded before it starts."""
@@ -172,6 +179,7 @@ class FileUseCases:
             resource_type="file",
             resource_id=file_id,
             categories=("files",),
+            fields=("filename", "content"),
             subject_ids=[row.uploader_id],
             records=1,
         )

@@ -87,6 +87,7 @@ class AccessGate:
                 project_id=project_id,
                 reason=str(reason),
                 status=status,
+                method=caller.method,
             )
         )
 
@@ -98,6 +99,7 @@ class AccessGate:
         resource_type: str,
         resource_id: str,
         categories: tuple[str, ...],
+        fields: tuple[str, ...],
         subject_ids: Iterable[str | None],
         records: int,
     ) -> AccessRecord:
@@ -110,6 +112,7 @@ class AccessGate:
             resource_type=resource_type,
             resource_id=resource_id,
             categories=categories,
+            fields=fields,
             subject_ids=subject_ids,
             records=records,
         )
@@ -120,6 +123,7 @@ class AccessGate:
         *,
         resource_type: str,
         categories: tuple[str, ...],
+        fields: tuple[str, ...],
         subject_ids: Iterable[str | None],
         records: int,
     ) -> AccessRecord:
@@ -133,6 +137,7 @@ class AccessGate:
             resource_type=resource_type,
             resource_id=caller.actor_id,
             categories=categories,
+            fields=fields,
             subject_ids=subject_ids,
             records=records,
         )
@@ -147,6 +152,7 @@ class AccessGate:
         resource_type: str,
         resource_id: str,
         categories: tuple[str, ...],
+        fields: tuple[str, ...],
         subject_ids: Iterable[str | None],
         records: int,
     ) -> AccessRecord:
@@ -162,6 +168,7 @@ class AccessGate:
             categories=categories,
             subject_ids=tuple(dict.fromkeys(s for s in subject_ids if s)),
             records=records,
+            fields=fields,
         )
         await self.log.record_access(record)
         return record

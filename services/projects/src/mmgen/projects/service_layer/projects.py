@@ -115,6 +115,7 @@ class ProjectUseCases:
             resource_type="project",
             resource_id=project_id,
             categories=("project",),
+            fields=("title", "requirements"),
             subject_ids=[project.owner_id],
             records=1,
         )
@@ -146,6 +147,7 @@ class ProjectUseCases:
             caller,
             resource_type="project_list",
             categories=("project",),
+            fields=("title",),
             subject_ids=[row.owner_id for row in rows],
             records=len(items),
         )

@@ -1,0 +1,1 @@
+"""Adapters of the profiles service: read models (ports, Mongo, in memory) and projections."""

@@ -1,0 +1,1 @@
+"""The profiles domain: the profile aggregate, its events, the reveal rule, search tokens."""

@@ -1,0 +1,1 @@
+"""HTTP and messaging edges of the profiles service."""

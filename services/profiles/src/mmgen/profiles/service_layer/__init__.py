@@ -1,0 +1,1 @@
+"""Use cases of the profiles service and its part of the erasure contract."""

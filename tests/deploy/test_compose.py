@@ -1,0 +1,168 @@
+"""deploy/compose: valid against the Compose Specification, hardened, pinned, secrets from files."""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+COMPOSE = DEPLOY / "compose"
+SERVICES = ("identity", "projects", "profiles", "consent", "retention")
+#: Files deploy/k8s carries a copy of (kustomize reads nothing outside its tree).
+SHARED_FILES = {
+    "gateway/nginx.conf": "base/gateway/nginx.conf",
+    "kafka/kafka-run.sh": "base/kafka/kafka-run.sh",
+    "kafka/kafka-init.sh": "base/kafka/kafka-init.sh",
+    "mongo/mongo-run.sh": "base/mongodb/mongo-run.sh",
+    "mongo/mongo-init.js": "base/mongodb/mongo-init.js",
+}
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    """The Compose Specification's JSON Schema, as check-jsonschema vendors it (offline)."""
+    vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads((vendor / "compose-spec.json").read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _errors(validator: Any, document: Any) -> list[str]:
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message[:300]}"
+        for error in validator.iter_errors(document)
+    ]
+
+
+@pytest.mark.parametrize("name", ["compose.core.yaml", "compose.observability.yaml"])
+def test_each_compose_file_is_valid(
+    validator: Any, compose_docs: dict[str, Any], name: str
+) -> None:
+    assert _errors(validator, compose_docs[name]) == []
+
+
+def test_the_layered_model_is_valid(validator: Any, compose_model: dict[str, Any]) -> None:
+    assert _errors(validator, compose_model) == []
+    observability = {"otel-collector", "jaeger", "prometheus", "grafana", "blackbox-exporter"}
+    assert observability <= set(compose_model["services"])
+
+
+def test_the_schema_catches_a_mistake(validator: Any, compose_docs: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose_docs["compose.core.yaml"])
+    broken["services"]["identity"]["deploy"]["replica"] = 2  # not a Compose field
+    assert any("replica" in error for error in _errors(validator, broken))
+
+
+def test_every_service_is_replicated_hardened_and_probed(compose_model: dict[str, Any]) -> None:
+    services = compose_model["services"]
+    for name in SERVICES:
+        service = services[name]
+        assert service["deploy"]["replicas"] == 2, name
+        assert service["read_only"] is True, name
+        assert service["user"].split(":")[0] not in ("0", "root"), name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert any("/readyz" in part for part in service["healthcheck"]["test"]), name
+        assert "limits" in service["deploy"]["resources"], name
+        assert set(service["networks"]) == {"edge", "backend"}, name
+    witness = services["witness"]
+    assert witness["read_only"] is True and witness["deploy"]["replicas"] == 1
+    assert "edge" not in witness["networks"], "the witness is not behind the gateway"
+
+
+def test_only_the_gateway_and_the_uis_are_published(compose_model: dict[str, Any]) -> None:
+    published = {name for name, s in compose_model["services"].items() if s.get("ports")}
+    assert published == {"gateway", "grafana", "jaeger", "prometheus"}
+    assert compose_model["networks"]["backend"]["internal"] is True
+    assert compose_model["networks"]["edge"]["internal"] is True
+
+
+def test_image_tags_are_pinned_in_env(compose_env: dict[str, str]) -> None:
+    """Every image comes from a variable of .env, and each names an exact version."""
+    for name in ("compose.core.yaml", "compose.observability.yaml"):
+        for image in re.findall(r"^\s*image:\s*(\S+)", (COMPOSE / name).read_text(), re.M):
+            assert image.startswith("${"), f"{name}: image {image} is not taken from .env"
+    images = {key: value for key, value in compose_env.items() if key.endswith("_IMAGE")}
+    assert len(images) >= 8
+    for key, value in images.items():
+        repository, _, tag = value.rpartition(":")
+        assert repository and tag and tag != "latest", f"{key}={value} is not pinned"
+        assert re.search(r"\d+\.\d+", tag), f"{key}={value}: not an exact version"
+    assert compose_env["MMGEN_IMAGE_TAG"] != "latest"
+
+
+def test_the_gateway_is_the_only_trusted_proxy(compose_model: dict[str, Any], compose_env) -> None:
+    gateway = compose_model["services"]["gateway"]
+    assert gateway["networks"]["edge"]["ipv4_address"] == compose_env["GATEWAY_ADDRESS"]
+    for name in SERVICES:
+        env = compose_model["services"][name]["environment"]
+        assert env["FORWARDED_ALLOW_IPS"] == compose_env["GATEWAY_ADDRESS"], name
+
+
+def test_secrets_come_from_files_never_from_the_repository(compose_model: dict[str, Any]) -> None:
+    declared = compose_model["secrets"]
+    for name, secret in declared.items():
+        assert secret["file"] == f"./secrets/{name}", name
+    ignore = (COMPOSE / "secrets" / ".gitignore").read_text().split()
+    assert ignore[-2:] == ["*", "!.gitignore"] or ("*" in ignore and "!.gitignore" in ignore)
+    secret_words = re.compile(r"(KEY|PASSWORD|SECRET|MONGO_URI|WITNESSES)$")
+    for service_name, service in compose_model["services"].items():
+        mounted = set(service.get("secrets", []))
+        assert mounted <= set(declared), service_name
+        for variable, value in (service.get("environment") or {}).items():
+            if variable.endswith("_FILE"):
+                assert value.startswith("/run/secrets/"), (service_name, variable)
+                assert value.removeprefix("/run/secrets/") in mounted, (service_name, variable)
+            else:
+                assert not secret_words.search(variable), (
+                    f"{service_name}: {variable} holds a secret inline; use {variable}_FILE"
+                )
+
+
+def test_the_generator_writes_every_secret_compose_mounts(
+    compose_model: dict[str, Any], generated_secrets: dict[str, Path]
+) -> None:
+    folder = generated_secrets["compose"]
+    for name in compose_model["secrets"]:
+        assert (folder / name).is_file(), f"deploy/secrets/generate.py does not make {name}"
+    uri = (folder / "identity_mongo_uri").read_text().strip()
+    assert uri.startswith("mongodb://identity:") and "replicaSet=rs0" in uri
+    assert "mongo-1:27017,mongo-2:27017,mongo-3:27017" in uri
+
+
+def test_generating_again_keeps_every_secret(
+    secrets_generator: Any, generated_secrets: dict[str, Path]
+) -> None:
+    folder = generated_secrets["compose"]
+    before = {path.name: path.read_text() for path in folder.iterdir()}
+    again = secrets_generator.generate(folder, "compose")
+    assert again.created == []
+    assert {path.name: path.read_text() for path in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("source", sorted(SHARED_FILES))
+def test_kubernetes_carries_the_same_scripts(source: str) -> None:
+    copy_path = DEPLOY / "k8s" / SHARED_FILES[source]
+    assert copy_path.read_bytes() == (COMPOSE / source).read_bytes(), (
+        f"deploy/k8s/{SHARED_FILES[source]} differs from deploy/compose/{source}: copy it again"
+    )
+
+
+def test_the_gateway_routes_every_service_and_hides_internal_routes() -> None:
+    config = (COMPOSE / "gateway" / "nginx.conf").read_text()
+    blocked = re.search(r"location ~ \^/\(([a-z|]+)\)/\(([a-z|]+)\)", config)
+    assert blocked is not None
+    assert set(blocked.group(1).split("|")) == set(SERVICES)
+    assert set(blocked.group(2).split("|")) == {"internal", "metrics", "readyz"}
+    for name in SERVICES:
+        assert re.search(rf"upstream {name}\s+\{{ server {name}:\d+;", config), name
+        assert re.search(rf"location /{name}/ [^}}]*proxy_pass http://{name}/;", config), name
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in config

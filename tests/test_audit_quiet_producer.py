@@ -1,0 +1,154 @@
+"""Issue 10, acceptance: a producer's last events lost with the broker, and then silence.
+
+Identity writes; consent is paused (SIGSTOP) so what identity publishes is held only by the
+broker; the broker restarts empty; then nothing more is written anywhere. No later event will
+ever reveal the hole: only identity's announced head does. Within 30 s the log must hold every
+identity event exactly once, and consent must refuse the token of an account closed just
+before the restart (its revocation travelled in the lost events too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from mmgen.localstack.pytest_plugin import Infra
+
+BOUND_S = 30.0
+
+
+def password() -> str:
+    return "pw-" + secrets.token_urlsafe(18)
+
+
+async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
+    own_broker_stack: Any, infra: Infra
+) -> None:
+    stack = own_broker_stack
+    identity, consent = stack.url("identity"), stack.url("consent")
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    identity_db = mongo[stack.database("identity")]  # read only: the source of truth
+
+    async def last_seq() -> int:
+        doc = await identity_db["events_counters"].find_one({"_id": "identity"})
+        return int(doc["seq"]) if doc else 0
+
+    async def relay_checkpoint() -> int:
+        doc = await identity_db["relay_state"].find_one({"_id": "identity"})
+        return int(doc.get("checkpoint", 0)) if doc else 0
+
+    http = httpx.AsyncClient(timeout=30.0)
+    paused = False
+    try:
+
+        async def register() -> tuple[str, str]:
+            email, pw = f"q-{secrets.token_hex(5)}@example.test", password()
+            response = await http.post(
+                f"{identity}/auth/register",
+                json={"email": email, "password": pw, "name": "Quiet", "role": "client"},
+            )
+            assert response.status_code == 201, response.text
+            response = await http.post(
+                f"{identity}/auth/token", json={"email": email, "password": pw}
+            )
+            assert response.status_code == 200, response.text
+            return email, str(response.json()["access_token"])
+
+        async def consent_accepts(token: str) -> bool:
+            response = await http.get(
+                f"{consent}/consents/me", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code in (200, 401), response.text
+            return response.status_code == 200
+
+        admin_token = (
+            await http.post(
+                f"{identity}/auth/token",
+                json={"email": stack.admin_email, "password": stack.admin_password},
+            )
+        ).json()["access_token"]
+        officer = {"email": f"officer-{secrets.token_hex(4)}@example.test", "password": password()}
+        response = await http.post(
+            f"{identity}/admin/users",
+            json={**officer, "name": "Officer", "role": "compliance"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        assert response.status_code == 201, response.text
+        officer_token = (await http.post(f"{identity}/auth/token", json=officer)).json()[
+            "access_token"
+        ]
+        audit = {"Authorization": f"Bearer {officer_token}", "X-Purpose": "legal_compliance"}
+
+        async def identity_seqs_in_log() -> Counter[int]:
+            held: Counter[int] = Counter()
+            cursor: str | None = None
+            while True:
+                params: dict[str, Any] = {"producer": "identity", "limit": 500}
+                if cursor:
+                    params["cursor"] = cursor
+                page = await http.get(f"{consent}/audit/entries", params=params, headers=audit)
+                assert page.status_code == 200, page.text
+                body = page.json()
+                held.update(int(e["producer_seq"]) for e in body["items"])
+                cursor = body["next_cursor"]
+                if cursor is None:
+                    return held
+
+        _, closing_token = await register()
+        for _ in range(3):
+            await register()
+        deadline = time.monotonic() + 60
+        while (
+            not await consent_accepts(closing_token)
+            or len(await identity_seqs_in_log()) < await last_seq()
+        ):
+            assert time.monotonic() < deadline, "the stack did not settle"
+            await asyncio.sleep(0.2)
+
+        # consent falls behind; identity writes, closes an account, and publishes it all.
+        os.kill(stack.pid("consent"), signal.SIGSTOP)
+        paused = True
+        for _ in range(3):
+            await register()
+        closed = await http.delete(
+            f"{identity}/users/me", headers={"Authorization": f"Bearer {closing_token}"}
+        )
+        assert closed.status_code in (200, 202, 204), closed.text
+        target = await last_seq()
+        deadline = time.monotonic() + 20
+        while await relay_checkpoint() < target:
+            assert time.monotonic() < deadline, "identity did not publish its events"
+            await asyncio.sleep(0.1)
+
+        # The broker goes and comes back empty; consent resumes; nothing more is written.
+        stack.stop_broker()
+        stack.start_broker()
+        restarted = time.monotonic()
+        os.kill(stack.pid("consent"), signal.SIGCONT)
+        paused = False
+
+        while True:
+            held = await identity_seqs_in_log()
+            refused = not await consent_accepts(closing_token)
+            if set(held) >= set(range(1, target + 1)) and refused:
+                break
+            assert time.monotonic() - restarted < BOUND_S, (
+                f"after {BOUND_S} s: log holds {len(set(held))} of {target}, "
+                f"token refused: {refused}"
+            )
+            await asyncio.sleep(0.25)
+        assert await last_seq() == target  # nothing more was written anywhere
+        assert all(count == 1 for count in held.values()), "an entry is in the log twice"
+    finally:
+        if paused:
+            os.kill(stack.pid("consent"), signal.SIGCONT)
+        await http.aclose()
+        await mongo.close()
