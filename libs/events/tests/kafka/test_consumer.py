@@ -341,3 +341,50 @@ async def test_a_transient_error_is_retried_past_the_attempt_limit_never_dead_le
         "mmgen_events_consumer_stalled_attempts", {"consumer": name, "topic": topic}
     )
     assert stalled == 0
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["per-message", "batch"])
+async def test_types_a_subscription_does_not_accept_are_acknowledged_unread(
+    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any, batch: bool
+) -> None:
+    """Reading another service's topic for one event type: the other types cost no
+    transaction and leave no marker; a message without the header is handled as usual."""
+    topic = Topics(topic_prefix).events("svc")
+    await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
+    wanted = [make_envelope(i + 1, data={"n": i}).model_copy(update={"event_type": "svc.Wanted"})
+              for i in range(3)]  # fmt: skip
+    others = [make_envelope(10 + i, data={"n": i}) for i in range(5)]
+    bare = make_envelope(20).model_copy(update={"event_type": "svc.Other"})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for envelope in [others[0], wanted[0], *others[1:], wanted[1], wanted[2]]:
+            headers = [("event_type", envelope.event_type.encode())]
+            await producer.send_and_wait(topic, envelope.to_wire(), key=b"k", headers=headers)
+        await producer.send_and_wait(topic, bare.to_wire(), key=b"k")  # no header
+    finally:
+        await producer.stop()
+
+    registry = CollectorRegistry()
+    name = f"picky-{uuid.uuid4().hex[:8]}"
+    broker = await run_consumer(
+        kafka_bootstrap,
+        mongo_db,
+        registry,
+        f"{name}-g",
+        topic,
+        handler=projection_handler,
+        name=name,
+        batch=batch,
+        accepts=lambda event_type: event_type == "svc.Wanted",
+    )
+    try:
+        await wait_until(lambda: counter(registry, "processed", name, topic) >= 4)
+        await wait_until(lambda: counter(registry, "skipped", name, topic) >= 5)
+    finally:
+        await broker.stop()
+    applied = {d["_id"] async for d in mongo_db["things"].find({})}
+    assert applied == {e.event_id for e in [*wanted, bare]}
+    for envelope in others:
+        assert not await already_processed(mongo_db, name, envelope.event_id)
+    assert counter(registry, "skipped", name, topic) == 5

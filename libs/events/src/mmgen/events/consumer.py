@@ -15,6 +15,9 @@ What a subscription registered here guarantees, per message:
   any other handler failure gets bounded retries, then the DLQ;
 - the offset is committed only after the effect committed or the dead letter was acked
   (FastStream's default policy acks *before* handling: at-most-once; we use MANUAL);
+- a subscription told which event types it acts on (`accepts`) acknowledges any other type at
+  once, from the message's `event_type` header, without a transaction: reading another
+  service's whole topic for one of its event types costs nothing for the rest;
 - the handling span continues the producer's trace (`traceparent` header);
 - Prometheus counters: processed, duplicates, retried, dead-lettered.
 
@@ -79,6 +82,8 @@ H_CONSUMER = "dlq_consumer"
 H_FAILED_AT = "dlq_failed_at"
 
 _MAX_ERROR_HEADER = 2000
+#: The header the relay puts the event type in (`mmgen.events.relay.H_EVENT_TYPE`).
+EVENT_TYPE_HEADER = "event_type"
 
 E = TypeVar("E")
 
@@ -177,6 +182,12 @@ class ConsumerMetrics:
         self.dead_lettered = Counter(
             "consumer_dead_lettered", "Messages sent to the dead-letter topic", labels, **kwargs
         )
+        self.skipped = Counter(
+            "consumer_skipped",
+            "Messages of event types the subscription does not act on, acknowledged unread",
+            labels,
+            **kwargs,
+        )
         self.stalled = Gauge(
             "consumer_stalled_attempts",
             "Attempts so far on a message failing with a transient error (0: not stalled)",
@@ -217,6 +228,15 @@ class _Subscription(Generic[E]):
     name: str
     handler: Handler[E]
     check_versions: bool
+    accepts: Callable[[str], bool] | None = None
+
+    def skips(self, record: Any) -> bool:
+        """True for a record whose `event_type` header names a type this subscription does
+        not act on (a record without the header is always handled)."""
+        if self.accepts is None:
+            return False
+        event_type = header_value(record.headers, EVENT_TYPE_HEADER)
+        return event_type is not None and not self.accepts(event_type)
 
 
 class EventConsumer(Generic[E]):
@@ -257,6 +277,7 @@ class EventConsumer(Generic[E]):
         max_records: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        accepts: Callable[[str], bool] | None = None,
         **subscriber_kwargs: Any,
     ) -> Any:
         """Subscribe `handler` to `topics` (or to every topic matching the regex `pattern`).
@@ -270,10 +291,14 @@ class EventConsumer(Generic[E]):
         With `batch`, up to `max_records` messages are applied in one transaction and one
         offset commit (much faster); a batch with a failing event is redone one by one, so
         retries and dead letters behave exactly as without `batch`.
+
+        `accepts(event_type)`: whether the handler acts on a type; messages whose
+        `event_type` header names another type are acknowledged without being decoded, with
+        no transaction and no processed marker (`consumer_skipped` counts them).
         """
         if bool(topics) == bool(pattern):
             raise ConsumerError("give either topics or a pattern")
-        sub = _Subscription(name or group_id, handler, check_stream_versions)
+        sub = _Subscription(name or group_id, handler, check_stream_versions, accepts)
         common: dict[str, Any] = {
             "pattern": pattern,
             "group_id": group_id,
@@ -309,6 +334,10 @@ class EventConsumer(Generic[E]):
 
     async def _process(self, message: Any, sub: _Subscription[E]) -> None:
         """Handle one message, then commit its offset — or rewind to it if nothing could be done."""
+        if sub.skips(message.raw_message):
+            self.metrics.skipped.labels(sub.name, message.raw_message.topic).inc()
+            await message.ack()
+            return
         try:
             await self._handle_record(message.raw_message, sub)
         except _InfrastructureFailure:
@@ -473,8 +502,17 @@ class EventConsumer(Generic[E]):
         records = message.raw_message
         if not isinstance(records, tuple):
             records = (records,)
+        wanted: list[Any] = []
+        for record in records:
+            if sub.skips(record):
+                self.metrics.skipped.labels(sub.name, record.topic).inc()
+            else:
+                wanted.append(record)
+        if not wanted:
+            await message.ack()
+            return
         try:
-            await self._handle_batch(records, sub)
+            await self._handle_batch(wanted, sub)
         except _InfrastructureFailure:
             await message.nack()
             return

@@ -406,6 +406,7 @@ class ServiceRuntime:
                 handler=self.dispatch,
                 group_id=s.inbox_group,
                 name=f"{self.name}-inbox",
+                accepts=self._handles,
                 session_timeout_ms=s.consumer_session_timeout_ms,
                 heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
             )
@@ -413,6 +414,11 @@ class ServiceRuntime:
             starts.append(self.broker.start())
         # Each joins a consumer group (about half the session timeout): in parallel.
         await asyncio.gather(*starts)
+
+    def _handles(self, event_type: str) -> bool:
+        """The inbox acts on these types only: the rest of the topics it reads (another
+        service's whole events topic, for one type of it) is acknowledged unread."""
+        return event_type in self._handlers
 
     async def dispatch(self, envelope: Envelope, ctx: HandlerContext) -> None:
         """The inbox: the event type's handlers in order; other types on the same topics are
