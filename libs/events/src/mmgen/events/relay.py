@@ -540,8 +540,11 @@ class Relay:
         self._topic_checked = True
 
     async def _pause(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early on stop. `asyncio.timeout` rather than
+        `wait_for`: on 3.11, `wait_for` can swallow a cancellation that races its timeout."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     async def _renew_if_due(self) -> None:
         if time.monotonic() - self._lease_renewed_at < self.settings.lease_ttl_s / 3:
