@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,8 +27,11 @@ from mmgen.auditlog.receipt import (
     ReceiptSigner,
     parse_jwks,
 )
-from mmgen.cli.receipt import _report, check_receipt, receipt_keys
+from mmgen.cli.receipt import _report, receipt_keys
 from mmgen.verifier.cli import EXIT_INVALID, EXIT_OK
+from mmgen.verifier.client import AuditApi
+from mmgen.verifier.keys import TrustedKeys
+from mmgen.verifier.receipts import check_receipt as verify_with
 
 ORIGIN = "audit.mmgen.test/log"
 AT = datetime(2027, 2, 1, 9, tzinfo=UTC)
@@ -107,10 +111,21 @@ def signer() -> ReceiptSigner:
     return ReceiptSigner(bytes(range(32)))
 
 
-async def test_a_receipt_verifies_with_its_evidence_fetched(signer: ReceiptSigner) -> None:
+async def check_receipt(token: str, *, keys: Any, log_key: Any, client: httpx.AsyncClient) -> Any:
+    """The command's check: the verifier's, with the evidence fetched through `client`."""
+    return await verify_with(
+        token, keys, TrustedKeys(log_key), AuditApi(client, "legal_compliance")
+    )
+
+
+async def test_a_receipt_verifies_with_its_evidence_fetched(
+    signer: ReceiptSigner, tmp_path: Path
+) -> None:
     log = Log()
     token = _receipt(log, str(uuid.uuid4()), signer)
-    keys = await receipt_keys(json.dumps({"keys": [signer.jwk.to_jwk()]}).encode(), None)
+    pinned = tmp_path / "jwks.json"
+    pinned.write_text(json.dumps({"keys": [signer.jwk.to_jwk()]}))
+    keys = receipt_keys(pinned, None)
     async with httpx.AsyncClient(
         transport=httpx.MockTransport(log.handle), base_url="http://a"
     ) as client:

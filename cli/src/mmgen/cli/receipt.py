@@ -3,6 +3,9 @@
 A receipt (a compact JWS retention signed when an erasure reached `verified`) is checked in
 two steps, both against keys the verifier holds:
 
+The checking is `mmgen-verify receipt verify`'s (`mmgen.verifier.receipts`), so an officer
+and an outside auditor get the same verdict:
+
 1. the signature, under retention's receipt key set (`--jwks FILE` pinned, or fetched from
    `--retention-url`/.well-known/jwks.json — the key that signed must be in it);
 2. the evidence: for every service's `audit_seq` the audit-log entry and its inclusion proof
@@ -18,22 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 
-from mmgen.auditlog.checkpoint import NoteVerifier
-from mmgen.auditlog.errors import AuditLogError
-from mmgen.auditlog.receipt import (
-    Ed25519Jwk,
-    ReceiptVerification,
-    evidence_needed,
-    open_receipt,
-    parse_jwks,
-    verify_receipt,
-)
+from mmgen.auditlog.receipt import Ed25519Jwk, ReceiptVerification
 from mmgen.verifier.cli import (
     EXIT_ERROR,
     EXIT_INVALID,
@@ -45,7 +38,8 @@ from mmgen.verifier.cli import (
 )
 from mmgen.verifier.client import AuditApi
 from mmgen.verifier.client import open_client as _client
-from mmgen.verifier.keys import CheckFailedError, load_key
+from mmgen.verifier.keys import CheckFailedError, TrustedKeys, load_key
+from mmgen.verifier.receipts import check_receipt, load_jwks, read_token
 
 receipt_app = typer.Typer(help="Verify signed erasure receipts (compliance).", no_args_is_help=True)
 console = Console()
@@ -65,52 +59,13 @@ JwksFile = Annotated[
 ]
 
 
-async def receipt_keys(pinned: bytes | None, retention_url: str | None) -> dict[str, Ed25519Jwk]:
-    """The receipt key set: the pinned one (a JWKS document), else retention's published one."""
-    try:
-        if pinned is not None:
-            return parse_jwks(pinned)
-        if not retention_url:
-            raise CheckFailedError("give --jwks FILE or --retention-url (MMGEN_RETENTION_URL)")
-        async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.get(retention_url.rstrip("/") + "/.well-known/jwks.json")
-        if response.status_code != 200:
-            raise CheckFailedError(f"retention's JWKS: HTTP {response.status_code}")
-        return parse_jwks(response.content)
-    except (OSError, httpx.HTTPError) as exc:
-        raise CheckFailedError(f"cannot read the receipt key set: {exc}") from exc
-    except AuditLogError as exc:
-        raise CheckFailedError(f"the receipt key set is not usable: {exc}") from exc
-
-
-async def fetch_evidence(
-    api: AuditApi, token: str, keys: dict[str, Ed25519Jwk]
-) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
-    """Entry and inclusion proof of every `audit_seq` (none when the signature fails: the
-    verdict then says so without any network call)."""
-    try:
-        receipt = open_receipt(token, keys)
-    except AuditLogError:
-        return {}
-    evidence: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for seq, size in evidence_needed(receipt):
-        entry = await api.get(f"/audit/entries/{seq}")
-        proof = await api.get("/audit/proofs/inclusion", seq=seq, tree_size=size)
-        evidence[seq] = (entry, proof)
-    return evidence
-
-
-async def check_receipt(
-    token: str,
-    *,
-    keys: dict[str, Ed25519Jwk],
-    log_key: NoteVerifier | str,
-    client: httpx.AsyncClient,
-    purpose: str = "legal_compliance",
-) -> ReceiptVerification:
-    """The verdict on one receipt, with the evidence fetched from the audit API."""
-    evidence = await fetch_evidence(AuditApi(client, purpose), token, keys)
-    return verify_receipt(token, keys=keys, log_key=log_key, evidence=evidence)
+def receipt_keys(pinned: Path | None, retention_url: str | None) -> dict[str, Ed25519Jwk]:
+    """The receipt key set: the pinned JWKS file, else the one retention publishes."""
+    if pinned is not None:
+        return load_jwks(str(pinned))
+    if not retention_url:
+        raise CheckFailedError("give --jwks FILE or --retention-url (MMGEN_RETENTION_URL)")
+    return load_jwks(retention_url.rstrip("/") + "/.well-known/jwks.json")
 
 
 def _report(verdict: ReceiptVerification, as_json: bool) -> int:
@@ -149,18 +104,14 @@ def verify(
     """Check a receipt's signature and prove every audit_seq it names against its checkpoint
     (`--url`/`--token`: the audit API, as for `mmgen audit`)."""
 
-    async def run(receipt: str, pinned: bytes | None) -> ReceiptVerification:
-        log_key = load_key(public_key)
-        keys = await receipt_keys(pinned, retention_url)
+    async def run(receipt: str) -> ReceiptVerification:
+        trusted = TrustedKeys(load_key(public_key))
+        keys = receipt_keys(jwks, retention_url)
         async with _client(url, token) as client:
-            return await check_receipt(
-                receipt, keys=keys, log_key=log_key, client=client, purpose=purpose
-            )
+            return await check_receipt(receipt, keys, trusted, AuditApi(client, purpose))
 
     try:
-        verdict = asyncio.run(
-            run(file.read_text().strip(), jwks.read_bytes() if jwks is not None else None)
-        )
+        verdict = asyncio.run(run(read_token(file)))
     except (CheckFailedError, OSError) as exc:
         err.print(f"[bold red]cannot verify:[/] {exc}")
         raise typer.Exit(EXIT_ERROR) from exc
