@@ -22,6 +22,7 @@ from mmgen.cli.admin import admin_app
 from mmgen.cli.audit import app as audit_app
 from mmgen.cli.demo import DemoError, demo_app, seed
 from mmgen.cli.dlq import app as dlq_app
+from mmgen.cli.logs import logs as logs_command
 from mmgen.cli.privacy import privacy_app
 from mmgen.cli.receipt import receipt_app
 from mmgen.localstack.errors import LocalStackError
@@ -37,6 +38,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(receipt_app, name="receipt")
+app.command("logs")(logs_command)
 console = Console()
 err = Console(stderr=True)
 #: Said once everything is ready and Ctrl-C means "stop the stack", no longer "abort the start".
