@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mmgen.cli import demo
+from mmgen.cli import demo, demo_services
 
 from ..conftest import MMGEN
 
@@ -108,6 +108,46 @@ def sign_in(identity: str, email: str, password: str) -> str:
     return str(response.json()["access_token"])
 
 
+class ServicesSeeded:
+    """What the demo leaves in profiles, projects and retention, read through their APIs."""
+
+    def __init__(self, ports: dict[str, int], tokens: dict[str, str]) -> None:
+        self.url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        self.tokens = tokens
+
+    def get(self, service: str, path: str, as_: str, **params: Any) -> Any:
+        response = httpx.get(
+            self.url[service] + path,
+            params=params,
+            headers={
+                "Authorization": f"Bearer {self.tokens[as_]}",
+                **({"X-Purpose": "legal_compliance"} if as_ == "compliance" else {}),
+            },
+            timeout=30,
+        )
+        assert response.status_code == 200, f"{service} {path}: {response.text}"
+        return response.json()
+
+    def check(self) -> None:
+        if not {"profiles", "projects", "retention"} <= set(self.url):
+            return
+        cards = self.get("profiles", "/profiles", "client.acme", city="Milan")["items"]
+        assert [c["display_name"] for c in cards] == ["Mia Rossi"]
+        mia = cards[0]["user_id"]
+        profile = self.get("profiles", f"/profiles/{mia}", "client.acme")
+        assert profile["revealed"] and profile["sensitive"]["phone"] == "+39 02 5550 1234"
+        projects = self.get("projects", "/projects", "client.acme")["items"]
+        assert [p["title"] for p in projects] == [demo_services.PROJECT_TITLE]
+        project = projects[0]["project_id"]
+        messages = self.get("projects", f"/projects/{project}/messages", "creator.mia")
+        assert len(messages["items"]) == len(demo_services.MESSAGES)
+        files = self.get("projects", f"/projects/{project}/files", "creator.leo")["items"]
+        assert [f["filename"] for f in files] == ["moodboard.png"]
+        zoe = self.get("identity", "/users/me", "creator.zoe")["user_id"]
+        requests = self.get("retention", "/privacy-requests", "compliance", limit=100)["items"]
+        assert [r["type"] for r in requests if r["subject_id"] == zoe] == ["access"]
+
+
 def test_demo_data_set_signs_in_fills_the_audit_log_and_seeds_once(cli) -> None:
     if not {"identity", "consent"} <= set(cli.service_ports):
         pytest.skip("the demo data set needs identity and consent")
@@ -157,6 +197,9 @@ def test_demo_data_set_signs_in_fills_the_audit_log_and_seeds_once(cli) -> None:
     ).json()
     assert [(c["purpose"], c["granted"]) for c in leo["items"]] == [("marketing.email", False)]
 
+    seeded = ServicesSeeded(cli.service_ports, tokens)
+    seeded.check()
+
     # The audit log holds what the demo did, with actors and purposes.
     audit = Audit(consent, tokens["compliance"], names)
     first = audit.wait_for(EXPECTED)
@@ -196,6 +239,8 @@ def test_demo_data_set_signs_in_fills_the_audit_log_and_seeds_once(cli) -> None:
     for record in accounts.values():
         assert record["password"] in again.stdout
     assert "created" not in again.stderr and "granted" not in again.stderr
+    assert "written" not in again.stderr
+    seeded.check()  # one project, the same messages and file: nothing seeded twice
     # A read made after the second run, once it is in the log, shows the log has caught up
     # with everything before it (per subject, events keep their order).
     mia = accounts["creator.mia"]["user_id"]

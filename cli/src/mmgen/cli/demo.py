@@ -14,11 +14,12 @@ that compliance staff can query and verify (`mmgen audit verify`).
   a tracking event) are remembered by the ids they touched, so a second run adds nothing.
 - Only services that run are seeded (the stack record says which; `mmgen up` starts what
   `stack.discover_services()` finds): identity is needed, consent adds policies, consents
-  and the audit log; later services add their own steps here.
+  and the audit log; profiles, projects and retention add theirs (`demo_services`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -34,9 +35,11 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mmgen.cli import stack
 from mmgen.cli.admin import AdminError, cli_credentials, describe_problem, service_client
+from mmgen.cli.demo_services import STEPS as SERVICE_STEPS
 from mmgen.cli.local_witness import WITNESS
 
 DEMO_DIR = "demo"
@@ -57,7 +60,7 @@ consent at any time.
 """
 AUDIT_WAIT_SECONDS = 60.0
 #: Services this module has demo steps for (others that run are reported as not seeded).
-SEEDED_SERVICES = ("identity", "consent")
+SEEDED_SERVICES = ("identity", "consent", "profiles", "projects", "retention")
 #: Services that hold no data of their own to seed (the witness only cosigns the log's heads).
 NOTHING_TO_SEED = ("witness",)
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -468,14 +471,34 @@ class Seeder:
 
     # --- the whole run -----------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any] | None:
-        self.seed_accounts()
-        self.seed_identity_reads()
+    def steps(self) -> list[tuple[str, Callable[[], Any]]]:
+        """What this run seeds, in order, given the services that run."""
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("accounts", self.seed_accounts),
+            ("identity reads", self.seed_identity_reads),
+        ]
         if "consent" not in self.urls:
-            return None
-        self.seed_consent()
-        self.say("waiting for the audit log to record it all and sign a tree head…")
-        return self.wait_for_audit()
+            return steps
+        steps.append(("consents", self.seed_consent))
+        for name, needs, step in SERVICE_STEPS:
+            if all(service in self.urls for service in needs):
+                steps.append((name, functools.partial(step, self)))
+        steps.append(("audit log", self.wait_for_audit))
+        return steps
+
+    def run(self, progress: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+        """Every step; `progress(name)` after each. The signed head covering it all, if any."""
+        head: dict[str, Any] | None = None
+        for name, step in self.steps():
+            try:
+                result = step()
+            except TimeoutError as exc:
+                raise DemoError(str(exc)) from exc
+            if name == "audit log":
+                head = result
+            if progress is not None:
+                progress(name)
+        return head
 
 
 def seed(state_dir: Path, out: Console | None = None) -> None:
@@ -483,8 +506,17 @@ def seed(state_dir: Path, out: Console | None = None) -> None:
     out = out or console
     urls = running_services(state_dir)
     seeder = Seeder(state_dir, urls, say=lambda line: err.print(escape(line), highlight=False))
+    bar = Progress(
+        TextColumn("demo data"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+    )
     try:
-        head = seeder.run()
+        with bar:
+            task = bar.add_task("", total=len(seeder.steps()))
+            head = seeder.run(lambda name: bar.update(task, advance=1, description=name))
         key_path = seeder.pin_public_key() if "consent" in urls else None
         witness_path = seeder.pin_witness_key() if WITNESS in urls else None
     except httpx.HTTPError as exc:
