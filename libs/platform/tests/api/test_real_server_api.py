@@ -43,7 +43,7 @@ def test_problems_over_a_real_connection(
         for _ in range(64):
             yield b"c" * 512
 
-    with httpx.Client(base_url=live_server, timeout=10) as client:
+    with httpx.Client(base_url=live_server, timeout=30) as client:
         too_big = client.post("/uploads", content=chunks())
         declared = client.post("/uploads", content=b"d" * 5000)
         crashed = client.get("/boom")
