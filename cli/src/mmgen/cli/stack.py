@@ -224,6 +224,9 @@ def start_service(config: StackConfig, service: ServiceEntry) -> ManagedProcess:
         "--port",
         str(port),
         "--no-access-log",
+        # uvicorn would believe X-Forwarded-For from any loopback peer; the services resolve
+        # the client address themselves, from their trusted_proxies setting only.
+        "--no-proxy-headers",
     )
     proc = spawn(
         service.name,
