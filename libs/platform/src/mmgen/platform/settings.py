@@ -41,7 +41,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from mmgen.platform.errors import PlatformError
+from mmgen.platform.errors import ConfigurationError
 
 #: Values that are never acceptable as a production secret.
 KNOWN_DEV_SECRETS: frozenset[str] = frozenset(
@@ -112,7 +112,7 @@ class Environment(StrEnum):
     production = "production"
 
 
-class InsecureSecretError(PlatformError, ValueError):
+class InsecureSecretError(ConfigurationError, ValueError):
     """A start with an empty or development secret outside the local stack (a ValueError for
     pydantic, so a production settings load fails with it as a validation error)."""
 
