@@ -244,3 +244,16 @@ def test_a_configured_secrets_dir_that_is_missing_refuses(
     monkeypatch.setenv("DEMO_SECRETS_DIR", str(tmp_path / "not-mounted"))
     with pytest.raises(InsecureSecretError, match="DEMO_SECRETS_DIR"):
         DemoSettings()
+
+
+async def test_the_local_stack_answers_only_on_loopback(tmp_path: Path) -> None:
+    import httpx
+
+    settings = _KeyedSettings(environment="development", state_dir=tmp_path)
+    app = create_app(settings, title="t", version="1")
+    for base, status in (("http://127.0.0.1:8001", 200), ("http://10.1.2.3:8001", 403)):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+            response = await client.get("/healthz")
+        assert response.status_code == status, base
+    assert response.json()["type"] == "urn:mmgen:problem:loopback-only"

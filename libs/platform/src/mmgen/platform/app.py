@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from mmgen.platform.auth.verifier import TokenVerifier
+from mmgen.platform.clients import LoopbackOnlyMiddleware
 from mmgen.platform.denials import AccessDenialRecorder, LoggingDenialRecorder
 from mmgen.platform.errors import ConfigurationError
 from mmgen.platform.health import ReadinessCheck, health_router
@@ -102,7 +103,8 @@ def create_app(
     """Build a service's FastAPI app.
 
     Fails closed first: with a development secret outside the local stack it raises
-    `InsecureSecretError` naming the variables (`ServiceSettings.refuse_development_secrets`).
+    `InsecureSecretError` naming the variables (`ServiceSettings.refuse_development_secrets`);
+    the local stack answers only requests that arrived on loopback (`LoopbackOnlyMiddleware`).
 
     - `token_verifier`: defaults to one on `settings.jwks_url` (closed on shutdown); identity
       passes its own on a `StaticKeySet`. May also be set later as `app.state.token_verifier`.
@@ -160,6 +162,8 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.is_local_stack:  # development secrets: serve this machine only
+        app.add_middleware(LoopbackOnlyMiddleware)
 
     app.include_router(health_router())
     app.include_router(metrics_router())

@@ -15,6 +15,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mmgen.platform.problems import problem_response
+from mmgen.platform.settings import is_loopback_host
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -76,3 +80,32 @@ def client_address(request: Request) -> str:
     networks = trusted_networks(tuple(getattr(settings, "trusted_proxies", ()) or ()))
     peer = request.client.host if request.client else None
     return resolve_client(peer, request.headers.get(FORWARDED_FOR), networks)
+
+
+class LoopbackOnlyMiddleware:
+    """Refuses requests that reached the server on an address other than loopback.
+
+    The local stack may run on development secrets because it is bound to loopback; the
+    settings say where it binds, but `uvicorn --host` could say otherwise. The address a
+    request arrived at (the ASGI `server`) cannot: whatever the bind, a request from the network
+    is refused (403) and never reaches a route.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            server = scope.get("server")
+            host = server[0] if server else None
+            if host is not None and not is_loopback_host(str(host)):
+                response = problem_response(
+                    None,
+                    status=403,
+                    slug="loopback-only",
+                    title="Local development service",
+                    detail="this service runs on development secrets and answers on loopback only",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
