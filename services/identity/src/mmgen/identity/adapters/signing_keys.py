@@ -127,7 +127,7 @@ def _jwks(keys: list[RingKey], now: datetime) -> dict[str, list[dict[str, str]]]
     return jwks_document({k.key.kid: k.key.public_key for k in ordered})
 
 
-def _rotation(keys: Iterable[RingKey], new: RingKey, now: datetime) -> Rotation:
+def _rotation(keys: Iterable[RingKey], new: RingKey) -> Rotation:
     """What a rotation to `new` looks like: the key it succeeds and until when that verifies."""
     previous = max(
         (k for k in keys if k.key.kid != new.key.kid and k.starts < new.starts),
@@ -354,7 +354,7 @@ class MongoSigningKeyRing:
             now = datetime.now(UTC)
             scheduled = pending_at(self._keys.values(), now)
             if scheduled is not None:
-                return _rotation(self._keys.values(), scheduled, now)
+                return _rotation(self._keys.values(), scheduled)
             current = signer_at(self._keys.values(), now)
             signs_from = now + publish_for
             until = signs_from + verify_previous_for
@@ -365,7 +365,7 @@ class MongoSigningKeyRing:
                 await self.reload()
                 keys = list(self._keys.values())
                 theirs = pending_at(keys, now) or max(keys, key=lambda k: k.starts)
-                return _rotation(keys, theirs, now)
+                return _rotation(keys, theirs)
             if current is not None:
                 await self.collection.update_one(
                     {"_id": current.key.kid, "state": ACTIVE}, {"$set": {"verify_until": until}}
@@ -412,7 +412,7 @@ class InMemorySigningKeyRing:
         now = self.clock()
         scheduled = pending_at(self.keys.values(), now)
         if scheduled is not None:
-            return _rotation(self.keys.values(), scheduled, now)
+            return _rotation(self.keys.values(), scheduled)
         current = signer_at(self.keys.values(), now)
         signs_from = now + publish_for
         until = signs_from + verify_previous_for
