@@ -234,6 +234,9 @@ def launch_service(config: StackConfig, service: ServiceEntry) -> Launch:
         "--port",
         str(port),
         "--no-access-log",
+        # uvicorn would believe X-Forwarded-For from any loopback peer; the services resolve
+        # the client address themselves, from their trusted_proxies setting only.
+        "--no-proxy-headers",
     )
     proc = spawn(
         service.name,

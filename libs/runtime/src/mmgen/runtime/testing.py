@@ -14,6 +14,8 @@ app starts once per test module, not once per test.
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretBytes, SecretStr
 from pymongo import AsyncMongoClient
 
 from mmgen.events.envelope import Actor, Envelope, Resource
@@ -33,8 +36,26 @@ S = TypeVar("S", bound=ServiceSettings)
 T = TypeVar("T")
 
 
+def random_secrets(cls: type[ServiceSettings]) -> dict[str, SecretStr | SecretBytes]:
+    """A fresh random value for every secret setting with a default (a `dev_secret(...)`).
+
+    Services refuse to start with development secrets under `environment=test` too; these are
+    the explicit, test-only secrets that let an app under test start. Each is base64 of 32
+    random bytes, which every key setting accepts (`mmgen.platform.key_bytes`).
+    """
+    values: dict[str, SecretStr | SecretBytes] = {}
+    for name, field in cls.model_fields.items():
+        raw = secrets.token_bytes(32)
+        if isinstance(field.default, SecretStr):
+            values[name] = SecretStr(base64.b64encode(raw).decode("ascii"))
+        elif isinstance(field.default, SecretBytes):
+            values[name] = SecretBytes(raw)
+    return values
+
+
 def service_settings(cls: type[S], infra: Any, **overrides: Any) -> S:
-    """Settings for one app under test: its own database and topic prefix, fast group joins."""
+    """Settings for one app under test: its own database and topic prefix, fast group joins,
+    and random real secrets (`random_secrets`) unless `overrides` gives them."""
     name = cls.model_fields["service_name"].default
     values: dict[str, Any] = {
         "environment": "test",
@@ -50,6 +71,7 @@ def service_settings(cls: type[S], infra: Any, **overrides: Any) -> S:
         "jwks_url": None,
         "log_json": False,
         "log_level": "WARNING",
+        **random_secrets(cls),
     }
     values.update(overrides)
     return cls(**{k: v for k, v in values.items() if k in cls.model_fields})
