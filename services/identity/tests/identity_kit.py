@@ -30,6 +30,7 @@ from mmgen.identity.service_layer.accounts import Registration
 from mmgen.identity.settings import IdentitySettings
 from mmgen.platform import PlatformApp
 from mmgen.runtime.testing import (
+    command_key_settings,
     erase_command,
     eventually,
     publish_command,
@@ -66,7 +67,11 @@ def identity_settings(infra: Any, **overrides: Any) -> IdentitySettings:
 def memory_identity(**ports: Any) -> IdentityService:
     """identity over the in-memory kernel and fakes, with cheap argon2 (unit tests: no I/O)."""
     settings = IdentitySettings(
-        environment="test", log_json=False, log_level="WARNING", **IMMEDIATE_ROTATION
+        environment="test",
+        log_json=False,
+        log_level="WARNING",
+        **IMMEDIATE_ROTATION,
+        **command_key_settings(),
     )
     kernel = in_memory_kernel(producer="identity", registry=identity_registry())
     ports.setdefault("hashing", PasswordHashing(memory_kib=8, time_cost=1, parallelism=1))

@@ -65,12 +65,20 @@ from mmgen.events.topics import (
     ensure_topics,
 )
 from mmgen.platform import Environment, ReadinessCheck, kafka_check, mongo_check
+from mmgen.platform.auth import JwksKeySet, KeySet
+from mmgen.platform.errors import ConfigurationError
+from mmgen.runtime.commands import (
+    CommandKeysUnavailableError,
+    CommandVerifier,
+    pinned_command_keys,
+)
 from mmgen.runtime.contract import SUBJECT_ERASED, StandardEvents, register_standard_events
 from mmgen.runtime.erasure import (
     COMMAND_TYPES,
     ErasureCommands,
     ErasureParticipant,
     MongoOutcomeMemo,
+    refused_counter,
 )
 from mmgen.runtime.settings import EventServiceSettings
 from mmgen.runtime.trail import AuditTrail
@@ -153,6 +161,8 @@ class ServiceRuntime:
         self.broker: KafkaBroker | None = None
         self.consumer: EventConsumer[Envelope] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._erasure_commands: ErasureCommands | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # --- what a bootstrap registers (no I/O) --------------------------------------------------
 
@@ -177,14 +187,43 @@ class ServiceRuntime:
             raise ValueError(f"{event_type} has this handler already")
         handlers.append(handler)
 
-    def erasure(self, participant: ErasureParticipant) -> ErasureCommands:
-        """Obey retention's commands through `participant`; serve its export and footprint."""
+    def erasure(
+        self, participant: ErasureParticipant, *, command_keys: KeySet | None = None
+    ) -> ErasureCommands:
+        """Obey retention's signed commands through `participant`; serve its export and
+        footprint. `command_keys`: retention's own key set (retention checks its commands
+        too); every other service reads them from settings (`retention_command_keys`, else
+        `retention_jwks_url`, fetched at most once per `jwks_min_refresh_interval_seconds`)."""
         self.participant = participant
         memo = None if self.db is None else MongoOutcomeMemo(self.db[ERASURE_OUTCOMES])
-        commands = ErasureCommands(participant, self.kernel.repository, self.events, memo)
+        if command_keys is None:
+            command_keys = self._command_keys()
+        commands = ErasureCommands(
+            participant,
+            self.kernel.repository,
+            self.events,
+            CommandVerifier(command_keys),
+            memo,
+            refused_counter(self.metrics_registry),
+        )
+        self._erasure_commands = commands
         for event_type in COMMAND_TYPES:
             self.on(event_type, commands.handle)
         return commands
+
+    def _command_keys(self) -> KeySet | None:
+        s = self.settings
+        if s.retention_command_keys:
+            return pinned_command_keys(s.retention_command_keys)
+        if s.retention_jwks_url:
+            keys = JwksKeySet(
+                s.retention_jwks_url,
+                min_refresh_interval=s.jwks_min_refresh_interval_seconds,
+                max_age=s.jwks_max_age_seconds,
+            )
+            self._closers.append(keys.aclose)
+            return keys
+        return None
 
     def revoke_tokens_from_identity(self) -> SubjectRevocations:
         """Refuse tokens of accounts identity closed or erased, as soon as its event is read."""
@@ -351,8 +390,16 @@ class ServiceRuntime:
                 stack.push_async_callback(component.stop)
             yield
 
+    def _refuse_unverifiable_commands(self) -> None:
+        """Fail closed: a service that obeys commands starts only knowing whose they are."""
+        commands = self._erasure_commands
+        missing = self.settings.command_keys_setting_missing()
+        if commands is not None and commands.verifier.keys is None and missing:
+            raise ConfigurationError(f"refusing to start {self.name}: {missing}")
+
     async def _start_messaging(self, stack: contextlib.AsyncExitStack) -> None:
         s = self.settings
+        self._refuse_unverifiable_commands()
         assert self.db is not None
         self.relay = Relay(
             self.kernel.store,
@@ -398,8 +445,13 @@ class ServiceRuntime:
                 acks="all",
                 enable_idempotence=False,
             )
+            # Retention's keys out of reach is not the command's fault: retried, never parked.
+            default = RetryPolicy()
+            retry = RetryPolicy(
+                transient_errors=(*default.transient_errors, CommandKeysUnavailableError)
+            )
             self.consumer = EventConsumer(
-                self.broker, self.db, registry=self.metrics_registry, retry=RetryPolicy()
+                self.broker, self.db, registry=self.metrics_registry, retry=retry
             )
             self.consumer.subscribe(
                 *self.consumed_topics(),
@@ -441,6 +493,8 @@ class ServiceRuntime:
         self._tasks = []
 
     async def _close(self) -> None:
+        for close in self._closers:
+            await close()
         await self.kernel.close()
         if self.client is not None:
             await self.client.close()

@@ -5,7 +5,7 @@
     async with running_app(build_app(settings, key_set=tokens.key_set())) as (app, client):
         r = await client.get("/projects", headers=tokens.headers("client")[1])
         assert_problem(r, 401)
-    await publish_command(settings, erase_command(subject_id))     # as retention would
+    await publish_command(settings, erase_command(subject_id))     # as retention would, signed
 
 A service's conftest builds module-scoped fixtures from these (`loop_scope="module"`), so an
 app starts once per test module, not once per test.
@@ -28,12 +28,25 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretBytes, SecretStr
 from pymongo import AsyncMongoClient
 
+from mmgen.auditlog.receipt import ReceiptSigner, b64url_encode
 from mmgen.events.envelope import Actor, Envelope, Resource
 from mmgen.platform import PlatformApp, ServiceSettings
 from mmgen.platform.auth import SigningKey, StaticKeySet, issue_token
+from mmgen.runtime.commands import SIGNATURE_FIELD, sign_command
 
 S = TypeVar("S", bound=ServiceSettings)
 T = TypeVar("T")
+
+#: Signs the kit's retention commands as retention would (a key of this test process only).
+COMMAND_SIGNER = ReceiptSigner(secrets.token_bytes(32))
+#: `retention_command_keys` pinning `COMMAND_SIGNER`: what `service_settings` gives every app.
+COMMAND_KEYS: tuple[str, ...] = (b64url_encode(COMMAND_SIGNER.jwk.public_key),)
+
+
+def command_key_settings() -> dict[str, Any]:
+    """Settings that make a service obey the kit's signed commands (for settings built by hand,
+    e.g. over the in-memory kernel)."""
+    return {"retention_command_keys": COMMAND_KEYS}
 
 
 def random_secrets(cls: type[ServiceSettings]) -> dict[str, SecretStr | SecretBytes]:
@@ -71,6 +84,7 @@ def service_settings(cls: type[S], infra: Any, **overrides: Any) -> S:
         "jwks_url": None,
         "log_json": False,
         "log_level": "WARNING",
+        **command_key_settings(),
         **random_secrets(cls),
     }
     values.update(overrides)
@@ -139,10 +153,31 @@ def assert_problem(
     return body
 
 
-def erase_command(subject_id: str, held: Sequence[str] = (), **fixed: Any) -> Envelope:
-    """A `retention.EraseSubject` command as retention publishes it (`fixed`: envelope fields)."""
+def signed(command: Envelope, signer: ReceiptSigner | None = COMMAND_SIGNER) -> Envelope:
+    """`command` with the signature `signer` gives it (None: unsigned, as a forger sends it)."""
+    data = {k: v for k, v in command.data.items() if k != SIGNATURE_FIELD}
+    if signer is not None:
+        data[SIGNATURE_FIELD] = sign_command(
+            signer,
+            event_id=command.event_id,
+            event_type=command.event_type,
+            subject_id=command.subject_id,
+            data=data,
+        )
+    return command.model_copy(update={"data": data})
+
+
+def erase_command(
+    subject_id: str,
+    held: Sequence[str] = (),
+    *,
+    signer: ReceiptSigner | None = COMMAND_SIGNER,
+    **fixed: Any,
+) -> Envelope:
+    """A `retention.EraseSubject` command as retention publishes it, signed by `signer`
+    (`fixed`: envelope fields)."""
     request_id = str(uuid.uuid4())
-    return Envelope(
+    command = Envelope(
         event_type="retention.EraseSubject",
         schema_version=1,
         producer="retention",
@@ -157,12 +192,19 @@ def erase_command(subject_id: str, held: Sequence[str] = (), **fixed: Any) -> En
         data={"request_id": request_id, "subject_id": subject_id, "categories_held": list(held)},
         **fixed,
     )
+    return signed(command, signer)
 
 
-def anonymize_command(resource_type: str, resource_id: str, **fixed: Any) -> Envelope:
-    """A `retention.AnonymizeResource` command as retention publishes it."""
+def anonymize_command(
+    resource_type: str,
+    resource_id: str,
+    *,
+    signer: ReceiptSigner | None = COMMAND_SIGNER,
+    **fixed: Any,
+) -> Envelope:
+    """A `retention.AnonymizeResource` command as retention publishes it, signed by `signer`."""
     request_id = str(uuid.uuid4())
-    return Envelope(
+    command = Envelope(
         event_type="retention.AnonymizeResource",
         schema_version=1,
         producer="retention",
@@ -176,6 +218,7 @@ def anonymize_command(resource_type: str, resource_id: str, **fixed: Any) -> Env
         data={"request_id": request_id, "resource": {"type": resource_type, "id": resource_id}},
         **fixed,
     )
+    return signed(command, signer)
 
 
 async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
