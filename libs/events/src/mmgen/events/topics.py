@@ -69,6 +69,13 @@ class Topics:
         """
         return f"^{re.escape(self.prefix)}[A-Za-z0-9_-]+{re.escape(EVENTS_SUFFIX)}$"
 
+    def events_producer(self, topic: str) -> str | None:
+        """The service whose events topic `topic` is (`<prefix><service>.events`), else None:
+        the only producer whose events may arrive on it."""
+        if not re.fullmatch(self.events_pattern(), topic):
+            return None
+        return topic[len(self.prefix) : -len(EVENTS_SUFFIX)]
+
 
 def dlq_topic(topic: str) -> str:
     """`<topic>.dlq`: where a consumer of `topic` parks messages it cannot process."""

@@ -228,6 +228,7 @@ class AuditComponent:
             self.store,
             self.config.kafka_bootstrap,
             pattern=self.topics.events_pattern(),
+            producer_of=self.topics.events_producer,
             group_id=self.config.consumer_group,
             producer=producer,
             republish_topic=self.republish_topic,
