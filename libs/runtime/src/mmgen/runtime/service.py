@@ -302,7 +302,10 @@ class ServiceRuntime:
         s = self.settings
         try:
             await ensure_topics(
-                s.kafka_bootstrap, self.owned_topics(), partitions=s.topic_partitions
+                s.kafka_bootstrap,
+                self.owned_topics(),
+                partitions=s.topic_partitions,
+                security=s.kafka_security(),
             )
         except TopicPartitionMismatchError:
             if s.environment is Environment.production:
@@ -315,6 +318,7 @@ class ServiceRuntime:
                 self.owned_topics(),
                 partitions=s.topic_partitions,
                 check_partitions=False,
+                security=s.kafka_security(),
             )
 
     # --- life cycle ----------------------------------------------------------------------------
@@ -413,6 +417,7 @@ class ServiceRuntime:
             partitions=s.topic_partitions,
             registry=self.metrics_registry,
             copies=self._copies,
+            security=s.kafka_security(),
         )
         self._spawn(self.relay.run(), f"{self.name}-relay")
         relay = self.relay
@@ -423,6 +428,7 @@ class ServiceRuntime:
             lambda: relay.status.checkpoint if relay.status.holds_lease else None,
             idle_interval_s=s.heads_idle_interval_seconds,
             producer_config=PRODUCER_RECOVERY_CONFIG,
+            security=s.kafka_security(),
         )
         await self.heads.start()
         stack.push_async_callback(self.heads.stop)
@@ -433,18 +439,12 @@ class ServiceRuntime:
             group_prefix=f"{s.topic_prefix}republish-",
             session_timeout_ms=s.consumer_session_timeout_ms,
             heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+            security=s.kafka_security(),
         )
         stack.push_async_callback(self.republish.stop)
         starts = [self.republish.start()]
         if self._handlers:
-            # Dead letters are published by this broker: acks from every replica, as events are.
-            self.broker = KafkaBroker(
-                s.kafka_bootstrap,
-                logger=None,
-                client_id=self.name,
-                acks="all",
-                enable_idempotence=False,
-            )
+            self.broker = self.inbox_broker()
             # Retention's keys out of reach is not the command's fault: retried, never parked.
             default = RetryPolicy()
             retry = RetryPolicy(
@@ -466,6 +466,19 @@ class ServiceRuntime:
             starts.append(self.broker.start())
         # Each joins a consumer group (about half the session timeout): in parallel.
         await asyncio.gather(*starts)
+
+    def inbox_broker(self) -> KafkaBroker:
+        """The inbox's FastStream broker (not connected). Dead letters are published by it:
+        acks from every replica, as events are."""
+        s = self.settings
+        return KafkaBroker(
+            s.kafka_bootstrap,
+            logger=None,
+            client_id=self.name,
+            acks="all",
+            enable_idempotence=False,
+            security=s.kafka_security().faststream(),
+        )
 
     def _handles(self, event_type: str) -> bool:
         """The inbox acts on these types only: the rest of the topics it reads (another
@@ -505,7 +518,12 @@ class ServiceRuntime:
         checks: list[ReadinessCheck] = []
         if self.client is not None:
             checks.append(mongo_check(self.client))
-            checks.append(kafka_check(self.settings.kafka_bootstrap))
+            checks.append(
+                kafka_check(
+                    self.settings.kafka_bootstrap,
+                    client_options=self.settings.kafka_security().client_config(),
+                )
+            )
             checks.append(ReadinessCheck("relay", self._relay_ready))
             checks.append(ReadinessCheck("inbox", self._inbox_ready))
         checks.append(ReadinessCheck("projections", self._projections_ready))

@@ -349,6 +349,7 @@ def bootstrap(
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
             idle_wait_s=settings.projector_idle_wait_seconds,
+            security=settings.kafka_security(),
         )
         runtime.component(reader, reader.readiness_check)
     runtime.component(scheduler)

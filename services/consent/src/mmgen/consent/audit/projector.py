@@ -54,6 +54,7 @@ from mmgen.consent.audit.domain import (
 from mmgen.consent.audit.store import AppendPlan, Head, plan_append
 from mmgen.events.envelope import Envelope
 from mmgen.events.errors import EventsError
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 from mmgen.events.republish import RepublishRequest, send_republish_request
 from mmgen.events.topics import dlq_topic
 
@@ -184,7 +185,9 @@ class AuditProjector:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         on_append: Callable[[AppendResult], None] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
+        self.security = security
         self.store = store
         self.bootstrap = bootstrap
         self.pattern = pattern
@@ -217,6 +220,7 @@ class AuditProjector:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **self.security.client_config(),
         )
         consumer.subscribe(pattern=self.pattern)
         await consumer.start()
