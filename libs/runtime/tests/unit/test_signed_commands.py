@@ -148,7 +148,10 @@ async def test_a_service_that_obeys_commands_refuses_to_start_without_retentions
     settings = _Settings(environment="test", **random_secrets(_Settings))
     runtime = ServiceRuntime(settings, EventRegistry())
     runtime.erasure(RecordingParticipant())
-    with pytest.raises(ConfigurationError, match="RETENTION_JWKS_URL"):
-        await runtime._start_messaging(None)  # type: ignore[arg-type]
-    assert runtime.client is not None
-    await runtime.client.close()
+    try:
+        with pytest.raises(ConfigurationError, match="RETENTION_JWKS_URL"):
+            async with runtime.lifespan():
+                pytest.fail("started without retention's keys")
+    finally:
+        assert runtime.client is not None
+        await runtime.client.close()

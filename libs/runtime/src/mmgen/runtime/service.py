@@ -370,6 +370,8 @@ class ServiceRuntime:
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         """Start everything in order; stop in reverse, whatever failed on the way."""
+        if not self.in_memory:
+            self._refuse_unverifiable_commands()
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self._close)
             await self.kernel.prepare()
@@ -403,7 +405,6 @@ class ServiceRuntime:
 
     async def _start_messaging(self, stack: contextlib.AsyncExitStack) -> None:
         s = self.settings
-        self._refuse_unverifiable_commands()
         assert self.db is not None
         self.relay = Relay(
             self.kernel.store,
