@@ -53,7 +53,13 @@ def kafka_security_from_env() -> KafkaSecurity:
     """`MMGEN_KAFKA_SECURITY_PROTOCOL` and its companions (unset: the local broker's PLAINTEXT)."""
     values = {k: os.environ.get(v) or None for k, v in SECURITY_VARIABLES.items()}
     try:
-        return KafkaSecurity(**{**values, "protocol": values["protocol"] or "PLAINTEXT"})
+        return KafkaSecurity(
+            protocol=values["protocol"] or "PLAINTEXT",
+            mechanism=values["mechanism"],
+            username=values["username"],
+            password=values["password"],
+            ca_file=values["ca_file"],
+        )
     except KafkaSecurityError as exc:
         raise typer.BadParameter(
             f"{SECURITY_VARIABLES['protocol']} and its companions: {exc}"
