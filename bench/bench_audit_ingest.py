@@ -221,7 +221,7 @@ async def run_round(
     planner: Planner,
     db: Any,
     bootstrap: str,
-    pattern: str,
+    topics: Topics,
     events: int,
     batch: int,
     pids: dict[str, int],
@@ -233,7 +233,8 @@ async def run_round(
     projector = AuditProjector(
         store,
         bootstrap,
-        pattern=pattern,
+        pattern=topics.events_pattern(),
+        producer_of=topics.events_producer,
         group_id=f"bench-{name}-{uuid.uuid4().hex[:8]}",
         producer=producer,
         republish_topic="bench.audit.republish",
@@ -330,14 +331,13 @@ async def run(events: int, rounds: int, batch: int, memory: bool, sync: bool) ->
         t = time.perf_counter()
         await produce(bootstrap, topics, events)
         print(f"produced {events} events in {time.perf_counter() - t:.1f} s", flush=True)
-        pattern = topics.events_pattern()
         rows: dict[str, list[dict[str, Any]]] = {"baseline": [], "audit": []}
         verified = None
         for r in range(rounds):
             for name, planner in (("baseline", plan_plain), ("audit", plan_append)):
                 db = client[f"bench_{name}_{r}"]
                 row, store = await run_round(
-                    name, planner, db, bootstrap, pattern, events, batch, pids
+                    name, planner, db, bootstrap, topics, events, batch, pids
                 )
                 rows[name].append(row)
                 print(f"round {r} {name}: {row}", flush=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -54,7 +55,7 @@ from mmgen.localstack.ports import free_port
 from mmgen.localstack.processes import ManagedProcess, python_argv, spawn, wait_ready
 from mmgen.platform.auth import SigningKey, issue_token
 from mmgen.platform.auth.keys import jwks_document
-from mmgen.runtime.testing import publish
+from mmgen.runtime.testing import COMMAND_KEYS, publish
 
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
@@ -490,6 +491,9 @@ def main() -> None:
                 "PROJECTS_KAFKA_BOOTSTRAP": broker.address,
                 "PROJECTS_TOPIC_PREFIX": PREFIX,
                 "PROJECTS_JWKS_URL": jwks.url,
+                # Real secrets: a service refuses to start with development ones under `test`.
+                "PROJECTS_MASTER_KEY": base64.b64encode(os.urandom(32)).decode("ascii"),
+                "PROJECTS_RETENTION_COMMAND_KEYS": json.dumps(list(COMMAND_KEYS)),
                 "PROJECTS_LOG_LEVEL": "WARNING",
                 "PROJECTS_MAX_FILE_BYTES": str((args.file_mib + 1) * MIB),
                 "PROJECTS_CONSUMER_SESSION_TIMEOUT_MS": "2000",

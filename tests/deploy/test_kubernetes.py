@@ -146,8 +146,10 @@ def test_the_services_reach_only_what_they_use(rendered: dict[str, Any]) -> None
             if "podSelector" in peer
         }
 
-    assert egress_peers("identity") == {"kafka", "mongo"}
-    assert egress_peers("consent") == {"kafka", "mongo", "identity", "witness"}
+    # retention's JWKS: the keys its erasure commands are checked with
+    assert egress_peers("identity") == {"kafka", "mongo", "retention"}
+    assert egress_peers("projects") == {"kafka", "mongo", "identity", "retention"}
+    assert egress_peers("consent") == {"kafka", "mongo", "identity", "witness", "retention"}
     assert egress_peers("retention") == {
         "kafka",
         "mongo",

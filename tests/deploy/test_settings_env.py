@@ -35,13 +35,7 @@ STANDARD = {
 }
 #: Settings the deploy files already give although the code does not read them yet, with the
 #: work that adds them. Each must still be missing (test below): once it lands, drop it here.
-PENDING: dict[str, str] = {
-    **{
-        f"{prefix}_KAFKA_{field}": "SASL client settings (issue 14)"
-        for prefix in ("IDENTITY", "PROJECTS", "PROFILES", "CONSENT", "RETENTION")
-        for field in ("SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD")
-    },
-}
+PENDING: dict[str, str] = {}
 #: Secret fields a deployment may leave out, and why.
 OPTIONAL_SECRETS = {
     "master_keys_retired": "given only while a master key rotation re-wraps the data keys",

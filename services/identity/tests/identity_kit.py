@@ -30,6 +30,7 @@ from mmgen.identity.service_layer.accounts import Registration
 from mmgen.identity.settings import IdentitySettings
 from mmgen.platform import PlatformApp
 from mmgen.runtime.testing import (
+    command_key_settings,
     erase_command,
     eventually,
     publish_command,
@@ -53,14 +54,25 @@ def unique_email(tag: str = "user") -> str:
     return f"{tag}.{uuid.uuid4().hex[:10]}@example.org"
 
 
+#: A rotated key signs at once in tests (the publish delay is tested on its own, with a delay).
+IMMEDIATE_ROTATION = {"signing_key_publish_seconds": 0}
+
+
 def identity_settings(infra: Any, **overrides: Any) -> IdentitySettings:
-    """Settings for one app under test: its own database and topic prefix, fast group joins."""
-    return service_settings(IdentitySettings, infra, **overrides)
+    """Settings for one app under test: its own database and topic prefix, fast group joins,
+    random secrets, rotations that switch at once unless `overrides` say otherwise."""
+    return service_settings(IdentitySettings, infra, **{**IMMEDIATE_ROTATION, **overrides})
 
 
 def memory_identity(**ports: Any) -> IdentityService:
     """identity over the in-memory kernel and fakes, with cheap argon2 (unit tests: no I/O)."""
-    settings = IdentitySettings(environment="test", log_json=False, log_level="WARNING")
+    settings = IdentitySettings(
+        environment="test",
+        log_json=False,
+        log_level="WARNING",
+        **IMMEDIATE_ROTATION,
+        **command_key_settings(),
+    )
     kernel = in_memory_kernel(producer="identity", registry=identity_registry())
     ports.setdefault("hashing", PasswordHashing(memory_kib=8, time_cost=1, parallelism=1))
     return bootstrap(settings, kernel=kernel, **ports)

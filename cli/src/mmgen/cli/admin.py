@@ -136,7 +136,8 @@ def rotate_keys(
     identity_url: IdentityUrl = None,
     secret: Secret = None,
 ) -> None:
-    """Sign tokens with a new key from now on; the old key verifies until its tokens expire."""
+    """Publish a new signing key now; it signs after identity's publish delay (so verifiers
+    know it first), and the old key verifies until its tokens expire."""
 
     def call(client: httpx.Client) -> dict[str, Any]:
         response = client.post("/internal/signing-keys/rotate")
@@ -147,8 +148,8 @@ def rotate_keys(
 
     result = _run(state_dir, identity_url, secret, call)
     console.print(
-        f"signing key {result['kid']} active; {result['previous_kid']} verifies until "
-        f"{result['previous_verifies_until']}"
+        f"signing key {result['kid']} published, signs from {result.get('signs_from')}; "
+        f"{result['previous_kid']} verifies until {result['previous_verifies_until']}"
     )
 
 

@@ -6,13 +6,16 @@ handler kept failing on it (transient errors are retried, never parked). Its hea
 After the cause is fixed (a handler bug, a missing upcaster), `replay` publishes the parked
 bytes again to their original topic; consumers are idempotent on `event_id`, so a message
 that was in fact processed meanwhile changes nothing. A consumer group remembers what was
-replayed, so running `replay` twice does not send a message twice (`--again` does).
+replayed, so running `replay` twice does not send a message twice (`--again` does). Against a
+broker that wants SASL/TLS, set `MMGEN_KAFKA_SECURITY_PROTOCOL` and its companions (the
+services' own variables under the `MMGEN_` prefix).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
@@ -21,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
+
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
 
 DLQ_SUFFIX = ".dlq"
 REPLAY_GROUP = "mmgen-dlq-replay"
@@ -34,6 +39,31 @@ Bootstrap = Annotated[
     typer.Option(envvar="MMGEN_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers"),
 ]
 Prefix = Annotated[str, typer.Option(envvar="MMGEN_TOPIC_PREFIX", help="topic name prefix")]
+#: The broker's security, as the services name it under their own prefix (`MMGEN_` here).
+SECURITY_VARIABLES = {
+    "protocol": "MMGEN_KAFKA_SECURITY_PROTOCOL",
+    "mechanism": "MMGEN_KAFKA_SASL_MECHANISM",
+    "username": "MMGEN_KAFKA_SASL_USERNAME",
+    "password": "MMGEN_KAFKA_SASL_PASSWORD",
+    "ca_file": "MMGEN_KAFKA_SSL_CAFILE",
+}
+
+
+def kafka_security_from_env() -> KafkaSecurity:
+    """`MMGEN_KAFKA_SECURITY_PROTOCOL` and its companions (unset: the local broker's PLAINTEXT)."""
+    values = {k: os.environ.get(v) or None for k, v in SECURITY_VARIABLES.items()}
+    try:
+        return KafkaSecurity(
+            protocol=values["protocol"] or "PLAINTEXT",
+            mechanism=values["mechanism"],
+            username=values["username"],
+            password=values["password"],
+            ca_file=values["ca_file"],
+        )
+    except KafkaSecurityError as exc:
+        raise typer.BadParameter(
+            f"{SECURITY_VARIABLES['protocol']} and its companions: {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -83,9 +113,11 @@ def _dead_letter(record: Any) -> DeadLetter:
     )
 
 
-async def dlq_topics(bootstrap: str, prefix: str = "") -> list[str]:
+async def dlq_topics(
+    bootstrap: str, prefix: str = "", security: KafkaSecurity = PLAINTEXT
+) -> list[str]:
     """Every dead-letter topic under `prefix`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_config())
     await admin.start()
     try:
         names = await admin.list_topics()
@@ -94,13 +126,16 @@ async def dlq_topics(bootstrap: str, prefix: str = "") -> list[str]:
     return sorted(n for n in names if n.startswith(prefix) and n.endswith(DLQ_SUFFIX))
 
 
-async def _read(bootstrap: str, topic: str, group: str | None) -> tuple[list[Any], Any]:
+async def _read(
+    bootstrap: str, topic: str, group: str | None, security: KafkaSecurity
+) -> tuple[list[Any], Any]:
     """Every record of `topic` (after the group's commit, with a group); the consumer stays open."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **security.client_config(),
     )
     await consumer.start()
     partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
@@ -125,21 +160,33 @@ async def _read(bootstrap: str, topic: str, group: str | None) -> tuple[list[Any
     return records, consumer
 
 
-async def list_dead_letters(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
+async def list_dead_letters(
+    bootstrap: str, topics: list[str], security: KafkaSecurity = PLAINTEXT
+) -> list[DeadLetter]:
     found: list[DeadLetter] = []
     for topic in topics:
-        records, consumer = await _read(bootstrap, topic, None)
+        records, consumer = await _read(bootstrap, topic, None, security)
         await consumer.stop()
         found.extend(_dead_letter(r) for r in records)
     return found
 
 
 async def replay(
-    bootstrap: str, topic: str, *, event_ids: set[str] | None = None, again: bool = False
+    bootstrap: str,
+    topic: str,
+    *,
+    event_ids: set[str] | None = None,
+    again: bool = False,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[DeadLetter]:
     """Publish the parked messages of `topic` (all, or those with `event_ids`) to their origin."""
-    records, consumer = await _read(bootstrap, topic, None if again else REPLAY_GROUP)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+    records, consumer = await _read(bootstrap, topic, None if again else REPLAY_GROUP, security)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        **security.client_config(),
+    )
     await producer.start()
     replayed: list[DeadLetter] = []
     try:
@@ -176,8 +223,9 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
 ) -> None:
     """Dead letters with why they were parked."""
-    topics = [topic] if topic else asyncio.run(dlq_topics(bootstrap, prefix))
-    letters = asyncio.run(list_dead_letters(bootstrap, topics))
+    security = kafka_security_from_env()
+    topics = [topic] if topic else asyncio.run(dlq_topics(bootstrap, prefix, security))
+    letters = asyncio.run(list_dead_letters(bootstrap, topics, security))
     if as_json:
         for letter in letters:
             typer.echo(json.dumps(asdict(letter)))
@@ -209,7 +257,13 @@ def replay_command(
             "not a dead-letter topic (…" + DLQ_SUFFIX + ")", param_hint="topic"
         )
     done = asyncio.run(
-        replay(bootstrap, topic, event_ids=set(event_id) if event_id else None, again=again)
+        replay(
+            bootstrap,
+            topic,
+            event_ids=set(event_id) if event_id else None,
+            again=again,
+            security=kafka_security_from_env(),
+        )
     )
     for letter in done:
         typer.echo(f"replayed {letter.position} → {letter.original_topic} ({letter.event_id})")

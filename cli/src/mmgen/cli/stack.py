@@ -211,6 +211,8 @@ def service_env(config: StackConfig, service: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP": config.kafka_bootstrap,
         "TOPIC_PREFIX": config.topic_prefix,
         "JWKS_URL": f"{config.service_url('identity')}/.well-known/jwks.json",
+        # Retention signs the erasure commands every service obeys (mmgen.runtime.commands).
+        "RETENTION_JWKS_URL": f"{config.service_url('retention')}/.well-known/jwks.json",
         "STATE_DIR": str(config.state_dir.resolve()),
     }
     env = {prefix + key: value for key, value in values.items()}
@@ -234,6 +236,9 @@ def launch_service(config: StackConfig, service: ServiceEntry) -> Launch:
         "--port",
         str(port),
         "--no-access-log",
+        # uvicorn would believe X-Forwarded-For from any loopback peer; the services resolve
+        # the client address themselves, from their trusted_proxies setting only.
+        "--no-proxy-headers",
     )
     proc = spawn(
         service.name,

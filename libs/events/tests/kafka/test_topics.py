@@ -37,6 +37,15 @@ def test_events_pattern_matches_only_event_topics_of_its_prefix() -> None:
     assert not pattern.match("identity.events")
 
 
+def test_an_events_topic_names_its_one_producer() -> None:
+    topics = Topics("t9.")
+    assert topics.events_producer("t9.identity.events") == "identity"
+    assert topics.events_producer(topics.events("consent")) == "consent"
+    assert topics.events_producer("t9.identity.events.dlq") is None
+    assert topics.events_producer("t8.identity.events") is None
+    assert topics.events_producer("t9.retention.commands") is None
+
+
 async def test_ensure_topics_creates_with_fixed_count_and_is_idempotent(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:

@@ -106,7 +106,11 @@ async def test_a_valid_token_is_200(client: httpx.AsyncClient, token: Token, aut
 
 
 async def test_a_denylisted_subject_is_401(
-    client: httpx.AsyncClient, token: Token, auth: Auth, denylist: InMemorySubjectDenylist
+    client: httpx.AsyncClient,
+    token: Token,
+    auth: Auth,
+    denylist: InMemorySubjectDenylist,
+    recorder: InMemoryDenialRecorder,
 ) -> None:
     subject = str(uuid.uuid4())
     headers = auth(token("client", subject=subject))
@@ -114,7 +118,15 @@ async def test_a_denylisted_subject_is_401(
     denylist.deny(subject)  # e.g. identity.SubjectClosed was consumed
     response = await client.get("/widgets/1", headers=headers)
     assert response.status_code == 401
-    assert "revoked" in response.json()["detail"]
+    # The answer does not tell that the account was closed (the same as any invalid token)...
+    garbage = await client.get("/widgets/1", headers=auth("not-a-token"))
+    assert response.json()["detail"] == garbage.json()["detail"] == "the access token is invalid"
+    assert "revoked" not in response.text
+    # ...the audit does, as a refusal of that (verified) subject.
+    (principal, _, _, reason), (anonymous, _, _, other) = recorder.denials
+    assert principal is not None and principal.subject_id == subject
+    assert (reason.code, reason.reason) == ("invalid-token", "subject revoked")
+    assert anonymous is None and other.reason == "malformed token"
 
 
 @pytest.mark.parametrize("role", ["staff", "compliance", "admin"])

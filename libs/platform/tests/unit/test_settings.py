@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -13,6 +15,7 @@ from mmgen.platform import (
     Environment,
     OtelSettings,
     ServiceSettings,
+    create_app,
     dev_secret,
     is_development_secret,
     key_bytes,
@@ -127,3 +130,130 @@ def test_an_explicit_secret_is_never_replaced(tmp_path) -> None:
 def test_key_bytes_refuses_material_of_the_wrong_size(bad: str) -> None:
     with pytest.raises(InsecureSecretError, match="exactly 32"):
         key_bytes(SecretStr(bad))
+
+
+# --- fail closed: development secrets only in the local stack ---------------------------------
+
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what a container binds to, never the local stack
+
+
+def _real() -> SecretStr:
+    return SecretStr(base64.b64encode(secrets.token_bytes(32)).decode())
+
+
+@pytest.mark.parametrize(
+    ("values", "why"),
+    [
+        ({"environment": "development"}, "no state folder"),
+        ({"environment": "development", "host": ANY_ADDRESS}, "not on loopback"),
+        ({"environment": "test"}, "test has no exemption"),
+    ],
+)
+def test_a_service_with_a_development_secret_refuses_to_start(
+    values: dict[str, Any], why: str
+) -> None:
+    settings = DemoSettings(**values)
+    with pytest.raises(InsecureSecretError) as refused:
+        settings.refuse_development_secrets()
+    assert "DEMO_MASTER_KEY" in str(refused.value), why
+    assert "DEMO_SECRETS_DIR" in str(refused.value)
+
+
+def test_off_loopback_a_state_folder_neither_generates_nor_excuses(tmp_path: Path) -> None:
+    settings = _KeyedSettings(environment="development", host=ANY_ADDRESS, state_dir=tmp_path)
+    assert settings.master_key.get_secret_value().startswith("dev-insecure-")
+    assert not (tmp_path / "secrets").exists()
+    with pytest.raises(InsecureSecretError, match="KEYED_INDEX_KEY, KEYED_MASTER_KEY"):
+        settings.refuse_development_secrets()
+
+
+def test_the_test_environment_with_a_state_folder_is_refused_too(tmp_path: Path) -> None:
+    settings = _KeyedSettings(environment="test", state_dir=tmp_path)
+    with pytest.raises(InsecureSecretError, match="KEYED_MASTER_KEY"):
+        settings.refuse_development_secrets()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
+def test_the_local_stack_starts_on_its_generated_secrets(tmp_path: Path, host: str) -> None:
+    settings = _KeyedSettings(environment="development", host=host, state_dir=tmp_path)
+    assert settings.is_local_stack
+    assert settings.development_secrets() == []
+    settings.refuse_development_secrets()
+
+
+def test_explicit_secrets_start_anywhere() -> None:
+    settings = DemoSettings(environment="test", host=ANY_ADDRESS, master_key=_real())
+    settings.refuse_development_secrets()
+
+
+def test_a_placeholder_inside_a_mapping_of_secrets_is_named() -> None:
+    class Rotating(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="ROT_", extra="ignore", frozen=True)
+        master_key: SecretStr = dev_secret("rot")
+        retired: dict[str, SecretStr] = {}
+
+    settings = Rotating(environment="test", master_key=_real(), retired={"old": "changeme"})
+    with pytest.raises(InsecureSecretError, match="ROT_RETIRED"):
+        settings.refuse_development_secrets()
+    with pytest.raises(ValidationError, match="ROT_RETIRED"):
+        Rotating(environment="production", master_key=_real(), retired={"old": "changeme"})
+
+
+def test_the_app_factory_refuses_to_build_with_a_development_secret() -> None:
+    with pytest.raises(InsecureSecretError, match="DEMO_MASTER_KEY"):
+        create_app(DemoSettings(environment="test"), title="t", version="1")
+    create_app(DemoSettings(environment="test", master_key=_real()), title="t", version="1")
+
+
+# --- secrets from files (as containers mount them) ----------------------------------------------
+
+
+def test_secrets_are_read_from_the_service_secrets_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = base64.b64encode(secrets.token_bytes(32)).decode()
+    (tmp_path / "DEMO_MASTER_KEY").write_text(real + "\n")
+    monkeypatch.setenv("DEMO_SECRETS_DIR", str(tmp_path))
+    settings = DemoSettings(environment="production")
+    assert settings.master_key.get_secret_value() == real
+    assert settings.secrets_dir == tmp_path
+
+
+def test_the_common_secrets_dir_serves_every_service_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEMO_SECRETS_DIR", raising=False)
+    from_file = base64.b64encode(secrets.token_bytes(32)).decode()
+    from_env = base64.b64encode(secrets.token_bytes(32)).decode()
+    (tmp_path / "DEMO_MASTER_KEY").write_text(from_file)
+    (tmp_path / "KEYED_MASTER_KEY").write_text(from_file)
+    monkeypatch.setenv("MMGEN_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("KEYED_MASTER_KEY", from_env)
+    assert DemoSettings(environment="test").master_key.get_secret_value() == from_file
+    keyed = _KeyedSettings(environment="test")
+    assert keyed.master_key.get_secret_value() == from_env
+    # The file serves only the setting it names: the index key is still a development default.
+    with pytest.raises(InsecureSecretError, match="KEYED_INDEX_KEY") as refused:
+        keyed.refuse_development_secrets()
+    assert "KEYED_MASTER_KEY" not in str(refused.value)
+
+
+def test_a_configured_secrets_dir_that_is_missing_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEMO_SECRETS_DIR", str(tmp_path / "not-mounted"))
+    with pytest.raises(InsecureSecretError, match="DEMO_SECRETS_DIR"):
+        DemoSettings()
+
+
+async def test_the_local_stack_answers_only_on_loopback(tmp_path: Path) -> None:
+    import httpx
+
+    settings = _KeyedSettings(environment="development", state_dir=tmp_path)
+    app = create_app(settings, title="t", version="1")
+    for base, status in (("http://127.0.0.1:8001", 200), ("http://10.1.2.3:8001", 403)):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+            response = await client.get("/healthz")
+        assert response.status_code == status, base
+    assert response.json()["type"] == "urn:mmgen:problem:loopback-only"

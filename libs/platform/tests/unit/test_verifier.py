@@ -42,6 +42,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "role": "client",
         "iat": now,
         "exp": now + 600,
+        "jti": uuid.uuid4().hex,
     }
     base.update(overrides)
     return base
@@ -115,7 +116,7 @@ async def test_unknown_kid_is_refused(verifier: TokenVerifier) -> None:
 async def test_a_token_without_kid_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
     import jwt
 
-    token = jwt.encode(claims(), key.private_key, algorithm="EdDSA")
+    token = jwt.encode(claims(), key.private_key, algorithm="EdDSA", headers={"typ": "at+jwt"})
     assert await refused(verifier, token) == "no key id"
 
 
@@ -150,7 +151,7 @@ async def test_each_missing_required_claim_is_refused(
 ) -> None:
     body = claims()
     del body[claim]
-    assert await refused(verifier, key.sign(body)) == f"missing claim {claim!r}"
+    assert await refused(verifier, key.sign(body, typ="at+jwt")) == f"missing claim {claim!r}"
 
 
 async def test_tampered_payload_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
@@ -160,14 +161,16 @@ async def test_tampered_payload_is_refused(key: SigningKey, verifier: TokenVerif
 
 
 async def test_unknown_role_is_refused(key: SigningKey, verifier: TokenVerifier) -> None:
-    assert await refused(verifier, key.sign(claims(role="superuser"))) == "unknown role"
+    assert (
+        await refused(verifier, key.sign(claims(role="superuser"), typ="at+jwt")) == "unknown role"
+    )
 
 
 @pytest.mark.parametrize("role", [7, ["admin"], {"name": "admin"}])
 async def test_a_role_claim_that_is_not_a_string_is_refused(
     key: SigningKey, verifier: TokenVerifier, role: object
 ) -> None:
-    assert await refused(verifier, key.sign(claims(role=role))) == "unknown role"
+    assert await refused(verifier, key.sign(claims(role=role), typ="at+jwt")) == "unknown role"
 
 
 async def test_denylisted_subject_is_refused(
@@ -185,3 +188,104 @@ async def test_denylisted_subject_is_refused(
 @pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "x" * 9000])
 async def test_garbage_is_refused(verifier: TokenVerifier, garbage: str) -> None:
     assert await refused(verifier, garbage) == "malformed token"
+
+
+# --- RFC 8725: explicit typing, token ids, bounded lifetime, nothing told --------------------
+
+
+@pytest.mark.parametrize("typ", [None, "JWT", "jwt", "id+jwt", "application/jwt", "at+jwt+x", 7])
+async def test_a_token_that_is_not_typed_as_an_access_token_is_refused(
+    key: SigningKey, verifier: TokenVerifier, typ: object
+) -> None:
+    import jwt
+
+    headers: dict[str, Any] = {"kid": key.kid}
+    if typ is not None:
+        headers["typ"] = typ
+    token = jwt.encode(claims(), key.private_key, algorithm="EdDSA", headers=headers)
+    if typ is None:  # PyJWT adds "JWT" by default: make sure there is no typ at all
+        token = jwt.api_jws.encode(
+            json.dumps(claims()).encode(), key.private_key, algorithm="EdDSA",
+            headers={"kid": key.kid, "typ": None},
+        )  # fmt: skip
+    assert await refused(verifier, token) == "not an access token (typ)"
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt"])
+async def test_the_access_token_types_are_accepted(
+    key: SigningKey, verifier: TokenVerifier, typ: str
+) -> None:
+    subject = str(uuid.uuid4())
+    token = issue_token(key, subject=subject, role="client", typ=typ)
+    assert (await verifier.verify(token)).subject_id == subject
+
+
+async def test_the_platform_issues_typed_tokens_with_an_id(key: SigningKey) -> None:
+    import jwt
+
+    token = issue_token(key, subject="s", role="client")
+    assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": key.kid, "typ": "at+jwt"}
+    assert len(jwt.decode(token, options={"verify_signature": False})["jti"]) >= 16
+
+
+@pytest.mark.parametrize("jti", ["", 7, None, ["a"], "x" * 201])
+async def test_a_token_id_that_is_not_a_short_string_is_refused(
+    key: SigningKey, verifier: TokenVerifier, jti: object
+) -> None:
+    assert await refused(verifier, key.sign(claims(jti=jti), typ="at+jwt")) in (
+        "invalid token id",
+        "invalid token",  # PyJWT's own check of a non-string jti
+        "missing claim 'jti'",  # PyJWT reads a null claim as missing
+    )
+
+
+async def test_a_lifetime_over_the_maximum_is_refused(key: SigningKey) -> None:
+    verifier = TokenVerifier(StaticKeySet.of(key), leeway=0, max_lifetime=3600)
+    ten_years = issue_token(key, subject="s", role="admin", ttl=timedelta(days=3650))
+    assert await refused(verifier, ten_years) == "lifetime over the maximum"
+    just_over = issue_token(key, subject="s", role="admin", ttl=timedelta(seconds=3601))
+    assert await refused(verifier, just_over) == "lifetime over the maximum"
+    at_the_limit = issue_token(key, subject="s", role="admin", ttl=timedelta(seconds=3600))
+    assert (await verifier.verify(at_the_limit)).subject_id == "s"
+
+
+class CountingKeySet:
+    """A key set that counts lookups (a malformed `kid` must not cost one)."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self.inner = StaticKeySet.of(key)
+        self.lookups = 0
+
+    async def get(self, kid: str) -> Any:
+        self.lookups += 1
+        return await self.inner.get(kid)
+
+
+@pytest.mark.parametrize(
+    "kid", ["../../etc/passwd", "k" * 65, "kid with spaces", "ключ", "a\x00b", "k/1"]
+)
+async def test_a_malformed_kid_is_refused_before_any_lookup(key: SigningKey, kid: object) -> None:
+    import jwt
+
+    keys = CountingKeySet(key)
+    verifier = TokenVerifier(keys, leeway=0)
+    token = jwt.encode(
+        claims(), key.private_key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"}
+    )
+    assert await refused(verifier, token) == "malformed key id"
+    assert keys.lookups == 0
+
+
+async def test_the_answer_never_tells_the_reason(
+    key: SigningKey, verifier: TokenVerifier, denylist: InMemorySubjectDenylist
+) -> None:
+    subject = str(uuid.uuid4())
+    token = issue_token(key, subject=subject, role="creator")
+    denylist.deny(subject)
+    with pytest.raises(InvalidTokenError) as revoked:
+        await verifier.verify(token)
+    with pytest.raises(InvalidTokenError) as garbage:
+        await verifier.verify("a.b.c")
+    assert revoked.value.reason == "subject revoked" != garbage.value.reason
+    assert revoked.value.detail == garbage.value.detail == "the access token is invalid"
+    assert "revoked" not in str(revoked.value)

@@ -9,6 +9,7 @@ import pytest
 
 from mmgen.events.kernel import in_memory_kernel
 from mmgen.events.registry import EventRegistry
+from mmgen.runtime.commands import CommandVerifier, pinned_command_keys
 from mmgen.runtime.contract import (
     Footprint,
     SubjectExport,
@@ -26,7 +27,9 @@ from mmgen.runtime.erasure import (
     parse_anonymize,
     parse_erase,
 )
-from mmgen.runtime.testing import anonymize_command, erase_command
+from mmgen.runtime.testing import COMMAND_KEYS, anonymize_command, erase_command, signed
+
+VERIFIER = CommandVerifier(pinned_command_keys(COMMAND_KEYS))
 
 
 class RecordingParticipant:
@@ -102,7 +105,7 @@ def test_parse_anonymize_needs_a_resource() -> None:
 async def test_a_redelivered_erase_command_records_one_answer() -> None:
     kernel, events = _kernel_and_events()
     participant = RecordingParticipant()
-    commands = ErasureCommands(participant, kernel.repository, events)
+    commands = ErasureCommands(participant, kernel.repository, events, VERIFIER)
     subject = str(uuid.uuid4())
     command = erase_command(subject, held=["payment"])
 
@@ -150,7 +153,7 @@ class ShreddingParticipant(RecordingParticipant):
 async def test_a_run_again_after_a_rollback_answers_with_what_the_first_run_did() -> None:
     kernel, events = _kernel_and_events()
     participant = ShreddingParticipant()
-    commands = ErasureCommands(participant, _RolledBackOnce(kernel.repository), events)  # type: ignore[arg-type]
+    commands = ErasureCommands(participant, _RolledBackOnce(kernel.repository), events, VERIFIER)  # type: ignore[arg-type]
     command = erase_command(str(uuid.uuid4()))
     order = parse_erase(command)
     with pytest.raises(RuntimeError):
@@ -170,7 +173,9 @@ async def test_every_service_answers_one_command_under_an_id_of_its_own() -> Non
     ids = set()
     for service in ("identity", "consent", "retention"):
         kernel, events = _kernel_and_events(service)
-        await ErasureCommands(RecordingParticipant(), kernel.repository, events).handle(command)
+        await ErasureCommands(RecordingParticipant(), kernel.repository, events, VERIFIER).handle(
+            command
+        )
         [answer] = await kernel.store.read_range(1, 10)
         assert answer.event_id == answer_id(command, service)
         ids.add(answer.event_id)
@@ -180,16 +185,16 @@ async def test_every_service_answers_one_command_under_an_id_of_its_own() -> Non
 async def test_an_invalid_command_erases_nothing_and_answers_nothing() -> None:
     kernel, events = _kernel_and_events()
     participant = RecordingParticipant()
-    commands = ErasureCommands(participant, kernel.repository, events)
+    commands = ErasureCommands(participant, kernel.repository, events, VERIFIER)
     command = erase_command(str(uuid.uuid4()))
-    await commands.handle(command.model_copy(update={"subject_id": None, "data": {}}))
+    await commands.handle(signed(command.model_copy(update={"subject_id": None, "data": {}})))
     assert participant.erased == []
     assert await kernel.store.last_seq() == 0
 
 
 async def test_anonymize_answers_with_the_resource() -> None:
     kernel, events = _kernel_and_events()
-    commands = ErasureCommands(RecordingParticipant(), kernel.repository, events)
+    commands = ErasureCommands(RecordingParticipant(), kernel.repository, events, VERIFIER)
     project = str(uuid.uuid4())
     await commands.handle(anonymize_command("project", project))
     [answer] = await kernel.store.read_range(1, 10)

@@ -86,6 +86,7 @@ async def run_projector(
             spy,
             kafka_bootstrap,
             pattern=Topics(topic_prefix).events_pattern(),
+            producer_of=Topics(topic_prefix).events_producer,
             group_id=group_of(topic_prefix),
             producer=producer,
             republish_topic=f"{topic_prefix}audit.republish",

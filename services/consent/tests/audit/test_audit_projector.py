@@ -156,6 +156,42 @@ async def test_undecodable_and_unnumbered_messages_are_dead_lettered(
     assert [e["event_id"] for e in await entries_of(audit)] == [good.event_id]
 
 
+async def test_an_envelope_claiming_another_producer_is_refused_and_opens_no_hole(
+    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+) -> None:
+    """Only identity writes to `identity.events`: an envelope claiming identity on consent's
+    topic is not taken, is counted and parked with its reason, and identity's own numbering
+    goes on as if it had never been sent (no hole, no republish request)."""
+    topics = Topics(topic_prefix)
+    consent_topic, identity_topic = topics.events("consent"), topics.events("identity")
+    await ensure_topics(
+        kafka_bootstrap, [consent_topic, dlq_topic(consent_topic), identity_topic], partitions=4
+    )
+    forged = envelope("identity", 2)
+    far_ahead = envelope("identity", 1000)
+    await send(kafka_bootstrap, consent_topic, [forged.to_wire(), far_ahead.to_wire()])
+    own = envelope("consent", 1)
+    await send(kafka_bootstrap, consent_topic, [own.to_wire()])
+    genuine = [envelope("identity", 1), envelope("identity", 2)]
+    await send(kafka_bootstrap, identity_topic, [e.to_wire() for e in genuine])
+
+    await eventually(lambda: _size(audit, 3))
+    dead = await read_topic(kafka_bootstrap, dlq_topic(consent_topic), 2)
+    assert sorted(r.value for r in dead) == sorted([forged.to_wire(), far_ahead.to_wire()])
+    reasons = [dict(r.headers)["dlq_error_message"].decode() for r in dead]
+    assert all("producer 'identity'" in reason for reason in reasons), reasons
+    assert _metric(audit, "mmgen_audit_refused_total", topic_producer="consent") == 2
+    logged = await entries_of(audit)
+    assert sorted(e["event_id"] for e in logged) == sorted(
+        [own.event_id, *(e.event_id for e in genuine)]
+    )
+    assert forged.event_id not in {e["event_id"] for e in logged}
+    states = {doc["_id"]: doc for doc in await audit.store.producer_states()}
+    assert states["identity"]["contiguous"] == 2
+    assert not states["identity"].get("missing")
+    assert _metric(audit, "mmgen_audit_gap_missing_events", producer="identity") == 0
+
+
 async def test_a_hole_is_republished_by_the_producer_and_filled_exactly_once(
     audit: Any,
     mongo_db: Any,

@@ -8,12 +8,13 @@ from mmgen.consent.bootstrap import Consent, bootstrap
 from mmgen.consent.domain.events import consent_registry
 from mmgen.consent.settings import ConsentSettings
 from mmgen.events.kernel import in_memory_kernel
+from mmgen.runtime.testing import command_key_settings
 
 
 def in_memory_consent(**settings: object) -> Consent:
     """`bootstrap` over the kernel's in-memory store and keystore and `InMemory*` read models."""
     return bootstrap(
-        ConsentSettings(environment="test", jwks_url=None, **settings),
+        ConsentSettings(environment="test", jwks_url=None, **command_key_settings(), **settings),
         kernel=in_memory_kernel(producer="consent", registry=consent_registry()),
     )
 

@@ -100,6 +100,8 @@ async def test_access_denied_v1_is_bounded_and_has_no_target(service: Consent) -
         "route": "/consents/{subject_id}",
         "target_type": None,
         "target_id": None,
+        "reason": None,  # fields the contract added since: their defaults
+        "occurrences": 1,
     }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import jwt
 import pytest
 
-from mmgen.platform import ConfigurationError
+from mmgen.identity.adapters.hashing import service_secret
+from mmgen.platform import ConfigurationError, dev_secret, key_bytes
 from mmgen.runtime.testing import assert_problem
 from services.identity.tests.identity_kit import Running, passphrase, running, unique_email
 
@@ -135,3 +136,18 @@ async def test_internal_admin_needs_the_admin_cli_service_token(
     denials = await svc.stored_events(event_type="identity.AccessDenied")
     assert denials[-1]["data"]["route"] == "/internal/admins"
     assert denials[-1]["data"]["code"] == slug
+
+
+async def test_the_admin_cli_secret_derived_from_the_public_default_is_refused(
+    svc: Running,
+) -> None:
+    """What an outsider can compute from the repository (the `dev_secret` default stretched by
+    `key_bytes`) is no credential of a service that runs on its own secrets."""
+    public_key = key_bytes(dev_secret("identity-service-credentials-key"))
+    guessed = service_secret(public_key, "admin-cli")
+    response = await svc.client.post(
+        "/auth/service-token", json={"service": "admin-cli", "secret": guessed}
+    )
+    assert_problem(response, 401, "invalid-service-credentials")
+    real = service_secret(svc.identity.service_credentials_key, "admin-cli")
+    assert real != guessed

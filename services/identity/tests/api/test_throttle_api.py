@@ -18,6 +18,9 @@ IDENTITY_SETTINGS = {
     "login_max_failures_per_account": 3,
     "login_max_failures_per_address": 6,
     "login_failure_window_seconds": 600,
+    # Past a limit the next attempt waits this long: far longer than a slow machine takes
+    # between two attempts here, so what is refused here stays refused.
+    "login_delay_base_seconds": 300,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -93,7 +94,8 @@ def test_identity_under_the_stack_launcher(infra, tmp_path: Path) -> None:
         kids = [
             k["kid"] for k in httpx.get(f"{base}/.well-known/jwks.json", timeout=5).json()["keys"]
         ]
-        assert len(kids) == 2 and kids[1] == kid_before
+        # Published at once, signing only after the publish delay: the old key signs meanwhile.
+        assert len(kids) == 2 and kids[0] == kid_before
 
         weak = subprocess.run(
             [MMGEN, "admin", "create", "--state-dir", str(config.state_dir),
@@ -114,3 +116,31 @@ def test_admin_cli_without_a_stack_says_what_to_do(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "mmgen up" in result.stderr
+
+
+def test_off_loopback_without_secrets_identity_refuses_to_start(infra, tmp_path: Path) -> None:
+    """The launcher's settings, but bound to every interface: development secrets no longer
+    count as the local stack's, so identity exits naming the variables, having bound nothing."""
+    config = stack.StackConfig(
+        state_dir=tmp_path / "state",
+        host="0.0.0.0",  # noqa: S104 - what a container would bind to
+        service_ports={"identity": free_port()},
+        external_mongo_uri=infra.mongo_uri,
+        external_kafka_bootstrap=infra.kafka_bootstrap,
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("IDENTITY_", "MMGEN_SECRETS_DIR"))
+    }
+    env.update(stack.service_env(config, "identity"))
+    started = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "mmgen.identity.entrypoints.app:create_app",
+         "--host", "127.0.0.1", "--port", str(free_port()), "--no-proxy-headers"],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    assert started.returncode != 0
+    for variable in ("IDENTITY_MASTER_KEY", "IDENTITY_BLIND_INDEX_KEY"):
+        assert variable in started.stderr, started.stderr[-2000:]
+    assert "IDENTITY_SERVICE_CREDENTIALS_KEY" in started.stderr
+    assert not (config.state_dir / "secrets" / "identity.json").exists()

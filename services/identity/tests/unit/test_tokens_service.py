@@ -11,6 +11,7 @@ import pytest
 from mmgen.events.envelope import Actor
 from mmgen.identity.adapters.hashing import service_secret
 from mmgen.identity.adapters.sessions import InMemoryRefreshTokenStore
+from mmgen.identity.adapters.signing_keys import InMemorySigningKeyRing
 from mmgen.identity.adapters.throttle import InMemoryLoginThrottle, ThrottleLimits
 from mmgen.identity.bootstrap import IdentityService
 from mmgen.identity.domain.errors import (
@@ -104,6 +105,29 @@ async def test_service_tokens_need_the_service_secret(identity: IdentityService)
         await identity.tokens.service_token("stranger", secret)
 
 
+async def test_a_rotated_key_is_published_before_it_signs() -> None:
+    clock = Clock()
+    ring = InMemorySigningKeyRing(clock=clock)
+    await ring.start()
+    old = await ring.signing_key()
+    rotation = await ring.rotate(timedelta(minutes=30), timedelta(seconds=60))
+    assert rotation.previous_kid == old.kid
+    assert rotation.signs_from == clock.now + timedelta(seconds=60)
+    assert rotation.previous_verifies_until == rotation.signs_from + timedelta(minutes=30)
+    # Published at once, but the old key still signs...
+    assert [k["kid"] for k in ring.jwks()["keys"]] == [old.kid, rotation.kid]
+    assert (await ring.signing_key()).kid == old.kid
+    assert await ring.get(rotation.kid) is not None
+    # ...and asking again does not schedule another one.
+    assert (await ring.rotate(timedelta(minutes=30), timedelta(seconds=60))).kid == rotation.kid
+    clock.now += timedelta(seconds=60)
+    assert (await ring.signing_key()).kid == rotation.kid
+    assert [k["kid"] for k in ring.jwks()["keys"]] == [rotation.kid, old.kid]
+    clock.now += timedelta(minutes=30)
+    assert [k["kid"] for k in ring.jwks()["keys"]] == [rotation.kid]
+    assert await ring.get(old.kid) is None
+
+
 async def test_a_rotated_key_keeps_verifying_its_tokens(identity: IdentityService) -> None:
     user_id, _, _ = await account(identity)
     before = await identity.tokens.issue_pair(user_id, "client")
@@ -128,7 +152,7 @@ def throttled() -> tuple[IdentityService, Clock]:
     return memory_identity(throttle=InMemoryLoginThrottle(LIMITS, clock=clock)), clock
 
 
-async def test_an_account_is_throttled_after_its_failures_until_the_window_ends() -> None:
+async def test_past_the_limit_attempts_wait_growing_delays_never_a_lock() -> None:
     identity, clock = throttled()
     _, email, password = await account(identity)
     for _ in range(3):
@@ -136,9 +160,51 @@ async def test_an_account_is_throttled_after_its_failures_until_the_window_ends(
             await identity.accounts.authenticate(email, passphrase(), "198.51.100.1")
     with pytest.raises(LoginThrottledError) as throttle:
         await identity.accounts.authenticate(email, password, "198.51.100.2")  # right password
-    assert throttle.value.retry_after == 600
-    clock.now += LIMITS.window
+    assert throttle.value.retry_after == 2  # the base delay, not the window
+    # The attacker goes on as soon as allowed: each wait doubles.
+    waits = []
+    for _ in range(4):
+        with pytest.raises(LoginThrottledError) as throttle:
+            await identity.accounts.authenticate(email, passphrase(), "198.51.100.1")
+        waits.append(throttle.value.retry_after)
+        clock.now += timedelta(seconds=throttle.value.retry_after)
+        with pytest.raises(InvalidCredentialsError):
+            await identity.accounts.authenticate(email, passphrase(), "198.51.100.1")
+    assert waits == [2, 4, 8, 16]
+    # Asking while refused changes nothing: the wait is the same after ten refusals.
+    for _ in range(10):
+        with pytest.raises(LoginThrottledError) as throttle:
+            await identity.accounts.authenticate(email, passphrase(), "198.51.100.1")
+    assert throttle.value.retry_after == 32
+    # Once the attacker stops, the owner signs in after the current delay, and is clear again.
+    clock.now += timedelta(seconds=32)
     await identity.accounts.authenticate(email, password, "198.51.100.2")
+    for _ in range(3):
+        with pytest.raises(InvalidCredentialsError):
+            await identity.accounts.authenticate(email, passphrase(), "198.51.100.2")
+
+
+async def test_delays_are_capped_and_counters_start_again_after_a_quiet_window() -> None:
+    clock = Clock()
+    limits = ThrottleLimits(
+        window=timedelta(minutes=10),
+        max_per_account=1,
+        max_per_address=100,
+        delay_max=timedelta(seconds=60),
+    )
+    identity = memory_identity(throttle=InMemoryLoginThrottle(limits, clock=clock))
+    _, email, password = await account(identity)
+    for _ in range(10):  # each after the longest delay: every one is let through
+        with pytest.raises(InvalidCredentialsError):
+            await identity.accounts.authenticate(email, passphrase(), "198.51.100.9")
+        clock.now += timedelta(seconds=61)
+    with pytest.raises(InvalidCredentialsError):
+        await identity.accounts.authenticate(email, passphrase(), "198.51.100.9")
+    with pytest.raises(LoginThrottledError) as throttle:
+        await identity.accounts.authenticate(email, password, "198.51.100.9")
+    assert throttle.value.retry_after == 60
+    clock.now += limits.window
+    await identity.accounts.authenticate(email, password, "198.51.100.9")
 
 
 async def test_unknown_emails_are_throttled_like_known_ones() -> None:

@@ -18,13 +18,15 @@ from mmgen.profiles.service_layer.profiles import publish_profile, put_profile, 
 from mmgen.profiles.service_layer.search import search_profiles
 from mmgen.profiles.settings import ProfilesSettings
 from mmgen.runtime.erasure import answer_id
-from mmgen.runtime.testing import erase_command, eventually
+from mmgen.runtime.testing import command_key_settings, erase_command, eventually
 
 from ..conftest import TODAY, consent_event, creator_actor, details, new_id, sensitive
 
 
 def settings() -> ProfilesSettings:
-    return ProfilesSettings(environment="test", projector_idle_wait_seconds=0.05)
+    return ProfilesSettings(
+        environment="test", projector_idle_wait_seconds=0.05, **command_key_settings()
+    )
 
 
 def test_bootstrap_registers_every_handler_and_takes_fakes() -> None:

@@ -18,6 +18,8 @@ import pytest
 from mmgen.auditlog.receipt import open_receipt, parse_jwks, verify_receipt
 from mmgen.events.envelope import Envelope
 from mmgen.events.kafka_testing import read_all
+from mmgen.platform.auth import StaticKeySet
+from mmgen.runtime.commands import CommandVerifier
 from mmgen.runtime.erasure import parse_erase
 from mmgen.runtime.testing import assert_problem, eventually
 
@@ -66,13 +68,16 @@ async def test_an_erasure_is_commanded_answered_verified_and_receipted(api: Api)
     assert request["expected_services"] == ["consent", "identity", "retention"]
 
     # The command is an event of retention's store, on retention.commands as every service
-    # reads it, accepted by the runtime's parser as it stands.
+    # reads it, accepted by the runtime's parser as it stands, and signed with the key
+    # retention publishes (what every service checks before obeying).
     command = await _command(api, subject)
-    assert command.data == {
+    assert {k: v for k, v in command.data.items() if k != "signature"} == {
         "request_id": request["request_id"],
         "subject_id": subject,
         "categories_held": [],
     }
+    published = (await api.client.get("/.well-known/jwks.json")).json()
+    await CommandVerifier(StaticKeySet.from_jwks(published)).verify(command)
     order = parse_erase(command)
     assert (order.subject_id, order.request_id) == (subject, request["request_id"])
     topic = api.retention.settings.topic("retention.commands")

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 
 from mmgen.events.errors import EventsError
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class HeadAnnouncer:
         idle_interval_s: float = 30.0,
         check_interval_s: float = 0.5,
         producer_config: dict[str, object] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.producer = producer
         self.bootstrap = bootstrap
@@ -90,7 +92,7 @@ class HeadAnnouncer:
         self.checkpoint = checkpoint
         self.idle_interval_s = idle_interval_s
         self.check_interval_s = check_interval_s
-        self._config = dict(producer_config or {})
+        self._config = {**(producer_config or {}), **security.client_config()}
         self._task: asyncio.Task[None] | None = None
         self.announced: int | None = None
         self.last_error: str | None = None

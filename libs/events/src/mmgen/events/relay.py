@@ -49,6 +49,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from mmgen.events.errors import EventsError
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 from mmgen.events.tailer import StoreSource, Tailer, TailerFencedError, TailerMetrics, TailerStatus
 from mmgen.events.topics import ensure_topics
 from mmgen.events.tracing import context_from_traceparent, inject_headers, tracer
@@ -413,8 +414,10 @@ class Relay:
         metrics: RelayMetrics | None = None,
         registry: CollectorRegistry | None = None,
         copies: Sequence[TopicCopy] = (),
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.store = store
+        self.security = security
         self.producer_name = store.producer
         self.topic = topic
         self.copies = tuple(copies)
@@ -466,6 +469,7 @@ class Relay:
             **PRODUCER_RECOVERY_CONFIG,
         }
         config.update(self.settings.producer_config)
+        config.update(self.security.client_config())
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **config)
         await producer.start()
         self._producer = producer

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from mmgen.events.errors import EventsError
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 
 if TYPE_CHECKING:
     from mmgen.events.relay import Relay, RepublishResult
@@ -141,6 +142,7 @@ class RepublishListener:
         group_prefix: str = "republish-",
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.relay = relay
         self.producer = relay.producer_name
@@ -150,6 +152,7 @@ class RepublishListener:
         self._consumer_kwargs = {
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
+            **security.client_config(),
         }
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None

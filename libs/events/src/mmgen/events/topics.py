@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from mmgen.events.errors import EventsError
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,13 @@ class Topics:
         """
         return f"^{re.escape(self.prefix)}[A-Za-z0-9_-]+{re.escape(EVENTS_SUFFIX)}$"
 
+    def events_producer(self, topic: str) -> str | None:
+        """The service whose events topic `topic` is (`<prefix><service>.events`), else None:
+        the only producer whose events may arrive on it."""
+        if not re.fullmatch(self.events_pattern(), topic):
+            return None
+        return topic[len(self.prefix) : -len(EVENTS_SUFFIX)]
+
 
 def dlq_topic(topic: str) -> str:
     """`<topic>.dlq`: where a consumer of `topic` parks messages it cannot process."""
@@ -89,6 +97,7 @@ async def ensure_topics(
     replication_factor: int = 1,
     timeout_s: float = 30.0,
     check_partitions: bool = True,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[str, int]:
     """Create `names` with a fixed partition count; topics that exist are left as they are.
 
@@ -103,7 +112,9 @@ async def ensure_topics(
     if partitions < 1:
         raise TopicError(f"partitions must be >= 1, got {partitions}")
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
+        **security.client_config(),
     )
     await asyncio.wait_for(admin.start(), timeout_s)
     try:

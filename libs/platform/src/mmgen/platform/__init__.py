@@ -7,6 +7,7 @@ logs), JWT authentication with roles and declared purposes, audited refusals, pa
 from mmgen.platform.app import PlatformApp, create_app, serve
 from mmgen.platform.denials import (
     AccessDenialRecorder,
+    AggregatingDenialRecorder,
     DenialReason,
     InMemoryDenialRecorder,
     LoggingDenialRecorder,
@@ -45,6 +46,7 @@ from mmgen.platform.settings import (
 __all__ = [
     "PROBLEM_JSON",
     "AccessDenialRecorder",
+    "AggregatingDenialRecorder",
     "BadRequestError",
     "ConfigurationError",
     "CursorPage",

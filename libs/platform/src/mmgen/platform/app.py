@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from mmgen.platform.auth.verifier import TokenVerifier
+from mmgen.platform.clients import LoopbackOnlyMiddleware
 from mmgen.platform.denials import AccessDenialRecorder, LoggingDenialRecorder
 from mmgen.platform.errors import ConfigurationError
 from mmgen.platform.health import ReadinessCheck, health_router
@@ -101,12 +102,17 @@ def create_app(
 ) -> PlatformApp:
     """Build a service's FastAPI app.
 
+    Fails closed first: with a development secret outside the local stack it raises
+    `InsecureSecretError` naming the variables (`ServiceSettings.refuse_development_secrets`);
+    the local stack answers only requests that arrived on loopback (`LoopbackOnlyMiddleware`).
+
     - `token_verifier`: defaults to one on `settings.jwks_url` (closed on shutdown); identity
       passes its own on a `StaticKeySet`. May also be set later as `app.state.token_verifier`.
     - `denial_recorder`: receives every 401/403. The default only logs — acceptable solely
       for a service holding no personal data; the others pass an event-store recorder.
     - `lifespan`: the service's own; it runs inside the platform's.
     """
+    settings.refuse_development_secrets()
     configure_logging(settings.service_name, level=settings.log_level, json_lines=settings.log_json)
     _check_unique_operation_ids([*routers, health_router(), metrics_router()])
 
@@ -160,6 +166,8 @@ def create_app(
     )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.is_local_stack:  # development secrets: serve this machine only
+        app.add_middleware(LoopbackOnlyMiddleware)
 
     app.include_router(health_router())
     app.include_router(metrics_router())
@@ -170,16 +178,30 @@ def create_app(
     return app
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the app with uvicorn, logging through our JSON handler (no uvicorn log config)."""
+def server_config(app: FastAPI, settings: ServiceSettings) -> Any:
+    """The uvicorn configuration `serve` runs (an `uvicorn.Config`).
+
+    Fails closed on development secrets first. uvicorn's proxy headers stay off: it would
+    believe `X-Forwarded-For` from any loopback peer. The client address is resolved by
+    `mmgen.platform.clients.client_address`, which believes the header only from
+    `settings.trusted_proxies`.
+    """
     import uvicorn
 
-    uvicorn.run(
+    settings.refuse_development_secrets()
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        proxy_headers=False,
         server_header=False,
     )
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run the app with uvicorn (`server_config`), logging through our JSON handler."""
+    import uvicorn
+
+    uvicorn.Server(server_config(app, settings)).run()

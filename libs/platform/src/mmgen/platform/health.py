@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,9 +81,14 @@ def mongo_check(
 
 
 def kafka_check(
-    bootstrap: str, *, name: str = "broker", timeout: float | None = None
+    bootstrap: str,
+    *,
+    name: str = "broker",
+    timeout: float | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> ReadinessCheck:
-    """A Kafka metadata round-trip (aiokafka) to `bootstrap`, on a short-lived client."""
+    """A Kafka metadata round-trip (aiokafka) to `bootstrap`, on a short-lived client
+    (`client_options`: the service's security protocol, SASL credentials, TLS context)."""
 
     async def metadata() -> None:
         from aiokafka.client import AIOKafkaClient  # imported lazily: only services with Kafka
@@ -94,6 +99,7 @@ def kafka_check(
             request_timeout_ms=timeout_ms,
             connections_max_idle_ms=timeout_ms * 5,
             client_id="mmgen-readiness",
+            **(client_options or {}),
         )
         try:
             await client.bootstrap()

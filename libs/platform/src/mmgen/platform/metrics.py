@@ -42,6 +42,13 @@ class HttpMetrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        self.denials = Counter(
+            "access_denials",
+            "Refused requests (401/403), each one, by method, route template, status, problem "
+            "code and caller (anonymous: no or an invalid token).",
+            ["method", "route", "status", "code", "caller"],
+            registry=self.registry,
+        )
         self.in_flight = Counter(
             "http_requests_started",
             "HTTP requests started (compare with http_requests_total for requests in flight).",

@@ -125,9 +125,12 @@ async def _respond(
     detail: str,
     extensions: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
+    reason: str | None = None,
 ) -> ProblemResponse:
     if status in DENIAL_STATUSES:
-        await record_access_denial(request, DenialReason(code=slug, status=status, detail=detail))
+        await record_access_denial(
+            request, DenialReason(code=slug, status=status, detail=detail, reason=reason)
+        )
     return problem_response(
         request,
         status=status,
@@ -217,7 +220,14 @@ async def problem_error_handler(request: Request, exc: Exception) -> ProblemResp
         detail=exc.detail,
         extensions=exc.extensions,
         headers=headers,
+        reason=_audit_reason(exc),
     )
+
+
+def _audit_reason(exc: ProblemError) -> str | None:
+    """An error's `reason` for the audit (e.g. why a token was invalid), if it has one."""
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, str) else None
 
 
 def registered_problem_handler(

@@ -4,8 +4,11 @@ On top of the platform's `create_app` (problem+json, body limit, health, metrics
 token verification, audited refusals), it adds what every event-sourced service serves the
 same way: the runtime's lifespan and readiness checks, its metrics registry, the
 subject-rights router of the erasure contract, `/asyncapi.json`, and the denial recorder that
-turns every 401/403 into the service's `AccessDenied` event. Tokens of accounts identity
-closed or erased are refused when the runtime consumes identity's revocations.
+turns each 401/403 of a verified caller into the service's `AccessDenied` event and samples
+anonymous and invalid-token refusals (`AggregatingDenialRecorder`: at most one event per route,
+status and code per `denial_sample_seconds`, every refusal counted in `access_denials_total`).
+Tokens of accounts identity closed or erased are refused when the runtime consumes identity's
+revocations.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from mmgen.events.asyncapi import events_asyncapi
 from mmgen.platform import AccessDenialRecorder, PlatformApp, ProblemSpec
 from mmgen.platform import create_app as create_platform_app
 from mmgen.platform.auth import KeySet, TokenVerifier
+from mmgen.platform.denials import AggregatingDenialRecorder
 from mmgen.runtime.erasure import keys_router, subject_rights_router
 from mmgen.runtime.service import ServiceRuntime
 from mmgen.runtime.trail import EventStoreDenialRecorder
@@ -87,7 +91,10 @@ def build_service_app(
         readiness_checks=runtime.readiness_checks(),
         lifespan=lifespan,
         token_verifier=token_verifier,
-        denial_recorder=denial_recorder or EventStoreDenialRecorder(runtime.trail),
+        denial_recorder=AggregatingDenialRecorder(
+            denial_recorder or EventStoreDenialRecorder(runtime.trail),
+            window=settings.denial_sample_seconds,
+        ),
         problems=problems,
         metrics_registry=runtime.metrics_registry,
     )

@@ -57,7 +57,11 @@ def well_formed_id(value: Any) -> str | None:
 
 
 class AccessDeniedData(EventData):
-    """A refused request. `route` is the route template, never the raw path."""
+    """A refused request. `route` is the route template, never the raw path.
+
+    `reason` is what the caller was not told (why a token was invalid); `occurrences` is how
+    many refusals a sampled record of anonymous refusals stands for (1 for any other).
+    """
 
     code: str = Field(max_length=CODE_MAX)
     status: int = Field(ge=400, le=599)
@@ -65,6 +69,8 @@ class AccessDeniedData(EventData):
     route: str = Field(max_length=ROUTE_MAX)
     target_type: str | None = Field(default=None, max_length=40)
     target_id: str | None = Field(default=None, max_length=36)
+    reason: str | None = Field(default=None, max_length=CODE_MAX)
+    occurrences: int = Field(default=1, ge=1)
 
 
 class DataAccessedData(EventData):

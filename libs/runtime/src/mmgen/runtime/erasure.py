@@ -2,10 +2,12 @@
 
 Retention publishes `retention.EraseSubject` and `retention.AnonymizeResource` on
 `retention.commands` (DESIGN.md). Every service gives the runtime an `ErasureParticipant`;
-`ErasureCommands` parses a command into an order, lets the participant carry it out (shred
-keys, delete or anonymise read models, with the consumer's transaction for database writes),
-and appends the service's `SubjectErased` / `ResourceAnonymized` answer with an event id
-derived from the command's, so a redelivered command can never record a second answer.
+`ErasureCommands` first checks that retention signed the command (`mmgen.runtime.commands`:
+anything else is refused, counted and audited, and nothing is erased), then parses it into an
+order, lets the participant carry it out (shred keys, delete or anonymise read models, with the
+consumer's transaction for database writes), and appends the service's `SubjectErased` /
+`ResourceAnonymized` answer with an event id derived from the command's, so a redelivered
+command can never record a second answer.
 `subject_rights_router` serves `/internal/subjects/{id}/export|footprint` to service callers;
 each export is itself an audited event naming the caller and the purpose.
 
@@ -26,14 +28,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from prometheus_client import CollectorRegistry, Counter
 from pymongo import ReturnDocument
 
 from mmgen.events.errors import ConcurrencyError, DuplicateEventIdError, EventsError
 from mmgen.events.mapper import NewEvent
 from mmgen.events.registry import KNOWN_CATEGORIES
+from mmgen.events.topics import RETENTION_COMMANDS
 from mmgen.platform.auth import Principal, require_service
 from mmgen.platform.auth.dependencies import PURPOSE_HEADER
 from mmgen.platform.auth.principal import ProcessingPurpose
+from mmgen.runtime.commands import CommandRefusedError, CommandVerifier
 from mmgen.runtime.contract import (
     CountsByCategory,
     Footprint,
@@ -194,6 +199,21 @@ def answer_id(command: Envelope, service: str) -> str:
     return str(uuid.uuid5(_ANSWER_NAMESPACE, f"{service}:{command.event_id}"))
 
 
+def refusal_id(command: Envelope, service: str) -> str:
+    """The event id of `service`'s audit record refusing `command` (one per command, however
+    often it is delivered)."""
+    return str(uuid.uuid5(_ANSWER_NAMESPACE, f"{service}:refused:{command.event_id}"))
+
+
+def refused_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "retention_commands_refused",
+        "Commands on retention.commands not obeyed (unsigned, wrongly signed, altered)",
+        ["reason"],
+        registry=registry,
+    )
+
+
 class ErasureCommands:
     """Inbox handlers of `retention.commands`: order → participant → answer event."""
 
@@ -202,15 +222,25 @@ class ErasureCommands:
         participant: ErasureParticipant,
         repository: EventSourcedRepository,
         events: StandardEvents,
+        verifier: CommandVerifier,
         memo: OutcomeMemo | None = None,
+        refused: Counter | None = None,
     ) -> None:
         self.participant = participant
         self.repository = repository
         self.events = events
+        self.verifier = verifier
         self.memo: OutcomeMemo = memo or InMemoryOutcomeMemo()
+        #: `retention_commands_refused_total{reason}`: commands not obeyed, by reason.
+        self.refused = refused or refused_counter(CollectorRegistry(auto_describe=True))
 
     async def handle(self, command: Envelope, ctx: HandlerContext | None = None) -> None:
         session = ctx.session if ctx is not None else None
+        try:
+            await self.verifier.verify(command)
+        except CommandRefusedError as exc:
+            await self.refuse(command, exc, session)
+            return
         try:
             if command.event_type == ERASE_SUBJECT:
                 await self.erase(parse_erase(command, session))
@@ -218,6 +248,52 @@ class ErasureCommands:
                 await self.anonymize(parse_anonymize(command, session))
         except CommandInvalidError:
             log.exception("retention command refused; nothing erased")
+
+    async def refuse(
+        self, command: Envelope, refusal: CommandRefusedError, session: AsyncClientSession | None
+    ) -> None:
+        """Count and audit a command that is not retention's, as signed; nothing is erased.
+
+        The message is then done with (acknowledged, not dead-lettered): parked, it could only
+        be replayed into the same refusal. A genuine command refused — signed by a key this
+        service cannot see yet — is not lost: retention orders again every erasure a service
+        has not acknowledged (`acknowledgement_timeout_seconds`), under a new command id.
+        """
+        self.refused.labels(refusal.reason).inc()
+        log.warning(
+            "retention command %s refused (%s); nothing erased",
+            command.event_id,
+            refusal,
+            extra={"event_type": command.event_type, "reason": refusal.reason},
+        )
+        subject = well_formed_id(command.data.get("subject_id") or command.subject_id)
+        denial = self.events.AccessDenied(
+            code="command_refused",
+            status=401,
+            method="CONSUME",
+            route=RETENTION_COMMANDS,
+            target_type="subject" if subject else None,
+            target_id=subject,
+            reason=refusal.reason,
+        )
+        event = NewEvent(
+            denial,
+            subject_id=subject,
+            actor=None,
+            purpose=ProcessingPurpose.legal_compliance.value,
+            resource_id=f"CONSUME {RETENTION_COMMANDS}",
+            causation_id=command.event_id,
+            event_id=refusal_id(command, self.events.service),
+        )
+        stream = f"refusal:{command.event_id}"
+        if session is not None and await self.repository.store.get(event.event_id) is not None:
+            return
+        try:
+            await self.repository.append(stream, 0, [event], session=session)
+        except (ConcurrencyError, DuplicateEventIdError):
+            if session is not None:
+                raise  # the transaction is spoilt: the consumer retries, then finds the record
+            log.info("refusal of command %s was recorded before", command.event_id)
 
     async def erase(self, order: EraseOrder) -> SubjectErasedData:
         done = await self.participant.erase_subject(order)

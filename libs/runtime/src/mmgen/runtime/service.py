@@ -65,12 +65,20 @@ from mmgen.events.topics import (
     ensure_topics,
 )
 from mmgen.platform import Environment, ReadinessCheck, kafka_check, mongo_check
+from mmgen.platform.auth import JwksKeySet, KeySet
+from mmgen.platform.errors import ConfigurationError
+from mmgen.runtime.commands import (
+    CommandKeysUnavailableError,
+    CommandVerifier,
+    pinned_command_keys,
+)
 from mmgen.runtime.contract import SUBJECT_ERASED, StandardEvents, register_standard_events
 from mmgen.runtime.erasure import (
     COMMAND_TYPES,
     ErasureCommands,
     ErasureParticipant,
     MongoOutcomeMemo,
+    refused_counter,
 )
 from mmgen.runtime.settings import EventServiceSettings
 from mmgen.runtime.trail import AuditTrail
@@ -153,6 +161,8 @@ class ServiceRuntime:
         self.broker: KafkaBroker | None = None
         self.consumer: EventConsumer[Envelope] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._erasure_commands: ErasureCommands | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # --- what a bootstrap registers (no I/O) --------------------------------------------------
 
@@ -177,14 +187,43 @@ class ServiceRuntime:
             raise ValueError(f"{event_type} has this handler already")
         handlers.append(handler)
 
-    def erasure(self, participant: ErasureParticipant) -> ErasureCommands:
-        """Obey retention's commands through `participant`; serve its export and footprint."""
+    def erasure(
+        self, participant: ErasureParticipant, *, command_keys: KeySet | None = None
+    ) -> ErasureCommands:
+        """Obey retention's signed commands through `participant`; serve its export and
+        footprint. `command_keys`: retention's own key set (retention checks its commands
+        too); every other service reads them from settings (`retention_command_keys`, else
+        `retention_jwks_url`, fetched at most once per `jwks_min_refresh_interval_seconds`)."""
         self.participant = participant
         memo = None if self.db is None else MongoOutcomeMemo(self.db[ERASURE_OUTCOMES])
-        commands = ErasureCommands(participant, self.kernel.repository, self.events, memo)
+        if command_keys is None:
+            command_keys = self._command_keys()
+        commands = ErasureCommands(
+            participant,
+            self.kernel.repository,
+            self.events,
+            CommandVerifier(command_keys),
+            memo,
+            refused_counter(self.metrics_registry),
+        )
+        self._erasure_commands = commands
         for event_type in COMMAND_TYPES:
             self.on(event_type, commands.handle)
         return commands
+
+    def _command_keys(self) -> KeySet | None:
+        s = self.settings
+        if s.retention_command_keys:
+            return pinned_command_keys(s.retention_command_keys)
+        if s.retention_jwks_url:
+            keys = JwksKeySet(
+                s.retention_jwks_url,
+                min_refresh_interval=s.jwks_min_refresh_interval_seconds,
+                max_age=s.jwks_max_age_seconds,
+            )
+            self._closers.append(keys.aclose)
+            return keys
+        return None
 
     def revoke_tokens_from_identity(self) -> SubjectRevocations:
         """Refuse tokens of accounts identity closed or erased, as soon as its event is read."""
@@ -263,7 +302,10 @@ class ServiceRuntime:
         s = self.settings
         try:
             await ensure_topics(
-                s.kafka_bootstrap, self.owned_topics(), partitions=s.topic_partitions
+                s.kafka_bootstrap,
+                self.owned_topics(),
+                partitions=s.topic_partitions,
+                security=s.kafka_security(),
             )
         except TopicPartitionMismatchError:
             if s.environment is Environment.production:
@@ -276,6 +318,7 @@ class ServiceRuntime:
                 self.owned_topics(),
                 partitions=s.topic_partitions,
                 check_partitions=False,
+                security=s.kafka_security(),
             )
 
     # --- life cycle ----------------------------------------------------------------------------
@@ -327,6 +370,8 @@ class ServiceRuntime:
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         """Start everything in order; stop in reverse, whatever failed on the way."""
+        if not self.in_memory:
+            self._refuse_unverifiable_commands()
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self._close)
             await self.kernel.prepare()
@@ -351,6 +396,13 @@ class ServiceRuntime:
                 stack.push_async_callback(component.stop)
             yield
 
+    def _refuse_unverifiable_commands(self) -> None:
+        """Fail closed: a service that obeys commands starts only knowing whose they are."""
+        commands = self._erasure_commands
+        missing = self.settings.command_keys_setting_missing()
+        if commands is not None and commands.verifier.keys is None and missing:
+            raise ConfigurationError(f"refusing to start {self.name}: {missing}")
+
     async def _start_messaging(self, stack: contextlib.AsyncExitStack) -> None:
         s = self.settings
         assert self.db is not None
@@ -366,6 +418,7 @@ class ServiceRuntime:
             partitions=s.topic_partitions,
             registry=self.metrics_registry,
             copies=self._copies,
+            security=s.kafka_security(),
         )
         self._spawn(self.relay.run(), f"{self.name}-relay")
         relay = self.relay
@@ -376,6 +429,7 @@ class ServiceRuntime:
             lambda: relay.status.checkpoint if relay.status.holds_lease else None,
             idle_interval_s=s.heads_idle_interval_seconds,
             producer_config=PRODUCER_RECOVERY_CONFIG,
+            security=s.kafka_security(),
         )
         await self.heads.start()
         stack.push_async_callback(self.heads.stop)
@@ -386,20 +440,19 @@ class ServiceRuntime:
             group_prefix=f"{s.topic_prefix}republish-",
             session_timeout_ms=s.consumer_session_timeout_ms,
             heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+            security=s.kafka_security(),
         )
         stack.push_async_callback(self.republish.stop)
         starts = [self.republish.start()]
         if self._handlers:
-            # Dead letters are published by this broker: acks from every replica, as events are.
-            self.broker = KafkaBroker(
-                s.kafka_bootstrap,
-                logger=None,
-                client_id=self.name,
-                acks="all",
-                enable_idempotence=False,
+            self.broker = self.inbox_broker()
+            # Retention's keys out of reach is not the command's fault: retried, never parked.
+            default = RetryPolicy()
+            retry = RetryPolicy(
+                transient_errors=(*default.transient_errors, CommandKeysUnavailableError)
             )
             self.consumer = EventConsumer(
-                self.broker, self.db, registry=self.metrics_registry, retry=RetryPolicy()
+                self.broker, self.db, registry=self.metrics_registry, retry=retry
             )
             self.consumer.subscribe(
                 *self.consumed_topics(),
@@ -414,6 +467,19 @@ class ServiceRuntime:
             starts.append(self.broker.start())
         # Each joins a consumer group (about half the session timeout): in parallel.
         await asyncio.gather(*starts)
+
+    def inbox_broker(self) -> KafkaBroker:
+        """The inbox's FastStream broker (not connected). Dead letters are published by it:
+        acks from every replica, as events are."""
+        s = self.settings
+        return KafkaBroker(
+            s.kafka_bootstrap,
+            logger=None,
+            client_id=self.name,
+            acks="all",
+            enable_idempotence=False,
+            security=s.kafka_security().faststream(),
+        )
 
     def _handles(self, event_type: str) -> bool:
         """The inbox acts on these types only: the rest of the topics it reads (another
@@ -441,6 +507,8 @@ class ServiceRuntime:
         self._tasks = []
 
     async def _close(self) -> None:
+        for close in self._closers:
+            await close()
         await self.kernel.close()
         if self.client is not None:
             await self.client.close()
@@ -451,7 +519,12 @@ class ServiceRuntime:
         checks: list[ReadinessCheck] = []
         if self.client is not None:
             checks.append(mongo_check(self.client))
-            checks.append(kafka_check(self.settings.kafka_bootstrap))
+            checks.append(
+                kafka_check(
+                    self.settings.kafka_bootstrap,
+                    client_options=self.settings.kafka_security().client_config(),
+                )
+            )
             checks.append(ReadinessCheck("relay", self._relay_ready))
             checks.append(ReadinessCheck("inbox", self._inbox_ready))
         checks.append(ReadinessCheck("projections", self._projections_ready))

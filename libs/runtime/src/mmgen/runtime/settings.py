@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import os
+from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, SecretStr, model_validator
+
+from mmgen.events.kafka_security import KafkaSecurity, KafkaSecurityError
 from mmgen.events.keys import MasterKey, MasterKeyring
 from mmgen.events.topics import DEFAULT_PARTITIONS
 from mmgen.platform import ServiceSettings, dev_secret
@@ -40,6 +45,67 @@ class EventServiceSettings(ServiceSettings):
     key_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     #: Longest wait of a read-model projector for an append before polling again.
     projector_idle_wait_seconds: float = Field(default=1.0, gt=0)
+
+    #: How every Kafka client of the service connects: `PLAINTEXT` (the local broker), `SSL`,
+    #: `SASL_PLAINTEXT` or `SASL_SSL`; with SASL, a mechanism (`SCRAM-SHA-512`, `SCRAM-SHA-256`,
+    #: `PLAIN`), a username and a password; with TLS, the CA file the brokers' certificates are
+    #: checked against (default: the system's CAs).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+
+    #: Retention's public keys that sign `retention.commands` (base64url `x` of its Ed25519
+    #: JWKs), pinned; when given, `retention_jwks_url` is not used.
+    retention_command_keys: tuple[str, ...] = ()
+    #: Retention's `/.well-known/jwks.json`, from which command keys are fetched when none is
+    #: pinned. The local stack defaults to its retention; anywhere else a service that obeys
+    #: commands refuses to start with neither set (`command_keys_setting_missing`).
+    retention_jwks_url: str | None = None
+
+    @model_validator(mode="after")
+    def _local_retention_jwks(self) -> EventServiceSettings:
+        """The local stack's retention (`MMGEN_RETENTION_URL`, set by `mmgen up`) signs its
+        commands when nothing else is configured."""
+        if self.is_local_stack and not self.retention_command_keys and not self.retention_jwks_url:
+            base = os.environ.get("MMGEN_RETENTION_URL") or "http://127.0.0.1:8005"
+            object.__setattr__(
+                self, "retention_jwks_url", f"{base.rstrip('/')}/.well-known/jwks.json"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> EventServiceSettings:
+        """Fail at load, naming the variables, rather than at the first connection."""
+        try:
+            self.kafka_security()
+        except KafkaSecurityError as exc:
+            raise ValueError(
+                f"{self.env_name('kafka_security_protocol')} and its companions: {exc}"
+            ) from exc
+        return self
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The one security value every Kafka client of the service is made with."""
+        password = self.kafka_sasl_password
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=password.get_secret_value() if password is not None else None,
+            ca_file=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+        )
+
+    def command_keys_setting_missing(self) -> str | None:
+        """The message naming the settings to give when neither names retention's keys."""
+        if self.retention_command_keys or self.retention_jwks_url:
+            return None
+        return (
+            f"{self.env_name('retention_jwks_url')} or {self.env_name('retention_command_keys')} "
+            "must name retention's command-signing keys: without them no erasure command can be "
+            "verified, and none is obeyed"
+        )
 
     @property
     def inbox_group(self) -> str:

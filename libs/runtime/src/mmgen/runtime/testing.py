@@ -5,7 +5,7 @@
     async with running_app(build_app(settings, key_set=tokens.key_set())) as (app, client):
         r = await client.get("/projects", headers=tokens.headers("client")[1])
         assert_problem(r, 401)
-    await publish_command(settings, erase_command(subject_id))     # as retention would
+    await publish_command(settings, erase_command(subject_id))     # as retention would, signed
 
 A service's conftest builds module-scoped fixtures from these (`loop_scope="module"`), so an
 app starts once per test module, not once per test.
@@ -14,6 +14,8 @@ app starts once per test module, not once per test.
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,18 +25,50 @@ from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretBytes, SecretStr
 from pymongo import AsyncMongoClient
 
+from mmgen.auditlog.receipt import ReceiptSigner, b64url_encode
 from mmgen.events.envelope import Actor, Envelope, Resource
 from mmgen.platform import PlatformApp, ServiceSettings
 from mmgen.platform.auth import SigningKey, StaticKeySet, issue_token
+from mmgen.runtime.commands import SIGNATURE_FIELD, sign_command
 
 S = TypeVar("S", bound=ServiceSettings)
 T = TypeVar("T")
 
+#: Signs the kit's retention commands as retention would (a key of this test process only).
+COMMAND_SIGNER = ReceiptSigner(secrets.token_bytes(32))
+#: `retention_command_keys` pinning `COMMAND_SIGNER`: what `service_settings` gives every app.
+COMMAND_KEYS: tuple[str, ...] = (b64url_encode(COMMAND_SIGNER.jwk.public_key),)
+
+
+def command_key_settings() -> dict[str, Any]:
+    """Settings that make a service obey the kit's signed commands (for settings built by hand,
+    e.g. over the in-memory kernel)."""
+    return {"retention_command_keys": COMMAND_KEYS}
+
+
+def random_secrets(cls: type[ServiceSettings]) -> dict[str, SecretStr | SecretBytes]:
+    """A fresh random value for every secret setting with a default (a `dev_secret(...)`).
+
+    Services refuse to start with development secrets under `environment=test` too; these are
+    the explicit, test-only secrets that let an app under test start. Each is base64 of 32
+    random bytes, which every key setting accepts (`mmgen.platform.key_bytes`).
+    """
+    values: dict[str, SecretStr | SecretBytes] = {}
+    for name, field in cls.model_fields.items():
+        raw = secrets.token_bytes(32)
+        if isinstance(field.default, SecretStr):
+            values[name] = SecretStr(base64.b64encode(raw).decode("ascii"))
+        elif isinstance(field.default, SecretBytes):
+            values[name] = SecretBytes(raw)
+    return values
+
 
 def service_settings(cls: type[S], infra: Any, **overrides: Any) -> S:
-    """Settings for one app under test: its own database and topic prefix, fast group joins."""
+    """Settings for one app under test: its own database and topic prefix, fast group joins,
+    and random real secrets (`random_secrets`) unless `overrides` gives them."""
     name = cls.model_fields["service_name"].default
     values: dict[str, Any] = {
         "environment": "test",
@@ -50,6 +84,8 @@ def service_settings(cls: type[S], infra: Any, **overrides: Any) -> S:
         "jwks_url": None,
         "log_json": False,
         "log_level": "WARNING",
+        **command_key_settings(),
+        **random_secrets(cls),
     }
     values.update(overrides)
     return cls(**{k: v for k, v in values.items() if k in cls.model_fields})
@@ -117,10 +153,31 @@ def assert_problem(
     return body
 
 
-def erase_command(subject_id: str, held: Sequence[str] = (), **fixed: Any) -> Envelope:
-    """A `retention.EraseSubject` command as retention publishes it (`fixed`: envelope fields)."""
+def signed(command: Envelope, signer: ReceiptSigner | None = COMMAND_SIGNER) -> Envelope:
+    """`command` with the signature `signer` gives it (None: unsigned, as a forger sends it)."""
+    data = {k: v for k, v in command.data.items() if k != SIGNATURE_FIELD}
+    if signer is not None:
+        data[SIGNATURE_FIELD] = sign_command(
+            signer,
+            event_id=command.event_id,
+            event_type=command.event_type,
+            subject_id=command.subject_id,
+            data=data,
+        )
+    return command.model_copy(update={"data": data})
+
+
+def erase_command(
+    subject_id: str,
+    held: Sequence[str] = (),
+    *,
+    signer: ReceiptSigner | None = COMMAND_SIGNER,
+    **fixed: Any,
+) -> Envelope:
+    """A `retention.EraseSubject` command as retention publishes it, signed by `signer`
+    (`fixed`: envelope fields)."""
     request_id = str(uuid.uuid4())
-    return Envelope(
+    command = Envelope(
         event_type="retention.EraseSubject",
         schema_version=1,
         producer="retention",
@@ -135,12 +192,19 @@ def erase_command(subject_id: str, held: Sequence[str] = (), **fixed: Any) -> En
         data={"request_id": request_id, "subject_id": subject_id, "categories_held": list(held)},
         **fixed,
     )
+    return signed(command, signer)
 
 
-def anonymize_command(resource_type: str, resource_id: str, **fixed: Any) -> Envelope:
-    """A `retention.AnonymizeResource` command as retention publishes it."""
+def anonymize_command(
+    resource_type: str,
+    resource_id: str,
+    *,
+    signer: ReceiptSigner | None = COMMAND_SIGNER,
+    **fixed: Any,
+) -> Envelope:
+    """A `retention.AnonymizeResource` command as retention publishes it, signed by `signer`."""
     request_id = str(uuid.uuid4())
-    return Envelope(
+    command = Envelope(
         event_type="retention.AnonymizeResource",
         schema_version=1,
         producer="retention",
@@ -154,6 +218,7 @@ def anonymize_command(resource_type: str, resource_id: str, **fixed: Any) -> Env
         data={"request_id": request_id, "resource": {"type": resource_type, "id": resource_id}},
         **fixed,
     )
+    return signed(command, signer)
 
 
 async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:

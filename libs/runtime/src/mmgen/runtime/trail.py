@@ -3,8 +3,10 @@
 Each record is a standard event (`mmgen.runtime.contract`) appended as a stream of its own,
 so recording never contends with an aggregate's stream. Only ids, codes, categories and field
 names are recorded, never values; a subject is named only when it is a well-formed id.
-`EventStoreDenialRecorder` is the platform's `AccessDenialRecorder` on top of it: every 401 and
-403 of the service's routes becomes an `<svc>.AccessDenied` event.
+`EventStoreDenialRecorder` is the platform's `AccessDenialRecorder` on top of it: a 401 or 403
+of the service's routes becomes an `<svc>.AccessDenied` event — each one for a verified caller,
+a sample of the anonymous ones (`build_service_app` puts the platform's
+`AggregatingDenialRecorder` in front of it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mmgen.events.mapper import NewEvent
 from mmgen.platform.auth import CurrentPrincipal
 from mmgen.platform.metrics import route_template
 from mmgen.runtime.contract import (
+    CODE_MAX,
     ROUTE_MAX,
     StandardEvents,
     well_formed_id,
@@ -70,6 +73,8 @@ class AuditTrail:
         purpose: str | None = None,
         target_type: str | None = None,
         target_id: str | None = None,
+        reason: str | None = None,
+        occurrences: int = 1,
     ) -> None:
         """A refused request (route template, code; target and subject only as ids)."""
         target = well_formed_id(target_id)
@@ -77,12 +82,14 @@ class AuditTrail:
         await self._append(
             NewEvent(
                 self.events.AccessDenied(
-                    code=code[:100],
+                    code=code[:CODE_MAX],
                     status=status,
                     method=method[:10],
                     route=route[:ROUTE_MAX],
                     target_type=(target_type or None) if target else None,
                     target_id=target,
+                    reason=reason[:CODE_MAX] if reason else None,
+                    occurrences=max(1, occurrences),
                 ),
                 subject_id=well_formed_id(subject_id),
                 actor=actor,
@@ -143,7 +150,7 @@ class AuditTrail:
 
 
 class EventStoreDenialRecorder:
-    """`AccessDenialRecorder`: every 401/403 of the service becomes an `<svc>.AccessDenied`."""
+    """`AccessDenialRecorder`: each refusal it is given becomes an `<svc>.AccessDenied`."""
 
     #: Path parameters that name the subject a refused request was about.
     SUBJECT_PARAMS = ("subject_id", "user_id")
@@ -174,4 +181,6 @@ class EventStoreDenialRecorder:
             purpose=str(declared) if declared else None,
             target_type=target_type,
             target_id=target_id,
+            reason=reason.reason,
+            occurrences=reason.occurrences,
         )

@@ -136,6 +136,8 @@ def bootstrap(
         window=timedelta(seconds=settings.login_failure_window_seconds),
         max_per_account=settings.login_max_failures_per_account,
         max_per_address=settings.login_max_failures_per_address,
+        delay_base=timedelta(seconds=settings.login_delay_base_seconds),
+        delay_max=timedelta(seconds=settings.login_delay_max_seconds),
     )
     ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
     store = runtime.kernel.store
@@ -155,6 +157,7 @@ def bootstrap(
             derive_key(masters.current.key, "signing-keys"),
             retired_wrapping_keys=[derive_key(m.key, "signing-keys") for m in masters.retired],
             reload_interval=settings.signing_keys_reload_seconds,
+            unknown_kid_reload_interval=settings.signing_keys_unknown_kid_reload_seconds,
         ),
         InMemorySigningKeyRing,
     )
@@ -227,6 +230,7 @@ def bootstrap(
             audience=settings.jwt_audience,
             leeway=settings.jwt_leeway_seconds,
             denylist=AccountDenylist(accounts),
+            max_lifetime=settings.jwt_max_lifetime_seconds,
         ),
         service_credentials_key=credentials,
     )

@@ -57,6 +57,13 @@ class IdentitySettings(EventServiceSettings):
     service_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
     #: How often an instance re-reads the signing keys (another instance may have rotated).
     signing_keys_reload_seconds: float = Field(default=30.0, gt=0)
+    #: A token with a well-formed `kid` the ring does not hold reloads it at most this often.
+    signing_keys_unknown_kid_reload_seconds: float = Field(default=5.0, ge=0)
+    #: A rotated-in key is in the JWKS this long before it signs, so every verifier that
+    #: refreshes meanwhile knows it before its first token arrives. Keep it at least
+    #: `signing_keys_reload_seconds` (every identity instance learns the schedule) plus the
+    #: services' `jwks_min_refresh_interval_seconds` (30 s by default).
+    signing_key_publish_seconds: float = Field(default=60.0, ge=0)
 
     # --- passwords -----------------------------------------------------------------------------
     #: NIST SP 800-63B-4: at least 15 characters for a password used as a single factor.
@@ -67,10 +74,16 @@ class IdentitySettings(EventServiceSettings):
     argon2_time_cost: int = Field(default=OWASP_MIN_TIME_COST, ge=OWASP_MIN_TIME_COST)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
 
-    # --- throttling of failed logins -------------------------------------------------------------
+    # --- throttling of sign-in attempts (adapters/throttle.py) ------------------------------------
+    #: A counter starts again after this long without an attempt on it.
     login_failure_window_seconds: int = Field(default=900, ge=1)
+    #: Attempts an account (from any address) or an address may make before delays begin.
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=50, ge=1)
+    #: Past the limit, attempt n waits base * 2^(n - limit) after the previous one, at most max:
+    #: a delay, never a lock, so an owner is not kept out of their account.
+    login_delay_base_seconds: float = Field(default=2.0, gt=0)
+    login_delay_max_seconds: float = Field(default=900.0, gt=0)
 
     @field_validator("bootstrap_admin_email")
     @classmethod

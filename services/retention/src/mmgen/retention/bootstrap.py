@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from mmgen.auditlog.receipt import Ed25519Jwk, ReceiptSigner
+from mmgen.auditlog.receipt import Ed25519Jwk, ReceiptSigner, b64url_encode
 from mmgen.auditlog.receipt import b64url_decode as jwk_x_bytes
 from mmgen.events.consumer import HandlerContext
 from mmgen.events.envelope import Envelope
@@ -85,6 +85,7 @@ from mmgen.retention.service_layer.receipts import Receipts
 from mmgen.retention.service_layer.requests import PrivacyRequests, RequestBook
 from mmgen.retention.service_layer.scheduler import Scheduler
 from mmgen.retention.settings import RetentionSettings
+from mmgen.runtime.commands import pinned_command_keys
 from mmgen.runtime.contract import RESOURCE_ANONYMIZED, SUBJECT_ERASED
 from mmgen.runtime.service import ServiceRuntime
 
@@ -245,11 +246,17 @@ def bootstrap(
         holds=hold_views,
         clock=clock,
     )
-    runtime.erasure(participant)
+    signer = ReceiptSigner(settings.receipt_seed())
+    # Retention obeys its own commands too, checked like everyone's: against its own keys.
+    own_keys = (b64url_encode(signer.jwk.public_key), *settings.receipt_retired_public_keys)
+    runtime.erasure(
+        participant,
+        command_keys=pinned_command_keys((*own_keys, *settings.retention_command_keys)),
+    )
     directory = SelfAnsweringDirectory(
         remote, name=settings.service_name, participant=participant, trail=runtime.trail
     )
-    publisher = StoreCommandPublisher(repository)
+    publisher = StoreCommandPublisher(repository, signer)
     coordinator = ErasureCoordinator(
         book=book,
         views=views,
@@ -298,7 +305,7 @@ def bootstrap(
     receipts = Receipts(
         book=book,
         heads=heads,
-        signer=ReceiptSigner(settings.receipt_seed()),
+        signer=signer,
         retired=[Ed25519Jwk.of(jwk_x_bytes(x)) for x in settings.receipt_retired_public_keys],
     )
     feed = AuditFeed(
@@ -342,6 +349,7 @@ def bootstrap(
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
             idle_wait_s=settings.projector_idle_wait_seconds,
+            security=settings.kafka_security(),
         )
         runtime.component(reader, reader.readiness_check)
     runtime.component(scheduler)

@@ -20,9 +20,11 @@ from mmgen.platform.auth.errors import (
     RoleNotAllowedError,
     ServiceTokenRequiredError,
     SigningKeysUnavailableError,
+    SubjectRevokedError,
     UnauthenticatedError,
 )
 from mmgen.platform.auth.keys import (
+    ACCESS_TOKEN_TYPE,
     JwksKeySet,
     KeySet,
     SigningKey,
@@ -31,6 +33,7 @@ from mmgen.platform.auth.keys import (
     jwks_document,
     parse_jwks,
     public_jwk,
+    well_formed_kid,
 )
 from mmgen.platform.auth.principal import (
     HUMAN_ROLES,
@@ -42,6 +45,7 @@ from mmgen.platform.auth.principal import (
 from mmgen.platform.auth.verifier import REQUIRED_CLAIMS, TokenVerifier
 
 __all__ = [
+    "ACCESS_TOKEN_TYPE",
     "HUMAN_ROLES",
     "PURPOSE_HEADER",
     "PURPOSE_REQUIRED_ROLES",
@@ -65,6 +69,7 @@ __all__ = [
     "SigningKeysUnavailableError",
     "StaticKeySet",
     "SubjectDenylist",
+    "SubjectRevokedError",
     "TokenVerifier",
     "UnauthenticatedError",
     "declared_purpose",
@@ -76,4 +81,5 @@ __all__ = [
     "require_purpose",
     "require_roles",
     "require_service",
+    "well_formed_kid",
 ]

@@ -24,6 +24,7 @@ from mmgen.platform.auth.errors import (
     PurposeUnknownError,
     RoleNotAllowedError,
     ServiceTokenRequiredError,
+    SubjectRevokedError,
     UnauthenticatedError,
 )
 from mmgen.platform.auth.principal import (
@@ -63,7 +64,12 @@ async def get_principal(
         return cached
     if credentials is None:
         raise UnauthenticatedError()
-    principal = await token_verifier_of(request).verify(credentials.credentials)
+    try:
+        principal = await token_verifier_of(request).verify(credentials.credentials)
+    except SubjectRevokedError as revoked:
+        # Refused, but the signature proved who asked: the refusal is audited as theirs.
+        request.state.refused_principal = revoked.principal
+        raise
     request.state.principal = principal
     return principal
 

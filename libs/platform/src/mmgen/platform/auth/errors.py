@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mmgen.platform.errors import ProblemError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from mmgen.platform.auth.principal import Principal
 
 BEARER_CHALLENGE = "Bearer"
 
@@ -26,18 +30,33 @@ class UnauthenticatedError(AuthError):
 
 
 class InvalidTokenError(AuthError):
-    """The token failed verification; `reason` says which check (kept for the audit)."""
+    """The token failed verification; `reason` says which check, for the audit only.
+
+    The answer is the same whatever the reason (RFC 6750 `invalid_token`): telling a caller
+    "subject revoked" or "unknown key id" would tell them that an account was closed, or help
+    them probe the verifier.
+    """
 
     status = 401
     slug = "invalid-token"
     title = "Invalid access token"
+    GENERIC_DETAIL = "the access token is invalid"
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(
-            f"the access token is invalid: {reason}",
+            self.GENERIC_DETAIL,
             headers={"WWW-Authenticate": f'{BEARER_CHALLENGE} error="invalid_token"'},
         )
+
+
+class SubjectRevokedError(InvalidTokenError):
+    """A genuine token of a closed or erased account: refused like any invalid token, but the
+    verified `principal` is known, so its refusal is audited as that principal's."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        super().__init__("subject revoked")
 
 
 class RoleNotAllowedError(AuthError):

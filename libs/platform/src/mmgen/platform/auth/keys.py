@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -32,8 +33,17 @@ from mmgen.platform.auth.errors import SigningKeysUnavailableError
 logger = logging.getLogger("mmgen.platform.auth")
 
 ALGORITHM = "EdDSA"
+#: The header `typ` of an access token (RFC 9068), required by verifiers (RFC 8725 §3.11).
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 #: A JWKS bigger than this is refused (a sane key set is a few hundred bytes).
 MAX_JWKS_BYTES = 64 * 1024
+#: What a `kid` may look like: checked before any lookup, so a made-up one costs nothing.
+KID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def well_formed_kid(kid: object) -> bool:
+    """True for a `kid` of the form keys are given (1 to 64 of `A-Z a-z 0-9 _ . -`)."""
+    return isinstance(kid, str) and KID_PATTERN.fullmatch(kid) is not None
 
 
 def _b64url(data: bytes) -> str:
@@ -78,8 +88,9 @@ def parse_jwks(document: Any) -> dict[str, Ed25519PublicKey]:
         if entry.get("alg", ALGORITHM) != ALGORITHM or entry.get("use", "sig") != "sig":
             continue
         kid, x = entry.get("kid"), entry.get("x")
-        if not isinstance(kid, str) or not kid or not isinstance(x, str):
+        if not well_formed_kid(kid) or not isinstance(x, str):
             continue
+        assert isinstance(kid, str)
         try:
             keys[kid] = Ed25519PublicKey.from_public_bytes(_b64url_decode(x))
         except ValueError:
@@ -117,11 +128,12 @@ class SigningKey:
     def public_jwk(self) -> dict[str, str]:
         return public_jwk(self.kid, self.public_key)
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
-        """A compact JWS (EdDSA) over `claims`, with this key's `kid` in the header."""
-        return jwt.encode(
-            dict(claims), self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid}
-        )
+    def sign(self, claims: Mapping[str, Any], *, typ: str | None = None) -> str:
+        """A compact JWS (EdDSA) over `claims`, with this key's `kid` (and `typ`) in the header."""
+        headers: dict[str, Any] = {"kid": self.kid}
+        if typ is not None:
+            headers["typ"] = typ
+        return jwt.encode(dict(claims), self.private_key, algorithm=ALGORITHM, headers=headers)
 
 
 def issue_token(
@@ -134,8 +146,10 @@ def issue_token(
     ttl: timedelta = timedelta(minutes=15),
     now: datetime | None = None,
     extra_claims: Mapping[str, Any] | None = None,
+    typ: str = ACCESS_TOKEN_TYPE,
 ) -> str:
-    """An access token with every claim services require (`exp iat iss aud sub role` + `jti`)."""
+    """An access token as verifiers require it: header `typ: at+jwt` and `kid`, claims
+    `exp iat iss aud sub role jti` (`typ`/`extra_claims` let tests forge the other kinds)."""
     issued = now or datetime.now(UTC)
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -147,7 +161,7 @@ def issue_token(
         "jti": secrets.token_hex(16),
     }
     claims.update(extra_claims or {})
-    return key.sign(claims)
+    return key.sign(claims, typ=typ)
 
 
 @runtime_checkable
@@ -190,12 +204,16 @@ class StaticKeySet:
 class JwksKeySet:
     """Identity's JWKS fetched over HTTP, cached by `kid`, refreshed with a rate limit.
 
+    - a `kid` not of the form keys are given (`well_formed_kid`) is unknown at once, no fetch;
     - a known `kid` is served from the cache (refreshed in passing once older than `max_age`,
       so a key identity withdrew stops verifying);
-    - an unknown `kid` triggers one refresh, unless the last attempt was less than
-      `min_refresh_interval` ago — then the answer is "no such key" (→ 401);
-    - concurrent requests share one fetch; if identity cannot be reached and the key is not
-      cached, `SigningKeysUnavailableError` (→ 503) says so instead of a misleading 401.
+    - an unknown `kid` triggers a refresh, unless the last attempt was less than
+      `min_refresh_interval` ago — then the answer is "no such key" (→ 401). Identity publishes
+      a new key before it signs with it, so a refresh at most that often finds it in time;
+    - refreshes are single-flighted: concurrent requests share one fetch and nothing waits on
+      a lock, so a flood of made-up `kid`s costs identity at most one fetch per interval;
+    - if identity cannot be reached and the key is not cached, `SigningKeysUnavailableError`
+      (→ 503) says so instead of a misleading 401.
     """
 
     def __init__(
@@ -219,11 +237,13 @@ class JwksKeySet:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._last_error: str | None = None
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Task[None] | None = None
         #: How many HTTP fetches were made (observable, so tests can prove the rate limit).
         self.fetch_count = 0
 
     async def get(self, kid: str) -> Ed25519PublicKey | None:
+        if not well_formed_kid(kid):
+            return None
         key = self._keys.get(kid)
         if key is not None:
             if self._stale():
@@ -235,13 +255,14 @@ class JwksKeySet:
 
     async def refresh(self) -> None:
         """Fetch now, whatever the rate limit says (start-up, readiness)."""
-        async with self._lock:
-            await self._fetch()
+        await asyncio.shield(self._start_fetch())
 
     def cached_kids(self) -> list[str]:
         return sorted(self._keys)
 
     async def aclose(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -255,23 +276,34 @@ class JwksKeySet:
             and self._clock() - self._last_attempt < self.min_refresh_interval
         )
 
+    def _start_fetch(self) -> asyncio.Task[None]:
+        """The fetch in flight, or a new one: every caller awaits the same task."""
+        if self._inflight is None:
+            task = asyncio.get_running_loop().create_task(self._fetch())
+            task.add_done_callback(self._fetch_done)
+            self._inflight = task
+        return self._inflight
+
+    def _fetch_done(self, task: asyncio.Task[None]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved here: a failure nobody awaited is not an error
+
     async def _refresh(self, kid: str, *, keep_on_failure: bool) -> None:
-        async with self._lock:
-            if kid in self._keys and not self._stale():
-                return  # another request refreshed while we waited
-            if self._rate_limited():
-                if self._last_error is not None and kid not in self._keys and not keep_on_failure:
-                    raise SigningKeysUnavailableError(
-                        "identity's signing keys could not be fetched; retry shortly",
-                        headers={"Retry-After": str(max(1, int(self.min_refresh_interval)))},
-                    )
+        if self._inflight is None and self._rate_limited():
+            if self._last_error is not None and kid not in self._keys and not keep_on_failure:
+                raise SigningKeysUnavailableError(
+                    "identity's signing keys could not be fetched; retry shortly",
+                    headers={"Retry-After": str(max(1, int(self.min_refresh_interval)))},
+                )
+            return
+        try:
+            await asyncio.shield(self._start_fetch())
+        except SigningKeysUnavailableError:
+            if keep_on_failure:
                 return
-            try:
-                await self._fetch()
-            except SigningKeysUnavailableError:
-                if keep_on_failure:
-                    return
-                raise
+            raise
 
     async def _fetch(self) -> None:
         self._last_attempt = self._clock()

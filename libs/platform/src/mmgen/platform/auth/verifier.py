@@ -1,9 +1,13 @@
-"""Verification of identity's access tokens: EdDSA only, every claim required, revocable.
+"""Verification of identity's access tokens (RFC 8725): EdDSA only, every claim required,
+bounded lifetime, revocable.
 
-Each check that fails raises `InvalidTokenError` with the reason (→ 401, audited as a denial):
-an algorithm other than EdDSA (this rejects `alg: none` and the HS256-with-the-public-key
-trick before any key is touched), no or unknown `kid`, a bad signature, expiry, a wrong
-audience or issuer, a missing claim, an unknown role, or a subject on the denylist.
+Each check that fails raises `InvalidTokenError` with the reason (→ a generic 401; the reason
+goes to the audit only): an algorithm other than EdDSA (this rejects `alg: none` and the
+HS256-with-the-public-key trick before any key is touched), a header `typ` other than `at+jwt`
+(an ID token or another JWT replayed as an access token), a missing, malformed or unknown
+`kid`, a bad signature, expiry, a wrong audience or issuer, a missing claim (`jti` included),
+a lifetime (`exp - iat`) over the maximum, an unknown role, or a subject on the denylist.
+One audience is shared by every service for now; audiences per service come later.
 """
 
 from __future__ import annotations
@@ -14,14 +18,25 @@ from typing import Any
 import jwt
 
 from mmgen.platform.auth.denylist import SubjectDenylist
-from mmgen.platform.auth.errors import InvalidTokenError
-from mmgen.platform.auth.keys import ALGORITHM, JwksKeySet, KeySet
+from mmgen.platform.auth.errors import InvalidTokenError, SubjectRevokedError
+from mmgen.platform.auth.keys import (
+    ACCESS_TOKEN_TYPE,
+    ALGORITHM,
+    JwksKeySet,
+    KeySet,
+    well_formed_kid,
+)
 from mmgen.platform.auth.principal import Principal, Role
 from mmgen.platform.settings import ServiceSettings
 
-REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "role")
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "role", "jti")
 #: Tokens longer than this are refused before parsing (ours are a few hundred bytes).
 MAX_TOKEN_LENGTH = 8192
+#: Header `typ` values of an access token (RFC 9068 §2.1; compared case-insensitively).
+ACCESS_TOKEN_TYPES = frozenset({ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"})
+#: The default longest lifetime (`exp - iat`) a verifier accepts, in seconds.
+DEFAULT_MAX_LIFETIME = 3600
+MAX_JTI_LENGTH = 200
 
 
 class TokenVerifier:
@@ -35,12 +50,14 @@ class TokenVerifier:
         audience: str = "mmgen",
         leeway: int = 5,
         denylist: SubjectDenylist | None = None,
+        max_lifetime: int = DEFAULT_MAX_LIFETIME,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self.denylist = denylist
+        self.max_lifetime = max_lifetime
 
     @classmethod
     def from_settings(
@@ -65,6 +82,7 @@ class TokenVerifier:
             audience=settings.jwt_audience,
             leeway=settings.jwt_leeway_seconds,
             denylist=denylist,
+            max_lifetime=settings.jwt_max_lifetime_seconds,
         )
 
     async def verify(self, token: str) -> Principal:
@@ -76,13 +94,23 @@ class TokenVerifier:
             raise InvalidTokenError("malformed token") from exc
         if header.get("alg") != ALGORITHM:
             raise InvalidTokenError("algorithm not allowed")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+            raise InvalidTokenError("not an access token (typ)")
         kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
+        if kid is None or kid == "":
             raise InvalidTokenError("no key id")
+        if not well_formed_kid(kid):
+            raise InvalidTokenError("malformed key id")
         key = await self.keys.get(kid)
         if key is None:
             raise InvalidTokenError("unknown key id")
         claims = self._decode(token, key)
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
+            raise InvalidTokenError("invalid token id")
+        if _seconds(claims["exp"]) - _seconds(claims["iat"]) > self.max_lifetime:
+            raise InvalidTokenError("lifetime over the maximum")
         subject, role = claims.get("sub"), claims.get("role")
         if not isinstance(subject, str) or not subject:
             raise InvalidTokenError("invalid subject")
@@ -92,9 +120,10 @@ class TokenVerifier:
             parsed_role = Role(role)
         except ValueError as exc:
             raise InvalidTokenError("unknown role") from exc
+        principal = Principal(subject_id=subject, role=parsed_role, claims=claims)
         if self.denylist is not None and await self.denylist.is_denied(subject):
-            raise InvalidTokenError("subject revoked")
-        return Principal(subject_id=subject, role=parsed_role, claims=claims)
+            raise SubjectRevokedError(principal)
+        return principal
 
     def _decode(self, token: str, key: Any) -> Mapping[str, Any]:
         try:
@@ -127,3 +156,10 @@ class TokenVerifier:
         closer = getattr(self.keys, "aclose", None)
         if closer is not None:
             await closer()
+
+
+def _seconds(value: Any) -> float:
+    """A NumericDate PyJWT has validated already (it accepts what `int()` accepts)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return float(int(value))

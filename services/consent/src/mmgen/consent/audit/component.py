@@ -28,6 +28,7 @@ from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
 from mmgen.consent.audit.witnessing import Witnessing, parse_witnesses
 from mmgen.events.heads import heads_topic
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 from mmgen.events.relay import (
     MAX_REQUEST_SIZE,
     PRODUCER_RECOVERY_CONFIG,
@@ -64,11 +65,15 @@ class AuditConfig:
     lease_ttl_seconds: float = 10.0
     witnesses: str = ""
     witness_timeout_seconds: float = 5.0
+    #: How its Kafka clients connect (the service's `kafka_security()`).
+    kafka_security: KafkaSecurity = PLAINTEXT
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> AuditConfig:
         """From a `ConsentSettings` (fields `audit_*`; missing ones keep their defaults)."""
         values: dict[str, Any] = {"kafka_bootstrap": settings.kafka_bootstrap}
+        if hasattr(settings, "kafka_security"):
+            values["kafka_security"] = settings.kafka_security()
         secret = getattr(settings, "audit_signing_key", None)
         if secret is not None:
             values["signing_key"] = (
@@ -209,6 +214,7 @@ class AuditComponent:
             [self.audit_log_topic, self.republish_topic, heads_topic(self.config.topic_prefix)],
             partitions=self.config.topic_partitions,
             check_partitions=False,
+            security=self.config.kafka_security,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=self.config.kafka_bootstrap,
@@ -218,6 +224,7 @@ class AuditComponent:
             linger_ms=5,
             client_id="consent-audit",
             **PRODUCER_RECOVERY_CONFIG,
+            **self.config.kafka_security.client_config(),
         )
         await producer.start()
         self._producer = producer
@@ -228,6 +235,7 @@ class AuditComponent:
             self.store,
             self.config.kafka_bootstrap,
             pattern=self.topics.events_pattern(),
+            producer_of=self.topics.events_producer,
             group_id=self.config.consumer_group,
             producer=producer,
             republish_topic=self.republish_topic,
@@ -238,6 +246,7 @@ class AuditComponent:
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
             on_append=self.on_append,
+            security=self.config.kafka_security,
         )
         self.metrics.tree_size.set((await self.store.head()).size)
         await self.projector.start()
@@ -249,6 +258,7 @@ class AuditComponent:
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
             metadata_max_age_ms=self.config.metadata_max_age_ms,
+            security=self.config.kafka_security,
         )
         await self.heads.start()
         self._tasks = [

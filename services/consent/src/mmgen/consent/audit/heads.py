@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer
 
 from mmgen.events.heads import HeadAnnouncement, HeadAnnouncementInvalidError
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 
 if TYPE_CHECKING:
     from mmgen.consent.audit.store import MongoAuditStore
@@ -38,6 +39,7 @@ class HeadWatcher:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         metadata_max_age_ms: int = 3_000,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.store = store
         self.bootstrap = bootstrap
@@ -47,6 +49,7 @@ class HeadWatcher:
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
             "metadata_max_age_ms": metadata_max_age_ms,
+            **security.client_config(),
         }
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None

@@ -27,6 +27,12 @@ class AuditMetrics:
         self.dead_lettered = Counter(
             "dead_lettered", "Messages that could not become entries (sent to <topic>.dlq)", **kw
         )
+        self.refused = Counter(
+            "refused",
+            "Envelopes not taken: their producer is not the service of the topic they came on",
+            ["topic_producer"],
+            **kw,
+        )
         self.tree_size = Gauge("tree_size", "Entries in the log", **kw)
         self.checkpoint_size = Gauge("checkpoint_tree_size", "Size of the latest signed head", **kw)
         self.checkpoints = Counter("checkpoints_signed", "Tree heads signed", **kw)

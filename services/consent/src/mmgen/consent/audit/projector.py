@@ -7,7 +7,9 @@ event. Its guarantees are kept here the same way: a batch's offsets are committe
 its transaction committed (at-least-once delivery, with the database's durability), and
 idempotency on `event_id` is the log's own (the unique index, checked by every write).
 Undecodable messages go to `<topic>.dlq` with the error in headers, like the runtime does;
-nothing stalls a partition.
+nothing stalls a partition. So does an envelope whose `producer` is not the service of the
+topic it came on (`<producer>.events`): counted in `audit_refused_total{topic_producer}`, never
+an entry, and never counted in any producer's progress, so it opens no hole.
 
 Pipeline: while batch N's transaction commits, batch N+1 is fetched, decoded and planned —
 dedup, JCS, chain and leaf hashes, Merkle nodes, pages, producer progress; pure CPU, in a
@@ -52,6 +54,7 @@ from mmgen.consent.audit.domain import (
 from mmgen.consent.audit.store import AppendPlan, Head, plan_append
 from mmgen.events.envelope import Envelope
 from mmgen.events.errors import EventsError
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 from mmgen.events.republish import RepublishRequest, send_republish_request
 from mmgen.events.topics import dlq_topic
 
@@ -81,6 +84,8 @@ class Batch:
     items: list[dict[str, Any]] = field(default_factory=list)
     sources: list[Any] = field(default_factory=list)
     undecodable: list[tuple[Any, BaseException]] = field(default_factory=list)
+    #: Envelopes that arrived on another producer's topic (never entries, never progress).
+    refused: list[tuple[Any, BaseException]] = field(default_factory=list)
     plan: AppendPlan | None = None
 
     def offsets(self) -> dict[TopicPartition, int]:
@@ -92,8 +97,15 @@ class Batch:
         return out
 
 
-def decode(records: list[Any]) -> Batch:
-    """Entry fields of each record (pure CPU); what cannot be decoded is set aside."""
+class ProducerMismatchError(EventsError):
+    """An envelope whose `producer` is not the service whose events topic it came on."""
+
+
+def decode(records: list[Any], producer_of: Callable[[str], str | None]) -> Batch:
+    """Entry fields of each record (pure CPU); what cannot be decoded is set aside, and so is
+    an envelope not on its producer's own topic (`producer_of(topic)`): only identity writes to
+    `identity.events`, so an envelope there is identity's — one claiming identity anywhere
+    else is not taken, or any service could write into another's audit trail."""
     batch = Batch(records)
     for record in records:
         try:
@@ -103,6 +115,18 @@ def decode(records: list[Any]) -> Batch:
             fields = entry_fields(envelope)
         except (EventsError, ValueError, TypeError) as exc:
             batch.undecodable.append((record, exc))
+            continue
+        owner = producer_of(record.topic)
+        if envelope.producer != owner:
+            batch.refused.append(
+                (
+                    record,
+                    ProducerMismatchError(
+                        f"producer {envelope.producer!r} on {record.topic}, the topic of "
+                        f"{owner!r}: not taken into the audit log"
+                    ),
+                )
+            )
             continue
         batch.items.append(fields)
         batch.sources.append(record)
@@ -153,6 +177,7 @@ class AuditProjector:
         republish_topic: str,
         metrics: AuditMetrics,
         batch_max: int = 1000,
+        producer_of: Callable[[str], str | None],
         planner: Planner = plan_append,
         max_replans: int = 5,
         gap_repair_delay_s: float = 5.0,
@@ -160,7 +185,9 @@ class AuditProjector:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         on_append: Callable[[AppendResult], None] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
+        self.security = security
         self.store = store
         self.bootstrap = bootstrap
         self.pattern = pattern
@@ -169,6 +196,7 @@ class AuditProjector:
         self.republish_topic = republish_topic
         self.metrics = metrics
         self.batch_max = batch_max
+        self.producer_of = producer_of
         self.planner = planner
         self.max_replans = max_replans
         self.gap_repair_delay = timedelta(seconds=gap_repair_delay_s)
@@ -192,6 +220,7 @@ class AuditProjector:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **self.security.client_config(),
         )
         consumer.subscribe(pattern=self.pattern)
         await consumer.start()
@@ -305,8 +334,13 @@ class AuditProjector:
         return result
 
     async def _decode(self, records: list[Any]) -> Batch:
-        batch = await asyncio.to_thread(decode, records)
+        batch = await asyncio.to_thread(decode, records, self.producer_of)
         for record, exc in batch.undecodable:
+            await self._dead_letter(record, exc)
+        for record, exc in batch.refused:
+            # Parked with the reason for whoever investigates; it holds no producer's number,
+            # so no producer's progress waits for it (no hole, no republish request).
+            self.metrics.refused.labels(self.producer_of(record.topic) or "unknown").inc()
             await self._dead_letter(record, exc)
         return batch
 

@@ -163,11 +163,13 @@ class RefreshTokenReuseDetected(EventData):
     categories=["security"],
 )
 class SigningKeyRotated(EventData):
-    """A new token-signing key; the previous one keeps verifying until its tokens expired."""
+    """A new token-signing key, published at once and signing from `signs_from`; the previous
+    one keeps verifying until its tokens expired."""
 
     kid: str
     previous_kid: str | None
     previous_verifies_until: str | None
+    signs_from: str | None = None
 
 
 #: Which category each personal field belongs to (for footprints and held categories).

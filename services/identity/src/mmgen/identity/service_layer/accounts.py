@@ -162,10 +162,12 @@ class Accounts:
     async def authenticate(self, email: str, password: str, client_address: str) -> User:
         """The user if the credentials are right; the same error for unknown email and bad password.
 
-        Throttled attempts are refused before any password is checked (`LoginThrottledError`).
+        The attempt is taken on the throttle's counters before anything is looked up or hashed,
+        so parallel attempts cannot all slip past a check made before the first one is counted;
+        throttled attempts are refused without checking the password (`LoginThrottledError`).
         """
         index, keys = self.throttle_keys(email, client_address)
-        await self.throttle.check(keys)
+        await self.throttle.acquire(keys)
         user: User | None = None
         user_id = await self.accounts.user_id_for_email(index)
         if user_id is not None:
@@ -177,9 +179,8 @@ class Accounts:
             known_hash = user.password_hash
         ok = await self.hashing.verify(known_hash, normalise_password(password))
         if not ok or user is None:
-            await self.throttle.record_failure(keys)
             raise InvalidCredentialsError()
-        await self.throttle.clear(keys[0])
+        await self.throttle.succeeded(keys)
         return user
 
     # --- the user's own account -----------------------------------------------------------------

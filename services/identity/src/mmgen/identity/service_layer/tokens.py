@@ -118,14 +118,16 @@ class TokenIssuer:
         return ServiceToken(await self._access_token(service, "service", ttl), ttl)
 
     async def rotate_signing_key(self, actor: Actor) -> Rotation:
-        """New signing key now; the old one verifies until every token it signed has expired."""
+        """A new signing key, published now and signing after the publish delay; the old one
+        verifies until every token it signed has expired."""
         longest = max(
             self.settings.access_token_ttl_seconds, self.settings.service_token_ttl_seconds
         )
         rotation = await self.keyring.rotate(
-            timedelta(seconds=longest + self.settings.jwt_leeway_seconds)
+            timedelta(seconds=longest + self.settings.jwt_leeway_seconds),
+            timedelta(seconds=self.settings.signing_key_publish_seconds),
         )
-        until = rotation.previous_verifies_until
+        until, signs_from = rotation.previous_verifies_until, rotation.signs_from
         await self.repository.append(
             "signing-keys",
             await self.repository.store.stream_version("signing-keys"),
@@ -135,6 +137,7 @@ class TokenIssuer:
                         kid=rotation.kid,
                         previous_kid=rotation.previous_kid,
                         previous_verifies_until=until.isoformat() if until else None,
+                        signs_from=signs_from.isoformat() if signs_from else None,
                     ),
                     actor=actor,
                     resource_id=rotation.kid,

@@ -30,6 +30,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mmgen.events.consumer import ConsumerMetrics, EventConsumer, HandlerContext, RetryPolicy
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 from mmgen.events.tailer import MongoCheckpoint, Tailer, TailerMetrics
 from mmgen.events.topics import dlq_topic, ensure_topics
 from mmgen.platform import ReadinessCheck
@@ -139,8 +140,10 @@ class AuditLogReader:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         idle_wait_s: float = 1.0,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.db = db
+        self.security = security
         self.inbox = inbox
         self.apply = apply
         self.bootstrap = bootstrap
@@ -178,9 +181,14 @@ class AuditLogReader:
             [self.topic, dlq_topic(self.topic)],
             partitions=self.partitions,
             check_partitions=False,
+            security=self.security,
         )
         self.broker = KafkaBroker(
-            self.bootstrap, logger=None, client_id="retention-audit", acks="all"
+            self.bootstrap,
+            logger=None,
+            client_id="retention-audit",
+            acks="all",
+            security=self.security.faststream(),
         )
         self.consumer = EventConsumer(
             self.broker,

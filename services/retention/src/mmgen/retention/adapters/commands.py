@@ -6,13 +6,16 @@ The runtime's relay publishes them to `retention.events` (so the audit log recor
 order, with no break in `producer_seq`) and, in the same acked round, to `retention.commands`,
 where every service obeys them. Appending the same command twice is refused by the store
 (same event id, same stream): a repeated step sends nothing new, and the relay never loses
-what was appended.
+what was appended. Each command carries retention's signature (`data.signature`, over its id,
+type, subject and order: `mmgen.runtime.commands`), made with the receipt key published at
+`/.well-known/jwks.json`; services obey only commands that verify.
 """
 
 from __future__ import annotations
 
 import logging
 
+from mmgen.auditlog.receipt import ReceiptSigner
 from mmgen.events.envelope import Actor
 from mmgen.events.errors import ConcurrencyError, DuplicateEventIdError
 from mmgen.events.mapper import NewEvent
@@ -20,6 +23,7 @@ from mmgen.events.registry import EventData
 from mmgen.events.repository import EventSourcedRepository
 from mmgen.retention.domain.events import AnonymizeResource, EraseSubject, ResourceRef
 from mmgen.retention.domain.records import Command
+from mmgen.runtime.commands import sign_command
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,9 @@ def command_stream(command_id: str) -> str:
 class StoreCommandPublisher:
     """Appends each command once; the relay delivers it (at least once, in order per key)."""
 
-    def __init__(self, repository: EventSourcedRepository) -> None:
+    def __init__(self, repository: EventSourcedRepository, signer: ReceiptSigner) -> None:
         self.repository = repository
+        self.signer = signer
 
     async def publish(self, command: Command) -> None:
         data: EventData
@@ -50,6 +55,14 @@ class StoreCommandPublisher:
                 resource=ResourceRef.model_validate(command.data["resource"]),
             )
             resource_id = f"{data.resource.type}:{data.resource.id}"
+        signature = sign_command(
+            self.signer,
+            event_id=command.command_id,
+            event_type=command.event_type,
+            subject_id=command.subject_id,
+            data=data.model_dump(mode="json", exclude={"signature"}),
+        )
+        data = data.model_copy(update={"signature": signature})
         event = NewEvent(
             data,
             subject_id=command.subject_id,

@@ -224,6 +224,8 @@ class EraseSubject(EventData):
     request_id: str
     subject_id: str
     categories_held: list[str]
+    #: Retention's compact JWS over the command (`mmgen.runtime.commands`); unsigned, refused.
+    signature: str | None = None
 
 
 class ResourceRef(_Part):
@@ -234,6 +236,7 @@ class ResourceRef(_Part):
 class AnonymizeResource(EventData):
     request_id: str
     resource: ResourceRef
+    signature: str | None = None
 
 
 #: The command types retention publishes on `retention.commands` (besides `retention.events`).

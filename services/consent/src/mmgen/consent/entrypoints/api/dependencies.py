@@ -11,6 +11,7 @@ from mmgen.consent.bootstrap import Consent
 from mmgen.consent.domain.events import ConsentEvidence
 from mmgen.platform.auth import Principal, require_roles
 from mmgen.platform.auth.dependencies import get_principal
+from mmgen.platform.clients import client_address
 
 HUMAN_ROLES = ("client", "creator", "staff", "compliance", "admin")
 
@@ -59,5 +60,6 @@ def evidence_of(request: Request) -> ConsentEvidence:
     agent = request.headers.get("user-agent")
     return ConsentEvidence(
         user_agent=agent[:512] if agent else None,
-        client_ip=request.client.host if request.client else None,
+        # The gateway's X-Forwarded-For only from CONSENT_TRUSTED_PROXIES.
+        client_ip=client_address(request) if request.client else None,
     )

@@ -38,6 +38,7 @@ from mmgen.identity.entrypoints.api.schemas import (
 from mmgen.identity.service_layer.accounts import Correction, Registration
 from mmgen.platform.auth import Principal, Purpose
 from mmgen.platform.auth.principal import ProcessingPurpose
+from mmgen.platform.clients import client_address
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
@@ -90,7 +91,7 @@ async def register(body: RegisterRequest, identity: Service) -> Registered:
 @auth.post("/auth/token", name="issue_token", responses={401: PROBLEM, 429: PROBLEM})
 async def issue_token(body: TokenRequest, request: Request, identity: Service) -> TokenResponse:
     """Sign in: an access token (EdDSA JWT, ~15 min) and a rotating refresh token."""
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)  # X-Forwarded-For only from IDENTITY_TRUSTED_PROXIES
     try:
         user = await identity.accounts.authenticate(body.email, body.password, address)
     except LoginThrottledError as exc:
@@ -205,16 +206,19 @@ async def create_user(body: CreateUserRequest, principal: Admin, identity: Servi
     responses={401: PROBLEM, 403: PROBLEM},
 )
 async def rotate_signing_keys(principal: Admin, identity: Service) -> RotationView:
-    """Sign with a new key from now on; the old key verifies until its tokens expired."""
+    """Publish a new signing key now; it signs from `signs_from` (after
+    `IDENTITY_SIGNING_KEY_PUBLISH_SECONDS`, so verifiers' JWKS caches know it first); the old
+    key verifies until its tokens expired."""
     return _rotation(await identity.tokens.rotate_signing_key(_actor(principal)))
 
 
 def _rotation(rotation: Rotation) -> RotationView:
-    until = rotation.previous_verifies_until
+    until, signs_from = rotation.previous_verifies_until, rotation.signs_from
     return RotationView(
         kid=rotation.kid,
         previous_kid=rotation.previous_kid,
         previous_verifies_until=until.isoformat() if until else None,
+        signs_from=signs_from.isoformat() if signs_from else None,
     )
 
 

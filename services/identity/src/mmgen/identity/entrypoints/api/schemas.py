@@ -108,3 +108,5 @@ class RotationView(BaseModel):
     kid: str
     previous_kid: str | None
     previous_verifies_until: str | None
+    #: The new key is in the JWKS from now on and signs from this moment.
+    signs_from: str | None = None
