@@ -107,7 +107,9 @@ class MfaIdentity:
                 return JSONResponse(answer.json(), status_code=answer.status_code)
             if not code:
                 return _problem("mfa_required", "a one-time code is required for this account")
-            if not hmac.compare_digest(str(code), totp(secret)):
+            now = time.time()  # the step before counts too (RFC 6238, 5.2: network delay)
+            accepted = (totp(secret, now), totp(secret, now - STEP_SECONDS))
+            if not any(hmac.compare_digest(str(code), ok) for ok in accepted):
                 return _problem("mfa_invalid", "the one-time code is not right")
             claims = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
             access = issue_token(
@@ -300,7 +302,11 @@ def signed_in(browser: Any, console_stack: ConsoleStack, officer: Person) -> Ite
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     sign_in_page(page, console_stack, officer, console_stack.mfa.code(officer.email))
-    page.wait_for_url(f"{console_stack.console}/audit", timeout=15_000)
+    try:
+        page.wait_for_url(f"{console_stack.console}/audit", timeout=15_000)
+    except Exception:
+        print("sign-in page shows:", page.locator("main").inner_text())
+        raise
     try:
         yield page
     finally:

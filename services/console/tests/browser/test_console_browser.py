@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 from pymongo import MongoClient
 
 from .conftest import ConsoleStack, Person, poll, sign_in_page
@@ -39,11 +40,14 @@ def _serious(page: Any) -> list[str]:
     ]
 
 
+def _loaded(page: Any) -> None:
+    """The page has its heading and no loading indicator left."""
+    page.locator("main h1").first.wait_for()
+    expect(page.locator(".loading")).to_have_count(0, timeout=30_000)
+
+
 def _verdict(page: Any) -> str:
-    page.wait_for_function(
-        "document.getElementById('verdict')?.textContent !== 'checking…'",
-        timeout=VERDICT_TIMEOUT_MS,
-    )
+    expect(page.locator("#verdict")).not_to_have_text("checking…", timeout=VERDICT_TIMEOUT_MS)
     return str(page.locator("#verdict").text_content())
 
 
@@ -94,7 +98,7 @@ def test_search_open_verify_then_tampering_is_caught(
 
     def rows() -> int:
         page.goto(f"{s.console}/audit?subject_id={subject.user_id}")
-        page.wait_for_selector("table, .empty, .error")
+        _loaded(page)
         return int(page.locator("tbody tr").count())
 
     poll(rows, lambda n: n >= 2, 30, "the subject's entries in the search")
@@ -153,19 +157,22 @@ def test_the_live_tail_shows_a_new_entry_within_two_seconds(
     person = s.register("creator")
     version = s.publish_policy()
     page.goto(f"{s.console}/tail")
-    page.wait_for_function("document.getElementById('tail-state')?.textContent === 'live'")
+    expect(page.locator("#tail-state")).to_have_text("live", timeout=15_000)
     assert _serious(page) == []
 
+    rows = page.locator("#tail-rows tr", has_text=person.user_id)
     took = []
     for granted in (True, False, True):
+        before = rows.count()
         started = time.monotonic()
         s.decide(person, version, "marketing.email", granted)
-        wanted = "consent.ConsentGranted" if granted else "consent.ConsentWithdrawn"
-        row = page.locator("#tail-rows tr", has_text=person.user_id).filter(has_text=wanted)
-        row.nth(0 if granted is False else (1 if took else 0)).wait_for(timeout=10_000)
+        expect(rows).to_have_count(before + 1, timeout=10_000)
         took.append(time.monotonic() - started)
+    newest = "consent.ConsentGranted"
+    assert newest in str(rows.first.text_content())
     print(f"live tail: shown {', '.join(f'{t:.2f}' for t in took)} s after the write")
-    assert min(took) <= TAIL_WITHIN_S, took
+    # Two writes of three within the bound: one slow round on a loaded 2-core machine is
+    # tolerated, a tail that is slow as a rule is not.
     assert sorted(took)[1] <= TAIL_WITHIN_S, took
     _shoot(page, screenshots, "live-tail")
 
@@ -208,7 +215,7 @@ def test_a_hold_ends_the_erasure_partially_completed_and_its_release_verified(
         return str(page.locator("#request-status").text_content())
 
     assert poll(status, lambda v: v == "partially_completed", 60, "partially completed")
-    assert page.locator(f"tr[data-hold='{hold_id}']").get_by_text("consent").count() == 1
+    assert page.locator(f"tr[data-hold='{hold_id}']").get_by_text("consent", exact=True).count() == 1
     _shoot(page, screenshots, "request-partially-completed")
     assert _serious(page) == []
 
@@ -248,15 +255,15 @@ def test_every_page_passes_axe_and_is_photographed(
         anonymous.close()
     for path, name in (("/audit", "audit"), ("/policies", "policies"), ("/requests", None)):
         page.goto(f"{s.console}{path}")
-        page.wait_for_selector("table, .empty, .error")
-        assert page.locator(".error").count() == 0, page.locator(".error").all_text_contents()
+        _loaded(page)
+        assert page.locator(".error:not([hidden])").count() == 0, page.locator(".error").all_text_contents()
         if name:
             _shoot(page, screenshots, name)
         assert _serious(page) == [], path
     page.set_viewport_size({"width": 480, "height": 800})
     try:
         page.goto(f"{s.console}/policies")
-        page.wait_for_selector("table")
+        _loaded(page)
         _shoot(page, screenshots, "policies-narrow")
         assert _serious(page) == []
     finally:

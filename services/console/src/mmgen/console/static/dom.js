@@ -23,7 +23,8 @@ export function facts(pairs) {
 }
 
 export function table(caption, headers, rows) {
-  return h("div", { class: "table-wrap" },
+  // Focusable, so a keyboard can scroll a wide table on a narrow window.
+  return h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": caption || "Table" },
     h("table", {},
       h("caption", { class: "muted" }, caption),
       h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
