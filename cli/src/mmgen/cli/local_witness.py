@@ -13,8 +13,8 @@ in the state folder:
 
 Then the witness gets `WITNESS_SIGNING_KEY=@<file>` and `WITNESS_LOG_KEYS`, consent
 `CONSENT_AUDIT_WITNESSES=<witness URL> <witness key>`, and the compliance console the same two
-public keys to pin (`CONSOLE_AUDIT_LOG_KEY`, `CONSOLE_WITNESS_KEYS`, quorum 1). A real deployment configures both by
-hand, the witness run by someone else (see the witness's README).
+public keys to pin (`CONSOLE_AUDIT_LOG_KEY`, `CONSOLE_WITNESS_KEYS`, quorum 1). A real
+deployment configures them by hand, the witness run by someone else (see the witness's README).
 """
 
 from __future__ import annotations

@@ -215,7 +215,9 @@ def test_a_hold_ends_the_erasure_partially_completed_and_its_release_verified(
         return str(page.locator("#request-status").text_content())
 
     assert poll(status, lambda v: v == "partially_completed", 60, "partially completed")
-    assert page.locator(f"tr[data-hold='{hold_id}']").get_by_text("consent", exact=True).count() == 1
+    assert (
+        page.locator(f"tr[data-hold='{hold_id}']").get_by_text("consent", exact=True).count() == 1
+    )
     _shoot(page, screenshots, "request-partially-completed")
     assert _serious(page) == []
 
@@ -256,7 +258,9 @@ def test_every_page_passes_axe_and_is_photographed(
     for path, name in (("/audit", "audit"), ("/policies", "policies"), ("/requests", None)):
         page.goto(f"{s.console}{path}")
         _loaded(page)
-        assert page.locator(".error:not([hidden])").count() == 0, page.locator(".error").all_text_contents()
+        assert page.locator(".error:not([hidden])").count() == 0, page.locator(
+            ".error"
+        ).all_text_contents()
         if name:
             _shoot(page, screenshots, name)
         assert _serious(page) == [], path
