@@ -28,6 +28,8 @@ TAIL_WITHIN_S = 2.0
 
 
 def _shoot(page: Any, folder: Path, name: str) -> None:
+    """A full-page screenshot, once the page shows no object where it meant text."""
+    assert "[object " not in page.locator("main").inner_text(), name
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 

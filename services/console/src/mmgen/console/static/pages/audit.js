@@ -123,12 +123,12 @@ export async function entryPage(main, seq) {
 export async function subjectPage(main, subjectId) {
   const report = await api(`/api/audit/subjects/${encodeURIComponent(subjectId)}/report`);
   const sections = Object.entries(report).filter(([, v]) => typeof v === "object" && v !== null);
-  const scalars = Object.entries(report).filter(([, v]) => typeof v !== "object" || v === null);
+  const scalars = Object.entries(report).filter(([k, v]) => k !== "subject_id" && (typeof v !== "object" || v === null));
   main.replaceChildren(
     h("h1", {}, "Subject report (Art. 15)"),
     facts([["Subject", subjectId], ...scalars.map(([k, v]) => [k.replaceAll("_", " "), String(v)])]),
     h("p", {}, h("a", { href: `/audit?subject_id=${encodeURIComponent(subjectId)}` }, "This subject's audit entries")),
-    sections.map(([name, value]) => h("section", {},
+    ...sections.map(([name, value]) => h("section", {},
       h("h2", {}, name.replaceAll("_", " ")),
       Array.isArray(value) && value.length === 0 ? empty("None.") : render(value))),
   );

@@ -101,6 +101,6 @@ export async function requestPage(main, requestId) {
     h("h2", {}, "Timeline"),
     table("Every step of the request", ["When", "Step", "Status"],
       r.timeline.map((t) => h("tr", {}, h("td", {}, when(t.at)), h("td", {}, t.step), h("td", {}, t.status)))),
-    ext || ["completed", "verified", "rejected"].includes(r.status) ? "" : [h("h2", {}, "Deadline"), extend],
+    ...(ext || ["completed", "verified", "rejected"].includes(r.status) ? [] : [h("h2", {}, "Deadline"), extend]),
   );
 }
