@@ -7,7 +7,9 @@ same flows against the real services, in a real browser: `tests/browser/`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,12 +19,16 @@ from fastapi.responses import JSONResponse
 
 from mmgen.console.app import CSP, build_app
 from mmgen.console.settings import ConsoleSettings
-from mmgen.platform.auth import TokenVerifier
+from mmgen.platform.auth import TokenVerifier, issue_token
 from mmgen.runtime.testing import Tokens, assert_problem
 
 OFFICER = "officer@example.test"
 CLIENT = "client@example.test"
 NO_MFA = "plain@example.test"
+#: Officers whose first token expires within the console's refresh margin; identity's refresh
+#: gives the first a token with the second factor, the second one without.
+SHORT = "short@example.test"
+WEAKENED = "weakened@example.test"
 
 
 class InMemoryServices:
@@ -32,20 +38,29 @@ class InMemoryServices:
         self.tokens = tokens
         self.seen: list[Request] = []
         self.bodies: list[Any] = []
+        self.refreshed: list[str] = []
         self.app = FastAPI()
 
         @self.app.post("/auth/token")
         async def token(request: Request) -> JSONResponse:
             body = await request.json()
-            role = {OFFICER: "compliance", CLIENT: "client", NO_MFA: "compliance"}[body["email"]]
-            if body["email"] == OFFICER and "totp" not in body:
+            email = body["email"]
+            role = "client" if email == CLIENT else "compliance"
+            if email == OFFICER and "totp" not in body:
                 return JSONResponse({"status": 401, "code": "mfa_required"}, status_code=401)
             amr = ["pwd", "otp"] if "totp" in body else ["pwd"]
-            from mmgen.platform.auth import issue_token
+            ttl = timedelta(seconds=30) if email in (SHORT, WEAKENED) else timedelta(minutes=15)
+            refresh = {SHORT: "r-good", WEAKENED: "r-weak"}.get(email, "r-none")
+            return JSONResponse({"access_token": self._token(role, amr, ttl), "expires_in": 900,
+                                 "refresh_token": refresh})  # fmt: skip
 
-            access = issue_token(self.tokens.key, subject="u-" + role, role=role,
-                                 extra_claims={"amr": amr})  # fmt: skip
-            return JSONResponse({"access_token": access, "expires_in": 900})
+        @self.app.post("/auth/refresh")
+        async def refresh(request: Request) -> JSONResponse:
+            spent = (await request.json())["refresh_token"]
+            self.refreshed.append(spent)
+            amr = ["pwd", "otp"] if spent == "r-good" else ["pwd"]
+            access = self._token("compliance", amr, timedelta(minutes=15))
+            return JSONResponse({"access_token": access, "refresh_token": "r-next"})
 
         @self.app.api_route("/retention/holds", methods=["GET", "POST"])
         async def holds(request: Request) -> JSONResponse:
@@ -55,13 +70,19 @@ class InMemoryServices:
                 return JSONResponse({"hold_id": "h1"}, status_code=201)
             return JSONResponse({"items": [], "next_cursor": None})
 
+    def _token(self, role: str, amr: list[str], ttl: timedelta) -> str:
+        return issue_token(self.tokens.key, subject="u-" + role, role=role, ttl=ttl,
+                           extra_claims={"amr": amr})  # fmt: skip
+
 
 @pytest.fixture
 async def console() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryServices]]:
     tokens = Tokens.generate()
     services = InMemoryServices(tokens)
     upstream = httpx.AsyncClient(transport=httpx.ASGITransport(app=services.app))
-    settings = ConsoleSettings(environment="test", jwks_url=None, log_json=False)
+    settings = ConsoleSettings(
+        environment="test", jwks_url=None, log_json=False, log_level="WARNING"
+    )
     app = build_app(settings, token_verifier=TokenVerifier(tokens.key_set()), client=upstream)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -149,3 +170,21 @@ async def test_a_sign_in_from_another_origin_is_refused(console: Any) -> None:
         headers={"Origin": "https://evil.example"},
     )
     assert_problem(response, 403, "console-csrf")
+
+
+async def test_a_token_about_to_expire_is_refreshed_and_held_to_the_same_demands(
+    console: Any,
+) -> None:
+    client, services = console
+    assert (await _sign_in(client, SHORT, "123456")).status_code == 201
+    first = (await client.get("/api/session")).json()
+    assert services.refreshed == ["r-good"]
+    assert first["expires_at"] > time.time() + 600  # the refreshed token's expiry
+    second = (await client.get("/api/session")).json()
+    assert services.refreshed == ["r-good"] and second["csrf_token"] == first["csrf_token"]
+
+    assert (await _sign_in(client, WEAKENED, "123456")).status_code == 201
+    ended = await client.get("/api/session")
+    assert_problem(ended, 401, "console-not-signed-in")
+    assert "second factor" in ended.json()["detail"]
+    assert_problem(await client.get("/api/session"), 401)

@@ -36,7 +36,9 @@ VECTORS = Path(__file__).resolve().parents[4] / "libs" / "auditlog" / "tests" / 
 
 @pytest.fixture(scope="module")
 def verifier_page(browser: Any) -> Iterator[Any]:
-    settings = ConsoleSettings(environment="test", jwks_url=None, log_json=False)
+    settings = ConsoleSettings(
+        environment="test", jwks_url=None, log_json=False, log_level="WARNING"
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning")

@@ -9,6 +9,7 @@ session's CSRF token in `X-CSRF-Token` (and the `SameSite=Strict` cookie besides
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from mmgen.console.sessions import InMemorySessionStore, Session, SessionTableFullError
 from mmgen.console.settings import ConsoleSettings
-from mmgen.console.signin import SignInRefusedError, sign_in
+from mmgen.console.signin import SignInRefusedError, refresh, sign_in
 from mmgen.console.upstream import Answer, Upstream, UpstreamUnavailableError
 from mmgen.platform import PlatformApp, ProblemError, ReadinessCheck
 from mmgen.platform import create_app as platform_app
@@ -44,6 +45,8 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+#: A token this close to its expiry is refreshed before the request uses it.
+REFRESH_AHEAD_S = 60.0
 logger = logging.getLogger("mmgen.console")
 
 
@@ -103,11 +106,26 @@ def _state(request: Request) -> Any:
     return request.app.state
 
 
-def current_session(request: Request) -> Session:
+async def current_session(request: Request) -> Session:
+    """The request's session; a token that expires within `REFRESH_AHEAD_S` is refreshed at
+    identity first (and must still be a compliance token with a second factor)."""
     state = _state(request)
     session = state.sessions.get(request.cookies.get(cookie_name(state.settings)))
     if session is None:
+        logger.info("console request without a session", extra={"route": request.url.path})
         raise NotSignedInError("sign in to use the console")
+    if session.refresh_token and session.expires_at - time.time() < REFRESH_AHEAD_S:
+        try:
+            renewed = await refresh(
+                state.http, state.settings.identity_url, state.token_verifier,
+                session.refresh_token,
+            )  # fmt: skip
+        except SignInRefusedError as exc:
+            state.sessions.close(session.id)
+            raise NotSignedInError(f"your session ended: {exc.detail}") from exc
+        state.sessions.renew(
+            session, renewed.access_token, renewed.expires_at, renewed.refresh_token
+        )
     return session
 
 
@@ -115,9 +133,12 @@ Signed = Annotated[Session, Depends(current_session)]
 
 
 def csrf_checked(
-    session: Signed, token: Annotated[str | None, Header(alias="X-CSRF-Token")] = None
+    request: Request,
+    session: Signed,
+    token: Annotated[str | None, Header(alias="X-CSRF-Token")] = None,
 ) -> Session:
     if not session.csrf_matches(token):
+        logger.warning("console write without its CSRF token", extra={"route": request.url.path})
         raise CsrfError("reload the page and try again")
     return session
 
@@ -213,6 +234,7 @@ def build_router() -> APIRouter:
                 signed.principal.subject_id,
                 str(signed.principal.role),
                 signed.expires_at,
+                signed.refresh_token,
             )
         except SignInRefusedError as exc:
             logger.warning("sign-in refused", extra={"code": exc.code, "status": exc.status})

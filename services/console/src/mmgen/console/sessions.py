@@ -2,7 +2,8 @@
 
 The browser holds only an opaque, random session id (an httpOnly, `SameSite=Strict` cookie);
 the token and the session's CSRF secret live here, in the process's memory. A session ends
-when the token expires, after `idle` seconds without a request, or on sign-out. Memory is the
+when its token expires and cannot be refreshed at identity, after `idle` seconds without a
+request, or on sign-out. Memory is the
 right place for something this short-lived and this sensitive (no copy of a bearer token in a
 database); the price is that a restart signs everyone out and that two replicas need sticky
 sessions (README, "Deploying").
@@ -28,6 +29,7 @@ class Session:
     subject_id: str
     role: str
     expires_at: float
+    refresh_token: str | None = None
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_seen: float = 0.0
 
@@ -46,7 +48,14 @@ class InMemorySessionStore:
         self.clock = clock
         self._sessions: dict[str, Session] = {}
 
-    def open(self, access_token: str, subject_id: str, role: str, expires_at: float) -> Session:
+    def open(
+        self,
+        access_token: str,
+        subject_id: str,
+        role: str,
+        expires_at: float,
+        refresh_token: str | None = None,
+    ) -> Session:
         self._sweep()
         if len(self._sessions) >= self.max_sessions:
             raise SessionTableFullError("too many open sessions")
@@ -56,6 +65,7 @@ class InMemorySessionStore:
             subject_id=subject_id,
             role=role,
             expires_at=expires_at,
+            refresh_token=refresh_token,
             last_seen=self.clock(),
         )
         self._sessions[session.id] = session
@@ -73,6 +83,14 @@ class InMemorySessionStore:
             return None
         session.last_seen = now
         return session
+
+    def renew(
+        self, session: Session, access_token: str, expires_at: float, refresh: str | None
+    ) -> None:
+        """The session goes on with a refreshed token (same id, same CSRF token)."""
+        session.access_token = access_token
+        session.expires_at = expires_at
+        session.refresh_token = refresh
 
     def close(self, session_id: str | None) -> None:
         if session_id:

@@ -38,6 +38,7 @@ class SignedIn:
     access_token: str
     principal: Principal
     expires_at: float
+    refresh_token: str | None = None
 
 
 def check_principal(
@@ -79,7 +80,28 @@ async def sign_in(
         raise SignInRefusedError(503, "identity_unreachable", "identity did not answer") from exc
     if response.status_code != 200:
         raise _identity_refusal(response)
-    token = response.json().get("access_token")
+    return await _accept(response, verifier)
+
+
+async def refresh(
+    client: httpx.AsyncClient, identity_url: str, verifier: TokenVerifier, refresh_token: str
+) -> SignedIn:
+    """A new token pair for a session about to expire, held to the same demands (a refreshed
+    token that no longer names the second factor ends the session)."""
+    try:
+        response = await client.post(
+            f"{identity_url}/auth/refresh", json={"refresh_token": refresh_token}
+        )
+    except httpx.HTTPError as exc:
+        raise SignInRefusedError(503, "identity_unreachable", "identity did not answer") from exc
+    if response.status_code != 200:
+        raise SignInRefusedError(401, "session_expired", "sign in again")
+    return await _accept(response, verifier)
+
+
+async def _accept(response: httpx.Response, verifier: TokenVerifier) -> SignedIn:
+    answer = response.json()
+    token = answer.get("access_token")
     if not isinstance(token, str):
         raise SignInRefusedError(502, "identity_answer_invalid", "identity gave no token")
     try:
@@ -90,7 +112,8 @@ async def sign_in(
     exp = principal.claims.get("exp")
     if not isinstance(exp, int):
         raise SignInRefusedError(502, "token_invalid", "identity's token has no expiry")
-    return SignedIn(token, principal, float(exp))
+    renewal = answer.get("refresh_token")
+    return SignedIn(token, principal, float(exp), renewal if isinstance(renewal, str) else None)
 
 
 def _identity_refusal(response: httpx.Response) -> SignInRefusedError:

@@ -126,22 +126,24 @@ export async function subjectPage(main, subjectId) {
   const scalars = Object.entries(report).filter(([k, v]) => k !== "subject_id" && (typeof v !== "object" || v === null));
   main.replaceChildren(
     h("h1", {}, "Subject report (Art. 15)"),
-    facts([["Subject", subjectId], ...scalars.map(([k, v]) => [k.replaceAll("_", " "), String(v)])]),
+    facts([["Subject", subjectId], ...scalars.map(([k, v]) => [label(k), String(v)])]),
     h("p", {}, h("a", { href: `/audit?subject_id=${encodeURIComponent(subjectId)}` }, "This subject's audit entries")),
     ...sections.map(([name, value]) => h("section", {},
-      h("h2", {}, name.replaceAll("_", " ")),
+      h("h2", {}, label(name)),
       Array.isArray(value) && value.length === 0 ? empty("None.") : render(value))),
   );
 }
+
+const label = (key) => key.replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase());
 
 function render(value) {
   if (Array.isArray(value)) {
     if (value.every((x) => typeof x !== "object" || x === null)) return h("p", {}, value.join(", "));
     const keys = [...new Set(value.flatMap((x) => Object.keys(x)))];
-    return table("Details", keys.map((k) => k.replaceAll("_", " ")),
+    return table("Details", keys.map(label),
       value.map((row) => h("tr", {}, keys.map((k) => h("td", {}, cell(row[k]))))));
   }
-  return facts(Object.entries(value).map(([k, v]) => [k.replaceAll("_", " "), cell(v)]));
+  return facts(Object.entries(value).map(([k, v]) => [label(k), cell(v)]));
 }
 
 function cell(v) {
