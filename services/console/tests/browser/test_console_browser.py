@@ -232,7 +232,20 @@ def test_a_hold_ends_the_erasure_partially_completed_and_its_release_verified(
     page.get_by_role("button", name=f"Release hold {hold_id}").click()
     page.locator(f"tr[data-hold='{hold_id}']", has_text="released").wait_for()
     assert poll(status, lambda v: v == "verified", 60, "verified after the release")
+
+    def receipt() -> str:
+        status()
+        verdict = page.locator("#receipt-verdict")
+        expect(verdict).not_to_have_text("checking…", timeout=VERDICT_TIMEOUT_MS)
+        return str(verdict.text_content())
+
+    # The signed receipt, verified by the browser: signature, head, every service's erasure.
+    shown = poll(receipt, lambda v: not v.startswith("not yet"), 30, "a receipt")
+    assert shown == "verified", shown
+    for service in ("identity", "consent", "retention"):
+        assert page.get_by_text(f"{service}: erasure at entry").count() == 1
     _shoot(page, screenshots, "request-verified")
+    assert _serious(page) == []
     answer = httpx.get(
         f"{s.url('retention')}/privacy-requests/{request_id}",
         headers={"Authorization": f"Bearer {s.sign_in(s.admin_email, s.admin_password)}"},

@@ -27,6 +27,7 @@ from mmgen.auditlog.checkpoint import (
 from mmgen.auditlog.cosignature import CosignatureSigner
 from mmgen.auditlog.entry import ChainBuilder
 from mmgen.auditlog.merkle import inclusion_proof, root_from_leaf_hashes
+from mmgen.auditlog.receipt import Ed25519Jwk, jwks_document, sign_compact
 from mmgen.console.app import build_app
 from mmgen.console.settings import ConsoleSettings
 from mmgen.localstack.ports import free_port
@@ -164,4 +165,58 @@ def test_entries_chained_by_the_library_verify_and_a_changed_one_names_why(
     forged = cosigned.replace(f"\n{len(entries)}\n", f"\n{len(entries) + 1}\n", 1)
     assert "does not verify under the pinned log key" in _js(
         verifier_page, run, [entries[0], config, forged, proofs]
+    )
+
+
+def test_an_erasure_receipt_verifies_and_a_wrong_one_names_why(verifier_page: Any) -> None:
+    subject = "7d0c1f0e-5a8e-4c4b-9d7c-1b2a3c4d5e6f"
+    chain = ChainBuilder()
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    entries = [
+        chain.append(
+            event_id=f"01a3{i:028x}", producer=service, producer_seq=1,
+            event_type=f"{service}.SubjectErased", action="erase", occurred_at=now,
+            recorded_at=now, subject_id=subject, actor_id=None, actor_role="service",
+            purpose="legal_compliance", resource=None, categories=(),
+        ).to_json()
+        for i, service in enumerate(("identity", "consent"))
+    ]  # fmt: skip
+    leaves = [bytes.fromhex(x) for x in _js(verifier_page, """
+        return Promise.all(arg.map(async (e) => v.bytesToHex(await v.leafHash(v.entryBytes(e)))));
+    """, entries)]  # fmt: skip
+    log = NoteSigner.generate("mmgen.local/audit")
+    head = Checkpoint("mmgen.local/audit", 2, root_from_leaf_hashes(leaves))
+    note = sign_checkpoint(head, log)
+    seed = NoteSigner.generate("retention").seed
+    key = Ed25519Jwk.of(NoteSigner("retention", seed).public_key)
+    payload = {
+        "request_id": "r1", "subject_id": subject,
+        "services": [{"service": "identity", "audit_seq": 0},
+                     {"service": "consent", "audit_seq": 1}],
+        "checkpoint": {"tree_size": 2, "root_hash": head.root_hash.hex(), "note": note},
+    }  # fmt: skip
+    header = {"alg": "EdDSA", "kid": key.kid, "typ": "mmgen-erasure-receipt+jws"}
+    jws = sign_compact(json.dumps(payload).encode(), seed, header)
+    config = {"audit_log_key": log.verifier().to_string(), "witness_keys": [], "witness_quorum": 0}
+    proofs = {i: [h.hex() for h in inclusion_proof(leaves, i)] for i in range(2)}
+    run = """
+        const [jws, jwks, config, entries, proofs] = arg;
+        const fetchJson = async (path) => {
+          const seq = Number(path.match(/(?:entries\\/|seq=)(\\d+)/)[1]);
+          return path.includes("proofs") ? { hashes: proofs[seq] } : entries[seq];
+        };
+        try { await v.verifyReceipt(jws, jwks, config, fetchJson); return "verified"; }
+        catch (e) { return `failed: ${e.message}`; }"""
+    jwks = jwks_document([key])
+    assert _js(verifier_page, run, [jws, jwks, config, entries, proofs]) == "verified"
+
+    other = {**payload, "subject_id": "someone-else"}
+    forged = sign_compact(json.dumps(other).encode(), seed, header)
+    assert "not identity's erasure of this subject" in _js(
+        verifier_page, run, [forged, jwks, config, entries, proofs]
+    )
+    head_part, body, signature = jws.split(".")
+    tampered = f"{head_part}.{body[:-2]}AA.{signature}"
+    assert "signature does not verify" in _js(
+        verifier_page, run, [tampered, jwks, config, entries, proofs]
     )

@@ -374,6 +374,20 @@ def build_router() -> APIRouter:
     ) -> Response:
         return await _call(request, session, "retention", "GET", f"/privacy-requests/{request_id}")
 
+    @api.get("/privacy-requests/{request_id}/receipt", name="console_receipt")
+    async def receipt(
+        request: Request, session: Signed, request_id: Annotated[str, PathParam(max_length=64)]
+    ) -> Response:
+        """The signed erasure receipt as retention gives it (`application/jose`)."""
+        return await _call(
+            request, session, "retention", "GET", f"/privacy-requests/{request_id}/receipt"
+        )
+
+    @api.get("/receipt-keys", name="console_receipt_keys")
+    async def receipt_keys(request: Request, session: Signed) -> Response:
+        """Retention's receipt keys (its public JWKS)."""
+        return await _call(request, session, "retention", "GET", "/.well-known/jwks.json")
+
     @api.post("/privacy-requests/{request_id}/extension", name="console_extend")
     async def extend(
         request: Request, session: Writer, request_id: Annotated[str, PathParam(max_length=64)]

@@ -220,3 +220,45 @@ export async function verifyEntry(entry, config, fetchJson, steps = () => {}) {
   steps(`inclusion proof of ${proof.hashes.length} hashes leads to the signed root`);
   return checkpoint;
 }
+
+// --- erasure receipts ------------------------------------------------------------------------
+
+function b64urlToBytes(text) {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) fail("the receipt is not base64url");
+  const std = text.replaceAll("-", "+").replaceAll("_", "/");
+  return b64ToBytes(std + "=".repeat((4 - (std.length % 4)) % 4));
+}
+
+// A receipt (JWS compact, EdDSA, retention's key from its JWKS) holds the log's signed head and,
+// per service, the audit seq of that service's SubjectErased of the subject. Verified: the
+// signature, the head with the pinned keys, and every seq by its inclusion proof against the
+// head, its entry being that service's SubjectErased of that subject.
+export async function verifyReceipt(jws, jwks, config, fetchJson, steps = () => {}) {
+  const parts = jws.trim().split(".");
+  if (parts.length !== 3) fail("the receipt is not a JWS compact serialization");
+  const header = JSON.parse(new TextDecoder().decode(b64urlToBytes(parts[0])));
+  if (header.alg !== "EdDSA") fail(`the receipt's algorithm is ${header.alg}, not EdDSA`);
+  const jwk = (jwks.keys || []).find((k) => k.kid === header.kid && k.kty === "OKP" && k.crv === "Ed25519");
+  if (!jwk) fail(`retention publishes no key ${header.kid}`);
+  const key = await crypto.subtle.importKey("raw", b64urlToBytes(jwk.x), { name: "Ed25519" }, false, ["verify"]);
+  if (!(await ed25519(key, b64urlToBytes(parts[2]), enc.encode(`${parts[0]}.${parts[1]}`)))) fail("the receipt's signature does not verify under retention's key");
+  const payload = JSON.parse(new TextDecoder().decode(b64urlToBytes(parts[1])));
+  steps(`receipt signed by retention's key ${header.kid}`);
+  const head = await openCheckpoint(payload.checkpoint.note, config.audit_log_key, config.witness_keys, config.witness_quorum);
+  if (head.size !== payload.checkpoint.tree_size || bytesToHex(head.root) !== payload.checkpoint.root_hash) fail("the receipt's head does not match its signed note");
+  steps(`its signed head of ${head.size} entries verified with the pinned log key`);
+  for (const service of payload.services) {
+    const entry = await fetchJson(`/api/audit/entries/${service.audit_seq}`);
+    if (entry.seq !== service.audit_seq) fail(`the log gave another entry for seq ${service.audit_seq}`);
+    if (bytesToHex(await chainHash(entry)) !== entry.hash) fail(`entry ${entry.seq} does not match its hash`);
+    if (entry.event_type !== `${service.service}.SubjectErased` || entry.subject_id !== payload.subject_id) {
+      fail(`entry ${entry.seq} is not ${service.service}'s erasure of this subject`);
+    }
+    if (!(entry.seq < head.size)) fail(`entry ${entry.seq} is not covered by the receipt's head`);
+    const proof = await fetchJson(`/api/audit/proofs/inclusion?seq=${entry.seq}&tree_size=${head.size}`);
+    const root = await rootFromInclusionProof(entry.seq, head.size, await leafHash(entryBytes(entry)), proof.hashes.map(hexToBytes));
+    if (!equal(root, head.root)) fail(`${service.service}'s erasure (entry ${entry.seq}) is not in the receipt's signed tree`);
+    steps(`${service.service}: erasure at entry ${entry.seq} proven in the signed tree`);
+  }
+  return payload;
+}

@@ -1,5 +1,6 @@
 import { api, showProblem } from "../api.js";
 import { h, facts, table, empty, errorBox, loading, when } from "../dom.js";
+import { verifyReceipt } from "../verify.js";
 
 const STATUSES = ["", "received", "in_progress", "completed", "partially_completed", "verified", "overdue", "rejected"];
 const WEEK_MS = 7 * 24 * 3600 * 1000;
@@ -103,4 +104,24 @@ export async function requestPage(main, requestId) {
       r.timeline.map((t) => h("tr", {}, h("td", {}, when(t.at)), h("td", {}, t.step), h("td", {}, t.status)))),
     ...(ext || ["completed", "verified", "rejected"].includes(r.status) ? [] : [h("h2", {}, "Deadline"), extend]),
   );
+  if (r.type === "erasure" && ["verified", "partially_completed"].includes(r.status)) await receiptSection(main, r);
+}
+
+async function receiptSection(main, r) {
+  const verdict = h("p", { id: "receipt-verdict", class: "verdict pending", role: "status", "aria-live": "polite" }, "checking…");
+  const steps = h("ol", { class: "steps" });
+  const url = `/api/privacy-requests/${encodeURIComponent(r.request_id)}/receipt`;
+  main.append(h("h2", {}, "Erasure receipt"),
+    h("p", {}, h("a", { href: url, download: `receipt-${r.request_id}.jws` }, "Download the signed receipt"),
+      h("span", { class: "muted" }, " — hand it to the subject; `mmgen receipt verify` checks it offline.")),
+    verdict, steps);
+  try {
+    const [jws, jwks, config] = await Promise.all([api(url), api("/api/receipt-keys"), api("/api/config")]);
+    await verifyReceipt(String(jws), jwks, config, (path) => api(path), (text) => steps.append(h("li", {}, text)));
+    verdict.className = "verdict ok";
+    verdict.textContent = "verified";
+  } catch (error) {
+    verdict.className = "verdict bad";
+    verdict.textContent = error.status === 409 ? "not yet available: no signed head covers every answer yet" : `failed: ${error.message}`;
+  }
 }
