@@ -104,6 +104,7 @@ def test_search_open_verify_then_tampering_is_caught(
         return int(page.locator("tbody tr").count())
 
     poll(rows, lambda n: n >= 2, 30, "the subject's entries in the search")
+    expect(page.locator("#head-verdict")).to_have_text("signature verified with the pinned keys")
     assert page.locator("tbody tr").first.get_by_text(subject.user_id).count() >= 1
     _shoot(page, screenshots, "audit-search")
     assert _serious(page) == []

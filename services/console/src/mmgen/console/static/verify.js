@@ -153,11 +153,11 @@ export function parseNote(note) {
 function parseCheckpointText(text) {
   const lines = text.slice(0, -1).split("\n");
   if (lines.length < 3) fail("the signed head lacks origin, size or root");
-  const [origin, sizeText, rootText] = lines;
+  const [origin, sizeText, rootText, ...extensions] = lines;
   if (!/^(0|[1-9][0-9]*)$/.test(sizeText)) fail("the signed head's size is not a decimal");
   const root = b64ToBytes(rootText);
   if (root.length !== 32) fail("the signed head's root is not 32 bytes");
-  return { origin, size: Number(sizeText), root };
+  return { origin, size: Number(sizeText), root, extensions };
 }
 
 async function ed25519(key, signature, message) {

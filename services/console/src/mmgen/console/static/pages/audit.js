@@ -1,6 +1,6 @@
 import { api } from "../api.js";
 import { h, facts, table, empty, errorBox, loading, when } from "../dom.js";
-import { verifyEntry } from "../verify.js";
+import { openCheckpoint, verifyEntry } from "../verify.js";
 
 const FILTERS = [
   ["subject_id", "Subject id"], ["actor_id", "Actor id"], ["action", "Action"],
@@ -39,11 +39,29 @@ export async function auditPage(main) {
     history.replaceState(null, "", `/audit?${next}`);
     search(results, next);
   });
+  const health = h("section", { "aria-labelledby": "head-title" }, h("h2", { id: "head-title" }, "Latest signed head"), loading("Checking the log's latest signed head…"));
   main.replaceChildren(h("h1", {}, "Audit log"),
     h("p", { class: "muted" }, "Search by subject, actor, action, event type, producer and time. Every search is itself recorded in the audit log as your read, for legal compliance."),
-    form, results);
+    health, form, results);
+  latestHead(health);
   if ([...params.keys()].length) await search(results, params);
   else results.append(empty("Enter a subject, an actor or another filter to search."));
+}
+
+// The log's health as the browser sees it: the latest head, checked with the pinned keys.
+async function latestHead(section) {
+  try {
+    const [head, config] = await Promise.all([api("/api/audit/checkpoints/latest"), api("/api/config")]);
+    const opened = await openCheckpoint(head.note, config.audit_log_key, config.witness_keys, config.witness_quorum);
+    section.querySelector(".loading").replaceWith(facts([
+      ["Entries", String(opened.size)],
+      ["Signed at", when(opened.extensions.find((line) => line.startsWith("timestamp "))?.slice(10))],
+      ["Witnesses", opened.witnesses.length ? opened.witnesses.join(", ") : "none"],
+      ["In your browser", h("span", { id: "head-verdict", class: "status" }, "signature verified with the pinned keys")],
+    ]));
+  } catch (error) {
+    section.querySelector(".loading")?.replaceWith(errorBox(`The latest signed head does not verify: ${error.message}`));
+  }
 }
 
 async function search(results, params, cursor = null, rows = null) {
