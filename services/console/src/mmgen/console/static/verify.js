@@ -246,7 +246,8 @@ export async function verifyReceipt(jws, jwks, config, fetchJson, steps = () => 
   steps(`receipt signed by retention's key ${header.kid}`);
   const head = await openCheckpoint(payload.checkpoint.note, config.audit_log_key, config.witness_keys, config.witness_quorum);
   if (head.size !== payload.checkpoint.tree_size || bytesToHex(head.root) !== payload.checkpoint.root_hash) fail("the receipt's head does not match its signed note");
-  steps(`its signed head of ${head.size} entries verified with the pinned log key`);
+  steps(`its signed head of ${head.size} entries verified with the pinned log key` +
+        (head.witnesses.length ? ` and cosigned by ${head.witnesses.join(", ")}` : ""));
   for (const service of payload.services) {
     const entry = await fetchJson(`/api/audit/entries/${service.audit_seq}`);
     if (entry.seq !== service.audit_seq) fail(`the log gave another entry for seq ${service.audit_seq}`);

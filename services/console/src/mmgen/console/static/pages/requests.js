@@ -113,7 +113,7 @@ async function receiptSection(main, r) {
   const url = `/api/privacy-requests/${encodeURIComponent(r.request_id)}/receipt`;
   main.append(h("h2", {}, "Erasure receipt"),
     h("p", {}, h("a", { href: url, download: `receipt-${r.request_id}.jws` }, "Download the signed receipt"),
-      h("span", { class: "muted" }, " — hand it to the subject; `mmgen receipt verify` checks it offline.")),
+      h("span", { class: "muted" }, " — hand it to the subject; ", h("code", {}, "mmgen receipt verify"), " checks it offline.")),
     verdict, steps);
   try {
     const [jws, jwks, config] = await Promise.all([api(url), api("/api/receipt-keys"), api("/api/config")]);
