@@ -41,7 +41,7 @@ export async function auditPage(main) {
   });
   const health = h("section", { "aria-labelledby": "head-title" }, h("h2", { id: "head-title" }, "Latest signed head"), loading("Checking the log's latest signed head…"));
   main.replaceChildren(h("h1", {}, "Audit log"),
-    h("p", { class: "muted" }, "Search by subject, actor, action, event type, producer and time. Every search is itself recorded in the audit log as your read, for legal compliance."),
+    h("p", { class: "muted" }, "Search by subject, actor, action, event type, producer and time. The console asks the audit log with your own token, under the purpose legal compliance."),
     health, form, results);
   latestHead(health);
   if ([...params.keys()].length) await search(results, params);
