@@ -20,12 +20,12 @@ UP_ARGS ?=
 # Container images (deploy/docker/Dockerfile, one recipe for every service): name=port, and the
 # tag deploy/compose/.env pins, so `make images` builds what deploy/compose runs.
 CONTAINER_ENGINE ?= docker
-IMAGE_SERVICES := identity=8001 projects=8002 profiles=8003 consent=8004 retention=8005 witness=8009
+IMAGE_SERVICES := identity=8001 projects=8002 profiles=8003 consent=8004 retention=8005 console=8006 witness=8009
 IMAGE_REGISTRY ?= $(shell sed -n 's/^MMGEN_IMAGE_REGISTRY=//p' deploy/compose/.env)
 IMAGE_TAG ?= $(shell sed -n 's/^MMGEN_IMAGE_TAG=//p' deploy/compose/.env)
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install up up-detach demo down status test test-containers lint fmt bench images clean
+.PHONY: help uv install browser up up-detach demo down status test test-containers lint fmt bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,6 +36,15 @@ uv:
 
 install: uv ## install every workspace member and the dev tools from the lock file
 	$(UV) sync --all-packages --locked
+
+# The console's browser tests drive Debian's Chromium (no browser download at test time).
+CHROMIUM ?= /usr/bin/chromium
+
+browser: ## install Debian's Chromium for the console's browser tests (when it is missing)
+	@if [ -x $(CHROMIUM) ]; then echo "browser: $(CHROMIUM) is installed"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "browser: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi
 
 up: install ## run the local stack in the foreground; Ctrl-C stops it (UP_ARGS=--demo: with demo data)
 	$(UV) run --no-sync mmgen up $(UP_ARGS)
@@ -52,10 +61,10 @@ down: uv ## stop what `make up` / `make up-detach` started
 status: uv ## show the local stack's components and whether each answers
 	$(UV) run --no-sync mmgen status
 
-test: install ## run the whole test suite (3 workers) against real local brokers and databases
+test: install browser ## run the whole test suite (3 workers) against real local brokers and databases
 	$(UV) run --no-sync pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-test-containers: install ## the same suite against real Kafka and MongoDB (fails without Docker)
+test-containers: install browser ## the same suite against real Kafka and MongoDB (fails without Docker)
 	$(UV) run --no-sync pytest --backend=containers $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check), mypy, and the import-layer contracts
@@ -80,6 +89,7 @@ images: ## build every service's container image (needs a Docker engine; CONTAIN
 	  if [ ! -d services/$$name ]; then echo "skipping $$name: services/$$name is not in this tree"; continue; fi; \
 	  factory=mmgen.$$name.entrypoints.app:create_app; \
 	  if [ $$name = witness ]; then factory=mmgen.witness.app:create_app; fi; \
+	  if [ $$name = console ]; then factory=mmgen.console.app:create_app; fi; \
 	  echo "building $(IMAGE_REGISTRY)/$$name:$(IMAGE_TAG)"; \
 	  $(CONTAINER_ENGINE) build -f deploy/docker/Dockerfile --build-arg SERVICE=$$name \
 	    --build-arg PORT=$$port --build-arg APP_FACTORY=$$factory \

@@ -44,3 +44,14 @@ def test_nothing_is_wired_without_both_services(tmp_path: Path) -> None:
     assert with_local_witness(config, SERVICES[:1]) is config
     assert with_local_witness(config, SERVICES[1:]) is config
     assert not (tmp_path / "witness").exists()
+
+
+def test_the_console_pins_the_keys_consent_and_the_witness_sign_with(tmp_path: Path) -> None:
+    services = [*SERVICES, stack.ServiceEntry("console", "mmgen.console.app:create_app")]
+    env = with_local_witness(stack.StackConfig(state_dir=tmp_path), services).extra_env
+    assert env["CONSOLE_AUDIT_LOG_KEY"] == env["WITNESS_LOG_KEYS"]
+    assert env["CONSOLE_WITNESS_KEYS"] == env["CONSENT_AUDIT_WITNESSES"].split()[1]
+    assert env["CONSOLE_WITNESS_QUORUM"] == "1"
+    alone = [SERVICES[0], services[-1]]  # consent and the console, no witness
+    env = with_local_witness(stack.StackConfig(state_dir=tmp_path), alone).extra_env
+    assert set(env) == {"CONSOLE_AUDIT_LOG_KEY"}

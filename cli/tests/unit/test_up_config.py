@@ -53,6 +53,7 @@ def test_defaults(captured: list[stack.StackConfig]) -> None:
         8003,
         8004,
         8005,
+        8006,
         8009,
     ]
     assert config.kafka_bootstrap == "127.0.0.1:9092"

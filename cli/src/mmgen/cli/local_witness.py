@@ -11,9 +11,10 @@ in the state folder:
   (`mmgen.platform.settings`: base64url of 32 random bytes, the Ed25519 seed) — created here
   if consent never ran, read otherwise — so the witness pins the key consent will sign with.
 
-Then the witness gets `WITNESS_SIGNING_KEY=@<file>` and `WITNESS_LOG_KEYS`, and consent
-`CONSENT_AUDIT_WITNESSES=<witness URL> <witness key>`. A real deployment configures both by
-hand, the witness run by someone else (see the witness's README).
+Then the witness gets `WITNESS_SIGNING_KEY=@<file>` and `WITNESS_LOG_KEYS`, consent
+`CONSENT_AUDIT_WITNESSES=<witness URL> <witness key>`, and the compliance console the same two
+public keys to pin (`CONSOLE_AUDIT_LOG_KEY`, `CONSOLE_WITNESS_KEYS`, quorum 1). A real
+deployment configures them by hand, the witness run by someone else (see the witness's README).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mmgen.auditlog.cosignature import CosignatureSigner
 
 WITNESS = "witness"
 LOG_SERVICE = "consent"
+CONSOLE = "console"
 WITNESS_NAME = "mmgen.local/witness"
 #: consent's default `CONSENT_AUDIT_ORIGIN` (the log key's name).
 LOG_ORIGIN = "mmgen.local/audit"
@@ -88,16 +90,25 @@ def with_local_witness(config: Any, services: Sequence[Any]) -> Any:
     """`config` (a `stack.StackConfig`) with the witness and consent wired to each other,
     when both are among `services`; unchanged otherwise."""
     names = {service.name for service in services}
-    if not {WITNESS, LOG_SERVICE} <= names:
+    if LOG_SERVICE not in names or not names & {WITNESS, CONSOLE}:
         return config
     state_dir: Path = config.state_dir
-    witness = witness_signer(state_dir)
     log = log_signer(state_dir, config.extra_env.get("CONSENT_AUDIT_SIGNING_KEY"))
-    wiring = {
-        "WITNESS_SIGNING_KEY": f"@{witness_key_path(state_dir).resolve()}",
-        "WITNESS_LOG_KEYS": log.verifier().to_string(),
-        "CONSENT_AUDIT_WITNESSES": (
-            f"{config.service_url(WITNESS)} {witness.verifier().to_string()}"
-        ),
-    }
+    wiring: dict[str, str] = {}
+    if CONSOLE in names:
+        wiring["CONSOLE_AUDIT_LOG_KEY"] = log.verifier().to_string()
+    if WITNESS in names:
+        witness = witness_signer(state_dir)
+        wiring.update(
+            {
+                "WITNESS_SIGNING_KEY": f"@{witness_key_path(state_dir).resolve()}",
+                "WITNESS_LOG_KEYS": log.verifier().to_string(),
+                "CONSENT_AUDIT_WITNESSES": (
+                    f"{config.service_url(WITNESS)} {witness.verifier().to_string()}"
+                ),
+            }
+        )
+        if CONSOLE in names:
+            wiring["CONSOLE_WITNESS_KEYS"] = witness.verifier().to_string()
+            wiring["CONSOLE_WITNESS_QUORUM"] = "1"
     return replace(config, extra_env={**wiring, **config.extra_env})

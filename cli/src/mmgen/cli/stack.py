@@ -53,6 +53,7 @@ DEFAULT_SERVICE_PORTS = {
     "profiles": 8003,
     "consent": 8004,
     "retention": 8005,
+    "console": 8006,
     "witness": 8009,
 }
 RECORD_FILE = "stack.json"
