@@ -23,7 +23,12 @@ from mmgen.platform.errors import ConfigurationError
 from mmgen.platform.health import ReadinessCheck, health_router
 from mmgen.platform.limits import BodySizeLimitMiddleware, declares_route_limits
 from mmgen.platform.logs import configure_logging
-from mmgen.platform.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+from mmgen.platform.metrics import (
+    HttpMetrics,
+    MetricsMiddleware,
+    metrics_router,
+    register_process_metrics,
+)
 from mmgen.platform.openapi import install_problem_openapi
 from mmgen.platform.problems import (
     ProblemSpec,
@@ -142,6 +147,7 @@ def create_app(
     app.state.readiness_checks = list(readiness_checks)
     app.state.readiness_timeout = settings.readiness_timeout_seconds
     app.state.metrics = HttpMetrics(metrics_registry)
+    register_process_metrics(app.state.metrics.registry, settings.service_name, version)
 
     install_problem_handlers(app)
     for exc_type, spec in (problems or {}).items():
