@@ -58,11 +58,12 @@ test: install ## run the whole test suite (3 workers) against real local brokers
 test-containers: install ## the same suite against real Kafka and MongoDB (fails without Docker)
 	$(UV) run --no-sync pytest --backend=containers $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check), mypy, and the import-layer contracts
+lint: install ## ruff (lint + format check), mypy, the import-layer contracts, declared dependencies and licences
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 	MYPYPATH=$(MYPY_PATH) $(UV) run --no-sync mypy $(SRC_DIRS)
 	$(UV) run --no-sync lint-imports
+	$(UV) run --no-sync python scripts/dependency_hygiene.py
 
 fmt: install ## format and autofix
 	$(UV) run --no-sync ruff format .
