@@ -88,3 +88,30 @@ def test_secured_operations_document_their_refusals(service: str) -> None:
                 assert {"401", "403"} <= set(responses), (path, method)
             if operation.get("requestBody") or operation.get("parameters"):
                 assert "422" in responses, (path, method)
+
+
+def channels(service: str) -> dict[str, Any]:
+    document = committed("asyncapi", service)
+    assert document is not None, REGENERATE
+    found: dict[str, Any] = document["channels"]
+    return found
+
+
+def test_asyncapi_lists_what_a_service_reads_and_its_dead_letters() -> None:
+    """profiles learns projects' members and consents from their topics; retention's commands
+    reach every service; each read topic has its dead-letter topic beside it."""
+    profiles = channels("profiles")
+    read = profiles["projects.events:consumed"]
+    assert read["address"] == "projects.events"
+    assert "projects.ProjectCreated" in read["description"]
+    assert "projects.events.dlq" in {c["address"] for c in profiles.values()}
+    for service in ("identity", "projects", "profiles", "consent", "retention"):
+        assert "retention.commands:consumed" in channels(service), service
+
+
+def test_asyncapi_lists_the_commands_retention_publishes() -> None:
+    retention = channels("retention")
+    assert "retention.commands:retention.EraseSubject" in retention
+    assert retention["retention.commands:retention.EraseSubject"]["address"] == (
+        "retention.commands"
+    )

@@ -246,6 +246,22 @@ class ServiceRuntime:
                 topics.append(topic)
         return topics
 
+    def consumed_event_types(self) -> dict[str, list[str]]:
+        """Topic → the event types the inbox handles from it (the AsyncAPI document's reads)."""
+        out: dict[str, list[str]] = {topic: [] for topic in self.consumed_topics()}
+        for event_type in self._handlers:
+            topic = (
+                self.topics.retention_commands
+                if event_type in COMMAND_TYPES
+                else self.topics.events(event_type.split(".", 1)[0])
+            )
+            out[topic].append(event_type)
+        return out
+
+    def copied_event_types(self) -> dict[str, list[str]]:
+        """Topic → the service's own event types the relay also publishes there."""
+        return {copy.topic: sorted(copy.event_types) for copy in self._copies}
+
     @property
     def events_topic(self) -> str:
         return self.topics.events(self.name)
