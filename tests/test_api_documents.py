@@ -115,3 +115,10 @@ def test_asyncapi_lists_the_commands_retention_publishes() -> None:
     assert retention["retention.commands:retention.EraseSubject"]["address"] == (
         "retention.commands"
     )
+
+
+def test_asyncapi_lists_the_audit_logs_reads_and_writes() -> None:
+    consent = channels("consent")
+    assert consent["audit.log:published"]["address"] == "audit.log"
+    pattern = [c for name, c in consent.items() if name.endswith(r"\.events$:consumed")]
+    assert len(pattern) == 1 and "audit projector" in pattern[0]["description"]

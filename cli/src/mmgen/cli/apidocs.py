@@ -60,8 +60,10 @@ def document_path(root: Path, kind: str, service: str) -> Path:
 
 
 def render(document: dict[str, Any]) -> str:
-    """The committed form: indented, keys in the order the service gives them, one final newline."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    """The committed form: indented, keys sorted (FastStream's AsyncAPI orders some members
+    differently from one process to the next; sorted, a regeneration changes only what
+    changed), one final newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def write_documents(root: Path) -> list[Path]:

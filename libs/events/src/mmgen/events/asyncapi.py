@@ -152,11 +152,13 @@ def events_asyncapi(
     consumes: Mapping[str, Sequence[str]] | None = None,
     group: str | None = None,
     copies: Mapping[str, Sequence[str]] | None = None,
+    others: Sequence[tuple[str, bool, str]] = (),
 ) -> dict[str, Any]:
     """A stand-alone AsyncAPI document of `service`'s events on `topic` (no connection made).
 
     `consumes`: topic → event types the service's inbox (consumer group `group`) handles;
-    `copies`: topic → the service's own event types the relay also publishes there (commands).
+    `copies`: topic → the service's own event types the relay also publishes there (commands);
+    `others`: (topic, read?, description) of what the service's own components read or write.
     """
     broker = KafkaBroker(bootstrap)
     declare_event_publishers(broker, registry, topic, service=service)
@@ -174,6 +176,17 @@ def events_asyncapi(
             )
     if consumes:
         declare_consumed_topics(broker, consumes, group=group or f"{service}-inbox")
+    for other_topic, reads, description in others:
+        if reads:
+
+            async def read(message: dict[str, Any]) -> None:
+                """Documentation only: the service's component reads this topic."""
+
+            broker.subscriber(
+                other_topic, title=f"{other_topic}:consumed", description=description
+            )(read)
+        else:
+            broker.publisher(other_topic, title=f"{other_topic}:published", description=description)
     reads = f" and what it reads from {', '.join(consumes)}" if consumes else ""
     return asyncapi_document(
         broker,

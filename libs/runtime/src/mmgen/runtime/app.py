@@ -40,6 +40,7 @@ def asyncapi_router(runtime: ServiceRuntime) -> APIRouter:
             consumes=runtime.consumed_event_types(),
             group=runtime.settings.inbox_group,
             copies=runtime.copied_event_types(),
+            others=[(d.topic, d.reads, d.description) for d in runtime.documented_topics],
         )
         return Response(json.dumps(doc), media_type="application/json")
 

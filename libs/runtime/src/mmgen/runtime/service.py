@@ -100,6 +100,15 @@ class Projection:
     reset: Callable[[], Awaitable[None]] | None = None
 
 
+@dataclass(frozen=True)
+class DocumentedTopic:
+    """A topic a component reads or writes beside the runtime's parts (for the AsyncAPI)."""
+
+    topic: str
+    reads: bool
+    description: str
+
+
 class ServiceRuntime:
     """The plumbing of one service process (see the module docstring for the order)."""
 
@@ -146,6 +155,7 @@ class ServiceRuntime:
         self._components: list[Component] = []
         self._checks: list[ReadinessCheck] = []
         self._copies: list[TopicCopy] = []
+        self.documented_topics: list[DocumentedTopic] = []
         self._tailer_metrics = TailerMetrics(self.metrics_registry)
         self.relay: Relay | None = None
         self.republish: RepublishListener | None = None
@@ -226,6 +236,10 @@ class ServiceRuntime:
     def on_prepare(self, prepare: Callable[[], Awaitable[None]]) -> None:
         """Run at start-up before anything else (index creation; idempotent)."""
         self._prepare.append(prepare)
+
+    def document_topic(self, topic: str, *, reads: bool, description: str) -> None:
+        """List in `/asyncapi.json` a topic one of the service's components reads or writes."""
+        self.documented_topics.append(DocumentedTopic(topic, reads, description))
 
     def component(self, component: Component, *checks: ReadinessCheck) -> None:
         self._components.append(component)
