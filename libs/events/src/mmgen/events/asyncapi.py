@@ -187,10 +187,10 @@ def events_asyncapi(
             )(read)
         else:
             broker.publisher(other_topic, title=f"{other_topic}:published", description=description)
-    reads = f" and what it reads from {', '.join(consumes)}" if consumes else ""
+    inbox = f" and what it reads from {', '.join(consumes)}" if consumes else ""
     return asyncapi_document(
         broker,
         title=f"{service} events",
         version=version,
-        description=f"Events the {service} service publishes to {topic}{reads}.",
+        description=f"Events the {service} service publishes to {topic}{inbox}.",
     )
