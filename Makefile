@@ -25,7 +25,7 @@ IMAGE_REGISTRY ?= $(shell sed -n 's/^MMGEN_IMAGE_REGISTRY=//p' deploy/compose/.e
 IMAGE_TAG ?= $(shell sed -n 's/^MMGEN_IMAGE_TAG=//p' deploy/compose/.env)
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install browser up up-detach demo down status test test-containers lint fmt bench images clean
+.PHONY: help uv install browser up up-detach demo down status test test-containers lint fmt openapi bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -67,15 +67,19 @@ test: install browser ## run the whole test suite (3 workers) against real local
 test-containers: install browser ## the same suite against real Kafka and MongoDB (fails without Docker)
 	$(UV) run --no-sync pytest --backend=containers $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check), mypy, and the import-layer contracts
+lint: install ## ruff (lint + format check), mypy, the import-layer contracts, declared dependencies and licences
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 	MYPYPATH=$(MYPY_PATH) $(UV) run --no-sync mypy $(SRC_DIRS)
 	$(UV) run --no-sync lint-imports
+	$(UV) run --no-sync python scripts/dependency_hygiene.py
 
 fmt: install ## format and autofix
 	$(UV) run --no-sync ruff format .
 	$(UV) run --no-sync ruff check --fix .
+
+openapi: install ## regenerate docs/openapi and docs/asyncapi from what the services serve
+	$(UV) run --no-sync mmgen apidocs write
 
 bench: install ## run the benchmarks in bench/ and record their results
 	for script in bench/bench_*.py; do $(UV) run --no-sync python $$script || exit 1; done

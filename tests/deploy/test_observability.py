@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from mmgen.events.consumer import ConsumerMetrics
 from mmgen.events.relay import RelayMetrics
 from mmgen.events.tailer import TailerMetrics
 from mmgen.platform.metrics import HttpMetrics
+from mmgen.retention.adapters.metrics import RetentionMetrics
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "deploy" / "observability"
 ALERTS = OBSERVABILITY / "prometheus" / "alerts.yaml"
@@ -46,6 +49,7 @@ def exported() -> set[str]:
     TailerMetrics(registry)
     AuditMetrics(registry)
     TrackingMetrics(registry)
+    RetentionMetrics(registry)
     names = set()
     for family in registry.collect():
         names.update(f"{family.name}{suffix}" for suffix in SUFFIXES[family.type])
@@ -113,6 +117,20 @@ def test_alert_expressions_parse_and_name_exported_series(
     assert unknown == {}
 
 
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool is not installed (Debian: prometheus)"
+)
+def test_promtool_checks_the_rules_and_runs_their_unit_tests() -> None:
+    """Prometheus' own linter, and alerts.test.yaml: each tested rule fires when it should."""
+    promtool = shutil.which("promtool")
+    assert promtool is not None
+    for args in (["check", "rules", ALERTS.name], ["test", "rules", "alerts.test.yaml"]):
+        done = subprocess.run(
+            [promtool, *args], cwd=ALERTS.parent, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_the_alerts_operators_asked_for_are_there(rules: list[dict[str, Any]]) -> None:
     by_name = {rule["alert"]: rule for rule in rules}
     wanted = {
@@ -122,6 +140,8 @@ def test_the_alerts_operators_asked_for_are_there(rules: list[dict[str, Any]]) -
         "MmgenMessagesDeadLettered": "mmgen_events_consumer_dead_lettered_total",
         "MmgenAuditDeadLettered": "mmgen_audit_dead_lettered_total",
         "MmgenServiceNotReady": "probe_success",
+        "MmgenPrivacyRequestNearDeadline": "mmgen_retention_privacy_request_deadline_seconds",
+        "MmgenPrivacyRequestOverdue": "mmgen_retention_privacy_requests_overdue",
     }
     for alert, series in wanted.items():
         assert series in metric_names(by_name[alert]["expr"]), alert

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from mmgen.cli import stack
 from mmgen.cli.admin import admin_app
+from mmgen.cli.apidocs import app as apidocs_app
 from mmgen.cli.audit import app as audit_app
 from mmgen.cli.demo import DemoError, demo_app, seed
 from mmgen.cli.dlq import app as dlq_app
@@ -33,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(admin_app, name="admin")
+app.add_typer(apidocs_app, name="apidocs")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")

@@ -2,9 +2,9 @@
 consumer's handling — with nobody passing `traceparent` by hand.
 
 The app is built like every service's (`mmgen.platform.create_app`: FastAPI server spans from
-the platform's telemetry); its route appends through the kernel's repository, which stamps the
-active span on the envelope. OpenTelemetry SDK with an in-memory exporter; real broker and
-database.
+the platform's telemetry); its route appends through the kernel's repository, whose append span
+(a child of the request's) is stamped on the envelope. OpenTelemetry SDK with an in-memory
+exporter; real broker and database.
 """
 
 from __future__ import annotations
@@ -79,11 +79,14 @@ async def test_one_trace_spans_request_relay_and_consumer(
     servers = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
     assert len(servers) == 1, [s.name for s in spans.get_finished_spans()]
     request = servers[0].context
+    (append,) = [s for s in spans.get_finished_spans() if s.name == "events append"]
+    assert append.parent is not None
+    assert append.parent.span_id == request.span_id
     stored = await kernel.store.get(event_id)
     assert stored is not None
     assert stored.traceparent is not None
     _, trace_id, parent_id, _ = stored.traceparent.split("-")
-    assert (trace_id, parent_id) == (f"{request.trace_id:032x}", f"{request.span_id:016x}")
+    assert (trace_id, parent_id) == (f"{request.trace_id:032x}", f"{append.context.span_id:016x}")
 
     relay = Relay(
         kernel.store,
@@ -131,7 +134,7 @@ async def test_one_trace_spans_request_relay_and_consumer(
     assert publish[0].context.trace_id == request.trace_id
     assert process[0].context.trace_id == request.trace_id
     assert publish[0].parent is not None
-    assert publish[0].parent.span_id == request.span_id
+    assert publish[0].parent.span_id == append.context.span_id
     assert process[0].parent is not None
     assert process[0].parent.span_id == publish[0].context.span_id
     assert publish[0].kind == SpanKind.PRODUCER

@@ -82,6 +82,8 @@ async def test_request_views_keys_pages_claims_and_version_guard(mongo_db: Any) 
     )
     assert sorted(v["_id"] for v in overdue) == sorted([a.request_id, b.request_id])
     assert await views.count_overdue(datetime(2027, 3, 1, tzinfo=UTC)) == 2
+    waiting = [v for v in everything + rest if v["open"] and v.get("answered_at") is None]
+    assert await views.nearest_due() == min(v["due_by"] for v in waiting)
     first = await views.page(
         status=None, overdue_at=datetime(2027, 4, 1, tzinfo=UTC), limit=1, after=None
     )

@@ -319,10 +319,15 @@ async def test_overdue_requests_are_marked_and_listed(h: Harness) -> None:
     view, _ = await h.requests.submit(
         request_type="access", subject_id=sid, actor=subject_actor(sid)
     )
+    due = (await h.requests.get(view["_id"]))["due_by"]
+    assert await h.requests.seconds_to_nearest_deadline() == (due - h.clock.now()).total_seconds()
     h.clock.current = datetime(2027, 3, 1, tzinfo=UTC)
     assert await h.requests.page(status=None, overdue=True, limit=10, after=None)
     result = await h.scheduler.tick()
     assert (result.marked_overdue, result.overdue_open) == (1, 1)
+    assert result.nearest_deadline_seconds == (due - h.clock.current).total_seconds() <= 0
+    later = h.clock.advance(days=1)
+    assert await h.requests.seconds_to_nearest_deadline() == (due - later).total_seconds() < 0
     assert (await h.requests.get(view["_id"]))["status"] == "overdue"
     listed = await h.requests.page(status="overdue", overdue=False, limit=10, after=None)
     assert [v["_id"] for v in listed] == [view["_id"]]

@@ -10,6 +10,7 @@ Personal fields are listed (names only) on `pii`, which travels encrypted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from faststream.kafka import KafkaBroker
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field, create_model
 
 from mmgen.events.envelope import Envelope, PiiBlob
 from mmgen.events.registry import EventRegistry, EventSpec
+from mmgen.events.topics import dlq_topic
 
 ASYNCAPI_VERSION = "3.0.0"
 
@@ -88,6 +90,43 @@ def declare_event_publishers(
     return publishers
 
 
+def declare_consumed_topics(
+    broker: Any, consumes: Mapping[str, Sequence[str]], *, group: str
+) -> list[Any]:
+    """Document what a service reads: one subscriber per topic its inbox consumes (the event
+    types it handles named), and the dead-letter topic it writes for each."""
+    subscribers = []
+    for topic, event_types in consumes.items():
+        subscriber = broker.subscriber(
+            topic,
+            group_id=group,
+            title=f"{topic}:consumed",
+            description=(
+                f"Read by the inbox (consumer group {group}). Handled: "
+                f"{', '.join(sorted(event_types))}; other event types are acknowledged unread "
+                f"(by the event_type header). A message still failing after retries goes to "
+                f"{dlq_topic(topic)}."
+            ),
+        )
+
+        async def consume(envelope: Envelope) -> None:
+            """Documentation only: the runtime's inbox consumes (`mmgen.events.consumer`)."""
+
+        subscribers.append(subscriber(consume))
+        broker.publisher(
+            dlq_topic(topic),
+            schema=Envelope,
+            title=f"{dlq_topic(topic)}:dead-letter",
+            description=(
+                f"Messages of {topic} the inbox could not handle, unchanged, with headers "
+                "dlq_error_type, dlq_error_message, dlq_original_topic, "
+                "dlq_original_partition, dlq_original_offset and dlq_consumer "
+                "(`mmgen dlq list|replay`)."
+            ),
+        )
+    return subscribers
+
+
 def asyncapi_document(
     broker: KafkaBroker, *, title: str, version: str = "1.0.0", description: str | None = None
 ) -> dict[str, Any]:
@@ -110,13 +149,48 @@ def events_asyncapi(
     service: str,
     bootstrap: str = "localhost:9092",
     version: str = "1.0.0",
+    consumes: Mapping[str, Sequence[str]] | None = None,
+    group: str | None = None,
+    copies: Mapping[str, Sequence[str]] | None = None,
+    others: Sequence[tuple[str, bool, str]] = (),
 ) -> dict[str, Any]:
-    """A stand-alone AsyncAPI document of `service`'s events on `topic` (no connection made)."""
+    """A stand-alone AsyncAPI document of `service`'s events on `topic` (no connection made).
+
+    `consumes`: topic → event types the service's inbox (consumer group `group`) handles;
+    `copies`: topic → the service's own event types the relay also publishes there (commands);
+    `others`: (topic, read?, description) of what the service's own components read or write.
+    """
     broker = KafkaBroker(bootstrap)
     declare_event_publishers(broker, registry, topic, service=service)
+    for copy_topic, event_types in (copies or {}).items():
+        for event_type in event_types:
+            spec = registry.spec(event_type)
+            broker.publisher(
+                copy_topic,
+                schema=envelope_model(spec),
+                title=f"{copy_topic}:{event_type}",
+                description=(
+                    f"{event_type} v{spec.version}: the same message as on {topic}, also "
+                    f"published here by the {service} relay, for the services that obey it."
+                ),
+            )
+    if consumes:
+        declare_consumed_topics(broker, consumes, group=group or f"{service}-inbox")
+    for other_topic, reads, description in others:
+        if reads:
+
+            async def read(message: dict[str, Any]) -> None:
+                """Documentation only: the service's component reads this topic."""
+
+            broker.subscriber(
+                other_topic, title=f"{other_topic}:consumed", description=description
+            )(read)
+        else:
+            broker.publisher(other_topic, title=f"{other_topic}:published", description=description)
+    inbox = f" and what it reads from {', '.join(consumes)}" if consumes else ""
     return asyncapi_document(
         broker,
         title=f"{service} events",
         version=version,
-        description=f"Events the {service} service publishes to {topic}.",
+        description=f"Events the {service} service publishes to {topic}{inbox}.",
     )

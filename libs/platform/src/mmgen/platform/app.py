@@ -2,7 +2,8 @@
 
 `create_app` gives every service the same edges: problem+json for every error, body-size
 limit, `/healthz`, `/readyz`, `/metrics`, JSON logs with trace ids, server spans, stable
-operation ids (the route's name), bearer-token verification and audited refusals.
+operation ids (the route's name), an OpenAPI document whose every error is a problem,
+bearer-token verification and audited refusals.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from mmgen.platform.errors import ConfigurationError
 from mmgen.platform.health import ReadinessCheck, health_router
 from mmgen.platform.limits import BodySizeLimitMiddleware, declares_route_limits
 from mmgen.platform.logs import configure_logging
-from mmgen.platform.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+from mmgen.platform.metrics import (
+    HttpMetrics,
+    MetricsMiddleware,
+    metrics_router,
+    register_process_metrics,
+)
+from mmgen.platform.openapi import install_problem_openapi
 from mmgen.platform.problems import (
     ProblemSpec,
     UnhandledErrorMiddleware,
@@ -146,6 +153,7 @@ def create_app(
     app.state.readiness_checks = list(readiness_checks)
     app.state.readiness_timeout = settings.readiness_timeout_seconds
     app.state.metrics = HttpMetrics(metrics_registry)
+    register_process_metrics(app.state.metrics.registry, settings.service_name, version)
 
     install_problem_handlers(app)
     for exc_type, spec in (problems or {}).items():
@@ -174,6 +182,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
 
+    install_problem_openapi(app)
     instrument_app(app, configure_tracing(settings.service_name))
     return app
 

@@ -2,12 +2,16 @@
 
 Requests are counted and timed by route template (`/projects/{project_id}`, never the raw
 path, which would explode the label space) and status; unmatched paths share one label.
-The same middleware writes one access log line per request (probes excluded).
+The same middleware writes one access log line per request (probes excluded). Each app's
+registry also carries the process and platform collectors (CPU, memory, file descriptors,
+Python version) and `mmgen_build_info` (service and version), so one scrape tells what runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import platform
 import time
 
 from fastapi import APIRouter, Request
@@ -16,7 +20,11 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,9 +35,32 @@ UNMATCHED_ROUTE = "<unmatched>"
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
+def register_process_metrics(registry: CollectorRegistry, service: str, version: str) -> None:
+    """Process and platform collectors and `mmgen_build_info` on `registry`.
+
+    A registry that has them already (the global one, or a second app on a shared registry)
+    keeps the ones it has: registering a series twice is refused, and that refusal is all.
+    """
+    for register in (
+        lambda: ProcessCollector(registry=registry),
+        lambda: PlatformCollector(registry=registry),
+        lambda: Info("mmgen_build", "The running service and its version.", registry=registry).info(
+            {"service": service, "version": version, "python": platform.python_version()}
+        ),
+    ):
+        with contextlib.suppress(ValueError):  # "Duplicated timeseries in CollectorRegistry"
+            register()
+
+
 class HttpMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.in_flight_now = Gauge(
+            "http_requests_in_flight",
+            "HTTP requests being served now, by method.",
+            ["method"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "http_requests",
             "HTTP requests served, by method, route template and status.",
@@ -76,6 +107,8 @@ class MetricsMiddleware:
         status = 500
         started = time.perf_counter()
         self.metrics.in_flight.labels(method).inc()
+        in_flight = self.metrics.in_flight_now.labels(method)
+        in_flight.inc()
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -86,6 +119,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
+            in_flight.dec()
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()

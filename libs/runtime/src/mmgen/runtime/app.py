@@ -34,12 +34,17 @@ def asyncapi_router(runtime: ServiceRuntime) -> APIRouter:
 
     @router.get("/asyncapi.json", name="asyncapi")
     async def asyncapi() -> Response:
-        """The AsyncAPI document of the service's events topic (from its event registry)."""
+        """The AsyncAPI document of the service's topics: the events it publishes (from its
+        event registry), the commands it copies, and what its inbox reads."""
         doc = events_asyncapi(
             runtime.registry,
             runtime.events_topic,
             service=runtime.name,
             bootstrap=runtime.settings.kafka_bootstrap,
+            consumes=runtime.consumed_event_types(),
+            group=runtime.settings.inbox_group,
+            copies=runtime.copied_event_types(),
+            others=[(d.topic, d.reads, d.description) for d in runtime.documented_topics],
         )
         return Response(json.dumps(doc), media_type="application/json")
 

@@ -108,6 +108,15 @@ class Projection:
     reset: Callable[[], Awaitable[None]] | None = None
 
 
+@dataclass(frozen=True)
+class DocumentedTopic:
+    """A topic a component reads or writes beside the runtime's parts (for the AsyncAPI)."""
+
+    topic: str
+    reads: bool
+    description: str
+
+
 class ServiceRuntime:
     """The plumbing of one service process (see the module docstring for the order)."""
 
@@ -154,6 +163,7 @@ class ServiceRuntime:
         self._components: list[Component] = []
         self._checks: list[ReadinessCheck] = []
         self._copies: list[TopicCopy] = []
+        self.documented_topics: list[DocumentedTopic] = []
         self._tailer_metrics = TailerMetrics(self.metrics_registry)
         self.relay: Relay | None = None
         self.republish: RepublishListener | None = None
@@ -266,6 +276,10 @@ class ServiceRuntime:
         """Run at start-up before anything else (index creation; idempotent)."""
         self._prepare.append(prepare)
 
+    def document_topic(self, topic: str, *, reads: bool, description: str) -> None:
+        """List in `/asyncapi.json` a topic one of the service's components reads or writes."""
+        self.documented_topics.append(DocumentedTopic(topic, reads, description))
+
     def component(self, component: Component, *checks: ReadinessCheck) -> None:
         self._components.append(component)
         self._checks.extend(checks)
@@ -284,6 +298,22 @@ class ServiceRuntime:
             if topic not in topics:
                 topics.append(topic)
         return topics
+
+    def consumed_event_types(self) -> dict[str, list[str]]:
+        """Topic → the event types the inbox handles from it (the AsyncAPI document's reads)."""
+        out: dict[str, list[str]] = {topic: [] for topic in self.consumed_topics()}
+        for event_type in self._handlers:
+            topic = (
+                self.topics.retention_commands
+                if event_type in COMMAND_TYPES
+                else self.topics.events(event_type.split(".", 1)[0])
+            )
+            out[topic].append(event_type)
+        return out
+
+    def copied_event_types(self) -> dict[str, list[str]]:
+        """Topic → the service's own event types the relay also publishes there."""
+        return {copy.topic: sorted(copy.event_types) for copy in self._copies}
 
     @property
     def events_topic(self) -> str:

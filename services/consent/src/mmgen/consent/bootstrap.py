@@ -128,6 +128,24 @@ def bootstrap(
         runtime.revoke_tokens_from_identity()
         audit = build_audit(settings, db, registry=runtime.metrics_registry)
         runtime.component(audit, *audit.readiness_checks)
+        runtime.document_topic(
+            runtime.topics.events_pattern(),
+            reads=True,
+            description=(
+                "The audit projector reads every `<service>.events` topic (a pattern "
+                "subscription, group CONSENT_AUDIT_CONSUMER_GROUP) and appends each event's "
+                "header to the hash-chained audit log; undecodable messages go to "
+                "`<topic>.dlq`."
+            ),
+        )
+        runtime.document_topic(
+            runtime.topics.audit_log,
+            reads=False,
+            description=(
+                "Every audit log entry, in seq order (retention follows it for its activity "
+                "records and the seq of each erasure's evidence)."
+            ),
+        )
     return Consent(
         settings=settings,
         runtime=runtime,

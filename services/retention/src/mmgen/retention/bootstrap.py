@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 from mmgen.auditlog.receipt import Ed25519Jwk, ReceiptSigner, b64url_encode
 from mmgen.auditlog.receipt import b64url_decode as jwk_x_bytes
@@ -47,6 +47,7 @@ from mmgen.retention.adapters.memory import (
     InMemoryPolicyStore,
     InMemoryRequestViews,
 )
+from mmgen.retention.adapters.metrics import RetentionMetrics
 from mmgen.retention.adapters.mongo import (
     MongoActivityStore,
     MongoEvidenceStore,
@@ -315,18 +316,13 @@ def bootstrap(
     )
     _acknowledgements(runtime, feed, settings.services)
 
-    overdue = Gauge(
-        "retention_privacy_requests_overdue",
-        "Open privacy requests past their deadline, unanswered",
-        namespace="mmgen",
-        registry=runtime.metrics_registry,
-    )
+    metrics = RetentionMetrics(runtime.metrics_registry)
     scheduler = SchedulerLoop(
         Scheduler(
             requests=requests, coordinator=coordinator, access=access, holds=holds, runs=runs
         ),
         settings.scheduler_interval_seconds,
-        on_overdue=overdue.set,
+        on_pass=lambda result: metrics.record(result.overdue_open, result.nearest_deadline_seconds),
     )
     runtime.component(follow_ups)
 

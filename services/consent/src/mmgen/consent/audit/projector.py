@@ -36,6 +36,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from mmgen.consent.audit.domain import (
     entry_fields,
 )
 from mmgen.consent.audit.store import AppendPlan, Head, plan_append
+from mmgen.consent.audit.tracing import trace_appended
 from mmgen.events.envelope import Envelope
 from mmgen.events.errors import EventsError
 from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
@@ -87,6 +89,7 @@ class Batch:
     #: Envelopes that arrived on another producer's topic (never entries, never progress).
     refused: list[tuple[Any, BaseException]] = field(default_factory=list)
     plan: AppendPlan | None = None
+    fetched_ns: int = field(default_factory=time.time_ns)
 
     def offsets(self) -> dict[TopicPartition, int]:
         """The offsets to commit once this batch is stored: past its last record, per partition."""
@@ -312,6 +315,7 @@ class AuditProjector:
         result = await task
         for position, reason in result.rejected:
             await self._dead_letter(batch.sources[position], AuditEntryRejectedError(reason))
+        trace_appended(batch.sources, group_id=self.group_id, started_ns=batch.fetched_ns)
         await self._commit_offsets(consumer, batch)
         self.last_error = None
         return result
@@ -331,6 +335,7 @@ class AuditProjector:
         result = await self._commit(batch)
         for position, reason in result.rejected:
             await self._dead_letter(batch.sources[position], AuditEntryRejectedError(reason))
+        trace_appended(batch.sources, group_id=self.group_id, started_ns=batch.fetched_ns)
         return result
 
     async def _decode(self, records: list[Any]) -> Batch:

@@ -127,6 +127,14 @@ class InMemoryRequestViews:
     async def count_overdue(self, at: datetime) -> int:
         return sum(1 for d in self.docs.values() if _overdue(d, at))
 
+    async def nearest_due(self) -> datetime | None:
+        pending = [
+            d["due_by"]
+            for d in self.docs.values()
+            if d.get("open") and d.get("answered_at") is None and d.get("due_by") is not None
+        ]
+        return min(pending, default=None)
+
 
 class InMemoryHoldViews:
     def __init__(self) -> None:

@@ -181,6 +181,14 @@ class MongoRequestViews:
             {"k_due": {"$gt": "", "$lt": f"{index_time(at)}|{_MAX}"}}
         )
 
+    async def nearest_due(self) -> datetime | None:
+        # `k_due` exists exactly while a request is open and unanswered; it sorts by deadline.
+        docs = await self.coll.find({"k_due": {"$gt": ""}}).sort("k_due", ASCENDING).to_list(1)
+        if not docs:
+            return None
+        due: datetime | None = _clean(docs[0]).get("due_by")
+        return due
+
     async def open_ids(self, *, limit: int, after: str | None) -> list[str]:
         docs = (
             await self.coll.find({"k_open": {"$gt": after or ""}}, {"_id": 1})

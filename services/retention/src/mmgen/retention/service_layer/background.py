@@ -63,11 +63,11 @@ class SchedulerLoop:
         scheduler: Scheduler,
         interval_s: float,
         *,
-        on_overdue: Callable[[int], None] | None = None,
+        on_pass: Callable[[PassResult], None] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.interval_s = interval_s
-        self.on_overdue = on_overdue
+        self.on_pass = on_pass
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.last: PassResult | None = None
@@ -77,8 +77,8 @@ class SchedulerLoop:
         async with self._lock:
             result = await self.scheduler.tick(by=by)
         self.last = result
-        if self.on_overdue is not None:
-            self.on_overdue(result.overdue_open)
+        if self.on_pass is not None:
+            self.on_pass(result)
         return result
 
     async def start(self) -> None:

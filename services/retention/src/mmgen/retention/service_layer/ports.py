@@ -92,6 +92,10 @@ class RequestViews(Protocol):
         """Open requests unanswered past their deadline at `at` (the overdue metric)."""
         ...
 
+    async def nearest_due(self) -> datetime | None:
+        """The earliest deadline of the open, unanswered requests (None: there is none)."""
+        ...
+
 
 class HoldViews(Protocol):
     async def put(self, hold: HoldView) -> None: ...

@@ -205,6 +205,12 @@ class PrivacyRequests:
         """Requests past their deadline, unanswered, now (for the service's gauge)."""
         return await self.views.count_overdue(self.clock.now())
 
+    async def seconds_to_nearest_deadline(self) -> float | None:
+        """Time left until the earliest deadline of an open, unanswered request (negative once
+        it passed; None when no request waits for an answer)."""
+        due = await self.views.nearest_due()
+        return None if due is None else (due - self.clock.now()).total_seconds()
+
     async def open_ids(self, *, batch: int = 200) -> list[str]:
         """Every open request's id (scheduler passes read them page by page)."""
         out: list[str] = []

@@ -4,7 +4,7 @@ In order: end holds whose `until` passed (their held parts get ordered erased), 
 requests, order or retry erasures, collect access packages still missing a service, delete
 expired packages, then evaluate the retention policies. Each step is bounded and failures of
 one request never stop the pass; the result counts what happened (the overdue count feeds
-the service's metric).
+the service's metrics, with the time left to the nearest deadline).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class PassResult:
     policy_orders: int
     run_id: str
     overdue_open: int
+    #: Seconds to the earliest deadline of an open, unanswered request (None: none waits).
+    nearest_deadline_seconds: float | None
     #: The policy run of this pass: every order it sent, and why.
     run: RetentionRunCompleted
 
@@ -69,5 +71,6 @@ class Scheduler:
             policy_orders=len(run.orders),
             run_id=run.run_id,
             overdue_open=await self.requests.count_overdue(),
+            nearest_deadline_seconds=await self.requests.seconds_to_nearest_deadline(),
             run=run,
         )
