@@ -1,8 +1,9 @@
 """`mmgen apidocs`: the committed API documents, taken from what each service serves.
 
 Every service of the workspace (the `mmgen.services` entry points) is built with its own
-factory and default settings — no database or broker is reached — and asked, in-process, for
-`/openapi.json` and `/asyncapi.json` (services on the runtime serve the latter). The answers
+factory and default settings, as the local stack has them — no database or broker is
+reached — and asked, in-process, for `/openapi.json` and `/asyncapi.json` (services on the
+runtime serve the latter). The answers
 are written to `docs/openapi/<service>.json` and `docs/asyncapi/<service>.json`; the drift
 tests (tests/test_api_documents.py) fail when the code and those files part, and
 `make openapi` (`mmgen apidocs write`) makes them agree again in one command.
@@ -11,7 +12,11 @@ tests (tests/test_api_documents.py) fail when the code and those files part, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -34,6 +39,24 @@ class ServedDocuments:
     documents: dict[str, dict[str, Any]]
 
 
+@contextlib.contextmanager
+def local_stack_settings(service: str) -> Iterator[None]:
+    """The service's default settings as the local stack has them: development on loopback
+    with a state folder (a throwaway one), the only place development secrets are accepted
+    (a service refuses to start with them anywhere else)."""
+    variable = f"{service.upper()}_STATE_DIR"
+    before = os.environ.get(variable)
+    with tempfile.TemporaryDirectory(prefix=f"apidocs-{service}-") as state:
+        os.environ[variable] = state
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = before
+
+
 def build_app(service: str) -> Any:
     """The service's app from its registered factory (default settings, nothing started)."""
     (entry,) = [ep for ep in entry_points(group=SERVICE_ENTRY_POINTS) if ep.name == service]
@@ -42,10 +65,13 @@ def build_app(service: str) -> Any:
 
 async def served(service: str, app: Any | None = None) -> ServedDocuments:
     """The documents `service`'s app answers at `/openapi.json` and `/asyncapi.json`."""
-    built = app if app is not None else build_app(service)
+    if app is None:
+        with local_stack_settings(service):
+            return await served(service, build_app(service))
+    built = app
     found: dict[str, dict[str, Any]] = {}
     transport = httpx.ASGITransport(app=built)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service.local") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         for kind in KINDS:
             response = await client.get(f"/{kind}.json")
             if response.status_code == 404:
