@@ -184,7 +184,7 @@ def command(
         "seconds_each": [round(w, 2) for w in walls],
         "load_average_1min_each": loads,
         "progress_bytes_drawn_median": statistics.median(drawn),
-        "progress": "rich progress bar on a pseudo-terminal, advanced every 8,192 entries",
+        "progress": "rich progress bar on a pseudo-terminal, advanced a 16 MiB span at a time",
         "includes": "interpreter start-up, key and head checks (log + 1 witness), all entries",
     }
 
