@@ -84,7 +84,7 @@ def _chain(n: int, **over: Any) -> list[dict[str, Any]]:
     producer_seq=st.integers(0, 2**54),
     micros=st.integers(0, 10**16),
 )
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_both_fast_paths_agree_with_the_exact_path_on_random_entries(
     strings: list[str],
     optional: list[bool],
@@ -126,7 +126,7 @@ def test_both_fast_paths_agree_with_the_exact_path_on_random_entries(
 
 
 @given(position=st.integers(0, 10_000), char=st.characters(max_codepoint=0x2FF))
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)
 def test_no_single_character_change_is_accepted_unless_it_is_a_valid_entry(
     position: int, char: str
 ) -> None:
@@ -509,7 +509,7 @@ def test_non_ascii_and_escaped_entries_are_taken_line_by_line(tmp_path: Path) ->
 
 
 @given(position=st.integers(0, 10_000), char=st.characters(max_codepoint=0x2FF))
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)
 def test_no_single_character_change_is_taken_by_a_block_unless_it_is_a_valid_entry(
     position: int, char: str
 ) -> None:
@@ -544,7 +544,7 @@ def test_no_single_character_change_is_taken_by_a_block_unless_it_is_a_valid_ent
     seq=st.integers(0, 2**54),
     producer_seq=st.integers(0, 2**54),
 )
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_a_block_takes_a_random_entry_only_with_its_exact_bytes(
     strings: list[str],
     optional: list[bool],
@@ -614,7 +614,7 @@ def test_subtrees_that_do_not_fit_the_tree_are_refused_and_change_nothing() -> N
 
 
 @given(start=st.integers(0, 2**20), count=st.integers(0, 70), split=st.integers(0, 70))
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_subtrees_of_ranges_fold_to_the_root_of_all_leaves(
     start: int, count: int, split: int
 ) -> None:
