@@ -11,6 +11,7 @@ import pytest
 from mmgen.auditlog import merkle
 from mmgen.auditlog.errors import ProofInvalidError
 from mmgen.auditlog.memory import InMemoryNodeStore
+from mmgen.auditlog.verify import LogVerifier
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -58,6 +59,18 @@ def test_roots_list_appender_and_store(size: int) -> None:
     assert appender.root() == want
     assert merkle.root_from_store(_store_for(LEAF_HASHES), size) == want
     assert merkle.root_from_store(_store_for(LEAF_HASHES[:size]), size) == want
+
+
+@pytest.mark.parametrize("size", range(1, 9))
+def test_subtrees_of_ranges_give_the_vector_roots(size: int) -> None:
+    """The CT leaves cut anywhere into two ranges, each covered by `subtrees_of_range` and
+    folded in order, give the RFC 6962 root of every size."""
+    want = bytes.fromhex(CT["roots_hex"][size - 1])
+    for cut in range(size + 1):
+        verifier = LogVerifier(frontier=merkle.Frontier(0))
+        verifier.feed_subtrees(merkle.subtrees_of_range(0, LEAF_HASHES[:cut]), bytes(32))
+        verifier.feed_subtrees(merkle.subtrees_of_range(cut, LEAF_HASHES[cut:size]), bytes(32))
+        assert verifier.root() == want
 
 
 def test_empty_root_needs_no_reads() -> None:

@@ -145,9 +145,11 @@ def verify(
     try:
         trusted = trusted_keys(public_key, witness_key, quorum)
         saved_note = saved_head.read_text() if saved_head else None
+        # Redrawn 4 times a second (rich's default is 10): the redraws take the CPU the
+        # verification needs, more the longer a loaded host makes the run.
         with Progress(
             TextColumn("[bold]verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, transient=True, disable=as_json,
+            console=err, transient=True, disable=as_json, refresh_per_second=4,
         ) as bar:  # fmt: skip
             task = bar.add_task("entries", total=None)
 

@@ -62,6 +62,7 @@ __all__ = [
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",
     "root_from_store",
+    "subtrees_of_range",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -112,6 +113,34 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     for _, left in reversed(stack[:-1]):
         cur = hash_children(left, cur)
     return cur
+
+
+def subtrees_of_range(start: int, leaf_hashes: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """``(level, hash)`` of the largest perfect subtrees that exactly cover leaves
+    ``[start, start + len(leaf_hashes))`` of any tree, left to right.
+
+    Computed a level at a time over whole lists (one hash per pair, no per-leaf frontier
+    bookkeeping). A verifier that holds the frontier at ``start`` appends them in order
+    (`verify.LogVerifier.feed_subtrees`); each is aligned (a level-``l`` subtree starts at a
+    multiple of ``2**l``), so the tree's root at the range's end follows as if the leaves had
+    been appended one by one.
+    """
+    left: list[tuple[int, bytes]] = []
+    right: list[tuple[int, bytes]] = []
+    hashes, level = list(leaf_hashes), 0
+    sha256 = _sha256
+    while hashes:
+        if start & 1:
+            left.append((level, hashes[0]))
+            del hashes[0]
+            start += 1
+        if len(hashes) & 1:
+            right.append((level, hashes.pop()))
+        pairs = iter(hashes)
+        hashes = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=True)]
+        start >>= 1
+        level += 1
+    return left + right[::-1]
 
 
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .blocks import BlockResult, check_block
 from .checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from .entry import (
     ZERO_HASH,
@@ -35,7 +37,9 @@ __all__ = [
     "VerificationResult",
     "export_lines",
     "feed_all",
+    "feed_export",
     "iter_jsonl",
+    "take_block",
     "verify_checkpoint_consistency",
     "verify_entry_inclusion",
     "verify_export",
@@ -225,27 +229,46 @@ class LogVerifier:
             return self.fail_unreadable(f"unreadable entry: {exc}")
         return self.feed(entry)
 
-    def feed_verified(self, leaves: bytes, last_hash: bytes) -> bool:
-        """Fold in entries already checked elsewhere, in order, from the next seq: their leaf
-        hashes (32 bytes each) and the hash of the last one (the chain continues from it).
+    @property
+    def due_sizes(self) -> tuple[int, ...]:
+        """The tree sizes still ahead where a root is due (the checkpoint's, those asked for
+        in `roots_at`): `feed_subtrees` must be given no subtree that spans one."""
+        if self._next_stop < 0:
+            return ()
+        return (self._next_stop, *reversed(self._stops))
 
-        For `parallel.check_span`, whose every entry passed the same checks as `feed_line`
+    def feed_subtrees(self, subtrees: Sequence[tuple[int, bytes]], last_hash: bytes) -> bool:
+        """Fold in entries already checked elsewhere, from the next seq: the perfect subtrees
+        `(level, hash)` covering their leaves, left to right (`merkle.subtrees_of_range`), and
+        the hash of the last entry (the chain continues from it).
+
+        For `blocks.check_block`, whose every entry passed the same checks as `feed_line`
         from a seq and previous hash that the caller has matched with `next_seq`/`prev_hash`.
+        Raises ValueError, changing nothing, when a subtree is not aligned where it would go
+        or spans a due size (the caller then verifies those entries line by line).
         """
         if self._failure is not None:
             return False
         hashes = self._hashes
         if hashes is None:
-            raise ValueError("folding leaves needs the frontier")
+            raise ValueError("folding subtrees needs the frontier")
+        dues = iter(self.due_sizes)
+        seq, due = self._next_seq, next(dues, -1)
+        for level, _ in subtrees:
+            width = 1 << level
+            if seq & (width - 1) or seq < due < seq + width:
+                raise ValueError("a subtree is not aligned with the tree or spans a due size")
+            seq += width
+            if seq == due:
+                due = next(dues, -1)
         seq = self._next_seq
-        for at in range(0, len(leaves), 32):
-            cur = leaves[at : at + 32]
-            size = seq
+        for level, node in subtrees:
+            cur, size = node, seq >> level
             while size & 1:
                 cur = _sha256(b"\x01" + hashes.pop() + cur).digest()
                 size >>= 1
             hashes.append(cur)
-            seq += 1
+            seq += 1 << level
             if seq == self._next_stop:
                 self._next_seq = seq
                 if not self._stop():
@@ -383,6 +406,8 @@ def verify_log(
 _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 #: Bytes read from an export at a time (lines are split and decoded a block at once).
 READ_BLOCK = 1 << 20
+#: Bytes of an export checked at once by `feed_export` (`blocks.check_block`).
+EXPORT_BLOCK = 4 << 20
 
 
 def _parse_line(line: str) -> Any:
@@ -450,7 +475,8 @@ def verify_export(
     progress: Callable[[int], None] | None = None,
     progress_every: int = 8192,
 ) -> VerificationResult:
-    """`verify_log` for a JSON Lines export read from a file, by its lines (`feed_line`).
+    """`verify_log` for a JSON Lines export read from a file (`feed_export`: blocks of
+    canonical lines by `blocks.check_block`, anything else line by line with `feed_line`).
 
     ``progress(n)`` is told every ``progress_every`` entries (and once at the end) how many
     more were checked: cheap enough for a progress bar over millions of entries.
@@ -464,8 +490,92 @@ def verify_export(
         except AuditLogError as exc:
             return VerificationResult(False, 0, None, str(exc), "checkpoint_invalid")
     verifier = LogVerifier(frontier=Frontier(0), checkpoint=checkpoint)
-    feed_all(verifier, export_lines(stream), progress=progress, every=progress_every)
+    feed_export(verifier, stream, progress=progress, every=progress_every)
     return verifier.result()
+
+
+class _Steps:
+    """Progress told in steps of `every` entries, whatever the sizes of the runs added."""
+
+    __slots__ = ("_every", "_pending", "_progress")
+
+    def __init__(self, progress: Callable[[int], None] | None, every: int) -> None:
+        self._progress, self._every, self._pending = progress, every, 0
+
+    def add(self, count: int) -> None:
+        if self._progress is None:
+            return
+        self._pending += count
+        while self._pending >= self._every:
+            self._progress(self._every)
+            self._pending -= self._every
+
+    def flush(self) -> None:
+        if self._progress is not None and self._pending:
+            self._progress(self._pending)
+            self._pending = 0
+
+
+def take_block(
+    verifier: LogVerifier,
+    block: BlockResult,
+    start: int,
+    progress: Callable[[int], None] | None = None,
+) -> int | None:
+    """Fold a checked block (`blocks.check_block`, which began at offset `start`) into the
+    verifier when it continues the chain; the offset from which its lines must be verified
+    line by line (the block's start when it does not join), None when none are left."""
+    if not block.count:
+        return block.stop
+    if block.first_seq != verifier.next_seq or block.first_prev != verifier.prev_hash.hex():
+        return start
+    try:
+        joined = verifier.feed_subtrees(block.subtrees, block.last_hash)
+    except ValueError:
+        return start
+    if not joined:  # a root due inside the block differs from the signed one
+        return None
+    if progress is not None:
+        progress(block.count)
+    return block.stop
+
+
+def feed_export(
+    verifier: LogVerifier,
+    stream: IO[str] | IO[bytes],
+    *,
+    progress: Callable[[int], None] | None = None,
+    every: int = 8192,
+) -> None:
+    """Feed a JSON Lines export from its start until an entry fails: a binary stream a block
+    of `EXPORT_BLOCK` bytes at a time (`blocks.check_block`, the lines it does not take by
+    `feed_line`), a text stream line by line. Progress is told every `every` entries."""
+    steps = _Steps(progress, every)
+    try:
+        if isinstance(stream, io.TextIOBase):
+            feed_all(verifier, export_lines(stream), progress=steps.add, every=every)
+            return
+        pending, first = b"", True
+        while verifier.ok:
+            chunk = stream.read(EXPORT_BLOCK)
+            if isinstance(chunk, str):  # a text stream that is not a TextIOBase
+                text = io.StringIO(chunk + stream.read())  # type: ignore[operator]
+                feed_all(verifier, export_lines(text), progress=steps.add, every=every)
+                return
+            data = pending + chunk
+            if first:
+                data, first = data.removeprefix(codecs.BOM_UTF8), False
+            cut = data.rfind(b"\n") + 1 if chunk else len(data)
+            block, pending = data[:cut], data[cut:]
+            if block:
+                rest = take_block(verifier, check_block(block, verifier.due_sizes), 0, steps.add)
+                if rest is not None and verifier.ok:
+                    lines = export_lines(io.BytesIO(block[rest:]), at_start=False)
+                    feed_all(verifier, lines, progress=steps.add, every=every)
+            if not chunk:
+                return
+    finally:
+        steps.flush()
 
 
 def feed_all(
