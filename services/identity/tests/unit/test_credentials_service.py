@@ -102,7 +102,7 @@ async def test_registering_a_taken_address_answers_alike_and_tells_the_owner(
 
 async def test_registration_is_throttled_per_address(identity: IdentityService) -> None:
     email = unique_email()
-    limit = identity.settings.login_max_failures_per_account
+    limit = identity.settings.mail_requests_max_per_email
     for _ in range(limit):
         await register(identity, email=email)
     from mmgen.identity.domain.errors import LoginThrottledError

@@ -199,6 +199,13 @@ def bootstrap(
         delay_base=timedelta(seconds=settings.login_delay_base_seconds),
         delay_max=timedelta(seconds=settings.login_delay_max_seconds),
     )
+    mail_limits = ThrottleLimits(
+        window=timedelta(seconds=settings.mail_requests_window_seconds),
+        max_per_account=settings.mail_requests_max_per_email,
+        max_per_address=settings.mail_requests_max_per_address,
+        delay_base=timedelta(seconds=settings.login_delay_base_seconds),
+        delay_max=timedelta(seconds=settings.login_delay_max_seconds),
+    )
     ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
     store = runtime.kernel.store
     accounts = port(accounts, MongoAccountsReadModel, InMemoryAccountsReadModel)
@@ -225,6 +232,10 @@ def bootstrap(
         subject_events,
         lambda db: MongoSubjectEvents(_mongo_store(store)),
         lambda: InMemorySubjectEvents(store),
+    )
+    # Same collection, keys of their own (`acct:mail:…`, `addr:mail:…`), limits of their own.
+    mail_throttle = (
+        InMemoryLoginThrottle(mail_limits) if db is None else MongoLoginThrottle(db, mail_limits)
     )
     mail_outbox = port(mail_outbox, MongoMailOutbox, InMemoryMailOutbox)
     one_time_uses = port(one_time_uses, MongoOneTimeUses, InMemoryOneTimeUses)
@@ -283,6 +294,7 @@ def bootstrap(
         account_records=accounts,
         refresh_tokens=refresh_tokens,
         throttle=throttle,
+        mail_throttle=mail_throttle,
         hashing=hasher,
         policy=policy,
         uses=one_time_uses,

@@ -101,6 +101,12 @@ class IdentitySettings(EventServiceSettings):
     mail_link_base_url: str | None = None
     email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=300)
     password_reset_ttl_seconds: int = Field(default=3600, ge=300, le=24 * 3600)
+    #: Requests that send mail (registration, password reset) per address within the window,
+    #: before each further one waits a growing delay (the sign-in throttle's rules): per
+    #: mailbox (so nobody floods one) and per client address.
+    mail_requests_window_seconds: int = Field(default=3600, ge=1)
+    mail_requests_max_per_email: int = Field(default=3, ge=1)
+    mail_requests_max_per_address: int = Field(default=20, ge=1)
     #: The issuer authenticator apps show beside the account (the `otpauth://` URI).
     totp_issuer: str = "Multimedia Gen"
 

@@ -87,6 +87,7 @@ class Credentials:
         account_records: AccountsReadModel,
         refresh_tokens: RefreshTokenStore,
         throttle: LoginThrottle,
+        mail_throttle: LoginThrottle,
         hashing: PasswordHashing,
         policy: PasswordPolicy,
         uses: OneTimeUses,
@@ -100,6 +101,7 @@ class Credentials:
         self.account_records = account_records
         self.refresh_tokens = refresh_tokens
         self.throttle = throttle
+        self.mail_throttle = mail_throttle
         self.hashing = hashing
         self.policy = policy
         self.uses = uses
@@ -182,7 +184,7 @@ class Credentials:
         address's owner is told by mail instead. Throttled per address (the mailbox's blind
         index) and per client address, before any work."""
         _, keys = self.accounts.throttle_keys(registration.email, client_address)
-        await self.throttle.acquire([f"acct:register:{k}" for k in keys])
+        await self.mail_throttle.acquire(_mail_keys(keys))
         try:
             await self.accounts.register(registration)
         except EmailTakenError:
@@ -249,7 +251,9 @@ class Credentials:
         if user.totp_enabled and not await self._second_factor_ok(user, factor):
             raise ReauthenticationFailedError()
         await self.throttle.succeeded(keys)
-        return await self.accounts.load_active(user_id)  # a recovery code may have been spent
+        if user.totp_enabled and not factor.totp and factor.recovery_code:
+            return await self.accounts.load_active(user_id)  # a recovery code was spent
+        return user
 
     async def change_password(
         self, user_id: str, current: str, new: str, client_address: str, actor: Actor
@@ -291,7 +295,7 @@ class Credentials:
             return
         _, keys = self.accounts.throttle_keys(normalised, client_address)
         try:
-            await self.throttle.acquire([f"acct:reset:{k}" for k in keys])
+            await self.mail_throttle.acquire(_mail_keys(keys))
         except LoginThrottledError:
             return
         owner = await self.account_records.user_id_for_email(self.accounts.blind_index(normalised))
@@ -378,3 +382,9 @@ class Credentials:
                 )
             ],
         )
+
+
+def _mail_keys(keys: list[str]) -> list[str]:
+    """The sign-in keys (`acct:<index>`, `addr:<hash>`) as keys of the mail-request throttle:
+    the kind prefix first, which picks the limit."""
+    return [key.replace(":", ":mail:", 1) for key in keys]

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from mmgen.events.envelope import Actor
 from mmgen.events.erased import is_erased
 from mmgen.identity.adapters.signing_keys import Rotation
+from mmgen.identity.domain.emails import normalise_email
 from mmgen.identity.domain.errors import LoginThrottledError, UserNotFoundError
 from mmgen.identity.domain.model import User
 from mmgen.identity.entrypoints.api.dependencies import (
@@ -207,6 +208,7 @@ async def correct_me(
     verified again."""
     fields = body.corrections()
     if "email" in fields:
+        normalise_email(str(fields["email"]))  # an invalid address is a 422 before anything
         await _reauthenticate(identity, principal, request, body.current_password, body)
     user = await identity.accounts.correct(
         principal.subject_id, Correction(fields), _actor(principal)
