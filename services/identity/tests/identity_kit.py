@@ -96,7 +96,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-TOKEN_LINE = re.compile(r"^token: (\S+)$", re.MULTILINE)
+TOKEN_LINE = re.compile(r"^token: (\S+)", re.MULTILINE)
 
 
 def token_in(text: str) -> str:
