@@ -38,6 +38,8 @@ class RunningSystem:
     components: list[stack.Component]
     admin_email: str
     admin_password: str
+    #: Where the session's SMTP sink keeps the mail the services sent.
+    mail_dir: Path | None = None
 
     def url(self, service: str) -> str:
         return self.config.service_url(service)
@@ -70,6 +72,7 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         database_prefix=unique_name("sys_") + "_",
         external_mongo_uri=infra.mongo_uri,
         external_kafka_bootstrap=infra.kafka_bootstrap,
+        mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
@@ -84,7 +87,7 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         return stack.start_services(config, services)
 
     components = retry_on_port_clash(start)
-    running = RunningSystem(config, components, admin_email, admin_password)
+    running = RunningSystem(config, components, admin_email, admin_password, infra.mail_dir)
     try:
         yield running
     finally:
@@ -128,6 +131,7 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
         database_prefix=unique_name("fault_") + "_",
         external_mongo_uri=infra.mongo_uri,
         external_kafka_bootstrap=broker.address,
+        mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
@@ -138,7 +142,7 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
             "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
         },
     )
-    running = OwnBrokerStack(config, [], admin_email, admin_password, broker=broker)
+    running = OwnBrokerStack(config, [], admin_email, admin_password, infra.mail_dir, broker=broker)
 
     def start() -> list[stack.Component]:
         config.service_ports = {s.name: free_port() for s in services}  # fresh on a retry

@@ -76,6 +76,7 @@ def fake_config(tmp_path: Path, **extra_env: str) -> stack.StackConfig:
         state_dir=tmp_path / "state",
         broker_port=free_port(),
         database_port=free_port(),
+        mail_port=free_port(),
         service_ports={name: free_port() for name in NAMES},
         ready_timeout=60.0,
         extra_env={

@@ -22,6 +22,7 @@ from mmgen.cli.admin import admin_app
 from mmgen.cli.audit import app as audit_app
 from mmgen.cli.demo import DemoError, demo_app, seed
 from mmgen.cli.dlq import app as dlq_app
+from mmgen.cli.mail import mail_app
 from mmgen.cli.privacy import privacy_app
 from mmgen.cli.receipt import receipt_app
 from mmgen.localstack.errors import LocalStackError
@@ -35,6 +36,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(mail_app, name="mail")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(receipt_app, name="receipt")
 console = Console()
@@ -53,6 +55,10 @@ StateDir = Annotated[
 Host = Annotated[str, typer.Option(envvar="MMGEN_HOST", help="address every component binds")]
 BrokerPort = Annotated[int, typer.Option(envvar="MMGEN_BROKER_PORT", min=1, max=65535)]
 DatabasePort = Annotated[int, typer.Option(envvar="MMGEN_DATABASE_PORT", min=1, max=65535)]
+MailPort = Annotated[
+    int,
+    typer.Option(envvar="MMGEN_MAIL_PORT", min=1, max=65535, help="the local SMTP sink's port"),
+]
 ServicePorts = Annotated[
     list[str] | None,
     typer.Option(
@@ -82,12 +88,14 @@ def _config(
     ports: list[str] | None = None,
     with_services: bool = True,
     ready_timeout: float = 30.0,
+    mail_port: int = 2525,
 ) -> stack.StackConfig:
     return stack.StackConfig(
         state_dir=state_dir,
         host=host,
         broker_port=broker_port,
         database_port=database_port,
+        mail_port=mail_port,
         service_ports=_parse_ports(ports),
         with_services=with_services,
         ready_timeout=ready_timeout,
@@ -115,6 +123,7 @@ def up(
     host: Host = "127.0.0.1",
     broker_port: BrokerPort = 9092,
     database_port: DatabasePort = 27017,
+    mail_port: MailPort = 2525,
     port: ServicePorts = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="return once everything is ready")
@@ -128,7 +137,9 @@ def up(
     """Start the broker, the database and every service; stay in the foreground until Ctrl-C."""
     if demo and not services:
         raise typer.BadParameter("the demo data needs the services", param_hint="--demo")
-    config = _config(state_dir, host, broker_port, database_port, port, services, ready_timeout)
+    config = _config(
+        state_dir, host, broker_port, database_port, port, services, ready_timeout, mail_port
+    )
     stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

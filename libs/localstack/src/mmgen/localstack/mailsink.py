@@ -55,7 +55,8 @@ class StoredMail:
 
     def text(self) -> str:
         body = self.message().get_body(preferencelist=("plain",))
-        return body.get_content() if body is not None else ""
+        text = body.get_content() if body is not None else ""
+        return str(text).replace("\r\n", "\n")
 
 
 def store_message(directory: Path, mail_from: str, rcpt_to: list[str], data: bytes) -> str:
