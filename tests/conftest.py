@@ -77,6 +77,8 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
             # retention expects answers from the services that run here, not all five
             "RETENTION_SERVICES": json.dumps([s.name for s in services]),
         },
@@ -136,6 +138,8 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
             # Heads are announced every 2 s when idle (10 s by default): the fault tests
             # measure repair after a restart, not the announcement period.
             "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",

@@ -122,11 +122,7 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
     async with httpx.AsyncClient(timeout=10.0) as http:
 
         async def token(email: str, pw: str) -> str:
-            response = await http.post(
-                f"{identity}/auth/token", json={"email": email, "password": pw}
-            )
-            assert response.status_code == 200, response.text
-            return str(response.json()["access_token"])
+            return await people.sign_in(http, identity, email, pw)
 
         def bearer(tok: str, **extra: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {tok}", **extra}
@@ -174,9 +170,10 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         # --- a client registers ------------------------------------------------------------
         client_email = personal(f"Client.{tag}@Example.test")
         client_pw = password()
-        response = await http.post(
-            f"{identity}/auth/register",
-            json={
+        client_id, client = await people.register(
+            http,
+            identity,
+            {
                 "email": client_email,
                 "password": client_pw,
                 "name": personal(f"Zoë Brightwater {tag}"),
@@ -189,11 +186,8 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
                 },
             },
         )
-        assert response.status_code == 201, response.text
-        client_id = response.json()["user_id"]
         secrets_of_test.append(client_email.lower())
         seen += await reader.wait_for("client registers", client_id, ["identity.UserRegistered"])
-        client = await token(client_email, client_pw)
 
         # --- the client corrects their name and phone ----------------------------------------
         response = await http.patch(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -106,23 +105,8 @@ def token_in(text: str) -> str:
     return found.group(1)
 
 
-class TotpCodes:
-    """Codes of a TOTP secret as an authenticator app gives them, each step used once (the
-    service refuses a code twice): the current step, then the next, then the previous; past
-    those, it waits for the clock to reach a fresh step."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = totp.secret_from_text(secret)
-        self.used: set[int] = set()
-
-    def next(self) -> str:
-        while True:
-            now = totp.step_at(time.time())
-            for step in (now, now + 1, now - 1):
-                if step not in self.used:
-                    self.used.add(step)
-                    return totp.hotp(self.secret, step)
-            time.sleep(max(0.05, (now + 1) * totp.STEP_SECONDS - time.time()))
+#: Codes of a TOTP secret, each step once (`codes.next()`), as an authenticator app gives them.
+TotpCodes = totp.Authenticator
 
 
 @dataclass

@@ -3,7 +3,8 @@
 The parameters are the ones every authenticator app understands without asking: HMAC-SHA-1,
 6 digits, a 30-second step, and codes of the step before and after accepted for clock drift
 (RFC 6238 §5.2). That a code is used once is the caller's business (`matching_steps` gives the
-steps a code could be; the service claims one atomically).
+steps a code could be; the service claims one atomically). `Authenticator` is the other side,
+for scripts and tests that sign in with a code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import hashlib
 import hmac
 import secrets
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote, urlencode
 
 STEP_SECONDS = 30
@@ -102,3 +104,27 @@ def recovery_code_hash(code: str) -> str:
     """SHA-256 of the normalised code: the codes are random (about 50 bits), so a fast hash is
     enough, and the hashes are sealed with the subject's other personal data anyway."""
     return hashlib.sha256(normalise_recovery_code(code).encode("ascii", "replace")).hexdigest()
+
+
+class Authenticator:
+    """What an authenticator app gives, for scripts and tests that sign in as someone with
+    TOTP: a code of a step not used before (the service refuses a code twice) — the current
+    step, else the next, else the previous; with all three used, it waits for a fresh step.
+    `used` carries the steps used earlier (a script keeps them between runs)."""
+
+    def __init__(self, secret: str, used: Iterable[int] = ()) -> None:
+        self.secret = secret
+        self.key = secret_from_text(secret)
+        self.used: set[int] = set(used)
+
+    def code(self, clock: Callable[[], float] = time.time) -> str:
+        while True:
+            now = step_at(clock())
+            for step in (now, now + 1, now - 1):
+                if step not in self.used:
+                    self.used = {s for s in self.used if s >= now - DRIFT_STEPS} | {step}
+                    return hotp(self.key, step)
+            time.sleep(max(0.05, (now + 1) * STEP_SECONDS - clock()))
+
+    # The identity test kit calls it like an iterator.
+    next = code
