@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import jwt
 
-from mmgen.identity.domain.totp import Authenticator
+from mmgen.platform.totp import Authenticator
 
 PRIVILEGED = frozenset({"staff", "compliance", "admin"})
 #: (identity URL, email) → the account's authenticator, once enrolled here.

@@ -22,9 +22,9 @@ import httpx
 import jwt
 from pymongo import MongoClient
 
-from mmgen.identity.domain.totp import Authenticator
 from mmgen.localstack.mailsink import read_messages
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.totp import Authenticator
 from tests import people
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))

@@ -26,14 +26,13 @@ from mmgen.events.envelope import Envelope
 from mmgen.events.kernel import in_memory_kernel
 from mmgen.identity.adapters.hashing import PasswordHashing, service_secret
 from mmgen.identity.bootstrap import IdentityService, bootstrap
-from mmgen.identity.domain import totp
 from mmgen.identity.domain.events import UserRole, identity_registry
 from mmgen.identity.entrypoints.app import build_app
 from mmgen.identity.service_layer.accounts import Registration
 from mmgen.identity.service_layer.credentials import SecondFactor
 from mmgen.identity.settings import IdentitySettings
 from mmgen.localstack.mailsink import StoredMail, read_messages
-from mmgen.platform import PlatformApp
+from mmgen.platform import PlatformApp, totp
 from mmgen.runtime.testing import (
     erase_command,
     eventually,

@@ -12,7 +12,6 @@ import pytest
 from mmgen.events.envelope import Actor
 from mmgen.identity.adapters.mail import InMemoryMailOutbox, MailMessage
 from mmgen.identity.bootstrap import IdentityService
-from mmgen.identity.domain import totp
 from mmgen.identity.domain.errors import (
     EmailNotVerifiedError,
     InvalidCredentialsError,
@@ -24,6 +23,7 @@ from mmgen.identity.domain.errors import (
 )
 from mmgen.identity.service_layer.accounts import Registration
 from mmgen.identity.service_layer.credentials import SecondFactor
+from mmgen.platform import totp
 from services.identity.tests.identity_kit import passphrase, unique_email
 
 ADDRESS = "198.51.100.9"

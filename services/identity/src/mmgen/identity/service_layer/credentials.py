@@ -26,7 +26,6 @@ from mmgen.identity.adapters.mail_tokens import OneTimeTokens
 from mmgen.identity.adapters.one_time import OneTimeUses
 from mmgen.identity.adapters.sessions import RefreshTokenStore
 from mmgen.identity.adapters.throttle import LoginThrottle
-from mmgen.identity.domain import totp
 from mmgen.identity.domain.emails import normalise_email
 from mmgen.identity.domain.errors import (
     EmailInvalidError,
@@ -53,6 +52,7 @@ from mmgen.identity.domain.events import (
 from mmgen.identity.domain.model import User
 from mmgen.identity.domain.passwords import PasswordPolicy, normalise_password
 from mmgen.identity.service_layer.accounts import Accounts, Registration
+from mmgen.platform import totp
 from mmgen.platform.auth import AMR_OTP, AMR_PASSWORD
 
 #: A used TOTP step is remembered a little longer than it could be presented again.

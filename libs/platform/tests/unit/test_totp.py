@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from mmgen.identity.domain import totp
+from mmgen.platform import totp
 
 #: RFC 6238 Appendix B, the SHA-1 rows: the seed is the ASCII string "12345678901234567890".
 RFC6238_SHA1 = [
