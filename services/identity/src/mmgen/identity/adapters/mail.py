@@ -3,7 +3,9 @@ the other.
 
 A message enters the outbox (`mail_outbox`, keyed by the id of the event it answers, so adding
 it twice keeps one) before anyone is told it was sent; the sender claims due messages with a
-lease, sends each over SMTP and deletes it once the server accepted it. A crash between the
+lease, sends each over SMTP and, once the server accepted it, strips it to a tombstone (id and
+time only, kept `SENT_KEPT`), so the projector applying the same event again — it does, after
+the request handler queued it — does not send it twice. A crash between the
 two sends it again at the next start (at least once: a duplicate mail, never a lost one); a
 server that refuses or is unreachable is retried with a growing delay. A message holds the
 recipient and the text in clear only while it waits — seconds when the server answers — and an
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=10)
+#: How long a sent message's tombstone is kept (longer than any event still makes a mail).
+SENT_KEPT = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class MongoMailOutbox:
     async def ensure_indexes(self) -> None:
         await self.outbox.create_index("due_at")
         await self.outbox.create_index("user_id")
+        await self.outbox.create_index("purge_at", expireAfterSeconds=0)
 
     async def add(self, message: MailMessage) -> None:
         now = datetime.now(UTC)
@@ -114,7 +119,14 @@ class MongoMailOutbox:
         return MailMessage(doc["_id"], doc["user_id"], doc["to"], doc["subject"], doc["text"])
 
     async def sent(self, message_id: str) -> None:
-        await self.outbox.delete_one({"_id": message_id})
+        now = datetime.now(UTC)
+        await self.outbox.update_one(
+            {"_id": message_id},
+            {
+                "$set": {"sent_at": now, "purge_at": now + SENT_KEPT},
+                "$unset": {"to": "", "subject": "", "text": "", "due_at": ""},
+            },
+        )
 
     async def failed(self, message_id: str, now: datetime) -> int:
         doc = await self.outbox.find_one_and_update(
@@ -129,19 +141,26 @@ class MongoMailOutbox:
         return attempts
 
     async def pending(self) -> int:
-        return await self.outbox.count_documents({})
+        return await self.outbox.count_documents({"sent_at": {"$exists": False}})
 
     async def delete_subject(self, user_id: str, session: AsyncClientSession | None = None) -> int:
-        result = await self.outbox.delete_many({"user_id": user_id}, session=session)
-        return result.deleted_count
+        """Delete the subject's waiting messages (counted: they hold the address) and their
+        tombstones (ids only)."""
+        waiting = await self.outbox.delete_many(
+            {"user_id": user_id, "sent_at": {"$exists": False}}, session=session
+        )
+        await self.outbox.delete_many({"user_id": user_id}, session=session)
+        return waiting.deleted_count
 
 
 class InMemoryMailOutbox:
     def __init__(self) -> None:
         self.messages: dict[str, tuple[MailMessage, datetime, int]] = {}
+        self.sent_ids: dict[str, str] = {}  # message id → user id (the tombstones)
 
     async def add(self, message: MailMessage) -> None:
-        self.messages.setdefault(message.message_id, (message, datetime.now(UTC), 0))
+        if message.message_id not in self.sent_ids:
+            self.messages.setdefault(message.message_id, (message, datetime.now(UTC), 0))
 
     async def claim_due(self, now: datetime) -> MailMessage | None:
         due = sorted((at, m.message_id) for m, at, _ in self.messages.values() if _utc(at) <= now)
@@ -152,7 +171,9 @@ class InMemoryMailOutbox:
         return message
 
     async def sent(self, message_id: str) -> None:
-        self.messages.pop(message_id, None)
+        message = self.messages.pop(message_id, None)
+        if message is not None:
+            self.sent_ids[message_id] = message[0].user_id
 
     async def failed(self, message_id: str, now: datetime) -> int:
         message, _, attempts = self.messages[message_id]
@@ -166,6 +187,8 @@ class InMemoryMailOutbox:
         mine = [key for key, (m, _, _) in self.messages.items() if m.user_id == user_id]
         for key in mine:
             del self.messages[key]
+        for key in [k for k, owner in self.sent_ids.items() if owner == user_id]:
+            del self.sent_ids[key]
         return len(mine)
 
 
