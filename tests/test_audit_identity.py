@@ -143,7 +143,7 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
             await asyncio.sleep(0.1)
 
         # --- an admin creates a compliance officer (who reads the log) and a staff member ---
-        people: dict[str, dict[str, str]] = {}
+        created: dict[str, dict[str, str]] = {}
         reader: AuditReader | None = None
         for role in ("compliance", "staff"):
             email = personal(f"{role}-{tag}@example.test")
@@ -159,11 +159,11 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
                 headers=bearer(admin),
             )
             assert response.status_code == 201, response.text
-            people[role] = {"id": response.json()["user_id"], "email": email, "pw": pw}
+            created[role] = {"id": response.json()["user_id"], "email": email, "pw": pw}
             if reader is None:
                 reader = AuditReader(http, consent, await token(email, pw))
             seen += await reader.wait_for(
-                f"admin creates {role}", people[role]["id"], ["identity.UserRegistered"]
+                f"admin creates {role}", created[role]["id"], ["identity.UserRegistered"]
             )
         assert reader is not None
 
@@ -206,7 +206,7 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         )
 
         # --- staff reads the client's account for support --------------------------------------
-        staff = await token(people["staff"]["email"], people["staff"]["pw"])
+        staff = await token(created["staff"]["email"], created["staff"]["pw"])
         response = await http.get(
             f"{identity}/users/{client_id}", headers=bearer(staff, **{"X-Purpose": "support"})
         )
@@ -220,7 +220,7 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         seen += await reader.wait_for("client closes", client_id, ["identity.AccountClosed"])
 
         # --- what the log must say about each step (from what the test did) -------------------
-        staff_id, compliance_id = people["staff"]["id"], people["compliance"]["id"]
+        staff_id, compliance_id = created["staff"]["id"], created["compliance"]["id"]
         expected = {
             ("admin creates compliance", "identity.UserRegistered"): {
                 "subject_id": compliance_id,
@@ -362,5 +362,5 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         served = "\n".join(reader.raw_pages)
         for value in secrets_of_test:
             assert value.lower() not in served.lower(), f"personal value {value!r} in the log"
-        for pw in (client_pw, people["staff"]["pw"], people["compliance"]["pw"]):
+        for pw in (client_pw, created["staff"]["pw"], created["compliance"]["pw"]):
             assert pw not in served

@@ -51,10 +51,11 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
     try:
 
         async def register() -> tuple[str, str]:
+            """A new client: (password, token)."""
             email, pw = f"q-{secrets.token_hex(5)}@example.test", password()
             body = {"email": email, "password": pw, "name": "Quiet", "role": "client"}
             _, token = await people.register(http, identity, body)
-            return email, token
+            return pw, token
 
         async def consent_accepts(token: str) -> bool:
             response = await http.get(
@@ -89,7 +90,7 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
                 if cursor is None:
                     return held
 
-        _, closing_token = await register()
+        closing_password, closing_token = await register()
         for _ in range(3):
             await register()
         deadline = time.monotonic() + 60
@@ -105,8 +106,11 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
         paused = True
         for _ in range(3):
             await register()
-        closed = await http.delete(
-            f"{identity}/users/me", headers={"Authorization": f"Bearer {closing_token}"}
+        closed = await http.request(
+            "DELETE",
+            f"{identity}/users/me",
+            headers={"Authorization": f"Bearer {closing_token}"},
+            json={"current_password": closing_password},
         )
         assert closed.status_code in (200, 202, 204), closed.text
         target = await last_seq()
