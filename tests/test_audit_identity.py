@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient
 
 from mmgen.events.topics import Topics
 from mmgen.localstack.pytest_plugin import Infra
+from tests import people
 
 WAIT_S = 60.0
 """Longest wait for an entry to be served by the audit API (correctness, not speed)."""
