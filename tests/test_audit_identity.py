@@ -216,7 +216,12 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         seen += await reader.wait_for("staff reads", client_id, ["identity.UserRead"])
 
         # --- the client closes the account -----------------------------------------------------
-        response = await http.delete(f"{identity}/users/me", headers=bearer(client))
+        response = await http.request(
+            "DELETE",
+            f"{identity}/users/me",
+            headers=bearer(client),
+            json={"current_password": client_pw},
+        )
         assert response.status_code == 204, response.text
         seen += await reader.wait_for("client closes", client_id, ["identity.AccountClosed"])
 
