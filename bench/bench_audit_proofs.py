@@ -248,7 +248,7 @@ async def run(entries: int, server_verify_n: int) -> dict[str, Any]:
             denial_recorder=audit.denial_recorder,
             metrics_registry=CollectorRegistry(),
         )
-        token = issue_token(key, subject=str(uuid.uuid4()), role="compliance")
+        token = issue_token(key, subject=str(uuid.uuid4()), role="compliance", amr=["pwd", "otp"])
         headers = {"Authorization": f"Bearer {token}", "X-Purpose": "legal_compliance"}
         http: list[float] = []
         async with app.router.lifespan_context(app):

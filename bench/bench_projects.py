@@ -284,7 +284,9 @@ async def seed(
     )
 
     def auth(subject: str, role: str) -> dict[str, str]:
-        token = issue_token(key, subject=subject, role=role, ttl=timedelta(hours=2))
+        token = issue_token(
+            key, subject=subject, role=role, ttl=timedelta(hours=2), amr=["pwd", "otp"]
+        )
         return {"Authorization": f"Bearer {token}"}
 
     people = [auth(owner, "client"), *(auth(c, "creator") for c in creators)]

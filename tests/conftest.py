@@ -38,6 +38,8 @@ class RunningSystem:
     components: list[stack.Component]
     admin_email: str
     admin_password: str
+    #: Where the session's SMTP sink keeps the mail the services sent.
+    mail_dir: Path | None = None
 
     def url(self, service: str) -> str:
         return self.config.service_url(service)
@@ -70,10 +72,13 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         database_prefix=unique_name("sys_") + "_",
         external_mongo_uri=infra.mongo_uri,
         external_kafka_bootstrap=infra.kafka_bootstrap,
+        mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
             # retention expects answers from the services that run here, not all five (the
             # witness and the console hold no personal data: they answer no erasure)
             "RETENTION_SERVICES": json.dumps(
@@ -87,7 +92,7 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         return stack.start_services(config, services)
 
     components = retry_on_port_clash(start)
-    running = RunningSystem(config, components, admin_email, admin_password)
+    running = RunningSystem(config, components, admin_email, admin_password, infra.mail_dir)
     try:
         yield running
     finally:
@@ -131,17 +136,20 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
         database_prefix=unique_name("fault_") + "_",
         external_mongo_uri=infra.mongo_uri,
         external_kafka_bootstrap=broker.address,
+        mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
             # Heads are announced every 2 s when idle (10 s by default): the fault tests
             # measure repair after a restart, not the announcement period.
             "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",
             "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
         },
     )
-    running = OwnBrokerStack(config, [], admin_email, admin_password, broker=broker)
+    running = OwnBrokerStack(config, [], admin_email, admin_password, infra.mail_dir, broker=broker)
 
     def start() -> list[stack.Component]:
         config.service_ports = {s.name: free_port() for s in services}  # fresh on a retry

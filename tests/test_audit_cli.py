@@ -19,16 +19,13 @@ from typing import Any
 import httpx
 
 from mmgen.auditlog.checkpoint import NoteSigner
+from tests import people
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 
 
 def _token(identity: str, email: str, password: str) -> str:
-    response = httpx.post(
-        f"{identity}/auth/token", json={"email": email, "password": password}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
+    return people.sign_in_sync(identity, email, password)
 
 
 def _compliance_officer(system: Any) -> str:

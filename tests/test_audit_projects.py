@@ -21,6 +21,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from tests import people
 
 DEADLINE_S = 30.0
 
@@ -37,23 +38,15 @@ async def test_project_reads_and_refusals_reach_the_audit_log_with_the_callers_i
     async with httpx.AsyncClient(timeout=15.0) as http:
 
         async def token(email: str, pw: str) -> str:
-            response = await http.post(
-                f"{identity}/auth/token", json={"email": email, "password": pw}
-            )
-            assert response.status_code == 200, response.text
-            return str(response.json()["access_token"])
+            return await people.sign_in(http, identity, email, pw)
 
         def bearer(tok: str, **extra: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {tok}", **extra}
 
         async def register(role: str) -> tuple[str, str]:
             email, pw = f"{role}-{tag}-{secrets.token_hex(3)}@example.test", password()
-            response = await http.post(
-                f"{identity}/auth/register",
-                json={"email": email, "password": pw, "name": f"{role} {tag}", "role": role},
-            )
-            assert response.status_code == 201, response.text
-            return str(response.json()["user_id"]), await token(email, pw)
+            body = {"email": email, "password": pw, "name": f"{role} {tag}", "role": role}
+            return await people.register(http, identity, body)
 
         admin = await token(system.admin_email, system.admin_password)
         officer_email, officer_pw = f"compliance-{tag}@example.test", password()

@@ -21,6 +21,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from tests import people
 
 BOUND_S = 30.0
 
@@ -50,17 +51,11 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
     try:
 
         async def register() -> tuple[str, str]:
+            """A new client: (password, token)."""
             email, pw = f"q-{secrets.token_hex(5)}@example.test", password()
-            response = await http.post(
-                f"{identity}/auth/register",
-                json={"email": email, "password": pw, "name": "Quiet", "role": "client"},
-            )
-            assert response.status_code == 201, response.text
-            response = await http.post(
-                f"{identity}/auth/token", json={"email": email, "password": pw}
-            )
-            assert response.status_code == 200, response.text
-            return email, str(response.json()["access_token"])
+            body = {"email": email, "password": pw, "name": "Quiet", "role": "client"}
+            _, token = await people.register(http, identity, body)
+            return pw, token
 
         async def consent_accepts(token: str) -> bool:
             response = await http.get(
@@ -69,12 +64,7 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
             assert response.status_code in (200, 401), response.text
             return response.status_code == 200
 
-        admin_token = (
-            await http.post(
-                f"{identity}/auth/token",
-                json={"email": stack.admin_email, "password": stack.admin_password},
-            )
-        ).json()["access_token"]
+        admin_token = await people.sign_in(http, identity, stack.admin_email, stack.admin_password)
         officer = {"email": f"officer-{secrets.token_hex(4)}@example.test", "password": password()}
         response = await http.post(
             f"{identity}/admin/users",
@@ -82,9 +72,7 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
             headers={"Authorization": f"Bearer {admin_token}"},
         )
         assert response.status_code == 201, response.text
-        officer_token = (await http.post(f"{identity}/auth/token", json=officer)).json()[
-            "access_token"
-        ]
+        officer_token = await people.sign_in(http, identity, officer["email"], officer["password"])
         audit = {"Authorization": f"Bearer {officer_token}", "X-Purpose": "legal_compliance"}
 
         async def identity_seqs_in_log() -> Counter[int]:
@@ -102,7 +90,7 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
                 if cursor is None:
                     return held
 
-        _, closing_token = await register()
+        closing_password, closing_token = await register()
         for _ in range(3):
             await register()
         deadline = time.monotonic() + 60
@@ -118,8 +106,11 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
         paused = True
         for _ in range(3):
             await register()
-        closed = await http.delete(
-            f"{identity}/users/me", headers={"Authorization": f"Bearer {closing_token}"}
+        closed = await http.request(
+            "DELETE",
+            f"{identity}/users/me",
+            headers={"Authorization": f"Bearer {closing_token}"},
+            json={"current_password": closing_password},
         )
         assert closed.status_code in (200, 202, 204), closed.text
         target = await last_seq()

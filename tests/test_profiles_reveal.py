@@ -26,6 +26,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from tests import people
 
 T = TypeVar("T")
 WAIT_S = 60.0
@@ -58,26 +59,18 @@ async def test_a_client_sees_sensitive_fields_only_while_the_creator_consents(
     async with httpx.AsyncClient(timeout=15.0) as http:
 
         async def token(email: str, password: str) -> str:
-            response = await http.post(
-                f"{identity}/auth/token", json={"email": email, "password": password}
-            )
-            assert response.status_code == 200, response.text
-            return str(response.json()["access_token"])
+            return await people.sign_in(http, identity, email, password)
 
         async def register(role: str, **extra: Any) -> tuple[str, str]:
             email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
-            response = await http.post(
-                f"{identity}/auth/register",
-                json={
-                    "email": email,
-                    "password": password,
-                    "name": f"{role.title()} {tag}",
-                    "role": role,
-                    **extra,
-                },
-            )
-            assert response.status_code == 201, response.text
-            return str(response.json()["user_id"]), await token(email, password)
+            body = {
+                "email": email,
+                "password": password,
+                "name": f"{role.title()} {tag}",
+                "role": role,
+                **extra,
+            }
+            return await people.register(http, identity, body)
 
         admin = await token(system.admin_email, system.admin_password)
         version = f"sys-{tag}"

@@ -35,6 +35,7 @@ import pytest
 from mmgen.cli import stack
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, unique_name
+from tests import people
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 SERVICES = ("identity", "consent", "retention")
@@ -79,10 +80,13 @@ def journey_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
         database_prefix=unique_name("jrn_") + "_",
         external_mongo_uri=infra.mongo_uri,
         external_kafka_bootstrap=infra.kafka_bootstrap,
+        mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
             "RETENTION_SERVICES": json.dumps(list(SERVICES)),
             "RETENTION_SCHEDULER_INTERVAL_SECONDS": "3",
             "CONSENT_AUDIT_CHECKPOINT_EVERY_SECONDS": "1",
@@ -106,25 +110,19 @@ def _bearer(token: str, **extra: str) -> dict[str, str]:
 
 
 def _sign_in(identity: str, email: str, password: str) -> str:
-    response = httpx.post(
-        f"{identity}/auth/token", json={"email": email, "password": password}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
+    return people.sign_in_sync(identity, email, password)
 
 
 def _person(s: Stack, role: str = "creator") -> tuple[str, str, str, str]:
     """A subject who registered: (user id, email, password, fresh token)."""
     email, password = f"{role}-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
     identity = s.url("identity")
-    registered = httpx.post(
-        f"{identity}/auth/register",
-        json={"email": email, "password": password, "name": "Mia Rossi", "role": role,
-              "phone": "+393331234567"},
-        timeout=10,
+    user_id, token = people.register_sync(
+        identity,
+        {"email": email, "password": password, "name": "Mia Rossi", "role": role,
+         "phone": "+393331234567"},
     )  # fmt: skip
-    assert registered.status_code == 201, registered.text
-    return registered.json()["user_id"], email, password, _sign_in(identity, email, password)
+    return user_id, email, password, token
 
 
 def _officer(s: Stack) -> str:

@@ -21,6 +21,7 @@ import pytest
 
 from mmgen.auditlog.cosignature import CosignatureSigner
 from mmgen.cli.local_witness import witness_key_path
+from tests import people
 
 pytestmark = pytest.mark.slow
 
@@ -102,12 +103,7 @@ def test_the_verifier_installs_alone_without_the_stack(venv: Path) -> None:
 
 def _token(system: Any) -> str:
     identity = system.url("identity")
-    response = httpx.post(
-        f"{identity}/auth/token",
-        json={"email": system.admin_email, "password": system.admin_password},
-        timeout=10,
-    )
-    admin = response.json()["access_token"]
+    admin = people.sign_in_sync(identity, system.admin_email, system.admin_password)
     email = f"outsider-{secrets.token_hex(4)}@example.test"
     password = secrets.token_urlsafe(18)
     created = httpx.post(
@@ -117,10 +113,7 @@ def _token(system: Any) -> str:
         timeout=10,
     )
     assert created.status_code == 201, created.text
-    signed_in = httpx.post(
-        f"{identity}/auth/token", json={"email": email, "password": password}, timeout=10
-    )
-    return str(signed_in.json()["access_token"])
+    return people.sign_in_sync(identity, email, password)
 
 
 def _cosigned_head(consent: str, token: str, timeout_s: float = 60) -> dict[str, Any]:

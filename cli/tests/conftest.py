@@ -24,6 +24,8 @@ class Cli:
     database_port: int
     #: A free port for every service of the workspace, so no test touches 8001…8005.
     service_ports: dict[str, int] = field(default_factory=dict)
+    #: The local SMTP sink's port (not the default 2525, which another run may hold).
+    mail_port: int = field(default_factory=free_port)
 
     def args(self, command: str, *extra: str) -> list[str]:
         argv = [MMGEN, command, "--state-dir", str(self.state_dir)]
@@ -33,6 +35,8 @@ class Cli:
                 str(self.broker_port),
                 "--database-port",
                 str(self.database_port),
+                "--mail-port",
+                str(self.mail_port),
             ]
             for name, port in self.service_ports.items():
                 argv += ["--port", f"{name}={port}"]
@@ -56,7 +60,9 @@ class Cli:
 
     @property
     def all_ports(self) -> list[int]:
-        return [self.broker_port, self.database_port, *self.service_ports.values()]
+        return [
+            self.broker_port, self.database_port, self.mail_port, *self.service_ports.values()
+        ]  # fmt: skip
 
 
 def leftover_processes(state_dir: Path, ports: list[int]) -> list[str]:

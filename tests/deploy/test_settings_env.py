@@ -39,6 +39,7 @@ PENDING: dict[str, str] = {}
 #: Secret fields a deployment may leave out, and why.
 OPTIONAL_SECRETS = {
     "master_keys_retired": "given only while a master key rotation re-wraps the data keys",
+    "smtp_password": "only for a mail server that asks for AUTH (with IDENTITY_SMTP_USERNAME)",
 }
 _SERVICE_IMAGE = re.compile(r"/(identity|projects|profiles|consent|retention|witness):")
 

@@ -76,6 +76,7 @@ def fake_config(tmp_path: Path, **extra_env: str) -> stack.StackConfig:
         state_dir=tmp_path / "state",
         broker_port=free_port(),
         database_port=free_port(),
+        mail_port=free_port(),
         service_ports={name: free_port() for name in NAMES},
         ready_timeout=60.0,
         extra_env={
@@ -116,12 +117,12 @@ def test_up_starts_the_services_together_after_the_infrastructure(
     ready: list[str] = []
     components = stack.up(config, on_started=lambda c: ready.append(c.name))
     try:
-        assert ready[:2] in (["broker", "database"], ["database", "broker"])
-        assert sorted(ready[2:]) == sorted(NAMES)
-        assert [c.kind for c in components] == ["broker", "database", *["service"] * 3]
+        assert sorted(ready[:3]) == ["broker", "database", "mail"]
+        assert sorted(ready[3:]) == sorted(NAMES)
+        assert [c.kind for c in components] == ["broker", "database", "mail", *["service"] * 3]
     finally:
         stopped = stack.down(config)
-    assert [c.kind for c in stopped] == ["service"] * 3 + ["database", "broker"]
+    assert [c.kind for c in stopped] == ["service"] * 3 + ["mail", "database", "broker"]
     assert_nothing_left(config, [c.port for c in components])
 
 

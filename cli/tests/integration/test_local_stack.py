@@ -63,12 +63,17 @@ def test_up_detach_status_down_and_data_survives(cli) -> None:
     started = cli.run("up", "--detach", "--no-services", "--ready-timeout", "30")
     assert started.returncode == 0, started.stderr
     assert port_is_open(HOST, cli.broker_port) and port_is_open(HOST, cli.database_port)
+    assert port_is_open(HOST, cli.mail_port)  # the SMTP sink
     pids = recorded_pids(cli)
-    assert len(pids) == 2 and all(pid_alive(pid) for pid in pids)
+    assert len(pids) == 3 and all(pid_alive(pid) for pid in pids)
 
     shown = cli.run("status")
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    for name, port in (("broker", cli.broker_port), ("database", cli.database_port)):
+    for name, port in (
+        ("broker", cli.broker_port),
+        ("database", cli.database_port),
+        ("mail", cli.mail_port),
+    ):
         line = next(row for row in shown.stdout.splitlines() if name in row)
         assert str(port) in line and "ready" in line
 
@@ -79,6 +84,7 @@ def test_up_detach_status_down_and_data_survives(cli) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert not port_is_open(HOST, cli.broker_port)
     assert not port_is_open(HOST, cli.database_port)
+    assert not port_is_open(HOST, cli.mail_port)
     assert not any(pid_alive(pid) for pid in pids)
     assert cli.run("status").returncode == 3
 
@@ -112,8 +118,9 @@ def test_foreground_up_stops_everything_on_ctrl_c(cli) -> None:
         assert proc.stderr is not None
         printed = read_until(proc.stderr, [RUNNING])
         assert "started broker" in printed and "started database" in printed, printed
+        assert "started mail" in printed, printed
         pids = recorded_pids(cli)
-        assert len(pids) == 2
+        assert len(pids) == 3
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     finally:
@@ -122,6 +129,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(cli) -> None:
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert not port_is_open(HOST, cli.broker_port)
     assert not port_is_open(HOST, cli.database_port)
+    assert not port_is_open(HOST, cli.mail_port)
     assert not any(pid_alive(pid) for pid in pids)
 
 

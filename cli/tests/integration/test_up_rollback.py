@@ -91,7 +91,7 @@ def test_sigterm_while_starting_stops_what_was_started(cli) -> None:
     try:
         deadline = time.monotonic() + 60
         # Every component is spawned (recorded); the services take seconds to become ready.
-        expected = ["broker", "database", *cli.service_ports]
+        expected = ["broker", "database", "mail", *cli.service_ports]
         while recorded(cli) != expected and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)

@@ -120,6 +120,8 @@ def test_each_service_is_told_the_ports_chosen(tmp_path: Path) -> None:
     assert env["CONSENT_STATE_DIR"] == str(tmp_path.resolve())
     assert env["MMGEN_IDENTITY_URL"] == "http://127.0.0.1:9001"
     assert env["MMGEN_RETENTION_URL"] == "http://127.0.0.1:8005"
+    # Mail goes to the stack's own SMTP sink.
+    assert (env["CONSENT_SMTP_HOST"], env["CONSENT_SMTP_PORT"]) == ("127.0.0.1", "2525")
 
 
 def test_two_components_on_one_port_are_refused(tmp_path: Path) -> None:
@@ -133,6 +135,7 @@ def test_two_components_on_one_port_are_refused(tmp_path: Path) -> None:
     assert stack.planned_ports(stack.StackConfig(state_dir=tmp_path), services) == [
         ("broker", 9092),
         ("database", 27017),
+        ("mail", 2525),
         ("identity", 8001),
         ("consent", 8004),
     ]

@@ -77,6 +77,14 @@ def build_router() -> APIRouter:
         # A service's own refusal (not a member), expressed as a plain HTTPException.
         raise HTTPException(status_code=403, detail="not a member of this project")
 
+    @router.post("/me/second-factor", name="enrol_second_factor")
+    async def enrol_second_factor(
+        principal: Annotated[
+            Principal, Depends(require_roles("staff", "compliance", "admin", single_factor=True))
+        ],
+    ) -> dict[str, Any]:
+        return {"subject": principal.subject_id, "amr": list(principal.amr)}
+
     @router.get("/internal/ping", name="internal_ping")
     async def internal_ping(
         caller: Annotated[Principal, Depends(require_service("retention"))],
@@ -188,6 +196,8 @@ def token(signing_key: SigningKey) -> Callable[..., str]:
 
     def make(role: str = "client", **kwargs: Any) -> str:
         kwargs.setdefault("subject", str(uuid.uuid4()))
+        if role in {"staff", "compliance", "admin"}:  # signed in with TOTP, as they must
+            kwargs.setdefault("amr", ["pwd", "otp"])
         return issue_token(signing_key, role=role, **kwargs)
 
     return make

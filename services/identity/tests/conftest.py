@@ -29,5 +29,5 @@ def settings_factory(infra: Any) -> Callable[..., IdentitySettings]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def svc(request: pytest.FixtureRequest, infra: Any) -> AsyncIterator[Running]:
     overrides = getattr(request.module, "IDENTITY_SETTINGS", {})
-    async with running(identity_settings(infra, **overrides)) as app:
+    async with running(identity_settings(infra, **overrides), mail_dir=infra.mail_dir) as app:
         yield app

@@ -10,11 +10,13 @@ of a module share one app without depending on each other.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,8 +29,10 @@ from mmgen.identity.bootstrap import IdentityService, bootstrap
 from mmgen.identity.domain.events import UserRole, identity_registry
 from mmgen.identity.entrypoints.app import build_app
 from mmgen.identity.service_layer.accounts import Registration
+from mmgen.identity.service_layer.credentials import SecondFactor
 from mmgen.identity.settings import IdentitySettings
-from mmgen.platform import PlatformApp
+from mmgen.localstack.mailsink import StoredMail, read_messages
+from mmgen.platform import PlatformApp, totp
 from mmgen.runtime.testing import (
     command_key_settings,
     erase_command,
@@ -60,8 +64,17 @@ IMMEDIATE_ROTATION = {"signing_key_publish_seconds": 0}
 
 def identity_settings(infra: Any, **overrides: Any) -> IdentitySettings:
     """Settings for one app under test: its own database and topic prefix, fast group joins,
-    random secrets, rotations that switch at once unless `overrides` say otherwise."""
-    return service_settings(IdentitySettings, infra, **{**IMMEDIATE_ROTATION, **overrides})
+    random secrets, rotations that switch at once, mail to the session's SMTP sink, unless
+    `overrides` say otherwise."""
+    mail = {
+        "smtp_host": infra.smtp_host,
+        "smtp_port": infra.smtp_port,
+        "smtp_starttls": False,
+        "mail_poll_seconds": 0.5,
+        # Every test client has one address: registrations are throttled per address.
+        "mail_requests_max_per_address": 100_000,
+    }
+    return service_settings(IdentitySettings, infra, **{**IMMEDIATE_ROTATION, **mail, **overrides})
 
 
 def memory_identity(**ports: Any) -> IdentityService:
@@ -70,6 +83,7 @@ def memory_identity(**ports: Any) -> IdentityService:
         environment="test",
         log_json=False,
         log_level="WARNING",
+        mail_requests_max_per_address=100_000,
         **IMMEDIATE_ROTATION,
         **command_key_settings(),
     )
@@ -82,6 +96,20 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+TOKEN_LINE = re.compile(r"^token: (\S+)", re.MULTILINE)
+
+
+def token_in(text: str) -> str:
+    """The one-time token of a verification or reset mail."""
+    found = TOKEN_LINE.search(text)
+    assert found is not None, text
+    return found.group(1)
+
+
+#: Codes of a TOTP secret, each step once (`codes.next()`), as an authenticator app gives them.
+TotpCodes = totp.Authenticator
+
+
 @dataclass
 class Running:
     """An identity app running in this process, and an httpx client on it."""
@@ -89,6 +117,8 @@ class Running:
     app: PlatformApp
     client: httpx.AsyncClient
     settings: IdentitySettings
+    #: Where the session's SMTP sink keeps what it got (`infra.mail_dir`).
+    mail_dir: Path | None = None
 
     @property
     def identity(self) -> IdentityService:
@@ -106,6 +136,7 @@ class Running:
         return self.settings.topic("identity.events")
 
     async def register(self, **overrides: Any) -> dict[str, Any]:
+        """Register through the API (202, no id in the answer) and learn the id by signing in."""
         body: dict[str, Any] = {
             "email": unique_email(),
             "password": passphrase(),
@@ -114,36 +145,72 @@ class Running:
         }
         body.update(overrides)
         response = await self.client.post("/auth/register", json=body)
-        assert response.status_code == 201, response.text
-        return {**body, "user_id": response.json()["user_id"]}
+        assert response.status_code == 202, response.text
+        tokens = await self.login(body["email"], body["password"])
+        me = await self.client.get("/users/me", headers=bearer(tokens["access_token"]))
+        assert me.status_code == 200, me.text
+        return {**body, "user_id": me.json()["user_id"], "tokens": tokens}
 
-    async def login(self, email: str, password: str) -> dict[str, Any]:
+    async def login(self, email: str, password: str, **factor: str) -> dict[str, Any]:
+        """Sign in (`factor`: `totp=` or `recovery_code=` for an account with TOTP)."""
         response = await self.client.post(
-            "/auth/token", json={"email": email, "password": password}
+            "/auth/token", json={"email": email, "password": password, **factor}
         )
         assert response.status_code == 200, response.text
         tokens: dict[str, Any] = response.json()
         return tokens
 
+    # --- mail (the session's SMTP sink) -----------------------------------------------------------
+
+    async def mails_to(self, email: str, subject: str = "", count: int = 1) -> list[StoredMail]:
+        """The messages the sink got for `email` whose subject contains `subject`, once there
+        are `count` of them."""
+        assert self.mail_dir is not None, "no SMTP sink (infra.mail_dir) for this app"
+        mail_dir = self.mail_dir
+
+        async def found() -> list[StoredMail]:
+            return [m for m in read_messages(mail_dir, to=email) if subject in m.subject]
+
+        return await eventually(found, until=lambda got: len(got) >= count, timeout=20)
+
+    async def mailed_token(self, email: str, subject: str, index: int = -1) -> str:
+        mails = await self.mails_to(email, subject, count=abs(index) if index < 0 else index + 1)
+        return token_in(mails[index].text())
+
     async def user_with_token(self, **overrides: Any) -> dict[str, Any]:
+        """A registered account and the tokens of its (one) sign-in."""
         user = await self.register(**overrides)
-        tokens = await self.login(user["email"], user["password"])
+        tokens = user.pop("tokens")
         return {**user, **tokens, "auth": bearer(tokens["access_token"])}
 
-    async def staff(self, role: UserRole = "staff") -> dict[str, Any]:
-        """A staff/compliance/admin account (created through the use case) and its token."""
+    async def staff(self, role: UserRole = "staff", *, mfa: bool = True) -> dict[str, Any]:
+        """A staff/compliance/admin account (created through the use case, as an admin would)
+        and its token: with TOTP enrolled and a token whose `amr` has "otp" (what these roles
+        need to reach personal data), or with `mfa=False` a password-only token."""
         email, password = unique_email(role), passphrase()
         user_id = await self.identity.accounts.register(
             Registration(email=email, password=password, name=f"Test {role}", role=role),
             registered_by="admin",
         )
-        tokens = await self.login(email, password)
+        account: dict[str, Any] = {"user_id": user_id, "email": email, "password": password}
+        factor: dict[str, str] = {}
+        if mfa:
+            account.update(await self.enrol_totp(user_id, password))
+            factor = {"totp": account["totp"].next()}
+        tokens = await self.login(email, password, **factor)
+        return {**account, **tokens, "auth": bearer(tokens["access_token"])}
+
+    async def enrol_totp(self, user_id: str, password: str) -> dict[str, Any]:
+        """Enrol and confirm TOTP through the use cases; `totp` gives unused codes."""
+        enrolment = await self.identity.credentials.enrol_totp(
+            user_id, password, SecondFactor(), "192.0.2.1"
+        )
+        codes = TotpCodes(enrolment.secret)
+        await self.identity.credentials.confirm_totp(user_id, codes.next())
         return {
-            "user_id": user_id,
-            "email": email,
-            "password": password,
-            **tokens,
-            "auth": bearer(tokens["access_token"]),
+            "totp_secret": enrolment.secret,
+            "recovery_codes": enrolment.recovery_codes,
+            "totp": codes,
         }
 
     async def service_auth(self, service: str = "retention") -> dict[str, str]:
@@ -206,11 +273,11 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    settings: IdentitySettings, *, keep_database: bool = False
+    settings: IdentitySettings, *, keep_database: bool = False, mail_dir: Path | None = None
 ) -> AsyncIterator[Running]:
     """Build the app, run its lifespan, give an httpx client bound to it; drop its database
     afterwards unless `keep_database` (a restart test starts another app on it)."""
     app = build_app(settings)
     base_url = "http://identity.test"
     async with running_app(app, base_url=base_url, drop_database=not keep_database) as (_, client):
-        yield Running(app, client, settings)
+        yield Running(app, client, settings, mail_dir)

@@ -8,7 +8,10 @@ that compliance staff can query and verify (`mmgen audit verify`).
   the first run and kept in `<state>/demo/accounts.json` (0600, never in the repository). The
   first admin is created like `mmgen admin create` does, with the `admin-cli` secret that
   identity leaves in the state folder; staff and compliance by that admin; clients and
-  creators register themselves.
+  creators register themselves. Admin, staff and compliance reach personal data only with a
+  second factor: on their first sign-in they enrol TOTP, and the secret (with the recovery
+  codes and the steps already used) is kept beside the password, so `mmgen demo token` and
+  anyone with the file can sign them in (an authenticator app takes `totp_secret` too).
 - Idempotent: an account that exists is signed into with its stored password; a consent is
   decided only for a purpose the subject has not decided yet; one-off actions (a staff read,
   a tracking event) are remembered by the ids they touched, so a second run adds nothing.
@@ -41,6 +44,7 @@ from mmgen.cli import stack
 from mmgen.cli.admin import AdminError, cli_credentials, describe_problem, service_client
 from mmgen.cli.demo_services import STEPS as SERVICE_STEPS
 from mmgen.cli.local_witness import WITNESS
+from mmgen.platform.totp import Authenticator
 
 DEMO_DIR = "demo"
 ACCOUNTS_FILE = "accounts.json"
@@ -65,6 +69,8 @@ SEEDED_SERVICES = ("identity", "consent", "profiles", "projects", "retention")
 #: the console reads the others' data with the officer's token).
 NOTHING_TO_SEED = ("witness", "console")
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
+#: Roles that must sign in with a one-time code to reach personal data.
+SECOND_FACTOR_ROLES = ("admin", "staff", "compliance")
 
 demo_app = typer.Typer(
     help="Seed demo data into a running stack (or: mmgen up --demo); demo tokens.",
@@ -250,20 +256,11 @@ class Seeder:
 
     def sign_in(self, spec: DemoAccount) -> None:
         record = self.state.account(spec)
-        response = self.http.post(
-            self.url("identity", "/auth/token"),
-            json={"email": record["email"], "password": record["password"]},
-        )
-        if response.status_code == 401:
-            raise DemoError(
-                f"{record['email']} exists, but not with the password kept in "
-                f"{self.state.path} (was that file removed?). `mmgen reset --yes` starts afresh."
-            )
-        if response.status_code != 200:
-            raise DemoError(
-                f"identity: signing in {record['email']} → {describe_problem(response)}"
-            )
-        self.tokens[spec.key] = response.json()["access_token"]
+        token = sign_in_record(self.http, self.urls["identity"], record, self.state)
+        if spec.role in SECOND_FACTOR_ROLES and not record.get("totp_secret"):
+            self.enrol_totp(record, token)
+            token = sign_in_record(self.http, self.urls["identity"], record, self.state)
+        self.tokens[spec.key] = token
         me = self.call("GET", "identity", "/users/me", as_=spec.key).json()
         if me["role"] != spec.role:
             raise DemoError(f"{record['email']} exists with role {me['role']}, not {spec.role}")
@@ -271,12 +268,48 @@ class Seeder:
             record["user_id"] = me["user_id"]
             self.state.save()
 
+    def enrol_totp(self, record: dict[str, Any], token: str) -> None:
+        """TOTP for a privileged demo account (its password-only token may do just that); the
+        secret and recovery codes go into the accounts file before the code confirms them."""
+        auth = {"Authorization": f"Bearer {token}"}
+        enrolled = self.http.post(
+            self.url("identity", "/users/me/mfa/totp"),
+            headers=auth,
+            json={"current_password": record["password"]},
+        )
+        if enrolled.status_code != 201:
+            raise DemoError(
+                f"identity: enrolling TOTP for {record['email']} → {describe_problem(enrolled)}"
+            )
+        body = enrolled.json()
+        record.update(
+            totp_secret=body["secret"],
+            totp_uri=body["otpauth_uri"],
+            recovery_codes=body["recovery_codes"],
+            totp_used_steps=[],
+        )
+        self.state.save()
+        authenticator = Authenticator(body["secret"])
+        confirmed = self.http.post(
+            self.url("identity", "/users/me/mfa/totp/confirm"),
+            headers=auth,
+            json={"code": authenticator.code()},
+        )
+        record["totp_used_steps"] = sorted(authenticator.used)
+        self.state.save()
+        if confirmed.status_code != 204:
+            raise DemoError(
+                f"identity: confirming TOTP for {record['email']} → {describe_problem(confirmed)}"
+            )
+        self.say(f"enrolled TOTP for {record['email']} (secret kept in {self.state.path})")
+
     def ensure_account(self, spec: DemoAccount, create: Callable[[dict[str, Any]], int]) -> None:
-        """Create the account unless it exists (409), then sign in with the stored password."""
+        """Create the account unless it exists (409; 202 for self-registration, which answers
+        alike either way), then sign in with the stored password."""
         record = self.state.account(spec)
         status = create(record)
         self.sign_in(spec)
-        verb = "created" if status == 201 else "exists:"
+        verb = {201: "created", 202: "registered or exists:"}.get(status, "exists:")
         self.say(f"{verb} {spec.role} {record['email']}")
 
     def seed_accounts(self) -> None:
@@ -329,7 +362,7 @@ class Seeder:
 
     @staticmethod
     def _created_or_exists(response: httpx.Response, record: dict[str, Any]) -> int:
-        if response.status_code not in (201, 409):
+        if response.status_code not in (201, 202, 409):
             raise DemoError(f"identity: creating {record['email']} → {describe_problem(response)}")
         return response.status_code
 
@@ -569,14 +602,52 @@ def _cosigned(note: str) -> bool:
 
 
 def accounts_lines(state: DemoState, identity_url: str) -> list[str]:
-    """One line per account — role, email, password — never wrapped, so each can be copied."""
+    """One line per account — role, email, password (and TOTP secret) — never wrapped, so each
+    can be copied."""
     lines = [f"Demo accounts (sign in: POST {identity_url}/auth/token):"]
     width = max(len(spec.email) for spec in ACCOUNTS)
     for spec in ACCOUNTS:
         record = state.accounts.get(spec.key)
         if record:
-            lines.append(f"  {spec.role:<11} {record['email']:<{width}}  {record['password']}")
+            line = f"  {spec.role:<11} {record['email']:<{width}}  {record['password']}"
+            if record.get("totp_secret"):
+                line += f"  totp secret {record['totp_secret']}"
+            lines.append(line)
+    if any(r.get("totp_secret") for r in state.accounts.values()):
+        lines.append(
+            f"  (admin, staff and compliance sign in with a TOTP code too; secrets and recovery "
+            f"codes are in {state.path}; `mmgen demo token ACCOUNT` does it for you)"
+        )
     return lines
+
+
+def sign_in_record(
+    http: httpx.Client, identity_url: str, record: dict[str, Any], state: DemoState
+) -> str:
+    """An access token of a demo account: its password, and a TOTP code when it has a secret
+    (steps used are remembered in the accounts file: identity takes each code once)."""
+    body = {"email": record["email"], "password": record["password"]}
+    authenticator = None
+    if record.get("totp_secret"):
+        authenticator = Authenticator(record["totp_secret"], record.get("totp_used_steps", []))
+        body["totp"] = authenticator.code()
+        record["totp_used_steps"] = sorted(authenticator.used)
+        state.save()
+    response = http.post(identity_url + "/auth/token", json=body)
+    if response.status_code == 401:
+        problem = response.json() if response.content else {}
+        if problem.get("code") == "mfa_required":
+            raise DemoError(
+                f"{record['email']} has TOTP, but its secret is not in {state.path} "
+                "(was that file replaced?). `mmgen reset --yes` starts afresh."
+            )
+        raise DemoError(
+            f"{record['email']} exists, but not with the password (or TOTP secret) kept in "
+            f"{state.path} (was that file removed?). `mmgen reset --yes` starts afresh."
+        )
+    if response.status_code != 200:
+        raise DemoError(f"identity: signing in {record['email']} → {describe_problem(response)}")
+    return str(response.json()["access_token"])
 
 
 def access_token(state_dir: Path, account: str) -> str:
@@ -590,13 +661,7 @@ def access_token(state_dir: Path, account: str) -> str:
         known = ", ".join(state.accounts) or "none yet: run `mmgen demo`"
         raise DemoError(f"no demo account {account!r} (known: {known})")
     with httpx.Client(timeout=30.0) as http:
-        response = http.post(
-            urls["identity"] + "/auth/token",
-            json={"email": record["email"], "password": record["password"]},
-        )
-    if response.status_code != 200:
-        raise DemoError(f"identity: signing in {record['email']} → {describe_problem(response)}")
-    return str(response.json()["access_token"])
+        return sign_in_record(http, urls["identity"], record, state)
 
 
 def _fail(exc: Exception) -> typer.Exit:

@@ -24,6 +24,7 @@ from mmgen.cli.audit import app as audit_app
 from mmgen.cli.demo import DemoError, demo_app, seed
 from mmgen.cli.dlq import app as dlq_app
 from mmgen.cli.logs import logs as logs_command
+from mmgen.cli.mail import mail_app
 from mmgen.cli.privacy import privacy_app
 from mmgen.cli.receipt import receipt_app
 from mmgen.localstack.errors import LocalStackError
@@ -38,6 +39,7 @@ app.add_typer(apidocs_app, name="apidocs")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(mail_app, name="mail")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(receipt_app, name="receipt")
 app.command("logs")(logs_command)
@@ -57,6 +59,10 @@ StateDir = Annotated[
 Host = Annotated[str, typer.Option(envvar="MMGEN_HOST", help="address every component binds")]
 BrokerPort = Annotated[int, typer.Option(envvar="MMGEN_BROKER_PORT", min=1, max=65535)]
 DatabasePort = Annotated[int, typer.Option(envvar="MMGEN_DATABASE_PORT", min=1, max=65535)]
+MailPort = Annotated[
+    int,
+    typer.Option(envvar="MMGEN_MAIL_PORT", min=1, max=65535, help="the local SMTP sink's port"),
+]
 ServicePorts = Annotated[
     list[str] | None,
     typer.Option(
@@ -86,12 +92,14 @@ def _config(
     ports: list[str] | None = None,
     with_services: bool = True,
     ready_timeout: float = 30.0,
+    mail_port: int = 2525,
 ) -> stack.StackConfig:
     return stack.StackConfig(
         state_dir=state_dir,
         host=host,
         broker_port=broker_port,
         database_port=database_port,
+        mail_port=mail_port,
         service_ports=_parse_ports(ports),
         with_services=with_services,
         ready_timeout=ready_timeout,
@@ -119,6 +127,7 @@ def up(
     host: Host = "127.0.0.1",
     broker_port: BrokerPort = 9092,
     database_port: DatabasePort = 27017,
+    mail_port: MailPort = 2525,
     port: ServicePorts = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="return once everything is ready")
@@ -132,7 +141,9 @@ def up(
     """Start the broker, the database and every service; stay in the foreground until Ctrl-C."""
     if demo and not services:
         raise typer.BadParameter("the demo data needs the services", param_hint="--demo")
-    config = _config(state_dir, host, broker_port, database_port, port, services, ready_timeout)
+    config = _config(
+        state_dir, host, broker_port, database_port, port, services, ready_timeout, mail_port
+    )
     stopping = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

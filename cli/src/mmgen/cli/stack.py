@@ -27,13 +27,16 @@ from mmgen.cli.local_witness import with_local_witness
 from mmgen.localstack.components import (
     BROKER,
     DATABASE,
+    MAIL,
     kafka_metadata_ok,
     launch_broker,
     launch_database,
+    launch_mail_sink,
     mongo_primary_ok,
     mongo_uri,
 )
 from mmgen.localstack.errors import LocalStackError
+from mmgen.localstack.mailsink import smtp_ready
 from mmgen.localstack.ports import ensure_port_free
 from mmgen.localstack.processes import (
     Launch,
@@ -95,6 +98,8 @@ class StackConfig:
     host: str = "127.0.0.1"
     broker_port: int = 9092
     database_port: int = 27017
+    #: The local SMTP sink (`mmgen mail` reads what it got); tests point it at their own sink.
+    mail_port: int = 2525
     service_ports: dict[str, int] = field(default_factory=dict)
     with_services: bool = True
     ready_timeout: float = 30.0
@@ -110,6 +115,10 @@ class StackConfig:
     @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
 
     @property
     def record_path(self) -> Path:
@@ -139,7 +148,7 @@ class Component:
     """One recorded process of the stack."""
 
     name: str
-    kind: str  # "broker" | "database" | "service"
+    kind: str  # "broker" | "database" | "mail" | "service"
     host: str
     port: int
     pid: int
@@ -168,6 +177,8 @@ class Component:
                 return kafka_metadata_ok(self.host, self.port, timeout=1.0)
             if self.kind == DATABASE:
                 return mongo_primary_ok(self.host, self.port, timeout=1.0)
+            if self.kind == MAIL:
+                return smtp_ready(self.host, self.port, timeout=1.0)
             return httpx.get(f"http://{self.address}/readyz", timeout=2.0).status_code == 200
         except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
             return False
@@ -215,6 +226,10 @@ def service_env(config: StackConfig, service: str) -> dict[str, str]:
         # Retention signs the erasure commands every service obeys (mmgen.runtime.commands).
         "RETENTION_JWKS_URL": f"{config.service_url('retention')}/.well-known/jwks.json",
         "STATE_DIR": str(config.state_dir.resolve()),
+        # Mail goes to the local sink (no TLS, no login: it listens on loopback only).
+        "SMTP_HOST": config.host,
+        "SMTP_PORT": str(config.mail_port),
+        "SMTP_STARTTLS": "false",
     }
     env = {prefix + key: value for key, value in values.items()}
     for other in DEFAULT_SERVICE_PORTS:
@@ -273,7 +288,11 @@ def planned_ports(config: StackConfig, services: list[ServiceEntry]) -> list[tup
     Checked before anything starts: otherwise the second would find the port taken by the
     first (our own process) only after the first had been started.
     """
-    planned = [(BROKER, config.broker_port), (DATABASE, config.database_port)]
+    planned = [
+        (BROKER, config.broker_port),
+        (DATABASE, config.database_port),
+        (MAIL, config.mail_port),
+    ]
     planned += [(s.name, config.port_of(s.name)) for s in services]
     owner: dict[int, str] = {}
     for name, port in planned:
@@ -316,6 +335,9 @@ def up(
                     config.state_dir / "database",
                     config.logs / "database.log",
                     sync_on_commit=True,
+                ),
+                lambda: launch_mail_sink(
+                    config.host, config.mail_port, config.mail_dir, config.logs / "mail.log"
                 ),
             ],
             started,
@@ -388,7 +410,7 @@ def _start_recorded(
 
 
 def _kind(name: str) -> str:
-    return name if name in (BROKER, DATABASE) else "service"
+    return name if name in (BROKER, DATABASE, MAIL) else "service"
 
 
 def _pid(proc: ManagedProcess) -> int:

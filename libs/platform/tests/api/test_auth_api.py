@@ -202,6 +202,51 @@ async def test_a_wrong_role_is_refused_and_audited(
     assert reason.code == "role-not-allowed"
 
 
+@pytest.mark.parametrize("amr", [None, ["pwd"], ["otp"], "otp", ["pwd", "hwk"]])
+@pytest.mark.parametrize("role", ["staff", "compliance", "admin"])
+async def test_a_privileged_token_without_otp_reaches_no_data_and_is_audited(
+    client: httpx.AsyncClient,
+    token: Token,
+    auth: Auth,
+    recorder: InMemoryDenialRecorder,
+    role: str,
+    amr: Any,
+) -> None:
+    subject = str(uuid.uuid4())
+    single = token(role, subject=subject, amr=None, extra_claims={"amr": amr} if amr else None)
+    headers = {**auth(single), "X-Purpose": "support"}
+    for path in ("/subjects/s-1", "/widgets/1"):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 403, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["type"] == "urn:mmgen:problem:mfa-required"
+        assert body["code"] == "mfa_required"
+    refusals = [(p.subject_id if p else None, r.code, r.status) for p, _, _, r in recorder.denials]
+    assert refusals == [(subject, "mfa-required", 403)] * 2
+    # ...but the route that enrols the second factor lets them in.
+    enrolled = await client.post("/me/second-factor", headers=auth(single))
+    assert enrolled.status_code == 200, enrolled.text
+    assert enrolled.json()["subject"] == subject
+
+
+@pytest.mark.parametrize("role", ["client", "creator"])
+async def test_people_without_privileges_need_no_second_factor(
+    client: httpx.AsyncClient, token: Token, auth: Auth, role: str
+) -> None:
+    response = await client.get("/widgets/1", headers=auth(token(role, amr=["pwd"])))
+    assert response.status_code == 200, response.text
+
+
+async def test_a_privileged_token_with_otp_reads_with_its_purpose(
+    client: httpx.AsyncClient, token: Token, auth: Auth, recorder: InMemoryDenialRecorder
+) -> None:
+    headers = {**auth(token("compliance", amr=["pwd", "otp"])), "X-Purpose": "support"}
+    response = await client.get("/subjects/s-1", headers=headers)
+    assert response.status_code == 200, response.text
+    assert recorder.denials == []
+
+
 async def test_a_services_own_refusal_is_audited_once(
     client: httpx.AsyncClient, token: Token, auth: Auth, recorder: InMemoryDenialRecorder
 ) -> None:

@@ -21,7 +21,7 @@ from mmgen.consent.audit import AuditComponent, build_audit
 from mmgen.consent.audit.api import AUDIT_PROBLEMS
 from mmgen.platform import ServiceSettings, create_app
 from mmgen.platform.auth import SigningKey, StaticKeySet, TokenVerifier, issue_token
-from mmgen.runtime.testing import assert_problem
+from mmgen.runtime.testing import amr_for, assert_problem
 
 PURPOSE = {"X-Purpose": "legal_compliance"}
 
@@ -32,7 +32,7 @@ def signing_key() -> SigningKey:
 
 
 def bearer(key: SigningKey, role: str, subject: str | None = None) -> dict[str, str]:
-    token = issue_token(key, subject=subject or str(uuid.uuid4()), role=role)
+    token = issue_token(key, subject=subject or str(uuid.uuid4()), role=role, amr=amr_for(role))
     return {"Authorization": f"Bearer {token}"}
 
 

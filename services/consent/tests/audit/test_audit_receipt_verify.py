@@ -52,7 +52,7 @@ async def api(component: AuditComponent) -> AsyncIterator[AuditApi]:
         denial_recorder=component.denial_recorder,
         metrics_registry=CollectorRegistry(),
     )
-    token = issue_token(key, subject=str(uuid.uuid4()), role="compliance")
+    token = issue_token(key, subject=str(uuid.uuid4()), role="compliance", amr=["pwd", "otp"])
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -86,7 +86,7 @@ async def client(witnessed: AuditComponent) -> AsyncIterator[httpx.AsyncClient]:
         denial_recorder=witnessed.denial_recorder,
         metrics_registry=CollectorRegistry(),
     )
-    token = issue_token(key, subject=str(uuid.uuid4()), role="compliance")
+    token = issue_token(key, subject=str(uuid.uuid4()), role="compliance", amr=["pwd", "otp"])
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

@@ -92,20 +92,30 @@ async def test_invalid_registration(svc: Running, change: dict[str, Any], slug: 
     assert problem["instance"] == "/auth/register"
 
 
-async def test_email_is_unique_whatever_its_case(svc: Running) -> None:
+async def test_a_taken_email_answers_like_a_free_one_and_its_owner_is_told(svc: Running) -> None:
     user = await svc.register()
     before = await svc.stored_counts()
-    response = await svc.client.post(
-        "/auth/register",
-        json={
-            "email": f"  {user['email'].upper()} ",
-            "password": passphrase(),
-            "name": "Mallory",
-            "role": "creator",
-        },
+    fresh = {"email": unique_email(), "password": passphrase(), "name": "Eve", "role": "creator"}
+    taken = {**fresh, "email": f"  {user['email'].upper()} ", "name": "Mallory"}
+    answers = [await svc.client.post("/auth/register", json=body) for body in (taken, fresh)]
+    assert [a.status_code for a in answers] == [202, 202]
+    assert answers[0].json() == answers[1].json()
+    assert "user_id" not in answers[0].text
+    after = await svc.stored_counts()
+    # One account more (the free address); the taken one got a notice event, nothing else.
+    assert after["users"] == before["users"] + 1
+    assert after["email_index"] == before["email_index"] + 1
+    notices = await svc.stored_events(
+        subject_id=user["user_id"], event_type="identity.RegistrationAttempted"
     )
-    assert_problem(response, 409, "email-taken")
-    assert await svc.stored_counts() == before
+    assert (len(notices) == 1 and "pii" not in notices[0]) or notices[0].get("pii") is None
+    [notice] = await svc.mails_to(user["email"], "someone tried to register")
+    assert "reset your password" in notice.text()
+    # The intruder's password does not sign in to the owner's account.
+    refused = await svc.client.post(
+        "/auth/token", json={"email": user["email"], "password": taken["password"]}
+    )
+    assert_problem(refused, 401, "invalid-credentials")
 
 
 async def test_the_stored_password_hash_is_argon2id_at_owasp_cost(svc: Running) -> None:

@@ -12,7 +12,13 @@ import pytest
 from mmgen.identity.adapters.hashing import service_secret
 from mmgen.platform import ConfigurationError, dev_secret, key_bytes
 from mmgen.runtime.testing import assert_problem
-from services.identity.tests.identity_kit import Running, passphrase, running, unique_email
+from services.identity.tests.identity_kit import (
+    Running,
+    TotpCodes,
+    passphrase,
+    running,
+    unique_email,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -22,10 +28,24 @@ async def test_bootstrap_admin_is_created_once(settings_factory: Any) -> None:
     settings = settings_factory(bootstrap_admin_email=email, bootstrap_admin_password=password)
     async with running(settings) as svc:
         tokens = await svc.login(email, password)
+        single = {"Authorization": f"Bearer {tokens['access_token']}"}
+        # An admin reaches nothing but the enrolment of a second factor until it has one.
+        refused = assert_problem(await svc.client.get("/users/me", headers=single), 403)
+        assert refused["code"] == "mfa_required"
+        enrolled = await svc.client.post(
+            "/users/me/mfa/totp", headers=single, json={"current_password": password}
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        codes = TotpCodes(enrolled.json()["secret"])
+        confirmed = await svc.client.post(
+            "/users/me/mfa/totp/confirm", headers=single, json={"code": codes.next()}
+        )
+        assert confirmed.status_code == 204, confirmed.text
+        tokens = await svc.login(email, password, totp=codes.next())
         me = await svc.client.get(
             "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
         )
-        assert me.json()["role"] == "admin"
+        assert me.json()["role"] == "admin" and me.json()["mfa_enabled"] is True
         registered = await svc.stored_events(event_type="identity.UserRegistered")
         assert [d["data"]["registered_by"] for d in registered] == ["bootstrap"]
         # Asking again (what every later start does) creates nothing.

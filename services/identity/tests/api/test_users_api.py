@@ -26,6 +26,8 @@ async def test_get_me(svc: Running) -> None:
         "name": "Ada Lovelace",
         "phone": "+44 20 7946 0958",
         "business": None,
+        "email_verified": False,
+        "mfa_enabled": False,
     }
 
 
@@ -97,14 +99,23 @@ async def test_each_correction_is_its_own_event(svc: Running) -> None:
 async def test_email_change_rechecks_uniqueness_and_frees_the_old_one(svc: Running) -> None:
     user = await svc.user_with_token()
     other = await svc.register()
+    password = {"current_password": user["password"]}
     taken = await svc.client.patch(
-        "/users/me", headers=user["auth"], json={"email": other["email"].upper()}
+        "/users/me", headers=user["auth"], json={"email": other["email"].upper(), **password}
     )
     assert_problem(taken, 409, "email-taken")
     assert len(await svc.event_types(subject_id=user["user_id"])) == 1
 
     new_email = unique_email("moved")
-    moved = await svc.client.patch("/users/me", headers=user["auth"], json={"email": new_email})
+    for wrong in ({}, {"current_password": "not the password at all"}):
+        refused = await svc.client.patch(
+            "/users/me", headers=user["auth"], json={"email": new_email, **wrong}
+        )
+        assert_problem(refused, 403, "reauthentication-failed")
+    assert len(await svc.event_types(subject_id=user["user_id"])) == 1
+    moved = await svc.client.patch(
+        "/users/me", headers=user["auth"], json={"email": new_email, **password}
+    )
     assert moved.status_code == 200 and moved.json()["email"] == new_email
     assert "identity.EmailCorrected" in await svc.event_types(subject_id=user["user_id"])
     await svc.login(new_email, user["password"])  # the new email signs in
@@ -117,16 +128,21 @@ async def test_email_change_rechecks_uniqueness_and_frees_the_old_one(svc: Runni
 
 
 def pause_after_loading(
-    monkeypatch: pytest.MonkeyPatch, svc: Running, user_id: str, meanwhile: Any
+    monkeypatch: pytest.MonkeyPatch, svc: Running, user_id: str, meanwhile: Any, skip: int = 0
 ) -> None:
-    """Run `meanwhile()` after a request has loaded the account and before it writes."""
+    """Run `meanwhile()` after a request has loaded the account and before it writes (after
+    the first `skip` loads: re-authentication loads the account before the correction does)."""
     repository = svc.identity.kernel.repository
     load = repository.get
+    loads = 0
 
     async def get(cls: Any, stream_id: str) -> Any:
+        nonlocal loads
         loaded = await load(cls, stream_id)
         if stream_id == user_id:
-            await meanwhile()
+            loads += 1
+            if loads > skip:
+                await meanwhile()
         return loaded
 
     monkeypatch.setattr(repository, "get", get)
@@ -146,6 +162,7 @@ async def test_racing_corrections_one_wins_the_other_is_a_409(
         {"email": unique_email("first"), "name": "First Name"},
         {"email": unique_email("second"), "name": "Second Name"},
     ]
+    bodies = [{**body, "current_password": user["password"]} for body in bodies]
     responses = await asyncio.gather(
         *(svc.client.patch("/users/me", headers=user["auth"], json=body) for body in bodies)
     )
@@ -172,10 +189,12 @@ async def test_a_correction_racing_an_erasure_is_a_410(
     async def erased_meanwhile() -> None:
         await svc.identity.erasure_commands.handle(erase_command(user["user_id"]))
 
-    pause_after_loading(monkeypatch, svc, user["user_id"], erased_meanwhile)
+    pause_after_loading(monkeypatch, svc, user["user_id"], erased_meanwhile, skip=1)
     new_email = unique_email("late")
     response = await svc.client.patch(
-        "/users/me", headers=user["auth"], json={"email": new_email, "name": "Too Late"}
+        "/users/me",
+        headers=user["auth"],
+        json={"email": new_email, "name": "Too Late", "current_password": user["password"]},
     )
     monkeypatch.undo()
     assert_problem(response, 410, "subject-erased")
@@ -211,7 +230,15 @@ async def test_mass_assignment_and_invalid_corrections(svc: Running, body: dict[
 
 async def test_closing_the_account(svc: Running) -> None:
     user = await svc.user_with_token()
-    closed = await svc.client.delete("/users/me", headers=user["auth"])
+    for wrong in ({}, {"current_password": "not the password at all"}):
+        refused = await svc.client.request(
+            "DELETE", "/users/me", headers=user["auth"], json=wrong or None
+        )
+        assert refused.status_code in (403, 422), refused.text
+    assert (await svc.client.get("/users/me", headers=user["auth"])).status_code == 200
+    closed = await svc.client.request(
+        "DELETE", "/users/me", headers=user["auth"], json={"current_password": user["password"]}
+    )
     assert closed.status_code == 204
     # The same token is refused at once, as is every way back in.
     assert_problem(await svc.client.get("/users/me", headers=user["auth"]), 401, "invalid-token")
@@ -308,11 +335,13 @@ async def test_admin_creates_staff_compliance_and_admin(svc: Running) -> None:
             json={"email": email, "password": password, "name": f"New {role}", "role": role},
         )
         assert response.status_code == 201, response.text
-        tokens = await svc.login(email, password)
+        created = response.json()["user_id"]
+        second = await svc.enrol_totp(created, password)  # needed before any read
+        tokens = await svc.login(email, password, totp=second["totp"].next())
         me = await svc.client.get(
             "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
         )
-        assert me.json()["role"] == role
+        assert me.json()["role"] == role and me.json()["email_verified"] is True
         docs = await svc.stored_events(subject_id=response.json()["user_id"])
         assert docs[0]["data"]["registered_by"] == "admin"
         assert docs[0]["actor"] == {"id": admin["user_id"], "role": "admin"}

@@ -83,12 +83,20 @@ async def history(svc: Running) -> None:
     moved = await svc.user_with_token()
     new_email = f"moved.{moved['user_id'][:8]}@example.org"
     response = await svc.client.patch(
-        "/users/me", headers=moved["auth"], json={"email": new_email, "name": "Moved"}
+        "/users/me",
+        headers=moved["auth"],
+        json={"email": new_email, "name": "Moved", "current_password": moved["password"]},
     )
     assert response.status_code == 200, response.text
     await svc.register(email=moved["email"])  # the freed address, someone else's now
     closing = await svc.user_with_token()
-    assert (await svc.client.delete("/users/me", headers=closing["auth"])).status_code == 204
+    closed = await svc.client.request(
+        "DELETE",
+        "/users/me",
+        headers=closing["auth"],
+        json={"current_password": closing["password"]},
+    )
+    assert closed.status_code == 204, closed.text
     erased, held = await svc.register(), await svc.register()
     await svc.erase(erased["user_id"])
     await svc.erase(held["user_id"], held=["contact"])

@@ -51,7 +51,9 @@ async def test_closed_account_is_refused_in_another_process(svc: Running, tmp_pa
         first = await read_line(proc.stdout, 60)
         assert first == "accepted", first  # the other process honours the token before...
 
-        closed = await svc.client.delete("/users/me", headers=user["auth"])
+        closed = await svc.client.request(
+            "DELETE", "/users/me", headers=user["auth"], json={"current_password": user["password"]}
+        )
         assert closed.status_code == 204
         second = await read_line(proc.stdout, BOUND_S)
         assert second == "revoked", second  # ...and refuses it once it read AccountClosed

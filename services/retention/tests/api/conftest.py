@@ -34,7 +34,7 @@ from mmgen.retention.bootstrap import Retention, bootstrap
 from mmgen.retention.entrypoints.app import build_app
 from mmgen.retention.settings import RetentionSettings
 from mmgen.runtime.contract import Footprint
-from mmgen.runtime.testing import Tokens, eventually, running_app, service_settings
+from mmgen.runtime.testing import Tokens, amr_for, eventually, running_app, service_settings
 
 from ..harness import PURPOSES, FakeLog
 
@@ -129,6 +129,7 @@ class World:
             role=role,
             now=datetime.now(UTC) - timedelta(minutes=10),
             ttl=timedelta(minutes=30),
+            amr=amr_for(role),
         )
         return {"Authorization": f"Bearer {token}"}
 

@@ -16,6 +16,7 @@ from mmgen.localstack.processes import Launch, ManagedProcess, python_argv, spaw
 
 BROKER = "broker"
 DATABASE = "database"
+MAIL = "mail"
 
 
 def broker_binary() -> str:
@@ -102,6 +103,20 @@ def launch_database(
     proc = spawn(DATABASE, python_argv(*args), host, port, log_path)
     proc.extra["uri"] = mongo_uri(host, port)
     return Launch(proc, lambda: mongo_primary_ok(host, port))
+
+
+def launch_mail_sink(host: str, port: int, directory: Path, log_path: Path) -> Launch:
+    """Spawn the local SMTP sink (`mmgen.localstack.mailsink`); ready once it greets."""
+    from mmgen.localstack.mailsink import smtp_ready
+
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = python_argv(
+        "-m", "mmgen.localstack.mailsink", "--host", host, "--port", str(port),
+        "--dir", str(directory),
+    )  # fmt: skip
+    proc = spawn(MAIL, argv, host, port, log_path)
+    proc.extra["mail_dir"] = str(directory)
+    return Launch(proc, lambda: smtp_ready(host, port))
 
 
 def start_broker(host: str, port: int, log_path: Path, timeout: float = 30.0) -> ManagedProcess:

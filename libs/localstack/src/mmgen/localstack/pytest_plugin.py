@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from mmgen.localstack.components import launch_broker, launch_database
+from mmgen.localstack.components import launch_broker, launch_database, launch_mail_sink
 from mmgen.localstack.containers import docker_available, start_containers
 from mmgen.localstack.errors import ComponentExitedError, PortInUseError
 from mmgen.localstack.ports import free_port
@@ -33,11 +33,15 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Infra:
-    """Where the session's broker and database answer."""
+    """Where the session's broker, database and SMTP sink answer (the sink keeps each message
+    under `mail_dir`: `mmgen.localstack.mailsink.read_messages`)."""
 
     kafka_bootstrap: str
     mongo_uri: str
     backend: str
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    mail_dir: Path | None = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,30 +96,44 @@ def infra(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Infra]:
     backend = request.config.getoption("--backend")
-    if backend == "containers":  # a Docker engine answered at configure time
-        containers = start_containers()
-        try:
-            yield Infra(containers.kafka_bootstrap, containers.mongo_uri, "containers")
-        finally:
-            containers.close()
-        return
     logs = tmp_path_factory.mktemp("localstack")
-    broker, database = retry_on_port_clash(
+    mail_dir = logs / "mail"
+    # The SMTP sink is ours on either backend (no container needed for it).
+    [sink] = retry_on_port_clash(
         lambda: start_together(
-            [
-                lambda: launch_broker(HOST, free_port(), logs / "broker.log"),
-                lambda: launch_database(
-                    HOST, free_port(), None, logs / "database.log", sync_on_commit=False
-                ),
-            ],
+            [lambda: launch_mail_sink(HOST, free_port(), mail_dir, logs / "mail.log")],
             timeout=30.0,
         )
     )
     try:
-        yield Infra(broker.address, database.extra["uri"], "local")
+        if backend == "containers":  # a Docker engine answered at configure time
+            containers = start_containers()
+            try:
+                yield Infra(
+                    containers.kafka_bootstrap, containers.mongo_uri, "containers",
+                    HOST, sink.port, mail_dir,
+                )  # fmt: skip
+            finally:
+                containers.close()
+            return
+        broker, database = retry_on_port_clash(
+            lambda: start_together(
+                [
+                    lambda: launch_broker(HOST, free_port(), logs / "broker.log"),
+                    lambda: launch_database(
+                        HOST, free_port(), None, logs / "database.log", sync_on_commit=False
+                    ),
+                ],
+                timeout=30.0,
+            )
+        )
+        try:
+            yield Infra(broker.address, database.extra["uri"], "local", HOST, sink.port, mail_dir)
+        finally:
+            broker.stop()
+            database.stop()
     finally:
-        broker.stop()
-        database.stop()
+        sink.stop()
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,15 @@ from pymongo import AsyncMongoClient
 from mmgen.auditlog.receipt import ReceiptSigner, b64url_encode
 from mmgen.events.envelope import Actor, Envelope, Resource
 from mmgen.platform import PlatformApp, ServiceSettings
-from mmgen.platform.auth import SigningKey, StaticKeySet, issue_token
+from mmgen.platform.auth import (
+    AMR_OTP,
+    AMR_PASSWORD,
+    MFA_REQUIRED_ROLES,
+    Role,
+    SigningKey,
+    StaticKeySet,
+    issue_token,
+)
 from mmgen.runtime.commands import SIGNATURE_FIELD, sign_command
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -91,6 +99,18 @@ def service_settings(cls: type[S], infra: Any, **overrides: Any) -> S:
     return cls(**{k: v for k, v in values.items() if k in cls.model_fields})
 
 
+def amr_for(role: str, amr: Sequence[str] | None = None) -> list[str] | None:
+    """The `amr` of a token of `role`: as given, else ["pwd", "otp"] for staff, compliance and
+    admin (they must sign in with TOTP), ["pwd"] for other people, none for services."""
+    if amr is not None:
+        return list(amr)
+    if role == Role.service:
+        return None
+    if role in MFA_REQUIRED_ROLES:
+        return [AMR_PASSWORD, AMR_OTP]
+    return [AMR_PASSWORD]
+
+
 @dataclass
 class Tokens:
     """Issues access tokens as identity would (EdDSA, `kid`), for any subject and role."""
@@ -104,14 +124,22 @@ class Tokens:
     def key_set(self) -> StaticKeySet:
         return StaticKeySet.of(self.key)
 
-    def __call__(self, role: str = "client", subject: str | None = None) -> tuple[str, str]:
+    def __call__(
+        self, role: str = "client", subject: str | None = None, amr: Sequence[str] | None = None
+    ) -> tuple[str, str]:
+        """A token; `amr` defaults to what identity gives a user who signed in as the role
+        requires (`amr_for`), so a privileged role's token passes the second-factor check."""
         sub = subject or str(uuid.uuid4())
-        return sub, issue_token(self.key, subject=sub, role=role)
+        return sub, issue_token(self.key, subject=sub, role=role, amr=amr_for(role, amr))
 
     def headers(
-        self, role: str = "client", subject: str | None = None, purpose: str | None = None
+        self,
+        role: str = "client",
+        subject: str | None = None,
+        purpose: str | None = None,
+        amr: Sequence[str] | None = None,
     ) -> tuple[str, dict[str, str]]:
-        sub, token = self(role, subject)
+        sub, token = self(role, subject, amr)
         headers = {"Authorization": f"Bearer {token}"}
         if purpose is not None:
             headers["X-Purpose"] = purpose

@@ -85,6 +85,36 @@ class IdentitySettings(EventServiceSettings):
     login_delay_base_seconds: float = Field(default=2.0, gt=0)
     login_delay_max_seconds: float = Field(default=900.0, gt=0)
 
+    # --- mail (verification and reset tokens, notices) ----------------------------------------
+    #: The SMTP server identity's outbox sends through. Unset outside the local stack, identity
+    #: refuses to start: registration and password reset cannot work without mail.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Multimedia Gen <no-reply@mmgen.invalid>"
+    #: STARTTLS with a checked certificate before AUTH; only a local sink goes without.
+    smtp_starttls: bool = True
+    #: How often the sender looks at the outbox when nothing woke it.
+    mail_poll_seconds: float = Field(default=2.0, gt=0)
+    #: Where mailed links point (the web app's pages that post the token); unset: token only.
+    mail_link_base_url: str | None = None
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=300)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=300, le=24 * 3600)
+    #: Requests that send mail (registration, password reset) per address within the window,
+    #: before each further one waits a growing delay (the sign-in throttle's rules): per
+    #: mailbox (so nobody floods one) and per client address.
+    mail_requests_window_seconds: int = Field(default=3600, ge=1)
+    mail_requests_max_per_email: int = Field(default=3, ge=1)
+    mail_requests_max_per_address: int = Field(default=20, ge=1)
+    #: The issuer authenticator apps show beside the account (the `otpauth://` URI).
+    totp_issuer: str = "Multimedia Gen"
+
+    @field_validator("smtp_host", "smtp_username", "mail_link_base_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
     @field_validator("bootstrap_admin_email")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

@@ -5,11 +5,13 @@ from mmgen.platform.auth.dependencies import (
     PURPOSE_HEADER,
     CurrentPrincipal,
     Purpose,
+    SingleFactorPrincipal,
     declared_purpose,
     get_principal,
     require_purpose,
     require_roles,
     require_service,
+    verified_principal,
 )
 from mmgen.platform.auth.errors import (
     AuthError,
@@ -18,6 +20,7 @@ from mmgen.platform.auth.errors import (
     PurposeRequiredError,
     PurposeUnknownError,
     RoleNotAllowedError,
+    SecondFactorRequiredError,
     ServiceTokenRequiredError,
     SigningKeysUnavailableError,
     SubjectRevokedError,
@@ -36,7 +39,10 @@ from mmgen.platform.auth.keys import (
     well_formed_kid,
 )
 from mmgen.platform.auth.principal import (
+    AMR_OTP,
+    AMR_PASSWORD,
     HUMAN_ROLES,
+    MFA_REQUIRED_ROLES,
     PURPOSE_REQUIRED_ROLES,
     Principal,
     ProcessingPurpose,
@@ -46,7 +52,10 @@ from mmgen.platform.auth.verifier import REQUIRED_CLAIMS, TokenVerifier
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
+    "AMR_OTP",
+    "AMR_PASSWORD",
     "HUMAN_ROLES",
+    "MFA_REQUIRED_ROLES",
     "PURPOSE_HEADER",
     "PURPOSE_REQUIRED_ROLES",
     "REQUIRED_CLAIMS",
@@ -64,9 +73,11 @@ __all__ = [
     "PurposeUnknownError",
     "Role",
     "RoleNotAllowedError",
+    "SecondFactorRequiredError",
     "ServiceTokenRequiredError",
     "SigningKey",
     "SigningKeysUnavailableError",
+    "SingleFactorPrincipal",
     "StaticKeySet",
     "SubjectDenylist",
     "SubjectRevokedError",
@@ -81,5 +92,6 @@ __all__ = [
     "require_purpose",
     "require_roles",
     "require_service",
+    "verified_principal",
     "well_formed_kid",
 ]

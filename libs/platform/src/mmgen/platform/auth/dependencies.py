@@ -23,6 +23,7 @@ from mmgen.platform.auth.errors import (
     PurposeRequiredError,
     PurposeUnknownError,
     RoleNotAllowedError,
+    SecondFactorRequiredError,
     ServiceTokenRequiredError,
     SubjectRevokedError,
     UnauthenticatedError,
@@ -54,11 +55,15 @@ def token_verifier_of(request: Request) -> TokenVerifier:
     return verifier
 
 
-async def get_principal(
+async def verified_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The verified caller; 401 without a valid bearer token."""
+    """The verified caller, whatever the factors it signed in with; 401 without a valid token.
+
+    Only routes that let a privileged role *acquire* a second factor use this directly
+    (identity's TOTP enrolment); every other route goes through `get_principal`.
+    """
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -74,21 +79,47 @@ async def get_principal(
     return principal
 
 
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The verified caller; 401 without a valid bearer token, 403 `mfa-required` for a staff,
+    compliance or admin token signed in without a one-time code (NIST SP 800-63B AAL2).
+
+    The refusal names the verified caller, so it is audited as theirs like any 403.
+    """
+    principal = await verified_principal(request, credentials)
+    if principal.needs_second_factor:
+        raise SecondFactorRequiredError()
+    return principal
+
+
+SingleFactorPrincipal = Annotated[Principal, Depends(verified_principal)]
+"""A verified caller that may lack the second factor (only for enrolling one)."""
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role | str) -> Callable[..., Awaitable[Principal]]:
-    """Dependency: the caller, provided their role is one of `roles` (else 403)."""
+def require_roles(
+    *roles: Role | str, single_factor: bool = False
+) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller, provided their role is one of `roles` (else 403).
+
+    `single_factor=True` lets privileged roles in without "otp" in `amr`: only for the routes
+    that enrol the second factor, which touch nobody else's data."""
     allowed = frozenset(Role(role) for role in roles)
     if not allowed:
         raise ValueError("require_roles needs at least one role")
+    source = verified_principal if single_factor else get_principal
 
-    async def dependency(principal: CurrentPrincipal) -> Principal:
+    # A default, not `Annotated[...]`: the annotation is a string (PEP 563) that FastAPI
+    # resolves in the module's globals, where the local `source` is not.
+    async def dependency(principal: Principal = Depends(source)) -> Principal:  # noqa: B008
         if principal.role not in allowed:
             raise RoleNotAllowedError(principal.role, allowed)
         return principal
 
-    dependency.__name__ = "require_roles_" + "_".join(sorted(allowed))
+    suffix = "_single_factor" if single_factor else ""
+    dependency.__name__ = "require_roles_" + "_".join(sorted(allowed)) + suffix
     return dependency
 
 

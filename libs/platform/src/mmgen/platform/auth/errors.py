@@ -72,6 +72,23 @@ class RoleNotAllowedError(AuthError):
         )
 
 
+class SecondFactorRequiredError(AuthError):
+    """A staff, compliance or admin token issued without a one-time code (`amr` lacks "otp")."""
+
+    status = 403
+    slug = "mfa-required"
+    title = "Second factor required"
+    #: The machine-readable member clients switch on (the same as identity's sign-in answer).
+    CODE = "mfa_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this role needs a token signed in with a one-time code: enrol TOTP at identity "
+            "(POST /users/me/mfa/totp) and sign in with it",
+            extensions={"code": self.CODE},
+        )
+
+
 class ServiceTokenRequiredError(AuthError):
     status = 403
     slug = "service-token-required"

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -147,9 +147,11 @@ def issue_token(
     now: datetime | None = None,
     extra_claims: Mapping[str, Any] | None = None,
     typ: str = ACCESS_TOKEN_TYPE,
+    amr: Sequence[str] | None = None,
 ) -> str:
     """An access token as verifiers require it: header `typ: at+jwt` and `kid`, claims
-    `exp iat iss aud sub role jti` (`typ`/`extra_claims` let tests forge the other kinds)."""
+    `exp iat iss aud sub role jti`, and `amr` (RFC 8176) when the methods are given
+    (`typ`/`extra_claims` let tests forge the other kinds)."""
     issued = now or datetime.now(UTC)
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -160,6 +162,8 @@ def issue_token(
         "exp": int((issued + ttl).timestamp()),
         "jti": secrets.token_hex(16),
     }
+    if amr is not None:
+        claims["amr"] = list(amr)
     claims.update(extra_claims or {})
     return key.sign(claims, typ=typ)
 

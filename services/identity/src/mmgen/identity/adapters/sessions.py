@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -50,12 +50,20 @@ class RefreshOutcome:
     user_id: str
     role: str
     family_id: str
+    #: How the family's sign-in authenticated (RFC 8176): a refresh keeps the sign-in's factors.
+    amr: tuple[str, ...] = ("pwd",)
 
 
 class RefreshTokenStore(Protocol):
     """Port of the refresh-token store."""
 
-    async def issue(self, user_id: str, role: str, family_id: str | None = None) -> str: ...
+    async def issue(
+        self,
+        user_id: str,
+        role: str,
+        family_id: str | None = None,
+        amr: Sequence[str] = ("pwd",),
+    ) -> str: ...
 
     async def rotate(self, token: str) -> RefreshOutcome:
         """Spend `token` and issue its successor; reuse revokes the family
@@ -95,7 +103,13 @@ class MongoRefreshTokenStore:
         # Used and expired tokens linger a day past expiry (reuse detection), then go.
         await self.tokens.create_index("purge_at", expireAfterSeconds=0, name="purge")
 
-    async def issue(self, user_id: str, role: str, family_id: str | None = None) -> str:
+    async def issue(
+        self,
+        user_id: str,
+        role: str,
+        family_id: str | None = None,
+        amr: Sequence[str] = ("pwd",),
+    ) -> str:
         token = new_token()
         now = _now()
         await self.tokens.insert_one(
@@ -104,6 +118,7 @@ class MongoRefreshTokenStore:
                 "family_id": family_id or secrets.token_hex(16),
                 "user_id": user_id,
                 "role": role,
+                "amr": list(amr),
                 "status": ACTIVE,
                 "created_at": now,
                 "expires_at": now + self.ttl,
@@ -133,8 +148,9 @@ class MongoRefreshTokenStore:
                 )
             raise refused(known)
         family = str(spent["family_id"])
-        new = await self.issue(str(spent["user_id"]), str(spent["role"]), family)
-        return RefreshOutcome(new, str(spent["user_id"]), str(spent["role"]), family)
+        amr = tuple(spent.get("amr") or ("pwd",))
+        new = await self.issue(str(spent["user_id"]), str(spent["role"]), family, amr)
+        return RefreshOutcome(new, str(spent["user_id"]), str(spent["role"]), family, amr)
 
     async def revoke_family(self, family_id: str) -> int:
         return await self._revoke({"family_id": family_id})
@@ -164,6 +180,7 @@ class _Stored:
     role: str
     status: str
     expires_at: datetime
+    amr: tuple[str, ...] = ("pwd",)
 
 
 class InMemoryRefreshTokenStore:
@@ -174,10 +191,17 @@ class InMemoryRefreshTokenStore:
         self.clock = clock
         self.tokens: dict[str, _Stored] = {}
 
-    async def issue(self, user_id: str, role: str, family_id: str | None = None) -> str:
+    async def issue(
+        self,
+        user_id: str,
+        role: str,
+        family_id: str | None = None,
+        amr: Sequence[str] = ("pwd",),
+    ) -> str:
         token = new_token()
         family = family_id or secrets.token_hex(16)
-        self.tokens[digest(token)] = _Stored(family, user_id, role, ACTIVE, self.clock() + self.ttl)
+        expires = self.clock() + self.ttl
+        self.tokens[digest(token)] = _Stored(family, user_id, role, ACTIVE, expires, tuple(amr))
         return token
 
     async def rotate(self, token: str) -> RefreshOutcome:
@@ -191,8 +215,8 @@ class InMemoryRefreshTokenStore:
                 raise RefreshTokenReusedError(known.user_id, known.family_id, revoked)
             raise refused(None if known is None else {"status": known.status})
         self.tokens[key] = replace(known, status=USED)
-        new = await self.issue(known.user_id, known.role, known.family_id)
-        return RefreshOutcome(new, known.user_id, known.role, known.family_id)
+        new = await self.issue(known.user_id, known.role, known.family_id, known.amr)
+        return RefreshOutcome(new, known.user_id, known.role, known.family_id, known.amr)
 
     async def revoke_family(self, family_id: str) -> int:
         return self._revoke(lambda stored: stored.family_id == family_id)

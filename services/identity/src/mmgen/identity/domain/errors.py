@@ -82,3 +82,39 @@ class NothingToChangeError(IdentityError, ValueError):
 
     def __init__(self) -> None:
         super().__init__("the request changes nothing")
+
+
+class SecondFactorRequiredError(IdentityError):
+    """The password was right, the account has TOTP, and no code came with it."""
+
+    def __init__(self) -> None:
+        super().__init__("this account needs a one-time code (totp or recovery_code)")
+
+
+class ReauthenticationFailedError(IdentityError):
+    """The password (or the one-time code) given to confirm a sensitive change is not right."""
+
+    def __init__(self) -> None:
+        super().__init__("confirm with your current password (and one-time code if enrolled)")
+
+
+class OneTimeTokenInvalidError(IdentityError, ValueError):
+    """A mailed token that is malformed, forged, expired, already used or outdated."""
+
+    def __init__(self) -> None:
+        super().__init__("the link is not valid (expired, already used, or replaced)")
+
+
+class TotpEnrolmentError(IdentityError):
+    """TOTP cannot be enrolled or confirmed in the account's state."""
+
+
+class EmailNotVerifiedError(IdentityError):
+    """The action needs the account's email to be verified first."""
+
+    def __init__(self) -> None:
+        super().__init__("verify your email address first (POST /auth/verify-email)")
+
+
+class MailNotConfiguredError(IdentityError):
+    """Mail is needed but no SMTP server is configured (outside the local stack)."""

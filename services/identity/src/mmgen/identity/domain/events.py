@@ -128,6 +128,82 @@ class AccountClosed(EventData):
     closed_by: ClosedBy = "self"
 
 
+# --- credentials (NIST SP 800-63B) -----------------------------------------------------------
+
+
+@declare("identity.EmailVerified", action="update", resource_type="user", categories=["account"])
+class EmailVerified(EventData):
+    """The owner proved they read the mailbox of the email set at `email_version` (the
+    stream version of the registration or correction that set it)."""
+
+    email_version: int = Field(ge=1)
+
+
+class PasswordChangedPII(PersonalData):
+    password_hash: str
+
+
+@declare("identity.PasswordChanged", action="update", resource_type="user", categories=["account"])
+class PasswordChanged(EventData):
+    """A new password: by the owner knowing the old one (`change`) or through a mailed one-time
+    token (`reset`). Every session of the account was revoked with it."""
+
+    method: Literal["change", "reset"]
+    personal: ClassVar = PasswordChangedPII
+
+
+@declare(
+    "identity.PasswordResetRequested",
+    action="update",
+    resource_type="user",
+    categories=["security"],
+)
+class PasswordResetRequested(EventData):
+    """Someone asked for a reset of this account's password: a one-time token goes by mail to
+    its address (the event is what the mail outbox is made from)."""
+
+
+@declare(
+    "identity.RegistrationAttempted",
+    action="update",
+    resource_type="user",
+    categories=["security"],
+)
+class RegistrationAttempted(EventData):
+    """Someone tried to register this account's email again: its owner is told by mail (the
+    registrant got the same answer as for a new address)."""
+
+
+class TotpEnrolledPII(PersonalData):
+    #: The shared secret, base32; sealed under the subject's key like the other personal data.
+    secret: str
+    #: SHA-256 of each recovery code (the codes themselves are shown once, never stored).
+    recovery_code_hashes: list[str]
+
+
+@declare("identity.TotpEnrolled", action="update", resource_type="user", categories=["account"])
+class TotpEnrolled(EventData):
+    """A TOTP secret and recovery codes were issued; they take effect once confirmed with a
+    code (`TotpActivated`). A later enrolment replaces a pending one."""
+
+    personal: ClassVar = TotpEnrolledPII
+
+
+@declare("identity.TotpActivated", action="update", resource_type="user", categories=["account"])
+class TotpActivated(EventData):
+    """The owner showed a code of the enrolled secret: sign-in needs a code from now on."""
+
+
+@declare(
+    "identity.RecoveryCodeUsed", action="update", resource_type="user", categories=["security"]
+)
+class RecoveryCodeUsed(EventData):
+    """One recovery code (by its position) was spent instead of a TOTP code."""
+
+    index: int = Field(ge=0)
+    remaining: int = Field(ge=0)
+
+
 # --- audit of access -----------------------------------------------------------------------------
 
 

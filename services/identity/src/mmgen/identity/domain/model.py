@@ -18,8 +18,13 @@ from mmgen.identity.domain.events import (
     AccountClosed,
     BusinessCorrected,
     EmailCorrected,
+    EmailVerified,
     NameCorrected,
+    PasswordChanged,
     PhoneCorrected,
+    RecoveryCodeUsed,
+    TotpActivated,
+    TotpEnrolled,
     UserRegistered,
 )
 from mmgen.runtime.contract import SubjectErasedData
@@ -43,6 +48,17 @@ class User(Aggregate):
         self.business: Any = None
         self.password_hash: Any = ERASED
         self.registered = False
+        #: The stream version of the event that set the current email, and whether its owner
+        #: proved the mailbox (accounts an admin created count as verified).
+        self.email_version = 0
+        self.email_verified = False
+        #: The stream version of the last password change (a reset token asked before it is void).
+        self.password_version = 0
+        #: TOTP: the active secret (base32) and recovery code hashes (None: spent), and a
+        #: pending enrolment waiting for its first code.
+        self.totp_secret: Any = None
+        self.recovery_codes: list[str | None] = []
+        self.pending_totp: Any = None
 
     def when(self, data: EventData, personal: Any) -> None:
         match data:
@@ -52,10 +68,30 @@ class User(Aggregate):
                 self.email, self.name = personal.email, personal.name
                 self.phone, self.business = personal.phone, personal.business
                 self.password_hash = personal.password_hash
+                self.email_version = self.version + 1
+                self.email_verified = by != "self"
                 if is_erased(personal):
                     self.status = ERASED_STATUS
             case EmailCorrected():
                 self.email = personal.email
+                self.email_version, self.email_verified = self.version + 1, False
+            case EmailVerified(email_version=version):
+                if version == self.email_version:
+                    self.email_verified = True
+            case PasswordChanged():
+                self.password_hash = personal.password_hash
+                self.password_version = self.version + 1
+            case TotpEnrolled():
+                self.pending_totp = personal
+            case TotpActivated():
+                pending = self.pending_totp
+                if pending is not None and not is_erased(pending):
+                    self.totp_secret = pending.secret
+                    self.recovery_codes = list(pending.recovery_code_hashes)
+                self.pending_totp = None
+            case RecoveryCodeUsed(index=index):
+                if 0 <= index < len(self.recovery_codes):
+                    self.recovery_codes[index] = None
             case NameCorrected():
                 self.name = personal.name
             case PhoneCorrected():
@@ -68,6 +104,7 @@ class User(Aggregate):
                 self.status = ERASED_STATUS
                 self.email = self.name = self.phone = self.business = ERASED
                 self.password_hash = ERASED
+                self.totp_secret, self.pending_totp, self.recovery_codes = ERASED, None, []
             case SubjectErasedData():
                 self._close()
             case _:
@@ -80,6 +117,11 @@ class User(Aggregate):
     @property
     def active(self) -> bool:
         return self.registered and self.status == ACTIVE
+
+    @property
+    def totp_enabled(self) -> bool:
+        """Sign-in needs a second factor (an erased secret still counts: no way around it)."""
+        return self.totp_secret is not None
 
     @property
     def erased(self) -> bool:

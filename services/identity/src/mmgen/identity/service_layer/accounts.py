@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from mmgen.events.mapper import NewEvent
 from mmgen.events.repository import EventSourcedRepository
 from mmgen.identity.adapters.accounts import PENDING, AccountsReadModel
 from mmgen.identity.adapters.hashing import BlindIndex, PasswordHashing
+from mmgen.identity.adapters.mail_projection import MailProjection
 from mmgen.identity.adapters.projection import AccountsProjection
 from mmgen.identity.adapters.sessions import RefreshTokenStore
 from mmgen.identity.adapters.throttle import LoginThrottle
@@ -86,6 +88,7 @@ class Accounts:
         hashing: PasswordHashing,
         blind_index: BlindIndex,
         policy: PasswordPolicy,
+        mail: MailProjection | None = None,
     ) -> None:
         self.repository = repository
         self.accounts = accounts
@@ -95,6 +98,7 @@ class Accounts:
         self.hashing = hashing
         self.blind_index = blind_index
         self.policy = policy
+        self.mail = mail
 
     # --- registration ------------------------------------------------------------------------
 
@@ -130,7 +134,13 @@ class Accounts:
             await self.accounts.release_email(index, user_id)
             raise
         await self.projection.apply_events(stored)
+        await self._queue_mail(stored)
         return user_id
+
+    async def _queue_mail(self, stored: list[Any]) -> None:
+        """The mail these events call for, queued now (the projector would, a moment later)."""
+        if self.mail is not None:
+            await self.mail.apply_events(stored)
 
     async def _reserve(self, index: str, user_id: str) -> None:
         try:
@@ -159,12 +169,20 @@ class Accounts:
         index = self.blind_index(normalised)
         return index, [f"acct:{index}", f"addr:{self.blind_index(client_address, kind='addr')}"]
 
-    async def authenticate(self, email: str, password: str, client_address: str) -> User:
+    async def authenticate(
+        self,
+        email: str,
+        password: str,
+        client_address: str,
+        then: Callable[[User], Awaitable[None]] | None = None,
+    ) -> User:
         """The user if the credentials are right; the same error for unknown email and bad password.
 
         The attempt is taken on the throttle's counters before anything is looked up or hashed,
         so parallel attempts cannot all slip past a check made before the first one is counted;
         throttled attempts are refused without checking the password (`LoginThrottledError`).
+        `then` checks what else the sign-in needs (the second factor) before the counters are
+        cleared, so guessing one-time codes is throttled like guessing passwords.
         """
         index, keys = self.throttle_keys(email, client_address)
         await self.throttle.acquire(keys)
@@ -180,6 +198,8 @@ class Accounts:
         ok = await self.hashing.verify(known_hash, normalise_password(password))
         if not ok or user is None:
             raise InvalidCredentialsError()
+        if then is not None:
+            await then(user)
         await self.throttle.succeeded(keys)
         return user
 
@@ -235,6 +255,7 @@ class Accounts:
                 await self.accounts.release_email(new_index, user_id)
             raise
         await self.projection.apply_events(stored)  # the new email active, the old one free
+        await self._queue_mail(stored)  # the new address is to be verified
         for event in events:
             user.when(event.data, event.personal)
         return user

@@ -21,6 +21,8 @@ from mmgen.events.keys import Keystore
 from mmgen.events.mapper import DomainEvent
 from mmgen.events.repository import EventSourcedRepository
 from mmgen.identity.adapters.accounts import AccountsReadModel
+from mmgen.identity.adapters.mail import MailOutbox
+from mmgen.identity.adapters.one_time import OneTimeUses
 from mmgen.identity.adapters.sessions import RefreshTokenStore
 from mmgen.identity.adapters.subject_events import SubjectEvents
 from mmgen.identity.adapters.throttle import LoginThrottle
@@ -65,6 +67,8 @@ class IdentityErasure:
         refresh_tokens: RefreshTokenStore,
         throttle: LoginThrottle,
         subject_events: SubjectEvents,
+        mail_outbox: MailOutbox | None = None,
+        one_time_uses: OneTimeUses | None = None,
     ) -> None:
         self.repository = repository
         self.keystore = keystore
@@ -73,6 +77,8 @@ class IdentityErasure:
         self.refresh_tokens = refresh_tokens
         self.throttle = throttle
         self.subject_events = subject_events
+        self.mail_outbox = mail_outbox
+        self.one_time_uses = one_time_uses
 
     async def erase_subject(self, order: EraseOrder) -> ErasureOutcome:
         subject = order.subject_id
@@ -87,6 +93,10 @@ class IdentityErasure:
         if account is not None:
             throttle_key = f"acct:{account.email_index}"
             deleted["security"] += await self.throttle.delete_keys([throttle_key], order.session)
+        if self.mail_outbox is not None:  # mail waiting to be sent holds the address in clear
+            deleted["contact"] += await self.mail_outbox.delete_subject(subject, order.session)
+        if self.one_time_uses is not None:
+            deleted["security"] += await self.one_time_uses.delete_subject(subject, order.session)
         shredded = await self.keystore.shred(owner_of_subject(subject))
         return ErasureOutcome(
             keys_shredded=1 if shredded else 0,
@@ -214,6 +224,8 @@ def _personal(personal: Any) -> dict[str, Any] | None:
     if is_erased(personal):
         return {"erased": True}
     fields: dict[str, Any] = personal.model_dump(mode="json")
-    if "password_hash" in fields:
-        fields["password_hash"] = {"held": True, "exported": False}
+    # Credentials are held but never exported: an export must not hand out a way in.
+    for credential in ("password_hash", "secret", "recovery_code_hashes"):
+        if credential in fields:
+            fields[credential] = {"held": True, "exported": False}
     return fields

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +24,7 @@ from mmgen.identity.domain.errors import (
 )
 from mmgen.identity.domain.events import RefreshTokenReuseDetected, SigningKeyRotated
 from mmgen.identity.settings import IdentitySettings
-from mmgen.platform.auth import issue_token
+from mmgen.platform.auth import AMR_PASSWORD, issue_token
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ class TokenIssuer:
         self.repository = repository
         self.service_credentials_key = service_credentials_key
 
-    async def _access_token(self, subject: str, role: str, ttl_seconds: int) -> str:
+    async def _access_token(
+        self, subject: str, role: str, ttl_seconds: int, amr: Sequence[str] | None = None
+    ) -> str:
         key = await self.keyring.signing_key()
         return issue_token(
             key,
@@ -70,13 +73,17 @@ class TokenIssuer:
             issuer=self.settings.jwt_issuer,
             audience=self.settings.jwt_audience,
             ttl=timedelta(seconds=ttl_seconds),
+            amr=amr,
         )
 
-    async def issue_pair(self, user_id: str, role: str) -> TokenPair:
-        """A fresh login: an access token and the first refresh token of a new family."""
+    async def issue_pair(
+        self, user_id: str, role: str, amr: Sequence[str] = (AMR_PASSWORD,)
+    ) -> TokenPair:
+        """A fresh login: an access token and the first refresh token of a new family; both
+        carry how the user authenticated (`amr`: ["pwd"] or ["pwd", "otp"])."""
         ttl = self.settings.access_token_ttl_seconds
-        access = await self._access_token(user_id, role, ttl)
-        refresh = await self.refresh_tokens.issue(user_id, role)
+        access = await self._access_token(user_id, role, ttl, amr)
+        refresh = await self.refresh_tokens.issue(user_id, role, amr=amr)
         return TokenPair(access, ttl, refresh)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
@@ -104,7 +111,7 @@ class TokenIssuer:
             await self.refresh_tokens.revoke_family(outcome.family_id)
             raise RefreshTokenInvalidError("the account is closed")
         ttl = self.settings.access_token_ttl_seconds
-        access = await self._access_token(outcome.user_id, outcome.role, ttl)
+        access = await self._access_token(outcome.user_id, outcome.role, ttl, outcome.amr)
         return TokenPair(access, ttl, outcome.token)
 
     async def service_token(self, service: str, secret: str) -> ServiceToken:

@@ -19,6 +19,11 @@ Service = Annotated[IdentityService, Depends(get_identity)]
 Person = Annotated[
     Principal, Depends(require_roles("client", "creator", "staff", "compliance", "admin"))
 ]
+#: Any person, also a privileged role signed in without a second factor: only for enrolling one.
+Enrolling = Annotated[
+    Principal,
+    Depends(require_roles("client", "creator", "staff", "compliance", "admin", single_factor=True)),
+]
 StaffReader = Annotated[Principal, Depends(require_roles("staff", "compliance"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 AdminCli = Annotated[Principal, Depends(require_service("admin-cli"))]

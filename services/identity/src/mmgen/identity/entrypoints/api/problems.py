@@ -6,11 +6,16 @@ from mmgen.events.errors import ConcurrencyError, OwnerErasedError
 from mmgen.identity.domain.errors import (
     AccountNotActiveError,
     EmailInvalidError,
+    EmailNotVerifiedError,
     EmailTakenError,
     InvalidCredentialsError,
+    OneTimeTokenInvalidError,
     PasswordRejectedError,
+    ReauthenticationFailedError,
     RefreshTokenInvalidError,
+    SecondFactorRequiredError,
     ServiceCredentialsInvalidError,
+    TotpEnrolmentError,
     UserNotFoundError,
 )
 from mmgen.platform import ProblemError, ProblemSpec
@@ -42,6 +47,15 @@ PROBLEMS: dict[type[Exception], ProblemSpec] = {
         422, "Password not acceptable", "password-rejected", detail=_reason
     ),
     InvalidCredentialsError: ProblemSpec(401, "Invalid credentials", "invalid-credentials"),
+    SecondFactorRequiredError: ProblemSpec(
+        401, "One-time code required", "mfa-required", extensions=lambda _: {"code": "mfa_required"}
+    ),
+    ReauthenticationFailedError: ProblemSpec(
+        403, "Re-authentication failed", "reauthentication-failed"
+    ),
+    OneTimeTokenInvalidError: ProblemSpec(400, "Invalid or used token", "one-time-token-invalid"),
+    TotpEnrolmentError: ProblemSpec(409, "TOTP enrolment not possible", "totp-enrolment"),
+    EmailNotVerifiedError: ProblemSpec(409, "Email not verified", "email-not-verified"),
     RefreshTokenInvalidError: ProblemSpec(401, "Invalid refresh token", "invalid-refresh-token"),
     ServiceCredentialsInvalidError: ProblemSpec(
         401, "Invalid service credentials", "invalid-service-credentials"

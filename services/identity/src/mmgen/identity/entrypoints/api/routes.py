@@ -11,20 +11,27 @@ from fastapi.responses import JSONResponse
 from mmgen.events.envelope import Actor
 from mmgen.events.erased import is_erased
 from mmgen.identity.adapters.signing_keys import Rotation
+from mmgen.identity.domain.emails import normalise_email
 from mmgen.identity.domain.errors import LoginThrottledError, UserNotFoundError
 from mmgen.identity.domain.model import User
 from mmgen.identity.entrypoints.api.dependencies import (
     Admin,
     AdminCli,
+    Enrolling,
     Person,
     Service,
     StaffReader,
 )
 from mmgen.identity.entrypoints.api.problems import TooManyAttemptsError
 from mmgen.identity.entrypoints.api.schemas import (
+    Accepted,
+    CloseRequest,
     CorrectionRequest,
     CreateAdminRequest,
     CreateUserRequest,
+    PasswordChangeRequest,
+    PasswordResetConfirmRequest,
+    PasswordResetRequest,
     RefreshRequest,
     Registered,
     RegisterRequest,
@@ -33,9 +40,14 @@ from mmgen.identity.entrypoints.api.schemas import (
     ServiceTokenResponse,
     TokenRequest,
     TokenResponse,
+    TotpConfirmRequest,
+    TotpEnrolment,
+    TotpEnrolRequest,
     UserView,
+    VerifyEmailRequest,
 )
 from mmgen.identity.service_layer.accounts import Correction, Registration
+from mmgen.identity.service_layer.credentials import SecondFactor
 from mmgen.platform.auth import Principal, Purpose
 from mmgen.platform.auth.principal import ProcessingPurpose
 from mmgen.platform.clients import client_address
@@ -55,6 +67,8 @@ def _view(user: User) -> UserView:
         user_id=user.id,
         role=str(user.role),
         status=user.status,
+        email_verified=user.email_verified,
+        mfa_enabled=user.totp_enabled,
         email=plain(user.email),
         name=plain(user.name),
         phone=plain(user.phone),
@@ -67,39 +81,84 @@ def _view(user: User) -> UserView:
 auth = APIRouter(tags=["auth"])
 
 
+REGISTRATION_ACCEPTED = (
+    "if the address can be registered, the account was created; a message was sent to the "
+    "address either way (verify it with POST /auth/verify-email)"
+)
+RESET_ACCEPTED = "if an account has this address, a one-time reset token was mailed to it"
+
+
 @auth.post(
     "/auth/register",
     name="register",
-    status_code=201,
-    responses={409: PROBLEM, 422: PROBLEM},
+    status_code=202,
+    responses={422: PROBLEM, 429: PROBLEM},
 )
-async def register(body: RegisterRequest, identity: Service) -> Registered:
-    """Create a client or creator account (other roles are created by an admin)."""
-    user_id = await identity.accounts.register(
-        Registration(
-            email=body.email,
-            password=body.password,
-            name=body.name,
-            role=body.role,
-            phone=body.phone,
-            business=body.business,
-        )
+async def register(body: RegisterRequest, request: Request, identity: Service) -> Accepted:
+    """Create a client or creator account (other roles are created by an admin).
+
+    The answer is the same for a free and a taken address (the owner of a taken one is told by
+    mail), so it tells nobody which addresses have accounts; sign in to learn your user id."""
+    registration = Registration(
+        email=body.email,
+        password=body.password,
+        name=body.name,
+        role=body.role,
+        phone=body.phone,
+        business=body.business,
     )
-    return Registered(user_id=user_id)
+    try:
+        await identity.credentials.register(registration, client_address(request))
+    except LoginThrottledError as exc:
+        raise TooManyAttemptsError(exc.retry_after) from exc
+    return Accepted(detail=REGISTRATION_ACCEPTED)
 
 
 @auth.post("/auth/token", name="issue_token", responses={401: PROBLEM, 429: PROBLEM})
 async def issue_token(body: TokenRequest, request: Request, identity: Service) -> TokenResponse:
-    """Sign in: an access token (EdDSA JWT, ~15 min) and a rotating refresh token."""
+    """Sign in: an access token (EdDSA JWT, ~15 min) and a rotating refresh token. An account
+    with TOTP needs `totp` (or `recovery_code`): without one → 401 with `code: mfa_required`.
+    The token's `amr` says which factors were shown."""
     address = client_address(request)  # X-Forwarded-For only from IDENTITY_TRUSTED_PROXIES
+    factor = SecondFactor(totp=body.totp, recovery_code=body.recovery_code)
     try:
-        user = await identity.accounts.authenticate(body.email, body.password, address)
+        user, amr = await identity.credentials.sign_in(body.email, body.password, factor, address)
     except LoginThrottledError as exc:
         raise TooManyAttemptsError(exc.retry_after) from exc
-    pair = await identity.tokens.issue_pair(user.id, str(user.role))
+    pair = await identity.tokens.issue_pair(user.id, str(user.role), amr)
     return TokenResponse(
         access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
     )
+
+
+@auth.post("/auth/verify-email", name="verify_email", status_code=204, responses={400: PROBLEM})
+async def verify_email(body: VerifyEmailRequest, identity: Service) -> Response:
+    """Prove the mailbox with the token mailed at registration (or after an email change)."""
+    await identity.credentials.verify_email(body.token)
+    return Response(status_code=204)
+
+
+@auth.post("/auth/password-reset", name="request_password_reset", status_code=202)
+async def request_password_reset(
+    body: PasswordResetRequest, request: Request, identity: Service
+) -> Accepted:
+    """Mail a one-time reset token to the account of this address, if there is one; the answer
+    is the same either way (and when the request was throttled)."""
+    await identity.credentials.request_password_reset(body.email, client_address(request))
+    return Accepted(detail=RESET_ACCEPTED)
+
+
+@auth.post(
+    "/auth/password-reset/confirm",
+    name="confirm_password_reset",
+    status_code=204,
+    responses={400: PROBLEM, 422: PROBLEM},
+)
+async def confirm_password_reset(body: PasswordResetConfirmRequest, identity: Service) -> Response:
+    """Set a new password with the mailed token (once, before it expires); every session of
+    the account is revoked."""
+    await identity.credentials.confirm_password_reset(body.token, body.new_password)
+    return Response(status_code=204)
 
 
 @auth.post("/auth/refresh", name="refresh_token", responses={401: PROBLEM})
@@ -141,9 +200,16 @@ async def get_me(principal: Person, identity: Service) -> UserView:
     name="correct_me",
     responses={401: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM},
 )
-async def correct_me(body: CorrectionRequest, principal: Person, identity: Service) -> UserView:
-    """Correct one's own details (each changed field is its own event; a new email must be free)."""
-    fields = {name: getattr(body, name) for name in body.model_fields_set}
+async def correct_me(
+    body: CorrectionRequest, request: Request, principal: Person, identity: Service
+) -> UserView:
+    """Correct one's own details (each changed field is its own event; a new email must be free).
+    A new email needs `current_password` (and a one-time code when TOTP is on) and is to be
+    verified again."""
+    fields = body.corrections()
+    if "email" in fields:
+        normalise_email(str(fields["email"]))  # an invalid address is a 422 before anything
+        await _reauthenticate(identity, principal, request, body.current_password, body)
     user = await identity.accounts.correct(
         principal.subject_id, Correction(fields), _actor(principal)
     )
@@ -151,10 +217,95 @@ async def correct_me(body: CorrectionRequest, principal: Person, identity: Servi
 
 
 @users.delete("/users/me", name="close_me", status_code=204, responses={401: PROBLEM, 403: PROBLEM})
-async def close_me(principal: Person, identity: Service) -> Response:
-    """Close one's account: its tokens stop working here now, elsewhere once they read the event.
-    Erasure follows through retention."""
+async def close_me(
+    body: CloseRequest, request: Request, principal: Person, identity: Service
+) -> Response:
+    """Close one's account, confirmed with the current password (and a one-time code when TOTP
+    is on): its tokens stop working here now, elsewhere once they read the event. Erasure
+    follows through retention."""
+    await _reauthenticate(identity, principal, request, body.current_password, body)
     await identity.accounts.close(principal.subject_id, _actor(principal))
+    return Response(status_code=204)
+
+
+async def _reauthenticate(
+    identity: Any, principal: Principal, request: Request, password: str | None, body: Any
+) -> None:
+    factor = SecondFactor(totp=body.totp, recovery_code=body.recovery_code)
+    try:
+        await identity.credentials.reauthenticate(
+            principal.subject_id, password or "", factor, client_address(request)
+        )
+    except LoginThrottledError as exc:
+        raise TooManyAttemptsError(exc.retry_after) from exc
+
+
+@users.post(
+    "/users/me/password",
+    name="change_password",
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM},
+)
+async def change_password(
+    body: PasswordChangeRequest, request: Request, principal: Person, identity: Service
+) -> TokenResponse:
+    """A new password, given the current one. Every session of the account is signed out; the
+    answer is a fresh pair for the caller (access tokens already issued elsewhere stay valid
+    until they expire, at most `ACCESS_TOKEN_TTL_SECONDS`)."""
+    try:
+        await identity.credentials.change_password(
+            principal.subject_id,
+            body.current_password,
+            body.new_password,
+            client_address(request),
+            _actor(principal),
+        )
+    except LoginThrottledError as exc:
+        raise TooManyAttemptsError(exc.retry_after) from exc
+    pair = await identity.tokens.issue_pair(
+        principal.subject_id, str(principal.role), principal.amr or ("pwd",)
+    )
+    return TokenResponse(
+        access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
+    )
+
+
+@users.post(
+    "/users/me/mfa/totp",
+    name="enrol_totp",
+    status_code=201,
+    responses={401: PROBLEM, 403: PROBLEM, 409: PROBLEM, 429: PROBLEM},
+)
+async def enrol_totp(
+    body: TotpEnrolRequest, request: Request, principal: Enrolling, identity: Service
+) -> TotpEnrolment:
+    """A new TOTP secret and 10 recovery codes, shown once; active after
+    `POST /users/me/mfa/totp/confirm`. Open to staff, compliance and admin tokens without a
+    second factor (this is where they get one)."""
+    factor = SecondFactor(totp=body.totp, recovery_code=body.recovery_code)
+    try:
+        enrolment = await identity.credentials.enrol_totp(
+            principal.subject_id, body.current_password, factor, client_address(request)
+        )
+    except LoginThrottledError as exc:
+        raise TooManyAttemptsError(exc.retry_after) from exc
+    return TotpEnrolment(
+        secret=enrolment.secret,
+        otpauth_uri=enrolment.otpauth_uri,
+        recovery_codes=enrolment.recovery_codes,
+    )
+
+
+@users.post(
+    "/users/me/mfa/totp/confirm",
+    name="confirm_totp",
+    status_code=204,
+    responses={401: PROBLEM, 403: PROBLEM, 409: PROBLEM},
+)
+async def confirm_totp(
+    body: TotpConfirmRequest, principal: Enrolling, identity: Service
+) -> Response:
+    """Activate the enrolled secret with a current code; sign-in needs a code from now on."""
+    await identity.credentials.confirm_totp(principal.subject_id, body.code)
     return Response(status_code=204)
 
 

@@ -45,8 +45,22 @@ class CreateAdminRequest(_Request):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-class CorrectionRequest(_Request):
-    """Only the fields present are changed; `phone`/`business` may be set to null to remove."""
+TOTP_CODE = r"^[0-9]{6}$"
+
+
+class _Reauthentication(_Request):
+    """The current password (and a one-time code when TOTP is on) confirming a sensitive change."""
+
+    current_password: str | None = Field(default=None, min_length=1, max_length=4096)
+    totp: str | None = Field(default=None, pattern=TOTP_CODE)
+    recovery_code: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class CorrectionRequest(_Reauthentication):
+    """Only the fields present are changed; `phone`/`business` may be set to null to remove.
+    Changing `email` needs `current_password` (and `totp` or `recovery_code` when enrolled)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     email: str | None = Field(default=None, min_length=3, max_length=254)
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -60,12 +74,76 @@ class CorrectionRequest(_Request):
                 raise ValueError(f"{name} cannot be removed, only corrected")
         return self
 
+    def corrections(self) -> dict[str, object]:
+        credentials = {"current_password", "totp", "recovery_code"}
+        return {
+            name: getattr(self, name) for name in self.model_fields_set if name not in credentials
+        }
+
+
+class CloseRequest(_Reauthentication):
+    """Closing an account needs the current password (and a one-time code when enrolled)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    current_password: str = Field(min_length=1, max_length=4096)
+
 
 class TokenRequest(_Request):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=4096)
+    #: Needed when the account has TOTP: a current code, or one of the recovery codes.
+    totp: str | None = Field(default=None, pattern=TOTP_CODE)
+    recovery_code: str | None = Field(default=None, min_length=1, max_length=64)
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Accepted(BaseModel):
+    """The same answer whatever the outcome (so it tells nothing about which accounts exist)."""
+
+    status: Literal["accepted"] = "accepted"
+    detail: str
+
+
+class VerifyEmailRequest(_Request):
+    token: str = Field(min_length=1, max_length=512)
+
+
+class PasswordResetRequest(_Request):
+    email: str = Field(min_length=1, max_length=320)
+
+
+class PasswordResetConfirmRequest(_Request):
+    token: str = Field(min_length=1, max_length=512)
+    new_password: str = Field(min_length=1, max_length=4096)
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class PasswordChangeRequest(_Request):
+    current_password: str = Field(min_length=1, max_length=4096)
+    new_password: str = Field(min_length=1, max_length=4096)
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class TotpEnrolRequest(_Reauthentication):
+    """The password (and, replacing an active TOTP, a code of it)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    current_password: str = Field(min_length=1, max_length=4096)
+
+
+class TotpConfirmRequest(_Request):
+    code: str = Field(pattern=TOTP_CODE)
+
+
+class TotpEnrolment(BaseModel):
+    secret: str
+    otpauth_uri: str
+    recovery_codes: list[str]
 
 
 class RefreshRequest(_Request):
@@ -98,6 +176,8 @@ class UserView(BaseModel):
     user_id: str
     role: str
     status: str
+    email_verified: bool
+    mfa_enabled: bool
     email: str | None
     name: str | None
     phone: str | None
