@@ -827,13 +827,6 @@ class MongoAuditStore:
                 return min(size, (lo - 1) * PAGE_SIZE + position)
         return min(size, lo * PAGE_SIZE)
 
-    async def subject_documents(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
-        """A subject's entry rows through the (subject_id, _id) index, at most `limit + 1`."""
-        docs = await self.pages.find({"subject_id": subject_id}).to_list(None)
-        rows = [r for d in docs for r in expand_page(d) if r["subject_id"] == subject_id]
-        rows.sort(key=lambda d: d["_id"])
-        return rows[: limit + 1]
-
     # --- checkpoints ----------------------------------------------------------------------
 
     async def save_checkpoint(self, record: CheckpointRecord) -> bool:
