@@ -85,7 +85,7 @@ def spawn_replica(
     bootstrap: str, mongo_uri: str, database: str, group: str, log: Path
 ) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 - this script with arguments it made
+        return subprocess.Popen(
             [
                 sys.executable,
                 __file__,
@@ -108,7 +108,9 @@ async def run_round(
     store = MongoAuditStore(client[database])
     spawned = time.perf_counter()
     children = [
-        spawn_replica(bootstrap, mongo_uri, database, group, logs / f"replica-{n}-{i}.log")
+        spawn_replica(
+            bootstrap, mongo_uri, database, group, logs / f"replica-{replicas}x-{n}-{i}.log"
+        )
         for i in range(replicas)
     ]
     first_at = first_size = None
@@ -164,9 +166,7 @@ async def run(events: int, rounds: int) -> dict[str, Any]:
         verified: dict[str, Any] | None = None
         for n in range(rounds):
             for replicas in (1, 2):
-                row, name = await run_round(
-                    replicas, n, client, bootstrap, mongo_uri, events, logs
-                )
+                row, name = await run_round(replicas, n, client, bootstrap, mongo_uri, events, logs)
                 rows[str(replicas)].append(row)
                 print(f"round {n}: {row}", flush=True)
                 if replicas == 2 and verified is None:
