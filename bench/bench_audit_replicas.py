@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench_audit_ingest import PARTITIONS, PRODUCERS, machine_info, produce
+from bench_audit_ingest import PARTITIONS, PRODUCERS, cpu_seconds, machine_info, produce
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
@@ -127,6 +127,9 @@ async def run_round(
             assert now < deadline, f"{replicas} replicas: {size} of {events} after {now - spawned}"
             assert all(c.poll() is None for c in children), "a replica exited"
             await asyncio.sleep(0.05)
+        # CPU seconds of each replica, start-up and group join included: the leader's, then
+        # the standby's (what a second replica costs, whatever else loads the host).
+        cpu = sorted((round(cpu_seconds(c.pid), 1) for c in children), reverse=True)
     finally:
         for child in children:
             child.send_signal(signal.SIGTERM)
@@ -143,6 +146,7 @@ async def run_round(
         "ingest_seconds": round(ingest_s, 2),
         "seconds_from_spawn": round(done_at - spawned, 2),
         "log_size": (await store.head()).size,
+        "replica_cpu_seconds": cpu,
     }, database
 
 
@@ -205,6 +209,9 @@ async def run(events: int, rounds: int) -> dict[str, Any]:
                 "50 ms; rate = entries stored after the first one seen / time from then to the "
                 "last"
             ),
+            "standby_cpu_seconds_per_round": [
+                r["replica_cpu_seconds"][1] for r in rows["2"] if len(r["replica_cpu_seconds"]) > 1
+            ],
             "why": (
                 "one replica holds the lease and writes; the other stands by (consumes nothing, "
                 "asks for the lease every 2.5 s), so a second replica costs next to nothing"
