@@ -8,11 +8,14 @@ database for the rest of the run (pytest-xdist runs these files in any order, am
 `own_broker_stack` (one per test): identity and consent on a broker of the test's own, which the
 test may stop and start again on the same port (fault tests); the database is the session's,
 under a database-name prefix of its own that is dropped afterwards.
+`replica_stack` (one per test): two replicas each of identity and consent on the session's
+broker and database (prefixes of their own), as Kubernetes runs them; the test may kill any.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -28,7 +32,7 @@ from pymongo import MongoClient
 from mmgen.cli import stack
 from mmgen.localstack.components import start_broker
 from mmgen.localstack.ports import free_port
-from mmgen.localstack.processes import ManagedProcess
+from mmgen.localstack.processes import Launch, ManagedProcess, python_argv, spawn, start_together
 from mmgen.localstack.pytest_plugin import Infra, retry_on_port_clash, unique_name
 
 
@@ -162,6 +166,110 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
         stack.stop_components(running.components)
         if running.broker is not None:
             running.broker.stop()
+        with MongoClient(infra.mongo_uri) as mongo:
+            for service in wanted:
+                mongo.drop_database(running.database(service))
+
+
+@dataclass
+class Replica:
+    service: str
+    url: str
+    proc: ManagedProcess
+
+    @property
+    def pid(self) -> int:
+        assert self.proc.pid is not None
+        return self.proc.pid
+
+
+@dataclass
+class ReplicaStack(RunningSystem):
+    """Two replicas of identity and consent; each second replica talks to the other's second."""
+
+    replicas: list[Replica] | None = None
+
+    def of(self, service: str) -> list[Replica]:
+        return [r for r in self.replicas or [] if r.service == service]
+
+
+def launch_second_replica(
+    config: stack.StackConfig, service: stack.ServiceEntry, ports: dict[str, int]
+) -> Launch:
+    """The same service, settings and state folder (so the same development secrets) on
+    another port, its JWKS and peer URLs pointing at the other second replicas."""
+    second = stack.StackConfig(**{**config.__dict__, "service_ports": ports})
+    env = stack.service_env(second, service.name)
+    port = ports[service.name]
+    argv = python_argv(
+        "-m", "uvicorn", "--factory", service.factory, "--host", config.host, "--port", str(port)
+    )
+    log = config.logs / f"{service.name}-2.log"
+    proc = spawn(f"{service.name}-2", [*argv, "--no-access-log"], config.host, port, log, env=env)
+    url = f"http://{config.host}:{port}"
+    return Launch(proc, lambda: httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200)
+
+
+@pytest.fixture
+def replica_stack(infra: Infra, tmp_path: Path) -> Iterator[ReplicaStack]:
+    wanted = {"identity", "consent"}
+    services = [s for s in stack.discover_services() if s.name in wanted]
+    assert {s.name for s in services} == wanted, "identity and consent must be installed"
+    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
+    admin_password = secrets.token_urlsafe(18)
+    config = stack.StackConfig(
+        state_dir=tmp_path,
+        topic_prefix=unique_name("rep") + ".",
+        database_prefix=unique_name("rep_") + "_",
+        external_mongo_uri=infra.mongo_uri,
+        external_kafka_bootstrap=infra.kafka_bootstrap,
+        ready_timeout=90.0,
+        extra_env={
+            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
+            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",
+            "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
+        },
+    )
+    running = ReplicaStack(config, [], admin_email, admin_password, replicas=[])
+    seconds: list[ManagedProcess] = []
+
+    def start() -> list[stack.Component]:
+        config.service_ports = {s.name: free_port() for s in services}  # fresh on a retry
+        return stack.start_services(config, services)
+
+    def start_seconds() -> list[ManagedProcess]:
+        ports = {s.name: free_port() for s in services}
+        return start_together(
+            [functools.partial(launch_second_replica, config, s, ports) for s in services],
+            config.ready_timeout,
+        )
+
+    try:
+        # The first replicas make the development secrets; the second ones then read them.
+        running.components.extend(retry_on_port_clash(start))
+        seconds.extend(retry_on_port_clash(start_seconds))
+        for component in running.components:
+            proc = ManagedProcess(
+                name=component.name,
+                port=component.port,
+                host=component.host,
+                log_path=Path(component.log),
+                popen=None,
+                pid=component.pid,
+            )
+            running.replicas.append(  # type: ignore[union-attr]
+                Replica(component.name, config.service_url(component.name), proc)
+            )
+        for proc in seconds:
+            running.replicas.append(  # type: ignore[union-attr]
+                Replica(proc.name.removesuffix("-2"), f"http://{proc.address}", proc)
+            )
+        yield running
+    finally:
+        for proc in seconds:
+            proc.stop()
+        stack.stop_components(running.components)
         with MongoClient(infra.mongo_uri) as mongo:
             for service in wanted:
                 mongo.drop_database(running.database(service))

@@ -204,11 +204,13 @@ async def test_relay_publishes_consent_events(api, client, tokens, settings) -> 
 
 
 async def test_readiness_asyncapi_and_audit_trail(api, client, tokens) -> None:
-    ready = await client.get("/readyz")
-    assert ready.status_code == 200, ready.text
-    checks = ready.json()["checks"]
-    assert {"database", "broker", "relay", "inbox", "projections"} <= set(checks)
-    assert checks["audit-projector"] == "no open gaps"
+    async def checks() -> dict[str, str]:
+        ready = await client.get("/readyz")
+        return ready.json()["checks"] if ready.status_code == 200 else {}
+
+    # The module's earlier tests leave events in flight: a gap they open closes by repair.
+    found = await eventually(checks, until=lambda c: c.get("audit-projector") == "no open gaps")
+    assert {"database", "broker", "relay", "inbox", "projections"} <= set(found)
     asyncapi = (await client.get("/asyncapi.json")).json()
     text = json.dumps(asyncapi)
     for event_type in (

@@ -182,6 +182,43 @@ async def test_filters_time_windows_and_cursor_pages(
     assert len(report["accesses"]) == 5  # reads by staff, not by the subject
 
 
+async def test_a_subject_report_is_read_a_bounded_page_at_a_time(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+) -> None:
+    subject = str(uuid.uuid4())
+    await fill(component, item, 10, subject_id=subject, action="share", purpose="support")
+    await fill(component, item, 40)  # other subjects in between
+    await fill(component, item, 13, subject_id=subject, purpose="marketing")
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 10} | ({"cursor": cursor} if cursor else {})
+        r = await client.get(f"/audit/subjects/{subject}/report", params=params, headers=compliance)
+        assert r.status_code == 200, r.text
+        pages.append(r.json())
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            break
+    assert [p["entries"] for p in pages] == [10, 10, 3]
+    assert sum(p["entries"] for p in pages) == 23
+    assert [s["seq"] for s in pages[0]["recipients"]] == list(range(10))
+    purposes: dict[str, int] = {}
+    for page in pages:
+        for row in page["purposes"]:
+            purposes[row["purpose"]] = purposes.get(row["purpose"], 0) + row["entries"]
+    assert purposes == {"support": 10, "marketing": 13}
+    whole = (await client.get(f"/audit/subjects/{subject}/report", headers=compliance)).json()
+    assert whole["entries"] == 23 and whole["next_cursor"] is None
+    # A page is bounded: no request asks for more than the largest page.
+    for params, status, slug in [
+        ({"limit": 0}, 422, "validation-failed"),
+        ({"limit": 5_001}, 422, "validation-failed"),
+        ({"cursor": "garbage!"}, 400, "invalid-cursor"),
+    ]:
+        r = await client.get(f"/audit/subjects/{subject}/report", params=params, headers=compliance)
+        assert_problem(r, status, slug)
+
+
 async def test_heads_proofs_and_public_key(
     client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
 ) -> None:

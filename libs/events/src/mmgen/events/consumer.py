@@ -50,6 +50,7 @@ from pymongo.errors import (
     WriteConcernError,
 )
 
+from mmgen.events.concerns import durable_session
 from mmgen.events.errors import (
     ConcurrencyError,
     EnvelopeInvalidError,
@@ -488,7 +489,7 @@ class EventConsumer(Generic[E]):
                 raise _Duplicate
             await sub.handler(envelope, self._context(session, sub, record, attempt))
 
-        async with self.db.client.start_session() as session:
+        async with durable_session(self.db.client) as session:
             try:
                 await session.with_transaction(txn)
             except _Duplicate:
@@ -594,7 +595,7 @@ class EventConsumer(Generic[E]):
                     applied.append(True)
             return applied
 
-        async with self.db.client.start_session() as session:
+        async with durable_session(self.db.client) as session:
             return await session.with_transaction(txn)
 
     # --- dead letters -------------------------------------------------------------------------

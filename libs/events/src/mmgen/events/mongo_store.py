@@ -60,6 +60,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from mmgen.events.concerns import durable, durable_session
 from mmgen.events.envelope import Envelope
 from mmgen.events.errors import (
     ConcurrencyError,
@@ -126,8 +127,9 @@ class MongoEventStore:
     ) -> None:
         self._db = db
         self._producer = producer
-        self.events = db[prefix]
-        self.counters = db[f"{prefix}_counters"]
+        # The counter hands out `producer_seq`: read and written with `majority` (concerns.py).
+        self.events = durable(db[prefix])
+        self.counters = durable(db[f"{prefix}_counters"])
         self._max_batch_events = max_batch_events
         self._max_read_window = max_read_window
         self._poll_interval = poll_interval
@@ -331,7 +333,7 @@ class MongoEventStore:
             return first
 
         try:
-            async with self._db.client.start_session() as session:
+            async with durable_session(self._db.client) as session:
                 return await session.with_transaction(callback)
         except BulkWriteError as exc:
             culprit = _duplicate_at(exc)

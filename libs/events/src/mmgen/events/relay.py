@@ -48,6 +48,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from mmgen.events.concerns import durable
 from mmgen.events.errors import EventsError
 from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 from mmgen.events.tailer import StoreSource, Tailer, TailerFencedError, TailerMetrics, TailerStatus
@@ -246,7 +247,7 @@ class LeaseStore:
     """
 
     def __init__(self, db: AsyncDatabase[Any], producer: str) -> None:
-        self.collection = db[RELAY_COLLECTION]
+        self.collection = durable(db[RELAY_COLLECTION])
         self.producer = producer
 
     async def acquire(self, owner: str, ttl_s: float) -> tuple[int, int] | None:

@@ -24,6 +24,7 @@ from mmgen.consent.audit.domain import (
     AuditEntryNotFoundError,
     AuditRangeInvalidError,
 )
+from mmgen.consent.audit.service import REPORT_PAGE, REPORT_PAGE_MAX
 from mmgen.events.ids import new_event_id
 from mmgen.platform import ProblemSpec
 from mmgen.platform.auth import Principal, Purpose, require_roles
@@ -234,9 +235,17 @@ def build_router(
         who: Compliance,
         purpose: Purpose,
         subject_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
+        limit: Annotated[int, Query(ge=1, le=REPORT_PAGE_MAX)] = REPORT_PAGE,
+        cursor: Annotated[str | None, Query(max_length=1024)] = None,
     ) -> dict[str, Any]:
-        """The Art. 15 view of one subject: purposes, categories, recipients, accesses."""
-        return await queries.subject_report(subject_id)
+        """The Art. 15 view of one subject, a page at a time: purposes, categories,
+        recipients, accesses over the subject's next `limit` entries (counts are the page's;
+        follow `next_cursor` until it is null and add them up)."""
+        start = _seq_cursor(cursor)
+        report = await queries.subject_report(subject_id, start=start, limit=limit)
+        next_seq = report.pop("next_seq")
+        report["next_cursor"] = None if next_seq is None else encode_cursor({"seq": next_seq})
+        return report
 
     return router
 

@@ -231,6 +231,9 @@ class AuditComponent:
         self.publisher = AuditLogPublisher(
             self.store, producer, self.audit_log_topic, metrics=self.metrics
         )
+        skipped = await self.publisher.skip_published(self.config.kafka_bootstrap)
+        if skipped:
+            log.info("audit log: %d entries after the cursor were on audit.log already", skipped)
         self.projector = AuditProjector(
             self.store,
             self.config.kafka_bootstrap,

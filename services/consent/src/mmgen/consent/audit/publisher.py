@@ -4,7 +4,10 @@ The log's entries are followed with the checkpointed tailer (mmgen.events.tailer
 from 0, the head's size is the end, and a missing entry stops it (never skipped: a missing
 document is a fault `verify` reports). The cursor (`audit_cursors`, next seq to send) moves
 only after the broker acked everything below it, so a crash republishes at worst
-(at-least-once; consumers dedup on `seq` or `event_id`). The key is the subject (else the
+(at-least-once; consumers dedup on `seq` or `event_id`). A replica that takes the publisher
+over (lease) first reads the tail of `audit.log` and skips the entries after the cursor that
+its predecessor had sent before dying (`published_after`), so a crash of the leader does not
+put an entry on the topic twice. The key is the subject (else the
 producer), so one subject's entries stay ordered in one partition, and each message carries
 a `seq` header to rebuild the total order. The value is the entry's canonical JSON text, as
 stored.
@@ -17,7 +20,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from mmgen.events.tailer import Tailer, TailerMetrics
 
@@ -96,6 +100,8 @@ class AuditLogPublisher:
         self.producer = producer
         self.topic = topic
         self.metrics = metrics
+        self.sent_before: set[int] = set()
+        """Seqs after the cursor already on the topic (a predecessor's last, unsaved window)."""
         self.tailer: Tailer[dict[str, Any]] = Tailer(
             "consent.audit_log",
             AuditEntrySource(store),
@@ -131,10 +137,28 @@ class AuditLogPublisher:
     async def stop(self) -> None:
         await self.tailer.stop()
 
+    async def skip_published(self, bootstrap: str, timeout_s: float = 30.0) -> int:
+        """Before the first send: note which entries after the cursor are on the topic already.
+
+        Returns how many will be skipped. The cursor moves only after a whole window is acked,
+        so what a crashed predecessor sent beyond it is at most one window, and lies in the
+        last `window` messages of each partition.
+        """
+        start = await self.store.cursor(CURSOR)
+        self.sent_before = {
+            seq
+            for seq in await published_seqs(bootstrap, self.topic, self.window, timeout_s)
+            if seq >= start
+        }
+        return len(self.sent_before)
+
     async def _send(self, docs: Sequence[dict[str, Any]]) -> None:
         """The tailer's sink: one contiguous run of entries, every message acked."""
         futures = []
         for doc in docs:
+            if doc["_id"] in self.sent_before:
+                self.sent_before.discard(doc["_id"])
+                continue
             key = (doc.get("subject_id") or doc.get("producer") or "").encode("utf-8")
             headers = [
                 ("seq", str(doc["_id"]).encode()),
@@ -147,3 +171,42 @@ class AuditLogPublisher:
             )
         await asyncio.gather(*futures)
         self.metrics.published.inc(len(futures))
+
+
+async def published_seqs(bootstrap: str, topic: str, tail: int, timeout_s: float) -> set[int]:
+    """The `seq` headers of the last `tail` messages of every partition of `topic`.
+
+    Partitions are asked for by name (the local broker may leave a topic out of its listing);
+    no consumer group, so reading commits nothing. Raises TimeoutError if the end is not
+    reached in `timeout_s` (the caller then does not publish: better late than twice).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topic, p["partition"]) for d in described for p in d.get("partitions") or []
+    ]
+    if not partitions:
+        return set()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        firsts = await consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(firsts[tp], ends[tp] - tail))
+        seqs: set[int] = set()
+        async with asyncio.timeout(timeout_s):
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in batch:
+                        value = dict(record.headers or ()).get("seq")
+                        if value is not None and value.isdigit():
+                            seqs.add(int(value))
+        return seqs
+    finally:
+        await consumer.stop()

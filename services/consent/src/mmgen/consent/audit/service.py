@@ -34,7 +34,9 @@ INDEXED_FILTERS = ("subject_id", "actor_id")
 SCAN_BUDGET = 50_000
 """Largest seq span one page request scans with unindexed filters (then it returns a cursor)."""
 INDEXED_SCAN_BUDGET = 2_000_000
-REPORT_LIMIT = 10_000
+REPORT_PAGE = 1_000
+REPORT_PAGE_MAX = 5_000
+"""Entries of a subject one report page covers (default, largest): a page is bounded."""
 
 
 @dataclass(frozen=True)
@@ -225,27 +227,31 @@ class AuditQueries:
 
     # --- Art. 15 --------------------------------------------------------------------------
 
-    async def subject_report(self, subject_id: str) -> dict[str, Any]:
-        """What the log shows about one subject: purposes, categories, recipients, accesses.
+    async def subject_report(
+        self, subject_id: str, *, start: int = 0, limit: int = REPORT_PAGE
+    ) -> dict[str, Any]:
+        """One page of what the log shows about one subject: purposes, categories,
+        recipients, accesses — over the subject's next `limit` entries from seq `start`.
 
         Recipients are the `share` entries (disclosures): producer, event type, resource (the
         disclosure), purpose and categories. Accesses are `read` entries by someone other than
         the subject; `deny` entries are refusals of access. Contents never appear: the log
-        holds none.
+        holds none. A subject with more entries than a page is read page by page
+        (`next_seq`): no request reads more than `limit` entries of it, and the counts are
+        those of the page (a reader adds them up).
         """
-        docs = await self.store.subject_documents(subject_id, REPORT_LIMIT)
-        truncated = len(docs) > REPORT_LIMIT
-        docs = docs[:REPORT_LIMIT]
+        if not 1 <= limit <= REPORT_PAGE_MAX:
+            raise AuditRangeInvalidError(f"limit must be between 1 and {REPORT_PAGE_MAX}")
+        page = await self.entries(
+            {"subject_id": subject_id}, since=None, until=None, start=start, limit=limit
+        )
         purposes: dict[str, int] = {}
         categories: dict[str, int] = {}
         producers: dict[str, int] = {}
         recipients: list[dict[str, Any]] = []
         accesses: list[dict[str, Any]] = []
         denials: list[dict[str, Any]] = []
-        for doc in docs:
-            entry = parse_entry_document(doc)
-            if entry.get("subject_id") != subject_id:
-                continue
+        for entry in page.items:
             if entry.get("purpose"):
                 purposes[entry["purpose"]] = purposes.get(entry["purpose"], 0) + 1
             for category in entry.get("categories") or []:
@@ -273,8 +279,9 @@ class AuditQueries:
                 denials.append(brief)
         return {
             "subject_id": subject_id,
-            "entries": len(docs),
-            "truncated": truncated,
+            "from_seq": start,
+            "entries": len(page.items),
+            "next_seq": page.next_seq,
             "purposes": [{"purpose": p, "entries": n} for p, n in sorted(purposes.items())],
             "categories": [{"category": c, "entries": n} for c, n in sorted(categories.items())],
             "producers": [{"producer": p, "entries": n} for p, n in sorted(producers.items())],

@@ -63,6 +63,7 @@ from mmgen.consent.audit.domain import (
     ProducerProgress,
     monotonic_recorded_at,
 )
+from mmgen.events.concerns import durable, durable_session
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
@@ -481,12 +482,14 @@ class MongoAuditStore:
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
-        self.pages = db[PAGES]
-        self.tiles = db[TILES]
-        self.head_coll = db[HEAD]
-        self.producers = db[PRODUCERS]
-        self.checkpoints = db[CHECKPOINTS]
-        self.cursors = db[CURSORS]
+        # Seqs come from the head: every collection of the log reads and writes with
+        # `majority`, so a failover cannot roll back an entry whose seq is then reused.
+        self.pages = durable(db[PAGES])
+        self.tiles = durable(db[TILES])
+        self.head_coll = durable(db[HEAD])
+        self.producers = durable(db[PRODUCERS])
+        self.checkpoints = durable(db[CHECKPOINTS])
+        self.cursors = durable(db[CURSORS])
 
     async def ensure_indexes(self) -> None:
         """Dedup on event_id; subject and actor filters (Art. 15 report, actor queries).
@@ -553,7 +556,7 @@ class MongoAuditStore:
             await self._write(plan, session)
             return plan.result()
 
-        async with self.db.client.start_session() as session:
+        async with durable_session(self.db.client) as session:
             result: AppendResult = await session.with_transaction(txn)
         return result
 
@@ -565,7 +568,7 @@ class MongoAuditStore:
         unique `event_id` index covers the other pages — a stale plan, or one holding an
         event that reached the log after it was planned, raises `AuditConflictError`.
         """
-        async with self.db.client.start_session() as session:
+        async with durable_session(self.db.client) as session:
             await session.with_transaction(lambda s: self._write(plan, s))
         return plan.result()
 
@@ -823,13 +826,6 @@ class MongoAuditStore:
             if _recorded_at(doc, position) >= stamp:
                 return min(size, (lo - 1) * PAGE_SIZE + position)
         return min(size, lo * PAGE_SIZE)
-
-    async def subject_documents(self, subject_id: str, limit: int) -> list[dict[str, Any]]:
-        """A subject's entry rows through the (subject_id, _id) index, at most `limit + 1`."""
-        docs = await self.pages.find({"subject_id": subject_id}).to_list(None)
-        rows = [r for d in docs for r in expand_page(d) if r["subject_id"] == subject_id]
-        rows.sort(key=lambda d: d["_id"])
-        return rows[: limit + 1]
 
     # --- checkpoints ----------------------------------------------------------------------
 
