@@ -3,19 +3,16 @@
 One stack per module run: identity, consent (the audit log), retention, the witness and the
 console, started as `mmgen up` starts them (the same launcher and wiring: the console pins the
 log's and the witness's keys) on the session's broker and database under prefixes of their
-own. In front of identity runs its TOTP sign-in as its MFA contract states it
-(`MfaIdentity` below). Chromium is Debian's (`make browser`), driven by Playwright.
+own. Officers sign in as identity requires of compliance staff: password and a TOTP code of an
+app enrolled at identity (`Authenticator`). Chromium is Debian's (`make browser`), driven by
+Playwright.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
-import struct
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,16 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from mmgen.cli import stack
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, unique_name
-from mmgen.platform.auth import SigningKey, issue_token
+from mmgen.platform.totp import Authenticator
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,93 +51,6 @@ SCREENSHOTS_ENV = "MMGEN_CONSOLE_SCREENSHOTS"
 # beside identity's own keys (every service of the test stack reads this JWKS). An account not
 # enrolled gets identity's token unchanged (no `amr`). Test code only: no service imports it.
 
-STEP_SECONDS = 30
-
-
-def totp(secret: bytes, at: float | None = None, digits: int = 6) -> str:
-    """RFC 6238 (HMAC-SHA-1, 30 s steps)."""
-    counter = int((time.time() if at is None else at) // STEP_SECONDS)
-    digest = hmac.new(secret, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    code = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**digits
-    return str(code).zfill(digits)
-
-
-class MfaIdentity:
-    def __init__(self, identity_url: str) -> None:
-        self.identity_url = identity_url
-        self.key = SigningKey.generate()
-        self.enrolled: dict[str, bytes] = {}
-        self.app = self._build()
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def enroll(self, email: str) -> bytes:
-        secret = secrets.token_bytes(20)
-        self.enrolled[email.lower()] = secret
-        return secret
-
-    def code(self, email: str) -> str:
-        return totp(self.enrolled[email.lower()])
-
-    def _build(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/.well-known/jwks.json")
-        async def jwks() -> dict[str, Any]:
-            async with httpx.AsyncClient(timeout=10) as client:
-                theirs = (await client.get(f"{self.identity_url}/.well-known/jwks.json")).json()
-            return {"keys": [*theirs["keys"], self.key.public_jwk()]}
-
-        @app.post("/auth/token")
-        async def token(request: Request) -> JSONResponse:
-            body = await request.json()
-            code = body.pop("totp", None)
-            async with httpx.AsyncClient(timeout=10) as client:
-                answer = await client.post(f"{self.identity_url}/auth/token", json=body)
-            secret = self.enrolled.get(str(body.get("email", "")).lower())
-            if answer.status_code != 200 or secret is None:
-                return JSONResponse(answer.json(), status_code=answer.status_code)
-            if not code:
-                return _problem("mfa_required", "a one-time code is required for this account")
-            now = time.time()  # the step before counts too (RFC 6238, 5.2: network delay)
-            accepted = (totp(secret, now), totp(secret, now - STEP_SECONDS))
-            if not any(hmac.compare_digest(str(code), ok) for ok in accepted):
-                return _problem("mfa_invalid", "the one-time code is not right")
-            claims = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
-            access = issue_token(
-                self.key, subject=claims["sub"], role=claims["role"],
-                extra_claims={"amr": ["pwd", "otp"]},
-            )  # fmt: skip
-            return JSONResponse({**answer.json(), "access_token": access})
-
-        return app
-
-    def start(self, port: int) -> str:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the MFA front did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(10)
-
-
-def _problem(code: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"type": f"urn:mmgen:problem:{code.replace('_', '-')}", "title": "Unauthorized",
-         "status": 401, "detail": detail, "code": code},
-        status_code=401,
-        media_type="application/problem+json",
-    )  # fmt: skip
-
 
 @dataclass
 class Person:
@@ -152,15 +58,17 @@ class Person:
     email: str
     password: str
     token: str
+    #: The TOTP app of an enrolled account (None: password only).
+    authenticator: Authenticator | None = None
 
 
 @dataclass
 class ConsoleStack:
     config: stack.StackConfig
     components: list[stack.Component]
-    mfa: MfaIdentity
     admin_email: str
     admin_password: str
+    admin_authenticator: Authenticator | None = None
     people: dict[str, Person] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -173,11 +81,32 @@ class ConsoleStack:
     def database(self, service: str) -> str:
         return self.config.database_prefix + service
 
-    def sign_in(self, email: str, password: str) -> str:
-        r = httpx.post(f"{self.url('identity')}/auth/token",
-                       json={"email": email, "password": password}, timeout=10)  # fmt: skip
+    def sign_in(self, email: str, password: str, app: Authenticator | None = None) -> str:
+        body = {"email": email, "password": password}
+        if app is not None:
+            body["totp"] = app.code()
+        r = httpx.post(f"{self.url('identity')}/auth/token", json=body, timeout=10)
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
+
+    def enrol(self, email: str, password: str) -> Authenticator:
+        """TOTP enrolled at identity with the password-only token, as an officer does once."""
+        token = self.sign_in(email, password)
+        identity = self.url("identity")
+        auth = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(f"{identity}/users/me/mfa/totp", headers=auth,
+                       json={"current_password": password}, timeout=10)  # fmt: skip
+        assert r.status_code == 201, r.text
+        app = Authenticator(r.json()["secret"])
+        r = httpx.post(f"{identity}/users/me/mfa/totp/confirm", headers=auth,
+                       json={"code": app.code()}, timeout=10)  # fmt: skip
+        assert r.status_code == 204, r.text
+        return app
+
+    def admin_token(self) -> str:
+        if self.admin_authenticator is None:
+            self.admin_authenticator = self.enrol(self.admin_email, self.admin_password)
+        return self.sign_in(self.admin_email, self.admin_password, self.admin_authenticator)
 
     def register(self, role: str = "client") -> Person:
         email = f"{role}-{secrets.token_hex(4)}@example.test"
@@ -187,25 +116,31 @@ class ConsoleStack:
             json={"email": email, "password": password, "name": "Mia Rossi", "role": role},
             timeout=10,
         )
-        assert r.status_code == 201, r.text
-        return Person(r.json()["user_id"], email, password, self.sign_in(email, password))
+        assert r.status_code == 202, r.text  # the same answer for a taken address: no id
+        token = self.sign_in(email, password)
+        me = httpx.get(f"{self.url('identity')}/users/me",
+                       headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
+        assert me.status_code == 200, me.text
+        return Person(me.json()["user_id"], email, password, token)
 
-    def staff_account(self, role: str = "compliance") -> Person:
-        admin = self.sign_in(self.admin_email, self.admin_password)
+    def staff_account(self, role: str = "compliance", *, enrolled: bool = False) -> Person:
+        """A staff account made by the admin; with `enrolled`, TOTP set up and its token
+        signed in with a code (without, its token is password-only)."""
         email = f"{role}-{secrets.token_hex(4)}@example.test"
         password = secrets.token_urlsafe(18)
         r = httpx.post(
             f"{self.url('identity')}/admin/users",
             json={"email": email, "password": password, "name": "Officer", "role": role},
-            headers={"Authorization": f"Bearer {admin}"},
+            headers={"Authorization": f"Bearer {self.admin_token()}"},
             timeout=10,
         )
         assert r.status_code == 201, r.text
-        return Person(r.json()["user_id"], email, password, self.sign_in(email, password))
+        app = self.enrol(email, password) if enrolled else None
+        return Person(r.json()["user_id"], email, password, self.sign_in(email, password, app), app)
 
     def publish_policy(self) -> str:
         version = f"console-{secrets.token_hex(4)}"
-        admin = self.sign_in(self.admin_email, self.admin_password)
+        admin = self.admin_token()
         r = httpx.post(
             f"{self.url('consent')}/policies",
             json={"version": version, "effective_at": "2026-01-01T00:00:00Z",
@@ -231,11 +166,8 @@ def console_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
     found = {s.name: s for s in stack.discover_services() if s.name in SERVICES}
     assert set(found) == set(SERVICES), f"installed: {sorted(found)}"
     ports = {name: free_port() for name in SERVICES}
-    mfa = MfaIdentity(f"http://127.0.0.1:{ports['identity']}")
-    front = mfa.start(free_port())
     admin_email = f"admin-{secrets.token_hex(4)}@example.test"
     admin_password = secrets.token_urlsafe(18)
-    jwks = f"{front}/.well-known/jwks.json"
     config = stack.StackConfig(
         state_dir=tmp_path_factory.mktemp("console"),
         service_ports=ports,
@@ -250,19 +182,16 @@ def console_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "RETENTION_SERVICES": json.dumps(["identity", "consent", "retention"]),
             "RETENTION_SCHEDULER_INTERVAL_SECONDS": "3",
             "CONSENT_AUDIT_CHECKPOINT_EVERY_SECONDS": "1",
-            "CONSENT_JWKS_URL": jwks,
-            "RETENTION_JWKS_URL": jwks,
-            "CONSOLE_JWKS_URL": jwks,
-            "CONSOLE_IDENTITY_URL": front,
+            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
         },
     )
     components: list[stack.Component] = []
     try:
         components.extend(stack.start_services(config, list(found.values())))
-        yield ConsoleStack(config, components, mfa, admin_email, admin_password)
+        yield ConsoleStack(config, components, admin_email, admin_password)
     finally:
         stack.stop_components(components)
-        mfa.stop()
 
 
 @pytest.fixture(scope="module")
@@ -281,10 +210,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def officer(console_stack: ConsoleStack) -> Person:
-    """A compliance officer with TOTP enrolled."""
-    person = console_stack.staff_account("compliance")
-    console_stack.mfa.enroll(person.email)
-    return person
+    """A compliance officer with TOTP enrolled at identity."""
+    return console_stack.staff_account("compliance", enrolled=True)
 
 
 def sign_in_page(page: Any, s: ConsoleStack, person: Person, code: str | None) -> None:
@@ -301,7 +228,12 @@ def signed_in(browser: Any, console_stack: ConsoleStack, officer: Person) -> Ite
     """A page of a browser context signed in as the officer (password and TOTP)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    sign_in_page(page, console_stack, officer, console_stack.mfa.code(officer.email))
+    sign_in_page(
+        page,
+        console_stack,
+        officer,
+        officer.authenticator.code() if officer.authenticator else None,
+    )
     try:
         page.wait_for_url(f"{console_stack.console}/audit", timeout=15_000)
     except Exception:
