@@ -74,8 +74,9 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-            # retention expects answers from the services that run here, not all five
-            "RETENTION_SERVICES": json.dumps([s.name for s in services]),
+            # retention expects answers from the services that run here and hold personal
+            # data: the witness only cosigns the audit log's heads, so it has none to erase
+            "RETENTION_SERVICES": json.dumps([s.name for s in services if s.name != "witness"]),
         },
     )
 
