@@ -24,6 +24,7 @@ each step by its event type.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import string
@@ -483,3 +484,187 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
         assert any(e["actor_id"] == client_id and e["categories"] == ["sensitive"] for e in reveals)
         for value in creator_values.values():
             assert value not in str(logged)
+
+
+@pytest.mark.timeout(600)
+async def test_a_hold_on_categories_across_services_keeps_them_until_released(
+    system: Any,
+) -> None:
+    """A hold on `consent` and `project` keeps those records at consent, projects and
+    profiles (each holds some of both); the erasure ends `partially_completed` naming the
+    hold; once it is released the held part is erased and the request ends `verified`."""
+    identity, projects, profiles, consent, retention = (system.url(s) for s in SERVICES)
+    tag = marker()
+    held = ["consent", "project"]
+    async with httpx.AsyncClient(timeout=30.0) as http:
+
+        async def sign_in(email: str, password: str) -> str:
+            r = await http.post(
+                f"{identity}/auth/token", json={"email": email, "password": password}
+            )
+            assert r.status_code == 200, r.text
+            return str(r.json()["access_token"])
+
+        async def person(role: str) -> tuple[str, str]:
+            email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
+            if role in ("client", "creator"):
+                r = await http.post(
+                    f"{identity}/auth/register",
+                    json={"email": email, "password": password, "name": f"Hold {tag}",
+                          "role": role},
+                )  # fmt: skip
+            else:
+                r = await http.post(
+                    f"{identity}/admin/users",
+                    json={"email": email, "password": password, "name": f"Officer {tag}",
+                          "role": role},
+                    headers=bearer(admin),
+                )  # fmt: skip
+            assert r.status_code == 201, r.text
+            return str(r.json()["user_id"]), await sign_in(email, password)
+
+        admin = await sign_in(system.admin_email, system.admin_password)
+        _, officer = await person("compliance")
+        _, client = await person("client")
+        creator_id, creator = await person("creator")
+        version = f"hold-{tag}"
+        r = await http.post(
+            f"{consent}/policies",
+            json={
+                "version": version,
+                "effective_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+                "title": "Privacy policy",
+                "text": "Kept while a claim is open.",
+            },
+            headers=bearer(admin),
+        )
+        assert r.status_code == 201, r.text
+
+        # Records of both categories at the three services.
+        r = await http.post(
+            f"{projects}/projects",
+            json={"title": f"Held {tag}", "requirements": "One day"},
+            headers=bearer(client),
+        )
+        assert r.status_code == 201, r.text
+        project_id = r.json()["project_id"]
+
+        async def add_member() -> httpx.Response:
+            return await http.post(
+                f"{projects}/projects/{project_id}/members",
+                json={"user_id": creator_id, "role": "creator"},
+                headers=bearer(client),
+            )
+
+        added = await until(add_member, lambda r: r.status_code != 422, "membership")
+        assert added.status_code == 201, added.text
+        r = await http.post(
+            f"{projects}/projects/{project_id}/messages",
+            json={"text": f"Not held {tag}"},
+            headers=bearer(creator),
+        )
+        assert r.status_code == 201, r.text
+        r = await http.put(
+            f"{profiles}/profiles/me",
+            json={"display_name": f"Held {tag}", "category": "promoter",
+                  "sensitive": {"phone": "+39 333 000 1111"}},
+            headers=bearer(creator),
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        r = await http.put(
+            f"{consent}/consents/me/profile.sensitive_sharing",
+            json={"granted": True, "policy_version": version},
+            headers=bearer(creator),
+        )
+        assert r.status_code == 200, r.text
+
+        service_token = await _service_token(http, system)
+
+        async def footprints() -> dict[str, dict[str, Any]]:
+            out = {}
+            for service in SERVICES:
+                got = await http.get(
+                    f"{system.url(service)}/internal/subjects/{creator_id}/footprint",
+                    headers=bearer(service_token),
+                )
+                assert got.status_code == 200, f"{service}: {got.text}"
+                out[service] = got.json()["categories"]
+            return out
+
+        def records(found: dict[str, dict[str, Any]], service: str, category: str) -> int:
+            return int(found[service].get(category, {}).get("records", 0))
+
+        kept_where = [("consent", "consent"), ("projects", "project"), ("profiles", "consent"),
+                      ("profiles", "project")]  # fmt: skip
+        # profiles learns the grant and the membership from consent's and projects' events.
+        await until(
+            footprints,
+            lambda f: all(records(f, s, c) >= 1 for s, c in kept_where),
+            "every held category recorded at consent, projects and profiles",
+        )
+
+        r = await http.post(
+            f"{retention}/retention/holds",
+            json={"subject_id": creator_id, "categories": held,
+                  "legal_basis": "a claim about the project is open", "owner": "dpo"},
+            headers=bearer(officer, **LEGAL),
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+        hold_id = r.json()["hold_id"]
+
+        async def request_state(request_id: str) -> dict[str, Any]:
+            got = await http.get(
+                f"{retention}/privacy-requests/{request_id}", headers=bearer(officer, **LEGAL)
+            )
+            assert got.status_code == 200, got.text
+            body: dict[str, Any] = got.json()
+            return body
+
+        r = await http.post(
+            f"{retention}/privacy-requests", json={"type": "erasure"}, headers=bearer(creator)
+        )
+        assert r.status_code == 201, r.text
+        erasure_id = r.json()["request_id"]
+        partial = await until(
+            lambda: request_state(erasure_id),
+            lambda s: s["status"] == "partially_completed",
+            "partially completed",
+        )
+        assert sorted((h["category"], h["hold_id"]) for h in partial["held"]) == [
+            (category, hold_id) for category in held
+        ]
+        assert sorted(partial["acknowledgements"]) == sorted(SERVICES)
+        during = await footprints()
+        for service, category in kept_where:
+            assert records(during, service, category) >= 1, (service, category, during)
+        # What the hold does not cover is gone already.
+        assert during["projects"]["communication"]["readable_personal_fields"] == 0
+        assert during["profiles"].get("sensitive", {}).get("readable_personal_fields", 0) == 0
+
+        r = await http.delete(
+            f"{retention}/retention/holds/{hold_id}", headers=bearer(officer, **LEGAL)
+        )
+        assert r.status_code == 200, r.text
+        done = await until(
+            lambda: request_state(erasure_id), lambda s: s["status"] == "verified", "verified"
+        )
+        assert done["held"] == []
+        after = await footprints()
+        for service, category in kept_where:
+            assert records(after, service, category) == 0, (service, category, after)
+        for service, categories in after.items():
+            readable = {c: v["readable_personal_fields"] for c, v in categories.items()}
+            assert set(readable.values()) <= {0}, (service, readable)
+
+
+async def _service_token(http: httpx.AsyncClient, system: Any) -> str:
+    """A token of the `admin-cli` client, which may read every service's footprint."""
+    stored = json.loads(
+        (system.config.state_dir / "secrets" / "identity-service-clients.json").read_text()
+    )
+    r = await http.post(
+        f"{system.url('identity')}/auth/service-token",
+        json={"service": "admin-cli", "secret": stored["clients"]["admin-cli"]},
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
