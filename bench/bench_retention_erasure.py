@@ -242,8 +242,9 @@ class Stack:
 
     async def settle(self, quiet_s: float = 3.0, timeout_s: float = 1800.0) -> float:
         """Wait until the audit log has every producer's events without a hole and
-        retention's audit feed has not moved for `quiet_s`; returns the wait. (The feed alone
-        is not enough: it stands still while the log waits for a hole to be filled.)"""
+        retention's audit feed has not moved for `quiet_s` without waiting at a hole of its
+        own; returns the wait. (A still feed alone is not enough: it stands still while the
+        log, or the feed itself, waits for a missing entry.)"""
         started = time.monotonic()
         last, since = await self.audit_feed_position(), time.monotonic()
         while time.monotonic() - since < quiet_s:
@@ -251,7 +252,8 @@ class Stack:
                 raise RuntimeError(f"never settled: {last}; {await self.audit_gaps()}")
             await asyncio.sleep(0.25)
             now = await self.audit_feed_position()
-            if now != last or await self.audit_gaps() != "no open gaps":
+            behind = "waiting for audit seq" in now  # the feed stands still at a hole
+            if now != last or behind or await self.audit_gaps() != "no open gaps":
                 last, since = now, time.monotonic()
         return time.monotonic() - started
 
