@@ -1,16 +1,20 @@
 """Benchmark: time from an erasure request to `verified`, for small and large histories.
 
 Starts its own broker (Tansu) and database (SecantusDB, on disk, `--sync-on-commit`, as the
-local stack runs it) on free ports, then identity, consent and retention as processes with the
-stack launcher (`RETENTION_SERVICES` names the three). Per round, a new subject registers,
-grants `cookies.analytics`, and builds a history of N analytics events through consent's
-tracking gate (each one an encrypted event in consent's store, a read-model row and an audit
-entry). Once the pipeline is quiet (retention's audit feed stopped moving), the subject asks
-retention for erasure and the clock runs until `GET /privacy-requests/{id}` says `verified`
-(polled every 250 ms: every read of a request is itself an audited event, and polling
-faster would load the pipeline it measures; `verified_after_s_by_timeline` is the server's own
-time of the step). Crypto-shredding makes the cost of the erasure itself one key per
-service whatever N is; what grows with N is deleting read-model rows.
+local stack runs it) on free ports, then the five services that hold personal data —
+identity, projects, profiles, consent, retention — as processes with the stack launcher
+(`RETENTION_SERVICES` names them). Per round, a new creator registers, grants
+`cookies.analytics`, joins a client's project and puts a profile, then builds a history of N
+events spread across the services: 47.5 % analytics events through consent's tracking gate,
+47.5 % messages in the project, 2 % profile corrections, 3 % account corrections at identity
+(each an event encrypted under the creator's key in its service's store, read-model rows, an
+audit entry). Once the pipeline is quiet — the audit log holds every producer's events with
+no hole (consent's `audit-projector` check) and retention's audit feed has stopped moving —
+the creator asks retention for erasure and the clock runs until
+`GET /privacy-requests/{id}` says `verified` (polled every 250 ms: every read of a request is
+itself an audited event, and polling faster would load the pipeline it measures;
+`verified_after_s_by_timeline` is the server's own time of the step). Crypto-shredding makes
+the cost of the erasure one key per service whatever N is.
 
 Each round records: seconds to `verified`, when each service's acknowledgement was recorded
 (from the request's timeline, relative to its receipt), and the footprints after (readable
@@ -48,7 +52,11 @@ from mmgen.localstack.ports import free_port
 from mmgen.platform.totp import Authenticator
 
 HOST = "127.0.0.1"
-SERVICES = ("identity", "consent", "retention")
+SERVICES = ("identity", "projects", "profiles", "consent", "retention")
+#: How a history of N events is spread across the services (shares of N).
+#: Profile and account corrections are few: each loads its whole stream (profiles keeps no
+#: snapshot, by design), so a history of N corrections costs O(N^2) to build.
+SPREAD = {"tracking": 0.475, "messages": 0.475, "profile": 0.02, "account": 0.03}
 RESULTS = Path(__file__).parent / "results" / "retention_erasure.json"
 LEGAL = {"X-Purpose": "legal_compliance"}
 
@@ -57,8 +65,28 @@ def _bearer(token: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **extra}
 
 
+class Session:
+    """One person's calls, signing in again when the access token expires (a large history
+    takes longer than its 15 minutes)."""
+
+    def __init__(self, stack: Stack, email: str, password: str, token: str) -> None:
+        self.stack, self.email, self.password, self.token = stack, email, password, token
+        self._lock = asyncio.Lock()
+
+    async def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        for _ in range(2):
+            used = self.token
+            r = await self.stack.http.request(method, url, headers=_bearer(used), **kwargs)
+            if r.status_code != 401:
+                return r
+            async with self._lock:
+                if self.token == used:
+                    self.token = await self.stack.sign_in(self.email, self.password)
+        return r
+
+
 class Stack:
-    """The three services as processes, and the calls the bench makes."""
+    """The five services as processes, and the calls the bench makes."""
 
     def __init__(self, config: stack.StackConfig, admin: tuple[str, str]) -> None:
         self.config = config
@@ -126,70 +154,134 @@ class Stack:
         r.raise_for_status()
         return version
 
-    async def subject(self, policy: str) -> tuple[str, str, str, str]:
-        email, password = f"creator-{secrets.token_hex(6)}@bench.test", secrets.token_urlsafe(18)
+    async def person(self, role: str) -> tuple[str, Session]:
+        email, password = f"{role}-{secrets.token_hex(6)}@bench.test", secrets.token_urlsafe(18)
         r = await self.http.post(
             f"{self.url('identity')}/auth/register",
-            json={"email": email, "password": password, "name": "Bench Creator",
-                  "role": "creator", "phone": "+393331234567"},
+            json={"email": email, "password": password, "name": f"Bench {role.title()}",
+                  "role": role, "phone": "+393331234567"},
         )  # fmt: skip
         r.raise_for_status()  # 202, naming nobody: ask who we are
         token = await self.sign_in(email, password)
         me = await self.http.get(f"{self.url('identity')}/users/me", headers=_bearer(token))
         me.raise_for_status()
-        granted = await self.http.put(
+        return str(me.json()["user_id"]), Session(self, email, password, token)
+
+    async def subject(self, policy: str) -> tuple[str, Session, str]:
+        """A creator who granted analytics, joined a client's project and put a profile:
+        (user id, their session, the project)."""
+        subject, creator = await self.person("creator")
+        _, client = await self.person("client")
+        granted = await creator.call(
+            "PUT",
             f"{self.url('consent')}/consents/me/cookies.analytics",
             json={"granted": True, "policy_version": policy},
-            headers=_bearer(token),
         )
         granted.raise_for_status()
-        return me.json()["user_id"], email, password, token
+        made = await client.call(
+            "POST",
+            f"{self.url('projects')}/projects",
+            json={"title": "Bench campaign", "requirements": "One studio day"},
+        )
+        made.raise_for_status()
+        project = str(made.json()["project_id"])
+        deadline = time.monotonic() + 60
+        while True:  # 422 until projects has read the creator's registration
+            added = await client.call(
+                "POST",
+                f"{self.url('projects')}/projects/{project}/members",
+                json={"user_id": subject, "role": "creator"},
+            )
+            if added.status_code != 422 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        added.raise_for_status()
+        put = await creator.call("PUT", f"{self.url('profiles')}/profiles/me", json=_profile(0))
+        put.raise_for_status()
+        return subject, creator, project
 
-    async def history(self, credentials: tuple[str, str], count: int, concurrency: int) -> None:
-        """`count` analytics events of the subject, accepted under their consent (signing in
-        again when the access token expires: a large history takes longer than its life)."""
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(count):
-            queue.put_nowait(i)
-        token = [await self.sign_in(*credentials)]
-        lock = asyncio.Lock()
+    async def history(
+        self, creator: Session, project: str, count: int, concurrency: int
+    ) -> dict[str, int]:
+        """`count` events of the creator across the services (`SPREAD`); returns the counts.
+        Analytics events and messages go `concurrency` at a time; profile and account
+        corrections one at a time (each is a new version of one stream)."""
+        counts = {kind: int(count * share) for kind, share in SPREAD.items()}
+        counts["tracking"] += count - sum(counts.values())
+        queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        for kind in ("tracking", "messages"):
+            for i in range(counts[kind]):
+                queue.put_nowait((kind, i))
 
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                for _ in range(2):
-                    used = token[0]
-                    r = await self.http.post(
-                        f"{self.url('consent')}/tracking/events",
-                        json={"name": "page_view", "page": f"/portfolio/{i}",
-                              "properties": {"n": i, "ref": "bench"}},
-                        headers=_bearer(used),
-                    )  # fmt: skip
-                    if r.status_code != 401:
-                        break
-                    async with lock:
-                        if token[0] == used:
-                            token[0] = await self.sign_in(*credentials)
+        async def call(kind: str, i: int) -> None:
+            if kind == "tracking":
+                r = await creator.call(
+                    "POST",
+                    f"{self.url('consent')}/tracking/events",
+                    json={"name": "page_view", "page": f"/portfolio/{i}",
+                          "properties": {"n": i, "ref": "bench"}},
+                )  # fmt: skip
                 r.raise_for_status()
                 if not r.json()["accepted"]:
                     raise RuntimeError(f"tracking event refused: {r.json()}")
+                return
+            if kind == "messages":
+                url, method, body = (
+                    f"{self.url('projects')}/projects/{project}/messages",
+                    "POST",
+                    {"text": f"Message {i} about the shoot"},
+                )
+            elif kind == "profile":
+                url, method, body = f"{self.url('profiles')}/profiles/me", "PUT", _profile(i + 1)
+            else:
+                url, method, body = (
+                    f"{self.url('identity')}/users/me",
+                    "PATCH",
+                    {"name": f"Bench Creator {i + 1}"},
+                )
+            for _ in range(20):  # a concurrent correction of the same stream: 409, again
+                r = await creator.call(method, url, json=body)
+                if r.status_code != 409:
+                    break
+            r.raise_for_status()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        async def concurrent() -> None:
+            while not queue.empty():
+                await call(*queue.get_nowait())
+
+        async def one_by_one(kind: str) -> None:
+            for i in range(counts[kind]):
+                await call(kind, i)
+
+        await asyncio.gather(
+            *(concurrent() for _ in range(concurrency)),
+            one_by_one("profile"),
+            one_by_one("account"),
+        )
+        return counts
+
+    async def audit_gaps(self) -> str:
+        r = await self.http.get(f"{self.url('consent')}/readyz")
+        return str(r.json()["checks"].get("audit-projector", ""))
 
     async def audit_feed_position(self) -> str:
         r = await self.http.get(f"{self.url('retention')}/readyz")
         return str(r.json()["checks"].get("audit-feed", ""))
 
-    async def settle(self, quiet_s: float = 3.0, timeout_s: float = 900.0) -> float:
-        """Wait until retention's audit feed has not moved for `quiet_s`; returns the wait."""
+    async def settle(self, quiet_s: float = 3.0, timeout_s: float = 1800.0) -> float:
+        """Wait until the audit log has every producer's events without a hole and
+        retention's audit feed has not moved for `quiet_s` without waiting at a hole of its
+        own; returns the wait. (A still feed alone is not enough: it stands still while the
+        log, or the feed itself, waits for a missing entry.)"""
         started = time.monotonic()
         last, since = await self.audit_feed_position(), time.monotonic()
         while time.monotonic() - since < quiet_s:
             if time.monotonic() - started > timeout_s:
-                raise RuntimeError(f"the audit feed never settled: {last}")
+                raise RuntimeError(f"never settled: {last}; {await self.audit_gaps()}")
             await asyncio.sleep(0.25)
             now = await self.audit_feed_position()
-            if now != last:
+            behind = "waiting for audit seq" in now  # the feed stands still at a hole
+            if now != last or behind or await self.audit_gaps() != "no open gaps":
                 last, since = now, time.monotonic()
         return time.monotonic() - started
 
@@ -223,6 +315,18 @@ class Stack:
         return out
 
 
+def _profile(version: int) -> dict[str, Any]:
+    return {
+        "display_name": "Bench Creator",
+        "category": "model",
+        "bio": f"Editorial and runway, version {version}.",
+        "skills": ["Runway", "Editorial"],
+        "city": "Milano",
+        "languages": ["it", "en"],
+        "sensitive": {"phone": "+39 333 765 4321", "date_of_birth": "1995-05-05"},
+    }
+
+
 def _since(received: str, at: str) -> float:
     start = datetime.fromisoformat(received.replace("Z", "+00:00"))
     return round((datetime.fromisoformat(at.replace("Z", "+00:00")) - start).total_seconds(), 3)
@@ -231,12 +335,13 @@ def _since(received: str, at: str) -> float:
 async def one_round(
     s: Stack, officer_login: tuple[str, str], policy: str, size: int, concurrency: int
 ) -> dict:
-    subject, email, password, _ = await s.subject(policy)
+    subject, creator, project = await s.subject(policy)
     built = time.monotonic()
-    await s.history((email, password), size, concurrency)
+    spread = await s.history(creator, project, size, concurrency)
     history_s = time.monotonic() - built
     settle_s = await s.settle()
-    token = await s.sign_in(email, password)  # a fresh sign-in: erasure needs a recent one
+    # a fresh sign-in: erasure needs a recent one
+    token = await s.sign_in(creator.email, creator.password)
     officer = await s.sign_in(*officer_login)
     started = time.monotonic()
     r = await s.http.post(
@@ -260,6 +365,7 @@ async def one_round(
     verified_at = next(t["at"] for t in state["timeline"] if t["step"] == "verified")
     return {
         "history_events": size,
+        "history_by_kind": spread,
         "seconds_to_verified": round(seconds, 3),
         "acknowledged_after_s": dict(sorted(acks.items())),
         "verified_after_s_by_timeline": _since(state["received_at"], verified_at),
@@ -306,10 +412,41 @@ def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
     }
 
 
+def report(results: dict[str, list[dict]], load_before: tuple[float, float, float]) -> dict:
+    summary = {
+        size: {
+            "median_seconds_to_verified": statistics.median(r["seconds_to_verified"] for r in rows),
+            "max_seconds_to_verified": max(r["seconds_to_verified"] for r in rows),
+            "rounds": len(rows),
+        }
+        for size, rows in results.items()
+        if rows
+    }
+    return {
+        "benchmark": "retention_erasure",
+        "history_spread": SPREAD,
+        "recorded_at": datetime.now(UTC).isoformat(),
+        "aim_seconds": 5.0,
+        "services": list(SERVICES),
+        "database": {"server": "SecantusDB", "storage": "on disk", "sync_on_commit": True},
+        "summary": summary,
+        "rounds": results,
+        "machine": machine_info(load_before),
+    }
+
+
 async def run(
-    sizes: list[int], rounds: int, large_rounds: int, concurrency: int, keep: Path | None
+    sizes: list[int],
+    rounds: int,
+    large_rounds: int,
+    concurrency: int,
+    keep: Path | None,
+    output: Path,
 ) -> dict:
+    """Every size's rounds; the results so far are written after each round (a long history
+    that does not finish still leaves the sizes before it recorded)."""
     load_before = os.getloadavg()
+    results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-retention-") as tmp:
         state = keep or Path(tmp)
         broker = start_broker(HOST, free_port(), state / "logs" / "broker.log")
@@ -325,6 +462,7 @@ async def run(
             extra_env={
                 "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin[0],
                 "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin[1],
+                # every bench client registers from 127.0.0.1
                 "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "1000000",
                 "RETENTION_SERVICES": json.dumps(list(SERVICES)),
                 "CONSENT_TRACKING_MAX_EVENTS_PER_SUBJECT": str(max(sizes) * 2),
@@ -337,7 +475,6 @@ async def run(
         try:
             officer = await s.officer()
             policy = await s.policy()
-            results: dict[str, list[dict]] = {}
             for size in sizes:
                 n = large_rounds if size >= 1000 else rounds
                 results[str(size)] = []
@@ -346,29 +483,14 @@ async def run(
                     print(f"history {size:>6}: round {i + 1}/{n}: {row['seconds_to_verified']} s",
                           flush=True)  # fmt: skip
                     results[str(size)].append(row)
+                    text = json.dumps(report(results, load_before), indent=2) + "\n"
+                    await asyncio.to_thread(output.write_text, text)
         finally:
             await s.http.aclose()
             stack.stop_components(components)
             database.stop()
             broker.stop()
-    summary = {
-        size: {
-            "median_seconds_to_verified": statistics.median(r["seconds_to_verified"] for r in rows),
-            "max_seconds_to_verified": max(r["seconds_to_verified"] for r in rows),
-            "rounds": len(rows),
-        }
-        for size, rows in results.items()
-    }
-    return {
-        "benchmark": "retention_erasure",
-        "recorded_at": datetime.now(UTC).isoformat(),
-        "aim_seconds": 5.0,
-        "services": list(SERVICES),
-        "database": {"server": "SecantusDB", "storage": "on disk", "sync_on_commit": True},
-        "summary": summary,
-        "rounds": results,
-        "machine": machine_info(load_before),
-    }
+    return report(results, load_before)
 
 
 def main() -> None:
@@ -383,10 +505,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
-    report = asyncio.run(run(sizes, args.rounds, args.large_rounds, args.concurrency, args.keep))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["summary"], indent=2))
+    done = asyncio.run(
+        run(sizes, args.rounds, args.large_rounds, args.concurrency, args.keep, args.output)
+    )
+    args.output.write_text(json.dumps(done, indent=2) + "\n")
+    print(json.dumps(done["summary"], indent=2))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ in-memory fakes and the Mongo adapters on the session's real database."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -147,6 +148,15 @@ async def test_messages_by_number(adapters: dict[str, Any]) -> None:
     assert kept.pii is not None and kept == message(2, "a2")
     assert await messages.delete_project("p1") == 4
     assert await messages.window("p1", [1, 2, 3, 7]) == []
+
+
+async def test_the_first_numbers_of_a_project_taken_at_once_are_distinct(
+    adapters: dict[str, Any],
+) -> None:
+    """Concurrent first posts race to create the project's counter: each still gets a
+    number, and no two the same."""
+    numbers = await asyncio.gather(*(adapters["messages"].next_number("p9") for _ in range(16)))
+    assert sorted(numbers) == list(range(1, 17))
 
 
 def file(number: int, uploader: str | None = "u1", project_id: str = "p1") -> FileRow:

@@ -207,6 +207,11 @@ async def test_export_holds_everything_readable_on_the_subject(wired: Wired) -> 
     assert [d["purpose"] for d in records["disclosures"]] == ["payment_processing"]
     kinds = {e.event_type for e in export.events}
     assert {"projects.MemberAdded", "projects.MessagePosted", "projects.FileUploaded"} <= kinds
+    # The disclosure's `share` event, whose recipient the Art. 15 package names.
+    (shared,) = [e for e in export.events if e.action == "share"]
+    assert shared.event_type == "projects.DataDisclosed"
+    assert shared.data["recipient"] == {"type": "payment_provider", "name": "PayCo"}
+    assert shared.data["legal_basis"] == "contract"
     owner_export = await wired.erasure.export(team.owner.actor_id)
     (owned,) = owner_export.records["projects_owned"]
     assert owned["requirements"] == "Three models, one studio day"

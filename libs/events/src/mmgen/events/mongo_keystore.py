@@ -17,6 +17,13 @@ Shredding holds across replicas of a service sharing the database:
   confirmed within `2 x erasure_poll_seconds` (database unreachable, watcher stopped), cached
   keys are not trusted: reads go to the database, and fail rather than guess if it is down;
 - a fetch that straddles a shred in the same process never re-caches the key (generations).
+
+An erasure is for good (the marker is never removed, no key is minted again), so owners seen
+erased are remembered (up to `erased_memory` of them, least recently seen forgotten first):
+reading a shredded subject's history asks the database once, not once per event — an
+erasure's footprint and export read every event of the subject, so a subject with 1,000
+events cost 1,000 round trips per footprint, and the erasure's check grew with the history
+that crypto-shredding had made irrelevant.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
@@ -63,11 +71,15 @@ class MongoKeystore(KeystoreBase):
         cache_ttl_seconds: float = 30.0,
         buckets: int = 256,
         erasure_poll_seconds: float = 1.0,
+        erased_memory: int = 100_000,
     ) -> None:
         super().__init__(keyring, cache_ttl_seconds)
         self.keys = db[collection]
         self._buckets = buckets
         self.erasure_poll_seconds = erasure_poll_seconds
+        #: Owners seen erased (for good), most recently seen last; at most `erased_memory`.
+        self._erased: OrderedDict[str, None] = OrderedDict()
+        self._erased_memory = erased_memory
         #: Monotonic time the erasure watcher last confirmed; None: no watcher (cache as is).
         self._confirmed_at: float | None = None
 
@@ -90,6 +102,7 @@ class MongoKeystore(KeystoreBase):
         )
         async for doc in cursor:
             self.invalidate(str(doc["_id"]))
+            self._remember_erased(str(doc["_id"]))
         self._confirmed_at = time.monotonic()
         # Markers are stamped by other replicas' clocks: look back a margin for skew.
         return started - timedelta(seconds=5)
@@ -148,7 +161,21 @@ class MongoKeystore(KeystoreBase):
         self.cache.put(key, generation=generation)
         return key
 
+    def _remember_erased(self, owner: str) -> None:
+        self._erased[owner] = None
+        self._erased.move_to_end(owner)
+        while len(self._erased) > self._erased_memory:
+            self._erased.popitem(last=False)
+
+    def _known_erased(self, owner: str) -> bool:
+        if owner not in self._erased:
+            return False
+        self._erased.move_to_end(owner)
+        return True
+
     async def key_for_read(self, owner: str, key_id: str) -> DataKey | None:
+        if self._known_erased(owner):
+            return None
         cached = self.cache.get(owner) if self._cache_trusted() else None
         if cached is not None:
             return self._checked(owner, key_id, cached)
@@ -158,6 +185,7 @@ class MongoKeystore(KeystoreBase):
             log.error("no data key and no erasure marker for %s (key %s)", owner, key_id)
             raise DataKeyMissingError(owner, key_id)
         if doc["state"] == ERASED:
+            self._remember_erased(owner)
             return None
         key = unwrap(self.keyring, _wrapped(doc))
         self.cache.put(key, generation=generation)
@@ -181,11 +209,17 @@ class MongoKeystore(KeystoreBase):
         if existed:  # first shred of a live key: the marker records when the key went
             await self.keys.update_one({"_id": owner}, {"$set": {"erased_at": utc_now()}})
         await self._after_shred(owner)
+        self._remember_erased(owner)
         return existed
 
     async def is_erased(self, owner: str) -> bool:
+        if self._known_erased(owner):
+            return True
         doc = await self.keys.find_one({"_id": owner}, {"state": 1})
-        return doc is not None and doc["state"] == ERASED
+        erased = doc is not None and doc["state"] == ERASED
+        if erased:
+            self._remember_erased(owner)
+        return erased
 
     async def rotate_master_key(self) -> int:
         current = self.keyring.current

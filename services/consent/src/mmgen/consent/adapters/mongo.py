@@ -180,7 +180,10 @@ class MongoTrackingReadModel:
     async def trim(self, subject_id: str, keep: int) -> int:
         """Delete what lies behind the subject's `keep` newest events. Concurrent trims (the
         inline write and the projector) cannot together cut below `keep`: each deletes only
-        events that had `keep` newer ones when it read, and those are never deleted first."""
+        events that had `keep` newer ones when it read, and those are never deleted first.
+        Counted first (on the subject index): below the bound, nothing is read or sorted."""
+        if await self.coll.count_documents({"subject_id": subject_id}) <= keep:
+            return 0
         behind = (
             await self.coll.find({"subject_id": subject_id}, {"_id": 1})
             .sort([("received_at", DESCENDING), ("_id", DESCENDING)])

@@ -27,7 +27,12 @@ anything else (a reused event id under a new number), and the batch is then plan
 Pattern subscription: a new service's topic is picked up on the next metadata refresh
 (`metadata_max_age_ms`), with no code change. Per-producer continuity is tracked by the store
 (`ProducerProgress`); a hole open longer than the repair delay becomes a republish request
-(`mmgen.events.republish`), repeated every delay while it stays open.
+(`mmgen.events.republish`), repeated every delay while it stays open — but only once the
+projector has read everything the broker held when the request came due. A projector behind
+its topics sees "holes" that are merely events it has not read yet; asking for them would put
+copies of them behind the originals, more to read, and under load a request every delay for
+an ever longer tail kept it behind for good (a subject's 3,000 analytics events: every
+erasure acknowledgement waited minutes for its audit entry behind republished copies).
 """
 
 from __future__ import annotations
@@ -210,6 +215,9 @@ class AuditProjector:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._gap_task: asyncio.Task[None] | None = None
+        #: Per producer due for repair: the broker's end offsets when it came due (what must
+        #: be read before its holes count as lost).
+        self._read_marks: dict[str, dict[TopicPartition, int]] = {}
         self.last_error: str | None = None
         self.running = False
 
@@ -467,6 +475,7 @@ class AuditProjector:
         """
         holes = producer_holes(doc)
         if not holes:
+            self._read_marks.pop(str(doc["_id"]), None)
             if doc.get("tail_since") is not None:
                 await self.store.producers.update_one(
                     {"_id": doc["_id"]}, {"$set": {"tail_since": None}}
@@ -487,6 +496,8 @@ class AuditProjector:
             return []
         if last is not None and now - last < self.gap_repair_delay:
             return []
+        if not await self._read_what_the_broker_held(str(doc["_id"])):
+            return []
         sent: list[RepublishRequest] = []
         for first, last_missing in holes:
             for request in RepublishRequest.chunked(str(doc["_id"]), first, last_missing):
@@ -498,6 +509,30 @@ class AuditProjector:
             "audit: asked %s to republish %s", doc["_id"], [(r.from_seq, r.to_seq) for r in sent]
         )
         return sent
+
+    async def _read_what_the_broker_held(self, producer: str) -> bool:
+        """Whether the projector has read up to the broker's end offsets as they were when
+        `producer`'s repair first came due (taken now if not yet): until then its holes may be
+        events waiting unread. Each request forgets the marks, so the next one waits for what
+        the broker holds then — the copies the previous request brought included."""
+        consumer = self._consumer
+        if consumer is None:
+            return True
+        try:
+            assigned = set(consumer.assignment())
+            marks = self._read_marks.get(producer)
+            if marks is None:
+                marks = await consumer.end_offsets(list(assigned)) if assigned else {}
+                self._read_marks[producer] = marks
+            for tp, end in marks.items():
+                if tp in assigned and await consumer.position(tp) < end:
+                    return False
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a rebalance under way: ask, as a projector that cannot tell would
+            log.debug("audit: could not compare positions with end offsets", exc_info=True)
+        self._read_marks.pop(producer, None)
+        return True
 
 
 def producer_holes(doc: Mapping[str, Any]) -> list[tuple[int, int]]:

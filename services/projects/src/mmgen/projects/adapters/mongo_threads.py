@@ -25,6 +25,8 @@ MESSAGES = "messages"
 FILES = "files"
 #: Keys per `$in` when a whole project's rows are deleted.
 DELETE_BATCH = 1000
+#: Tries of a counter upsert that lost the race to create the counter (one more suffices).
+NEXT_NUMBER_ATTEMPTS = 5
 
 
 def _blob(doc: dict[str, Any] | None) -> PiiBlob | None:
@@ -47,14 +49,22 @@ class _Sequenced:
         return f"{self.kind}:{project_id}"
 
     async def next_number(self, project_id: str) -> int:
-        doc = await self.sequences.find_one_and_update(
-            {"_id": self._counter(project_id)},
-            {"$inc": {"last": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None  # an upsert returning the document after it always has one
-        return int(doc["last"])
+        """The project's next number. The first posts to a project race to create its counter:
+        a losing upsert fails on the duplicate `_id` (SecantusDB may instead return no
+        document); the counter exists by then, so incrementing again gives the next number."""
+        for _ in range(NEXT_NUMBER_ATTEMPTS):
+            try:
+                doc = await self.sequences.find_one_and_update(
+                    {"_id": self._counter(project_id)},
+                    {"$inc": {"last": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                continue
+            if doc is not None:
+                return int(doc["last"])
+        raise RuntimeError(f"no number for project {project_id}: the counter upsert kept failing")
 
     async def last_number(self, project_id: str) -> int:
         doc = await self.sequences.find_one({"_id": self._counter(project_id)})

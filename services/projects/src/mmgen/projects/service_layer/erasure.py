@@ -252,18 +252,23 @@ class ProjectsErasure:
                     "name": _personal_json(event.personal) if event else {"erased": True},
                 }
             )
-        disclosures = [
-            {
-                "disclosure_id": d.disclosure_id,
-                "project_id": d.project_id,
-                "recipient": d.recipient.model_dump(),
-                "purpose": d.purpose,
-                "legal_basis": d.legal_basis,
-                "categories": list(d.categories),
-                "disclosed_at": d.disclosed_at.isoformat(),
-            }
-            for d in await self.disclosures.of_subject(subject_id, self.max_records)
-        ]
+        disclosures = []
+        for d in await self.disclosures.of_subject(subject_id, self.max_records):
+            disclosures.append(
+                {
+                    "disclosure_id": d.disclosure_id,
+                    "project_id": d.project_id,
+                    "recipient": d.recipient.model_dump(),
+                    "purpose": d.purpose,
+                    "legal_basis": d.legal_basis,
+                    "categories": list(d.categories),
+                    "disclosed_at": d.disclosed_at.isoformat(),
+                }
+            )
+            # The `share` event itself (its own stream, one event per subject): the Art. 15
+            # package names a disclosure's recipient from the events of the exports.
+            stream = await self.repo.load(f"disclosure:{d.disclosure_id}")
+            events.extend(_exported(e) for e in stream if e.subject_id == subject_id)
         user = await self.known_users.get(subject_id)
         return SubjectExport(
             service=SERVICE,
