@@ -67,12 +67,13 @@ test: install browser ## run the whole test suite (3 workers) against real local
 test-containers: install browser ## the same suite against real Kafka and MongoDB (fails without Docker)
 	$(UV) run --no-sync pytest --backend=containers $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check), mypy, the import-layer contracts, declared dependencies and licences
+lint: install ## ruff (lint + format check), mypy, the import-layer contracts, declared dependencies, licences, known vulnerabilities
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 	MYPYPATH=$(MYPY_PATH) $(UV) run --no-sync mypy $(SRC_DIRS)
 	$(UV) run --no-sync lint-imports
 	$(UV) run --no-sync python scripts/dependency_hygiene.py
+	$(UV) run --no-sync python scripts/vulnerability_audit.py
 
 fmt: install ## format and autofix
 	$(UV) run --no-sync ruff format .

@@ -5,6 +5,7 @@ which `make lint` runs too)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -48,3 +49,44 @@ def test_a_licence_outside_the_allow_list_is_reported(
     monkeypatch.setattr(hygiene, "ALLOWED_LICENCES", ["MIT"])
     problems = hygiene.check_licences()
     assert problems and "not in allow-only" in problems[0]
+
+
+AUDIT_SCRIPT = SCRIPT.parent / "vulnerability_audit.py"
+
+
+@pytest.fixture(scope="module")
+def vulnerabilities() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vulnerability_audit", AUDIT_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_audit_reads_every_pinned_package_and_no_member(vulnerabilities: ModuleType) -> None:
+    pinned = vulnerabilities.pinned_requirements().splitlines()
+    names = {line.split("==")[0] for line in pinned}
+    assert all("==" in line for line in pinned)
+    assert {"httpx", "pymongo", "cryptography"} <= names
+    assert not any(name.startswith("mmgen") for name in names)
+
+
+def test_a_known_vulnerability_fails_and_a_skipped_package_is_not_a_pass(
+    vulnerabilities: ModuleType,
+) -> None:
+    report = {
+        "dependencies": [
+            {"name": "httpx", "version": "0.28.1", "vulns": []},
+            {
+                "name": "jinja2",
+                "version": "3.1.2",
+                "vulns": [{"id": "GHSA-h5c8-rqwp-cp95", "fix_versions": ["3.1.3"]}],
+            },
+            {"name": "uvloop", "skip_reason": "Dependency not found on PyPI"},
+        ]
+    }
+    result = vulnerabilities.parse_report(report)
+    assert (result.audited, list(result.skipped)) == (2, ["uvloop"])
+    [finding] = result.findings
+    assert finding.line() == "jinja2 3.1.2: GHSA-h5c8-rqwp-cp95 (fixed in: 3.1.3)"
