@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Header, Response
+from fastapi import FastAPI, Header, Request, Response
 
 from mmgen.platform.service_tokens import ServiceTokenProvider
 from mmgen.retention.adapters.directory import HttpAuditLogHeads, HttpServiceDirectory
@@ -29,6 +29,16 @@ def _footprint(**changes: Any) -> dict[str, Any]:
     }
 
 
+def _event(n: int) -> dict[str, Any]:
+    return {
+        "event_id": f"e{n}",
+        "event_type": "projects.ProjectCreated",
+        "occurred_at": "2027-01-31T09:00:00Z",
+        "action": "create",
+        "data": {"n": n},
+    }
+
+
 class World:
     """What the fake services answer, and what they saw."""
 
@@ -38,6 +48,10 @@ class World:
         self.seen: list[dict[str, str | None]] = []
         self.footprint: dict[str, Any] = _footprint()
         self.status = 200
+        #: Events the fake service holds on the subject, and the most it puts on one page.
+        self.events = 0
+        self.page = 3
+        self.queries: list[dict[str, str]] = []
 
 
 def make_app(world: World) -> FastAPI:
@@ -53,6 +67,7 @@ def make_app(world: World) -> FastAPI:
     async def internal(
         subject_id: str,
         what: str,
+        request: Request,
         response: Response,
         authorization: str | None = Header(default=None),
         x_purpose: str | None = Header(default=None),
@@ -64,13 +79,19 @@ def make_app(world: World) -> FastAPI:
         response.status_code = world.status
         if what == "footprint":
             return world.footprint
+        world.queries.append(dict(request.query_params))
+        start = int(request.query_params.get("cursor", "0"))
+        size = min(int(request.query_params["limit"]), world.page)
+        events = [_event(n) for n in range(start, min(start + size, world.events))]
+        more = start + size < world.events
         return {
             "service": "projects",
             "subject_id": subject_id,
             "generated_at": "2027-01-31T09:00:00Z",
             "erased": False,
-            "records": {"n": 1},
-            "events": [],
+            "records": {"n": 1} if start == 0 else {},
+            "events": events,
+            "next_cursor": str(start + size) if more else None,
         }
 
     @app.get("/purposes")
@@ -109,6 +130,29 @@ async def test_footprint_export_purposes_and_head(setup: Any) -> None:
     assert [p.id for p in await directory.purposes()] == ["support"]
     head = await heads.latest()
     assert (head.tree_size, head.note) == (7, "n\n")
+
+
+async def test_an_export_is_read_page_after_page_until_next_cursor_is_null(setup: Any) -> None:
+    world, directory, _ = setup
+    world.events = 8
+    export = await directory.export("projects", SUBJECT)
+    assert [e.data["n"] for e in export.events] == list(range(8))
+    assert export.records == {"n": 1}
+    assert (export.events_truncated, export.next_cursor) == (False, None)
+    assert [q.get("cursor") for q in world.queries] == [None, "3", "6"]
+    assert all(q["limit"] == "1000" for q in world.queries)
+
+
+async def test_an_export_stops_after_the_page_bound_and_says_it_is_truncated(
+    setup: Any,
+) -> None:
+    world, directory, _ = setup
+    world.events = 100
+    directory.max_export_pages = 2
+    export = await directory.export("projects", SUBJECT)
+    assert [e.data["n"] for e in export.events] == list(range(6))
+    assert export.events_truncated is True
+    assert len(world.queries) == 2
 
 
 async def test_a_refused_token_is_fetched_again_once(setup: Any) -> None:

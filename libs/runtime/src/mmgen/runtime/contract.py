@@ -243,3 +243,7 @@ class SubjectExport(_Model):
     events_truncated: bool = Field(
         default=False, description="More events exist than one export carries."
     )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page of events; null on the last page.",
+    )

@@ -9,7 +9,12 @@ consumer's transaction for database writes), and appends the service's `SubjectE
 `ResourceAnonymized` answer with an event id derived from the command's, so a redelivered
 command can never record a second answer.
 `subject_rights_router` serves `/internal/subjects/{id}/export|footprint` to service callers;
-each export is itself an audited event naming the caller and the purpose.
+each export page is itself an audited event naming the caller and the purpose.
+
+The export is paged (`limit`, `cursor` → `next_cursor`) at this level, over the one bounded
+package a participant builds (`export_page`): participants stay as they are, and no answer
+carries more than `EXPORT_PAGE_MAX` events. The cursor is the position after the last event
+handed out (its event id), so events appended meanwhile do not shift the pages.
 
 The consumer runs a command in a transaction that its database may roll back and run again
 (a write conflict on the sequence counter, when anything else appended meanwhile). What the
@@ -27,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import ReturnDocument
 
@@ -38,6 +43,7 @@ from mmgen.events.topics import RETENTION_COMMANDS
 from mmgen.platform.auth import Principal, require_service
 from mmgen.platform.auth.dependencies import PURPOSE_HEADER
 from mmgen.platform.auth.principal import ProcessingPurpose
+from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from mmgen.runtime.commands import CommandRefusedError, CommandVerifier
 from mmgen.runtime.contract import (
     CountsByCategory,
@@ -64,6 +70,9 @@ ANONYMIZE_RESOURCE = "retention.AnonymizeResource"
 COMMAND_TYPES = frozenset({ERASE_SUBJECT, ANONYMIZE_RESOURCE})
 #: The services whose tokens may read subject exports and footprints.
 SUBJECT_RIGHTS_CALLERS = ("retention", "admin-cli")
+#: Events one export page carries when the caller names no `limit`, and at most.
+EXPORT_PAGE_DEFAULT = 500
+EXPORT_PAGE_MAX = 2_000
 _ANSWER_NAMESPACE = uuid.UUID("6f1d7c55-3c1e-4f7e-9a57-3f0b1f1c2e11")
 
 
@@ -358,6 +367,31 @@ class ErasureCommands:
             log.info("retention command %s was answered before", command.event_id)
 
 
+def export_page(package: SubjectExport, *, limit: int, cursor: str | None) -> SubjectExport:
+    """The page of `package` that starts after `cursor` and holds at most `limit` events.
+
+    The current records come on the first page only (they are one snapshot, not a list to
+    page); every page repeats the header fields. A cursor this package cannot place — not
+    one this route issued, or naming an event no longer held — is an `InvalidCursorError`.
+    """
+    start = 0
+    if cursor is not None:
+        after = decode_cursor(cursor).get("after")
+        ids = [event.event_id for event in package.events]
+        if not isinstance(after, str) or after not in ids:
+            raise InvalidCursorError("the cursor names no event of this export")
+        start = ids.index(after) + 1
+    events = package.events[start : start + limit]
+    more = start + limit < len(package.events)
+    return package.model_copy(
+        update={
+            "records": package.records if cursor is None else {},
+            "events": events,
+            "next_cursor": encode_cursor({"after": events[-1].event_id}) if more else None,
+        }
+    )
+
+
 SubjectRightsCaller = Annotated[Principal, Depends(require_service(*SUBJECT_RIGHTS_CALLERS))]
 
 
@@ -367,16 +401,27 @@ def subject_rights_router(participant: ErasureParticipant, trail: AuditTrail) ->
 
     @router.get("/{subject_id}/export", name="export_subject", response_model=SubjectExport)
     async def export_subject(
-        subject_id: UUID, caller: SubjectRightsCaller, request: Request
+        subject_id: UUID,
+        caller: SubjectRightsCaller,
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=EXPORT_PAGE_MAX)] = EXPORT_PAGE_DEFAULT,
+        cursor: Annotated[str | None, Query()] = None,
     ) -> SubjectExport:
-        """Everything held on the subject, decrypted. The export itself is an audited event."""
+        """Everything held on the subject, decrypted, one page of events at a time: follow
+        `next_cursor` until it is null (the current records come on the first page).
+
+        Every page is audited on its own, with what it carried: each is a separate disclosure
+        to the caller, who may stop after any page, and the route keeps no state between
+        pages that could hold one record back until an export is "complete".
+        """
         declared = request.headers.get(PURPOSE_HEADER, "").strip()
         purpose = (
             declared
             if declared in {p.value for p in ProcessingPurpose}
             else ProcessingPurpose.legal_compliance.value
         )
-        package = await participant.export(str(subject_id))
+        whole = await participant.export(str(subject_id))
+        package = export_page(whole, limit=limit, cursor=cursor)
         await trail.exported(
             actor_of(caller),
             subject_id=str(subject_id),

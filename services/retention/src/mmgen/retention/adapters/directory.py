@@ -6,6 +6,10 @@ once per lifetime, dropped and fetched again after a 401) and `X-Purpose: legal_
 (privacy requests are a legal obligation). Every failure — connection, timeout, an answer
 other than 200, a body over the size limit or of the wrong shape, an answer about another
 subject — is a `ServiceUnreachableError`: the step is retried later, never taken as success.
+
+An export comes in pages (`limit`, `cursor`); the directory follows `next_cursor` until it is
+null and hands on one whole `SubjectExport`. It reads at most `max_export_pages` pages: past
+that the package says `events_truncated`, rather than a service keeping the walk going forever.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import ValidationError
@@ -26,6 +31,9 @@ from mmgen.runtime.contract import Footprint, SubjectExport
 
 log = logging.getLogger(__name__)
 PURPOSE_HEADERS = {"X-Purpose": "legal_compliance"}
+#: Events asked for per export page, and the most pages read for one service's export.
+EXPORT_PAGE_EVENTS = 1_000
+EXPORT_MAX_PAGES = 50
 
 
 class ServiceTokens(Protocol):
@@ -112,6 +120,7 @@ class HttpServiceDirectory:
         client: httpx.AsyncClient,
         purposes_service: str = "consent",
         max_bytes: int = 16 * 1024 * 1024,
+        max_export_pages: int = EXPORT_MAX_PAGES,
     ) -> None:
         missing = [s for s in (*services, purposes_service) if s not in urls]
         if missing:
@@ -120,16 +129,45 @@ class HttpServiceDirectory:
         self.names = tuple(services)
         self.purposes_service = purposes_service
         self.caller = _Caller(client, tokens, max_bytes)
+        self.max_export_pages = max_export_pages
 
     def services(self) -> tuple[str, ...]:
         return self.names
 
-    async def _subject(self, service: str, subject_id: str, what: str) -> Any:
+    async def _subject(
+        self, service: str, subject_id: str, what: str, query: Mapping[str, Any] | None = None
+    ) -> Any:
         url = f"{self.urls[service]}/internal/subjects/{subject_id}/{what}"
+        if query:
+            url = f"{url}?{urlencode(query)}"
         return await self.caller.get(service, url)
 
     async def export(self, service: str, subject_id: str) -> SubjectExport:
-        body = await self._subject(service, subject_id, "export")
+        """The whole export, page after page (the records come with the first)."""
+        first = await self._export_page(service, subject_id, None)
+        events, truncated, cursor = list(first.events), first.events_truncated, first.next_cursor
+        pages = 1
+        while cursor is not None:
+            if pages >= self.max_export_pages:
+                log.warning("export of %s stopped after %d pages", service, pages)
+                truncated = True
+                break
+            page = await self._export_page(service, subject_id, cursor)
+            events.extend(page.events)
+            truncated = truncated or page.events_truncated
+            cursor = page.next_cursor
+            pages += 1
+        return first.model_copy(
+            update={"events": events, "events_truncated": truncated, "next_cursor": None}
+        )
+
+    async def _export_page(
+        self, service: str, subject_id: str, cursor: str | None
+    ) -> SubjectExport:
+        query: dict[str, Any] = {"limit": EXPORT_PAGE_EVENTS}
+        if cursor is not None:
+            query["cursor"] = cursor
+        body = await self._subject(service, subject_id, "export", query)
         try:
             export = SubjectExport.model_validate(body)
         except ValidationError as exc:
