@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 import uvicorn
@@ -32,6 +31,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra
 from mmgen.runtime.testing import Tokens, service_settings
+from tests import people
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_EXAMPLES = 6
@@ -107,15 +107,14 @@ def build(service: str, infra: Infra, tmp_path: Path) -> tuple[Any, Callable[[st
                 infra,
                 bootstrap_admin_email=email,
                 bootstrap_admin_password=password,
+                smtp_host=infra.smtp_host,
+                smtp_port=infra.smtp_port,
             )
         )
 
         def identity_served(url: str) -> Served:
-            answer = httpx.post(
-                f"{url}/auth/token", json={"email": email, "password": password}, timeout=30
-            )
-            assert answer.status_code == 200, answer.text
-            bearer = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+            # the admin signs in as identity requires of admins: with a TOTP code
+            bearer = {"Authorization": f"Bearer {people.sign_in_sync(url, email, password, 30)}"}
             return Served(url, lambda method, path: bearer)
 
         return app, identity_served

@@ -114,7 +114,15 @@ def build(service: str, infra: Infra, tmp_path: Path, prefix: str) -> Any:
             )
         )
     if service == "identity":
-        return identity_app(service_settings(IdentitySettings, infra, topic_prefix=prefix))
+        return identity_app(
+            service_settings(
+                IdentitySettings,
+                infra,
+                topic_prefix=prefix,
+                smtp_host=infra.smtp_host,
+                smtp_port=infra.smtp_port,
+            )
+        )
     factories: dict[str, tuple[Any, Any]] = {
         "projects": (projects_app, ProjectsSettings),
         "profiles": (profiles_app, ProfilesSettings),

@@ -98,6 +98,13 @@ def test_incomplete_or_contradictory_settings_are_refused(fields: dict[str, Any]
         KafkaSecurity(**fields)
 
 
+class _Untouched:
+    """A collection the relay only configures (read and write concerns) before it runs."""
+
+    def with_options(self, **_: object) -> _Untouched:
+        return self
+
+
 async def test_every_client_of_the_kernel_is_made_with_the_security(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(topics, "AIOKafkaAdminClient", Recording)
     with pytest.raises(Captured) as admin:
@@ -106,7 +113,7 @@ async def test_every_client_of_the_kernel_is_made_with_the_security(monkeypatch)
 
     monkeypatch.setattr(relay, "AIOKafkaProducer", Recording)
 
-    no_database = defaultdict(lambda: None)  # the relay touches no collection before it runs
+    no_database = defaultdict(_Untouched)  # the relay touches no collection before it runs
     the_relay = relay.Relay(
         InMemoryEventStore("identity"),
         no_database,  # type: ignore[arg-type]
