@@ -371,3 +371,30 @@ async def test_a_service_token_reads_signed_heads_and_nothing_else(
         403,
         "role-not-allowed",
     )
+
+
+async def test_verify_caps_its_range_and_runs_one_at_a_time(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+) -> None:
+    from types import SimpleNamespace
+
+    from mmgen.consent.audit.component import AuditConfig
+
+    settings = SimpleNamespace(kafka_bootstrap="x", audit_verify_max_entries=7)
+    assert AuditConfig.from_settings(settings).verify_max_entries == 7
+    await fill(component, item, 12)
+    component.queries.verify_max_entries = 8
+    before = await component.store.head()
+    over = await client.get("/audit/verify", params={"from": 2, "to": 10}, headers=compliance)
+    body = assert_problem(over, 422, "audit-verify-range-too-large")
+    assert body["max_entries"] == 8 and body["requested_entries"] == 9
+    assert "8" in body["detail"] and "CONSENT_AUDIT_VERIFY_MAX_ENTRIES" in body["detail"]
+    whole = await client.get("/audit/verify", headers=compliance)
+    assert_problem(whole, 422, "audit-verify-range-too-large")
+    assert (await component.store.head()) == before
+    small = await client.get("/audit/verify", params={"from": 2, "to": 9}, headers=compliance)
+    assert small.status_code == 200, small.text
+    assert small.json()["valid"] and small.json()["checked"] == 8
+    async with component.queries._verifying:
+        busy = await client.get("/audit/verify", params={"from": 0, "to": 3}, headers=compliance)
+    assert_problem(busy, 429, "audit-verify-busy")

@@ -23,6 +23,8 @@ from mmgen.consent.audit.domain import (
     AuditCheckpointNotFoundError,
     AuditEntryNotFoundError,
     AuditRangeInvalidError,
+    AuditRangeTooLargeError,
+    AuditVerificationBusyError,
 )
 from mmgen.consent.audit.service import REPORT_PAGE, REPORT_PAGE_MAX
 from mmgen.events.ids import new_event_id
@@ -47,6 +49,15 @@ AUDIT_PROBLEMS: dict[type[Exception], ProblemSpec] = {
     AuditCheckpointNotFoundError: _NOT_FOUND,
     AuditRangeInvalidError: ProblemSpec(
         400, title="Outside the audit log", slug="audit-range-invalid"
+    ),
+    AuditRangeTooLargeError: ProblemSpec(
+        422,
+        title="Verification range too large",
+        slug="audit-verify-range-too-large",
+        extensions=lambda exc: {"max_entries": exc.cap, "requested_entries": exc.requested},
+    ),
+    AuditVerificationBusyError: ProblemSpec(
+        429, title="A verification is running", slug="audit-verify-busy"
     ),
 }
 """How the audit log's errors render (registered by the app beside its own)."""
@@ -226,7 +237,9 @@ def build_router(
         to_seq: Annotated[int | None, Query(alias="to", ge=0)] = None,
     ) -> dict[str, Any]:
         """Server-side recheck of `[from, to]` (inclusive; default the whole log):
-        `{valid, checked, first_bad_seq, reason, code, ...}`."""
+        `{valid, checked, first_bad_seq, reason, code, ...}`. A range longer than
+        `CONSENT_AUDIT_VERIFY_MAX_ENTRIES` is a 422; while another verification runs on this
+        replica, a 429 (retry later)."""
         outcome = await queries.verify(from_seq, to_seq)
         return outcome.to_json()
 

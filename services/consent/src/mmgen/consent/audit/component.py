@@ -65,6 +65,7 @@ class AuditConfig:
     lease_ttl_seconds: float = 10.0
     witnesses: str = ""
     witness_timeout_seconds: float = 5.0
+    verify_max_entries: int = 100_000
     #: How its Kafka clients connect (the service's `kafka_security()`).
     kafka_security: KafkaSecurity = PLAINTEXT
 
@@ -93,6 +94,7 @@ class AuditConfig:
             ("lease_ttl_seconds", "audit_lease_ttl_seconds"),
             ("witnesses", "audit_witnesses"),
             ("witness_timeout_seconds", "audit_witness_timeout_seconds"),
+            ("verify_max_entries", "audit_verify_max_entries"),
         ):
             value = getattr(settings, attr, None)
             if value is not None:
@@ -362,7 +364,9 @@ def build_audit(
     store = MongoAuditStore(db)
     signer = load_signer(config.signing_key, config.origin)
     metrics = AuditMetrics(registry)
-    queries = AuditQueries(store, signer.verifier(), config.origin)
+    queries = AuditQueries(
+        store, signer.verifier(), config.origin, verify_max_entries=config.verify_max_entries
+    )
     signal = AppendSignal()
     witnesses = parse_witnesses(config.witnesses)
     checkpointer = Checkpointer(
