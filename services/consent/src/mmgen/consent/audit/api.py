@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from mmgen.consent.audit.domain import (
     AUDIT_PRODUCER,
@@ -27,6 +28,12 @@ from mmgen.consent.audit.domain import (
     AuditVerificationBusyError,
 )
 from mmgen.consent.audit.service import REPORT_PAGE, REPORT_PAGE_MAX
+from mmgen.consent.audit.streaming import (
+    RECHECK_SECONDS,
+    AuditStreamLimitError,
+    StreamSlots,
+    StreamWatch,
+)
 from mmgen.events.ids import new_event_id
 from mmgen.platform import ProblemSpec
 from mmgen.platform.auth import Principal, Purpose, require_roles
@@ -35,6 +42,7 @@ from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_
 if TYPE_CHECKING:
     from mmgen.consent.audit.service import AuditQueries
     from mmgen.consent.audit.store import MongoAuditStore
+    from mmgen.platform.auth.denylist import SubjectDenylist
     from mmgen.platform.denials import AccessDenialRecorder, DenialReason
 
 MAX_ID = 256
@@ -58,6 +66,9 @@ AUDIT_PROBLEMS: dict[type[Exception], ProblemSpec] = {
     ),
     AuditVerificationBusyError: ProblemSpec(
         429, title="A verification is running", slug="audit-verify-busy"
+    ),
+    AuditStreamLimitError: ProblemSpec(
+        429, title="Too many open audit streams", slug="audit-stream-limit"
     ),
 }
 """How the audit log's errors render (registered by the app beside its own)."""
@@ -101,8 +112,16 @@ def build_router(
     signal: AppendSignal,
     public_key: Callable[[], str],
     store: MongoAuditStore,
+    *,
+    slots: StreamSlots | None = None,
+    denylist: SubjectDenylist | None = None,
+    recheck_seconds: float = RECHECK_SECONDS,
 ) -> APIRouter:
-    """The `/audit` router over one set of queries (one per app)."""
+    """The `/audit` router over one set of queries (one per app).
+
+    `slots` bounds open streams per principal; `denylist` (the runtime's token revocations)
+    is asked every `recheck_seconds` whether a streaming principal's account still stands."""
+    stream_slots = slots if slots is not None else StreamSlots()
     router = APIRouter(prefix="/audit", tags=["audit"])
 
     @router.get("/entries", name="audit_list_entries")
@@ -154,42 +173,51 @@ def build_router(
     ) -> StreamingResponse:
         """Server-sent events, one `entry` event per entry (`id` = seq). Resumes after
         `Last-Event-ID`; `from` starts at a seq; without both, from the current end (live
-        tail). `limit` ends the stream after that many entries."""
+        tail). `limit` ends the stream after that many entries; so do the token's expiry and
+        the account's revocation (seen within `recheck_seconds`)."""
         if last_event_id is not None:
-            if not last_event_id.isdigit():
-                raise AuditRangeInvalidError("Last-Event-ID must be a seq")
+            # ASCII digits only: str.isdigit() also accepts e.g. "²", which int() refuses.
+            if not (last_event_id.isascii() and last_event_id.isdigit()):
+                raise AuditRangeInvalidError("Last-Event-ID must be a seq (decimal digits)")
             start = int(last_event_id) + 1
         elif from_seq is not None:
             start = from_seq
         else:
             start = (await store.head()).size
+        watch = StreamWatch(who, denylist, recheck_seconds)
+        slot = stream_slots.take(who.subject_id)
 
         async def events() -> AsyncIterator[bytes]:
             seq, sent = start, 0
-            yield b": audit log stream\nretry: 2000\n\n"
-            while limit is None or sent < limit:
-                size = (await store.head()).size
-                if seq < size:
-                    docs = await store.window(seq, min(size, seq + STREAM_BATCH))
-                    for doc in docs:
-                        if doc["_id"] != seq:
-                            break
-                        yield f"id: {seq}\nevent: entry\ndata: {doc['e']}\n\n".encode()
-                        seq += 1
-                        sent += 1
-                        if limit is not None and sent >= limit:
-                            return
-                    continue
-                if await request.is_disconnected():
-                    return
-                await signal.wait(1.0)
-                if (await store.head()).size <= seq:
-                    yield b": keepalive\n\n"
+            try:
+                yield b": audit log stream\nretry: 2000\n\n"
+                while (limit is None or sent < limit) and await watch.may_continue():
+                    size = (await store.head()).size
+                    if seq < size:
+                        docs = await store.window(seq, min(size, seq + STREAM_BATCH))
+                        for doc in docs:
+                            if doc["_id"] != seq:
+                                break
+                            yield f"id: {seq}\nevent: entry\ndata: {doc['e']}\n\n".encode()
+                            seq += 1
+                            sent += 1
+                            if limit is not None and sent >= limit:
+                                return
+                        continue
+                    if await request.is_disconnected():
+                        return
+                    await signal.wait(watch.wait_bound(1.0))
+                    if (await store.head()).size <= seq:
+                        yield b": keepalive\n\n"
+            finally:
+                slot.release()
 
         return StreamingResponse(
             events(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            # A stream whose body never ran (the client left at once) gives its slot back too.
+            background=BackgroundTask(slot.release),
         )
 
     @router.get("/checkpoints/latest", name="audit_latest_checkpoint")

@@ -26,6 +26,7 @@ from mmgen.consent.audit.projector import AuditProjector, producer_holes
 from mmgen.consent.audit.publisher import AuditLogPublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
+from mmgen.consent.audit.streaming import StreamSlots
 from mmgen.consent.audit.witnessing import Witnessing, parse_witnesses
 from mmgen.events.heads import heads_topic
 from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
@@ -38,6 +39,7 @@ from mmgen.events.relay import (
 from mmgen.events.republish import republish_topic
 from mmgen.events.topics import Topics, ensure_topics
 from mmgen.platform import ReadinessCheck
+from mmgen.platform.auth.denylist import SubjectDenylist
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class AuditConfig:
     witnesses: str = ""
     witness_timeout_seconds: float = 5.0
     verify_max_entries: int = 100_000
+    streams_per_principal: int = 2
+    stream_recheck_seconds: float = 5.0
     #: How its Kafka clients connect (the service's `kafka_security()`).
     kafka_security: KafkaSecurity = PLAINTEXT
 
@@ -95,6 +99,8 @@ class AuditConfig:
             ("witnesses", "audit_witnesses"),
             ("witness_timeout_seconds", "audit_witness_timeout_seconds"),
             ("verify_max_entries", "audit_verify_max_entries"),
+            ("streams_per_principal", "audit_streams_per_principal"),
+            ("stream_recheck_seconds", "audit_stream_recheck_seconds"),
         ):
             value = getattr(settings, attr, None)
             if value is not None:
@@ -117,6 +123,7 @@ class AuditComponent:
     denial_recorder: AuditDenialRecorder
     topics: Topics
     checkpointer: Checkpointer
+    stream_slots: StreamSlots
     projector: AuditProjector | None = None
     heads: HeadWatcher | None = None
     publisher: AuditLogPublisher | None = None
@@ -353,11 +360,13 @@ def build_audit(
     db: AsyncDatabase[Any],
     *,
     registry: CollectorRegistry | None = None,
+    denylist: SubjectDenylist | None = None,
     **overrides: Any,
 ) -> AuditComponent:
     """Wire the audit log over the consent database (no I/O until `start()`).
 
     `settings`: the service's settings (`kafka_bootstrap`, `topic_prefix`, `audit_*`);
+    `denylist`: the runtime's token revocations (open streams of a revoked account end);
     `overrides`: `AuditConfig` fields to replace (tests: short timeouts, small batches).
     """
     config = AuditConfig.from_settings(settings, **overrides)
@@ -383,7 +392,16 @@ def build_audit(
         ),
     )
     public_key = signer.verifier().to_string()
-    router = build_router(queries, signal, lambda: public_key, store)
+    stream_slots = StreamSlots(config.streams_per_principal)
+    router = build_router(
+        queries,
+        signal,
+        lambda: public_key,
+        store,
+        slots=stream_slots,
+        denylist=denylist,
+        recheck_seconds=config.stream_recheck_seconds,
+    )
     component = AuditComponent(
         config=config,
         store=store,
@@ -395,6 +413,7 @@ def build_audit(
         denial_recorder=AuditDenialRecorder(store, lambda r: None),
         topics=Topics(config.topic_prefix),
         checkpointer=checkpointer,
+        stream_slots=stream_slots,
         leases=LeaseStore(db, AUDIT_LEASE),
     )
     component.denial_recorder.on_append = component.on_append
