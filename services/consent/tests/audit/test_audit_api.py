@@ -484,3 +484,59 @@ async def test_streams_per_principal_are_capped_and_a_revoked_one_ends(
         assert loop.time() - began < 0.5 + 1.0 + 1.0
         assert all(r.status_code == 200 for r in done)
         assert component.stream_slots.open_for(officer) == 0
+
+
+async def test_every_compliance_read_is_recorded_with_actor_and_purpose(
+    audit_settings: Any, mongo_db: Any, signing_key: SigningKey, item: Any
+) -> None:
+    from mmgen.events.kernel import in_memory_kernel
+    from mmgen.events.registry import EventRegistry
+    from mmgen.runtime.contract import register_standard_events
+    from mmgen.runtime.trail import AuditTrail
+
+    registry = EventRegistry()
+    kernel = in_memory_kernel(producer="consent", registry=registry)
+    trail = AuditTrail(kernel.repository, register_standard_events(registry, "consent"))
+    component = build_audit(audit_settings, mongo_db, registry=CollectorRegistry(), trail=trail)
+    await component.store.ensure_indexes()
+    await fill(component, item, 4)
+    officer, subject = str(uuid.uuid4()), str(uuid.uuid4())
+    headers = {**bearer(signing_key, "compliance", officer), **PURPOSE}
+
+    async def recorded() -> list[Any]:
+        return await kernel.store.read_range(1, await kernel.store.last_seq() + 1)
+
+    async with serve(component, signing_key) as c:
+        r = await c.get("/audit/entries", params={"subject_id": subject}, headers=headers)
+        assert r.status_code == 200
+        [read] = await recorded()
+        assert read.event_type == "consent.DataAccessed" and read.action == "read"
+        assert read.actor is not None and read.actor.id == officer
+        assert read.actor.role == "compliance" and read.purpose == "legal_compliance"
+        assert read.subject_id == subject
+        assert read.resource.id == "audit_log:/audit/entries"
+        for path, params in [
+            ("/audit/entries/1", {}),
+            ("/audit/proofs/inclusion", {"seq": 1}),
+            ("/audit/proofs/consistency", {"first": 1, "second": 3}),
+            (f"/audit/subjects/{subject}/report", {}),
+            ("/audit/verify", {}),
+            ("/audit/stream", {"from": 0, "limit": 2}),
+        ]:
+            got = await asyncio.wait_for(c.get(path, params=params, headers=headers), 10)
+            assert got.status_code == 200, got.text
+        reads = await recorded()
+        assert len(reads) == 7
+        assert all(e.actor is not None and e.actor.id == officer for e in reads)
+        assert {e.resource.id for e in reads[1:]} == {
+            "audit_log:/audit/entries/{seq}",
+            "audit_log:/audit/proofs/inclusion",
+            "audit_log:/audit/proofs/consistency",
+            "audit_log:/audit/subjects/{subject_id}/report",
+            "audit_log:/audit/verify",
+            "audit_log:/audit/stream",
+        }
+        # A read that fails records no access (a refusal is the denial recorder's to log).
+        bad = await c.get("/audit/entries/99", headers=headers)
+        assert_problem(bad, 404, "audit-not-found")
+        assert len(await recorded()) == 7

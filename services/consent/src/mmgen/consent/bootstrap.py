@@ -127,7 +127,14 @@ def bootstrap(
         # Tokens of closed or erased accounts stop working here as soon as identity says so.
         # Open audit streams of such an account end too (within the stream recheck).
         revocations = runtime.revoke_tokens_from_identity()
-        audit = build_audit(settings, db, registry=runtime.metrics_registry, denylist=revocations)
+        # Every compliance read of the log is recorded through the trail (consent.DataAccessed).
+        audit = build_audit(
+            settings,
+            db,
+            registry=runtime.metrics_registry,
+            denylist=revocations,
+            trail=runtime.trail,
+        )
         runtime.component(audit, *audit.readiness_checks)
         runtime.document_topic(
             runtime.topics.events_pattern(),

@@ -40,6 +40,7 @@ from mmgen.events.republish import republish_topic
 from mmgen.events.topics import Topics, ensure_topics
 from mmgen.platform import ReadinessCheck
 from mmgen.platform.auth.denylist import SubjectDenylist
+from mmgen.runtime.trail import AuditTrail
 
 log = logging.getLogger(__name__)
 
@@ -361,12 +362,14 @@ def build_audit(
     *,
     registry: CollectorRegistry | None = None,
     denylist: SubjectDenylist | None = None,
+    trail: AuditTrail | None = None,
     **overrides: Any,
 ) -> AuditComponent:
     """Wire the audit log over the consent database (no I/O until `start()`).
 
     `settings`: the service's settings (`kafka_bootstrap`, `topic_prefix`, `audit_*`);
     `denylist`: the runtime's token revocations (open streams of a revoked account end);
+    `trail`: the runtime's audit trail, recording every compliance read of the log;
     `overrides`: `AuditConfig` fields to replace (tests: short timeouts, small batches).
     """
     config = AuditConfig.from_settings(settings, **overrides)
@@ -401,6 +404,7 @@ def build_audit(
         slots=stream_slots,
         denylist=denylist,
         recheck_seconds=config.stream_recheck_seconds,
+        trail=trail,
     )
     component = AuditComponent(
         config=config,
