@@ -91,10 +91,11 @@ class StreamWatch:
         left = self.seconds_left()
         if left is not None and left <= 0:
             return False
-        if self.denylist is None or time.monotonic() < self._next_check:
+        if time.monotonic() < self._next_check:
             return True
+        # Advanced even without a denylist: `wait_bound` waits until the next check.
         self._next_check = time.monotonic() + self.recheck_seconds
-        return not await self.denylist.is_denied(self.subject_id)
+        return self.denylist is None or not await self.denylist.is_denied(self.subject_id)
 
     def wait_bound(self, seconds: float) -> float:
         """`seconds`, shortened so a wait never outlasts the token nor the next recheck."""
