@@ -234,17 +234,27 @@ async def test_readiness_asyncapi_and_audit_trail(api, client, tokens) -> None:
     version = await api.publish_policy()
     subject, me = tokens.headers("client")
     await api.grant(me, "marketing.email", version)
-    _, compliance = tokens.headers("compliance", purpose="legal_compliance")
+    officer, compliance = tokens.headers("compliance", purpose="legal_compliance")
 
-    async def audited() -> list[dict[str, object]]:
-        response = await client.get(f"/audit/entries?subject_id={subject}", headers=compliance)
+    async def audited(event_type: str) -> list[dict[str, object]]:
+        response = await client.get(
+            "/audit/entries",
+            params={"subject_id": subject, "event_type": event_type},
+            headers=compliance,
+        )
         return response.json()["items"] if response.status_code == 200 else []
 
-    (entry,) = await eventually(audited, timeout=30)
+    (entry,) = await eventually(lambda: audited("consent.ConsentGranted"), timeout=30)
     assert entry["event_type"] == "consent.ConsentGranted"
     assert entry["action"] == "consent"
     assert entry["actor_id"] == subject
     assert entry["categories"] == ["consent", "contact"]
+    # Those queries are themselves audited: a consent.DataAccessed per read, with the
+    # officer's id and declared purpose, about the subject they named.
+    reads = await eventually(lambda: audited("consent.DataAccessed"), timeout=30)
+    assert {r["actor_id"] for r in reads} == {officer}
+    assert {r["purpose"] for r in reads} == {"legal_compliance"}
+    assert {r["action"] for r in reads} == {"read"}
     # A refusal on /audit/* is the audit log's own entry, not a consent event.
     mark = await api.mark()
     _, staff = tokens.headers("staff", purpose="support")

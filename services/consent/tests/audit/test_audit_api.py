@@ -4,10 +4,12 @@ tamper and history-rewrite detection."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -43,10 +45,11 @@ async def component(audit_settings: Any, mongo_db: Any) -> AuditComponent:
     return audit
 
 
-@pytest.fixture
-async def client(
+@contextlib.asynccontextmanager
+async def serve(
     component: AuditComponent, signing_key: SigningKey
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The audit router in an app of its own, served in-process."""
     settings = ServiceSettings(
         environment="test", jwks_url=None, log_json=False, service_name="consent"
     )
@@ -64,6 +67,14 @@ async def client(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://consent") as c:
             yield c
+
+
+@pytest.fixture
+async def client(
+    component: AuditComponent, signing_key: SigningKey
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(component, signing_key) as c:
+        yield c
 
 
 @pytest.fixture
@@ -371,3 +382,161 @@ async def test_a_service_token_reads_signed_heads_and_nothing_else(
         403,
         "role-not-allowed",
     )
+
+
+async def test_verify_caps_its_range_and_runs_one_at_a_time(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
+) -> None:
+    from types import SimpleNamespace
+
+    from mmgen.consent.audit.component import AuditConfig
+
+    settings = SimpleNamespace(kafka_bootstrap="x", audit_verify_max_entries=7)
+    assert AuditConfig.from_settings(settings).verify_max_entries == 7
+    await fill(component, item, 12)
+    component.queries.verify_max_entries = 8
+    before = await component.store.head()
+    over = await client.get("/audit/verify", params={"from": 2, "to": 10}, headers=compliance)
+    body = assert_problem(over, 422, "audit-verify-range-too-large")
+    assert body["max_entries"] == 8 and body["requested_entries"] == 9
+    assert "8" in body["detail"] and "CONSENT_AUDIT_VERIFY_MAX_ENTRIES" in body["detail"]
+    whole = await client.get("/audit/verify", headers=compliance)
+    assert_problem(whole, 422, "audit-verify-range-too-large")
+    assert (await component.store.head()) == before
+    small = await client.get("/audit/verify", params={"from": 2, "to": 9}, headers=compliance)
+    assert small.status_code == 200, small.text
+    assert small.json()["valid"] and small.json()["checked"] == 8
+    async with component.queries._verifying:
+        busy = await client.get("/audit/verify", params={"from": 0, "to": 3}, headers=compliance)
+    assert_problem(busy, 429, "audit-verify-busy")
+
+
+@pytest.mark.parametrize("value", [b"\xb2", "\u00b2".encode("latin-1"), b"abc", b"-1", b"7 "])
+async def test_a_last_event_id_that_is_no_seq_is_a_400(
+    client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], value: bytes
+) -> None:
+    r = await client.get(
+        "/audit/stream",
+        params={"limit": 1},
+        headers=[*compliance.items(), ("Last-Event-ID", value)],  # type: ignore[list-item]
+    )
+    assert_problem(r, 400, "audit-range-invalid")
+    assert component.stream_slots.open_for("anyone") == 0
+
+
+async def test_a_stream_ends_when_its_token_expires(
+    client: httpx.AsyncClient, component: AuditComponent, signing_key: SigningKey, item: Any
+) -> None:
+    await fill(component, item, 3)
+    officer = str(uuid.uuid4())
+    token = issue_token(
+        signing_key,
+        subject=officer,
+        role="compliance",
+        amr=amr_for("compliance"),
+        ttl=timedelta(seconds=2),
+    )
+    headers = {"Authorization": f"Bearer {token}", **PURPOSE}
+    # A live tail with no limit: only the token's expiry ends it.
+    r = await asyncio.wait_for(client.get("/audit/stream", headers=headers), 15)
+    assert r.status_code == 200
+    assert component.stream_slots.open_for(officer) == 0
+
+
+async def test_streams_per_principal_are_capped_and_a_revoked_one_ends(
+    audit_settings: Any, mongo_db: Any, signing_key: SigningKey, item: Any, eventually: Any
+) -> None:
+    from mmgen.platform.auth.denylist import InMemorySubjectDenylist
+
+    revoked = InMemorySubjectDenylist()
+    component = build_audit(
+        audit_settings,
+        mongo_db,
+        registry=CollectorRegistry(),
+        denylist=revoked,
+        streams_per_principal=2,
+        stream_recheck_seconds=0.5,
+    )
+    await component.store.ensure_indexes()
+    officer, other = str(uuid.uuid4()), str(uuid.uuid4())
+    mine = {**bearer(signing_key, "compliance", officer), **PURPOSE}
+    async with serve(component, signing_key) as c:
+        streams = [asyncio.create_task(c.get("/audit/stream", headers=mine)) for _ in range(2)]
+        await eventually(lambda: component.stream_slots.open_for(officer) == 2)
+        third = await c.get("/audit/stream", headers=mine)
+        body = assert_problem(third, 429, "audit-stream-limit")
+        assert "at most 2" in body["detail"]
+        await fill(component, item, 1)
+        theirs = await asyncio.wait_for(
+            c.get(
+                "/audit/stream",
+                params={"limit": 1, "from": 0},
+                headers={**bearer(signing_key, "compliance", other), **PURPOSE},
+            ),
+            10,
+        )
+        assert theirs.status_code == 200  # the cap is per principal
+        revoked.deny(officer)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        done = await asyncio.wait_for(asyncio.gather(*streams), 10)
+        # Bound: the recheck interval plus one keepalive wait.
+        assert loop.time() - began < 0.5 + 1.0 + 1.0
+        assert all(r.status_code == 200 for r in done)
+        assert component.stream_slots.open_for(officer) == 0
+
+
+async def test_every_compliance_read_is_recorded_with_actor_and_purpose(
+    audit_settings: Any, mongo_db: Any, signing_key: SigningKey, item: Any
+) -> None:
+    from mmgen.events.kernel import in_memory_kernel
+    from mmgen.events.registry import EventRegistry
+    from mmgen.runtime.contract import register_standard_events
+    from mmgen.runtime.trail import AuditTrail
+
+    registry = EventRegistry()
+    kernel = in_memory_kernel(producer="consent", registry=registry)
+    trail = AuditTrail(kernel.repository, register_standard_events(registry, "consent"))
+    component = build_audit(audit_settings, mongo_db, registry=CollectorRegistry(), trail=trail)
+    await component.store.ensure_indexes()
+    await fill(component, item, 4)
+    officer, subject = str(uuid.uuid4()), str(uuid.uuid4())
+    headers = {**bearer(signing_key, "compliance", officer), **PURPOSE}
+
+    async def recorded() -> list[Any]:
+        return await kernel.store.read_range(1, await kernel.store.last_seq() + 1)
+
+    async with serve(component, signing_key) as c:
+        r = await c.get("/audit/entries", params={"subject_id": subject}, headers=headers)
+        assert r.status_code == 200
+        [read] = await recorded()
+        assert read.event_type == "consent.DataAccessed" and read.action == "read"
+        assert read.actor is not None and read.actor.id == officer
+        assert read.actor.role == "compliance" and read.purpose == "legal_compliance"
+        assert read.subject_id == subject
+        assert read.resource.id == "audit_log:/audit/entries"
+        for path, params in [
+            ("/audit/entries/1", {}),
+            ("/audit/proofs/inclusion", {"seq": 1}),
+            ("/audit/proofs/consistency", {"first": 1, "second": 3}),
+            (f"/audit/subjects/{subject}/report", {}),
+            ("/audit/verify", {}),
+            ("/audit/stream", {"from": 0, "limit": 2}),
+        ]:
+            got = await asyncio.wait_for(c.get(path, params=params, headers=headers), 10)
+            assert got.status_code == 200, got.text
+        reads = await recorded()
+        assert len(reads) == 7
+        assert all(e.actor is not None and e.actor.id == officer for e in reads)
+        assert {e.resource.id for e in reads[1:]} == {
+            "audit_log:/audit/entries/{seq}",
+            "audit_log:/audit/proofs/inclusion",
+            "audit_log:/audit/proofs/consistency",
+            "audit_log:/audit/subjects/{subject_id}/report",
+            "audit_log:/audit/verify",
+            "audit_log:/audit/stream",
+        }
+        # A read that fails records no access (a refusal is the denial recorder's to log).
+        bad = await c.get("/audit/entries/99", headers=headers)
+        assert_problem(bad, 404, "audit-not-found")
+        assert len(await recorded()) == 7

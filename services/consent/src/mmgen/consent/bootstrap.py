@@ -125,8 +125,16 @@ def bootstrap(
     audit = None
     if db is not None:
         # Tokens of closed or erased accounts stop working here as soon as identity says so.
-        runtime.revoke_tokens_from_identity()
-        audit = build_audit(settings, db, registry=runtime.metrics_registry)
+        # Open audit streams of such an account end too (within the stream recheck).
+        revocations = runtime.revoke_tokens_from_identity()
+        # Every compliance read of the log is recorded through the trail (consent.DataAccessed).
+        audit = build_audit(
+            settings,
+            db,
+            registry=runtime.metrics_registry,
+            denylist=revocations,
+            trail=runtime.trail,
+        )
         runtime.component(audit, *audit.readiness_checks)
         runtime.document_topic(
             runtime.topics.events_pattern(),

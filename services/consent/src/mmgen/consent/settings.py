@@ -56,6 +56,13 @@ class ConsentSettings(EventServiceSettings):
     #: One replica writes the log (projector, checkpoints, publisher) under a lease of this
     #: length; a standby takes over within it (plus a quarter) after the leader stops renewing.
     audit_lease_ttl_seconds: float = Field(default=10.0, gt=0)
+    #: Entries one `GET /audit/verify` rechecks at most (a longer range is a 422); one
+    #: verification runs at a time per replica, off the event loop.
+    audit_verify_max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
+    #: `GET /audit/stream`s one principal holds open at once per replica (more is a 429).
+    audit_streams_per_principal: int = Field(default=2, ge=1, le=100)
+    #: An open stream asks this often whether its principal's account was closed or erased.
+    audit_stream_recheck_seconds: float = Field(default=5.0, gt=0, le=300)
 
     # --- witnesses of the audit log (mmgen.consent.audit.witnessing) ---
     #: Witnesses (C2SP tlog-witness) that cosign every signed head: entries separated by commas

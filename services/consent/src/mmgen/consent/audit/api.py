@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from mmgen.consent.audit.domain import (
     AUDIT_PRODUCER,
@@ -23,17 +24,29 @@ from mmgen.consent.audit.domain import (
     AuditCheckpointNotFoundError,
     AuditEntryNotFoundError,
     AuditRangeInvalidError,
+    AuditRangeTooLargeError,
+    AuditVerificationBusyError,
 )
 from mmgen.consent.audit.service import REPORT_PAGE, REPORT_PAGE_MAX
+from mmgen.consent.audit.streaming import (
+    RECHECK_SECONDS,
+    AuditStreamLimitError,
+    StreamSlots,
+    StreamWatch,
+)
 from mmgen.events.ids import new_event_id
 from mmgen.platform import ProblemSpec
 from mmgen.platform.auth import Principal, Purpose, require_roles
+from mmgen.platform.metrics import route_template
 from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from mmgen.runtime.trail import actor_of
 
 if TYPE_CHECKING:
     from mmgen.consent.audit.service import AuditQueries
     from mmgen.consent.audit.store import MongoAuditStore
+    from mmgen.platform.auth.denylist import SubjectDenylist
     from mmgen.platform.denials import AccessDenialRecorder, DenialReason
+    from mmgen.runtime.trail import AuditTrail
 
 MAX_ID = 256
 MAX_PAGE = 500
@@ -47,6 +60,18 @@ AUDIT_PROBLEMS: dict[type[Exception], ProblemSpec] = {
     AuditCheckpointNotFoundError: _NOT_FOUND,
     AuditRangeInvalidError: ProblemSpec(
         400, title="Outside the audit log", slug="audit-range-invalid"
+    ),
+    AuditRangeTooLargeError: ProblemSpec(
+        422,
+        title="Verification range too large",
+        slug="audit-verify-range-too-large",
+        extensions=lambda exc: {"max_entries": exc.cap, "requested_entries": exc.requested},
+    ),
+    AuditVerificationBusyError: ProblemSpec(
+        429, title="A verification is running", slug="audit-verify-busy"
+    ),
+    AuditStreamLimitError: ProblemSpec(
+        429, title="Too many open audit streams", slug="audit-stream-limit"
     ),
 }
 """How the audit log's errors render (registered by the app beside its own)."""
@@ -90,12 +115,49 @@ def build_router(
     signal: AppendSignal,
     public_key: Callable[[], str],
     store: MongoAuditStore,
+    *,
+    slots: StreamSlots | None = None,
+    denylist: SubjectDenylist | None = None,
+    recheck_seconds: float = RECHECK_SECONDS,
+    trail: AuditTrail | None = None,
 ) -> APIRouter:
-    """The `/audit` router over one set of queries (one per app)."""
+    """The `/audit` router over one set of queries (one per app).
+
+    `slots` bounds open streams per principal; `denylist` (the runtime's token revocations)
+    is asked every `recheck_seconds` whether a streaming principal's account still stands.
+    `trail` (the runtime's) records every compliance read as a `DataAccessed` event of the
+    service — actor, declared purpose, route — which reaches the log through the projector
+    like any other. Only opening a stream is recorded, not each entry it sends, so reading
+    those records never records more reads than requests were made."""
+    stream_slots = slots if slots is not None else StreamSlots()
+
+    async def accessed(
+        request: Request,
+        who: Principal,
+        purpose: object,
+        *,
+        subject_id: str | None = None,
+        records: int = 1,
+    ) -> None:
+        if trail is None:
+            return
+        route = str(route_template(request.scope))
+        await trail.accessed(
+            actor_of(who),
+            route=route,
+            resource_type="audit_log",
+            resource_id=route,
+            categories=("usage",),
+            purpose=str(purpose) if purpose else None,
+            subject_id=subject_id,
+            records=records,
+        )
+
     router = APIRouter(prefix="/audit", tags=["audit"])
 
     @router.get("/entries", name="audit_list_entries")
     async def list_entries(
+        request: Request,
         who: Compliance,
         purpose: Purpose,
         subject_id: IdQuery = None,
@@ -124,13 +186,16 @@ def build_router(
             filters, since=since, until=until, start=_seq_cursor(cursor), limit=limit
         )
         next_cursor = None if page.next_seq is None else encode_cursor({"seq": page.next_seq})
+        await accessed(request, who, purpose, subject_id=subject_id, records=len(page.items))
         return {"items": page.items, "next_cursor": next_cursor}
 
     @router.get("/entries/{seq}", name="audit_get_entry")
     async def get_entry(
-        who: Compliance, purpose: Purpose, seq: Annotated[int, Path(ge=0)]
+        request: Request, who: Compliance, purpose: Purpose, seq: Annotated[int, Path(ge=0)]
     ) -> dict[str, Any]:
-        return await queries.entry(seq)
+        entry = await queries.entry(seq)
+        await accessed(request, who, purpose)
+        return entry
 
     @router.get("/stream", name="audit_stream", response_class=StreamingResponse)
     async def stream(
@@ -143,42 +208,56 @@ def build_router(
     ) -> StreamingResponse:
         """Server-sent events, one `entry` event per entry (`id` = seq). Resumes after
         `Last-Event-ID`; `from` starts at a seq; without both, from the current end (live
-        tail). `limit` ends the stream after that many entries."""
+        tail). `limit` ends the stream after that many entries; so do the token's expiry and
+        the account's revocation (seen within `recheck_seconds`)."""
         if last_event_id is not None:
-            if not last_event_id.isdigit():
-                raise AuditRangeInvalidError("Last-Event-ID must be a seq")
+            # ASCII digits only: str.isdigit() also accepts e.g. "²", which int() refuses.
+            if not (last_event_id.isascii() and last_event_id.isdigit()):
+                raise AuditRangeInvalidError("Last-Event-ID must be a seq (decimal digits)")
             start = int(last_event_id) + 1
         elif from_seq is not None:
             start = from_seq
         else:
             start = (await store.head()).size
+        watch = StreamWatch(who, denylist, recheck_seconds)
+        slot = stream_slots.take(who.subject_id)
+        try:
+            await accessed(request, who, purpose, records=0)
+        except BaseException:
+            slot.release()
+            raise
 
         async def events() -> AsyncIterator[bytes]:
             seq, sent = start, 0
-            yield b": audit log stream\nretry: 2000\n\n"
-            while limit is None or sent < limit:
-                size = (await store.head()).size
-                if seq < size:
-                    docs = await store.window(seq, min(size, seq + STREAM_BATCH))
-                    for doc in docs:
-                        if doc["_id"] != seq:
-                            break
-                        yield f"id: {seq}\nevent: entry\ndata: {doc['e']}\n\n".encode()
-                        seq += 1
-                        sent += 1
-                        if limit is not None and sent >= limit:
-                            return
-                    continue
-                if await request.is_disconnected():
-                    return
-                await signal.wait(1.0)
-                if (await store.head()).size <= seq:
-                    yield b": keepalive\n\n"
+            try:
+                yield b": audit log stream\nretry: 2000\n\n"
+                while (limit is None or sent < limit) and await watch.may_continue():
+                    size = (await store.head()).size
+                    if seq < size:
+                        docs = await store.window(seq, min(size, seq + STREAM_BATCH))
+                        for doc in docs:
+                            if doc["_id"] != seq:
+                                break
+                            yield f"id: {seq}\nevent: entry\ndata: {doc['e']}\n\n".encode()
+                            seq += 1
+                            sent += 1
+                            if limit is not None and sent >= limit:
+                                return
+                        continue
+                    if await request.is_disconnected():
+                        return
+                    await signal.wait(watch.wait_bound(1.0))
+                    if (await store.head()).size <= seq:
+                        yield b": keepalive\n\n"
+            finally:
+                slot.release()
 
         return StreamingResponse(
             events(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            # A stream whose body never ran (the client left at once) gives its slot back too.
+            background=BackgroundTask(slot.release),
         )
 
     @router.get("/checkpoints/latest", name="audit_latest_checkpoint")
@@ -201,37 +280,48 @@ def build_router(
 
     @router.get("/proofs/inclusion", name="audit_inclusion_proof")
     async def inclusion_proof(
+        request: Request,
         who: Compliance,
         purpose: Purpose,
         seq: Annotated[int, Query(ge=0)],
         tree_size: Annotated[int | None, Query(ge=1)] = None,
     ) -> dict[str, Any]:
         """`{leaf_index, tree_size, hashes}`; `tree_size` defaults to the current size."""
-        return await queries.inclusion(seq, tree_size)
+        proof = await queries.inclusion(seq, tree_size)
+        await accessed(request, who, purpose)
+        return proof
 
     @router.get("/proofs/consistency", name="audit_consistency_proof")
     async def consistency_proof(
+        request: Request,
         who: Compliance,
         purpose: Purpose,
         first: Annotated[int, Query(ge=0)],
         second: Annotated[int, Query(ge=0)],
     ) -> dict[str, Any]:
-        return await queries.consistency(first, second)
+        proof = await queries.consistency(first, second)
+        await accessed(request, who, purpose)
+        return proof
 
     @router.get("/verify", name="audit_verify")
     async def verify(
+        request: Request,
         who: Compliance,
         purpose: Purpose,
         from_seq: Annotated[int | None, Query(alias="from", ge=0)] = None,
         to_seq: Annotated[int | None, Query(alias="to", ge=0)] = None,
     ) -> dict[str, Any]:
         """Server-side recheck of `[from, to]` (inclusive; default the whole log):
-        `{valid, checked, first_bad_seq, reason, code, ...}`."""
+        `{valid, checked, first_bad_seq, reason, code, ...}`. A range longer than
+        `CONSENT_AUDIT_VERIFY_MAX_ENTRIES` is a 422; while another verification runs on this
+        replica, a 429 (retry later)."""
         outcome = await queries.verify(from_seq, to_seq)
+        await accessed(request, who, purpose, records=outcome.result.checked)
         return outcome.to_json()
 
     @router.get("/subjects/{subject_id}/report", name="audit_subject_report")
     async def subject_report(
+        request: Request,
         who: Compliance,
         purpose: Purpose,
         subject_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
@@ -245,6 +335,7 @@ def build_router(
         report = await queries.subject_report(subject_id, start=start, limit=limit)
         next_seq = report.pop("next_seq")
         report["next_cursor"] = None if next_seq is None else encode_cursor({"seq": next_seq})
+        await accessed(request, who, purpose, subject_id=subject_id, records=report["entries"])
         return report
 
     return router

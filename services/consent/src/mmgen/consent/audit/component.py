@@ -26,6 +26,7 @@ from mmgen.consent.audit.projector import AuditProjector, producer_holes
 from mmgen.consent.audit.publisher import AuditLogPublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
+from mmgen.consent.audit.streaming import StreamSlots
 from mmgen.consent.audit.witnessing import Witnessing, parse_witnesses
 from mmgen.events.heads import heads_topic
 from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
@@ -38,6 +39,8 @@ from mmgen.events.relay import (
 from mmgen.events.republish import republish_topic
 from mmgen.events.topics import Topics, ensure_topics
 from mmgen.platform import ReadinessCheck
+from mmgen.platform.auth.denylist import SubjectDenylist
+from mmgen.runtime.trail import AuditTrail
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,9 @@ class AuditConfig:
     lease_ttl_seconds: float = 10.0
     witnesses: str = ""
     witness_timeout_seconds: float = 5.0
+    verify_max_entries: int = 100_000
+    streams_per_principal: int = 2
+    stream_recheck_seconds: float = 5.0
     #: How its Kafka clients connect (the service's `kafka_security()`).
     kafka_security: KafkaSecurity = PLAINTEXT
 
@@ -93,6 +99,9 @@ class AuditConfig:
             ("lease_ttl_seconds", "audit_lease_ttl_seconds"),
             ("witnesses", "audit_witnesses"),
             ("witness_timeout_seconds", "audit_witness_timeout_seconds"),
+            ("verify_max_entries", "audit_verify_max_entries"),
+            ("streams_per_principal", "audit_streams_per_principal"),
+            ("stream_recheck_seconds", "audit_stream_recheck_seconds"),
         ):
             value = getattr(settings, attr, None)
             if value is not None:
@@ -115,6 +124,7 @@ class AuditComponent:
     denial_recorder: AuditDenialRecorder
     topics: Topics
     checkpointer: Checkpointer
+    stream_slots: StreamSlots
     projector: AuditProjector | None = None
     heads: HeadWatcher | None = None
     publisher: AuditLogPublisher | None = None
@@ -351,18 +361,24 @@ def build_audit(
     db: AsyncDatabase[Any],
     *,
     registry: CollectorRegistry | None = None,
+    denylist: SubjectDenylist | None = None,
+    trail: AuditTrail | None = None,
     **overrides: Any,
 ) -> AuditComponent:
     """Wire the audit log over the consent database (no I/O until `start()`).
 
     `settings`: the service's settings (`kafka_bootstrap`, `topic_prefix`, `audit_*`);
+    `denylist`: the runtime's token revocations (open streams of a revoked account end);
+    `trail`: the runtime's audit trail, recording every compliance read of the log;
     `overrides`: `AuditConfig` fields to replace (tests: short timeouts, small batches).
     """
     config = AuditConfig.from_settings(settings, **overrides)
     store = MongoAuditStore(db)
     signer = load_signer(config.signing_key, config.origin)
     metrics = AuditMetrics(registry)
-    queries = AuditQueries(store, signer.verifier(), config.origin)
+    queries = AuditQueries(
+        store, signer.verifier(), config.origin, verify_max_entries=config.verify_max_entries
+    )
     signal = AppendSignal()
     witnesses = parse_witnesses(config.witnesses)
     checkpointer = Checkpointer(
@@ -379,7 +395,17 @@ def build_audit(
         ),
     )
     public_key = signer.verifier().to_string()
-    router = build_router(queries, signal, lambda: public_key, store)
+    stream_slots = StreamSlots(config.streams_per_principal)
+    router = build_router(
+        queries,
+        signal,
+        lambda: public_key,
+        store,
+        slots=stream_slots,
+        denylist=denylist,
+        recheck_seconds=config.stream_recheck_seconds,
+        trail=trail,
+    )
     component = AuditComponent(
         config=config,
         store=store,
@@ -391,6 +417,7 @@ def build_audit(
         denial_recorder=AuditDenialRecorder(store, lambda r: None),
         topics=Topics(config.topic_prefix),
         checkpointer=checkpointer,
+        stream_slots=stream_slots,
         leases=LeaseStore(db, AUDIT_LEASE),
     )
     component.denial_recorder.on_append = component.on_append

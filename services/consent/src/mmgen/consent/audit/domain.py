@@ -42,6 +42,22 @@ class AuditRangeInvalidError(AuditError):
     """A requested seq, tree size or range lies outside the log (a 400, nothing read)."""
 
 
+class AuditRangeTooLargeError(AuditError):
+    """A verification range longer than the configured cap (a 422, nothing read)."""
+
+    def __init__(self, requested: int, cap: int) -> None:
+        super().__init__(
+            f"the range holds {requested} entries; verify at most {cap} per request"
+            " (CONSENT_AUDIT_VERIFY_MAX_ENTRIES): split it into ranges with from/to"
+        )
+        self.requested = requested
+        self.cap = cap
+
+
+class AuditVerificationBusyError(AuditError):
+    """Another verification is running on this replica (a 429: one at a time)."""
+
+
 class AuditEntryRejectedError(AuditError):
     """An event whose header cannot form a valid entry (e.g. an over-long id): dead-lettered."""
 

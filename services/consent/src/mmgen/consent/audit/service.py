@@ -8,7 +8,8 @@ monotonic `recorded_at`, proofs read O(log n) documents by key, verification str
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ from mmgen.consent.audit.domain import (
     AuditCheckpointNotFoundError,
     AuditEntryNotFoundError,
     AuditRangeInvalidError,
+    AuditRangeTooLargeError,
+    AuditVerificationBusyError,
 )
 from mmgen.consent.audit.store import (
     CheckpointRecord,
@@ -37,6 +40,10 @@ INDEXED_SCAN_BUDGET = 2_000_000
 REPORT_PAGE = 1_000
 REPORT_PAGE_MAX = 5_000
 """Entries of a subject one report page covers (default, largest): a page is bounded."""
+VERIFY_MAX_ENTRIES = 100_000
+"""Default cap on the entries one `/audit/verify` rechecks (`CONSENT_AUDIT_VERIFY_MAX_ENTRIES`)."""
+VERIFY_WINDOW = 4_096
+"""Entries read per database round trip of a verification (then checked in a worker thread)."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +70,21 @@ class ServerVerification:
 class AuditQueries:
     """Read-side use cases over a `MongoAuditStore`."""
 
-    def __init__(self, store: MongoAuditStore, verifier: NoteVerifier, origin: str) -> None:
+    def __init__(
+        self,
+        store: MongoAuditStore,
+        verifier: NoteVerifier,
+        origin: str,
+        *,
+        verify_max_entries: int = VERIFY_MAX_ENTRIES,
+    ) -> None:
         self.store = store
         self.verifier = verifier
         self.origin = origin
+        self.verify_max_entries = verify_max_entries
+        # Verification is CPU-bound hashing: one at a time per replica, a second one is told
+        # to come back (429) rather than queued behind it holding a connection.
+        self._verifying = asyncio.Lock()
 
     # --- entries --------------------------------------------------------------------------
 
@@ -151,7 +169,11 @@ class AuditQueries:
 
     async def verify(self, from_seq: int | None, to_seq: int | None) -> ServerVerification:
         """Recheck `[from, to]` (inclusive): chain, hashes, stored nodes, index copies, and the
-        largest signed head inside the range against the recomputed Merkle root."""
+        largest signed head inside the range against the recomputed Merkle root.
+
+        At most `verify_max_entries` entries (else `AuditRangeTooLargeError`, nothing read);
+        one verification at a time (else `AuditVerificationBusyError`); the hashing runs in a
+        worker thread a window at a time, so the event loop keeps serving meanwhile."""
         head = await self.store.head()
         first = 0 if from_seq is None else from_seq
         last = head.size - 1 if to_seq is None else to_seq
@@ -161,6 +183,14 @@ class AuditQueries:
             )
         if not 0 <= first <= last < head.size:
             raise AuditRangeInvalidError(f"need 0 <= from <= to < {head.size}")
+        if last - first + 1 > self.verify_max_entries:
+            raise AuditRangeTooLargeError(last - first + 1, self.verify_max_entries)
+        if self._verifying.locked():
+            raise AuditVerificationBusyError("another verification is running; retry shortly")
+        async with self._verifying:
+            return await self._verify_range(first, last)
+
+    async def _verify_range(self, first: int, last: int) -> ServerVerification:
         prev_hash = ZERO_HASH
         if first > 0:
             before = await self.store.get_document(first - 1)
@@ -198,28 +228,18 @@ class AuditQueries:
         )
         appender = TreeAppender(frontier)
         seq = first
-        async for doc in self.store.iter_documents(first, last + 1, with_nodes=True):
-            if doc["_id"] != seq:
-                verifier.fail_unreadable(f"entry {seq} is missing")
-                break
-            try:
-                entry = parse_entry_document(doc)
-            except ValueError as exc:
-                verifier.fail_unreadable(f"entry {seq} is not JSON: {exc}")
-                break
-            if not verifier.feed(entry):
-                break
-            bad = _copies_disagree(doc, entry)
-            if bad is None:
-                bad = _nodes_disagree(doc, appender, verifier)
+        while seq <= last:
+            upto = min(last + 1, seq + VERIFY_WINDOW)
+            docs = await self.store.window(seq, upto, with_nodes=True)
+            seq, bad, stop = await asyncio.to_thread(_check_window, docs, seq, verifier, appender)
             if bad is not None:
-                result = verifier.result()
                 return ServerVerification(
                     VerificationResult(False, seq - first, seq, bad, "storage_mismatch"),
                     first,
                     last,
                 )
-            seq += 1
+            if stop or seq < upto:
+                break
         if seq <= last and verifier.ok:
             verifier.fail_unreadable(f"entry {seq} is missing")
         result = verifier.result()
@@ -289,6 +309,33 @@ class AuditQueries:
             "accesses": accesses,
             "denials": denials,
         }
+
+
+def _check_window(
+    docs: Sequence[Mapping[str, Any]], seq: int, verifier: LogVerifier, appender: TreeAppender
+) -> tuple[int, str | None, bool]:
+    """Feed one window of rows from `seq` to the verifier (in a worker thread).
+
+    Returns the next seq, a storage mismatch (with seq at the bad row) and whether to stop
+    (the verifier failed, or a row is missing or unreadable)."""
+    for doc in docs:
+        if doc["_id"] != seq:
+            verifier.fail_unreadable(f"entry {seq} is missing")
+            return seq, None, True
+        try:
+            entry = parse_entry_document(doc)
+        except ValueError as exc:
+            verifier.fail_unreadable(f"entry {seq} is not JSON: {exc}")
+            return seq, None, True
+        if not verifier.feed(entry):
+            return seq, None, True
+        bad = _copies_disagree(doc, entry)
+        if bad is None:
+            bad = _nodes_disagree(doc, appender, verifier)
+        if bad is not None:
+            return seq, bad, True
+        seq += 1
+    return seq, None, False
 
 
 def _copies_disagree(doc: Mapping[str, Any], entry: Mapping[str, Any]) -> str | None:
