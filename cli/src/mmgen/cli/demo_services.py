@@ -15,6 +15,7 @@ step that needs that knowledge is retried until it holds (`_until`), with a dead
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -151,12 +152,10 @@ def seed_projects(seeder: Seeder) -> None:
 
         _until(add, f"adding {key} to the demo project")
     for i, (author, text) in enumerate(MESSAGES):
-        seeder.state.once(
-            f"projects.message:{project}:{i}",
-            lambda author=author, text=text: seeder.call(
-                "POST", "projects", f"{base}/messages", as_=author, json={"text": text}
-            ),
+        post = functools.partial(
+            seeder.call, "POST", "projects", f"{base}/messages", as_=author, json={"text": text}
         )
+        seeder.state.once(f"projects.message:{project}:{i}", post)
     seeder.state.once(
         f"projects.file:{project}",
         lambda: seeder.call(
