@@ -227,6 +227,8 @@ def replica_stack(infra: Infra, tmp_path: Path) -> Iterator[ReplicaStack]:
         extra_env={
             "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
             "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
             "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",
             "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
         },

@@ -29,6 +29,7 @@ from pymongo import AsyncMongoClient
 from mmgen.auditlog.receipt import ReceiptSigner
 from mmgen.events.envelope import Actor, Envelope, Resource
 from mmgen.runtime.testing import erase_command, publish
+from tests import people
 
 from .conftest import RunningSystem
 
@@ -48,13 +49,10 @@ def _refusals(metrics: str, reason: str) -> float:
 
 async def _register(identity: str) -> tuple[str, str, str]:
     email, password = f"forge-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
+    body = {"email": email, "password": password, "name": "Ada Forge", "role": "creator"}
     async with httpx.AsyncClient(timeout=10) as http:
-        registered = await http.post(
-            f"{identity}/auth/register",
-            json={"email": email, "password": password, "name": "Ada Forge", "role": "creator"},
-        )
-    assert registered.status_code == 201, registered.text
-    return registered.json()["user_id"], email, password
+        user_id, _ = await people.register(http, identity, body)
+    return user_id, email, password
 
 
 async def test_forged_erase_orders_are_refused_everywhere_and_erase_nothing(

@@ -44,6 +44,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from tests import people
 
 T = TypeVar("T")
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
@@ -172,20 +173,13 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
     async with httpx.AsyncClient(timeout=30.0) as http:
 
         async def sign_in(email: str, password: str) -> str:
-            r = await http.post(
-                f"{identity}/auth/token", json={"email": email, "password": password}
-            )
-            assert r.status_code == 200, r.text
-            return str(r.json()["access_token"])
+            return await people.sign_in(http, identity, email, password)
 
         async def register(role: str, email: str, name: str, **extra: Any) -> tuple[str, str, str]:
             password = "pw-" + secrets.token_urlsafe(18)
-            r = await http.post(
-                f"{identity}/auth/register",
-                json={"email": email, "password": password, "name": name, "role": role, **extra},
-            )
-            assert r.status_code == 201, r.text
-            return str(r.json()["user_id"]), password, await sign_in(email, password)
+            body = {"email": email, "password": password, "name": name, "role": role, **extra}
+            user_id, token = await people.register(http, identity, body)
+            return user_id, password, token
 
         async def staff_member(role: str) -> tuple[str, str]:
             email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
@@ -499,27 +493,18 @@ async def test_a_hold_on_categories_across_services_keeps_them_until_released(
     async with httpx.AsyncClient(timeout=30.0) as http:
 
         async def sign_in(email: str, password: str) -> str:
-            r = await http.post(
-                f"{identity}/auth/token", json={"email": email, "password": password}
-            )
-            assert r.status_code == 200, r.text
-            return str(r.json()["access_token"])
+            return await people.sign_in(http, identity, email, password)
 
         async def person(role: str) -> tuple[str, str]:
             email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
             if role in ("client", "creator"):
-                r = await http.post(
-                    f"{identity}/auth/register",
-                    json={"email": email, "password": password, "name": f"Hold {tag}",
-                          "role": role},
-                )  # fmt: skip
-            else:
-                r = await http.post(
-                    f"{identity}/admin/users",
-                    json={"email": email, "password": password, "name": f"Officer {tag}",
-                          "role": role},
-                    headers=bearer(admin),
-                )  # fmt: skip
+                body = {"email": email, "password": password, "name": f"Hold {tag}", "role": role}
+                return await people.register(http, identity, body)
+            r = await http.post(
+                f"{identity}/admin/users",
+                json={"email": email, "password": password, "name": f"Officer {tag}", "role": role},
+                headers=bearer(admin),
+            )
             assert r.status_code == 201, r.text
             return str(r.json()["user_id"]), await sign_in(email, password)
 

@@ -41,6 +41,7 @@ from mmgen.events.keys import MasterKey, MasterKeyring
 from mmgen.events.mongo_keystore import MongoKeystore
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, retry_on_port_clash, unique_name
+from tests import people
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 KEYED = ("identity", "consent", "profiles", "projects", "retention")
@@ -174,20 +175,13 @@ async def test_the_master_key_rotates_under_a_running_stack_and_nothing_is_lost(
     async with httpx.AsyncClient(timeout=30.0) as http:
 
         async def token(email: str, password: str) -> str:
-            response = await http.post(
-                f"{identity}/auth/token", json={"email": email, "password": password}
-            )
-            assert response.status_code == 200, response.text
-            return str(response.json()["access_token"])
+            return await people.sign_in(http, identity, email, password)
 
         async def register(role: str) -> tuple[str, str, str]:
             email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
-            response = await http.post(
-                f"{identity}/auth/register",
-                json={"email": email, "password": password, "name": f"{role} {tag}", "role": role},
-            )
-            assert response.status_code == 201, response.text
-            return str(response.json()["user_id"]), email, password
+            body = {"email": email, "password": password, "name": f"{role} {tag}", "role": role}
+            user_id, _ = await people.register(http, identity, body)
+            return user_id, email, password
 
         # --- personal data in every service, under the first master keys ---------------------
         admin = await token(s.admin_email, s.admin_password)
