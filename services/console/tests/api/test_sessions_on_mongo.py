@@ -4,6 +4,7 @@ database holds the tokens sealed only."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Any
@@ -13,12 +14,12 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from mmgen.console.mongo_sessions import COLLECTION, MongoSessionStore
-from mmgen.console.sessions import session_key
+from mmgen.console.sessions import REFRESH_CLAIM_SECONDS, session_key
 from mmgen.events.keys import MasterKey, MasterKeyring
 from mmgen.events.mongo_keystore import MongoKeystore
 from mmgen.runtime.testing import assert_problem
 
-from .conftest import OFFICER, ConsoleKit, sign_in
+from .conftest import OFFICER, SHORT, ConsoleKit, sign_in
 
 
 def _cookie(client: Any) -> str:
@@ -183,3 +184,36 @@ async def test_the_table_is_bounded_across_replicas(
     assert await one.get(first.id) is None
     await one.open("c", "s3", "compliance", clock.now + 300)
     assert await two.count() == 2
+
+
+async def test_one_replica_spends_the_refresh_token(
+    stores: tuple[MongoSessionStore, MongoSessionStore, Clock],
+) -> None:
+    """Identity revokes a refresh token spent twice: two replicas must not both spend it."""
+    one, two, clock = stores
+    session = await one.open("access", "s1", "compliance", clock.now + 50, "refresh")
+    on_two = await two.get(session.id)
+    assert on_two is not None
+    assert await one.claim_refresh(session)
+    assert not await two.claim_refresh(on_two)
+    assert not await one.claim_refresh(session)
+    clock.now += REFRESH_CLAIM_SECONDS + 1  # the claimant vanished: another may try
+    assert await two.claim_refresh(on_two)
+    await two.renew(on_two, "renewed", clock.now + 900, "refresh-2")
+    renewed = await one.get(session.id)
+    assert renewed is not None and renewed.access_token == "renewed"
+    assert await one.claim_refresh(renewed)  # the new token's own claim
+
+
+async def test_concurrent_requests_on_two_replicas_refresh_once(kit: ConsoleKit) -> None:
+    async with kit.running() as one:
+        assert (await sign_in(one, SHORT, "123456")).status_code == 201
+        async with kit.running(one.cookies) as two:
+            answers = await asyncio.gather(
+                *(client.get("/api/session") for client in (one, two, one, two))
+            )
+            assert [a.status_code for a in answers] == [200] * 4
+            assert kit.services.refreshed == ["r-good"]
+            later = (await two.get("/api/session")).json()
+            assert later["expires_at"] > time.time() + 600  # the refreshed token, on both
+            assert (await one.get("/api/session")).json() == later

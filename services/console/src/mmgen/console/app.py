@@ -112,13 +112,18 @@ def _state(request: Request) -> Any:
 
 async def current_session(request: Request) -> Session:
     """The request's session; a token that expires within `REFRESH_AHEAD_S` is refreshed at
-    identity first (and must still be a compliance token with a second factor)."""
+    identity first (and must still be a compliance token with a second factor) by the one
+    request, on any replica, that claims it; the others use the current token meanwhile."""
     state = _state(request)
     session = await state.sessions.get(request.cookies.get(cookie_name(state.settings)))
     if session is None:
         logger.info("console request without a session", extra={"route": request.url.path})
         raise NotSignedInError("sign in to use the console")
-    if session.refresh_token and session.expires_at - time.time() < REFRESH_AHEAD_S:
+    if (
+        session.refresh_token
+        and session.expires_at - time.time() < REFRESH_AHEAD_S
+        and await state.sessions.claim_refresh(session)
+    ):
         try:
             renewed = await refresh(
                 state.http, state.settings.identity_url, state.token_verifier,

@@ -12,7 +12,8 @@ the associated data, so a sealed value moved to another record, or a record whos
 role was changed, does not open. A raw copy of the collection holds no usable token.
 
 Expiry is checked on every read (token expiry, idleness); `purge_at`, the earlier of the two,
-carries a TTL index so MongoDB deletes what nobody reads again.
+carries a TTL index so MongoDB deletes what nobody reads again. `refresh_claimed_until` marks
+the one replica spending the session's refresh token (`claim_refresh`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mmgen.console.sessions import Session, SessionTableFullError, new_session_id, session_key
+from mmgen.console.sessions import (
+    REFRESH_CLAIM_SECONDS,
+    Session,
+    SessionTableFullError,
+    new_session_id,
+    session_key,
+)
 from mmgen.events.crypto import PersonalDataCipher
 from mmgen.events.envelope import PiiBlob
 from mmgen.events.errors import EventsError
@@ -166,6 +173,23 @@ class MongoSessionStore:
         opened: dict[str, Any] = json.loads(plain)
         return opened
 
+    async def claim_refresh(self, session: Session) -> bool:
+        """One atomic update: it matches only while the token is the one this caller holds
+        (same expiry) and nobody else's claim is running."""
+        now = self.clock()
+        claimed = await self.sessions.update_one(
+            {
+                "_id": session.key,
+                "expires_at": session.expires_at,
+                "$or": [
+                    {"refresh_claimed_until": {"$exists": False}},
+                    {"refresh_claimed_until": {"$lte": now}},
+                ],
+            },
+            {"$set": {"refresh_claimed_until": now + REFRESH_CLAIM_SECONDS}},
+        )
+        return claimed.modified_count == 1
+
     async def renew(
         self, session: Session, access_token: str, expires_at: float, refresh: str | None
     ) -> None:
@@ -179,7 +203,8 @@ class MongoSessionStore:
                     "expires_at": expires_at,
                     "purge_at": self._purge_at(expires_at, session.last_seen),
                     "sealed": await self._seal(session),
-                }
+                },
+                "$unset": {"refresh_claimed_until": ""},
             },
         )
 

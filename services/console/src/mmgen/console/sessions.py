@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+#: How long a claim to refresh a session's token holds (longer than a call to identity).
+REFRESH_CLAIM_SECONDS = 30.0
+
 
 class SessionTableFullError(Exception):
     """More sessions than `max_sessions` are open."""
@@ -78,6 +81,12 @@ class SessionStore(Protocol):
         """The live session of this id, marked as used now; None if unknown or ended."""
         ...
 
+    async def claim_refresh(self, session: Session) -> bool:
+        """True for the one caller, on any replica, that may spend the refresh token now
+        (identity revokes a refresh token spent twice, and the officer with it); the others go
+        on with the current token, which is still valid, until the claim lapses."""
+        ...
+
     async def renew(
         self, session: Session, access_token: str, expires_at: float, refresh: str | None
     ) -> None:
@@ -103,6 +112,7 @@ class InMemorySessionStore:
         self.max_sessions = max_sessions
         self.clock = clock
         self._sessions: dict[str, Session] = {}
+        self._claims: dict[str, tuple[float, float]] = {}
 
     async def open(
         self,
@@ -141,9 +151,18 @@ class InMemorySessionStore:
         session.last_seen = now
         return session
 
+    async def claim_refresh(self, session: Session) -> bool:
+        now = self.clock()
+        expires_at, until = self._claims.get(session.key, (None, 0.0))
+        if expires_at == session.expires_at and until > now:
+            return False
+        self._claims[session.key] = (session.expires_at, now + REFRESH_CLAIM_SECONDS)
+        return True
+
     async def renew(
         self, session: Session, access_token: str, expires_at: float, refresh: str | None
     ) -> None:
+        self._claims.pop(session.key, None)
         session.access_token = access_token
         session.expires_at = expires_at
         session.refresh_token = refresh
