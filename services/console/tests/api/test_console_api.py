@@ -24,6 +24,7 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_keeps_the_token(consol
     assert response.status_code == 201, response.text
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+    assert "max-age" not in cookie and "expires" not in cookie  # the server ends it
     assert "access_token" not in response.text and "eyj" not in response.text.lower()
     session = (await client.get("/api/session")).json()
     assert session["role"] == "compliance" and session["csrf_token"]

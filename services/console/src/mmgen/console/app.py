@@ -258,10 +258,12 @@ def build_router() -> APIRouter:
         except SessionTableFullError:
             return problem_response(request, status=503, detail="too many open sessions")
         response = JSONResponse(_session_json(session), status_code=201)
+        # No Max-Age: the session's end is the server's to decide (idleness, the token's
+        # expiry, sign-out); a cookie dropped after `idle` seconds would sign out an officer
+        # who never stopped working.
         response.set_cookie(
             cookie_name(state.settings),
             session.id,
-            max_age=state.settings.session_idle_seconds,
             path="/",
             secure=state.settings.secure_cookie,
             httponly=True,
