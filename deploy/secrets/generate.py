@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import secrets
 import string
@@ -141,13 +142,11 @@ def generate(
         folder.get(f"{service}_master_key", key32)
     for service in MONGO_SERVICES:
         mongo_password = folder.get(f"mongo_{service}_password", password)
-        folder.get(
-            f"{service}_mongo_uri",
-            lambda s=service, p=mongo_password: (
-                f"mongodb://{s}:{quote(p, safe='')}@{hosts}/{s}"
-                f"?replicaSet={REPLICA_SET}&authSource=admin"
-            ),
+        uri = (
+            f"mongodb://{service}:{quote(mongo_password, safe='')}@{hosts}/{service}"
+            f"?replicaSet={REPLICA_SET}&authSource=admin"
         )
+        folder.get(f"{service}_mongo_uri", functools.partial(str, uri))
     folder.get("identity_blind_index_key", key32)
     credentials = folder.get("identity_service_credentials_key", key32)
     folder.get("identity_bootstrap_admin_password", lambda: password(40))
