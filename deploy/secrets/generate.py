@@ -32,8 +32,9 @@ from mmgen.platform.settings import key_bytes
 
 #: Services with a database, a Kafka user and a master key of their own (the witness has none).
 SERVICES: tuple[str, ...] = ("identity", "projects", "profiles", "consent", "retention")
-#: Services with a database of their own: those, and the console (for its sessions; it uses no
-#: topic and keeps no personal data, so it has neither a Kafka user nor a master key).
+#: Services with a database and a master key of their own: those, and the console (its
+#: officers' sessions, their tokens sealed under its master key; it uses no topic, so it has
+#: no Kafka user).
 MONGO_SERVICES: tuple[str, ...] = (*SERVICES, "console")
 #: Replica-set members as each kind of deployment names them.
 MONGO_HOSTS: dict[str, str] = {
@@ -70,9 +71,15 @@ K8S_SECRETS: dict[str, tuple[str, ...]] = {
         "retention_receipt_signing_key",
         "retention_identity_client_secret",
     ),
-    # The keys the console pins and hands to the officers' browsers (public, but given out of
-    # band: replace witness_public_key with each outside witness's key, one per line).
-    "mmgen-console": ("console_mongo_uri", "audit_log_public_key", "witness_public_key"),
+    # Its database and the master key sealing its sessions' tokens; the keys it pins and hands
+    # to the officers' browsers (public, but given out of band: replace witness_public_key with
+    # each outside witness's key, one per line).
+    "mmgen-console": (
+        "console_mongo_uri",
+        "console_master_key",
+        "audit_log_public_key",
+        "witness_public_key",
+    ),
     "mmgen-witness": ("witness_signing_key", "audit_log_public_key"),
     "mmgen-kafka": ("kafka_admin_password", *(f"kafka_{s}_password" for s in SERVICES)),
     "mmgen-mongo": (
@@ -139,8 +146,8 @@ def generate(
     folder.get("mongo_keyfile", mongo_keyfile)
     for service in SERVICES:
         folder.get(f"kafka_{service}_password", password)
-        folder.get(f"{service}_master_key", key32)
     for service in MONGO_SERVICES:
+        folder.get(f"{service}_master_key", key32)
         mongo_password = folder.get(f"mongo_{service}_password", password)
         uri = (
             f"mongodb://{service}:{quote(mongo_password, safe='')}@{hosts}/{service}"

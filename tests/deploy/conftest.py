@@ -34,8 +34,6 @@ SERVICES: dict[str, int] = {
 }
 WITNESS_PORT = 8009
 CONSOLE_PORT = 8006
-#: Where the console builds its session store.
-CONSOLE_APP = REPO / "services" / "console" / "src" / "mmgen" / "console" / "app.py"
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -137,12 +135,3 @@ def generated_secrets(secrets_generator: ModuleType, tmp_path_factory: pytest.Te
         secrets_generator.generate(folder, kind)
         folders[kind] = folder
     return folders
-
-
-@pytest.fixture(scope="session")
-def console_replicas() -> int:
-    """Replicas the deploy files must run of the console: one while it keeps sessions in its
-    process's memory (a second replica would not know them, and nothing pins a browser to
-    one), two once they are shared. Fails the deploy checks the day the store changes, so the
-    deploy files follow."""
-    return 1 if "InMemorySessionStore(" in CONSOLE_APP.read_text() else 2

@@ -188,13 +188,14 @@ def test_the_gateway_routes_every_service_and_hides_internal_routes() -> None:
 
 
 def test_the_console_is_deployed_like_a_service(
-    compose_model: dict[str, Any], compose_env: dict[str, str], console_replicas: int
+    compose_model: dict[str, Any], compose_env: dict[str, str]
 ) -> None:
     console = compose_model["services"]["console"]
     assert console["image"] == (
         f"{compose_env['MMGEN_IMAGE_REGISTRY']}/console:{compose_env['MMGEN_IMAGE_TAG']}"
     )
-    assert console["deploy"]["replicas"] == console_replicas
+    # its sessions are in its database: either replica honours a session the other opened
+    assert console["deploy"]["replicas"] == 2
     assert console["read_only"] is True and console["user"].split(":")[0] not in ("0", "root")
     assert console["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in console["security_opt"]
@@ -216,9 +217,11 @@ def test_the_console_is_deployed_like_a_service(
     assert int(env["CONSOLE_WITNESS_QUORUM"]) >= 1
     assert env["CONSOLE_MONGO_URI_FILE"] == "/run/secrets/console_mongo_uri"
     assert env["CONSOLE_MONGO_DATABASE"] == "console"
+    assert env["CONSOLE_MASTER_KEY_FILE"] == "/run/secrets/console_master_key"
     assert not [variable for variable in env if "KAFKA" in variable]
     assert set(console["secrets"]) == {
         "console_mongo_uri",
+        "console_master_key",
         "audit_log_public_key",
         "witness_public_key",
     }

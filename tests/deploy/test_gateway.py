@@ -4,11 +4,13 @@ not installed; the static checks in test_compose.py run everywhere."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -20,7 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pymongo
 import pytest
+
+from mmgen.localstack.pytest_plugin import unique_name
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "gateway" / "nginx.conf"
 
@@ -181,14 +186,22 @@ def test_the_api_origin_still_routes_by_prefix_and_hides_internal_routes(
 
 
 @pytest.fixture(scope="module")
-def console_behind_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def console_behind_gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
     """The console app as the image runs it (uvicorn, proxy headers from the gateway only),
-    in production, behind the gateway; identity, consent and retention do not answer."""
-    _nginx()
+    in production with a master key of its own and its sessions in a database of the test
+    session's MongoDB, behind the gateway; identity, consent and retention do not answer."""
+    _nginx()  # skip before starting the local database for nothing
+    mongo_uri: str = request.getfixturevalue("mongo_uri")
+    database = unique_name("t_console_")
     port, nowhere = _free_port(), _free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "CONSOLE_ENVIRONMENT": "production",
+        "CONSOLE_MONGO_URI": mongo_uri,
+        "CONSOLE_MONGO_DATABASE": database,
+        "CONSOLE_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode("ascii"),
         "CONSOLE_IDENTITY_URL": f"http://127.0.0.1:{nowhere}",
         "CONSOLE_JWKS_URL": f"http://127.0.0.1:{nowhere}/.well-known/jwks.json",
         "CONSOLE_AUDIT_URL": f"http://127.0.0.1:{nowhere}",
@@ -225,6 +238,8 @@ def console_behind_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     finally:
         console.terminate()
         console.wait(timeout=10)
+        with pymongo.MongoClient(mongo_uri) as client:
+            client.drop_database(database)
 
 
 def _sign_in(port: int, headers: dict[str, str]) -> int:

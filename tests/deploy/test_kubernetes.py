@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 from typing import Any
@@ -248,11 +249,13 @@ def test_the_builder_refuses_what_it_does_not_reproduce(kustomize: Any, tmp_path
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_console_is_deployed_probed_and_reached_through_the_gateway_only(
-    rendered: dict[str, Any], overlay: str, console_replicas: int
+    rendered: dict[str, Any], overlay: str
 ) -> None:
     manifests = rendered[overlay]
     deployment = _named(manifests, "Deployment", "console")
-    assert deployment["spec"]["replicas"] == console_replicas
+    # its sessions are in its database: either replica honours a session the other opened
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = deployment["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     assert container["ports"][0]["containerPort"] == 8006
@@ -266,13 +269,13 @@ def test_the_console_is_deployed_probed_and_reached_through_the_gateway_only(
     service = _named(manifests, "Service", "console")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["port"] == 8006
-    budgets = [
-        m
-        for m in manifests
-        if m["kind"] == "PodDisruptionBudget" and m["metadata"]["name"] == "console"
-    ]
-    # a budget of one available pod out of one would block every node drain
-    assert len(budgets) == (1 if console_replicas > 1 else 0)
+    spread = pod["spec"]["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"] == deployment["spec"]["selector"]
+    # a drain or an upgrade leaves one replica serving (and can always proceed: two replicas)
+    budget = _named(manifests, "PodDisruptionBudget", "console")
+    assert budget["spec"]["minAvailable"] == 1 < deployment["spec"]["replicas"]
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
     labels = pod["metadata"]["labels"]
     assert "mmgen.io/kafka-client" not in labels, "the console uses no topic"
     env = _env(container)
@@ -284,6 +287,8 @@ def test_the_console_is_deployed_probed_and_reached_through_the_gateway_only(
     assert env["CONSOLE_AUDIT_LOG_KEY_FILE"] == "/run/secrets/audit_log_public_key"
     assert env["CONSOLE_WITNESS_KEYS_FILE"] == "/run/secrets/witness_public_key"
     assert int(env["CONSOLE_WITNESS_QUORUM"]) >= 1
+    assert env["CONSOLE_MONGO_URI_FILE"] == "/run/secrets/console_mongo_uri"
+    assert env["CONSOLE_MASTER_KEY_FILE"] == "/run/secrets/console_master_key"
     assert not [variable for variable in env if "KAFKA" in variable]
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["secrets"]["secret"]["secretName"] == "mmgen-console"
@@ -332,12 +337,13 @@ def test_the_console_has_a_host_of_its_own_on_the_gateways_console_port(
         assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
 
 
-def test_the_console_secret_holds_its_database_and_pinned_keys_only(
+def test_the_console_secret_holds_its_database_master_key_and_pinned_keys_only(
     secrets_generator: Any, generated_secrets: dict[str, Path]
 ) -> None:
     declared = secrets_generator.K8S_SECRETS
     assert set(declared["mmgen-console"]) == {
         "console_mongo_uri",
+        "console_master_key",
         "audit_log_public_key",
         "witness_public_key",
     }
@@ -347,7 +353,11 @@ def test_the_console_secret_holds_its_database_and_pinned_keys_only(
     uri = (folder / "console_mongo_uri").read_text().strip()
     assert uri.startswith("mongodb://console:") and "/console?replicaSet=rs0" in uri
     assert not (folder / "kafka_console_password").exists()
-    assert not (folder / "console_master_key").exists(), "the console keeps no personal data"
+    # seals its sessions' tokens: 32 random bytes of its own, no other service's key
+    master_key = (folder / "console_master_key").read_text().strip()
+    assert len(base64.b64decode(master_key, validate=True)) == 32
+    others = {(folder / f"{s}_master_key").read_text().strip() for s in secrets_generator.SERVICES}
+    assert master_key not in others
     # consent asks the witness whose key the console pins
     witness = (folder / "witness_public_key").read_text().strip()
     assert (folder / "consent_audit_witnesses").read_text().split() == [
