@@ -255,3 +255,18 @@ def test_the_gateway_gives_the_console_an_origin_of_its_own(
     published = f"{compose_env['GATEWAY_BIND']}:{compose_env['GATEWAY_CONSOLE_PORT']}:8081"
     assert published in gateway["ports"]
     assert "console" in gateway["depends_on"]
+
+
+def test_mongodb_aborts_a_killed_clients_transaction_as_soon_as_the_local_stack_does() -> None:
+    """A replica SIGKILLed inside a transaction keeps its writes locked until the server reaps
+    the transaction; the deployed MongoDB must reap it no later than the local stack does."""
+    from mmgen.localstack.database import TRANSACTION_LIFETIME_SECONDS
+
+    script = (COMPOSE / "mongo" / "mongo-run.sh").read_text()
+    found = re.search(
+        r'--setParameter "transactionLifetimeLimitSeconds='
+        r'\$\{MONGO_TRANSACTION_LIFETIME_SECONDS:-(\d+)\}"',
+        script,
+    )
+    assert found, "mongo-run.sh does not set transactionLifetimeLimitSeconds"
+    assert int(found.group(1)) <= TRANSACTION_LIFETIME_SECONDS
