@@ -9,6 +9,7 @@ Each has an `InMemory*` fake (`adapters/memory.py`) and a real adapter (`adapter
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -215,10 +216,24 @@ class ServiceDirectory(Protocol):
     async def purposes(self) -> list[Purpose]: ...
 
 
-class PasswordCheck(Protocol):
-    """Signs a subject in again (identity): the access token it issues, or None if refused."""
+@dataclass(frozen=True)
+class SignInCredentials:
+    """What a subject re-authenticates with: email and password, and the second factor when
+    their account has one (a current TOTP code, or one of their recovery codes)."""
 
-    async def access_token(self, email: str, password: str) -> str | None: ...
+    email: str
+    password: str
+    totp: str | None = None
+    recovery_code: str | None = None
+
+
+class PasswordCheck(Protocol):
+    """Signs a subject in again (identity): the access token it issues, or None if refused.
+
+    Raises `SecondFactorNeededError` when the password is right but the account needs a
+    one-time code that was not given (a wrong code is a refusal like a wrong password)."""
+
+    async def access_token(self, credentials: SignInCredentials) -> str | None: ...
 
 
 class AuditLogHeads(Protocol):

@@ -4,7 +4,7 @@ Who may do what:
 
 | route | who |
 |---|---|
-| `POST /privacy-requests` | the subject (an erasure: a recent sign-in or the password); staff or compliance on a subject's behalf |
+| `POST /privacy-requests` | the subject (an erasure: a recent sign-in, or the password and, with TOTP, a code); staff or compliance on a subject's behalf |
 | `GET /privacy-requests/{id}`, `.../receipt` | the subject, or compliance |
 | `GET /privacy-requests` | compliance |
 | `POST /privacy-requests/{id}/extension`, `.../rejection` | compliance |
@@ -39,6 +39,7 @@ from mmgen.platform.auth import (
 )
 from mmgen.platform.pagination import Page
 from mmgen.retention.bootstrap import Retention
+from mmgen.retention.domain.errors import SecondFactorNeededError
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
 from mmgen.retention.entrypoints.api.dependencies import (
@@ -52,6 +53,7 @@ from mmgen.retention.entrypoints.api.problems import (
     NotYoursError,
     OnBehalfNotAllowedError,
     ReauthenticationFailedError,
+    ReauthenticationSecondFactorRequiredError,
     RecentSignInRequiredError,
     SubjectRequiredError,
 )
@@ -72,6 +74,7 @@ from mmgen.retention.entrypoints.api.schemas import (
     RunOut,
     StatusField,
 )
+from mmgen.retention.service_layer.ports import SignInCredentials
 from mmgen.runtime.trail import CurrentActor
 
 router = APIRouter()
@@ -93,16 +96,25 @@ async def _require_recent_sign_in(
     request: Request, principal: Principal, body: PrivacyRequestIn, retention: Retention
 ) -> None:
     """A sign-in within `recent_sign_in_seconds` (the token's `auth_time`, else `iat`), or
-    the email and password again, which identity must accept for this same subject."""
+    the credentials again, which identity must accept for this same subject: email and
+    password, and for an account with TOTP a current code or a recovery code (identity
+    decides whether one is needed, and accepts each code once)."""
     max_age = retention.settings.recent_sign_in_seconds
     signed_in = principal.claims.get("auth_time", principal.claims.get("iat"))
     if isinstance(signed_in, int | float) and time.time() - float(signed_in) <= max_age:
         return
     if body.email is None or body.password is None:
         raise RecentSignInRequiredError(max_age)
-    token = await retention.password_check.access_token(
-        body.email, body.password.get_secret_value()
+    credentials = SignInCredentials(
+        email=body.email,
+        password=body.password.get_secret_value(),
+        totp=body.totp,
+        recovery_code=body.recovery_code.get_secret_value() if body.recovery_code else None,
     )
+    try:
+        token = await retention.password_check.access_token(credentials)
+    except SecondFactorNeededError as exc:
+        raise ReauthenticationSecondFactorRequiredError() from exc
     if token is None:
         raise ReauthenticationFailedError()
     proof = await request.app.state.token_verifier.verify(token)
