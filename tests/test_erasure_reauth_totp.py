@@ -25,8 +25,8 @@ import pytest
 from mmgen.localstack.mailsink import read_messages
 from mmgen.platform.totp import Authenticator
 from mmgen.retention.adapters.reauth import IdentitySignIn
+from mmgen.retention.domain.credentials import SignInCredentials
 from mmgen.retention.domain.errors import SecondFactorNeededError
-from mmgen.retention.service_layer.ports import SignInCredentials
 from tests import people
 
 DEADLINE_S = 30.0

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from mmgen.retention.adapters.reauth import IdentitySignIn
+from mmgen.retention.domain.credentials import SignInCredentials
 from mmgen.retention.domain.errors import SecondFactorNeededError, ServiceUnreachableError
-from mmgen.retention.service_layer.ports import SignInCredentials
 
 PROBLEM = "application/problem+json"
 

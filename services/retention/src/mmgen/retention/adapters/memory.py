@@ -18,6 +18,7 @@ from mmgen.retention.domain.activity import (
     index_range,
 )
 from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
+from mmgen.retention.domain.credentials import SignInCredentials
 from mmgen.retention.domain.errors import SecondFactorNeededError, ServiceUnreachableError
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
@@ -30,7 +31,6 @@ from mmgen.retention.domain.records import (
     IssuedOrder,
     StoredPackage,
 )
-from mmgen.retention.service_layer.ports import SignInCredentials
 from mmgen.runtime.contract import Footprint, SubjectExport
 
 

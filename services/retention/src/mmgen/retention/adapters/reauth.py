@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import httpx
 
+from mmgen.retention.domain.credentials import SignInCredentials
 from mmgen.retention.domain.errors import SecondFactorNeededError, ServiceUnreachableError
-from mmgen.retention.service_layer.ports import SignInCredentials
 
 #: Identity's answers that mean "these credentials do not sign in" (not an outage).
 REFUSED = frozenset({400, 401, 403, 404, 422, 429})

@@ -9,13 +9,13 @@ Each has an `InMemory*` fake (`adapters/memory.py`) and a real adapter (`adapter
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mmgen.auditlog.receipt import ReceiptCheckpoint
 from mmgen.retention.domain.activity import ActivityBatch, ResourceActivity, SubjectActivity
 from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
+from mmgen.retention.domain.credentials import SignInCredentials
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
@@ -214,17 +214,6 @@ class ServiceDirectory(Protocol):
     async def footprint(self, service: str, subject_id: str) -> Footprint: ...
 
     async def purposes(self) -> list[Purpose]: ...
-
-
-@dataclass(frozen=True)
-class SignInCredentials:
-    """What a subject re-authenticates with: email and password, and the second factor when
-    their account has one (a current TOTP code, or one of their recovery codes)."""
-
-    email: str
-    password: str
-    totp: str | None = None
-    recovery_code: str | None = None
 
 
 class PasswordCheck(Protocol):

@@ -39,6 +39,7 @@ from mmgen.platform.auth import (
 )
 from mmgen.platform.pagination import Page
 from mmgen.retention.bootstrap import Retention
+from mmgen.retention.domain.credentials import SignInCredentials
 from mmgen.retention.domain.errors import SecondFactorNeededError
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
@@ -74,7 +75,6 @@ from mmgen.retention.entrypoints.api.schemas import (
     RunOut,
     StatusField,
 )
-from mmgen.retention.service_layer.ports import SignInCredentials
 from mmgen.runtime.trail import CurrentActor
 
 router = APIRouter()
