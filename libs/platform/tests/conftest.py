@@ -27,10 +27,11 @@ from mmgen.platform.auth import (
     CurrentPrincipal,
     InMemorySubjectDenylist,
     Principal,
-    Purpose,
+    ProcessingPurpose,
     SigningKey,
     StaticKeySet,
     TokenVerifier,
+    accepts_purposes,
     issue_token,
     require_roles,
     require_service,
@@ -53,6 +54,9 @@ class Widget(BaseModel):
 PersonalDataReader = Annotated[
     Principal, Depends(require_roles("client", "staff", "compliance", "admin"))
 ]
+#: The purposes `/subjects/{id}` accepts (`payment_processing` and `security` do not justify it).
+SUBJECT_PURPOSES = ("project_execution", "support", "legal_compliance")
+SubjectPurpose = Annotated[ProcessingPurpose | None, Depends(accepts_purposes(*SUBJECT_PURPOSES))]
 
 
 def build_router() -> APIRouter:
@@ -68,7 +72,7 @@ def build_router() -> APIRouter:
 
     @router.get("/subjects/{subject_id}", name="read_subject")
     async def read_subject(
-        subject_id: str, principal: PersonalDataReader, purpose: Purpose
+        subject_id: str, principal: PersonalDataReader, purpose: SubjectPurpose
     ) -> dict[str, Any]:
         return {"subject_id": subject_id, "purpose": purpose, "role": principal.role}
 

@@ -180,6 +180,52 @@ async def test_a_declared_purpose_lets_staff_read(
     assert recorder.denials == []
 
 
+@pytest.mark.parametrize("purpose", ["payment_processing", "security"])
+@pytest.mark.parametrize("role", ["staff", "compliance", "admin", "client"])
+async def test_a_purpose_the_route_does_not_accept_is_refused_and_audited(
+    client: httpx.AsyncClient,
+    token: Token,
+    auth: Auth,
+    recorder: InMemoryDenialRecorder,
+    role: str,
+    purpose: str,
+) -> None:
+    subject = str(uuid.uuid4())
+    response = await client.get(
+        "/subjects/s-1", headers={**auth(token(role, subject=subject)), "X-Purpose": purpose}
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "urn:mmgen:problem:purpose-not-allowed"
+    assert body["allowed_purposes"] == ["legal_compliance", "project_execution", "support"]
+    assert purpose in body["detail"]
+    [(principal, method, path, reason)] = recorder.denials
+    assert principal is not None and principal.subject_id == subject
+    assert (method, path, reason.code, reason.status) == (
+        "GET",
+        "/subjects/s-1",
+        "purpose-not-allowed",
+        403,
+    )
+
+
+async def test_the_refusals_of_a_purpose_name_the_routes_own_purposes(
+    client: httpx.AsyncClient, token: Token, auth: Auth
+) -> None:
+    missing = await client.get("/subjects/s-1", headers=auth(token("staff")))
+    unknown = await client.get(
+        "/subjects/s-1", headers={**auth(token("staff")), "X-Purpose": "curiosity"}
+    )
+    for response, slug in ((missing, "purpose-required"), (unknown, "purpose-unknown")):
+        assert response.json()["type"] == f"urn:mmgen:problem:{slug}"
+        assert response.json()["allowed_purposes"] == [
+            "legal_compliance",
+            "project_execution",
+            "support",
+        ]
+
+
 async def test_a_client_needs_no_purpose(
     client: httpx.AsyncClient, token: Token, auth: Auth
 ) -> None:

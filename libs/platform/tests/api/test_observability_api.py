@@ -96,7 +96,14 @@ async def test_operation_ids_are_route_names(
     operation_ids = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
     assert {"get_widget", "read_subject", "healthz", "readyz", "metrics"} <= operation_ids
     read_subject = spec["paths"]["/subjects/{subject_id}"]["get"]
-    assert "X-Purpose" in {p["name"] for p in read_subject["parameters"]}
+    [purpose] = [p for p in read_subject["parameters"] if p["name"] == "X-Purpose"]
+    # The gateway learns which purposes the route accepts from the header's schema.
+    assert purpose["in"] == "header" and purpose.get("required", False) is False
+    assert purpose["schema"]["enum"] == ["project_execution", "support", "legal_compliance"]
+    assert (
+        "Accepted here: `project_execution`, `support`, `legal_compliance`"
+        in (purpose["description"])
+    )
     assert read_subject["security"] == [{"HTTPBearer": []}]
 
 

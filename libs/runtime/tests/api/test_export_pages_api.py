@@ -154,3 +154,25 @@ async def test_a_cursor_the_route_never_issued_is_a_400_problem_and_exports_noth
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["type"].endswith("invalid-cursor")
     assert await exports_audited(runtime, subject) == []
+
+
+async def test_an_export_for_another_purpose_is_refused_and_audited(
+    service: tuple[ServiceRuntime, httpx.AsyncClient, Tokens],
+) -> None:
+    """Exports answer requests of access, a legal obligation: `legal_compliance` only."""
+    runtime, client, tokens = service
+    subject = str(uuid.uuid4())
+    _, headers = tokens.headers("service", "retention", purpose="support")
+    refused = await client.get(f"/internal/subjects/{subject}/export", headers=headers)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("purpose-not-allowed")
+    assert refused.json()["allowed_purposes"] == ["legal_compliance"]
+    assert await exports_audited(runtime, subject) == []
+    store = runtime.kernel.store
+    stored = await store.read_range(1, await store.last_seq() + 1)
+    [denied] = [
+        e for e in stored if e.event_type == "pages.AccessDenied" and e.subject_id == subject
+    ]
+    assert denied.data["code"] == "purpose-not-allowed"
+    assert denied.purpose == "support"
+    assert denied.actor is not None and denied.actor.id == "retention"

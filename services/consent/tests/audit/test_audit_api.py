@@ -122,6 +122,36 @@ async def test_only_compliance_reads_and_every_refusal_is_logged(
     }
 
 
+@pytest.mark.parametrize("purpose", ["security", "support", "payment_processing"])
+async def test_a_purpose_other_than_legal_compliance_reads_nothing_and_is_logged(
+    client: httpx.AsyncClient,
+    component: AuditComponent,
+    signing_key: SigningKey,
+    item: Any,
+    purpose: str,
+) -> None:
+    officer, subject = str(uuid.uuid4()), str(uuid.uuid4())
+    await fill(component, item, 3, subject_id=subject)
+    headers = bearer(signing_key, "compliance", officer) | {"X-Purpose": purpose}
+    for path in ("/audit/entries", f"/audit/subjects/{subject}/report", "/audit/verify"):
+        body = assert_problem(await client.get(path, headers=headers), 403, "purpose-not-allowed")
+        assert body["allowed_purposes"] == ["legal_compliance"]
+        assert "items" not in body and "entries" not in body
+    r = await client.get(
+        "/audit/entries",
+        params={"action": "deny", "actor_id": officer},
+        headers={**bearer(signing_key, "compliance"), **PURPOSE},
+    )
+    denials = r.json()["items"]
+    assert [d["resource"]["id"] for d in denials] == [
+        "/audit/entries",
+        f"/audit/subjects/{subject}/report",
+        "/audit/verify",
+    ]
+    assert {d["purpose"] for d in denials} == {purpose}
+    assert {d["actor_role"] for d in denials} == {"compliance"}
+
+
 async def test_filters_time_windows_and_cursor_pages(
     client: httpx.AsyncClient, component: AuditComponent, compliance: dict[str, str], item: Any
 ) -> None:

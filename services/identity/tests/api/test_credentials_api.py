@@ -137,6 +137,9 @@ async def test_totp_enrolment_and_sign_in_with_codes_and_recovery_codes(svc: Run
         "/users/me/mfa/totp/confirm", headers=auth, json={"code": codes.next()}
     )
     assert confirmed.status_code == 204, confirmed.text
+    # The password-only session ends with it: no session without the code outlives the factor.
+    ended = await svc.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    assert_problem(ended, 401, "invalid-refresh-token")
     # The secret is nowhere in clear in the database.
     for doc in await svc.stored_events(subject_id=user["user_id"]):
         assert body["secret"] not in str(doc)

@@ -312,6 +312,39 @@ async def test_staff_read_refusals_are_audited(svc: Running) -> None:
     assert not await svc.stored_events(subject_id=target["user_id"], event_type="identity.UserRead")
 
 
+async def test_a_purpose_an_account_read_does_not_accept_is_refused_and_audited(
+    svc: Running,
+) -> None:
+    target = await svc.register()
+    staff = await svc.staff("staff")
+    url = f"/users/{target['user_id']}"
+    refused = await svc.client.get(url, headers={**staff["auth"], "X-Purpose": "project_execution"})
+    body = assert_problem(refused, 403, "purpose-not-allowed")
+    assert body["allowed_purposes"] == [
+        "legal_compliance",
+        "payment_processing",
+        "security",
+        "support",
+    ]
+    [denial] = await svc.stored_events(
+        subject_id=target["user_id"], event_type="identity.AccessDenied"
+    )
+    assert denial["data"]["code"] == "purpose-not-allowed"
+    assert denial["purpose"] == "project_execution"  # what was declared, for the audit
+    assert denial["actor"] == {"id": staff["user_id"], "role": "staff"}
+    assert not await svc.stored_events(subject_id=target["user_id"], event_type="identity.UserRead")
+    # The route's purposes are in its OpenAPI description, for the gateway.
+    spec = (await svc.client.get("/openapi.json")).json()
+    parameters = spec["paths"]["/users/{user_id}"]["get"]["parameters"]
+    [purpose] = [p for p in parameters if p["name"] == "X-Purpose"]
+    assert purpose["schema"]["enum"] == [
+        "support",
+        "security",
+        "legal_compliance",
+        "payment_processing",
+    ]
+
+
 async def test_staff_read_of_unknown_user(svc: Running) -> None:
     staff = await svc.staff("staff")
     headers = {**staff["auth"], "X-Purpose": "support"}

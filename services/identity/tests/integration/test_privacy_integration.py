@@ -129,7 +129,10 @@ async def test_every_export_is_audited_with_its_caller_and_purpose(svc: Running)
     retention, cli = await svc.service_auth("retention"), await svc.service_auth("admin-cli")
     url = f"/internal/subjects/{user['user_id']}/export"
     assert (await svc.client.get(url, headers=retention)).status_code == 200
-    declared = {**cli, "X-Purpose": "support"}
+    # An export answers a request of access: no other purpose justifies one.
+    refused = await svc.client.get(url, headers={**cli, "X-Purpose": "support"})
+    assert refused.status_code == 403 and refused.json()["allowed_purposes"] == ["legal_compliance"]
+    declared = {**cli, "X-Purpose": "legal_compliance"}
     second = await svc.client.get(url, headers=declared)
     assert second.status_code == 200
     audited = await svc.stored_events(
@@ -137,15 +140,27 @@ async def test_every_export_is_audited_with_its_caller_and_purpose(svc: Running)
     )
     assert [(e["actor"], e["purpose"]) for e in audited] == [
         ({"id": "retention", "role": "service"}, "legal_compliance"),
-        ({"id": "admin-cli", "role": "service"}, "support"),
+        ({"id": "admin-cli", "role": "service"}, "legal_compliance"),
     ]
+    [denied] = await svc.stored_events(
+        subject_id=user["user_id"], event_type="identity.AccessDenied"
+    )
+    assert (denied["actor"], denied["purpose"]) == (
+        {"id": "admin-cli", "role": "service"},
+        "support",
+    )
     first = audited[0]
     assert first["action"] == "read" and first["pii"] is None
     assert first["data"] == {"records": 2, "events": 1}  # account and read models; 1 event
     assert sorted(first["categories"]) == ["account", "business", "contact"]
-    # The second export shows the first one: the subject sees who took their data.
+    # The second export shows the first one and the refused one: the subject sees who took
+    # their data, and who tried.
     exported = [e["event_type"] for e in second.json()["events"]]
-    assert exported == ["identity.UserRegistered", "identity.SubjectExported"]
+    assert exported == [
+        "identity.UserRegistered",
+        "identity.SubjectExported",
+        "identity.AccessDenied",
+    ]
 
 
 async def test_erase_subject_end_to_end(svc: Running) -> None:

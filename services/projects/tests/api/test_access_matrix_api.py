@@ -37,7 +37,8 @@ class Who:
     name: str
     make: Callable[[Api, Team], Person]
     may: frozenset[str]
-    #: The refusal's status: 404 from the project's gate, 403 when no purpose was declared.
+    #: The refusal's status: 404 from the project's gate, 403 when no purpose was declared
+    #: or one no project route accepts.
     refused: int = 404
 
 
@@ -60,7 +61,7 @@ WHO = [
     Who("another creator", lambda a, t: a.person("creator"), frozenset()),
     Who("another staff, project_execution", lambda a, t: a.person("staff", "project_execution"),
         frozenset()),
-    Who("admin, security", lambda a, t: a.person("admin", "security"), frozenset()),
+    Who("admin, security", lambda a, t: a.person("admin", "security"), frozenset(), refused=403),
     Who("the member creator with a staff token",
         lambda a, t: a.person("staff", "support", user_id=t.creator.user_id), frozenset()),
     Who("a service token", lambda a, t: a.person("service"), frozenset()),

@@ -294,6 +294,64 @@ async def test_an_erasure_needs_a_recent_sign_in_or_the_password(api: Api) -> No
     assert len(received) == 1
 
 
+async def test_an_erasure_by_an_account_with_totp_needs_its_code_too(api: Api) -> None:
+    subject = str(uuid.uuid4())
+    stale = api.world.stale_headers("client", subject)
+    _, own_token = api.world.tokens("client", subject)
+    api.world.passwords.accounts[("ada@example.test", "right")] = own_token
+    api.world.passwords.second_factors["ada@example.test"] = {"123456", "rc-7f3a-91bd"}
+    credentials = {"type": "erasure", "email": "ada@example.test", "password": "right"}
+
+    missing = await api.client.post("/privacy-requests", headers=stale, json=credentials)
+    body = assert_problem(missing, 401, "mfa-required")
+    assert body["code"] == "mfa_required"
+    assert "insufficient_user_authentication" in missing.headers["www-authenticate"]
+    wrong = await api.client.post(
+        "/privacy-requests", headers=stale, json={**credentials, "totp": "654321"}
+    )
+    assert_problem(wrong, 401, "reauthentication-failed")
+    malformed = await api.client.post(
+        "/privacy-requests", headers=stale, json={**credentials, "totp": "12 456"}
+    )
+    assert_problem(malformed, 422)
+    received = await api.stored(event_type="retention.PrivacyRequestReceived", subject_id=subject)
+    assert received == []
+
+    accepted = await api.client.post(
+        "/privacy-requests", headers=stale, json={**credentials, "totp": "123456"}
+    )
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["type"] == "erasure"
+    denials = await api.stored(
+        event_type="retention.AccessDenied", actor={"id": subject, "role": "client"}
+    )
+    assert sorted(d["data"]["code"] for d in denials) == [
+        "mfa-required",
+        "reauthentication-failed",
+    ]
+    # The code was spent at "identity": it does not sign in a second time.
+    assert api.world.passwords.second_factors["ada@example.test"] == {"rc-7f3a-91bd"}
+
+
+async def test_a_recovery_code_stands_in_for_the_one_time_code(api: Api) -> None:
+    subject = str(uuid.uuid4())
+    stale = api.world.stale_headers("creator", subject)
+    _, own_token = api.world.tokens("creator", subject)
+    api.world.passwords.accounts[("lee@example.test", "right")] = own_token
+    api.world.passwords.second_factors["lee@example.test"] = {"rc-0b1c-22de"}
+    accepted = await api.client.post(
+        "/privacy-requests",
+        headers=stale,
+        json={
+            "type": "erasure",
+            "email": "lee@example.test",
+            "password": "right",
+            "recovery_code": "rc-0b1c-22de",
+        },
+    )
+    assert accepted.status_code == 201, accepted.text
+
+
 async def test_staff_erase_on_behalf_with_the_legal_purpose_only(api: Api) -> None:
     subject = str(uuid.uuid4())
     _, staff = api.world.tokens.headers("staff")

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import ReturnDocument
 
@@ -40,8 +40,7 @@ from mmgen.events.errors import ConcurrencyError, DuplicateEventIdError, EventsE
 from mmgen.events.mapper import NewEvent
 from mmgen.events.registry import KNOWN_CATEGORIES
 from mmgen.events.topics import RETENTION_COMMANDS
-from mmgen.platform.auth import Principal, require_service
-from mmgen.platform.auth.dependencies import PURPOSE_HEADER
+from mmgen.platform.auth import Principal, accepts_purposes, require_service
 from mmgen.platform.auth.principal import ProcessingPurpose
 from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from mmgen.runtime.commands import CommandRefusedError, CommandVerifier
@@ -393,6 +392,11 @@ def export_page(package: SubjectExport, *, limit: int, cursor: str | None) -> Su
 
 
 SubjectRightsCaller = Annotated[Principal, Depends(require_service(*SUBJECT_RIGHTS_CALLERS))]
+#: An export answers a subject's request of access (GDPR Art. 15): a legal obligation, so
+#: `legal_compliance` is the purpose it is recorded under, declared or not.
+ExportPurpose = Annotated[
+    ProcessingPurpose | None, Depends(accepts_purposes(ProcessingPurpose.legal_compliance))
+]
 
 
 def subject_rights_router(participant: ErasureParticipant, trail: AuditTrail) -> APIRouter:
@@ -403,7 +407,7 @@ def subject_rights_router(participant: ErasureParticipant, trail: AuditTrail) ->
     async def export_subject(
         subject_id: UUID,
         caller: SubjectRightsCaller,
-        request: Request,
+        declared: ExportPurpose,
         limit: Annotated[int, Query(ge=1, le=EXPORT_PAGE_MAX)] = EXPORT_PAGE_DEFAULT,
         cursor: Annotated[str | None, Query()] = None,
     ) -> SubjectExport:
@@ -414,12 +418,7 @@ def subject_rights_router(participant: ErasureParticipant, trail: AuditTrail) ->
         to the caller, who may stop after any page, and the route keeps no state between
         pages that could hold one record back until an export is "complete".
         """
-        declared = request.headers.get(PURPOSE_HEADER, "").strip()
-        purpose = (
-            declared
-            if declared in {p.value for p in ProcessingPurpose}
-            else ProcessingPurpose.legal_compliance.value
-        )
+        purpose = (declared or ProcessingPurpose.legal_compliance).value
         whole = await participant.export(str(subject_id))
         package = export_page(whole, limit=limit, cursor=cursor)
         await trail.exported(

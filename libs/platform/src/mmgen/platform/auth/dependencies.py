@@ -3,9 +3,10 @@
 Use them as typed aliases in route signatures::
 
     @router.get("/users/{user_id}")
-    async def get_user(user_id: str, principal: StaffOrCompliance, purpose: Purpose): ...
+    async def get_user(user_id: str, principal: StaffOrCompliance, purpose: SupportRead): ...
 
-where `StaffOrCompliance = Annotated[Principal, Depends(require_roles("staff", "compliance"))]`.
+where `StaffOrCompliance = Annotated[Principal, Depends(require_roles("staff", "compliance"))]`
+and `SupportRead = Annotated[ProcessingPurpose | None, Depends(accepts_purposes("support"))]`.
 Every refusal they raise is a `ProblemError` (401 with `WWW-Authenticate: Bearer`, or 403),
 which the app factory renders and hands to the access-denial recorder.
 """
@@ -140,61 +141,59 @@ def require_service(*names: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-def _parse_purpose(raw: str, allowed: Iterable[ProcessingPurpose]) -> ProcessingPurpose:
-    try:
-        return ProcessingPurpose(raw.strip())
-    except ValueError as exc:
-        raise PurposeUnknownError(allowed) from exc
+def _purposes_text(purposes: Iterable[ProcessingPurpose]) -> str:
+    return ", ".join(f"`{p}`" for p in purposes)
 
 
-async def declared_purpose(
-    request: Request,
-    principal: CurrentPrincipal,
-    x_purpose: Annotated[
-        str | None,
-        Header(
-            alias=PURPOSE_HEADER,
-            description="Processing purpose; required for staff, compliance and admin reads.",
-        ),
-    ] = None,
-) -> ProcessingPurpose | None:
-    """The declared purpose: required for staff/compliance/admin, optional for others.
-
-    An unknown purpose is refused for every role, since whatever is declared ends up in the
-    audit log. The result is also left on `request.state.purpose` for the service's events.
-    """
-    every = list(ProcessingPurpose)
-    if x_purpose is None or not x_purpose.strip():
-        if principal.role in PURPOSE_REQUIRED_ROLES:
-            raise PurposeRequiredError(every)
-        request.state.purpose = None
-        return None
-    purpose = _parse_purpose(x_purpose, every)
-    request.state.purpose = purpose
-    return purpose
-
-
-Purpose = Annotated[ProcessingPurpose | None, Depends(declared_purpose)]
-
-
-def require_purpose(
+def accepts_purposes(
     *purposes: ProcessingPurpose | str,
-) -> Callable[..., Awaitable[ProcessingPurpose]]:
-    """Dependency: a declared purpose, for any role, limited to `purposes` (all when empty)."""
-    allowed = [ProcessingPurpose(p) for p in purposes] or list(ProcessingPurpose)
+) -> Callable[..., Awaitable[ProcessingPurpose | None]]:
+    """Dependency: the processing purpose declared in `X-Purpose`, one of `purposes`.
 
+    Every route that reads or changes someone's personal data names the purposes that justify
+    it (data minimisation, GDPR Art. 5(1)(b)); the header's OpenAPI description and schema
+    `enum` list them, so a gateway knows what to send. Staff, compliance and admin must
+    declare one (403 `purpose-required`); clients, creators and service tokens may leave it
+    out, since their own data or their own projects need no justification. Whoever declares
+    one is held to the list: an unknown purpose is 403 `purpose-unknown`, a known one that
+    does not justify this route 403 `purpose-not-allowed`, each naming the accepted ones.
+
+    The declared purpose is left on `request.state.purpose` before it is checked, so a
+    refusal is audited with what was declared.
+    """
+    accepted = tuple(dict.fromkeys(ProcessingPurpose(p) for p in purposes))
+    if not accepted:
+        raise ValueError("accepts_purposes needs at least one purpose")
+    listed = _purposes_text(accepted)
+
+    # The header as a default, not `Annotated[...]`: the annotation is a string (PEP 563)
+    # resolved in the module's globals, where this route's `listed` is not.
     async def dependency(
         request: Request,
         principal: CurrentPrincipal,
-        x_purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
-    ) -> ProcessingPurpose:
+        x_purpose: str | None = Header(
+            default=None,
+            alias=PURPOSE_HEADER,
+            description=(
+                "Processing purpose; required of staff, compliance and admin. "
+                f"Accepted here: {listed}."
+            ),
+            json_schema_extra={"enum": [str(p) for p in accepted]},
+        ),
+    ) -> ProcessingPurpose | None:
         if x_purpose is None or not x_purpose.strip():
-            raise PurposeRequiredError(allowed)
-        purpose = _parse_purpose(x_purpose, list(ProcessingPurpose))
-        if purpose not in allowed:
-            raise PurposeNotAllowedError(purpose, allowed)
+            request.state.purpose = None
+            if principal.role in PURPOSE_REQUIRED_ROLES:
+                raise PurposeRequiredError(accepted)
+            return None
+        try:
+            purpose = ProcessingPurpose(x_purpose.strip())
+        except ValueError as exc:
+            raise PurposeUnknownError(accepted) from exc
         request.state.purpose = purpose
+        if purpose not in accepted:
+            raise PurposeNotAllowedError(purpose, accepted)
         return purpose
 
-    dependency.__name__ = "require_purpose"
+    dependency.__name__ = "accepts_purposes_" + "_".join(accepted)
     return dependency

@@ -36,7 +36,7 @@ from mmgen.consent.audit.streaming import (
 )
 from mmgen.events.ids import new_event_id
 from mmgen.platform import ProblemSpec
-from mmgen.platform.auth import Principal, Purpose, require_roles
+from mmgen.platform.auth import Principal, ProcessingPurpose, accepts_purposes, require_roles
 from mmgen.platform.metrics import route_template
 from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from mmgen.runtime.trail import actor_of
@@ -97,6 +97,11 @@ Compliance = Annotated[Principal, Depends(require_roles("compliance"))]
 #: them, and so do services with a service token — retention puts one in every erasure
 #: receipt it signs, which the receipt's verifier then checks against the pinned log key.
 HeadReader = Annotated[Principal, Depends(require_roles("compliance", "service"))]
+#: The audit log is read to prove the platform kept its promises: `legal_compliance` only
+#: (service tokens reading heads declare none).
+AuditPurpose = Annotated[
+    ProcessingPurpose | None, Depends(accepts_purposes(ProcessingPurpose.legal_compliance))
+]
 IdQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_ID)]
 
 
@@ -159,7 +164,7 @@ def build_router(
     async def list_entries(
         request: Request,
         who: Compliance,
-        purpose: Purpose,
+        purpose: AuditPurpose,
         subject_id: IdQuery = None,
         actor_id: IdQuery = None,
         action: IdQuery = None,
@@ -191,7 +196,7 @@ def build_router(
 
     @router.get("/entries/{seq}", name="audit_get_entry")
     async def get_entry(
-        request: Request, who: Compliance, purpose: Purpose, seq: Annotated[int, Path(ge=0)]
+        request: Request, who: Compliance, purpose: AuditPurpose, seq: Annotated[int, Path(ge=0)]
     ) -> dict[str, Any]:
         entry = await queries.entry(seq)
         await accessed(request, who, purpose)
@@ -201,7 +206,7 @@ def build_router(
     async def stream(
         request: Request,
         who: Compliance,
-        purpose: Purpose,
+        purpose: AuditPurpose,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
         from_seq: Annotated[int | None, Query(alias="from", ge=0)] = None,
         limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
@@ -261,14 +266,14 @@ def build_router(
         )
 
     @router.get("/checkpoints/latest", name="audit_latest_checkpoint")
-    async def latest_checkpoint(who: HeadReader, purpose: Purpose) -> dict[str, Any]:
+    async def latest_checkpoint(who: HeadReader, purpose: AuditPurpose) -> dict[str, Any]:
         """The latest signed tree head: `{tree_size, root_hash, timestamp, note}`."""
         record = await queries.checkpoint(None)
         return record.to_json()
 
     @router.get("/checkpoints/{tree_size}", name="audit_get_checkpoint")
     async def get_checkpoint(
-        who: HeadReader, purpose: Purpose, tree_size: Annotated[int, Path(ge=1)]
+        who: HeadReader, purpose: AuditPurpose, tree_size: Annotated[int, Path(ge=1)]
     ) -> dict[str, Any]:
         record = await queries.checkpoint(tree_size)
         return record.to_json()
@@ -282,7 +287,7 @@ def build_router(
     async def inclusion_proof(
         request: Request,
         who: Compliance,
-        purpose: Purpose,
+        purpose: AuditPurpose,
         seq: Annotated[int, Query(ge=0)],
         tree_size: Annotated[int | None, Query(ge=1)] = None,
     ) -> dict[str, Any]:
@@ -295,7 +300,7 @@ def build_router(
     async def consistency_proof(
         request: Request,
         who: Compliance,
-        purpose: Purpose,
+        purpose: AuditPurpose,
         first: Annotated[int, Query(ge=0)],
         second: Annotated[int, Query(ge=0)],
     ) -> dict[str, Any]:
@@ -307,7 +312,7 @@ def build_router(
     async def verify(
         request: Request,
         who: Compliance,
-        purpose: Purpose,
+        purpose: AuditPurpose,
         from_seq: Annotated[int | None, Query(alias="from", ge=0)] = None,
         to_seq: Annotated[int | None, Query(alias="to", ge=0)] = None,
     ) -> dict[str, Any]:
@@ -323,7 +328,7 @@ def build_router(
     async def subject_report(
         request: Request,
         who: Compliance,
-        purpose: Purpose,
+        purpose: AuditPurpose,
         subject_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
         limit: Annotated[int, Query(ge=1, le=REPORT_PAGE_MAX)] = REPORT_PAGE,
         cursor: Annotated[str | None, Query(max_length=1024)] = None,

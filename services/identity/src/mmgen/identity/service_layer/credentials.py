@@ -365,6 +365,11 @@ class Credentials:
         )
 
     async def confirm_totp(self, user_id: str, code: str) -> None:
+        """Switch the second factor on; every refresh token of the account is revoked.
+
+        A refresh keeps its sign-in's factors and gets a fresh `iat`, so a session signed in
+        with the password alone would otherwise go on counting as a recent sign-in (retention's
+        erasure step-up) and never meet the code the account now requires."""
         user = await self.accounts.load_active(user_id)
         pending = user.pending_totp
         if pending is None or is_erased(pending):
@@ -382,6 +387,7 @@ class Credentials:
                 )
             ],
         )
+        await self.refresh_tokens.revoke_user(user.id)
 
 
 def _mail_keys(keys: list[str]) -> list[str]:

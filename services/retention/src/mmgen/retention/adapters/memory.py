@@ -18,7 +18,8 @@ from mmgen.retention.domain.activity import (
     index_range,
 )
 from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
-from mmgen.retention.domain.errors import ServiceUnreachableError
+from mmgen.retention.domain.credentials import SignInCredentials
+from mmgen.retention.domain.errors import SecondFactorNeededError, ServiceUnreachableError
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
@@ -357,15 +358,30 @@ class InMemoryServiceDirectory:
 
 
 class InMemoryPasswordCheck:
-    """Credentials → the access token identity would issue for them."""
+    """Credentials → the access token identity would issue for them.
+
+    `second_factors` plays an account with TOTP: email → the codes that sign it in (each once,
+    as identity accepts a code or a recovery code only once); without one the password alone
+    raises `SecondFactorNeededError`, like identity's 401 `mfa_required`."""
 
     def __init__(self) -> None:
         self.accounts: dict[tuple[str, str], str] = {}
+        self.second_factors: dict[str, set[str]] = {}
         self.calls = 0
 
-    async def access_token(self, email: str, password: str) -> str | None:
+    async def access_token(self, credentials: SignInCredentials) -> str | None:
         self.calls += 1
-        return self.accounts.get((email, password))
+        token = self.accounts.get((credentials.email, credentials.password))
+        codes = self.second_factors.get(credentials.email)
+        if token is None or codes is None:
+            return token
+        given = credentials.totp or credentials.recovery_code
+        if given is None:
+            raise SecondFactorNeededError("the account signs in with a one-time code")
+        if given not in codes:
+            return None
+        codes.discard(given)
+        return token
 
 
 class InMemoryAuditLogHeads:

@@ -75,6 +75,11 @@ class ReceiptNotAvailableError(RetentionError):
     """Only a `verified` erasure has a receipt, and only once a signed head covers it (409)."""
 
 
+class SecondFactorNeededError(RetentionError):
+    """The email and password are right, but the account has TOTP and no one-time code (or
+    recovery code) came with them: identity signs it in only with one (401 `mfa-required`)."""
+
+
 class ServiceUnreachableError(RetentionError):
     """Another service's internal endpoint did not answer usefully (the step is retried)."""
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from mmgen.auditlog.receipt import ReceiptCheckpoint
 from mmgen.retention.domain.activity import ActivityBatch, ResourceActivity, SubjectActivity
 from mmgen.retention.domain.contract import AuditRecord, Purpose, SubjectErasedReport
+from mmgen.retention.domain.credentials import SignInCredentials
 from mmgen.retention.domain.evaluation import IssuedKey
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
@@ -216,9 +217,12 @@ class ServiceDirectory(Protocol):
 
 
 class PasswordCheck(Protocol):
-    """Signs a subject in again (identity): the access token it issues, or None if refused."""
+    """Signs a subject in again (identity): the access token it issues, or None if refused.
 
-    async def access_token(self, email: str, password: str) -> str | None: ...
+    Raises `SecondFactorNeededError` when the password is right but the account needs a
+    one-time code that was not given (a wrong code is a refusal like a wrong password)."""
+
+    async def access_token(self, credentials: SignInCredentials) -> str | None: ...
 
 
 class AuditLogHeads(Protocol):

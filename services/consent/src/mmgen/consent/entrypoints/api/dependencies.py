@@ -1,4 +1,5 @@
-"""Typed dependencies of the consent routes: the wired service, callers, GPC, evidence."""
+"""Typed dependencies of the consent routes: the wired service, callers, purposes, GPC,
+evidence."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mmgen.consent.bootstrap import Consent
 from mmgen.consent.domain.events import ConsentEvidence
-from mmgen.platform.auth import Principal, require_roles
+from mmgen.platform.auth import Principal, ProcessingPurpose, accepts_purposes, require_roles
 from mmgen.platform.auth.dependencies import get_principal
 from mmgen.platform.clients import client_address
 
@@ -27,6 +28,18 @@ Container = Annotated[Consent, Depends(consent_of)]
 Person = Annotated[Principal, Depends(require_roles(*HUMAN_ROLES))]
 StaffOrCompliance = Annotated[Principal, Depends(require_roles("staff", "compliance"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
+#: Why staff or compliance may read a subject's consent decisions: to answer the subject
+#: (support), to prove what was agreed (legal_compliance), to investigate misuse (security).
+ConsentReadPurpose = Annotated[
+    ProcessingPurpose | None,
+    Depends(
+        accepts_purposes(
+            ProcessingPurpose.support,
+            ProcessingPurpose.legal_compliance,
+            ProcessingPurpose.security,
+        )
+    ),
+]
 
 
 async def optional_principal(

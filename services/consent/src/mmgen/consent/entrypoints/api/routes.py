@@ -19,6 +19,7 @@ from mmgen.consent.domain.purposes import CATALOGUE
 from mmgen.consent.domain.purposes import purpose as catalogue_purpose
 from mmgen.consent.entrypoints.api.dependencies import (
     Admin,
+    ConsentReadPurpose,
     Container,
     Gpc,
     MaybePrincipal,
@@ -41,7 +42,6 @@ from mmgen.consent.entrypoints.api.schemas import (
 )
 from mmgen.events.envelope import Actor
 from mmgen.platform import ProblemError
-from mmgen.platform.auth import Purpose
 from mmgen.runtime.trail import CurrentActor, actor_of
 
 #: When this service started honouring GPC (the `lastUpdate` of /.well-known/gpc.json).
@@ -194,7 +194,7 @@ async def get_subject_consents(
     subject_id: UUID,
     who: StaffOrCompliance,
     actor: CurrentActor,
-    purpose: Purpose,
+    purpose: ConsentReadPurpose,
     consent: Container,
 ) -> ConsentsOut:
     """A subject's decisions, for staff and compliance with a declared purpose; audited."""

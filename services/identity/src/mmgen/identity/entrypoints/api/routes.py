@@ -15,6 +15,7 @@ from mmgen.identity.domain.emails import normalise_email
 from mmgen.identity.domain.errors import LoginThrottledError, UserNotFoundError
 from mmgen.identity.domain.model import User
 from mmgen.identity.entrypoints.api.dependencies import (
+    AccountReadPurpose,
     Admin,
     AdminCli,
     Enrolling,
@@ -48,7 +49,7 @@ from mmgen.identity.entrypoints.api.schemas import (
 )
 from mmgen.identity.service_layer.accounts import Correction, Registration
 from mmgen.identity.service_layer.credentials import SecondFactor
-from mmgen.platform.auth import Principal, Purpose
+from mmgen.platform.auth import Principal
 from mmgen.platform.auth.principal import ProcessingPurpose
 from mmgen.platform.clients import client_address
 
@@ -315,9 +316,10 @@ async def confirm_totp(
     responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
 )
 async def get_user(
-    user_id: str, principal: StaffReader, purpose: Purpose, identity: Service
+    user_id: str, principal: StaffReader, purpose: AccountReadPurpose, identity: Service
 ) -> UserView:
-    """Staff/compliance read of an account, for a declared purpose (`X-Purpose`); audited."""
+    """Staff/compliance read of an account, for a declared purpose (`X-Purpose`: support,
+    security, legal_compliance or payment_processing); audited."""
     canonical = _subject(user_id)
     declared = purpose or ProcessingPurpose.support  # staff always declare one (enforced)
     user = await identity.accounts.read_for_staff(canonical, _actor(principal), str(declared))

@@ -18,10 +18,16 @@ from fastapi import APIRouter, Query, Request
 
 from mmgen.events.envelope import Actor
 from mmgen.platform import ProblemError
-from mmgen.platform.auth import Principal, Purpose
+from mmgen.platform.auth import Principal
 from mmgen.platform.metrics import route_template
 from mmgen.platform.pagination import decode_cursor
-from mmgen.profiles.entrypoints.api.dependencies import Container, Creator, Person, viewer
+from mmgen.profiles.entrypoints.api.dependencies import (
+    Container,
+    Creator,
+    Person,
+    ProfileReadPurpose,
+    viewer,
+)
 from mmgen.profiles.entrypoints.api.schemas import (
     OwnProfileOut,
     ProfileCard,
@@ -65,7 +71,7 @@ async def _record(
 
 @router.put("/me", name="put_my_profile")
 async def put_my_profile(
-    body: ProfileIn, who: Creator, actor: CurrentActor, purpose: Purpose, service: Container
+    body: ProfileIn, who: Creator, actor: CurrentActor, service: Container
 ) -> OwnProfileOut:
     """Write the caller's whole profile (creators only; a field left out is cleared)."""
     details, sensitive = body.parts()
@@ -79,9 +85,7 @@ async def put_my_profile(
 
 
 @router.get("/me", name="get_my_profile")
-async def get_my_profile(
-    who: Creator, actor: CurrentActor, purpose: Purpose, service: Container
-) -> OwnProfileOut:
+async def get_my_profile(who: Creator, actor: CurrentActor, service: Container) -> OwnProfileOut:
     """The caller's profile as stored, sensitive details included (read-your-writes)."""
     own = await get_own_profile(service.repository, actor=actor)
     return OwnProfileOut.of(own)
@@ -96,7 +100,7 @@ async def _publication(service: Container, actor: Actor, published: bool) -> Pub
 
 @router.post("/me/publish", name="publish_my_profile")
 async def publish_my_profile(
-    who: Creator, actor: CurrentActor, purpose: Purpose, service: Container
+    who: Creator, actor: CurrentActor, service: Container
 ) -> PublicationOut:
     """List the profile for clients and search (`changed` false when it already was)."""
     return await _publication(service, actor, True)
@@ -104,7 +108,7 @@ async def publish_my_profile(
 
 @router.post("/me/unpublish", name="unpublish_my_profile")
 async def unpublish_my_profile(
-    who: Creator, actor: CurrentActor, purpose: Purpose, service: Container
+    who: Creator, actor: CurrentActor, service: Container
 ) -> PublicationOut:
     """Take the profile off search and out of other clients' and creators' sight."""
     return await _publication(service, actor, False)
@@ -118,7 +122,7 @@ async def search(
     params: Annotated[SearchParams, Query()],
     request: Request,
     who: Person,
-    purpose: Purpose,
+    purpose: ProfileReadPurpose,
     service: Container,
 ) -> SearchPageOut:
     """Published profiles of live accounts: filters match exact keywords (accents and case
@@ -157,7 +161,7 @@ async def search(
 
 @router.get("/{user_id}", name="get_profile")
 async def get_profile(
-    user_id: UUID, request: Request, who: Person, purpose: Purpose, service: Container
+    user_id: UUID, request: Request, who: Person, purpose: ProfileReadPurpose, service: Container
 ) -> ProfileOut:
     """A profile under the reveal rule: its public part, and its sensitive fields only for the
     owner, for a client while the creator consents to `profile.sensitive_sharing`, or for

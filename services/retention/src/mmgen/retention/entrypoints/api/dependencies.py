@@ -1,7 +1,10 @@
 """Typed dependencies of retention's routes: the wired service, who may do what, purposes.
 
-Staff and compliance act here for one purpose only, `legal_compliance` (answering privacy
-requests is a legal obligation): any other declared purpose is refused (403, audited).
+Staff, compliance and admin act here for one purpose only, `legal_compliance` (answering
+privacy requests and keeping data no longer than the law allows are legal obligations): every
+route takes `LegalPurpose`, which requires it of them and refuses any other purpose declared
+by anyone (403 `purpose-not-allowed`, audited). A subject acting on their own requests
+declares none.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ from fastapi import Depends, Request
 from mmgen.platform.auth import (
     Principal,
     ProcessingPurpose,
-    Purpose,
-    PurposeNotAllowedError,
-    require_purpose,
+    accepts_purposes,
     require_roles,
 )
 from mmgen.retention.bootstrap import Retention
@@ -32,20 +33,4 @@ Container = Annotated[Retention, Depends(container_of)]
 Compliance = Annotated[Principal, Depends(require_roles("compliance"))]
 StaffOrCompliance = Annotated[Principal, Depends(require_roles("staff", "compliance"))]
 PolicyWriter = Annotated[Principal, Depends(require_roles("admin", "compliance"))]
-LegalCompliance = Annotated[ProcessingPurpose, Depends(require_purpose(LEGAL))]
-
-
-def legal_or_none(purpose: ProcessingPurpose | None) -> ProcessingPurpose | None:
-    """A declared purpose other than `legal_compliance` is refused; none is fine (subjects)."""
-    if purpose is not None and purpose is not LEGAL:
-        raise PurposeNotAllowedError(purpose, [LEGAL])
-    return purpose
-
-
-async def declared_legal_purpose(purpose: Purpose) -> ProcessingPurpose | None:
-    """`X-Purpose`: required of staff and compliance (then `legal_compliance`), optional for
-    subjects."""
-    return legal_or_none(purpose)
-
-
-OptionalLegalPurpose = Annotated[ProcessingPurpose | None, Depends(declared_legal_purpose)]
+LegalPurpose = Annotated[ProcessingPurpose | None, Depends(accepts_purposes(LEGAL))]

@@ -102,7 +102,8 @@ class RecentSignInRequiredError(ProblemError):
 
 
 class ReauthenticationFailedError(ProblemError):
-    """The email and password sent for the erasure did not sign the caller in."""
+    """The credentials sent for the erasure (email, password, one-time code) did not sign the
+    caller in."""
 
     status = 401
     slug = "reauthentication-failed"
@@ -110,6 +111,26 @@ class ReauthenticationFailedError(ProblemError):
 
     def __init__(self) -> None:
         super().__init__(
-            "the email and password do not sign you in",
+            "the email and password (and one-time code, if your account has one) do not sign "
+            "you in",
+            headers={"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'},
+        )
+
+
+class ReauthenticationSecondFactorRequiredError(ProblemError):
+    """The password was right, but the account has TOTP: the erasure needs its code too.
+
+    Slug and `code` are identity's sign-in answer's, so a client handles both the same way."""
+
+    status = 401
+    slug = "mfa-required"
+    title = "One-time code required"
+    CODE = "mfa_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "your account signs in with a one-time code: send `totp` (or a `recovery_code`) "
+            "with your email and password",
+            extensions={"code": self.CODE},
             headers={"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'},
         )

@@ -4,7 +4,7 @@ Who may do what:
 
 | route | who |
 |---|---|
-| `POST /privacy-requests` | the subject (an erasure: a recent sign-in or the password); staff or compliance on a subject's behalf |
+| `POST /privacy-requests` | the subject (an erasure: a recent sign-in, or the password and, with TOTP, a code); staff or compliance on a subject's behalf |
 | `GET /privacy-requests/{id}`, `.../receipt` | the subject, or compliance |
 | `GET /privacy-requests` | compliance |
 | `POST /privacy-requests/{id}/extension`, `.../rejection` | compliance |
@@ -39,13 +39,14 @@ from mmgen.platform.auth import (
 )
 from mmgen.platform.pagination import Page
 from mmgen.retention.bootstrap import Retention
+from mmgen.retention.domain.credentials import SignInCredentials
+from mmgen.retention.domain.errors import SecondFactorNeededError
 from mmgen.retention.domain.holds import HoldView
 from mmgen.retention.domain.policies import RetentionPolicy
 from mmgen.retention.entrypoints.api.dependencies import (
     Compliance,
     Container,
-    LegalCompliance,
-    OptionalLegalPurpose,
+    LegalPurpose,
     PolicyWriter,
     StaffOrCompliance,
 )
@@ -53,6 +54,7 @@ from mmgen.retention.entrypoints.api.problems import (
     NotYoursError,
     OnBehalfNotAllowedError,
     ReauthenticationFailedError,
+    ReauthenticationSecondFactorRequiredError,
     RecentSignInRequiredError,
     SubjectRequiredError,
 )
@@ -94,16 +96,25 @@ async def _require_recent_sign_in(
     request: Request, principal: Principal, body: PrivacyRequestIn, retention: Retention
 ) -> None:
     """A sign-in within `recent_sign_in_seconds` (the token's `auth_time`, else `iat`), or
-    the email and password again, which identity must accept for this same subject."""
+    the credentials again, which identity must accept for this same subject: email and
+    password, and for an account with TOTP a current code or a recovery code (identity
+    decides whether one is needed, and accepts each code once)."""
     max_age = retention.settings.recent_sign_in_seconds
     signed_in = principal.claims.get("auth_time", principal.claims.get("iat"))
     if isinstance(signed_in, int | float) and time.time() - float(signed_in) <= max_age:
         return
     if body.email is None or body.password is None:
         raise RecentSignInRequiredError(max_age)
-    token = await retention.password_check.access_token(
-        body.email, body.password.get_secret_value()
+    credentials = SignInCredentials(
+        email=body.email,
+        password=body.password.get_secret_value(),
+        totp=body.totp,
+        recovery_code=body.recovery_code.get_secret_value() if body.recovery_code else None,
     )
+    try:
+        token = await retention.password_check.access_token(credentials)
+    except SecondFactorNeededError as exc:
+        raise ReauthenticationSecondFactorRequiredError() from exc
     if token is None:
         raise ReauthenticationFailedError()
     proof = await request.app.state.token_verifier.verify(token)
@@ -130,7 +141,7 @@ async def submit_privacy_request(
     response: Response,
     principal: CurrentPrincipal,
     actor: CurrentActor,
-    purpose: OptionalLegalPurpose,
+    purpose: LegalPurpose,
     retention: Container,
 ) -> PrivacyRequestOut:
     """File an access, erasure or rectification request (201; 200 with the subject's open
@@ -158,7 +169,7 @@ async def submit_privacy_request(
 @router.get("/privacy-requests", name="list_privacy_requests", tags=["privacy requests"])
 async def list_privacy_requests(
     who: Compliance,
-    purpose: LegalCompliance,
+    purpose: LegalPurpose,
     actor: CurrentActor,
     page: Page,
     retention: Container,
@@ -177,7 +188,7 @@ async def list_privacy_requests(
         resource_type="privacy_request",
         resource_id="list",
         categories=ACCOUNT,
-        purpose=purpose.value,
+        purpose=_purpose(purpose),
         records=len(found.items),
     )
     return PrivacyRequestPage(
@@ -190,7 +201,7 @@ async def get_privacy_request(
     request_id: UUID,
     principal: CurrentPrincipal,
     actor: CurrentActor,
-    purpose: OptionalLegalPurpose,
+    purpose: LegalPurpose,
     retention: Container,
 ) -> PrivacyRequestOut:
     """Status, deadline, timeline, per-service acknowledgements and progress, held
@@ -218,7 +229,7 @@ async def extend_privacy_request(
     request_id: UUID,
     body: ExtensionIn,
     who: Compliance,
-    purpose: LegalCompliance,
+    purpose: LegalPurpose,
     actor: CurrentActor,
     retention: Container,
 ) -> PrivacyRequestOut:
@@ -238,7 +249,7 @@ async def reject_privacy_request(
     request_id: UUID,
     body: RejectionIn,
     who: Compliance,
-    purpose: LegalCompliance,
+    purpose: LegalPurpose,
     actor: CurrentActor,
     retention: Container,
 ) -> PrivacyRequestOut:
@@ -256,7 +267,7 @@ async def resolve_privacy_request(
     request_id: UUID,
     body: ResolutionIn,
     who: StaffOrCompliance,
-    purpose: LegalCompliance,
+    purpose: LegalPurpose,
     actor: CurrentActor,
     retention: Container,
 ) -> PrivacyRequestOut:
@@ -276,7 +287,7 @@ async def export_access_package(
     request_id: UUID,
     principal: CurrentPrincipal,
     actor: CurrentActor,
-    purpose: OptionalLegalPurpose,
+    purpose: LegalPurpose,
     retention: Container,
 ) -> AccessPackageOut:
     """The access package and its JSON Schema, for the one who asked for it."""
@@ -308,7 +319,7 @@ async def get_erasure_receipt(
     request_id: UUID,
     principal: CurrentPrincipal,
     actor: CurrentActor,
-    purpose: OptionalLegalPurpose,
+    purpose: LegalPurpose,
     retention: Container,
 ) -> Response:
     """The signed erasure receipt (EdDSA, key at `/.well-known/jwks.json`); 409 until the
@@ -347,7 +358,7 @@ def _hold_out(hold: HoldView) -> HoldOut:
 
 @router.get("/retention/policies", name="list_retention_policies", tags=["retention"])
 async def list_retention_policies(
-    who: Compliance, purpose: LegalCompliance, retention: Container
+    who: Compliance, purpose: LegalPurpose, retention: Container
 ) -> PoliciesOut:
     """Every policy: category, trigger, period, action and legal basis."""
     return PoliciesOut(items=[_policy_out(p) for p in await retention.policies.all()])
@@ -357,7 +368,7 @@ async def list_retention_policies(
     "/retention/policies", name="define_retention_policy", status_code=201, tags=["retention"]
 )
 async def define_retention_policy(
-    body: PolicyIn, who: PolicyWriter, purpose: LegalCompliance, actor: CurrentActor,
+    body: PolicyIn, who: PolicyWriter, purpose: LegalPurpose, actor: CurrentActor,
     retention: Container,
 ) -> PolicyOut:  # fmt: skip
     """Set a policy (one per category, trigger and action: a later one replaces it)."""
@@ -374,7 +385,7 @@ async def define_retention_policy(
 
 @router.post("/retention/holds", name="place_legal_hold", status_code=201, tags=["retention"])
 async def place_legal_hold(
-    body: HoldIn, who: Compliance, purpose: LegalCompliance, actor: CurrentActor,
+    body: HoldIn, who: Compliance, purpose: LegalPurpose, actor: CurrentActor,
     retention: Container,
 ) -> HoldOut:  # fmt: skip
     """Keep categories of a subject's data despite erasure, with the legal basis and owner."""
@@ -391,7 +402,7 @@ async def place_legal_hold(
 
 @router.get("/retention/holds", name="list_legal_holds", tags=["retention"])
 async def list_legal_holds(
-    who: Compliance, purpose: LegalCompliance, actor: CurrentActor, page: Page,
+    who: Compliance, purpose: LegalPurpose, actor: CurrentActor, page: Page,
     retention: Container,
 ) -> HoldPage:  # fmt: skip
     """Legal holds by id, paginated."""
@@ -404,7 +415,7 @@ async def list_legal_holds(
         resource_type="legal_hold",
         resource_id="list",
         categories=ACCOUNT,
-        purpose=purpose.value,
+        purpose=_purpose(purpose),
         records=len(found.items),
     )
     return HoldPage(items=[_hold_out(h) for h in found.items], next_cursor=found.next_cursor)
@@ -412,7 +423,7 @@ async def list_legal_holds(
 
 @router.delete("/retention/holds/{hold_id}", name="release_legal_hold", tags=["retention"])
 async def release_legal_hold(
-    hold_id: UUID, who: Compliance, purpose: LegalCompliance, actor: CurrentActor,
+    hold_id: UUID, who: Compliance, purpose: LegalPurpose, actor: CurrentActor,
     retention: Container,
 ) -> HoldOut:  # fmt: skip
     """End a hold: what it kept is ordered erased and an open erasure moves on to verified."""
@@ -421,7 +432,7 @@ async def release_legal_hold(
 
 @router.post("/retention/run", name="run_retention", tags=["retention"])
 async def run_retention(
-    who: Compliance, purpose: LegalCompliance, actor: CurrentActor, retention: Container
+    who: Compliance, purpose: LegalPurpose, actor: CurrentActor, retention: Container
 ) -> RunOut:
     """One scheduler pass now: holds ended, overdue marked, erasures ordered or retried,
     packages collected or deleted, and every policy evaluated (the run lists each order and

@@ -19,6 +19,8 @@ from mmgen.retention.domain.events import OrderRecord
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 CATEGORY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 SERVICE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+#: A TOTP code as identity takes it (RFC 6238, six digits).
+TOTP_CODE = r"^[0-9]{6}$"
 EVENT_OR_TRIGGER_PATTERN = r"^[a-z][a-z0-9_]*\.[A-Za-z][A-Za-z0-9_]{0,63}$"
 
 RequestTypeField = Literal["access", "erasure", "rectification"]
@@ -40,13 +42,17 @@ class _In(BaseModel):
 class PrivacyRequestIn(_In):
     """`POST /privacy-requests`. Staff filing on a subject's behalf name the subject (and send
     `X-Purpose: legal_compliance`); an erasure by the subject needs a sign-in within the last
-    5 minutes, or `email` and `password` again (checked at identity, never kept)."""
+    5 minutes, or `email` and `password` again — with `totp` (a current code) or
+    `recovery_code` when the account has TOTP (checked at identity, never kept)."""
 
     type: RequestTypeField
     details: str | None = Field(default=None, max_length=4000)
     subject_id: str | None = Field(default=None, pattern=UUID_PATTERN)
     email: str | None = Field(default=None, min_length=3, max_length=320)
     password: SecretStr | None = Field(default=None, max_length=4096)
+    #: A one-time code, spent at identity on use (so not kept secret like the others).
+    totp: str | None = Field(default=None, pattern=TOTP_CODE)
+    recovery_code: SecretStr | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _rectification_says_what(self) -> Self:
