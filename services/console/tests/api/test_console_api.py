@@ -83,7 +83,7 @@ async def console() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryServices]]
     settings = ConsoleSettings(
         environment="test", jwks_url=None, log_json=False, log_level="WARNING"
     )
-    app = build_app(settings, token_verifier=TokenVerifier(tokens.key_set()), client=upstream)
+    app = build_app(settings, token_verifier=TokenVerifier(tokens.key_set(), audience="console"), client=upstream)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:

@@ -164,7 +164,7 @@ async def test_access_token_claims_and_verification_from_jwks(svc: Running) -> N
     assert abs(claims["iat"] - time.time()) < 60
     assert user["token_type"] == "bearer" and user["refresh_token"].startswith("rt_")
     # Any service verifies it from the published JWKS alone.
-    principal = await TokenVerifier(StaticKeySet.from_jwks(jwks)).verify(token)
+    principal = await TokenVerifier(StaticKeySet.from_jwks(jwks), audience="identity").verify(token)
     assert principal.subject_id == user["user_id"]
     for key in jwks["keys"]:
         assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}  # no private part

@@ -20,6 +20,9 @@ from mmgen.platform.auth.principal import Principal
 from mmgen.platform.auth.verifier import TokenVerifier
 
 ALLOWED_ROLES = ("compliance",)
+#: The services the officer's token is for: the console itself, and the audit log (kept by
+#: consent) and retention, to which the console forwards it. A token for nothing else.
+AUDIENCES = ("console", "consent", "retention")
 SECOND_FACTORS = ("otp",)
 
 
@@ -71,7 +74,7 @@ async def sign_in(
     password: str,
     totp: str | None,
 ) -> SignedIn:
-    body: dict[str, Any] = {"email": email, "password": password}
+    body: dict[str, Any] = {"email": email, "password": password, "audience": list(AUDIENCES)}
     if totp:
         body["totp"] = totp
     try:

@@ -273,9 +273,12 @@ class Credentials:
         also: Sequence[Any] = (),
     ) -> None:
         password_hash = await self.hashing.hash(password)
+        # Whole seconds, as a token's `iat`: every token issued so far has an `iat` below it,
+        # and identity issues the account's next tokens no earlier (`TokenIssuer`).
+        not_before = int(self.clock()) + 1
         events: list[NewEvent[Any]] = [
             NewEvent(
-                PasswordChanged(method=method),
+                PasswordChanged(method=method, tokens_not_before=not_before),
                 personal=PasswordChangedPII(password_hash=password_hash),
                 subject_id=user.id,
                 actor=actor,
