@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from mmgen.console.app import CSP, build_app
 from mmgen.console.settings import ConsoleSettings
 from mmgen.platform.auth import TokenVerifier, issue_token
+from mmgen.platform.auth.audiences import AudienceNotAllowedError, audiences_for
 from mmgen.runtime.testing import Tokens, assert_problem
 
 OFFICER = "officer@example.test"
@@ -39,6 +40,7 @@ class InMemoryServices:
         self.seen: list[Request] = []
         self.bodies: list[Any] = []
         self.refreshed: list[str] = []
+        self.audience: list[str] | None = None
         self.app = FastAPI()
 
         @self.app.post("/auth/token")
@@ -49,6 +51,10 @@ class InMemoryServices:
             if email == OFFICER and "totp" not in body:
                 return JSONResponse({"status": 401, "code": "mfa_required"}, status_code=401)
             amr = ["pwd", "otp"] if "totp" in body else ["pwd"]
+            try:  # as identity: only audiences the role may hold
+                self.audience = audiences_for(role, body.get("audience"))
+            except AudienceNotAllowedError:
+                return JSONResponse({"status": 400, "code": "invalid_target"}, status_code=400)
             ttl = timedelta(seconds=30) if email in (SHORT, WEAKENED) else timedelta(minutes=15)
             refresh = {SHORT: "r-good", WEAKENED: "r-weak"}.get(email, "r-none")
             return JSONResponse({"access_token": self._token(role, amr, ttl), "expires_in": 900,
@@ -72,7 +78,7 @@ class InMemoryServices:
 
     def _token(self, role: str, amr: list[str], ttl: timedelta) -> str:
         return issue_token(self.tokens.key, subject="u-" + role, role=role, ttl=ttl,
-                           extra_claims={"amr": amr})  # fmt: skip
+                           audience=self.audience, extra_claims={"amr": amr})  # fmt: skip
 
 
 @pytest.fixture
@@ -83,7 +89,11 @@ async def console() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryServices]]
     settings = ConsoleSettings(
         environment="test", jwks_url=None, log_json=False, log_level="WARNING"
     )
-    app = build_app(settings, token_verifier=TokenVerifier(tokens.key_set(), audience="console"), client=upstream)
+    app = build_app(
+        settings,
+        token_verifier=TokenVerifier(tokens.key_set(), audience="console"),
+        client=upstream,
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
@@ -97,9 +107,11 @@ async def _sign_in(client: httpx.AsyncClient, email: str, totp: str | None) -> h
 
 
 async def test_sign_in_sets_a_strict_http_only_cookie_and_keeps_the_token(console: Any) -> None:
-    client, _ = console
+    client, upstream = console
     response = await _sign_in(client, OFFICER, "123456")
     assert response.status_code == 201, response.text
+    # The officer's token is for the console and the services it forwards it to, nothing else.
+    assert upstream.audience == ["console", "consent", "retention"]
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
     assert "access_token" not in response.text and "eyj" not in response.text.lower()

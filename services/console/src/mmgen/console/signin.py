@@ -128,6 +128,10 @@ def _identity_refusal(response: httpx.Response) -> SignInRefusedError:
     code = problem.get("code") if isinstance(problem, dict) else None
     if code == "mfa_required":
         return SignInRefusedError(401, "mfa_required", "enter the one-time code of your app")
+    if code == "invalid_target":  # the account's role may not hold a console token
+        return SignInRefusedError(
+            403, "role_not_allowed", "the console is for compliance staff only"
+        )
     if response.status_code == 429:
         return SignInRefusedError(429, "throttled", "too many attempts: wait and try again")
     if response.status_code in (400, 401, 403, 422):
