@@ -152,9 +152,10 @@ def issue_token(
 ) -> str:
     """An access token as verifiers require it: header `typ: at+jwt` and `kid`, claims
     `exp iat iss aud sub role jti`, and `amr` (RFC 8176) when the methods are given
-    (`typ`/`extra_claims` let tests forge the other kinds). `aud` is a list: the `audience`
-    given, else every service the role may use (`audiences.allowed_audiences`; every service
-    for a role the table does not know, so tests can forge such tokens)."""
+    (`typ`/`extra_claims` let tests forge the other kinds). `aud`: the `audience` given (a
+    list, or a single string as other issuers send it), else the list of every service the role
+    may use (`audiences.allowed_audiences`; every service for a role the table does not know,
+    so tests can forge such tokens)."""
     issued = now or datetime.now(UTC)
     if audience is None:
         audiences: list[str] | str = list(allowed_audiences(role) or SERVICE_AUDIENCES)
