@@ -233,6 +233,7 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
             ),
         }
         assert all(value >= 1 for value in repairs.values()), repairs
+
         # Consent's own events (each audited read above is one) may sit in a hole for a moment:
         # they travel on several partitions. The projector must close every hole, not be gapless
         # at one instant.

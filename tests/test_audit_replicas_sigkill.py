@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from pymongo import AsyncMongoClient
 
 from mmgen.auditlog.verify import verify_log
@@ -36,6 +35,7 @@ from tests import people
 
 WRITERS = 4
 CATCH_UP_S = 90.0
+SURVIVORS_TAKE_OVER_S = 30.0
 PURPOSE = "marketing.email"
 
 
@@ -51,14 +51,6 @@ async def until(what: str, check: Callable[[], Awaitable[bool]], within_s: float
     return time.monotonic() - start
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open defect (issue 10): in about half the runs the surviving consent replica takes no "
-        "write for 60 s after the SIGKILL (registrations go on); suspected: a transaction the "
-        "killed process left open on the local database holds the event store's counter"
-    ),
-)
 async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
     replica_stack: Any, infra: Infra, topic_records: Any
 ) -> None:
@@ -176,7 +168,11 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
             async def more_written() -> bool:
                 return written["consent"] >= at_kill.get("consent", 0) + 20
 
-            await until("the survivors take the writes", more_written, 60)
+            # Within SURVIVORS_TAKE_OVER_S: a replica killed inside a transaction leaves it
+            # open, and what it wrote (the event store's counter) stays locked until the
+            # database reaps it — 60 s by default, 10 s as the local stack starts it
+            # (libs/localstack README, "Transactions of a killed client").
+            await until("the survivors take the writes", more_written, SURVIVORS_TAKE_OVER_S)
         finally:
             stop.set()
             await asyncio.gather(*writers, return_exceptions=True)
@@ -210,12 +206,16 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
 
         await until("the log holds every stored event", log_holds_all, CATCH_UP_S)
         entries = await log_entries()
-        stored = {name: await store_seqs(name) for name in ("identity", "consent")}
+        # Reading the log is itself audited: consent's store (and then the log) grows while
+        # the test reads. So: every event stored before is in the log with its seq, and every
+        # entry in the log is a stored event with its seq (read after the log).
+        now_stored = {name: await store_seqs(name) for name in ("identity", "consent")}
         counts = Counter(e["event_id"] for e in entries)
         assert [i for i, n in counts.items() if n > 1] == [], "events in the log twice"
         for name, seqs in stored.items():
-            mine = [e for e in entries if e["producer"] == name]
-            assert {e["event_id"]: int(e["producer_seq"]) for e in mine} == seqs, name
+            mine = {e["event_id"]: int(e["producer_seq"]) for e in entries if e["producer"] == name}
+            assert {i: mine.get(i) for i in seqs} == seqs, f"{name}: stored, not in the log"
+            assert {i: now_stored[name].get(i) for i in mine} == mine, f"{name}: logged, not stored"
         assert [e["seq"] for e in entries] == list(range(len(entries))), "the log has holes"
 
         # --- chain and tree: server side, then here against the latest signed head -----------
@@ -228,12 +228,13 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
             latest = await http.get(
                 f"{pick('consent')}/audit/checkpoints/latest", headers=audit_headers
             )
-            return latest.status_code == 200 and latest.json()["tree_size"] == len(entries)
+            return latest.status_code == 200 and latest.json()["tree_size"] >= len(entries)
 
         await until("a signed head covers the whole log", signed_head_covers_all, 60)
         latest = (
             await http.get(f"{pick('consent')}/audit/checkpoints/latest", headers=audit_headers)
         ).json()
+        entries = await log_entries()  # read after the head: it holds at least what it signs
         checked = verify_log(entries, checkpoint_note=latest["note"], verifier_key=public_key)
         assert checked.valid and checked.checked == len(entries), checked
 
@@ -249,7 +250,8 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
 
         await until("audit.log carries every entry", published_all, 60)
         assert [s for s, n in seqs.items() if n > 1] == [], "entries on audit.log twice"
-        assert set(seqs) == set(range(len(entries)))
+        # at or past the entries read: the log grows as the test reads it (audited reads)
+        assert set(seqs) == set(range(max(seqs) + 1)), "audit.log skipped entries"
 
         print(
             f"written {dict(written)}; killed {killed}; log {len(entries)} entries "

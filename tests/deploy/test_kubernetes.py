@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 from typing import Any
@@ -134,17 +135,23 @@ def test_network_policies_cover_every_pod_and_name_real_peers(
                 )
 
 
+def _peers(manifests: list[dict[str, Any]], name: str, direction: str) -> set[str]:
+    """The pods (by name label) a NetworkPolicy lets `name` reach (egress) or be reached by."""
+    policy = _named(manifests, "NetworkPolicy", name)
+    side = "to" if direction == "egress" else "from"
+    return {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in policy["spec"].get(direction, [])
+        for peer in rule[side]
+        if "podSelector" in peer
+    }
+
+
 def test_the_services_reach_only_what_they_use(rendered: dict[str, Any]) -> None:
     manifests = rendered["prod"]
 
     def egress_peers(name: str) -> set[str]:
-        policy = _named(manifests, "NetworkPolicy", name)
-        return {
-            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-            for rule in policy["spec"]["egress"]
-            for peer in rule["to"]
-            if "podSelector" in peer
-        }
+        return _peers(manifests, name, "egress")
 
     # retention's JWKS: the keys its erasure commands are checked with
     assert egress_peers("identity") == {"kafka", "mongo", "retention"}
@@ -159,7 +166,9 @@ def test_the_services_reach_only_what_they_use(rendered: dict[str, Any]) -> None
         "consent",
     }
     assert egress_peers("witness") == set()
-    assert egress_peers("gateway") == set(SERVICES)
+    assert egress_peers("gateway") == {*SERVICES, "console"}
+    # the console: the three services it calls with the officer's token, its database; no Kafka
+    assert egress_peers("console") == {"identity", "consent", "retention", "mongo"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -190,7 +199,7 @@ def test_prod_pulls_from_the_registry_and_serves_tls(
     for manifest in rendered["prod"]:
         spec = kustomize.pod_spec(manifest)
         for container in spec["containers"] if spec else []:
-            if container["name"] in (*SERVICES, "witness"):
+            if container["name"] in (*SERVICES, "console", "witness"):
                 assert container["image"].startswith("registry.example.com/mmgen/")
     ingress = _named(rendered["prod"], "Ingress", "mmgen")
     assert ingress["spec"]["tls"][0]["hosts"] == [ingress["spec"]["rules"][0]["host"]]
@@ -236,3 +245,122 @@ def test_the_builder_refuses_what_it_does_not_reproduce(kustomize: Any, tmp_path
     )
     with pytest.raises(kustomize.KustomizeError, match="test of /data/a"):
         kustomize.build(tmp_path)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_is_deployed_probed_and_reached_through_the_gateway_only(
+    rendered: dict[str, Any], overlay: str
+) -> None:
+    manifests = rendered[overlay]
+    deployment = _named(manifests, "Deployment", "console")
+    # its sessions are in its database: either replica honours a session the other opened
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["ports"][0]["containerPort"] == 8006
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    assert pod["spec"]["serviceAccountName"] == "console"
+    assert _named(manifests, "ServiceAccount", "console")["automountServiceAccountToken"] is False
+    service = _named(manifests, "Service", "console")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == 8006
+    spread = pod["spec"]["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"] == deployment["spec"]["selector"]
+    # a drain or an upgrade leaves one replica serving (and can always proceed: two replicas)
+    budget = _named(manifests, "PodDisruptionBudget", "console")
+    assert budget["spec"]["minAvailable"] == 1 < deployment["spec"]["replicas"]
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    labels = pod["metadata"]["labels"]
+    assert "mmgen.io/kafka-client" not in labels, "the console uses no topic"
+    env = _env(container)
+    assert env["CONSOLE_ENVIRONMENT"] == "production"
+    assert env["CONSOLE_COOKIE_SECURE"] == "true"
+    assert env["CONSOLE_IDENTITY_URL"] == "http://identity:8001"
+    assert env["CONSOLE_AUDIT_URL"] == "http://consent:8004"
+    assert env["CONSOLE_RETENTION_URL"] == "http://retention:8005"
+    assert env["CONSOLE_AUDIT_LOG_KEY_FILE"] == "/run/secrets/audit_log_public_key"
+    assert env["CONSOLE_WITNESS_KEYS_FILE"] == "/run/secrets/witness_public_key"
+    assert int(env["CONSOLE_WITNESS_QUORUM"]) >= 1
+    assert env["CONSOLE_MONGO_URI_FILE"] == "/run/secrets/console_mongo_uri"
+    assert env["CONSOLE_MASTER_KEY_FILE"] == "/run/secrets/console_master_key"
+    assert not [variable for variable in env if "KAFKA" in variable]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["secrets"]["secret"]["secretName"] == "mmgen-console"
+    # who reaches it: the gateway's pods, and the monitoring namespace for /metrics
+    assert _peers(manifests, "console", "ingress") == {"gateway"}
+    policy = _named(manifests, "NetworkPolicy", "console")
+    namespaces = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    ]
+    assert namespaces == ["monitoring"]
+    assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [
+        [{"protocol": "TCP", "port": 8006}]
+    ] * 2
+    # the services it calls let it in; Kafka does not (it carries no client label)
+    for name in ("identity", "consent", "retention"):
+        assert "console" in _peers(manifests, name, "ingress"), name
+    for name in ("projects", "profiles", "witness"):
+        assert "console" not in _peers(manifests, name, "ingress"), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_has_a_host_of_its_own_on_the_gateways_console_port(
+    rendered: dict[str, Any], overlay: str
+) -> None:
+    manifests = rendered[overlay]
+    ingress = _named(manifests, "Ingress", "mmgen-console")
+    (rule,) = ingress["spec"]["rules"]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "gateway", "port": {"name": "console"}}
+    assert rule["host"] != _named(manifests, "Ingress", "mmgen")["spec"]["rules"][0]["host"]
+    gateway = _named(manifests, "Service", "gateway")
+    assert {"name": "console", "port": 8081, "targetPort": 8081, "protocol": "TCP"} in gateway[
+        "spec"
+    ]["ports"]
+    container = _named(manifests, "Deployment", "gateway")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert {"name": "console", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
+    policy = _named(manifests, "NetworkPolicy", "gateway")
+    ports = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert ports == {8080, 8081}
+    if overlay == "prod":
+        assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
+
+
+def test_the_console_secret_holds_its_database_master_key_and_pinned_keys_only(
+    secrets_generator: Any, generated_secrets: dict[str, Path]
+) -> None:
+    declared = secrets_generator.K8S_SECRETS
+    assert set(declared["mmgen-console"]) == {
+        "console_mongo_uri",
+        "console_master_key",
+        "audit_log_public_key",
+        "witness_public_key",
+    }
+    assert "mongo_console_password" in declared["mmgen-mongo"]
+    assert "kafka_console_password" not in declared["mmgen-kafka"]
+    folder = generated_secrets["k8s"]
+    uri = (folder / "console_mongo_uri").read_text().strip()
+    assert uri.startswith("mongodb://console:") and "/console?replicaSet=rs0" in uri
+    assert not (folder / "kafka_console_password").exists()
+    # seals its sessions' tokens: 32 random bytes of its own, no other service's key
+    master_key = (folder / "console_master_key").read_text().strip()
+    assert len(base64.b64decode(master_key, validate=True)) == 32
+    others = {(folder / f"{s}_master_key").read_text().strip() for s in secrets_generator.SERVICES}
+    assert master_key not in others
+    # consent asks the witness whose key the console pins
+    witness = (folder / "witness_public_key").read_text().strip()
+    assert (folder / "consent_audit_witnesses").read_text().split() == [
+        "http://witness:8009",
+        witness,
+    ]

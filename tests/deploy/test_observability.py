@@ -188,3 +188,24 @@ def test_the_collector_pipeline_uses_only_what_it_defines() -> None:
         for part in ("receivers", "processors", "exporters"):
             assert set(pipeline[part]) <= set(config[part]), part
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+
+
+def test_every_service_of_compose_is_scraped_probed_and_traced(compose_model, compose_env) -> None:  # type: ignore[no-untyped-def]
+    """Each of our images in compose (the console included) has its /metrics scraped, its
+    /readyz probed and OTLP set by the observability layer."""
+    config = yaml.safe_load((OBSERVABILITY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    registry = compose_env["MMGEN_IMAGE_REGISTRY"]
+    ours = {
+        name: service
+        for name, service in compose_model["services"].items()
+        if str(service.get("image", "")).startswith(f"{registry}/{name}:")
+    }
+    assert {"identity", "console", "witness"} <= set(ours)
+    for job in ("mmgen-services", "mmgen-readyz"):
+        targets = {(entry["names"][0], entry["port"]) for entry in jobs[job]["dns_sd_configs"]}
+        for name, service in ours.items():
+            port = int(service["environment"][f"{name.upper()}_PORT"])
+            assert (name, port) in targets, (job, name)
+    for name, service in ours.items():
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in service["environment"], name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ SETTINGS = {
     "profiles": "mmgen.profiles.settings:ProfilesSettings",
     "consent": "mmgen.consent.settings:ConsentSettings",
     "retention": "mmgen.retention.settings:RetentionSettings",
+    "console": "mmgen.console.settings:ConsoleSettings",
     "witness": "mmgen.witness.settings:WitnessSettings",
 }
 #: Variables the deploy files set for the runtime rather than for a settings class.
@@ -41,7 +43,7 @@ OPTIONAL_SECRETS = {
     "master_keys_retired": "given only while a master key rotation re-wraps the data keys",
     "smtp_password": "only for a mail server that asks for AUTH (with IDENTITY_SMTP_USERNAME)",
 }
-_SERVICE_IMAGE = re.compile(r"/(identity|projects|profiles|consent|retention|witness):")
+_SERVICE_IMAGE = re.compile(r"/(identity|projects|profiles|consent|retention|console|witness):")
 
 
 def settings_class(service: str) -> type[ServiceSettings] | None:
@@ -171,12 +173,24 @@ def test_settings_start_in_production_from_the_deploy_files(
                     patch.setenv(variable, str(value))
             settings = cls()
         assert settings.environment.value == "production", where
+        if service == "console":
+            _check_console(settings, where)
         for field in cls.model_fields:
             value = getattr(settings, field)
             if isinstance(value, SecretStr | SecretBytes):
                 assert not is_development_secret(value.get_secret_value()), (where, field)
         checked.add(service)
-    assert checked >= {"identity", "projects", "profiles", "consent", "retention"}
+    assert checked >= {"identity", "projects", "profiles", "consent", "retention", "console"}
+
+
+def _check_console(settings: Any, where: str) -> None:
+    """As deployed, the console pins the generated log and witness keys, needs the witness's
+    cosignature, sends its cookie Secure and uses its own database."""
+    assert settings.secure_cookie is True, where
+    assert settings.audit_log_key is not None, where
+    assert len(settings.witness_keys) >= settings.witness_quorum >= 1, where
+    assert settings.mongo_database == "console", where
+    assert settings.identity_url == "http://identity:8001", where
 
 
 def test_ports_agree_everywhere(compose_model, rendered) -> None:
@@ -186,7 +200,7 @@ def test_ports_agree_everywhere(compose_model, rendered) -> None:
         entry.split("=")
         for entry in re.search(r"IMAGE_SERVICES := (.+)", makefile).group(1).split()
     )
-    for service in ("identity", "projects", "profiles", "consent", "retention"):
+    for service in ("identity", "projects", "profiles", "consent", "retention", "console"):
         cls = settings_class(service)
         assert cls is not None, service
         port = cls.model_fields["port"].default
@@ -202,3 +216,18 @@ def test_ports_agree_everywhere(compose_model, rendered) -> None:
             deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
             == port
         )
+
+
+def test_make_images_runs_each_services_own_app_factory() -> None:
+    """`make images` bakes in the factory each service declares (`mmgen.services` entry point):
+    the Dockerfile's default path is not every service's (the console's, the witness's)."""
+    makefile = (REPO / "Makefile").read_text()
+    table = re.search(r"IMAGE_SERVICES := (.+)", makefile).group(1).split()  # type: ignore[union-attr]
+    overrides = dict(re.findall(r"if \[ \$\$name = (\w+) \]; then factory=(\S+?);", makefile))
+    default = re.search(r"factory=mmgen\.\$\$name(\S+?);", makefile)
+    assert default is not None
+    for entry in table:
+        service = entry.split("=")[0]
+        pyproject = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
+        declared = pyproject["project"]["entry-points"]["mmgen.services"][service]
+        assert overrides.get(service, f"mmgen.{service}{default.group(1)}") == declared, service

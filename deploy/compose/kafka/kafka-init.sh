@@ -9,17 +9,23 @@
 #   KAFKA_REPLICATION_FACTOR    replicas per topic (default 1)
 #   KAFKA_PARTITIONS            partitions per topic: the platform's one count (default 6)
 #   SECRETS_DIR                 holds kafka_<service>_password for every service (default /run/secrets)
+#   KAFKA_BIN_DIR               Kafka's command-line tools (default /opt/kafka/bin)
+#
+# Each service gets exactly what its code uses (tests/deploy/test_kafka_topics.py runs this
+# script against recording stand-ins of the tools and compares with every service's topics):
+# Create on every topic it makes at start-up, Write where it publishes, Read where it reads.
+# The console has no Kafka user: it uses no topic.
 #
 # The services create their topics at start-up too (with replication factor 1): creating them
 # here first, with the cluster's replication factor, is what makes them durable.
 set -eu
 
-bin=/opt/kafka/bin
+bin=${KAFKA_BIN_DIR:-/opt/kafka/bin}
 bootstrap=${KAFKA_BOOTSTRAP:?set KAFKA_BOOTSTRAP}
 rf=${KAFKA_REPLICATION_FACTOR:-1}
 partitions=${KAFKA_PARTITIONS:-6}
 secrets=${SECRETS_DIR:-/run/secrets}
-admin=/tmp/admin.properties
+admin=${TMPDIR:-/tmp}/admin.properties
 umask 077
 cat > "$admin" <<PROPERTIES
 security.protocol=SASL_PLAINTEXT
@@ -53,6 +59,13 @@ acl() {  # acl <service> <operation>... --topic|--group <name> [--resource-patte
     "$bin/kafka-acls.sh" --bootstrap-server "$bootstrap" --command-config "$admin" --add \
         --allow-principal "User:$principal" "$@" >/dev/null
 }
+create() {  # create <service> <topic>...: made at start-up, neither read nor written
+    service=$1
+    shift
+    for name in "$@"; do
+        acl "$service" --operation Describe --operation Create --topic "$name"
+    done
+}
 produce() {  # produce <service> <topic>...: write (and create, which the services ask at start-up)
     service=$1
     shift
@@ -60,11 +73,18 @@ produce() {  # produce <service> <topic>...: write (and create, which the servic
         acl "$service" --operation Write --operation Describe --operation Create --topic "$name"
     done
 }
-consume() {  # consume <service> <topic>...: read, and dead-letter to <topic>.dlq
+subscribe() {  # subscribe <service> <topic>...: read (and create), dead-lettering nothing
     service=$1
     shift
     for name in "$@"; do
         acl "$service" --operation Read --operation Describe --operation Create --topic "$name"
+    done
+}
+consume() {  # consume <service> <topic>...: read, and dead-letter to <topic>.dlq
+    service=$1
+    shift
+    for name in "$@"; do
+        subscribe "$service" "$name"
         produce "$service" "$name.dlq"
     done
 }
@@ -75,20 +95,26 @@ for service in $SERVICES; do
         --entity-type users --entity-name "$service" \
         --add-config "SCRAM-SHA-512=[password=${password}]" >/dev/null
     # What every service does: publish its events (relay) and its relay's head, obey
-    # retention's commands, learn revoked accounts from identity, answer republish requests.
-    produce "$service" "$service.events" "$service.events.dlq" events.heads
-    consume "$service" retention.commands identity.events
-    acl "$service" --operation Read --operation Describe --operation Create --topic audit.republish
+    # retention's commands, answer republish requests (re-sent on its events topic). Its
+    # events' dead-letter topic is made at start-up; its consumers write to it.
+    produce "$service" "$service.events" events.heads
+    create "$service" "$service.events.dlq"
+    consume "$service" retention.commands
+    subscribe "$service" audit.republish
     # Consumer groups: <service>-inbox (and consent-audit, ...), republish-<service>.
     acl "$service" --operation Read --operation Describe --group "$service" --resource-pattern-type prefixed
     acl "$service" --operation Read --operation Describe --group "republish-$service"
 done
 
+# Revoked and erased accounts, from identity's events (identity itself does not read them).
+consume projects identity.events
 # profiles keeps consents and project memberships as read models.
-consume profiles consent.events projects.events
-# consent's audit log reads every producer's events and their heads, asks for repairs,
-# and publishes each appended entry.
-consume consent $EVENTS events.heads
+consume profiles identity.events consent.events projects.events
+# consent's audit log reads every producer's events (a pattern) and their heads, asks for
+# repairs, publishes each appended entry and, on taking over, reads the tail of audit.log to
+# skip what its predecessor sent already.
+consume consent $EVENTS
+subscribe consent events.heads audit.log
 produce consent audit.log audit.republish
 # retention follows the audit log and every service's answers to its commands, and sends them.
 consume retention audit.log $EVENTS

@@ -1,8 +1,9 @@
 """What hands out seqs reads and writes with `majority`: the commands on the wire say so.
 
-The event store's counter and events, the relay's lease and checkpoint, and the transactions
-of the event store and the inbox (which may append inside them) — checked on the commands the
-driver sends to the real database, not on the objects that should have sent them.
+The event store's counter and events, the relay's lease and checkpoint, the transactions of the
+event store and the inbox (which may append inside them), and the keystore's keys and erasure
+markers — checked on the commands the driver sends to the real database, not on the objects
+that should have sent them.
 """
 
 from __future__ import annotations
@@ -12,51 +13,23 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
 
 from mmgen.events.concerns import durable_session
 from mmgen.events.envelope import Envelope, Resource
+from mmgen.events.keys import MasterKey, MasterKeyring
+from mmgen.events.mongo_keystore import MongoKeystore
 from mmgen.events.mongo_store import MongoEventStore
+from mmgen.events.mongo_testing import MAJORITY_READ, MAJORITY_WRITE, CommandLog, watched_database
 from mmgen.events.relay import LeaseStore
 
 PRODUCER = "concernsvc"
-MAJORITY_WRITE = {"w": "majority"}
-MAJORITY_READ = {"level": "majority"}
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append({"name": event.command_name, **event.command})
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def named(self, name: str, collection: str | None = None) -> list[dict[str, Any]]:
-        return [
-            c
-            for c in self.sent
-            if c["name"] == name and (collection is None or c.get(name) == collection)
-        ]
-
-    def clear(self) -> None:
-        self.sent.clear()
 
 
 @pytest.fixture
-async def watched(mongo_uri: str, mongo_db: Any) -> AsyncIterator[tuple[Any, Commands]]:
+async def watched(mongo_uri: str, mongo_db: Any) -> AsyncIterator[tuple[Any, CommandLog]]:
     """The test's database through a client whose every command is recorded."""
-    commands = Commands()
-    client: Any = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[commands])
-    try:
-        yield client[mongo_db.name], commands
-    finally:
-        await client.close()
+    async with watched_database(mongo_uri, mongo_db.name) as watching:
+        yield watching
 
 
 def event(stream_id: str, version: int) -> Envelope:
@@ -73,7 +46,7 @@ def event(stream_id: str, version: int) -> Envelope:
 
 
 async def test_the_event_stores_transaction_reads_and_commits_with_majority(
-    watched: tuple[Any, Commands],
+    watched: tuple[Any, CommandLog],
 ) -> None:
     db, commands = watched
     store = MongoEventStore(db, PRODUCER)
@@ -89,7 +62,7 @@ async def test_the_event_stores_transaction_reads_and_commits_with_majority(
     await store.close()
 
 
-async def test_the_stores_reads_behind_seqs_use_majority(watched: tuple[Any, Commands]) -> None:
+async def test_the_stores_reads_behind_seqs_use_majority(watched: tuple[Any, CommandLog]) -> None:
     db, commands = watched
     store = MongoEventStore(db, PRODUCER)
     stream = f"s-{uuid.uuid4().hex[:8]}"
@@ -104,7 +77,7 @@ async def test_the_stores_reads_behind_seqs_use_majority(watched: tuple[Any, Com
 
 
 async def test_append_in_a_durable_session_commits_with_majority(
-    watched: tuple[Any, Commands],
+    watched: tuple[Any, CommandLog],
 ) -> None:
     db, commands = watched
     store = MongoEventStore(db, PRODUCER)
@@ -123,7 +96,7 @@ async def test_append_in_a_durable_session_commits_with_majority(
 
 
 async def test_the_relays_lease_and_checkpoint_use_majority(
-    watched: tuple[Any, Commands],
+    watched: tuple[Any, CommandLog],
 ) -> None:
     db, commands = watched
     leases = LeaseStore(db, PRODUCER)
@@ -137,3 +110,25 @@ async def test_the_relays_lease_and_checkpoint_use_majority(
     assert acquire["writeConcern"] == MAJORITY_WRITE
     assert advance["writeConcern"] == MAJORITY_WRITE
     assert state["readConcern"] == MAJORITY_READ
+
+
+async def test_the_keystore_mints_reads_and_shreds_with_majority(
+    watched: tuple[Any, CommandLog],
+) -> None:
+    db, commands = watched
+    keystore = MongoKeystore(db, MasterKeyring(MasterKey.generate()))
+    owner = f"user:{uuid.uuid4()}"
+    key = await keystore.key_for_write(owner)
+    (mint,) = commands.named("insert", "keystore")
+    assert mint["writeConcern"] == MAJORITY_WRITE
+    keystore.invalidate(owner)
+    assert await keystore.key_for_read(owner, key.key_id) is not None
+    finds = commands.named("find", "keystore")
+    assert len(finds) == 2 and all(c["readConcern"] == MAJORITY_READ for c in finds), finds
+
+    commands.clear()
+    assert await keystore.shred(owner) is True
+    (shred,) = commands.named("findAndModify", "keystore")
+    (stamp,) = commands.named("update", "keystore")
+    assert shred["writeConcern"] == MAJORITY_WRITE
+    assert stamp["writeConcern"] == MAJORITY_WRITE

@@ -8,112 +8,25 @@ same flows against the real services, in a real browser: `tests/browser/`.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from mmgen.console.app import CSP, build_app
-from mmgen.console.settings import ConsoleSettings
-from mmgen.platform.auth import TokenVerifier, issue_token
-from mmgen.platform.auth.audiences import AudienceNotAllowedError, audiences_for
-from mmgen.runtime.testing import Tokens, assert_problem
+from mmgen.console.app import CSP
+from mmgen.runtime.testing import assert_problem
 
-OFFICER = "officer@example.test"
-CLIENT = "client@example.test"
-NO_MFA = "plain@example.test"
-#: Officers whose first token expires within the console's refresh margin; identity's refresh
-#: gives the first a token with the second factor, the second one without.
-SHORT = "short@example.test"
-WEAKENED = "weakened@example.test"
-
-
-class InMemoryServices:
-    """Identity's `/auth/token` (with the MFA contract) and a retention `/retention/holds`."""
-
-    def __init__(self, tokens: Tokens) -> None:
-        self.tokens = tokens
-        self.seen: list[Request] = []
-        self.bodies: list[Any] = []
-        self.refreshed: list[str] = []
-        self.audience: list[str] | None = None
-        self.app = FastAPI()
-
-        @self.app.post("/auth/token")
-        async def token(request: Request) -> JSONResponse:
-            body = await request.json()
-            email = body["email"]
-            role = "client" if email == CLIENT else "compliance"
-            if email == OFFICER and "totp" not in body:
-                return JSONResponse({"status": 401, "code": "mfa_required"}, status_code=401)
-            amr = ["pwd", "otp"] if "totp" in body else ["pwd"]
-            try:  # as identity: only audiences the role may hold
-                self.audience = audiences_for(role, body.get("audience"))
-            except AudienceNotAllowedError:
-                return JSONResponse({"status": 400, "code": "invalid_target"}, status_code=400)
-            ttl = timedelta(seconds=30) if email in (SHORT, WEAKENED) else timedelta(minutes=15)
-            refresh = {SHORT: "r-good", WEAKENED: "r-weak"}.get(email, "r-none")
-            return JSONResponse({"access_token": self._token(role, amr, ttl), "expires_in": 900,
-                                 "refresh_token": refresh})  # fmt: skip
-
-        @self.app.post("/auth/refresh")
-        async def refresh(request: Request) -> JSONResponse:
-            spent = (await request.json())["refresh_token"]
-            self.refreshed.append(spent)
-            amr = ["pwd", "otp"] if spent == "r-good" else ["pwd"]
-            access = self._token("compliance", amr, timedelta(minutes=15))
-            return JSONResponse({"access_token": access, "refresh_token": "r-next"})
-
-        @self.app.api_route("/retention/holds", methods=["GET", "POST"])
-        async def holds(request: Request) -> JSONResponse:
-            self.seen.append(request)
-            if request.method == "POST":
-                self.bodies.append(await request.json())
-                return JSONResponse({"hold_id": "h1"}, status_code=201)
-            return JSONResponse({"items": [], "next_cursor": None})
-
-    def _token(self, role: str, amr: list[str], ttl: timedelta) -> str:
-        return issue_token(self.tokens.key, subject="u-" + role, role=role, ttl=ttl,
-                           audience=self.audience, extra_claims={"amr": amr})  # fmt: skip
-
-
-@pytest.fixture
-async def console() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryServices]]:
-    tokens = Tokens.generate()
-    services = InMemoryServices(tokens)
-    upstream = httpx.AsyncClient(transport=httpx.ASGITransport(app=services.app))
-    settings = ConsoleSettings(
-        environment="test", jwks_url=None, log_json=False, log_level="WARNING"
-    )
-    app = build_app(
-        settings,
-        token_verifier=TokenVerifier(tokens.key_set(), audience="console"),
-        client=upstream,
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
-            yield c, services
-    await upstream.aclose()
-
-
-async def _sign_in(client: httpx.AsyncClient, email: str, totp: str | None) -> httpx.Response:
-    body = {"email": email, "password": "pw"} | ({"totp": totp} if totp else {})
-    return await client.post("/api/session", json=body)
+from .conftest import CLIENT, NO_MFA, OFFICER, SHORT, WEAKENED, sign_in
 
 
 async def test_sign_in_sets_a_strict_http_only_cookie_and_keeps_the_token(console: Any) -> None:
     client, upstream = console
-    response = await _sign_in(client, OFFICER, "123456")
+    response = await sign_in(client, OFFICER, "123456")
     assert response.status_code == 201, response.text
     # The officer's token is for the console and the services it forwards it to, nothing else.
     assert upstream.audience == ["console", "consent", "retention"]
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+    assert "max-age" not in cookie and "expires" not in cookie  # the server ends it
     assert "access_token" not in response.text and "eyj" not in response.text.lower()
     session = (await client.get("/api/session")).json()
     assert session["role"] == "compliance" and session["csrf_token"]
@@ -131,7 +44,7 @@ async def test_refused_sign_ins_open_no_session(
     console: Any, email: str, totp: str | None, status: int, code: str
 ) -> None:
     client, _ = console
-    response = await _sign_in(client, email, totp)
+    response = await sign_in(client, email, totp)
     assert assert_problem(response, status)["code"] == code
     assert "set-cookie" not in response.headers
     assert_problem(await client.get("/api/session"), 401, "console-not-signed-in")
@@ -141,7 +54,7 @@ async def test_writes_need_the_csrf_token_and_reads_carry_the_officers_token_and
     console: Any,
 ) -> None:
     client, services = console
-    await _sign_in(client, OFFICER, "123456")
+    await sign_in(client, OFFICER, "123456")
     csrf = (await client.get("/api/session")).json()["csrf_token"]
     hold = {"subject_id": "s", "categories": ["consent"], "legal_basis": "b", "owner": "o"}
     assert_problem(await client.post("/api/retention/holds", json=hold), 403, "console-csrf")
@@ -188,14 +101,14 @@ async def test_a_token_about_to_expire_is_refreshed_and_held_to_the_same_demands
     console: Any,
 ) -> None:
     client, services = console
-    assert (await _sign_in(client, SHORT, "123456")).status_code == 201
+    assert (await sign_in(client, SHORT, "123456")).status_code == 201
     first = (await client.get("/api/session")).json()
     assert services.refreshed == ["r-good"]
     assert first["expires_at"] > time.time() + 600  # the refreshed token's expiry
     second = (await client.get("/api/session")).json()
     assert services.refreshed == ["r-good"] and second["csrf_token"] == first["csrf_token"]
 
-    assert (await _sign_in(client, WEAKENED, "123456")).status_code == 201
+    assert (await sign_in(client, WEAKENED, "123456")).status_code == 201
     ended = await client.get("/api/session")
     assert_problem(ended, 401, "console-not-signed-in")
     assert "second factor" in ended.json()["detail"]

@@ -1,15 +1,18 @@
 """The console in a real browser, against real services as processes.
 
-One stack per module run: identity, consent (the audit log), retention, the witness and the
+One stack per test session: identity, consent (the audit log), retention, the witness and the
 console, started as `mmgen up` starts them (the same launcher and wiring: the console pins the
 log's and the witness's keys) on the session's broker and database under prefixes of their
-own. Officers sign in as identity requires of compliance staff: password and a TOTP code of an
-app enrolled at identity (`Authenticator`). Chromium is Debian's (`make browser`), driven by
-Playwright.
+own, and seeded once with the demo data by the code `mmgen demo` runs (`mmgen.cli.demo.seed`,
+through the services' public APIs). The browser signs in as the demo's compliance officer,
+Casey Compliance, with the password and a TOTP code computed from the secret the demo keeps in
+its credentials file (`<state>/demo/accounts.json`), as a person with that file and an
+authenticator app would. Chromium is Debian's (`make browser`), driven by Playwright.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -21,8 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
-from mmgen.cli import stack
+from mmgen.cli import demo, stack
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, unique_name
 from mmgen.platform.totp import Authenticator
@@ -60,6 +64,33 @@ class Person:
     token: str
     #: The TOTP app of an enrolled account (None: password only).
     authenticator: Authenticator | None = None
+
+
+@dataclass
+class Demo:
+    """The demo data set `mmgen demo` seeded, read back from its credentials file."""
+
+    state: demo.DemoState
+    #: What `mmgen demo` printed (the accounts, the signed head covering the demo).
+    printed: str
+    people: dict[str, Person] = field(default_factory=dict)
+
+    def user_id(self, key: str) -> str:
+        return str(self.state.accounts[key]["user_id"])
+
+    def person(self, key: str) -> Person:
+        """A demo account by its key (`compliance`, `client.acme`, `creator.mia`, …), with an
+        authenticator on the file's TOTP secret (and the steps the demo used) if it has one.
+        One object per account, so no code is offered twice."""
+        if key not in self.people:
+            record = self.state.accounts[key]
+            app = None
+            if record.get("totp_secret"):
+                app = Authenticator(record["totp_secret"], record.get("totp_used_steps", []))
+            self.people[key] = Person(
+                self.user_id(key), record["email"], record["password"], "", app
+            )
+        return self.people[key]
 
 
 @dataclass
@@ -161,7 +192,7 @@ class ConsoleStack:
         assert r.status_code == 200, r.text
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def console_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     found = {s.name: s for s in stack.discover_services() if s.name in SERVICES}
     assert set(found) == set(SERVICES), f"installed: {sorted(found)}"
@@ -208,10 +239,25 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-@pytest.fixture(scope="module")
-def officer(console_stack: ConsoleStack) -> Person:
-    """A compliance officer with TOTP enrolled at identity."""
-    return console_stack.staff_account("compliance", enrolled=True)
+@pytest.fixture(scope="session")
+def demo_data(console_stack: ConsoleStack) -> Demo:
+    """The demo seeded once per session by `mmgen demo`'s own code, against this stack (the
+    stack record in its state folder says which services run, as under `mmgen up`)."""
+    state_dir = console_stack.config.state_dir
+    printed = io.StringIO()
+    demo.seed(state_dir, out=Console(file=printed, width=400))
+    data = Demo(demo.DemoState.load(state_dir), printed.getvalue())
+    assert "Audit log: a signed tree head covers" in data.printed, data.printed
+    return data
+
+
+@pytest.fixture(scope="session")
+def officer(demo_data: Demo) -> Person:
+    """The demo's compliance officer, Casey Compliance: TOTP enrolled by the demo."""
+    officer = demo_data.person("compliance")
+    assert demo_data.state.accounts["compliance"]["name"] == "Casey Compliance"
+    assert officer.authenticator is not None, "the demo enrols TOTP for compliance staff"
+    return officer
 
 
 def sign_in_page(page: Any, s: ConsoleStack, person: Person, code: str | None) -> None:

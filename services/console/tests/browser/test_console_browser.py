@@ -1,5 +1,6 @@
-"""The issue's acceptance, in headless Chromium: sign-in, search, verification in the browser,
-tampering caught, the live tail, holds on an erasure, accessibility, screenshots.
+"""The issue's acceptance, in headless Chromium: sign-in as the demo's compliance officer,
+search by a demo subject, verification in the browser, tampering caught, the live tail, holds
+on an erasure, accessibility, screenshots.
 
 What is checked comes from the services (the audit log's own database for tampering,
 retention's answers) or from what the page shows a person (text and roles), never from the
@@ -8,7 +9,6 @@ console's own API answers alone.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 from pymongo import MongoClient
 
-from .conftest import ConsoleStack, Person, poll, sign_in_page
+from .conftest import ConsoleStack, Demo, Person, poll, sign_in_page
 
 pytestmark = pytest.mark.slow
 VERDICT_TIMEOUT_MS = 30_000
@@ -54,14 +54,14 @@ def _verdict(page: Any) -> str:
 
 
 def test_sign_in_is_refused_to_a_client_and_without_a_second_factor(
-    browser: Any, console_stack: ConsoleStack, officer: Person
+    browser: Any, console_stack: ConsoleStack, demo_data: Demo, officer: Person
 ) -> None:
     s = console_stack
     context = browser.new_context()
     page = context.new_page()
     try:
-        client = s.register("client")
-        sign_in_page(page, s, client, None)
+        # A demo client (Acme's Ada Lindqvist), with her right password: not compliance staff.
+        sign_in_page(page, s, demo_data.person("client.acme"), None)
         alert = page.get_by_role("alert")
         alert.wait_for()
         assert "compliance staff only" in str(alert.text_content())
@@ -72,42 +72,62 @@ def test_sign_in_is_refused_to_a_client_and_without_a_second_factor(
         sign_in_page(page, s, plain, None)
         page.get_by_text("second factor").wait_for()
 
-        # The enrolled officer without the code: identity asks for it, nothing is opened.
+        # The demo officer without the code: identity asks for it, nothing is opened.
         sign_in_page(page, s, officer, None)
         page.get_by_text("one-time code of your app").wait_for()
         assert page.url.endswith("/signin")
         assert context.cookies() == []
         assert page.evaluate("fetch('/api/session').then(r => r.status)") == 401
 
-        # With the code: a session, in an httpOnly, SameSite=Strict cookie.
-        sign_in_page(
-            page, s, officer, officer.authenticator.code() if officer.authenticator else None
-        )
+        # With a code from the demo's TOTP secret: a session, in an httpOnly, SameSite=Strict
+        # cookie holding an opaque id (no token), as the demo's compliance officer.
+        assert officer.authenticator is not None
+        sign_in_page(page, s, officer, officer.authenticator.code())
         page.wait_for_url(f"{s.console}/audit", timeout=15_000)
         [cookie] = context.cookies()
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-        assert officer.token not in json.dumps(context.cookies())
+        assert "." not in cookie["value"] and not cookie["value"].startswith("eyJ")
         assert "token" not in str(page.evaluate("document.cookie"))
+        me = page.evaluate("fetch('/api/session').then(r => r.json())")
+        assert (me["subject_id"], me["role"]) == (demo_data.user_id("compliance"), "compliance")
     finally:
         context.close()
 
 
+#: What the demo leaves in the audit log about Mia Rossi (a creator): her registration, her
+#: two consents, and a staff member's reads of her account and her consents for support.
+MIA_ENTRIES = {
+    "identity.UserRegistered": 1,
+    "consent.ConsentGranted": 2,
+    "identity.UserRead": 1,
+    "consent.ConsentRecordsRead": 1,
+}
+
+
 def test_search_open_verify_then_tampering_is_caught(
-    signed_in: Any, console_stack: ConsoleStack, screenshots: Path
+    signed_in: Any, console_stack: ConsoleStack, demo_data: Demo, screenshots: Path
 ) -> None:
     s, page = console_stack, signed_in
-    subject = s.register("creator")
-    version = s.publish_policy()
-    s.decide(subject, version, "marketing.email", True)
+    mia, staff = demo_data.user_id("creator.mia"), demo_data.user_id("staff")
 
-    def rows() -> int:
-        page.goto(f"{s.console}/audit?subject_id={subject.user_id}")
+    def shown() -> list[list[str]]:
+        page.goto(f"{s.console}/audit?subject_id={mia}")
         _loaded(page)
-        return int(page.locator("tbody tr").count())
+        return [
+            [str(cell) for cell in row.locator("td").all_text_contents()]
+            for row in page.locator("tbody tr").all()
+        ]
 
-    poll(rows, lambda n: n >= 2, 30, "the subject's entries in the search")
+    def complete(rows: list[list[str]]) -> bool:
+        types = [row[2] for row in rows]
+        return all(types.count(kind) >= n for kind, n in MIA_ENTRIES.items())
+
+    rows = poll(shown, complete, 30, "the demo subject's entries in the search")
+    # Columns: seq, recorded, event type, action, subject, actor, purpose.
+    assert all(row[4] == mia for row in rows), rows
+    reads = [row for row in rows if row[2] in ("identity.UserRead", "consent.ConsentRecordsRead")]
+    assert all(row[5].startswith(staff) and row[6] == "support" for row in reads), reads
     expect(page.locator("#head-verdict")).to_have_text("signature verified with the pinned keys")
-    assert page.locator("tbody tr").first.get_by_text(subject.user_id).count() >= 1
     _shoot(page, screenshots, "audit-search")
     assert _serious(page) == []
 
@@ -120,8 +140,8 @@ def test_search_open_verify_then_tampering_is_caught(
         page.reload()
         return _verdict(page)
 
-    shown = poll(verdict, lambda v: "no signed head covers" not in v, 30, "a covering head")
-    assert shown == "verified", shown
+    shown_verdict = poll(verdict, lambda v: "no signed head covers" not in v, 30, "a covering head")
+    assert shown_verdict == "verified", shown_verdict
     assert page.get_by_text("cosigned by mmgen.local/witness").count() == 1
     _shoot(page, screenshots, "audit-entry-verified")
     assert _serious(page) == []
@@ -134,7 +154,7 @@ def test_search_open_verify_then_tampering_is_caught(
         assert doc is not None
         slot = f"e.{seq % 32}"
         stored = str(doc["e"][seq % 32])
-        forged = stored.replace(subject.user_id, "00000000-0000-4000-8000-000000000000")
+        forged = stored.replace(mia, "00000000-0000-4000-8000-000000000000")
         assert forged != stored
         pages.update_one({"_id": doc["_id"]}, {"$set": {slot: forged}})
         try:
@@ -148,8 +168,8 @@ def test_search_open_verify_then_tampering_is_caught(
     page.reload()
     assert _verdict(page) == "verified"
 
-    page.get_by_role("link", name=subject.user_id).first.click()
-    page.wait_for_url(f"{s.console}/subjects/{subject.user_id}")
+    page.get_by_role("link", name=mia).first.click()
+    page.wait_for_url(f"{s.console}/subjects/{mia}")
     page.get_by_role("heading", name="Subject report (Art. 15)").wait_for()
     _shoot(page, screenshots, "subject-report")
     assert _serious(page) == []

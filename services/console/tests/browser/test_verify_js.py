@@ -6,7 +6,9 @@ with the reason when a byte is wrong. No service runs: the console serves the mo
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from pymongo import MongoClient
 
 from mmgen.auditlog.checkpoint import (
     Checkpoint,
@@ -31,14 +34,24 @@ from mmgen.auditlog.receipt import Ed25519Jwk, jwks_document, sign_compact
 from mmgen.console.app import build_app
 from mmgen.console.settings import ConsoleSettings
 from mmgen.localstack.ports import free_port
+from mmgen.localstack.pytest_plugin import unique_name
 
 VECTORS = Path(__file__).resolve().parents[4] / "libs" / "auditlog" / "tests" / "vectors"
 
 
 @pytest.fixture(scope="module")
-def verifier_page(browser: Any) -> Iterator[Any]:
+def verifier_page(browser: Any, mongo_uri: str) -> Iterator[Any]:
+    """The console serving its static modules (its sessions' database is the session's
+    MongoDB, under a name of its own)."""
+    database = unique_name("console_js_")
     settings = ConsoleSettings(
-        environment="test", jwks_url=None, log_json=False, log_level="WARNING"
+        environment="test",
+        jwks_url=None,
+        log_json=False,
+        log_level="WARNING",
+        mongo_uri=mongo_uri,
+        mongo_database=database,
+        master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
     )
     port = free_port()
     server = uvicorn.Server(
@@ -59,6 +72,8 @@ def verifier_page(browser: Any) -> Iterator[Any]:
         context.close()
         server.should_exit = True
         thread.join(10)
+        with MongoClient(mongo_uri) as mongo:
+            mongo.drop_database(database)
 
 
 def _js(page: Any, body: str, arg: Any = None) -> Any:

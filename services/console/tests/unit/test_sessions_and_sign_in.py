@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
+
 import pytest
 
-from mmgen.console.sessions import InMemorySessionStore, SessionTableFullError
+from mmgen.console.sessions import (
+    InMemorySessionStore,
+    SessionTableFullError,
+    new_session_id,
+    session_key,
+)
 from mmgen.console.settings import ConsoleSettings
 from mmgen.console.signin import SignInRefusedError, check_principal
 from mmgen.platform.auth.principal import Principal, Role
@@ -18,31 +27,39 @@ class Clock:
         return self.now
 
 
-def test_a_session_ends_with_its_token_and_when_idle() -> None:
+async def test_a_session_ends_with_its_token_and_when_idle() -> None:
     clock = Clock()
     store = InMemorySessionStore(idle_seconds=60, max_sessions=10, clock=clock)
-    session = store.open("token", "s1", "compliance", expires_at=clock.now + 300)
-    assert store.get(session.id) is session
+    session = await store.open("token", "s1", "compliance", expires_at=clock.now + 300)
+    assert await store.get(session.id) is session
     clock.now += 59
-    assert store.get(session.id) is session  # each use keeps it alive
+    assert await store.get(session.id) is session  # each use keeps it alive
     clock.now += 61
-    assert store.get(session.id) is None
-    other = store.open("token", "s1", "compliance", expires_at=clock.now + 10)
+    assert await store.get(session.id) is None
+    other = await store.open("token", "s1", "compliance", expires_at=clock.now + 10)
     clock.now += 10
-    assert store.get(other.id) is None
-    assert store.get(None) is None and store.get("") is None and store.get("nope") is None
+    assert await store.get(other.id) is None
+    assert await store.get(None) is None and await store.get("") is None
+    assert await store.get("nope") is None
 
 
-def test_the_table_is_bounded_and_csrf_is_compared_exactly() -> None:
+async def test_the_table_is_bounded_and_csrf_is_compared_exactly() -> None:
     store = InMemorySessionStore(idle_seconds=60, max_sessions=1, clock=Clock())
-    session = store.open("token", "s1", "compliance", expires_at=2000.0)
+    session = await store.open("token", "s1", "compliance", expires_at=2000.0)
     with pytest.raises(SessionTableFullError):
-        store.open("token", "s2", "compliance", expires_at=2000.0)
+        await store.open("token", "s2", "compliance", expires_at=2000.0)
     assert session.csrf_matches(session.csrf_token)
     assert not session.csrf_matches(None)
     assert not session.csrf_matches(session.csrf_token[:-1])
-    store.close(session.id)
-    assert len(store) == 0
+    await store.close(session.id)
+    assert await store.count() == 0
+
+
+def test_the_store_knows_a_session_by_the_hash_of_its_id_only() -> None:
+    first, second = new_session_id(), new_session_id()
+    assert first != second and len(first) >= 43  # 256 random bits, url-safe
+    assert session_key(first) == hashlib.sha256(first.encode()).hexdigest()
+    assert first not in session_key(first)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +94,14 @@ def test_settings_pin_valid_keys_only() -> None:
     )
     assert settings.audit_log_key == log and settings.witness_keys == (witness,)
     assert not settings.secure_cookie
-    assert ConsoleSettings(environment="production").secure_cookie
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    assert ConsoleSettings(environment="production", master_key=key).secure_cookie
+
+
+def test_production_refuses_the_development_master_key() -> None:
+    """The key sealing the officers' tokens at rest must be a real one outside the local stack."""
+    with pytest.raises(ValueError, match="CONSOLE_MASTER_KEY"):
+        ConsoleSettings(environment="production")
     with pytest.raises(ValueError, match="audit-log verifier key"):
         ConsoleSettings(environment="test", audit_log_key="mmgen.local/audit+00000000+AAAA")
     with pytest.raises(ValueError, match="quorum"):

@@ -3,11 +3,15 @@
 On a replica set, a write acknowledged by the primary alone (`w: 1`) can be rolled back when
 another member is elected, and a read with read concern `local` can return such a write.
 Where a number is handed out from what is read — the producer's `producer_seq` counter, the
-relay's checkpoint and lease, the audit log's head (size, own seq) — a rolled-back write
-means the same number given to two different events, or a checkpoint past what any member
-holds. So those collections read and write with `majority`, and their transactions commit
-with it: what they read was acknowledged by a majority, and a write is acknowledged only once
-a majority has it. The drivers' defaults are left alone everywhere else.
+relay's checkpoint and lease, the audit log's head (size, own seq), a project's message and
+file numbers, the profile search index's per-token seqs — a rolled-back write means the same
+number given to two different things, or a checkpoint past what any member holds. Where a
+write is a promise others act on — the keystore's data keys (data sealed under a key whose
+creation is rolled back is unreadable) and erasure markers (a shred rolled back is undone),
+identity's account and email records (an email held twice) — a rolled-back write breaks it.
+So those collections read and write with `majority`, and their transactions commit with it:
+what they read was acknowledged by a majority, and a write is acknowledged only once a
+majority has it. The drivers' defaults are left alone everywhere else.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mmgen.events.concerns import durable
 from mmgen.events.envelope import utc_now
 from mmgen.events.errors import DataKeyMissingError, OwnerErasedError
 from mmgen.events.keys import (
@@ -74,7 +75,9 @@ class MongoKeystore(KeystoreBase):
         erased_memory: int = 100_000,
     ) -> None:
         super().__init__(keyring, cache_ttl_seconds)
-        self.keys = db[collection]
+        # Majority (concerns.py): a minted key or an erasure marker rolled back by a failover
+        # would be a key another replica already sealed data with, or a shred undone.
+        self.keys = durable(db[collection])
         self._buckets = buckets
         self.erasure_poll_seconds = erasure_poll_seconds
         #: Owners seen erased (for good), most recently seen last; at most `erased_memory`.

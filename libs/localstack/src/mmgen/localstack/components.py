@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from mmgen.localstack.database import TRANSACTION_LIFETIME_SECONDS
 from mmgen.localstack.processes import Launch, ManagedProcess, python_argv, spawn, start_together
 
 BROKER = "broker"
@@ -77,16 +78,25 @@ def launch_broker(host: str, port: int, log_path: Path) -> Launch:
 
 
 def launch_database(
-    host: str, port: int, storage_path: Path | None, log_path: Path, sync_on_commit: bool = True
+    host: str,
+    port: int,
+    storage_path: Path | None,
+    log_path: Path,
+    sync_on_commit: bool = True,
+    transaction_lifetime_seconds: float = TRANSACTION_LIFETIME_SECONDS,
 ) -> Launch:
     """Spawn SecantusDB; `storage_path=None` gives a throwaway in-memory store (tests).
 
     `sync_on_commit` makes acknowledged writes survive a crash (INFRA.md: otherwise the last
     second of writes can be lost), which the local stack's event stores rely on.
+    `transaction_lifetime_seconds` bounds how long a transaction nobody finishes (its client
+    was killed) keeps the documents it wrote locked (`mmgen.localstack.database`).
     """
     args = [
         "-m",
-        "secantus",
+        "mmgen.localstack.database",
+        "--transaction-lifetime-seconds",
+        str(transaction_lifetime_seconds),
         "--host",
         host,
         "--port",
@@ -132,9 +142,15 @@ def start_database(
     log_path: Path,
     sync_on_commit: bool = True,
     timeout: float = 30.0,
+    transaction_lifetime_seconds: float = TRANSACTION_LIFETIME_SECONDS,
 ) -> ManagedProcess:
     """Start the database and wait until it is a writable primary (see `launch_database`)."""
     [proc] = start_together(
-        [lambda: launch_database(host, port, storage_path, log_path, sync_on_commit)], timeout
+        [
+            lambda: launch_database(
+                host, port, storage_path, log_path, sync_on_commit, transaction_lifetime_seconds
+            )
+        ],
+        timeout,
     )
     return proc

@@ -27,15 +27,19 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo import AsyncMongoClient
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from mmgen.console.sessions import InMemorySessionStore, Session, SessionTableFullError
+from mmgen.console.mongo_sessions import MongoSessionStore
+from mmgen.console.sessions import Session, SessionStore, SessionTableFullError
 from mmgen.console.settings import ConsoleSettings
 from mmgen.console.signin import SignInRefusedError, refresh, sign_in
 from mmgen.console.upstream import Answer, Upstream, UpstreamUnavailableError
-from mmgen.platform import PlatformApp, ProblemError, ReadinessCheck
+from mmgen.events.mongo_keystore import MongoKeystore
+from mmgen.platform import PlatformApp, ProblemError
 from mmgen.platform import create_app as platform_app
 from mmgen.platform.auth.verifier import TokenVerifier
+from mmgen.platform.health import mongo_check
 from mmgen.platform.problems import problem_response
 
 VERSION = "0.1.0"
@@ -108,22 +112,27 @@ def _state(request: Request) -> Any:
 
 async def current_session(request: Request) -> Session:
     """The request's session; a token that expires within `REFRESH_AHEAD_S` is refreshed at
-    identity first (and must still be a compliance token with a second factor)."""
+    identity first (and must still be a compliance token with a second factor) by the one
+    request, on any replica, that claims it; the others use the current token meanwhile."""
     state = _state(request)
-    session = state.sessions.get(request.cookies.get(cookie_name(state.settings)))
+    session = await state.sessions.get(request.cookies.get(cookie_name(state.settings)))
     if session is None:
         logger.info("console request without a session", extra={"route": request.url.path})
         raise NotSignedInError("sign in to use the console")
-    if session.refresh_token and session.expires_at - time.time() < REFRESH_AHEAD_S:
+    if (
+        session.refresh_token
+        and session.expires_at - time.time() < REFRESH_AHEAD_S
+        and await state.sessions.claim_refresh(session)
+    ):
         try:
             renewed = await refresh(
                 state.http, state.settings.identity_url, state.token_verifier,
                 session.refresh_token,
             )  # fmt: skip
         except SignInRefusedError as exc:
-            state.sessions.close(session.id)
+            await state.sessions.close(session.id)
             raise NotSignedInError(f"your session ended: {exc.detail}") from exc
-        state.sessions.renew(
+        await state.sessions.renew(
             session, renewed.access_token, renewed.expires_at, renewed.refresh_token
         )
     return session
@@ -146,10 +155,10 @@ def csrf_checked(
 Writer = Annotated[Session, Depends(csrf_checked)]
 
 
-def _relay(request: Request, session: Session, answer: Answer) -> Response:
+async def _relay(request: Request, session: Session, answer: Answer) -> Response:
     """The service's answer as is; a 401 there (token revoked or expired) ends the session."""
     if answer.status == 401:
-        _state(request).sessions.close(session.id)
+        await _state(request).sessions.close(session.id)
     return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
 
@@ -172,7 +181,7 @@ async def _call(
         answer = await upstream.call(method, path, session.access_token, params=params, json=json)
     except UpstreamUnavailableError as exc:
         raise UnavailableError(f"{exc.service} did not answer: try again") from exc
-    return _relay(request, session, answer)
+    return await _relay(request, session, answer)
 
 
 def build_router() -> APIRouter:
@@ -229,7 +238,7 @@ def build_router() -> APIRouter:
                 password=body.password,
                 totp=body.totp,
             )
-            session = state.sessions.open(
+            session = await state.sessions.open(
                 signed.access_token,
                 signed.principal.subject_id,
                 str(signed.principal.role),
@@ -249,10 +258,12 @@ def build_router() -> APIRouter:
         except SessionTableFullError:
             return problem_response(request, status=503, detail="too many open sessions")
         response = JSONResponse(_session_json(session), status_code=201)
+        # No Max-Age: the session's end is the server's to decide (idleness, the token's
+        # expiry, sign-out); a cookie dropped after `idle` seconds would sign out an officer
+        # who never stopped working.
         response.set_cookie(
             cookie_name(state.settings),
             session.id,
-            max_age=state.settings.session_idle_seconds,
             path="/",
             secure=state.settings.secure_cookie,
             httponly=True,
@@ -266,7 +277,7 @@ def build_router() -> APIRouter:
 
     @api.delete("/session", name="console_sign_out", status_code=204)
     async def delete_session(request: Request, session: Writer) -> Response:
-        _state(request).sessions.close(session.id)
+        await _state(request).sessions.close(session.id)
         response = Response(status_code=204)
         response.delete_cookie(cookie_name(_state(request).settings), path="/")
         return response
@@ -483,10 +494,26 @@ def build_app(
     token_verifier: TokenVerifier | None = None,
     client: httpx.AsyncClient | None = None,
 ) -> PlatformApp:
-    """The console app; `token_verifier` defaults to identity's JWKS (`CONSOLE_JWKS_URL`)."""
+    """The console app; `token_verifier` defaults to identity's JWKS (`CONSOLE_JWKS_URL`).
+
+    Sessions live in the console's own database (`CONSOLE_MONGO_URI`, `CONSOLE_MONGO_DATABASE`),
+    so every replica shares them and a restart keeps them."""
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    db = mongo[settings.mongo_database]
+    keystore = MongoKeystore(
+        db, settings.master_keyring(), cache_ttl_seconds=settings.key_cache_ttl_seconds
+    )
+    sessions = MongoSessionStore(
+        db,
+        keystore,
+        idle_seconds=settings.session_idle_seconds,
+        max_sessions=settings.max_sessions,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await keystore.ensure_indexes()
+        await sessions.ensure_indexes()
         http = client or httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
         app.state.http = http
         assert settings.audit_url and settings.retention_url
@@ -497,6 +524,7 @@ def build_app(
         finally:
             if client is None:
                 await http.aclose()
+            await mongo.close()
 
     app = platform_app(
         settings,
@@ -507,16 +535,11 @@ def build_app(
         token_verifier=token_verifier,
         description="The compliance staff's web application (a back-end-for-front-end).",
     )
-    app.state.sessions = InMemorySessionStore(
-        idle_seconds=settings.session_idle_seconds, max_sessions=settings.max_sessions
-    )
+    store: SessionStore = sessions
+    app.state.sessions = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders, secure=settings.secure_cookie)
-
-    async def sessions_ready() -> bool | str:
-        return f"{len(app.state.sessions)} open sessions"
-
-    app.add_readiness_check(ReadinessCheck("sessions", sessions_ready))
+    app.add_readiness_check(mongo_check(mongo))
     return app
 
 

@@ -1,9 +1,10 @@
 """Settings of the console, read from `CONSOLE_*` environment variables.
 
-The console holds no data of its own: it needs where identity, the audit log (consent) and
-retention answer, and the keys the browser verifies the audit log with. Those keys are
-**pinned** here, obtained out of band (the log's operator, each witness), and served to the
-browser from these settings — never fetched from the log being checked.
+The console holds no personal data of its own, only its officers' sessions (in its own
+database, the tokens sealed under `master_key`). It needs where identity, the audit log
+(consent) and retention answer, and the keys the browser verifies the audit log with. Those
+keys are **pinned** here, obtained out of band (the log's operator, each witness), and served
+to the browser from these settings — never fetched from the log being checked.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from mmgen.auditlog.checkpoint import NoteVerifier
 from mmgen.auditlog.cosignature import CosignatureVerifier
 from mmgen.auditlog.errors import KeyMalformedError
-from mmgen.platform import ServiceSettings
-from mmgen.platform.settings import Environment
+from mmgen.events.keys import MasterKey, MasterKeyring
+from mmgen.platform import ServiceSettings, dev_secret
+from mmgen.platform.settings import Environment, key_bytes
 
 DEFAULT_PORTS = {"identity": 8001, "consent": 8004, "retention": 8005}
 
@@ -35,6 +37,8 @@ class ConsoleSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CONSOLE_", extra="ignore", frozen=True)
 
     service_name: str = "console"
+    #: The console's own database: its officers' sessions and the key sealing their tokens.
+    mongo_database: str = "console"
     port: int = Field(default=8006, ge=0, le=65535)
     jwks_url: str | None = "http://127.0.0.1:8001/.well-known/jwks.json"
     #: A sign-in form or a hold is a few hundred bytes.
@@ -56,8 +60,16 @@ class ConsoleSettings(ServiceSettings):
 
     #: A session ends when the officer's access token does, or after this long idle.
     session_idle_seconds: int = Field(default=900, ge=60, le=86_400)
-    #: Sessions held at once (in memory; a full table refuses new sign-ins).
+    #: Sessions open at once (a full table refuses new sign-ins).
     max_sessions: int = Field(default=1000, ge=1, le=100_000)
+    #: Wraps the data key that seals the officers' tokens in the session records.
+    master_key: SecretStr = dev_secret("console-master-key")
+    #: Names the master key in the wrapped data key (change it when rotating).
+    master_key_id: str = "mk-1"
+    #: Earlier master keys, `{key_id: base64 key}`, still able to unwrap the data key.
+    master_keys_retired: dict[str, SecretStr] = Field(default_factory=dict)
+    #: How long the unwrapped data key stays cached in the process.
+    key_cache_ttl_seconds: float = Field(default=300.0, ge=0)
     #: `Secure` on the session cookie; default: everywhere but a development stack on
     #: plain HTTP (`mmgen up`).
     cookie_secure: bool | None = None
@@ -98,6 +110,15 @@ class ConsoleSettings(ServiceSettings):
         if self.witness_quorum > len(self.witness_keys):
             raise ValueError("witness_quorum is larger than the number of pinned witness keys")
         return self
+
+    def master_keyring(self) -> MasterKeyring:
+        """The master key and the retired ones, from settings (never from the repository)."""
+        retired = tuple(
+            MasterKey(key_id, key_bytes(secret))
+            for key_id, secret in self.master_keys_retired.items()
+            if key_id != self.master_key_id
+        )
+        return MasterKeyring(MasterKey(self.master_key_id, key_bytes(self.master_key)), retired)
 
     @property
     def secure_cookie(self) -> bool:

@@ -241,7 +241,9 @@ class AuditComponent:
         self.publisher = AuditLogPublisher(
             self.store, producer, self.audit_log_topic, metrics=self.metrics
         )
-        skipped = await self.publisher.skip_published(self.config.kafka_bootstrap)
+        skipped = await self.publisher.skip_published(
+            self.config.kafka_bootstrap, security=self.config.kafka_security
+        )
         if skipped:
             log.info("audit log: %d entries after the cursor were on audit.log already", skipped)
         self.projector = AuditProjector(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 from mmgen.events.tailer import Tailer, TailerMetrics
 
 if TYPE_CHECKING:
@@ -137,19 +138,21 @@ class AuditLogPublisher:
     async def stop(self) -> None:
         await self.tailer.stop()
 
-    async def skip_published(self, bootstrap: str, timeout_s: float = 30.0) -> int:
+    async def skip_published(
+        self, bootstrap: str, timeout_s: float = 30.0, *, security: KafkaSecurity = PLAINTEXT
+    ) -> int:
         """Before the first send: note which entries after the cursor are on the topic already.
 
         Returns how many will be skipped. The cursor moves only after a whole window is acked,
         so what a crashed predecessor sent beyond it is at most one window, and lies in the
-        last `window` messages of each partition.
+        last `window` messages of each partition. `security`: how the service's other Kafka
+        clients connect (a SASL listener refuses a client without it).
         """
         start = await self.store.cursor(CURSOR)
-        self.sent_before = {
-            seq
-            for seq in await published_seqs(bootstrap, self.topic, self.window, timeout_s)
-            if seq >= start
-        }
+        published = await published_seqs(
+            bootstrap, self.topic, self.window, timeout_s, security=security
+        )
+        self.sent_before = {seq for seq in published if seq >= start}
         return len(self.sent_before)
 
     async def _send(self, docs: Sequence[dict[str, Any]]) -> None:
@@ -173,14 +176,21 @@ class AuditLogPublisher:
         self.metrics.published.inc(len(futures))
 
 
-async def published_seqs(bootstrap: str, topic: str, tail: int, timeout_s: float) -> set[int]:
+async def published_seqs(
+    bootstrap: str,
+    topic: str,
+    tail: int,
+    timeout_s: float,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> set[int]:
     """The `seq` headers of the last `tail` messages of every partition of `topic`.
 
     Partitions are asked for by name (the local broker may leave a topic out of its listing);
     no consumer group, so reading commits nothing. Raises TimeoutError if the end is not
     reached in `timeout_s` (the caller then does not publish: better late than twice).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_config())
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -191,7 +201,9 @@ async def published_seqs(bootstrap: str, topic: str, tail: int, timeout_s: float
     ]
     if not partitions:
         return set()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **security.client_config()
+    )
     await consumer.start()
     try:
         consumer.assign(partitions)

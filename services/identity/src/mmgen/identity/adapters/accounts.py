@@ -25,6 +25,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mmgen.events.concerns import durable, durable_session
 from mmgen.identity.domain.errors import EmailTakenError
 from mmgen.identity.domain.model import ACTIVE, CLOSED
 
@@ -133,8 +134,10 @@ class MongoAccountsReadModel:
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
-        self.users = db["users"]
-        self.emails = db["email_index"]
+        # Majority (mmgen.events.concerns): a reservation or an account rolled back by a
+        # failover would let a second account take an email already given out.
+        self.users = durable(db["users"])
+        self.emails = durable(db["email_index"])
 
     async def ensure_indexes(self) -> None:
         await self.emails.create_index([("user_id", ASCENDING)], name="user_id")
@@ -176,7 +179,7 @@ class MongoAccountsReadModel:
     # --- projection writes, each one transaction ---------------------------------------------
 
     async def _transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        async with self.db.client.start_session() as session:
+        async with durable_session(self.db.client) as session:
             result: T = await session.with_transaction(work)
             return result
 

@@ -19,6 +19,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.operations import UpdateOne
 
+from mmgen.events.concerns import durable
 from mmgen.profiles.adapters.read_models import (
     TOMBSTONE_VERSION,
     ConsentGrant,
@@ -214,7 +215,8 @@ class MongoSearchIndex:
         lookup_chunk: int = 200,
     ) -> None:
         self.postings = db[postings]
-        self.heads_coll = db[heads]
+        # The heads hand out each token's seqs: majority, so a failover never reuses one.
+        self.heads_coll = durable(db[heads])
         self.lookup_chunk = lookup_chunk
 
     async def ensure_indexes(self) -> None:

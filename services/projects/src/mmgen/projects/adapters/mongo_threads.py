@@ -17,6 +17,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mmgen.events.concerns import durable
 from mmgen.events.envelope import PiiBlob, normalize_time
 from mmgen.projects.adapters.ports import FileRow, MessageRow, slot
 
@@ -41,7 +42,8 @@ class _Sequenced:
     """Per-project counters shared by a kind of row (`message`, `file`)."""
 
     def __init__(self, db: AsyncDatabase[Any], kind: str, collection: str) -> None:
-        self.sequences = db[SEQUENCES]
+        # The counters hand out numbers: majority, so a failover never gives one out twice.
+        self.sequences = durable(db[SEQUENCES])
         self.coll = db[collection]
         self.kind = kind
 
