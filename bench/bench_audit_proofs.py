@@ -244,7 +244,7 @@ async def run(entries: int, server_verify_n: int) -> dict[str, Any]:
             title="bench",
             version="0",
             routers=[audit.router],
-            token_verifier=TokenVerifier(StaticKeySet.of(key)),
+            token_verifier=TokenVerifier(StaticKeySet.of(key), audience="consent"),
             denial_recorder=audit.denial_recorder,
             metrics_registry=CollectorRegistry(),
         )

@@ -193,7 +193,7 @@ async def run(heads: int, entries: int, subject_entries: int, reps: int) -> dict
             title="bench",
             version="0",
             routers=[component.router],
-            token_verifier=TokenVerifier(StaticKeySet.of(key)),
+            token_verifier=TokenVerifier(StaticKeySet.of(key), audience="consent"),
             denial_recorder=component.denial_recorder,
             problems=AUDIT_PROBLEMS,
             metrics_registry=CollectorRegistry(),

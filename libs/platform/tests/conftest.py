@@ -162,7 +162,7 @@ def make_app(
             "version": "0.0.1",
             "routers": [build_router()],
             "token_verifier": TokenVerifier(
-                StaticKeySet.of(signing_key), denylist=denylist, leeway=0
+                StaticKeySet.of(signing_key), audience="projects", denylist=denylist, leeway=0
             ),
             "denial_recorder": recorder,
         }

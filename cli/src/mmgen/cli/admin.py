@@ -75,8 +75,13 @@ def describe_problem(response: httpx.Response) -> str:
 
 
 def service_client(url: str, secret: str) -> httpx.Client:
+    """A client holding an `admin-cli` service token: asked for no audience, so it names every
+    service a service token may reach (`rotate-master-key` calls each service's
+    `/internal/keys/rewrap`, the other commands identity)."""
     client = httpx.Client(base_url=url, timeout=30.0)
-    response = client.post("/auth/service-token", json={"service": CLI_SERVICE, "secret": secret})
+    # The CLI speaks to identity only: its token is for identity only.
+    body = {"service": CLI_SERVICE, "secret": secret, "audience": ["identity"]}
+    response = client.post("/auth/service-token", json=body)
     if response.status_code != 200:
         client.close()
         raise AdminError(

@@ -1,5 +1,6 @@
-"""`SubjectRevocations`: identity's closing events revoke subjects, persisted in the consuming
-service's database and seen by every replica within the negative-cache bound."""
+"""`SubjectRevocations`: identity's closing events revoke subjects and its password changes void
+earlier tokens, persisted in the consuming service's database and seen by every replica within
+the negative-cache bound."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from typing import Any
 
 from mmgen.events.consumer import HandlerContext
 from mmgen.events.envelope import Envelope, Resource
-from mmgen.events.revocation import ACCOUNT_CLOSED, SUBJECT_ERASED, SubjectRevocations
+from mmgen.events.revocation import (
+    ACCOUNT_CLOSED,
+    PASSWORD_CHANGED,
+    SUBJECT_ERASED,
+    SubjectRevocations,
+)
 
 
-def identity_event(event_type: str, subject_id: str) -> Envelope:
+def identity_event(
+    event_type: str, subject_id: str, data: dict[str, Any] | None = None
+) -> Envelope:
     return Envelope(
+        data=data or {},
         event_type=event_type,
         schema_version=1,
         producer="identity",
@@ -71,3 +80,42 @@ async def test_another_replica_learns_it_within_the_negative_ttl(mongo_db: Any) 
     clock.now = 100.0
     await mongo_db["revoked_subjects"].delete_many({})
     assert await reader.is_denied(subject)  # a revocation is remembered for good
+
+
+async def test_a_password_change_sets_the_instant_before_which_tokens_are_void(
+    mongo_client: Any, mongo_db: Any
+) -> None:
+    clock = Clock()
+    revocations = SubjectRevocations(mongo_db, clock=clock)
+    reader = SubjectRevocations(mongo_db, negative_ttl_s=1.0, clock=clock)
+    subject, other = str(uuid.uuid4()), str(uuid.uuid4())
+    assert await reader.not_before(subject) is None  # cached as "none" for 1 s
+
+    changed = identity_event(PASSWORD_CHANGED, subject, {"tokens_not_before": 1_700_000_100})
+    await handle(revocations, mongo_client, mongo_db, changed)
+    assert await revocations.not_before(subject) == 1_700_000_100
+    assert not await revocations.is_denied(subject)  # the account itself stays open
+    assert await revocations.not_before(other) is None
+    assert await reader.not_before(subject) is None  # within the bound
+    clock.now = 1.5
+    assert await reader.not_before(subject) == 1_700_000_100  # another replica learns it
+
+    # An older change read late (a redelivery, another partition) does not move it back.
+    older = identity_event(PASSWORD_CHANGED, subject, {"tokens_not_before": 1_700_000_000})
+    await handle(revocations, mongo_client, mongo_db, older)
+    later = identity_event(PASSWORD_CHANGED, subject, {"tokens_not_before": 1_700_000_200})
+    await handle(revocations, mongo_client, mongo_db, later)
+    clock.now = 3.0
+    assert await reader.not_before(subject) == 1_700_000_200
+    doc = await mongo_db["subject_not_before"].find_one({"_id": subject})
+    assert doc["not_before"] == 1_700_000_200 and doc["event_id"] == later.event_id
+
+
+async def test_a_password_change_without_the_instant_uses_when_it_happened(
+    mongo_client: Any, mongo_db: Any
+) -> None:
+    revocations = SubjectRevocations(mongo_db)
+    subject = str(uuid.uuid4())
+    event = identity_event(PASSWORD_CHANGED, subject)
+    await handle(revocations, mongo_client, mongo_db, event)
+    assert await revocations.not_before(subject) == int(event.occurred_at.timestamp()) + 1

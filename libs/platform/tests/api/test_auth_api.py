@@ -31,7 +31,7 @@ def valid_claims(**overrides: Any) -> dict[str, Any]:
     now = int(datetime.now(UTC).timestamp())
     claims: dict[str, Any] = {
         "iss": "mmgen-identity",
-        "aud": "mmgen",
+        "aud": ["projects"],
         "sub": str(uuid.uuid4()),
         "role": "admin",
         "iat": now,

@@ -64,6 +64,7 @@ def jwks_settings(url: str, interval: float) -> ServiceSettings:
     return ServiceSettings(
         environment="test",
         service_name="jwks-test",
+        jwt_audience="projects",
         jwks_url=url,
         jwks_min_refresh_interval_seconds=interval,
     )

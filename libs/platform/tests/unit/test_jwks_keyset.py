@@ -60,7 +60,7 @@ async def test_keys_are_fetched_once_and_served_from_the_cache(clock: FakeClock)
     key = SigningKey.generate()
     identity = Identity(key)
     keys = keyset(identity, clock)
-    verifier = TokenVerifier(keys)
+    verifier = TokenVerifier(keys, audience="projects")
     for _ in range(5):
         await verifier.verify(issue_token(key, subject="s", role="client"))
     assert identity.hits == 1
@@ -71,7 +71,7 @@ async def test_an_unknown_kid_refreshes_and_finds_a_rotated_key(clock: FakeClock
     old, new = SigningKey.generate(), SigningKey.generate()
     identity = Identity(old)
     keys = keyset(identity, clock, interval=0)
-    verifier = TokenVerifier(keys)
+    verifier = TokenVerifier(keys, audience="projects")
     await verifier.verify(issue_token(old, subject="s", role="client"))
     identity.keys.append(new)  # identity rotates: the new key signs, the old still verifies
     principal = await verifier.verify(issue_token(new, subject="s2", role="client"))
@@ -84,7 +84,7 @@ async def test_an_unknown_kid_refreshes_and_finds_a_rotated_key(clock: FakeClock
 async def test_unknown_kids_cannot_make_us_hammer_identity(clock: FakeClock) -> None:
     key = SigningKey.generate()
     identity = Identity(key)
-    verifier = TokenVerifier(keyset(identity, clock, interval=30))
+    verifier = TokenVerifier(keyset(identity, clock, interval=30), audience="projects")
     await verifier.verify(issue_token(key, subject="s", role="client"))
     assert identity.hits == 1
 
@@ -115,7 +115,7 @@ async def test_identity_unreachable_is_503_not_401(clock: FakeClock) -> None:
     key = SigningKey.generate()
     identity = Identity(key)
     identity.fail = True
-    verifier = TokenVerifier(keyset(identity, clock, interval=30))
+    verifier = TokenVerifier(keyset(identity, clock, interval=30), audience="projects")
     token = issue_token(key, subject="s", role="client")
     with pytest.raises(SigningKeysUnavailableError) as info:
         await verifier.verify(token)
@@ -134,7 +134,7 @@ async def test_a_withdrawn_key_stops_verifying_once_the_cache_ages(clock: FakeCl
     identity = Identity(key)
     keys = keyset(identity, clock, interval=30)
     keys.max_age = 300
-    verifier = TokenVerifier(keys)
+    verifier = TokenVerifier(keys, audience="projects")
     token = issue_token(key, subject="s", role="client")
     await verifier.verify(token)
     identity.keys.clear()
@@ -148,7 +148,7 @@ async def test_stale_cache_keeps_working_while_identity_is_down(clock: FakeClock
     key = SigningKey.generate()
     identity = Identity(key)
     keys = keyset(identity, clock, interval=30)
-    verifier = TokenVerifier(keys)
+    verifier = TokenVerifier(keys, audience="projects")
     token = issue_token(key, subject="s", role="client")
     await verifier.verify(token)
     identity.fail = True
@@ -177,7 +177,7 @@ async def test_500_concurrent_random_kids_cost_at_most_one_fetch(clock: FakeCloc
     key = SigningKey.generate()
     identity = Identity(key)
     keys = keyset(identity, clock, interval=30)
-    verifier = TokenVerifier(keys)
+    verifier = TokenVerifier(keys, audience="projects")
     await verifier.verify(issue_token(key, subject="s", role="client"))
     clock.now += 31  # the next unknown kid may refresh: all 500 share that one refresh
 

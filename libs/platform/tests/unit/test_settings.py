@@ -41,7 +41,7 @@ def test_fields_come_from_the_service_prefix(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.topic("demo.events") == "t1.demo.events"
     assert settings.jwks_url == "http://identity:8000/.well-known/jwks.json"
     assert settings.jwt_issuer == "mmgen-identity"
-    assert settings.jwt_audience == "mmgen"
+    assert settings.jwt_audience == "demo"  # its own name: tokens for others are refused
     assert settings.environment is Environment.development
 
 
@@ -257,3 +257,9 @@ async def test_the_local_stack_answers_only_on_loopback(tmp_path: Path) -> None:
             response = await client.get("/healthz")
         assert response.status_code == status, base
     assert response.json()["type"] == "urn:mmgen:problem:loopback-only"
+
+
+def test_the_audience_is_the_service_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings(service_name="profiles").jwt_audience == "profiles"
+    monkeypatch.setenv("DEMO_JWT_AUDIENCE", "projects")
+    assert DemoSettings().jwt_audience == "projects"

@@ -20,6 +20,7 @@ from mmgen.platform.auth import (
     Role,
     SigningKey,
     StaticKeySet,
+    SubjectRevokedError,
     TokenVerifier,
     issue_token,
 )
@@ -37,7 +38,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
     now = int(datetime.now(UTC).timestamp())
     base: dict[str, Any] = {
         "iss": "mmgen-identity",
-        "aud": "mmgen",
+        "aud": ["projects", "profiles"],
         "sub": str(uuid.uuid4()),
         "role": "client",
         "iat": now,
@@ -60,7 +61,7 @@ def denylist() -> InMemorySubjectDenylist:
 
 @pytest.fixture
 def verifier(key: SigningKey, denylist: InMemorySubjectDenylist) -> TokenVerifier:
-    return TokenVerifier(StaticKeySet.of(key), leeway=0, denylist=denylist)
+    return TokenVerifier(StaticKeySet.of(key), audience="projects", leeway=0, denylist=denylist)
 
 
 async def refused(verifier: TokenVerifier, token: str) -> str:
@@ -185,6 +186,51 @@ async def test_denylisted_subject_is_refused(
     assert (await verifier.verify(token)).subject_id == subject
 
 
+async def test_a_token_issued_before_the_credentials_changed_is_refused(
+    key: SigningKey, verifier: TokenVerifier, denylist: InMemorySubjectDenylist
+) -> None:
+    subject = str(uuid.uuid4())
+    changed = datetime.now(UTC).replace(microsecond=0)
+    before = issue_token(key, subject=subject, role="client", now=changed - timedelta(seconds=1))
+    at = issue_token(key, subject=subject, role="client", now=changed)
+    other = issue_token(key, subject=str(uuid.uuid4()), role="client", now=changed)
+    denylist.void_before(subject, changed.timestamp())
+    with pytest.raises(SubjectRevokedError) as info:
+        await verifier.verify(before)
+    assert info.value.reason == "issued before the credentials changed"
+    assert info.value.detail == InvalidTokenError.GENERIC_DETAIL  # says nothing to the caller
+    assert (await verifier.verify(at)).subject_id == subject  # issued at the instant: valid
+    assert (await verifier.verify(other)).subject_id != subject  # other subjects unaffected
+    denylist.void_before(subject, changed.timestamp() - 60)  # an older change: the later wins
+    assert await refused(verifier, before) == "issued before the credentials changed"
+
+
+async def test_a_token_for_another_service_is_refused_and_one_naming_this_service_passes(
+    key: SigningKey, verifier: TokenVerifier
+) -> None:
+    for elsewhere in (["profiles"], ["identity", "consent", "retention"], "profiles"):
+        token = issue_token(key, subject="s", role="client", audience=elsewhere)
+        assert await refused(verifier, token) == "wrong audience"
+    for here in (["projects"], ["profiles", "projects"], "projects"):
+        token = issue_token(key, subject="s", role="client", audience=here)
+        assert (await verifier.verify(token)).claims["aud"] == here
+
+
+async def test_a_default_token_names_every_service_its_role_may_use(key: SigningKey) -> None:
+    client = jwt_claims(issue_token(key, subject="s", role="client"))
+    assert client["aud"] == ["identity", "projects", "profiles", "consent", "retention"]
+    officer = jwt_claims(issue_token(key, subject="s", role="compliance"))
+    assert "console" in officer["aud"]
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
 @pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "x" * 9000])
 async def test_garbage_is_refused(verifier: TokenVerifier, garbage: str) -> None:
     assert await refused(verifier, garbage) == "malformed token"
@@ -240,7 +286,7 @@ async def test_a_token_id_that_is_not_a_short_string_is_refused(
 
 
 async def test_a_lifetime_over_the_maximum_is_refused(key: SigningKey) -> None:
-    verifier = TokenVerifier(StaticKeySet.of(key), leeway=0, max_lifetime=3600)
+    verifier = TokenVerifier(StaticKeySet.of(key), audience="projects", leeway=0, max_lifetime=3600)
     ten_years = issue_token(key, subject="s", role="admin", ttl=timedelta(days=3650))
     assert await refused(verifier, ten_years) == "lifetime over the maximum"
     just_over = issue_token(key, subject="s", role="admin", ttl=timedelta(seconds=3601))
@@ -268,7 +314,7 @@ async def test_a_malformed_kid_is_refused_before_any_lookup(key: SigningKey, kid
     import jwt
 
     keys = CountingKeySet(key)
-    verifier = TokenVerifier(keys, leeway=0)
+    verifier = TokenVerifier(keys, audience="projects", leeway=0)
     token = jwt.encode(
         claims(), key.private_key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"}
     )

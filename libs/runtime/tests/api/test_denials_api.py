@@ -58,7 +58,7 @@ async def service() -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient, To
     kernel = in_memory_kernel(producer="gate", registry=registry)
     runtime = ServiceRuntime(settings, registry, kernel=kernel)
     runtime.erasure(Nothing())  # type: ignore[arg-type]
-    tokens = Tokens.generate()
+    tokens = Tokens.generate(audience="gate")
     app = build_service_app(
         runtime, title="gate", version="0", description="test", key_set=tokens.key_set()
     )

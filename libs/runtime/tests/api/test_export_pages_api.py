@@ -76,7 +76,7 @@ async def service() -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient, To
     kernel = in_memory_kernel(producer="pages", registry=registry)
     runtime = ServiceRuntime(settings, registry, kernel=kernel)
     runtime.erasure(Holding())
-    tokens = Tokens.generate()
+    tokens = Tokens.generate(audience="pages")
     app = build_service_app(
         runtime, title="pages", version="0", description="test", key_set=tokens.key_set()
     )

@@ -134,7 +134,7 @@ class Notes:
 
 @pytest.fixture(scope="module")
 def tokens() -> Tokens:
-    return Tokens.generate()
+    return Tokens.generate(audience="notes")
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,7 @@ async def test_export_is_audited_with_the_service_caller(running: Any, tokens: T
     subject = str(uuid.uuid4())
     note_id = await app.state.notes.write(subject, "mine")
     await eventually(lambda: app.state.notes.rows.find_one({"_id": note_id}))
-    token = issue_token(tokens.key, subject="retention", role="service")
+    token = issue_token(tokens.key, subject="retention", role="service", audience="notes")
     response = await client.get(
         f"/internal/subjects/{subject}/export",
         headers={"Authorization": f"Bearer {token}", "X-Purpose": "legal_compliance"},
@@ -328,9 +328,8 @@ async def test_master_key_rotation_rewraps_every_data_key(infra: Any, tokens: To
             "master_keys_retired": {"mk-1": SecretStr(old)},
         }
     )
-    admin = {
-        "Authorization": f"Bearer {issue_token(tokens.key, subject='admin-cli', role='service')}"
-    }
+    cli_token = issue_token(tokens.key, subject="admin-cli", role="service", audience="notes")
+    admin = {"Authorization": f"Bearer {cli_token}"}
     async with running_app(make_app(rotating, tokens), drop_database=False) as (app, client):
         response = await client.post("/internal/keys/rewrap", headers=admin)
         assert response.status_code == 200, response.text

@@ -58,7 +58,7 @@ async def serve(
         title="audit-test",
         version="0",
         routers=[component.router],
-        token_verifier=TokenVerifier(StaticKeySet.of(signing_key)),
+        token_verifier=TokenVerifier(StaticKeySet.of(signing_key), audience="consent"),
         denial_recorder=component.denial_recorder,
         problems=AUDIT_PROBLEMS,
         metrics_registry=CollectorRegistry(),

@@ -48,7 +48,7 @@ async def api(component: AuditComponent) -> AsyncIterator[AuditApi]:
         title="audit-test",
         version="0",
         routers=[component.router],
-        token_verifier=TokenVerifier(StaticKeySet.of(key)),
+        token_verifier=TokenVerifier(StaticKeySet.of(key), audience="consent"),
         denial_recorder=component.denial_recorder,
         metrics_registry=CollectorRegistry(),
     )

@@ -37,6 +37,19 @@ async def test_expiry_and_revocation_end_a_stream() -> None:
     assert not await watch.may_continue()
 
 
+async def test_a_password_change_ends_a_stream_opened_with_an_earlier_token() -> None:
+    issued = time.time()
+    principal = Principal(subject_id="officer-1", role=Role.compliance, claims={"iat": issued})
+    changes = InMemorySubjectDenylist()
+    watch = StreamWatch(principal, changes, recheck_seconds=5.0)
+    changes.void_before("officer-1", issued)  # a change at the instant it was issued: kept
+    watch._next_check = time.monotonic() - 1
+    assert await watch.may_continue()
+    changes.void_before("officer-1", issued + 1)
+    watch._next_check = time.monotonic() - 1
+    assert not await watch.may_continue()
+
+
 def test_slots_are_per_principal_and_released_once() -> None:
     slots = StreamSlots(per_principal=1)
     slot = slots.take("a")

@@ -82,7 +82,7 @@ async def client(witnessed: AuditComponent) -> AsyncIterator[httpx.AsyncClient]:
         title="audit-test",
         version="0",
         routers=[witnessed.router],
-        token_verifier=TokenVerifier(StaticKeySet.of(key)),
+        token_verifier=TokenVerifier(StaticKeySet.of(key), audience="consent"),
         denial_recorder=witnessed.denial_recorder,
         metrics_registry=CollectorRegistry(),
     )

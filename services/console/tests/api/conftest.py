@@ -19,6 +19,7 @@ from mmgen.console.app import build_app
 from mmgen.console.settings import ConsoleSettings
 from mmgen.localstack.pytest_plugin import unique_name
 from mmgen.platform.auth import TokenVerifier, issue_token
+from mmgen.platform.auth.audiences import AudienceNotAllowedError, audiences_for
 from mmgen.runtime.testing import Tokens
 
 OFFICER = "officer@example.test"
@@ -40,6 +41,8 @@ class InMemoryServices:
         self.refreshed: list[str] = []
         #: Every access token handed out, to look for in the console's database.
         self.issued: list[str] = []
+        #: The audiences of the last sign-in (kept by a refresh, as identity does).
+        self.audience: list[str] | None = None
         self.app = FastAPI()
 
         @self.app.post("/auth/token")
@@ -50,6 +53,10 @@ class InMemoryServices:
             if email == OFFICER and "totp" not in body:
                 return JSONResponse({"status": 401, "code": "mfa_required"}, status_code=401)
             amr = ["pwd", "otp"] if "totp" in body else ["pwd"]
+            try:  # as identity: only audiences the role may hold
+                self.audience = audiences_for(role, body.get("audience"))
+            except AudienceNotAllowedError:
+                return JSONResponse({"status": 400, "code": "invalid_target"}, status_code=400)
             ttl = timedelta(seconds=30) if email in (SHORT, WEAKENED) else timedelta(minutes=15)
             refresh = {SHORT: "r-good", WEAKENED: "r-weak"}.get(email, "r-none")
             return JSONResponse({"access_token": self._token(role, amr, ttl), "expires_in": 900,
@@ -73,7 +80,7 @@ class InMemoryServices:
 
     def _token(self, role: str, amr: list[str], ttl: timedelta) -> str:
         token = issue_token(self.tokens.key, subject="u-" + role, role=role, ttl=ttl,
-                            extra_claims={"amr": amr})  # fmt: skip
+                            audience=self.audience, extra_claims={"amr": amr})  # fmt: skip
         self.issued.append(token)
         return token
 
@@ -102,7 +109,9 @@ class ConsoleKit:
         """One console app, started and stopped; a client of it (with `cookies`, if given)."""
         upstream = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.services.app))
         app = build_app(
-            self.settings, token_verifier=TokenVerifier(self.tokens.key_set()), client=upstream
+            self.settings,
+            token_verifier=TokenVerifier(self.tokens.key_set(), audience="console"),
+            client=upstream,
         )
         try:
             async with app.router.lifespan_context(app):

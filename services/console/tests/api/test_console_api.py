@@ -19,9 +19,11 @@ from .conftest import CLIENT, NO_MFA, OFFICER, SHORT, WEAKENED, sign_in
 
 
 async def test_sign_in_sets_a_strict_http_only_cookie_and_keeps_the_token(console: Any) -> None:
-    client, _ = console
+    client, upstream = console
     response = await sign_in(client, OFFICER, "123456")
     assert response.status_code == 201, response.text
+    # The officer's token is for the console and the services it forwards it to, nothing else.
+    assert upstream.audience == ["console", "consent", "retention"]
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
     assert "max-age" not in cookie and "expires" not in cookie  # the server ends it

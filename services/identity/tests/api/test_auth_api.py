@@ -159,12 +159,14 @@ async def test_access_token_claims_and_verification_from_jwks(svc: Running) -> N
     assert header["alg"] == "EdDSA" and header["kid"] in {k["kid"] for k in jwks["keys"]}
     assert set(claims) >= {"iss", "aud", "sub", "role", "iat", "exp", "jti"}
     assert claims["sub"] == user["user_id"] and claims["role"] == "creator"
-    assert claims["iss"] == "mmgen-identity" and claims["aud"] == "mmgen"
+    assert claims["iss"] == "mmgen-identity"
+    # By default every service a creator may use, each of which verifies its own name.
+    assert claims["aud"] == ["identity", "projects", "profiles", "consent", "retention"]
     assert claims["exp"] - claims["iat"] == 900 and user["expires_in"] == 900
     assert abs(claims["iat"] - time.time()) < 60
     assert user["token_type"] == "bearer" and user["refresh_token"].startswith("rt_")
     # Any service verifies it from the published JWKS alone.
-    principal = await TokenVerifier(StaticKeySet.from_jwks(jwks)).verify(token)
+    principal = await TokenVerifier(StaticKeySet.from_jwks(jwks), audience="profiles").verify(token)
     assert principal.subject_id == user["user_id"]
     for key in jwks["keys"]:
         assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}  # no private part

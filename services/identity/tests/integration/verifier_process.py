@@ -39,7 +39,9 @@ async def main(argv: list[str], jwks: dict, token: str) -> int:
         heartbeat_interval_ms=500,
     )
     await broker.start()
-    verifier = TokenVerifier(StaticKeySet.from_jwks(jwks), denylist=revocations)
+    verifier = TokenVerifier(
+        StaticKeySet.from_jwks(jwks), audience="projects", denylist=revocations
+    )
     accepted = False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + float(timeout)

@@ -217,6 +217,46 @@ async def test_a_reset_sets_a_new_password_once_and_proves_the_mailbox(
         await identity.refresh_tokens.rotate(refresh)
 
 
+async def test_access_tokens_issued_before_a_password_change_or_reset_stop_verifying(
+    identity: IdentityService,
+) -> None:
+    from mmgen.platform.auth import SubjectRevokedError
+
+    user = await register(identity)
+    user_id = user["user_id"]
+    other_session = await identity.tokens.issue_pair(user_id, "client")
+    assert (await identity.verifier.verify(other_session.access_token)).subject_id == user_id
+    actor = Actor(id=user_id, role="client")
+    new = passphrase()
+    await identity.credentials.change_password(user_id, user["password"], new, ADDRESS, actor)
+    with pytest.raises(SubjectRevokedError) as refused:
+        await identity.verifier.verify(other_session.access_token)
+    assert refused.value.reason == "issued before the credentials changed"
+    # Tokens issued after it verify, even within the second of the change.
+    fresh = await identity.tokens.issue_pair(user_id, "client")
+    assert (await identity.verifier.verify(fresh.access_token)).subject_id == user_id
+    # The event other services read carries the instant; the read model holds it too.
+    store = identity.kernel.store
+    [changed] = [
+        e
+        for e in await store.read_range(1, await store.last_seq() + 1)
+        if e.event_type == "identity.PasswordChanged"
+    ]
+    account = await identity.account_records.get(user_id)
+    assert account is not None
+    assert changed.data["tokens_not_before"] == account.tokens_not_before
+    assert account.tokens_not_before <= time.time() + 1
+
+    # A reset does the same.
+    await identity.credentials.request_password_reset(user["email"], ADDRESS)
+    [reset] = [m for m in mails_to(identity, user["email"]) if "reset" in m.subject]
+    await identity.credentials.confirm_password_reset(token_in(reset), passphrase())
+    with pytest.raises(SubjectRevokedError):  # issued after the change, within its second
+        await identity.verifier.verify(fresh.access_token)
+    after_reset = await identity.tokens.issue_pair(user_id, "client")
+    assert (await identity.verifier.verify(after_reset.access_token)).subject_id == user_id
+
+
 async def test_a_reset_for_an_unknown_address_mails_nothing_and_says_nothing(
     identity: IdentityService,
 ) -> None:

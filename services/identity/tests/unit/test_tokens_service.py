@@ -22,6 +22,8 @@ from mmgen.identity.domain.errors import (
     ServiceCredentialsInvalidError,
 )
 from mmgen.identity.service_layer.accounts import Registration
+from mmgen.platform.auth import InvalidTokenError
+from mmgen.platform.auth.audiences import AudienceNotAllowedError
 from services.identity.tests.identity_kit import memory_identity, passphrase, unique_email
 
 
@@ -103,6 +105,60 @@ async def test_service_tokens_need_the_service_secret(identity: IdentityService)
         await identity.tokens.service_token("retention", "guess")
     with pytest.raises(ServiceCredentialsInvalidError):
         await identity.tokens.service_token("stranger", secret)
+
+
+def audience_of(token: str) -> list[str]:
+    return list(jwt.decode(token, options={"verify_signature": False})["aud"])
+
+
+async def test_a_token_names_the_audiences_asked_within_the_roles_allowance(
+    identity: IdentityService,
+) -> None:
+    user_id, _, _ = await account(identity)
+    default = await identity.tokens.issue_pair(user_id, "client")
+    assert audience_of(default.access_token) == [
+        "identity",
+        "projects",
+        "profiles",
+        "consent",
+        "retention",
+    ]
+    asked = await identity.tokens.issue_pair(user_id, "client", audiences=["projects"])
+    assert audience_of(asked.access_token) == ["projects"]
+    # A refresh keeps them; identity's own verifier refuses a token not naming identity.
+    refreshed = await identity.tokens.refresh(asked.refresh_token)
+    assert audience_of(refreshed.access_token) == ["projects"]
+    with pytest.raises(InvalidTokenError, match="invalid"):
+        await identity.verifier.verify(refreshed.access_token)
+    assert (await identity.verifier.verify(default.access_token)).subject_id == user_id
+
+
+async def test_an_audience_outside_the_allowance_issues_nothing(identity: IdentityService) -> None:
+    user_id, _, _ = await account(identity)
+    store = identity.refresh_tokens
+    assert isinstance(store, InMemoryRefreshTokenStore)
+    held = len(store.tokens)
+    for asked in (["console"], ["projects", "console"], ["witness"], []):
+        with pytest.raises(AudienceNotAllowedError) as refused:
+            await identity.tokens.issue_pair(user_id, "client", audiences=asked)
+        assert refused.value.refused == tuple(sorted(set(asked) - {"projects"}))
+    assert len(store.tokens) == held  # no refresh token either
+    officer = await identity.tokens.issue_pair(user_id, "compliance", audiences=["console"])
+    assert audience_of(officer.access_token) == ["console"]
+
+
+async def test_a_service_token_is_issued_for_the_services_asked(
+    identity: IdentityService,
+) -> None:
+    secret = service_secret(identity.service_credentials_key, "retention")
+    default = await identity.tokens.service_token("retention", secret)
+    assert "console" not in audience_of(default.access_token)
+    only = await identity.tokens.service_token("retention", secret, ["projects", "consent"])
+    assert audience_of(only.access_token) == ["projects", "consent"]
+    with pytest.raises(AudienceNotAllowedError):
+        await identity.tokens.service_token("retention", secret, ["console"])
+    with pytest.raises(ServiceCredentialsInvalidError):  # credentials are checked first
+        await identity.tokens.service_token("retention", "guess", ["console"])
 
 
 async def test_a_rotated_key_is_published_before_it_signs() -> None:

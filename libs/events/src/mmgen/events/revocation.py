@@ -1,8 +1,11 @@
-"""Revocation of closed and erased subjects, learnt from identity's events, for token verifiers.
+"""Revocation of closed and erased subjects, and of tokens issued before a subject's password
+changed, learnt from identity's events, for token verifiers.
 
-Identity publishes `identity.AccountClosed` and `identity.SubjectErased` to `identity.events`.
-Every other service wires `SubjectRevocations` into its token verifier so a closed account's
-tokens stop working there as soon as the event is consumed:
+Identity publishes `identity.AccountClosed`, `identity.SubjectErased` and
+`identity.PasswordChanged` (whose `tokens_not_before` is the instant before which the subject's
+tokens are void) to `identity.events`. Every other service wires `SubjectRevocations` into its
+token verifier so a closed account's tokens, and the tokens held before a password change or
+reset, stop working there as soon as the event is consumed:
 
     revocations = SubjectRevocations(db)                          # the service's own database
     topic = settings.topic("identity.events")
@@ -15,7 +18,9 @@ the service's database (collection `revoked_subjects`, written in the consumer's
 so the local broker forgetting its topics on restart loses nothing) and cached in the process:
 a revoked subject is remembered for good; a subject found not revoked is re-checked after
 `negative_ttl_s`, so every replica of a service (each consuming only some partitions) learns a
-revocation within that bound plus the consumer's lag.
+revocation within that bound plus the consumer's lag. Not-before instants (collection
+`subject_not_before`, the latest instant kept) are cached for the same `negative_ttl_s`, as a
+later password change moves them on.
 """
 
 from __future__ import annotations
@@ -35,7 +40,17 @@ if TYPE_CHECKING:
 ACCOUNT_CLOSED = "identity.AccountClosed"
 SUBJECT_ERASED = "identity.SubjectErased"
 REVOKING_EVENT_TYPES = frozenset({ACCOUNT_CLOSED, SUBJECT_ERASED})
+#: Identity's event of a new password (changed or reset): earlier tokens of the subject are void.
+PASSWORD_CHANGED = "identity.PasswordChanged"  # noqa: S105 - an event type, not a password
+#: The field of `PasswordChanged` with the instant (seconds since the epoch) tokens must follow.
+NOT_BEFORE_FIELD = "tokens_not_before"
+NOT_BEFORE_EVENT_TYPES = frozenset({PASSWORD_CHANGED})
+#: Every event type `SubjectRevocations.handle` acts on.
+TOKEN_EVENT_TYPES = REVOKING_EVENT_TYPES | NOT_BEFORE_EVENT_TYPES
 REVOCATIONS_COLLECTION = "revoked_subjects"
+NOT_BEFORE_COLLECTION = "subject_not_before"
+#: Cached entries beyond this are dropped (a cache, not a record: the database has them all).
+_CACHE_LIMIT = 100_000
 
 
 class SubjectRevocations:
@@ -46,14 +61,17 @@ class SubjectRevocations:
         db: AsyncDatabase[Any],
         *,
         collection: str = REVOCATIONS_COLLECTION,
+        not_before_collection: str = NOT_BEFORE_COLLECTION,
         negative_ttl_s: float = 1.0,
         clock: Any = time.monotonic,
     ) -> None:
         self.collection = db[collection]
+        self.not_before_collection = db[not_before_collection]
         self.negative_ttl_s = negative_ttl_s
         self._clock = clock
         self._revoked: set[str] = set()
         self._not_revoked_until: dict[str, float] = {}
+        self._not_before: dict[str, tuple[float | None, float]] = {}
 
     async def is_denied(self, subject_id: str) -> bool:
         """True if identity closed or erased this subject (checked after the token's signature)."""
@@ -68,10 +86,47 @@ class SubjectRevocations:
             self._revoked.add(subject_id)
             self._not_revoked_until.pop(subject_id, None)
             return True
-        if len(self._not_revoked_until) > 100_000:
+        if len(self._not_revoked_until) > _CACHE_LIMIT:
             self._not_revoked_until.clear()
         self._not_revoked_until[subject_id] = now + self.negative_ttl_s
         return False
+
+    async def not_before(self, subject_id: str) -> float | None:
+        """The instant before which the subject's tokens are void (its last password change),
+        or None; read again after `negative_ttl_s`, so a later change is seen within it."""
+        now = self._clock()
+        cached = self._not_before.get(subject_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        found = await self.not_before_collection.find_one({"_id": subject_id})
+        instant = float(found["not_before"]) if found is not None else None
+        if len(self._not_before) > _CACHE_LIMIT:
+            self._not_before.clear()
+        self._not_before[subject_id] = (instant, now + self.negative_ttl_s)
+        return instant
+
+    async def void_before(
+        self,
+        subject_id: str,
+        instant: float,
+        *,
+        event_id: str | None = None,
+        session: AsyncClientSession | None = None,
+    ) -> None:
+        """Record that the subject's tokens issued before `instant` are void (idempotent; the
+        latest instant wins, whatever order the events come in)."""
+        await self.not_before_collection.update_one(
+            {"_id": subject_id},
+            {"$max": {"not_before": float(instant)}, "$set": {"event_id": event_id}},
+            upsert=True,
+            session=session,
+        )
+        cached = self._not_before.get(subject_id)
+        if cached is not None and cached[0] is not None and cached[0] >= instant:
+            return
+        # Caching before the commit is safe: identity changed the password either way, and
+        # a retried transaction applies the same instant again.
+        self._not_before[subject_id] = (instant, self._clock() + self.negative_ttl_s)
 
     async def revoke(
         self,
@@ -100,11 +155,21 @@ class SubjectRevocations:
         self._not_revoked_until.pop(subject_id, None)
 
     async def handle(self, envelope: Envelope, ctx: HandlerContext) -> None:
-        """Consumer handler for `identity.events`: revoke on `AccountClosed`/`SubjectErased`."""
-        if envelope.event_type not in REVOKING_EVENT_TYPES:
+        """Consumer handler for `identity.events`: revoke on `AccountClosed`/`SubjectErased`,
+        void earlier tokens on `PasswordChanged`."""
+        if envelope.event_type not in TOKEN_EVENT_TYPES:
             return
         subject = envelope.subject_id or envelope.data.get("subject_id")
         if not subject:
+            return
+        if envelope.event_type in NOT_BEFORE_EVENT_TYPES:
+            instant = envelope.data.get(NOT_BEFORE_FIELD)
+            if not isinstance(instant, int | float) or isinstance(instant, bool):
+                # An event from before the field: the second after it happened, as identity does.
+                instant = int(envelope.occurred_at.timestamp()) + 1
+            await self.void_before(
+                str(subject), float(instant), event_id=envelope.event_id, session=ctx.session
+            )
             return
         await self.revoke(
             str(subject),

@@ -4,8 +4,13 @@ A service (retention calling every service's `/internal/subjects/...`, for insta
 client secret that identity derives for its name. It exchanges it at identity's
 `POST /auth/service-token` for a short `role: service` JWT:
 
-    tokens = ServiceTokenProvider(identity_url, "retention", settings.identity_client_secret)
+    tokens = ServiceTokenProvider(
+        identity_url, "retention", settings.identity_client_secret, audiences=["projects"]
+    )
     response = await http.get(url, headers=await tokens.headers())
+
+The token is asked for the services it will be sent to (`audiences`; each service accepts only
+tokens naming it), by default every service a service token may reach.
 
 Under `mmgen up`, identity writes each client's secret to
 `<state>/secrets/identity-service-clients.json` (mode 0600): `development_client_secret`
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +59,11 @@ class ServiceTokenProvider:
         client: httpx.AsyncClient | None = None,
         margin_s: float = 30.0,
         timeout_s: float = 5.0,
+        audiences: Sequence[str] | None = None,
     ) -> None:
         self.url = identity_url.rstrip("/") + "/auth/service-token"
         self.service = service
+        self.audiences = None if audiences is None else list(audiences)
         self._secret = secret
         self._client = client
         self._owns_client = client is None
@@ -74,10 +82,11 @@ class ServiceTokenProvider:
                 return self._token
             if self._client is None:
                 self._client = httpx.AsyncClient(timeout=self._timeout)
+            body: dict[str, Any] = {"service": self.service, "secret": self._secret}
+            if self.audiences is not None:
+                body["audience"] = self.audiences
             try:
-                response = await self._client.post(
-                    self.url, json={"service": self.service, "secret": self._secret}
-                )
+                response = await self._client.post(self.url, json=body)
             except httpx.HTTPError as exc:
                 raise ServiceUnavailableError(
                     "identity is not reachable for a service token"
@@ -87,9 +96,9 @@ class ServiceTokenProvider:
                     f"identity refused the service credentials of {self.service!r} "
                     f"({response.status_code})"
                 )
-            body = response.json()
-            self._token = str(body["access_token"])
-            self._expires_at = time.monotonic() + float(body["expires_in"])
+            issued = response.json()
+            self._token = str(issued["access_token"])
+            self._expires_at = time.monotonic() + float(issued["expires_in"])
             return self._token
 
     async def headers(self) -> dict[str, str]:

@@ -145,7 +145,9 @@ class ServiceSettings(BaseSettings):
     #: Identity's JWKS; None when the service verifies with an in-process key set (identity).
     jwks_url: str | None = None
     jwt_issuer: str = "mmgen-identity"
-    jwt_audience: str = "mmgen"
+    #: The `aud` this service requires in an access token: its own name unless set, so a
+    #: token identity issued for another service is refused here (see `auth.audiences`).
+    jwt_audience: str = ""
     jwt_leeway_seconds: int = Field(default=5, ge=0, le=300)
     #: The longest lifetime (`exp - iat`) of an access token this service accepts (RFC 8725):
     #: a token minted for ten years is refused even with a valid signature.
@@ -246,6 +248,12 @@ class ServiceSettings(BaseSettings):
         """The environment variable that sets `field` (for error messages and docs)."""
         prefix = str(self.model_config.get("env_prefix") or "")
         return f"{prefix}{field}".upper()
+
+    @model_validator(mode="after")
+    def _own_audience(self) -> ServiceSettings:
+        if not self.jwt_audience:
+            object.__setattr__(self, "jwt_audience", self.service_name)
+        return self
 
     @model_validator(mode="after")
     def _record_secrets_dir(self) -> ServiceSettings:

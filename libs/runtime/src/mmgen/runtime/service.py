@@ -49,7 +49,7 @@ from mmgen.events.kernel import EventKernel, mongo_kernel
 from mmgen.events.registry import EventRegistry
 from mmgen.events.relay import PRODUCER_RECOVERY_CONFIG, Relay, RelaySettings, TopicCopy
 from mmgen.events.republish import RepublishListener, republish_topic
-from mmgen.events.revocation import REVOKING_EVENT_TYPES, SubjectRevocations
+from mmgen.events.revocation import TOKEN_EVENT_TYPES, SubjectRevocations
 from mmgen.events.tailer import (
     MemoryCheckpoint,
     MongoCheckpoint,
@@ -236,11 +236,12 @@ class ServiceRuntime:
         return None
 
     def revoke_tokens_from_identity(self) -> SubjectRevocations:
-        """Refuse tokens of accounts identity closed or erased, as soon as its event is read."""
+        """Refuse tokens of accounts identity closed or erased, and tokens issued before a
+        password change or reset, as soon as identity's event is read."""
         if self.db is None:
             raise ValueError("token revocations need the service's database")
         self.revocations = SubjectRevocations(self.db)
-        for event_type in REVOKING_EVENT_TYPES:
+        for event_type in sorted(TOKEN_EVENT_TYPES):
             self.on(event_type, self.revocations.handle)
         return self.revocations
 

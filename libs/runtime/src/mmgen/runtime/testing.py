@@ -116,10 +116,13 @@ class Tokens:
     """Issues access tokens as identity would (EdDSA, `kid`), for any subject and role."""
 
     key: SigningKey
+    #: The `aud` of every token: None gives every service the role may use, as identity does
+    #: by default; a test service of its own name passes that name.
+    audience: str | Sequence[str] | None = None
 
     @classmethod
-    def generate(cls) -> Tokens:
-        return cls(SigningKey.generate())
+    def generate(cls, audience: str | Sequence[str] | None = None) -> Tokens:
+        return cls(SigningKey.generate(), audience)
 
     def key_set(self) -> StaticKeySet:
         return StaticKeySet.of(self.key)
@@ -130,7 +133,10 @@ class Tokens:
         """A token; `amr` defaults to what identity gives a user who signed in as the role
         requires (`amr_for`), so a privileged role's token passes the second-factor check."""
         sub = subject or str(uuid.uuid4())
-        return sub, issue_token(self.key, subject=sub, role=role, amr=amr_for(role, amr))
+        token = issue_token(
+            self.key, subject=sub, role=role, amr=amr_for(role, amr), audience=self.audience
+        )
+        return sub, token
 
     def headers(
         self,

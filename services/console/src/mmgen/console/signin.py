@@ -20,6 +20,9 @@ from mmgen.platform.auth.principal import Principal
 from mmgen.platform.auth.verifier import TokenVerifier
 
 ALLOWED_ROLES = ("compliance",)
+#: The services the officer's token is for: the console itself, and the audit log (kept by
+#: consent) and retention, to which the console forwards it. A token for nothing else.
+AUDIENCES = ("console", "consent", "retention")
 SECOND_FACTORS = ("otp",)
 
 
@@ -71,7 +74,7 @@ async def sign_in(
     password: str,
     totp: str | None,
 ) -> SignedIn:
-    body: dict[str, Any] = {"email": email, "password": password}
+    body: dict[str, Any] = {"email": email, "password": password, "audience": list(AUDIENCES)}
     if totp:
         body["totp"] = totp
     try:
@@ -125,6 +128,10 @@ def _identity_refusal(response: httpx.Response) -> SignInRefusedError:
     code = problem.get("code") if isinstance(problem, dict) else None
     if code == "mfa_required":
         return SignInRefusedError(401, "mfa_required", "enter the one-time code of your app")
+    if code == "invalid_target":  # the account's role may not hold a console token
+        return SignInRefusedError(
+            403, "role_not_allowed", "the console is for compliance staff only"
+        )
     if response.status_code == 429:
         return SignInRefusedError(429, "throttled", "too many attempts: wait and try again")
     if response.status_code in (400, 401, 403, 422):

@@ -338,8 +338,8 @@ def bootstrap(
         keyring=keyring,
         verifier=TokenVerifier(
             keyring,
-            issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
             leeway=settings.jwt_leeway_seconds,
             denylist=AccountDenylist(accounts),
             max_lifetime=settings.jwt_max_lifetime_seconds,

@@ -224,7 +224,11 @@ def bootstrap(
 
     http = HttpClients(settings.internal_call_timeout_seconds)
     runtime.component(http)
-    tokens = DeferredServiceTokens(lambda: service_credentials(settings), http.client)
+    # The token goes to every participant's `/internal/` routes (and identity's): it names them.
+    audiences = list(dict.fromkeys((*settings.services, "identity")))
+    tokens = DeferredServiceTokens(
+        lambda: service_credentials(settings), http.client, audiences=audiences
+    )
     assert settings.identity_url is not None and settings.audit_url is not None
     remote = directory or HttpServiceDirectory(
         urls=settings.service_urls,

@@ -51,12 +51,13 @@ class InvalidTokenError(AuthError):
 
 
 class SubjectRevokedError(InvalidTokenError):
-    """A genuine token of a closed or erased account: refused like any invalid token, but the
-    verified `principal` is known, so its refusal is audited as that principal's."""
+    """A genuine token of a closed or erased account, or one issued before its subject's
+    credentials changed: refused like any invalid token, but the verified `principal` is
+    known, so its refusal is audited as that principal's."""
 
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal, reason: str = "subject revoked") -> None:
         self.principal = principal
-        super().__init__("subject revoked")
+        super().__init__(reason)
 
 
 class RoleNotAllowedError(AuthError):

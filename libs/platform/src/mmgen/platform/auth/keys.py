@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from mmgen.platform.auth.audiences import SERVICE_AUDIENCES, allowed_audiences
 from mmgen.platform.auth.errors import SigningKeysUnavailableError
 
 logger = logging.getLogger("mmgen.platform.auth")
@@ -142,7 +143,7 @@ def issue_token(
     subject: str,
     role: str,
     issuer: str = "mmgen-identity",
-    audience: str = "mmgen",
+    audience: str | Sequence[str] | None = None,
     ttl: timedelta = timedelta(minutes=15),
     now: datetime | None = None,
     extra_claims: Mapping[str, Any] | None = None,
@@ -151,11 +152,20 @@ def issue_token(
 ) -> str:
     """An access token as verifiers require it: header `typ: at+jwt` and `kid`, claims
     `exp iat iss aud sub role jti`, and `amr` (RFC 8176) when the methods are given
-    (`typ`/`extra_claims` let tests forge the other kinds)."""
+    (`typ`/`extra_claims` let tests forge the other kinds). `aud`: the `audience` given (a
+    list, or a single string as other issuers send it), else the list of every service the role
+    may use (`audiences.allowed_audiences`; every service for a role the table does not know,
+    so tests can forge such tokens)."""
     issued = now or datetime.now(UTC)
+    if audience is None:
+        audiences: list[str] | str = list(allowed_audiences(role) or SERVICE_AUDIENCES)
+    elif isinstance(audience, str):
+        audiences = audience
+    else:
+        audiences = list(audience)
     claims: dict[str, Any] = {
         "iss": issuer,
-        "aud": audience,
+        "aud": audiences,
         "sub": subject,
         "role": role,
         "iat": int(issued.timestamp()),

@@ -5,9 +5,13 @@ Each check that fails raises `InvalidTokenError` with the reason (→ a generic 
 goes to the audit only): an algorithm other than EdDSA (this rejects `alg: none` and the
 HS256-with-the-public-key trick before any key is touched), a header `typ` other than `at+jwt`
 (an ID token or another JWT replayed as an access token), a missing, malformed or unknown
-`kid`, a bad signature, expiry, a wrong audience or issuer, a missing claim (`jti` included),
-a lifetime (`exp - iat`) over the maximum, an unknown role, or a subject on the denylist.
-One audience is shared by every service for now; audiences per service come later.
+`kid`, a bad signature, expiry, an audience that is not this service's, a wrong issuer, a
+missing claim (`jti` included), a lifetime (`exp - iat`) over the maximum, an unknown role, a
+subject on the denylist, or a token issued (`iat`) before its subject's credentials last changed
+(the denylist's `not_before`: a password change or reset ends every earlier token at once).
+
+Each service verifies its own audience (`ServiceSettings.jwt_audience`, its name by default);
+a token's `aud` is the list of services it was issued for (`mmgen.platform.auth.audiences`).
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ class TokenVerifier:
         self,
         keys: KeySet,
         *,
+        audience: str,
         issuer: str = "mmgen-identity",
-        audience: str = "mmgen",
         leeway: int = 5,
         denylist: SubjectDenylist | None = None,
         max_lifetime: int = DEFAULT_MAX_LIFETIME,
@@ -121,8 +125,12 @@ class TokenVerifier:
         except ValueError as exc:
             raise InvalidTokenError("unknown role") from exc
         principal = Principal(subject_id=subject, role=parsed_role, claims=claims)
-        if self.denylist is not None and await self.denylist.is_denied(subject):
-            raise SubjectRevokedError(principal)
+        if self.denylist is not None:
+            if await self.denylist.is_denied(subject):
+                raise SubjectRevokedError(principal)
+            not_before = await self.denylist.not_before(subject)
+            if not_before is not None and _seconds(claims["iat"]) < not_before:
+                raise SubjectRevokedError(principal, "issued before the credentials changed")
         return principal
 
     def _decode(self, token: str, key: Any) -> Mapping[str, Any]:

@@ -68,7 +68,8 @@ class StreamSlots:
 
 
 class StreamWatch:
-    """Whether a running stream may go on: token not expired, principal not revoked."""
+    """Whether a running stream may go on: token not expired, principal not revoked, token not
+    issued before the principal's last password change."""
 
     def __init__(
         self,
@@ -78,6 +79,8 @@ class StreamWatch:
     ) -> None:
         exp = principal.claims.get("exp")
         self.expires_at = float(exp) if isinstance(exp, int | float) else None
+        iat = principal.claims.get("iat")
+        self.issued_at = float(iat) if isinstance(iat, int | float) else None
         self.subject_id = principal.subject_id
         self.denylist = denylist
         self.recheck_seconds = recheck_seconds
@@ -95,7 +98,12 @@ class StreamWatch:
             return True
         # Advanced even without a denylist: `wait_bound` waits until the next check.
         self._next_check = time.monotonic() + self.recheck_seconds
-        return self.denylist is None or not await self.denylist.is_denied(self.subject_id)
+        if self.denylist is None:
+            return True
+        if await self.denylist.is_denied(self.subject_id):
+            return False
+        not_before = await self.denylist.not_before(self.subject_id)
+        return not_before is None or self.issued_at is None or self.issued_at >= not_before
 
     def wait_bound(self, seconds: float) -> float:
         """`seconds`, shortened so a wait never outlasts the token nor the next recheck."""

@@ -40,6 +40,8 @@ class Account:
     status: str
     email_index: str
     version: int
+    #: Tokens issued (`iat`) before this instant are void: the last password change or reset.
+    tokens_not_before: int | None = None
 
     @property
     def active(self) -> bool:
@@ -86,7 +88,12 @@ class AccountsReadModel(Protocol):
         """Close the account (for good); `version` None: a close recorded outside its stream."""
         ...
 
+    async def credentials_changed(self, user_id: str, *, not_before: int) -> bool:
+        """Void the account's tokens issued before `not_before` (the latest instant wins)."""
+        ...
+
     # --- erasure ---------------------------------------------------------------------------
+
     async def delete_subject(self, user_id: str, session: AsyncClientSession | None = None) -> int:
         """Remove the account and its email records (the email is free again)."""
         ...
@@ -96,6 +103,10 @@ class AccountsReadModel(Protocol):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -162,6 +173,7 @@ class MongoAccountsReadModel:
             status=str(doc["status"]),
             email_index=str(doc["email_index"]),
             version=int(doc.get("version", 0)),
+            tokens_not_before=_int_or_none(doc.get("tokens_not_before")),
         )
 
     # --- projection writes, each one transaction ---------------------------------------------
@@ -233,6 +245,12 @@ class MongoAccountsReadModel:
 
         return await self._transaction(work)
 
+    async def credentials_changed(self, user_id: str, *, not_before: int) -> bool:
+        result = await self.users.update_one(
+            {"_id": user_id}, {"$max": {"tokens_not_before": int(not_before)}}
+        )
+        return result.modified_count > 0
+
     async def delete_subject(self, user_id: str, session: AsyncClientSession | None = None) -> int:
         users = await self.users.delete_many({"_id": user_id}, session=session)
         emails = await self.emails.delete_many({"user_id": user_id}, session=session)
@@ -283,7 +301,8 @@ class InMemoryAccountsReadModel:
         if account is not None and account.version >= version:
             return False
         status = account.status if account is not None else ACTIVE
-        self.accounts[user_id] = Account(user_id, role, status, email_index, version)
+        kept = account.tokens_not_before if account is not None else None
+        self.accounts[user_id] = Account(user_id, role, status, email_index, version, kept)
         self.created_at.setdefault(user_id, created_at)
         self._hold(email_index, user_id)
         return True
@@ -306,6 +325,15 @@ class InMemoryAccountsReadModel:
         if changes is None:
             return False
         self.accounts[user_id] = replace(account, **changes)
+        return True
+
+    async def credentials_changed(self, user_id: str, *, not_before: int) -> bool:
+        account = self.accounts.get(user_id)
+        if account is None:
+            return False
+        if account.tokens_not_before is not None and account.tokens_not_before >= not_before:
+            return False
+        self.accounts[user_id] = replace(account, tokens_not_before=not_before)
         return True
 
     async def delete_subject(self, user_id: str, session: AsyncClientSession | None = None) -> int:

@@ -15,16 +15,27 @@ from typing import Any
 from mmgen.events.envelope import Envelope
 from mmgen.events.erased import is_erased
 from mmgen.events.mapper import DomainEvent, EventMapper
-from mmgen.events.revocation import ACCOUNT_CLOSED, SUBJECT_ERASED
+from mmgen.events.revocation import ACCOUNT_CLOSED, PASSWORD_CHANGED, SUBJECT_ERASED
 from mmgen.identity.adapters.accounts import AccountsReadModel
 from mmgen.identity.adapters.hashing import BlindIndex
-from mmgen.identity.domain.events import AccountClosed, EmailCorrected, UserRegistered
+from mmgen.identity.domain.events import (
+    AccountClosed,
+    EmailCorrected,
+    PasswordChanged,
+    UserRegistered,
+)
 from mmgen.runtime.contract import SubjectErasedData
 
 PROJECTION = "accounts"
 #: The event types that change the read model (the others are skipped without decrypting).
 APPLIED = frozenset(
-    {"identity.UserRegistered", "identity.EmailCorrected", ACCOUNT_CLOSED, SUBJECT_ERASED}
+    {
+        "identity.UserRegistered",
+        "identity.EmailCorrected",
+        ACCOUNT_CLOSED,
+        SUBJECT_ERASED,
+        PASSWORD_CHANGED,
+    }
 )
 
 
@@ -63,6 +74,11 @@ class AccountsProjection:
                 )
             case AccountClosed():
                 await self.accounts.closed(user_id, version=version)
+            case PasswordChanged(tokens_not_before=not_before):
+                # Earlier tokens of the account stop working at identity too (AccountDenylist).
+                if not_before is None:
+                    not_before = int(event.occurred_at.timestamp()) + 1
+                await self.accounts.credentials_changed(user_id, not_before=not_before)
             case SubjectErasedData(subject_id=subject, categories_held=held) if held:
                 # A legal hold kept the key: the account is closed, not removed.
                 await self.accounts.closed(subject, version=None)

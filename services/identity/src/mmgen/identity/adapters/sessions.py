@@ -52,6 +52,8 @@ class RefreshOutcome:
     family_id: str
     #: How the family's sign-in authenticated (RFC 8176): a refresh keeps the sign-in's factors.
     amr: tuple[str, ...] = ("pwd",)
+    #: The audiences the sign-in asked for (a refresh keeps them); None: the role's default.
+    audiences: tuple[str, ...] | None = None
 
 
 class RefreshTokenStore(Protocol):
@@ -63,6 +65,7 @@ class RefreshTokenStore(Protocol):
         role: str,
         family_id: str | None = None,
         amr: Sequence[str] = ("pwd",),
+        audiences: Sequence[str] | None = None,
     ) -> str: ...
 
     async def rotate(self, token: str) -> RefreshOutcome:
@@ -109,6 +112,7 @@ class MongoRefreshTokenStore:
         role: str,
         family_id: str | None = None,
         amr: Sequence[str] = ("pwd",),
+        audiences: Sequence[str] | None = None,
     ) -> str:
         token = new_token()
         now = _now()
@@ -119,6 +123,7 @@ class MongoRefreshTokenStore:
                 "user_id": user_id,
                 "role": role,
                 "amr": list(amr),
+                "audiences": None if audiences is None else list(audiences),
                 "status": ACTIVE,
                 "created_at": now,
                 "expires_at": now + self.ttl,
@@ -149,8 +154,11 @@ class MongoRefreshTokenStore:
             raise refused(known)
         family = str(spent["family_id"])
         amr = tuple(spent.get("amr") or ("pwd",))
-        new = await self.issue(str(spent["user_id"]), str(spent["role"]), family, amr)
-        return RefreshOutcome(new, str(spent["user_id"]), str(spent["role"]), family, amr)
+        kept = spent.get("audiences")
+        audiences = None if kept is None else tuple(str(name) for name in kept)
+        user_id, role = str(spent["user_id"]), str(spent["role"])
+        new = await self.issue(user_id, role, family, amr, audiences)
+        return RefreshOutcome(new, user_id, role, family, amr, audiences)
 
     async def revoke_family(self, family_id: str) -> int:
         return await self._revoke({"family_id": family_id})
@@ -181,6 +189,7 @@ class _Stored:
     status: str
     expires_at: datetime
     amr: tuple[str, ...] = ("pwd",)
+    audiences: tuple[str, ...] | None = None
 
 
 class InMemoryRefreshTokenStore:
@@ -197,11 +206,15 @@ class InMemoryRefreshTokenStore:
         role: str,
         family_id: str | None = None,
         amr: Sequence[str] = ("pwd",),
+        audiences: Sequence[str] | None = None,
     ) -> str:
         token = new_token()
         family = family_id or secrets.token_hex(16)
         expires = self.clock() + self.ttl
-        self.tokens[digest(token)] = _Stored(family, user_id, role, ACTIVE, expires, tuple(amr))
+        kept = None if audiences is None else tuple(audiences)
+        self.tokens[digest(token)] = _Stored(
+            family, user_id, role, ACTIVE, expires, tuple(amr), kept
+        )
         return token
 
     async def rotate(self, token: str) -> RefreshOutcome:
@@ -215,8 +228,12 @@ class InMemoryRefreshTokenStore:
                 raise RefreshTokenReusedError(known.user_id, known.family_id, revoked)
             raise refused(None if known is None else {"status": known.status})
         self.tokens[key] = replace(known, status=USED)
-        new = await self.issue(known.user_id, known.role, known.family_id, known.amr)
-        return RefreshOutcome(new, known.user_id, known.role, known.family_id, known.amr)
+        new = await self.issue(
+            known.user_id, known.role, known.family_id, known.amr, known.audiences
+        )
+        return RefreshOutcome(
+            new, known.user_id, known.role, known.family_id, known.amr, known.audiences
+        )
 
     async def revoke_family(self, family_id: str) -> int:
         return self._revoke(lambda stored: stored.family_id == family_id)

@@ -146,9 +146,13 @@ class PasswordChangedPII(PersonalData):
 @declare("identity.PasswordChanged", action="update", resource_type="user", categories=["account"])
 class PasswordChanged(EventData):
     """A new password: by the owner knowing the old one (`change`) or through a mailed one-time
-    token (`reset`). Every session of the account was revoked with it."""
+    token (`reset`). Every session of the account was revoked with it, and every access token
+    issued (`iat`) before `tokens_not_before` (seconds since the epoch) is refused by every
+    service as soon as it reads this event."""
 
     method: Literal["change", "reset"]
+    #: Absent from events stored before it existed (then: the second after `occurred_at`).
+    tokens_not_before: int | None = Field(default=None, ge=0)
     personal: ClassVar = PasswordChangedPII
 
 

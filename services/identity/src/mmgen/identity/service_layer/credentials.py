@@ -273,9 +273,15 @@ class Credentials:
         also: Sequence[Any] = (),
     ) -> None:
         password_hash = await self.hashing.hash(password)
+        # Whole seconds, as a token's `iat`: every token issued so far has an `iat` below it
+        # (those issued after an earlier change too, however recent: they got its instant), and
+        # identity issues the account's next tokens no earlier (`TokenIssuer`).
+        record = await self.account_records.get(user.id)
+        previous = record.tokens_not_before if record is not None else None
+        not_before = max(int(self.clock()) + 1, (previous or 0) + 1)
         events: list[NewEvent[Any]] = [
             NewEvent(
-                PasswordChanged(method=method),
+                PasswordChanged(method=method, tokens_not_before=not_before),
                 personal=PasswordChangedPII(password_hash=password_hash),
                 subject_id=user.id,
                 actor=actor,

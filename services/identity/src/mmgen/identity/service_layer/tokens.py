@@ -1,5 +1,12 @@
 """Token use cases: access/refresh pairs, refresh rotation with reuse detection, service tokens,
-signing-key rotation."""
+signing-key rotation.
+
+Every access token names the services it is for (`aud`, a list): those the caller asked for,
+within its role's allowance (`mmgen.platform.auth.audiences`), by default all of them; a refresh
+keeps what the sign-in asked. A user token is never issued before the account's
+`tokens_not_before` (its last password change), so the token handed out right after a change
+is not caught by the revocation of the earlier ones.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from mmgen.events.envelope import Actor
 from mmgen.events.ids import new_event_id
@@ -25,6 +32,7 @@ from mmgen.identity.domain.errors import (
 from mmgen.identity.domain.events import RefreshTokenReuseDetected, SigningKeyRotated
 from mmgen.identity.settings import IdentitySettings
 from mmgen.platform.auth import AMR_PASSWORD, issue_token
+from mmgen.platform.auth.audiences import audiences_for
 
 log = logging.getLogger(__name__)
 
@@ -63,31 +71,59 @@ class TokenIssuer:
         self.service_credentials_key = service_credentials_key
 
     async def _access_token(
-        self, subject: str, role: str, ttl_seconds: int, amr: Sequence[str] | None = None
+        self,
+        subject: str,
+        role: str,
+        ttl_seconds: int,
+        amr: Sequence[str] | None = None,
+        audiences: Sequence[str] | None = None,
     ) -> str:
+        """Raises `AudienceNotAllowedError` (nothing issued) for an audience outside the role's
+        allowance."""
+        aud = audiences_for(role, audiences)
         key = await self.keyring.signing_key()
         return issue_token(
             key,
             subject=subject,
             role=role,
             issuer=self.settings.jwt_issuer,
-            audience=self.settings.jwt_audience,
+            audience=aud,
             ttl=timedelta(seconds=ttl_seconds),
+            now=await self._issued_at(subject, role),
             amr=amr,
         )
 
+    async def _issued_at(self, subject: str, role: str) -> datetime:
+        """Now, or the account's `tokens_not_before` when that is later (a password changed
+        within this second: the new token must outlive the revocation of the old ones)."""
+        now = datetime.now(UTC)
+        if role == "service":
+            return now
+        account = await self.accounts.get(subject)
+        not_before = account.tokens_not_before if account is not None else None
+        if not_before is not None and not_before > now.timestamp():
+            return datetime.fromtimestamp(not_before, UTC)
+        return now
+
     async def issue_pair(
-        self, user_id: str, role: str, amr: Sequence[str] = (AMR_PASSWORD,)
+        self,
+        user_id: str,
+        role: str,
+        amr: Sequence[str] = (AMR_PASSWORD,),
+        audiences: Sequence[str] | None = None,
     ) -> TokenPair:
         """A fresh login: an access token and the first refresh token of a new family; both
-        carry how the user authenticated (`amr`: ["pwd"] or ["pwd", "otp"])."""
+        carry how the user authenticated (`amr`: ["pwd"] or ["pwd", "otp"]) and the audiences
+        asked (None: every one the role may hold). An audience outside the role's allowance →
+        `AudienceNotAllowedError` before anything is issued."""
         ttl = self.settings.access_token_ttl_seconds
-        access = await self._access_token(user_id, role, ttl, amr)
-        refresh = await self.refresh_tokens.issue(user_id, role, amr=amr)
+        access = await self._access_token(user_id, role, ttl, amr, audiences)  # refuses first
+        refresh = await self.refresh_tokens.issue(user_id, role, amr=amr, audiences=audiences)
         return TokenPair(access, ttl, refresh)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        """Spend a refresh token for a new pair; a reused one revokes its family (and says so)."""
+        """Spend a refresh token for a new pair (for the audiences its sign-in asked); a reused
+        one revokes its family (and says so)."""
         try:
             outcome = await self.refresh_tokens.rotate(refresh_token)
         except RefreshTokenReusedError as reuse:
@@ -111,18 +147,24 @@ class TokenIssuer:
             await self.refresh_tokens.revoke_family(outcome.family_id)
             raise RefreshTokenInvalidError("the account is closed")
         ttl = self.settings.access_token_ttl_seconds
-        access = await self._access_token(outcome.user_id, outcome.role, ttl, outcome.amr)
+        access = await self._access_token(
+            outcome.user_id, outcome.role, ttl, outcome.amr, outcome.audiences
+        )
         return TokenPair(access, ttl, outcome.token)
 
-    async def service_token(self, service: str, secret: str) -> ServiceToken:
-        """A short `role: service` token for `/internal/` calls, against the service secret."""
+    async def service_token(
+        self, service: str, secret: str, audiences: Sequence[str] | None = None
+    ) -> ServiceToken:
+        """A short `role: service` token for `/internal/` calls, against the service secret,
+        for the services asked (None: every one a service token may reach)."""
         known = service in self.settings.service_clients
         # Compare even for an unknown name, so timing does not tell which names exist.
         matches = service_secret_matches(self.service_credentials_key, service, secret)
         if not (known and matches):
             raise ServiceCredentialsInvalidError()
         ttl = self.settings.service_token_ttl_seconds
-        return ServiceToken(await self._access_token(service, "service", ttl), ttl)
+        token = await self._access_token(service, "service", ttl, audiences=audiences)
+        return ServiceToken(token, ttl)
 
     async def rotate_signing_key(self, actor: Actor) -> Rotation:
         """A new signing key, published now and signing after the publish delay; the old one
@@ -156,16 +198,31 @@ class TokenIssuer:
 
 class AccountDenylist:
     """`SubjectDenylist` of identity's own verifier: a user token works only while its account
-    is active (closed or erased → refused at once). Service tokens (`sub` = a service name) are
-    not accounts and pass."""
+    is active (closed or erased → refused at once) and if issued after its last password change.
+    Service tokens (`sub` = a service name) are not accounts and pass."""
 
     def __init__(self, accounts: AccountsReadModel) -> None:
         self.accounts = accounts
 
     async def is_denied(self, subject_id: str) -> bool:
-        try:
-            uuid.UUID(subject_id)
-        except ValueError:
+        if not _is_account_id(subject_id):
             return False
         account = await self.accounts.get(subject_id)
         return account is None or not account.active
+
+    async def not_before(self, subject_id: str) -> float | None:
+        """The account's last password change: tokens issued before it are void."""
+        if not _is_account_id(subject_id):
+            return None
+        account = await self.accounts.get(subject_id)
+        if account is None or account.tokens_not_before is None:
+            return None
+        return float(account.tokens_not_before)
+
+
+def _is_account_id(subject_id: str) -> bool:
+    try:
+        uuid.UUID(subject_id)
+    except ValueError:
+        return False
+    return True

@@ -57,16 +57,20 @@ class DeferredServiceTokens:
         credentials: Callable[[], tuple[str, str]],
         client: httpx.AsyncClient,
         service: str = "retention",
+        audiences: Sequence[str] | None = None,
     ) -> None:
         self.credentials = credentials
         self.client = client
         self.service = service
+        self.audiences = audiences
         self._provider: ServiceTokenProvider | None = None
 
     async def headers(self) -> dict[str, str]:
         if self._provider is None:
             url, secret = self.credentials()  # PlatformError when there are none yet
-            self._provider = ServiceTokenProvider(url, self.service, secret, client=self.client)
+            self._provider = ServiceTokenProvider(
+                url, self.service, secret, client=self.client, audiences=self.audiences
+            )
         return await self._provider.headers()
 
     def invalidate(self) -> None:

@@ -19,6 +19,7 @@ from mmgen.identity.domain.errors import (
     UserNotFoundError,
 )
 from mmgen.platform import ProblemError, ProblemSpec
+from mmgen.platform.auth.audiences import AudienceNotAllowedError
 
 
 class TooManyAttemptsError(ProblemError):
@@ -40,6 +41,10 @@ def _reason(exc: PasswordRejectedError) -> str:
     return exc.reason
 
 
+def _refused_audiences(exc: AudienceNotAllowedError) -> dict[str, object]:
+    return {"code": "invalid_target", "refused": list(exc.refused)}
+
+
 PROBLEMS: dict[type[Exception], ProblemSpec] = {
     EmailInvalidError: ProblemSpec(422, "Invalid email", "email-invalid"),
     EmailTakenError: ProblemSpec(409, "Email in use", "email-taken"),
@@ -59,6 +64,10 @@ PROBLEMS: dict[type[Exception], ProblemSpec] = {
     RefreshTokenInvalidError: ProblemSpec(401, "Invalid refresh token", "invalid-refresh-token"),
     ServiceCredentialsInvalidError: ProblemSpec(
         401, "Invalid service credentials", "invalid-service-credentials"
+    ),
+    # RFC 8707 calls this `invalid_target`: a token asked for a service the role may not use.
+    AudienceNotAllowedError: ProblemSpec(
+        400, "Audience not allowed", "audience-not-allowed", extensions=_refused_audiences
     ),
     UserNotFoundError: ProblemSpec(404, "No such user", "user-not-found"),
     AccountNotActiveError: ProblemSpec(409, "Account closed", "account-closed"),

@@ -60,6 +60,16 @@ def _actor(principal: Principal) -> Actor:
     return Actor(**principal.actor())
 
 
+def _audiences(principal: Principal) -> list[str] | None:
+    """The audiences of the caller's token, for a pair that replaces it (None: the default)."""
+    aud = principal.claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    if isinstance(aud, list | tuple) and all(isinstance(name, str) for name in aud):
+        return list(aud)
+    return None
+
+
 def _view(user: User) -> UserView:
     def plain(value: Any) -> Any:
         return None if is_erased(value) else value
@@ -115,18 +125,20 @@ async def register(body: RegisterRequest, request: Request, identity: Service) -
     return Accepted(detail=REGISTRATION_ACCEPTED)
 
 
-@auth.post("/auth/token", name="issue_token", responses={401: PROBLEM, 429: PROBLEM})
+@auth.post("/auth/token", name="issue_token", responses={400: PROBLEM, 401: PROBLEM, 429: PROBLEM})
 async def issue_token(body: TokenRequest, request: Request, identity: Service) -> TokenResponse:
     """Sign in: an access token (EdDSA JWT, ~15 min) and a rotating refresh token. An account
     with TOTP needs `totp` (or `recovery_code`): without one → 401 with `code: mfa_required`.
-    The token's `amr` says which factors were shown."""
+    The token's `amr` says which factors were shown; its `aud` lists the services it works at:
+    `audience` if given (one the role may not use → 400 `audience-not-allowed`, nothing
+    issued), else every service the role may use. Refreshing keeps the audiences."""
     address = client_address(request)  # X-Forwarded-For only from IDENTITY_TRUSTED_PROXIES
     factor = SecondFactor(totp=body.totp, recovery_code=body.recovery_code)
     try:
         user, amr = await identity.credentials.sign_in(body.email, body.password, factor, address)
     except LoginThrottledError as exc:
         raise TooManyAttemptsError(exc.retry_after) from exc
-    pair = await identity.tokens.issue_pair(user.id, str(user.role), amr)
+    pair = await identity.tokens.issue_pair(user.id, str(user.role), amr, body.audience)
     return TokenResponse(
         access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
     )
@@ -157,7 +169,7 @@ async def request_password_reset(
 )
 async def confirm_password_reset(body: PasswordResetConfirmRequest, identity: Service) -> Response:
     """Set a new password with the mailed token (once, before it expires); every session of
-    the account is revoked."""
+    the account is revoked, and every access token issued before it is refused."""
     await identity.credentials.confirm_password_reset(body.token, body.new_password)
     return Response(status_code=204)
 
@@ -171,10 +183,13 @@ async def refresh_token(body: RefreshRequest, identity: Service) -> TokenRespons
     )
 
 
-@auth.post("/auth/service-token", name="issue_service_token", responses={401: PROBLEM})
+@auth.post(
+    "/auth/service-token", name="issue_service_token", responses={400: PROBLEM, 401: PROBLEM}
+)
 async def issue_service_token(body: ServiceTokenRequest, identity: Service) -> ServiceTokenResponse:
-    """A short `role: service` token for another service's `/internal/` calls."""
-    token = await identity.tokens.service_token(body.service, body.secret)
+    """A short `role: service` token for another service's `/internal/` calls, for the services
+    in `audience` (default: every one a service token may reach)."""
+    token = await identity.tokens.service_token(body.service, body.secret, body.audience)
     return ServiceTokenResponse(access_token=token.access_token, expires_in=token.expires_in)
 
 
@@ -249,9 +264,10 @@ async def _reauthenticate(
 async def change_password(
     body: PasswordChangeRequest, request: Request, principal: Person, identity: Service
 ) -> TokenResponse:
-    """A new password, given the current one. Every session of the account is signed out; the
-    answer is a fresh pair for the caller (access tokens already issued elsewhere stay valid
-    until they expire, at most `ACCESS_TOKEN_TTL_SECONDS`)."""
+    """A new password, given the current one. Every session of the account is signed out: its
+    refresh tokens are revoked, and every access token issued before the change is refused by
+    every service as soon as it reads identity's `PasswordChanged` (here at once). The answer is
+    a fresh pair for the caller, for the same audiences as the token that asked."""
     try:
         await identity.credentials.change_password(
             principal.subject_id,
@@ -263,7 +279,10 @@ async def change_password(
     except LoginThrottledError as exc:
         raise TooManyAttemptsError(exc.retry_after) from exc
     pair = await identity.tokens.issue_pair(
-        principal.subject_id, str(principal.role), principal.amr or ("pwd",)
+        principal.subject_id,
+        str(principal.role),
+        principal.amr or ("pwd",),
+        _audiences(principal),
     )
     return TokenResponse(
         access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token

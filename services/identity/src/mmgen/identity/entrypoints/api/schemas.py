@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mmgen.identity.domain.events import BusinessDetails
 
 PHONE_PATTERN = r"^\+?[0-9][0-9 ().\-]{3,31}$"
+
+#: A service name, as a token's audience (`mmgen.platform.auth.audiences.SERVICE_AUDIENCES`).
+AudienceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
+#: The services a token is asked for; omitted: every service the role may use. One the role
+#: may not use → 400 `audience-not-allowed`, and no token is issued.
+Audiences = Annotated[list[AudienceName] | None, Field(default=None, min_length=1, max_length=16)]
 
 
 class _Request(BaseModel):
@@ -95,6 +101,7 @@ class TokenRequest(_Request):
     #: Needed when the account has TOTP: a current code, or one of the recovery codes.
     totp: str | None = Field(default=None, pattern=TOTP_CODE)
     recovery_code: str | None = Field(default=None, min_length=1, max_length=64)
+    audience: Audiences = None
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -153,6 +160,7 @@ class RefreshRequest(_Request):
 class ServiceTokenRequest(_Request):
     service: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")
     secret: str = Field(min_length=1, max_length=200)
+    audience: Audiences = None
 
 
 class Registered(BaseModel):
