@@ -79,8 +79,7 @@ def service_client(url: str, secret: str) -> httpx.Client:
     service a service token may reach (`rotate-master-key` calls each service's
     `/internal/keys/rewrap`, the other commands identity)."""
     client = httpx.Client(base_url=url, timeout=30.0)
-    # The CLI speaks to identity only: its token is for identity only.
-    body = {"service": CLI_SERVICE, "secret": secret, "audience": ["identity"]}
+    body = {"service": CLI_SERVICE, "secret": secret}
     response = client.post("/auth/service-token", json=body)
     if response.status_code != 200:
         client.close()

@@ -86,3 +86,38 @@ def test_spliced_entry_text_is_the_canonical_text() -> None:
         text, leaf = text_and_leaf(entry)
         assert text == entry_text(entry)
         assert leaf == entry.leaf_hash
+
+
+def _progress_doc(announced: int, requests_open: int) -> dict[str, object]:
+    return {
+        "contiguous": 10,
+        "ranges": [],
+        "announced": announced,
+        "repair_requests_open": requests_open,
+    }
+
+
+def test_a_repaired_tail_hole_counts_as_a_closed_gap() -> None:
+    """Events lost after a producer's last one received never show as a range (nothing above
+    the hole is held); filling them after a republish request still closes a gap."""
+    from mmgen.consent.audit.store import progress_updates
+
+    now = datetime.now(UTC)
+    before = {"identity": ProducerProgress.from_document("identity", _progress_doc(14, 1))}
+    _, _, closed = progress_updates({"identity": [11, 12]}, before, now)
+    assert closed == [], "two of the four missing events do not close the tail hole"
+    _, updates, closed = progress_updates({"identity": [11, 12, 13, 14]}, before, now)
+    assert closed == ["identity"]
+    assert updates[0][1]["repair_requests_open"] == 0
+    assert "announced" not in updates[0][1], "the announced head is kept by its own update"
+
+
+def test_events_simply_arriving_after_their_announcement_close_nothing() -> None:
+    """The head announcement may overtake the events it announces; with no repair asked for,
+    their arrival is ordinary progress, not a repaired gap."""
+    from mmgen.consent.audit.store import progress_updates
+
+    now = datetime.now(UTC)
+    before = {"identity": ProducerProgress.from_document("identity", _progress_doc(14, 0))}
+    _, _, closed = progress_updates({"identity": [11, 12, 13, 14]}, before, now)
+    assert closed == []

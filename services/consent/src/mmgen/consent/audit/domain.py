@@ -116,11 +116,16 @@ class ProducerProgress:
 
     `ranges` are disjoint, sorted, inclusive `[first, last]` runs of sequence numbers held
     beyond the first hole. `producer_seq` starts at 1 (the event store's numbering).
+    `announced` (the producer's own head, from `events.heads`) and `repair_requests_open` are
+    read for deciding when a hole at the tail was repaired; they are kept by their own updates,
+    never written back from here.
     """
 
     producer: str
     contiguous: int = 0
     ranges: list[list[int]] = field(default_factory=list)
+    announced: int = 0
+    repair_requests_open: int = 0
 
     def add(self, seqs: Iterable[int]) -> None:
         """Record newly held sequence numbers (duplicates and old numbers are harmless)."""
@@ -165,5 +170,22 @@ class ProducerProgress:
         if doc is None:
             return cls(producer)
         return cls(
-            producer, int(doc.get("contiguous", 0)), [list(r) for r in doc.get("ranges", [])]
+            producer,
+            int(doc.get("contiguous", 0)),
+            [list(r) for r in doc.get("ranges", [])],
+            int(doc.get("announced") or 0),
+            int(doc.get("repair_requests_open") or 0),
+        )
+
+    def repaired_tail(self, after: ProducerProgress) -> bool:
+        """Whether `after` fills a hole at this state's tail that a republish request asked for:
+        nothing held beyond a hole (no `ranges`), the announced head above what was held, and
+        now everything up to that head held. Such a hole never shows as a range, so without
+        this its repair would go uncounted."""
+        return (
+            not self.ranges
+            and self.repair_requests_open > 0
+            and self.announced > self.contiguous
+            and not after.ranges
+            and after.contiguous >= self.announced
         )

@@ -407,7 +407,7 @@ def progress_updates(
             fields_set["gap_since"] = now
         elif not state.ranges:
             fields_set["gap_since"] = None
-            if before.ranges:
+            if before.ranges or before.repaired_tail(state):
                 closed.append(producer)
                 fields_set["repair_requests_open"] = 0
         updates.append((producer, fields_set, {"entries": len(seqs)}))
