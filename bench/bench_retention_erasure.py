@@ -8,18 +8,24 @@ identity, projects, profiles, consent, retention — as processes with the stack
 events spread across the services: 47.5 % analytics events through consent's tracking gate,
 47.5 % messages in the project, 2 % profile corrections, 3 % account corrections at identity
 (each an event encrypted under the creator's key in its service's store, read-model rows, an
-audit entry). Once the pipeline is quiet — the audit log holds every producer's events with
-no hole (consent's `audit-projector` check) and retention's audit feed has stopped moving —
-the creator asks retention for erasure and the clock runs until
+audit entry). Once the history is settled — for 3 s the log has not grown, holds every
+producer's events with no hole (consent's `audit-projector` check), and retention's audit feed
+has applied all of it (an acknowledgement needs the service's `SubjectErased` entry, which the
+feed applies in `seq` order after every entry before it: unsettled history would be timed as
+part of the erasure) — the creator asks retention for erasure and the clock runs until
 `GET /privacy-requests/{id}` says `verified` (polled every 250 ms: every read of a request is
 itself an audited event, and polling faster would load the pipeline it measures;
 `verified_after_s_by_timeline` is the server's own time of the step). Crypto-shredding makes
 the cost of the erasure one key per service whatever N is.
 
-Each round records: seconds to `verified`, when each service's acknowledgement was recorded
-(from the request's timeline, relative to its receipt), and the footprints after (readable
-personal fields must be 0). Results go to bench/results/retention_erasure.json with machine
-information and the commit. Aim (issue 13): < 5 s for both sizes.
+Each round records: seconds to `verified`, the request's timeline (an acknowledgement's time
+is when the service erased, from its `SubjectErased`; `verified` is retention's), the
+footprints after (readable personal fields must be 0), and the audit pipeline's stages sampled
+from `/metrics` during history, settle and erasure (entries appended, published, staged and
+applied by retention; entries/s and how far behind the log), with retention's inbox (the
+runtime's one subscription to `retention.commands` and the services' events topics: messages
+read, skipped as not for it, or handled). Results go to bench/results/retention_erasure.json
+with machine information and the commit. Aim (issue 13): < 5 s for both sizes.
 
 Usage: uv run python bench/bench_retention_erasure.py [--sizes 10,10000] [--rounds 3]
        [--large-rounds 1] [--concurrency 16]
@@ -33,6 +39,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import statistics
 import subprocess
@@ -342,6 +349,12 @@ STAGES = {
         {"consumer": "retention-audit-log"},
     ),
     "applied": ("retention", "mmgen_events_audit_feed_checkpoint", {"feed": "audit-feed"}),
+    # not a stage of the log: what retention's runtime inbox has read of its topics
+    "inbox_read": (
+        "retention",
+        "mmgen_events_consumer_(processed|skipped|duplicates)_total",
+        {"consumer": "retention-inbox"},
+    ),
 }
 
 
@@ -365,7 +378,9 @@ class Pipeline:
             total = 0.0
             for family in text_string_to_metric_families(texts[service]):
                 for s in family.samples:
-                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    if re.fullmatch(name, s.name) and all(
+                        s.labels.get(k) == v for k, v in labels.items()
+                    ):
                         total += s.value
             out[stage] = total + (1 if stage == "applied" else 0)
         return out
