@@ -8,18 +8,24 @@ identity, projects, profiles, consent, retention — as processes with the stack
 events spread across the services: 47.5 % analytics events through consent's tracking gate,
 47.5 % messages in the project, 2 % profile corrections, 3 % account corrections at identity
 (each an event encrypted under the creator's key in its service's store, read-model rows, an
-audit entry). Once the pipeline is quiet — the audit log holds every producer's events with
-no hole (consent's `audit-projector` check) and retention's audit feed has stopped moving —
-the creator asks retention for erasure and the clock runs until
+audit entry). Once the history is settled — for 3 s the log has not grown, holds every
+producer's events with no hole (consent's `audit-projector` check), and retention's audit feed
+has applied all of it (an acknowledgement needs the service's `SubjectErased` entry, which the
+feed applies in `seq` order after every entry before it: unsettled history would be timed as
+part of the erasure) — the creator asks retention for erasure and the clock runs until
 `GET /privacy-requests/{id}` says `verified` (polled every 250 ms: every read of a request is
 itself an audited event, and polling faster would load the pipeline it measures;
 `verified_after_s_by_timeline` is the server's own time of the step). Crypto-shredding makes
 the cost of the erasure one key per service whatever N is.
 
-Each round records: seconds to `verified`, when each service's acknowledgement was recorded
-(from the request's timeline, relative to its receipt), and the footprints after (readable
-personal fields must be 0). Results go to bench/results/retention_erasure.json with machine
-information and the commit. Aim (issue 13): < 5 s for both sizes.
+Each round records: seconds to `verified`, the request's timeline (an acknowledgement's time
+is when the service erased, from its `SubjectErased`; `verified` is retention's), the
+footprints after (readable personal fields must be 0), and the audit pipeline's stages sampled
+from `/metrics` during history, settle and erasure (entries appended, published, staged and
+applied by retention; entries/s and how far behind the log), with retention's inbox (the
+runtime's one subscription to `retention.commands` and the services' events topics: messages
+read, skipped as not for it, or handled). Results go to bench/results/retention_erasure.json
+with machine information and the commit. Aim (issue 13): < 5 s for both sizes.
 
 Usage: uv run python bench/bench_retention_erasure.py [--sizes 10,10000] [--rounds 3]
        [--large-rounds 1] [--concurrency 16]
@@ -29,9 +35,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import statistics
 import subprocess
@@ -45,6 +53,7 @@ from typing import Any
 
 import httpx
 import jwt
+from prometheus_client.parser import text_string_to_metric_families
 
 from mmgen.cli import stack
 from mmgen.localstack.components import mongo_uri, start_broker, start_database
@@ -268,21 +277,33 @@ class Stack:
         r = await self.http.get(f"{self.url('retention')}/readyz")
         return str(r.json()["checks"].get("audit-feed", ""))
 
-    async def settle(self, quiet_s: float = 3.0, timeout_s: float = 1800.0) -> float:
-        """Wait until the audit log has every producer's events without a hole and
-        retention's audit feed has not moved for `quiet_s` without waiting at a hole of its
-        own; returns the wait. (A still feed alone is not enough: it stands still while the
-        log, or the feed itself, waits for a missing entry.)"""
+    async def settle(
+        self, pipeline: Pipeline, quiet_s: float = 3.0, timeout_s: float = 3600.0
+    ) -> float:
+        """Wait until the history is settled in the log and in retention: for `quiet_s` the
+        log has not grown, has no producer's hole (consent's `audit-projector` check), and
+        retention's feed has applied every entry of it without waiting at a hole of its own;
+        returns the wait. (A still feed alone is not enough: it stands still while the log,
+        or the feed itself, waits for a missing entry, and between two slow batches.)"""
         started = time.monotonic()
-        last, since = await self.audit_feed_position(), time.monotonic()
+        last, since = None, time.monotonic()
         while time.monotonic() - since < quiet_s:
             if time.monotonic() - started > timeout_s:
-                raise RuntimeError(f"never settled: {last}; {await self.audit_gaps()}")
+                raise RuntimeError(
+                    f"never settled: {last}; {await self.audit_feed_position()}; "
+                    f"{await self.audit_gaps()}"
+                )
             await asyncio.sleep(0.25)
-            now = await self.audit_feed_position()
-            behind = "waiting for audit seq" in now  # the feed stands still at a hole
-            if now != last or behind or await self.audit_gaps() != "no open gaps":
-                last, since = now, time.monotonic()
+            now = await pipeline.sample()
+            feed = await self.audit_feed_position()
+            settled = (
+                now["applied"] >= now["appended"]
+                and "waiting for audit seq" not in feed
+                and await self.audit_gaps() == "no open gaps"
+            )
+            if not settled or last is None or now["appended"] != last["appended"]:
+                since = time.monotonic()
+            last = now
         return time.monotonic() - started
 
     async def request(self, officer: str, request_id: str) -> dict[str, Any]:
@@ -315,6 +336,90 @@ class Stack:
         return out
 
 
+#: The audit pipeline's stages, as (service, metric sample name, labels it must carry): the
+#: entries in the log (consent's projector appended them), the next seq consent's publisher
+#: sends to `audit.log`, the entries retention's consumer staged, and the last seq retention's
+#: feed applied (+1, so every stage counts entries).
+STAGES = {
+    "appended": ("consent", "mmgen_audit_tree_size", {}),
+    "published": ("consent", "mmgen_audit_published_next_seq", {}),
+    "staged": (
+        "retention",
+        "mmgen_events_consumer_processed_total",
+        {"consumer": "retention-audit-log"},
+    ),
+    "applied": ("retention", "mmgen_events_audit_feed_checkpoint", {"feed": "audit-feed"}),
+    # not a stage of the log: what retention's runtime inbox has read of its topics
+    "inbox_read": (
+        "retention",
+        "mmgen_events_consumer_(processed|skipped|duplicates)_total",
+        {"consumer": "retention-inbox"},
+    ),
+}
+
+
+class Pipeline:
+    """Samples the audit pipeline's stages from the services' `/metrics` (unaudited reads, so
+    sampling adds nothing to the log it measures) once a second, and says for a span of time
+    how many entries each stage moved and at what rate, and how far each stayed behind."""
+
+    def __init__(self, stack: Stack, every_s: float = 1.0) -> None:
+        self.stack, self.every_s = stack, every_s
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def sample(self) -> dict[str, float]:
+        texts = {}
+        for service in ("consent", "retention"):  # the log's size first, then who follows it
+            r = await self.stack.http.get(f"{self.stack.url(service)}/metrics")
+            texts[service] = r.text
+        out: dict[str, float] = {}
+        for stage, (service, name, labels) in STAGES.items():
+            total = 0.0
+            for family in text_string_to_metric_families(texts[service]):
+                for s in family.samples:
+                    if re.fullmatch(name, s.name) and all(
+                        s.labels.get(k) == v for k, v in labels.items()
+                    ):
+                        total += s.value
+            out[stage] = total + (1 if stage == "applied" else 0)
+        return out
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                self.samples.append((time.monotonic(), await self.sample()))
+            await asyncio.sleep(self.every_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def span(self, start: float, end: float) -> dict[str, Any]:
+        """Each stage's entries moved and entries/s within [start, end], and the largest
+        distance (entries) between the log's size and each later stage."""
+        within = [(t, v) for t, v in self.samples if start <= t <= end]
+        if len(within) < 2:
+            return {}
+        (t0, first), (t1, last) = within[0], within[-1]
+        moved = {k: int(last[k] - first[k]) for k in STAGES}
+        return {
+            "seconds": round(t1 - t0, 1),
+            "entries_moved": moved,
+            "entries_per_s": {k: round(v / (t1 - t0), 1) for k, v in moved.items()},
+            "max_behind_log": {
+                k: int(max(v["appended"] - v[k] for _, v in within))
+                for k in ("published", "applied")
+            },
+            "at_end": {k: int(v) for k, v in last.items()},
+        }
+
+
 def _profile(version: int) -> dict[str, Any]:
     return {
         "display_name": "Bench Creator",
@@ -336,42 +441,67 @@ async def one_round(
     s: Stack, officer_login: tuple[str, str], policy: str, size: int, concurrency: int
 ) -> dict:
     subject, creator, project = await s.subject(policy)
-    built = time.monotonic()
-    spread = await s.history(creator, project, size, concurrency)
-    history_s = time.monotonic() - built
-    settle_s = await s.settle()
-    # a fresh sign-in: erasure needs a recent one
-    token = await s.sign_in(creator.email, creator.password)
-    officer = await s.sign_in(*officer_login)
-    started = time.monotonic()
-    r = await s.http.post(
-        f"{s.url('retention')}/privacy-requests", json={"type": "erasure"}, headers=_bearer(token)
-    )
-    r.raise_for_status()
-    request_id = r.json()["request_id"]
-    while True:
-        state = await s.request(officer, request_id)
-        if state["status"] == "verified":
-            break
-        if time.monotonic() - started > 120:
-            raise RuntimeError(f"not verified after 120 s: {state['progress']}")
-        await asyncio.sleep(0.25)
-    seconds = time.monotonic() - started
+    pipeline = Pipeline(s)
+    pipeline.start()
+    try:
+        built = time.monotonic()
+        spread = await s.history(creator, project, size, concurrency)
+        history_s = time.monotonic() - built
+        settled = time.monotonic()
+        settle_s = await s.settle(pipeline)
+        # a fresh sign-in: erasure needs a recent one
+        token = await s.sign_in(creator.email, creator.password)
+        officer = await s.sign_in(*officer_login)
+        before = await pipeline.sample()
+        started = time.monotonic()
+        r = await s.http.post(
+            f"{s.url('retention')}/privacy-requests",
+            json={"type": "erasure"},
+            headers=_bearer(token),
+        )
+        r.raise_for_status()
+        request_id = r.json()["request_id"]
+        while True:
+            state = await s.request(officer, request_id)
+            if state["status"] == "verified":
+                break
+            if time.monotonic() - started > 120:
+                raise RuntimeError(f"not verified after 120 s: {state['progress']}")
+            await asyncio.sleep(0.25)
+        done = time.monotonic()
+    finally:
+        await pipeline.stop()
+    seconds = done - started
     acks = {
         step["detail"]["service"]: _since(state["received_at"], step["at"])
         for step in state["timeline"]
         if step["step"] == "acknowledged"
     }
     verified_at = next(t["at"] for t in state["timeline"] if t["step"] == "verified")
+    timeline = [
+        {
+            "step": t["step"],
+            **({"service": t["detail"]["service"]} if "service" in (t.get("detail") or {}) else {}),
+            "after_s": _since(state["received_at"], t["at"]),
+        }
+        for t in state["timeline"]
+    ]
     return {
         "history_events": size,
         "history_by_kind": spread,
         "seconds_to_verified": round(seconds, 3),
         "acknowledged_after_s": dict(sorted(acks.items())),
         "verified_after_s_by_timeline": _since(state["received_at"], verified_at),
+        "timeline": timeline,
         "footprint_readable_after": await s.footprints(subject),
         "history_build_s": round(history_s, 1),
         "settle_s": round(settle_s, 1),
+        "audit_pipeline": {
+            "at_request": {k: int(v) for k, v in before.items()},
+            "during_history": pipeline.span(built, settled),
+            "during_settle": pipeline.span(settled, started),
+            "during_erasure": pipeline.span(started, done),
+        },
     }
 
 

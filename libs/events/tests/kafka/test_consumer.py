@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
+from pymongo import UpdateOne
 
 from mmgen.events.consumer import (
     ConsumerError,
@@ -46,6 +47,35 @@ async def projection_handler(event: Envelope, ctx: HandlerContext) -> None:
         raise Poisoned(f"cannot handle {event.event_id}")
     if event.data.get("flaky") and ctx.attempt < 3:
         raise RuntimeError(f"transient failure on attempt {ctx.attempt}")
+
+
+async def projection_batch_handler(batch: list[tuple[Envelope, HandlerContext]]) -> None:
+    """`projection_handler`'s writes for a whole batch, as one bulk write."""
+    ctx = batch[0][1]
+    await ctx.db["things"].bulk_write(
+        [
+            UpdateOne(
+                {"_id": event.event_id},
+                {"$inc": {"applied": 1}, "$set": {"stream_id": event.stream_id}},
+                upsert=True,
+            )
+            for event, _ in batch
+        ],
+        session=ctx.session,
+    )
+    for event, ctx in batch:
+        if event.data.get("poison"):
+            raise Poisoned(f"cannot handle {event.event_id}")
+        if event.data.get("flaky") and ctx.attempt < 3:
+            raise RuntimeError(f"transient failure on attempt {ctx.attempt}")
+
+
+#: How a test subscribes: one message at a time, in batches, in batches to a batch handler.
+MODES = {
+    "per-message": {"batch": False},
+    "batch": {"batch": True},
+    "batch-handler": {"batch": True, "batch_handler": projection_batch_handler},
+}
 
 
 def counter(registry: CollectorRegistry, name: str, consumer: str, topic: str) -> float:
@@ -82,9 +112,9 @@ async def run_consumer(
     return broker
 
 
-@pytest.mark.parametrize("batch", [False, True], ids=["per-message", "batch"])
+@pytest.mark.parametrize("mode", list(MODES))
 async def test_replay_changes_nothing_and_poison_goes_to_dlq(
-    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any, batch: bool
+    kafka_bootstrap: str, mongo_db: Any, topic_prefix: str, make_envelope: Any, mode: str
 ) -> None:
     topic = Topics(topic_prefix).events("svc")
     await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=3)
@@ -107,7 +137,7 @@ async def test_replay_changes_nothing_and_poison_goes_to_dlq(
         topic,
         handler=projection_handler,
         name=name,
-        batch=batch,
+        **MODES[mode],
     )
     try:
         await wait_until(
@@ -149,7 +179,7 @@ async def test_replay_changes_nothing_and_poison_goes_to_dlq(
         topic,
         handler=projection_handler,
         name=name,
-        batch=batch,
+        **MODES[mode],
     )
     try:
         await wait_until(
@@ -388,3 +418,13 @@ async def test_types_a_subscription_does_not_accept_are_acknowledged_unread(
     for envelope in others:
         assert not await already_processed(mongo_db, name, envelope.event_id)
     assert counter(registry, "skipped", name, topic) == 5
+
+
+def test_a_batch_handler_needs_batches_without_version_checks(mongo_db: Any) -> None:
+    consumer: EventConsumer[Envelope] = EventConsumer(KafkaBroker("127.0.0.1:9"), mongo_db)
+    for kwargs in ({"batch": False}, {"batch": True, "check_stream_versions": True}):
+        with pytest.raises(ConsumerError, match="batch_handler"):
+            consumer.subscribe(
+                "t", handler=projection_handler, batch_handler=projection_batch_handler,
+                group_id="g", **kwargs,
+            )  # fmt: skip

@@ -386,3 +386,33 @@ async def test_a_hole_whose_events_wait_unread_on_the_broker_is_not_asked_for(
     finally:
         consumer.resume(*mine)
     await eventually(lambda: _contiguous_is(state, 3))  # read at last, the hole closes
+
+
+async def test_an_append_the_database_never_answers_is_given_up_and_the_batch_logged_once(
+    audit: Any, kafka_bootstrap: str, topic_prefix: str, eventually: Any, envelope: Any
+) -> None:
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, [topics.events("identity")], partitions=4)
+    store, append = audit.store, audit.store.append_plan
+    hung: list[int] = []
+
+    async def never_answered_once(plan: Any) -> Any:
+        if not hung:
+            hung.append(1)
+            await asyncio.Event().wait()  # the request sent, no answer ever comes
+        return await append(plan)
+
+    audit.projector.append_timeout_s = 0.5
+    store.append_plan = never_answered_once
+    events = [envelope("identity", s) for s in range(1, 13)]
+    await send(
+        kafka_bootstrap,
+        topics.events("identity"),
+        [e.to_wire() for e in events],
+        [e.kafka_key() for e in events],
+    )
+    await eventually(lambda: _size(audit, 12))
+    assert hung  # the first append hung and was given up
+    entries = await entries_of(audit)
+    assert sorted(e["event_id"] for e in entries) == sorted(e.event_id for e in events)
+    assert verify_log(entries).valid

@@ -116,6 +116,8 @@ class HandlerContext:
 
 
 Handler = Callable[[E, HandlerContext], Awaitable[None]]
+BatchHandler = Callable[[Sequence[tuple[E, HandlerContext]]], Awaitable[None]]
+"""A handler of every new message of a batch at once (same transaction, same session)."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ class _Subscription(Generic[E]):
     handler: Handler[E]
     check_versions: bool
     accepts: Callable[[str], bool] | None = None
+    batch_handler: BatchHandler[E] | None = None
 
     def skips(self, record: Any) -> bool:
         """True for a record whose `event_type` header names a type this subscription does
@@ -279,6 +282,7 @@ class EventConsumer(Generic[E]):
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         accepts: Callable[[str], bool] | None = None,
+        batch_handler: BatchHandler[E] | None = None,
         **subscriber_kwargs: Any,
     ) -> Any:
         """Subscribe `handler` to `topics` (or to every topic matching the regex `pattern`).
@@ -293,13 +297,24 @@ class EventConsumer(Generic[E]):
         offset commit (much faster); a batch with a failing event is redone one by one, so
         retries and dead letters behave exactly as without `batch`.
 
+        `batch_handler` (with `batch`): called ONCE per batch with every new message of it and
+        its context, in the batch's transaction, instead of `handler` per message — for a
+        handler whose writes are cheaper as one bulk write than as one write per message.
+        Messages redone one by one (a failing batch) still go to `handler`, so both must
+        write the same. Not with `check_stream_versions` (a version gap is per message). The
+        batch runs in no per-message span (nothing joins the producers' traces).
+
         `accepts(event_type)`: whether the handler acts on a type; messages whose
         `event_type` header names another type are acknowledged without being decoded, with
         no transaction and no processed marker (`consumer_skipped` counts them).
         """
         if bool(topics) == bool(pattern):
             raise ConsumerError("give either topics or a pattern")
-        sub = _Subscription(name or group_id, handler, check_stream_versions, accepts)
+        if batch_handler is not None and (not batch or check_stream_versions):
+            raise ConsumerError("batch_handler needs batch and no check_stream_versions")
+        sub = _Subscription(
+            name or group_id, handler, check_stream_versions, accepts, batch_handler
+        )
         common: dict[str, Any] = {
             "pattern": pattern,
             "group_id": group_id,
@@ -583,6 +598,14 @@ class EventConsumer(Generic[E]):
 
         async def txn(session: AsyncClientSession) -> list[bool]:
             await self.db[PROCESSED_COLLECTION].insert_many(markers, session=session)
+            if sub.batch_handler is not None:
+                await sub.batch_handler(
+                    [
+                        (envelope, self._context(session, sub, record, 1))
+                        for record, envelope in todo
+                    ]
+                )
+                return [True] * len(todo)
             applied: list[bool] = []
             for record, envelope in todo:
                 with self._span(record, sub.name):

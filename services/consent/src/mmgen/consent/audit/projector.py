@@ -170,6 +170,13 @@ COMMIT_TIMEOUT_S = 10.0
 """Longest wait for an offset commit: after a broker restart a vanished topic makes
 `commit()` retry forever; past this the batch counts as failed (rewind, redeliver, dedup)."""
 
+APPEND_TIMEOUT_S = 30.0
+"""Longest wait for a batch's append transaction. The database has been seen never to answer
+one of its writes (the local stand-in, a 10,000-event history: the request sent, no server
+thread working on it, the projector waiting for good and the log no longer growing); past this
+the batch counts as failed like any other (the connection is dropped, the transaction aborts,
+the batch is read again and what did commit is deduplicated)."""
+
 
 class AuditProjector:
     """Consumes every events topic matching `pattern` and appends to the audit store."""
@@ -194,8 +201,10 @@ class AuditProjector:
         heartbeat_interval_ms: int = 3_000,
         on_append: Callable[[AppendResult], None] | None = None,
         security: KafkaSecurity = PLAINTEXT,
+        append_timeout_s: float = APPEND_TIMEOUT_S,
     ) -> None:
         self.security = security
+        self.append_timeout_s = append_timeout_s
         self.store = store
         self.bootstrap = bootstrap
         self.pattern = pattern
@@ -395,7 +404,8 @@ class AuditProjector:
         while True:
             assert batch.plan is not None
             try:
-                result = await self.store.append_plan(batch.plan)
+                async with asyncio.timeout(self.append_timeout_s):
+                    result = await self.store.append_plan(batch.plan)
                 break
             except AuditConflictError as exc:
                 attempt += 1
