@@ -120,3 +120,14 @@ async def test_resource_anonymized_v1_counts_nothing_per_category(service: Conse
         "keys_shredded": 0,
         "records_anonymized": {},
     }
+
+
+def test_the_audit_group_is_named_under_the_topic_prefix() -> None:
+    """Stacks sharing a cluster under different prefixes never share the projector's group."""
+    named = ConsentSettings(environment="test", jwks_url=None, topic_prefix="b.")
+    assert named.audit_consumer_group == "b.consent-audit"
+    assert ConsentSettings(environment="test", jwks_url=None).audit_consumer_group == (
+        "consent-audit"
+    )
+    chosen = ConsentSettings(environment="test", jwks_url=None, audit_consumer_group="mine")
+    assert chosen.audit_consumer_group == "mine"

@@ -31,7 +31,9 @@ class EventServiceSettings(ServiceSettings):
     master_keys_retired: dict[str, SecretStr] = Field(default_factory=dict)
     #: The platform's one partition count for every topic a service creates.
     topic_partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=256)
-    #: Consumer group of the service's inbox (commands and other services' events).
+    #: Consumer group of the service's inbox (commands and other services' events); by default
+    #: `<topic_prefix><service>-inbox`, so installations sharing a cluster under different
+    #: prefixes never share a group (a member of one would stall the other's rebalances).
     consumer_group: str | None = None
     #: Group joins on the local broker take about half the session timeout; tests shorten it.
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
@@ -109,7 +111,7 @@ class EventServiceSettings(ServiceSettings):
 
     @property
     def inbox_group(self) -> str:
-        return self.consumer_group or f"{self.service_name}-inbox"
+        return self.consumer_group or f"{self.topic_prefix}{self.service_name}-inbox"
 
     def master_keyring(self) -> MasterKeyring:
         """The master key and the retired ones, from settings (never from the repository)."""

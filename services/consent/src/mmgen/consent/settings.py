@@ -8,7 +8,9 @@ fields whose development defaults are refused in production by the platform's va
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mmgen.platform import dev_secret
@@ -52,7 +54,7 @@ class ConsentSettings(EventServiceSettings):
     #: Events appended to the audit log per transaction.
     audit_batch_max: int = 1000
     #: Kafka consumer group of the audit projector.
-    audit_consumer_group: str = "consent-audit"
+    audit_consumer_group: str = ""  # `<topic_prefix>consent-audit` when empty
     #: One replica writes the log (projector, checkpoints, publisher) under a lease of this
     #: length; a standby takes over within it (plus a quarter) after the leader stops renewing.
     audit_lease_ttl_seconds: float = Field(default=10.0, gt=0)
@@ -70,3 +72,11 @@ class ConsentSettings(EventServiceSettings):
     audit_witnesses: str = ""
     #: Seconds one witness may take to answer (a slow one only delays its own cosignature).
     audit_witness_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _audit_group_under_the_prefix(self) -> Self:
+        """`<topic_prefix>consent-audit` unless named: installations sharing a cluster under
+        different prefixes never share a consumer group."""
+        if not self.audit_consumer_group:
+            object.__setattr__(self, "audit_consumer_group", f"{self.topic_prefix}consent-audit")
+        return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -103,7 +104,7 @@ class RetentionSettings(EventServiceSettings):
 
     # --- the audit feed --------------------------------------------------------------------------
     #: Consumer group of retention's reader of `audit.log` (activity projection, audit_seq).
-    audit_consumer_group: str = "retention-audit"
+    audit_consumer_group: str = ""  # `<topic_prefix>retention-audit` when empty
     #: Audit entries applied per transaction of that reader.
     audit_batch_size: int = Field(default=500, ge=1, le=10_000)
 
@@ -136,3 +137,11 @@ class RetentionSettings(EventServiceSettings):
     def receipt_seed(self) -> bytes:
         """The Ed25519 seed of the receipt signing key (32 bytes)."""
         return key_bytes(self.receipt_signing_key)
+
+    @model_validator(mode="after")
+    def _audit_group_under_the_prefix(self) -> Self:
+        """`<topic_prefix>retention-audit` unless named: installations sharing a cluster under
+        different prefixes never share a consumer group."""
+        if not self.audit_consumer_group:
+            object.__setattr__(self, "audit_consumer_group", f"{self.topic_prefix}retention-audit")
+        return self
