@@ -119,3 +119,59 @@ async def test_relay_keeps_publishing_across_a_broker_restart(
         else:
             restarted.kill()  # memory only: nothing to flush
             restarted.wait(timeout=15)
+
+
+async def test_writes_acked_into_partitions_the_restarted_broker_lacks_are_sent_again(
+    mongo_db: Any, tmp_path: Path, make_envelope: Any
+) -> None:
+    """The broker comes back with the topic auto-created at 4 partitions where the relay's
+    metadata still says 6; the local broker acks writes to partitions 4 and 5 and drops them.
+    The relay notices (one fresh metadata look per round) and sends the round again."""
+    port = free_port()
+    broker = start_broker("127.0.0.1", port, tmp_path / "broker.log")
+    bootstrap = broker.address
+    producer = f"lost{uuid.uuid4().hex[:6]}"
+    topic = f"{producer}.events"
+    store = InMemoryEventStore(producer)
+    registry = CollectorRegistry()
+    relay = Relay(
+        store,
+        mongo_db,
+        bootstrap,
+        topic,
+        partitions=6,
+        settings=RelaySettings(
+            idle_wait_s=0.2, lease_ttl_s=5.0, error_backoff_s=0.2, max_error_backoff_s=0.5
+        ),
+        registry=registry,
+    )
+    restarted: subprocess.Popen[bytes] | None = None
+    task = asyncio.create_task(relay.run())
+    try:
+        e = make_envelope(producer=producer)
+        await store.append(e.stream_id, 0, [e])
+        await wait_until(lambda: relay.status.checkpoint == 1, what="the first event published")
+
+        broker.stop(kill=True)
+        restarted = await restart_on(port, tmp_path / "broker2.log")
+        for _ in range(30):  # thirty streams: their keys spread over all six partitions
+            e = make_envelope(producer=producer)
+            await store.append(e.stream_id, 0, [e])
+        await wait_until(
+            lambda: relay.status.checkpoint == 31, timeout_s=60, what="the events published"
+        )
+        records = await read_all(bootstrap, topic, expect=30)
+        seqs = {json.loads(r.value)["producer_seq"] for r in records}
+        assert seqs == set(range(2, 32)), "events acked after the restart are not on the topic"
+        lost = registry.get_sample_value(
+            "mmgen_events_relay_lost_acks_total", {"producer": producer}
+        )
+        assert (lost or 0) >= 1 or await partition_count(bootstrap, topic) == 6
+    finally:
+        await relay.stop()
+        await task
+        if restarted is None:
+            broker.stop()
+        else:
+            restarted.kill()
+            restarted.wait(timeout=15)
