@@ -6,7 +6,8 @@ the local stack runs it) on free ports, fills four events topics once, then runs
 rounds, one replica and two, same events, same duration measure. A replica is a process of
 its own running the consent service's REAL audit component (`build_audit(...).start()`:
 lease, projector, head watcher, checkpointer, `audit.log` publisher) — with two, they compete
-for the lease as Kubernetes' replicas do. Each round has a fresh database and consumer group;
+for the lease as Kubernetes' replicas do. Each round has a database server of its own (fresh,
+on disk) and a consumer group of its own;
 this process polls the log's head and times the ingest from the first entry seen to the last
 (the rate), and from the replicas' spawn to the last entry (including start-up and the group
 join). The log of the first two-replica round is verified (chain and tree) and checked for
@@ -16,10 +17,10 @@ The host is shared (2 cores, other people's work), so rounds one after the other
 different loads. Hence: a warm-up round that is not counted (the first round of a fresh
 database server was the slowest of both configurations), pairs whose order alternates
 (1-2, 2-1, 1-2, …: a load that rises or falls through the run favours neither), and for every
-round the load average, the host's busy CPU and the CPU time of each process during the ingest
-(leader, standby, database, broker, this poller). The result is the median of the pairs'
-ratios with their spread. Results go to bench/results/audit_replicas.json with machine
-information and the commit.
+round the load average, the host's busy CPU and, for each process during the ingest (leader,
+standby, database, broker, this poller), the CPU it used and the time its threads were runnable
+but waited for a CPU. The result is the median of the pairs' ratios with their spread.
+Results go to bench/results/audit_replicas.json with machine information and the commit.
 
 Usage: uv run python bench/bench_audit_replicas.py [--events N] [--rounds R]
 """
@@ -31,6 +32,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -59,6 +61,7 @@ HOST = "127.0.0.1"
 PREFIX = "bench."
 RESULTS = Path(__file__).parent / "results" / "audit_replicas.json"
 LEASE_TTL_S = 10.0
+DATABASE = "bench_audit"
 #: Earlier runs (each rounds one after the other, always one replica first), kept beside.
 EARLIER_RUNS = ("audit_replicas_run1.json", "audit_replicas_run2.json")
 
@@ -87,8 +90,13 @@ async def run_replica(bootstrap: str, mongo_uri: str, database: str, group: str)
     )
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    print(f"{datetime.now(UTC):%H:%M:%S.%f} replica {os.getpid()} starting", flush=True)
     await component.start()
-    print(f"replica {os.getpid()} started, leading: {component.leading}", flush=True)
+    print(
+        f"{datetime.now(UTC):%H:%M:%S.%f} replica {os.getpid()} started, "
+        f"leading: {component.leading}",
+        flush=True,
+    )
     try:
         await stopping.wait()
     finally:
@@ -130,17 +138,26 @@ def process_children() -> dict[int, list[int]]:
     return children
 
 
-def tree_cpu(pid: int, children: dict[int, list[int]]) -> float:
-    """CPU seconds of a process and its live descendants (0 for one that is gone)."""
-    total, todo = 0.0, [pid]
+def tree_sched(pid: int, children: dict[int, list[int]]) -> tuple[float, float]:
+    """(CPU seconds, seconds runnable but waiting for a CPU) of a process, its threads and its
+    live descendants, from each thread's /proc schedstat (0 for what is gone)."""
+    cpu = wait = 0.0
+    todo = [pid]
     while todo:
         current = todo.pop()
         try:
-            total += cpu_seconds(current)
-        except (OSError, IndexError, ValueError):
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
             continue
+        for task in tasks:
+            try:
+                ran, waited = (task / "schedstat").read_text().split()[:2]
+            except (OSError, ValueError):
+                continue
+            cpu += int(ran) / 1e9
+            wait += int(waited) / 1e9
         todo.extend(children.get(current, ()))
-    return total
+    return cpu, wait
 
 
 def host_cpu() -> tuple[float, float]:
@@ -152,8 +169,11 @@ def host_cpu() -> tuple[float, float]:
 
 
 def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """Per process `name` (CPU s) and `name:wait` (run-queue s); the host's busy and total."""
     children = process_children()
-    out = {name: tree_cpu(pid, children) for name, pid in pids.items()}
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        out[name], out[f"{name}:wait"] = tree_sched(pid, children)
     out["host_busy"], out["host_total"] = host_cpu()
     return out
 
@@ -169,7 +189,50 @@ async def lease_holder(client: Any, database: str) -> tuple[int | None, int]:
     return pid, int(doc.get("epoch", 0))
 
 
+async def verify_round(store: MongoAuditStore, events: int) -> dict[str, Any]:
+    """Chain and tree of the log, and one entry per event."""
+    size = (await store.head()).size
+    entries = [json.loads(d["e"]) async for d in store.iter_documents(0, size)]
+    result = verify_log(entries)
+    ids = {e["event_id"] for e in entries}
+    verified = {"valid": result.valid, "checked": result.checked, "distinct_event_ids": len(ids)}
+    assert result.valid and len(ids) == size == events, verified
+    return verified
+
+
 async def run_round(
+    replicas: int, label: str, bootstrap: str, broker_pid: int, events: int, logs: Path
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One round on a database server of its own (started here, stopped after): nothing a
+    previous round left (data, an unfinished transaction, caches) carries over. With two
+    replicas, the log is verified too (second value)."""
+    name = f"{replicas}x-{label}"
+    server = await asyncio.to_thread(
+        start_database,
+        HOST,
+        free_port(),
+        logs / f"data-{name}",
+        logs / f"db-{name}.log",
+        sync_on_commit=True,
+    )
+    client: Any = AsyncMongoClient(server.extra["uri"], tz_aware=True)
+    try:
+        assert server.pid is not None
+        servers = {"database": server.pid, "broker": broker_pid}
+        row = await measure_round(
+            replicas, label, client, bootstrap, server.extra["uri"], events, logs, servers
+        )
+        verified = None
+        if replicas == 2:
+            verified = await verify_round(MongoAuditStore(client[DATABASE]), events)
+        return row, verified
+    finally:
+        await client.close()
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(shutil.rmtree, logs / f"data-{name}", True)
+
+
+async def measure_round(
     replicas: int,
     label: str,
     client: Any,
@@ -178,8 +241,8 @@ async def run_round(
     events: int,
     logs: Path,
     servers: dict[str, int],
-) -> tuple[dict[str, Any], str]:
-    database = f"bench_replicas{replicas}_{label}"
+) -> dict[str, Any]:
+    database = DATABASE
     group = f"bench-audit-{replicas}-{label}-{time.time_ns()}"
     store = MongoAuditStore(client[database])
     load_start = os.getloadavg()
@@ -224,12 +287,13 @@ async def run_round(
     ingest_s = done_at - first_at
     used = {name: after[name] - before[name] for name in after}
     during: dict[str, float] = {}
+    waiting: dict[str, float] = {}
     for name in pids:
+        role = name
         if name.startswith("replica:"):
             role = "leader" if int(name.split(":")[1]) == leader_pid else "standby"
-            during[role] = during.get(role, 0.0) + used[name]
-        else:
-            during[name] = used[name]
+        during[role] = during.get(role, 0.0) + used[name]
+        waiting[role] = waiting.get(role, 0.0) + used[f"{name}:wait"]
     host_busy = used["host_busy"]
     ours = sum(during.values())
     return {
@@ -238,16 +302,21 @@ async def run_round(
         "entries_per_s": round((events - first_size) / ingest_s) if ingest_s > 0 else None,
         "ingest_seconds": round(ingest_s, 2),
         "seconds_from_spawn": round(done_at - spawned, 2),
+        "seconds_from_spawn_to_first_entry": round(first_at - spawned, 2),
         "log_size": (await store.head()).size,
         "replica_cpu_seconds": cpu,
         "load_average_at_start": [round(x, 2) for x in load_start],
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         # Cores' worth used during the ingest window (1.0 = one core all the time).
         "cores_used_during_ingest": {k: round(v / ingest_s, 2) for k, v in during.items()},
+        # Cores' worth of runnable threads kept waiting for a CPU (summed over threads): with
+        # the cores used, how much of the window a process wanted CPU; the rest it waited on
+        # I/O (the database, the broker, the disk) or had nothing to do.
+        "cores_waited_for_during_ingest": {k: round(v / ingest_s, 2) for k, v in waiting.items()},
         "host_cores_busy_during_ingest": round(host_busy / ingest_s, 2),
         "other_work_cores_during_ingest": round(max(0.0, host_busy - ours) / ingest_s, 2),
         "lease_epoch_at_end": epoch,
-    }, database
+    }
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -289,8 +358,10 @@ def earlier_runs() -> list[dict[str, Any]]:
     return runs
 
 
-def median_cores(rows: list[dict[str, Any]], name: str) -> float:
-    return round(statistics.median(r["cores_used_during_ingest"].get(name, 0) for r in rows), 2)
+def median_cores(
+    rows: list[dict[str, Any]], name: str, field: str = "cores_used_during_ingest"
+) -> float:
+    return round(statistics.median(r[field].get(name, 0) for r in rows), 2)
 
 
 def host_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
@@ -324,6 +395,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[str(replicas)] = {
             "entries_per_s": spread([r["entries_per_s"] for r in mine]),
             "cores_used_during_ingest_median": {n: median_cores(mine, n) for n in names},
+            "cores_waited_for_during_ingest_median": {
+                n: median_cores(mine, n, "cores_waited_for_during_ingest") for n in names
+            },
             "host_cores_busy_median": round(
                 statistics.median(r["host_cores_busy_during_ingest"] for r in mine), 2
             ),
@@ -340,13 +414,7 @@ async def run(events: int, rounds: int, warmup: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="bench-audit-replicas-"))
     print(f"logs in {logs}", flush=True)
     broker = start_broker(HOST, free_port(), logs / "broker.log")
-    database = start_database(
-        HOST, free_port(), logs / "data", logs / "db.log", sync_on_commit=True
-    )
-    assert broker.pid is not None and database.pid is not None
-    servers = {"database": database.pid, "broker": broker.pid}
-    mongo_uri = database.extra["uri"]
-    client: Any = AsyncMongoClient(mongo_uri, tz_aware=True)
+    assert broker.pid is not None
     try:
         bootstrap = broker.address
         topics = Topics(PREFIX)
@@ -355,11 +423,8 @@ async def run(events: int, rounds: int, warmup: int) -> dict[str, Any]:
         await produce(bootstrap, topics, events)
         print(f"produced {events} events in {time.perf_counter() - t:.1f} s", flush=True)
         for n in range(warmup):
-            row, name = await run_round(
-                1, f"warmup{n}", client, bootstrap, mongo_uri, events, logs, servers
-            )
+            row, _ = await run_round(1, f"warmup{n}", bootstrap, broker.pid, events, logs)
             print(f"warm-up {n}: {row}", flush=True)
-            await client.drop_database(name)
         rows: list[dict[str, Any]] = []
         pairs: list[dict[str, Any]] = []
         verified: dict[str, Any] | None = None
@@ -367,25 +432,13 @@ async def run(events: int, rounds: int, warmup: int) -> dict[str, Any]:
             order = (1, 2) if n % 2 == 0 else (2, 1)
             pair: dict[int, dict[str, Any]] = {}
             for replicas in order:
-                row, name = await run_round(
-                    replicas, str(n), client, bootstrap, mongo_uri, events, logs, servers
+                row, checked = await run_round(
+                    replicas, str(n), bootstrap, broker.pid, events, logs
                 )
                 rows.append(row)
                 pair[replicas] = row
+                verified = verified or checked
                 print(f"round {n}: {row}", flush=True)
-                if replicas == 2 and verified is None:
-                    store = MongoAuditStore(client[name])
-                    size = (await store.head()).size
-                    entries = [json.loads(d["e"]) async for d in store.iter_documents(0, size)]
-                    result = verify_log(entries)
-                    ids = {e["event_id"] for e in entries}
-                    verified = {
-                        "valid": result.valid,
-                        "checked": result.checked,
-                        "distinct_event_ids": len(ids),
-                    }
-                    assert result.valid and len(ids) == size == events, verified
-                await client.drop_database(name)
             pairs.append(
                 {
                     "round": n,
@@ -420,21 +473,26 @@ async def run(events: int, rounds: int, warmup: int) -> dict[str, Any]:
                 "each replica a process running consent's audit component (build_audit: lease, "
                 "projector, head watcher, checkpointer, audit.log publisher) with the service's "
                 "defaults; after an uncounted warm-up round, pairs of rounds (one replica, two "
-                "replicas) whose order alternates, each round on a fresh database and consumer "
-                "group over the same filled topics; this process polls the head every 50 ms; "
+                "replicas) whose order alternates, each round on a fresh database server and "
+                "consumer group over the same filled topics; this process polls the head every "
+                "50 ms; "
                 "rate = entries stored after the first one seen / time from then to the last; "
                 "ratio = a pair's two-replica rate / its one-replica rate; cores used = CPU "
                 "seconds of a process (with its children) during the ingest window / its "
+                "length (thread schedstat); cores waited for = their run-queue wait / the "
                 "length; other work = the host's busy CPU minus ours"
             ),
-            "database": {"server": "SecantusDB", "storage": "on disk", "sync_on_commit": True},
+            "database": {
+                "server": "SecantusDB",
+                "storage": "on disk",
+                "sync_on_commit": True,
+                "per_round": "a fresh server for every round (started before, stopped after)",
+            },
             "machine": machine,
             "earlier_runs": earlier_runs(),
         }
     finally:
-        await client.close()
         broker.stop()
-        database.stop()
 
 
 def main() -> None:
