@@ -169,11 +169,14 @@ def host_cpu() -> tuple[float, float]:
 
 
 def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
-    """Per process `name` (CPU s) and `name:wait` (run-queue s); the host's busy and total."""
+    """Per process `name` (CPU s) and `name:wait` (run-queue s); the host's busy and total.
+
+    A process counts with its descendants, except this one (`bench`): every other process
+    measured is a child of it, and counts under its own name."""
     children = process_children()
     out: dict[str, float] = {}
     for name, pid in pids.items():
-        out[name], out[f"{name}:wait"] = tree_sched(pid, children)
+        out[name], out[f"{name}:wait"] = tree_sched(pid, {} if name == "bench" else children)
     out["host_busy"], out["host_total"] = host_cpu()
     return out
 
