@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mmgen.platform.auth import SigningKey, issue_token
 
+
 def b64(data: dict[str, Any]) -> str:
     raw = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
