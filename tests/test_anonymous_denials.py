@@ -4,9 +4,9 @@ every one, the audit log a bounded number of sampled entries.
 Half the requests carry no token, half garbage for one, at a route nothing else in the session
 calls anonymously. Each service audits one sampled `AccessDenied` per (method, route, status,
 code) per `denial_sample_seconds` (60 s): each key gives at most one entry per window the burst
-spans (one or two: the burst takes some 10-40 s on a loaded 2-core machine). Which entries the services wrote is read from their own event
-stores (read only); the test waits for exactly those in the audit log, read by a compliance
-officer through consent's `/audit/entries`.
+spans (the burst takes some 10-40 s on a loaded 2-core machine). Which entries the services
+wrote is read from their own event stores (read only); the test waits for exactly those in the
+audit log, read by a compliance officer through consent's `/audit/entries`.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ async def test_ten_thousand_anonymous_401s_are_counted_all_and_audited_bounded(
             assert sum(counted.values()) == TOTAL // len(TARGETS), (service, counted)
             assert len(counted) == 2, (service, counted)
 
-            # The audit: at most one sampled entry per key and window (two windows at most).
+            # The audit: exactly the sampled entries the service wrote, and few of them.
             deadline = time.monotonic() + DEADLINE_S
             while True:
                 stored = await sampled_events(infra, system, service, route)
