@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -66,3 +67,27 @@ def test_recovery_codes_are_ten_distinct_and_hash_the_same_however_typed() -> No
     variants = [code, code.upper(), code.replace("-", ""), f"  {code} "]
     assert {totp.recovery_code_hash(v) for v in variants} == {totp.recovery_code_hash(code)}
     assert totp.recovery_code_hash(codes[1]) != totp.recovery_code_hash(code)
+
+
+def clock_of(*moments: float) -> Callable[[], float]:
+    """A clock giving `moments` in turn, then the last one for ever."""
+    remaining = list(moments)
+    return lambda: remaining.pop(0) if len(remaining) > 1 else remaining[0]
+
+
+def test_the_authenticator_gives_the_current_then_the_next_then_the_previous_step() -> None:
+    app = totp.Authenticator(totp.secret_text(totp.new_secret()))
+    at = 30 * 1000 + 5.0  # early in step 1000: the previous step still lasts 25 s
+    assert [app.code(clock_of(at)) for _ in range(3)] == [
+        totp.hotp(app.key, step) for step in (1000, 1001, 999)
+    ]
+
+
+def test_the_authenticator_gives_no_previous_step_about_to_expire() -> None:
+    """Late in a step, a code of the previous one would arrive expired: it waits for a fresh
+    step instead (every parallel use of such a code was refused once)."""
+    app = totp.Authenticator(totp.secret_text(totp.new_secret()), used=(1000, 1001))
+    late = 30 * 1000 + 30 - totp.PREVIOUS_STEP_MARGIN_SECONDS + 1
+    code = app.code(clock_of(late, 30 * 1001 + 0.5, 30 * 1001 + 0.5))
+    assert code == totp.hotp(app.key, 1002)
+    assert list(totp.matching_steps(app.key, code, 30 * 1001 + 1)) == [1002]

@@ -22,6 +22,9 @@ STEP_SECONDS = 30
 DIGITS = 6
 #: Steps accepted on either side of the current one (clock drift and typing time).
 DRIFT_STEPS = 1
+#: `Authenticator` gives a code of the previous step only while this much of the current one
+#: is left, so the code is still accepted when the request arrives on a loaded machine.
+PREVIOUS_STEP_MARGIN_SECONDS = 10.0
 #: 160 bits, the HMAC-SHA-1 block RFC 4226 recommends for a shared secret.
 SECRET_BYTES = 20
 RECOVERY_CODES = 10
@@ -109,7 +112,8 @@ def recovery_code_hash(code: str) -> str:
 class Authenticator:
     """What an authenticator app gives, for scripts and tests that sign in as someone with
     TOTP: a code of a step not used before (the service refuses a code twice) — the current
-    step, else the next, else the previous; with all three used, it waits for a fresh step.
+    step, else the next, else the previous (while enough of the current step is left for it to
+    arrive in time); with none left, it waits for a fresh step.
     `used` carries the steps used earlier (a script keeps them between runs)."""
 
     def __init__(self, secret: str, used: Iterable[int] = ()) -> None:
@@ -119,8 +123,13 @@ class Authenticator:
 
     def code(self, clock: Callable[[], float] = time.time) -> str:
         while True:
-            now = step_at(clock())
-            for step in (now, now + 1, now - 1):
+            moment = clock()
+            now = step_at(moment)
+            # The previous step is accepted only until the current one ends: near that end a
+            # code of it would arrive expired (seen as every parallel use refused at once).
+            previous_lasts = (now + 1) * STEP_SECONDS - moment >= PREVIOUS_STEP_MARGIN_SECONDS
+            candidates = (now, now + 1, now - 1) if previous_lasts else (now, now + 1)
+            for step in candidates:
                 if step not in self.used:
                     self.used = {s for s in self.used if s >= now - DRIFT_STEPS} | {step}
                     return hotp(self.key, step)
