@@ -23,7 +23,7 @@ is when the service erased, from its `SubjectErased`; `verified` is retention's)
 footprints after (readable personal fields must be 0), and the audit pipeline's stages sampled
 from `/metrics` during history, settle and erasure (entries appended, published, staged and
 applied by retention; entries/s and how far behind the log), with retention's inbox (the
-runtime's one subscription to `retention.commands` and the services' events topics: messages
+runtime's subscriptions to the services' events topics and to `retention.commands`: messages
 read, skipped as not for it, or handled). Results go to bench/results/retention_erasure.json
 with machine information and the commit. Aim (issue 13): < 5 s for both sizes.
 
@@ -349,11 +349,17 @@ STAGES = {
         {"consumer": "retention-audit-log"},
     ),
     "applied": ("retention", "mmgen_events_audit_feed_checkpoint", {"feed": "audit-feed"}),
-    # not a stage of the log: what retention's runtime inbox has read of its topics
+    # not stages of the log: what retention's runtime inbox has read of the services' events
+    # topics, and of retention.commands (a subscription of its own)
     "inbox_read": (
         "retention",
         "mmgen_events_consumer_(processed|skipped|duplicates)_total",
         {"consumer": "retention-inbox"},
+    ),
+    "commands_read": (
+        "retention",
+        "mmgen_events_consumer_(processed|skipped|duplicates)_total",
+        {"consumer": "retention-commands"},
     ),
 }
 

@@ -180,7 +180,8 @@ def _own_clients(service: str) -> dict[str, set[str]]:
 
 
 def needed_groups(service: str, runtime: Any) -> set[str]:
-    groups = {runtime.settings.inbox_group, f"republish-{service}"}
+    settings = runtime.settings
+    groups = {settings.inbox_group, settings.commands_group, f"republish-{service}"}
     if service in ("consent", "retention"):
         groups.add(runtime.settings.audit_consumer_group)
     if service == "consent":

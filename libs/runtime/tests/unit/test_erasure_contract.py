@@ -121,7 +121,9 @@ async def test_a_redelivered_erase_command_records_one_answer() -> None:
     assert answers[0].data["categories_held"] == ["payment"]
     assert answers[0].data["records_deleted"] == {"contact": 2}
     assert answers[0].action == "erase"
-    assert len(participant.erased) == 2  # the participant's own steps are idempotent
+    # Done outside any transaction, the work is kept with its counts: a redelivery answers
+    # from them and does not redo it.
+    assert len(participant.erased) == 1
 
 
 class _RolledBackOnce:
@@ -155,7 +157,8 @@ async def test_a_run_again_after_a_rollback_answers_with_what_the_first_run_did(
     participant = ShreddingParticipant()
     commands = ErasureCommands(participant, _RolledBackOnce(kernel.repository), events, VERIFIER)  # type: ignore[arg-type]
     command = erase_command(str(uuid.uuid4()))
-    order = parse_erase(command)
+    # In a transaction (a session): its writes may be rolled back, so a run again redoes them.
+    order = parse_erase(command, session=_NoSession())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
         await commands.erase(order)
     await commands.erase(order)  # the consumer runs the transaction again
@@ -164,6 +167,26 @@ async def test_a_run_again_after_a_rollback_answers_with_what_the_first_run_did(
     assert answer.data["keys_shredded"] == 1
     assert answer.data["records_deleted"] == {"contact": 2}
     assert len(participant.erased) == 2
+
+
+class _NoSession:
+    """Stands for the consumer's session over the in-memory store, which takes none."""
+
+
+async def test_work_prepared_before_the_transaction_is_not_redone_in_it() -> None:
+    kernel, events = _kernel_and_events()
+    participant = ShreddingParticipant()
+    commands = ErasureCommands(participant, _RolledBackOnce(kernel.repository), events, VERIFIER)  # type: ignore[arg-type]
+    command = erase_command(str(uuid.uuid4()))
+    await commands.prepare(command)
+    with pytest.raises(RuntimeError):
+        await commands.handle(command)
+    await commands.handle(command)  # the consumer runs the transaction again
+
+    [answer] = [e for e in await kernel.store.read_range(1, 10) if e.event_type.endswith("Erased")]
+    assert answer.data["keys_shredded"] == 1
+    assert answer.data["records_deleted"] == {"contact": 2}
+    assert len(participant.erased) == 1
 
 
 async def test_every_service_answers_one_command_under_an_id_of_its_own() -> None:

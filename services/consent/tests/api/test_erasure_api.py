@@ -68,7 +68,7 @@ async def _wait_until_consumed(settings: Any, sent: RecordMetadata) -> None:
     after the record's effect (or its skip as a duplicate) is done."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.inbox_group,
+        group_id=settings.commands_group,
         enable_auto_commit=False,
     )
     await consumer.start()

@@ -11,6 +11,7 @@ from bson import encode
 
 from mmgen.events.envelope import Envelope, Resource
 from mmgen.events.erased import is_erased
+from mmgen.events.mongo_testing import watched_database
 from mmgen.projects.domain.errors import FileErasedError
 from mmgen.projects.testing import collect, make_team, on_mongo, pieces
 from mmgen.runtime.erasure import AnonymizeOrder, EraseOrder
@@ -97,3 +98,27 @@ async def test_anonymising_a_project_on_the_database(mongo_db: Any) -> None:
     assert row["anonymized"] is True and row["title_ref"] is None
     key = await mongo_db["keystore"].find_one({"_id": f"project:{team.project_id}"})
     assert key is not None and key["state"] == "erased"
+
+
+async def _erasure_commands(uri: str, name: str, messages: int) -> list[dict[str, Any]]:
+    """The commands erasing a member who wrote `messages` messages sends to the database."""
+    async with watched_database(uri, name) as (db, commands):
+        wired = await on_mongo(db)
+        team = await make_team(wired)
+        for n in range(messages):
+            await wired.messages.post(team.creator, team.project_id, f"creator's message {n}")
+        commands.clear()
+        await wired.erasure.erase_subject(
+            EraseOrder("req-n", team.creator.actor_id, frozenset(), command("EraseSubject"))
+        )
+        return list(commands.sent)
+
+
+async def test_erasing_a_member_costs_the_same_however_much_they_wrote(
+    mongo_uri: str, mongo_db: Any
+) -> None:
+    few = await _erasure_commands(mongo_uri, mongo_db.name + "_few", 2)
+    many = await _erasure_commands(mongo_uri, mongo_db.name + "_many", 40)
+    # The rows of their messages are cleared by one update, not one per message.
+    assert [c["name"] for c in many] == [c["name"] for c in few]
+    assert len([c for c in many if c.get("update") == "messages"]) == 1

@@ -87,6 +87,29 @@ async def test_erasure_is_verified_only_after_every_service_answered_and_is_clea
     assert verdict.valid, verdict.reason
 
 
+async def test_each_service_footprint_is_read_once_per_order_once_found_clean(
+    h: Harness,
+) -> None:
+    sid, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    h.clean(sid)
+    h.dirty("profiles", sid)
+    for service in SERVICES:
+        await h.answer(command, service)
+    assert (await h.requests.get(rid))["status"] == "in_progress"
+    h.clean(sid)
+    await h.coordinator.advance(rid)
+    assert (await h.requests.get(rid))["status"] == "verified"
+    # A round per acknowledgement asked only the services not yet found clean: profiles,
+    # residual, was asked in every round after its acknowledgement; the rest once each.
+    asked = [service for kind, service, _ in h.directory.calls if kind == "footprint"]
+    assert sorted(s for s in asked if s != "profiles") == sorted(
+        s for s in SERVICES if s != "profiles"
+    )
+    after_profiles = len(SERVICES) - SERVICES.index("profiles")
+    assert asked.count("profiles") == after_profiles + 1
+
+
 async def test_a_footprint_with_data_keeps_the_request_in_progress(h: Harness) -> None:
     sid, rid = await _erasure(h)
     (command,) = h.publisher.sent

@@ -91,18 +91,24 @@ def declare_event_publishers(
 
 
 def declare_consumed_topics(
-    broker: Any, consumes: Mapping[str, Sequence[str]], *, group: str
+    broker: Any,
+    consumes: Mapping[str, Sequence[str]],
+    *,
+    group: str,
+    groups: Mapping[str, str] | None = None,
 ) -> list[Any]:
     """Document what a service reads: one subscriber per topic its inbox consumes (the event
-    types it handles named), and the dead-letter topic it writes for each."""
+    types it handles named), and the dead-letter topic it writes for each. `groups`: the
+    consumer group of a topic read by another than `group`."""
     subscribers = []
     for topic, event_types in consumes.items():
+        group_of = (groups or {}).get(topic, group)
         subscriber = broker.subscriber(
             topic,
-            group_id=group,
+            group_id=group_of,
             title=f"{topic}:consumed",
             description=(
-                f"Read by the inbox (consumer group {group}). Handled: "
+                f"Read by the inbox (consumer group {group_of}). Handled: "
                 f"{', '.join(sorted(event_types))}; other event types are acknowledged unread "
                 f"(by the event_type header). A message still failing after retries goes to "
                 f"{dlq_topic(topic)}."
@@ -151,12 +157,14 @@ def events_asyncapi(
     version: str = "1.0.0",
     consumes: Mapping[str, Sequence[str]] | None = None,
     group: str | None = None,
+    groups: Mapping[str, str] | None = None,
     copies: Mapping[str, Sequence[str]] | None = None,
     others: Sequence[tuple[str, bool, str]] = (),
 ) -> dict[str, Any]:
     """A stand-alone AsyncAPI document of `service`'s events on `topic` (no connection made).
 
-    `consumes`: topic → event types the service's inbox (consumer group `group`) handles;
+    `consumes`: topic → event types the service's inbox (consumer group `group`, or the
+    topic's in `groups`) handles;
     `copies`: topic → the service's own event types the relay also publishes there (commands);
     `others`: (topic, read?, description) of what the service's own components read or write.
     """
@@ -175,7 +183,7 @@ def events_asyncapi(
                 ),
             )
     if consumes:
-        declare_consumed_topics(broker, consumes, group=group or f"{service}-inbox")
+        declare_consumed_topics(broker, consumes, group=group or f"{service}-inbox", groups=groups)
     for other_topic, reads, description in others:
         if reads:
 

@@ -233,6 +233,7 @@ class _Subscription(Generic[E]):
     check_versions: bool
     accepts: Callable[[str], bool] | None = None
     batch_handler: BatchHandler[E] | None = None
+    prepare: Callable[[E], Awaitable[None]] | None = None
 
     def skips(self, record: Any) -> bool:
         """True for a record whose `event_type` header names a type this subscription does
@@ -283,6 +284,7 @@ class EventConsumer(Generic[E]):
         heartbeat_interval_ms: int = 3_000,
         accepts: Callable[[str], bool] | None = None,
         batch_handler: BatchHandler[E] | None = None,
+        prepare: Callable[[E], Awaitable[None]] | None = None,
         **subscriber_kwargs: Any,
     ) -> Any:
         """Subscribe `handler` to `topics` (or to every topic matching the regex `pattern`).
@@ -304,6 +306,13 @@ class EventConsumer(Generic[E]):
         write the same. Not with `check_stream_versions` (a version gap is per message). The
         batch runs in no per-message span (nothing joins the producers' traces).
 
+        `prepare(envelope)`: slow, idempotent work done before the transaction, outside it
+        (not for a message already applied; again on every retry), for a handler whose effect
+        is mostly writes that need no session (an erasure: keys shredded, rows deleted). The
+        transaction is then short: one held open across slow work conflicts with every
+        append the service makes meanwhile (they all take the sequence counter) and is run
+        again from the start, for as long as the appends go on. Not with `batch`.
+
         `accepts(event_type)`: whether the handler acts on a type; messages whose
         `event_type` header names another type are acknowledged without being decoded, with
         no transaction and no processed marker (`consumer_skipped` counts them).
@@ -312,8 +321,10 @@ class EventConsumer(Generic[E]):
             raise ConsumerError("give either topics or a pattern")
         if batch_handler is not None and (not batch or check_stream_versions):
             raise ConsumerError("batch_handler needs batch and no check_stream_versions")
+        if prepare is not None and batch:
+            raise ConsumerError("prepare is for one message at a time, not with batch")
         sub = _Subscription(
-            name or group_id, handler, check_stream_versions, accepts, batch_handler
+            name or group_id, handler, check_stream_versions, accepts, batch_handler, prepare
         )
         common: dict[str, Any] = {
             "pattern": pattern,
@@ -404,6 +415,10 @@ class EventConsumer(Generic[E]):
             while True:
                 attempt += 1
                 try:
+                    if sub.prepare is not None and not await already_processed(
+                        self.db, sub.name, event_id
+                    ):
+                        await sub.prepare(envelope)
                     applied = await self._apply(envelope, sub, record, attempt)
                 except self.retry.infrastructure_errors as exc:
                     log.warning(

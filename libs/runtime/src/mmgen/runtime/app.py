@@ -43,6 +43,7 @@ def asyncapi_router(runtime: ServiceRuntime) -> APIRouter:
             bootstrap=runtime.settings.kafka_bootstrap,
             consumes=runtime.consumed_event_types(),
             group=runtime.settings.inbox_group,
+            groups=runtime.consumer_groups(),
             copies=runtime.copied_event_types(),
             others=[(d.topic, d.reads, d.description) for d in runtime.documented_topics],
         )

@@ -16,11 +16,16 @@ package a participant builds (`export_page`): participants stay as they are, and
 carries more than `EXPORT_PAGE_MAX` events. The cursor is the position after the last event
 handed out (its event id), so events appended meanwhile do not shift the pages.
 
-The consumer runs a command in a transaction that its database may roll back and run again
-(a write conflict on the sequence counter, when anything else appended meanwhile). What the
-participant did outside that transaction — a shredded key, rows already deleted — stays done,
-so a second run finds nothing left and would report zeros. `OutcomeMemo` keeps the first run's
-counts outside the transaction, keyed by the command, and the answer reports those.
+The participant's work is done before the consumer's transaction, outside it
+(`ErasureCommands.prepare`, the inbox subscription's `prepare`): it is the slow part (keys,
+read-model rows, file chunks), and a transaction held open across it conflicts with every
+append the service makes meanwhile — they all take the sequence counter — and is run again
+from the start for as long as they go on (retention, audited on every read of a request,
+appends all the time). The transaction then only records the message as processed and appends
+the answer. What the participant did stays done, so a second run finds nothing left and would
+report zeros: `OutcomeMemo` keeps the first run's counts, keyed by the command, and the answer
+reports those. Without `prepare` (a handler called directly), `handle` does the work itself,
+with the consumer's session for the participant's writes.
 """
 
 from __future__ import annotations
@@ -168,17 +173,31 @@ def parse_anonymize(command: Envelope, session: AsyncClientSession | None = None
 class OutcomeMemo(Protocol):
     """The counts first reported for a command (kept outside any transaction)."""
 
-    async def remember(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
-        """Keep `outcome` if none is kept for `command_id` yet; return the one kept."""
+    async def remember(
+        self, command_id: str, outcome: dict[str, Any], *, prepared: bool = False
+    ) -> dict[str, Any]:
+        """Keep `outcome` if none is kept for `command_id` yet; return the one kept.
+        `prepared`: the work was done outside any transaction (it cannot be rolled back)."""
+        ...
+
+    async def recall(self, command_id: str) -> dict[str, Any] | None:
+        """The outcome of work done outside any transaction for `command_id`, if kept: an
+        outcome kept from inside a transaction may describe writes rolled back since."""
         ...
 
 
 class InMemoryOutcomeMemo:
     def __init__(self) -> None:
-        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, tuple[dict[str, Any], bool]] = {}
 
-    async def remember(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
-        return self.outcomes.setdefault(command_id, outcome)
+    async def remember(
+        self, command_id: str, outcome: dict[str, Any], *, prepared: bool = False
+    ) -> dict[str, Any]:
+        return self.outcomes.setdefault(command_id, (outcome, prepared))[0]
+
+    async def recall(self, command_id: str) -> dict[str, Any] | None:
+        outcome, prepared = self.outcomes.get(command_id, ({}, False))
+        return outcome if prepared else None
 
 
 class MongoOutcomeMemo:
@@ -188,16 +207,28 @@ class MongoOutcomeMemo:
     def __init__(self, collection: AsyncCollection[Any]) -> None:
         self.collection = collection
 
-    async def remember(self, command_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
+    async def remember(
+        self, command_id: str, outcome: dict[str, Any], *, prepared: bool = False
+    ) -> dict[str, Any]:
         doc = await self.collection.find_one_and_update(
             {"_id": command_id},
-            {"$setOnInsert": {"outcome": outcome, "at": datetime.now(UTC)}},
+            {
+                "$setOnInsert": {
+                    "outcome": outcome,
+                    "prepared": prepared,
+                    "at": datetime.now(UTC),
+                }
+            },
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
         assert doc is not None  # an upsert returning the document after it
         kept: dict[str, Any] = doc["outcome"]
         return kept
+
+    async def recall(self, command_id: str) -> dict[str, Any] | None:
+        doc = await self.collection.find_one({"_id": command_id, "prepared": True})
+        return None if doc is None else dict(doc["outcome"])
 
 
 def answer_id(command: Envelope, service: str) -> str:
@@ -241,6 +272,19 @@ class ErasureCommands:
         self.memo: OutcomeMemo = memo or InMemoryOutcomeMemo()
         #: `retention_commands_refused_total{reason}`: commands not obeyed, by reason.
         self.refused = refused or refused_counter(CollectorRegistry(auto_describe=True))
+
+    async def prepare(self, command: Envelope) -> None:
+        """Carry out a verified, valid command's erasure or anonymisation and keep its counts,
+        before the consumer's transaction (no session): `handle` then only answers. A command
+        refused or invalid is left to `handle`, which records why."""
+        try:
+            await self.verifier.verify(command)
+            if command.event_type == ERASE_SUBJECT:
+                await self._erased(parse_erase(command))
+            elif command.event_type == ANONYMIZE_RESOURCE:
+                await self._anonymized(parse_anonymize(command))
+        except (CommandRefusedError, CommandInvalidError):
+            return
 
     async def handle(self, command: Envelope, ctx: HandlerContext | None = None) -> None:
         session = ctx.session if ctx is not None else None
@@ -303,9 +347,28 @@ class ErasureCommands:
                 raise  # the transaction is spoilt: the consumer retries, then finds the record
             log.info("refusal of command %s was recorded before", command.event_id)
 
+    async def _erased(self, order: EraseOrder) -> ErasureOutcome:
+        """The participant's outcome of the order: kept from `prepare` (done, outside any
+        transaction), else done now and kept (the first run's counts)."""
+        command_id = order.command.event_id
+        kept = await self.memo.recall(command_id)
+        if kept is None:
+            done = await self.participant.erase_subject(order)
+            prepared = order.session is None
+            kept = await self.memo.remember(command_id, asdict(done), prepared=prepared)
+        return ErasureOutcome(**kept)
+
+    async def _anonymized(self, order: AnonymizeOrder) -> AnonymizationOutcome:
+        command_id = order.command.event_id
+        kept = await self.memo.recall(command_id)
+        if kept is None:
+            done = await self.participant.anonymize_resource(order)
+            prepared = order.session is None
+            kept = await self.memo.remember(command_id, asdict(done), prepared=prepared)
+        return AnonymizationOutcome(**kept)
+
     async def erase(self, order: EraseOrder) -> SubjectErasedData:
-        done = await self.participant.erase_subject(order)
-        outcome = ErasureOutcome(**await self.memo.remember(order.command.event_id, asdict(done)))
+        outcome = await self._erased(order)
         answer = self.events.SubjectErased(
             request_id=order.request_id,
             subject_id=order.subject_id,
@@ -321,10 +384,7 @@ class ErasureCommands:
         return answer
 
     async def anonymize(self, order: AnonymizeOrder) -> None:
-        done = await self.participant.anonymize_resource(order)
-        outcome = AnonymizationOutcome(
-            **await self.memo.remember(order.command.event_id, asdict(done))
-        )
+        outcome = await self._anonymized(order)
         answer = self.events.ResourceAnonymized(
             request_id=order.request_id,
             resource_type=order.resource_type,

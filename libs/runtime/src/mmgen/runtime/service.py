@@ -20,7 +20,11 @@ then runs, in this order, and stops in reverse:
    learns of events a broker lost after the last one it received); events of the types given
    to `commands` are copied to their commands topic in the same round (retention's
    `EraseSubject` reaches `retention.commands` and `retention.events`);
-6. one inbox consumer (one group join) dispatching by `{event_type: handler}`;
+6. the inbox, dispatching by `{event_type: handler}`: two subscriptions (each its own group
+   join, each one message at a time) — retention's commands on theirs, other services'
+   events on the other — so a long erasure never holds up the events read meanwhile
+   (retention's own `EraseSubject` and every service's `SubjectErased` reports of it); a
+   command's erasure is done before its transaction, which only answers (`erasure.py`);
 7. extra components (e.g. consent's audit log).
 
 Readiness covers the database, the broker, the relay, the inbox, and every projection's lag.
@@ -300,6 +304,29 @@ class ServiceRuntime:
                 topics.append(topic)
         return topics
 
+    def inbox_subscriptions(self) -> list[tuple[list[str], str, str]]:
+        """`(topics, consumer group, name)` of each inbox subscription.
+
+        `retention.commands` is read apart from the events topics: a subscription handles one
+        message at a time, and an erasure can take long (a large read model to clear, a
+        transaction retried), so sharing one would hold every event read meanwhile behind it
+        — in retention, the services' `SubjectErased` reports behind its own erasure. Each
+        keeps its processed-event markers under its name."""
+        commands = self.topics.retention_commands
+        events = [t for t in self.consumed_topics() if t != commands]
+        subscriptions: list[tuple[list[str], str, str]] = []
+        if commands in self.consumed_topics():
+            subscriptions.append(
+                ([commands], self.settings.commands_group, f"{self.name}-commands")
+            )
+        if events:
+            subscriptions.append((events, self.settings.inbox_group, f"{self.name}-inbox"))
+        return subscriptions
+
+    def consumer_groups(self) -> dict[str, str]:
+        """Topic → the consumer group of the inbox subscription that reads it."""
+        return {t: group for topics, group, _ in self.inbox_subscriptions() for t in topics}
+
     def consumed_event_types(self) -> dict[str, list[str]]:
         """Topic → the event types the inbox handles from it (the AsyncAPI document's reads)."""
         out: dict[str, list[str]] = {topic: [] for topic in self.consumed_topics()}
@@ -485,15 +512,18 @@ class ServiceRuntime:
             self.consumer = EventConsumer(
                 self.broker, self.db, registry=self.metrics_registry, retry=retry
             )
-            self.consumer.subscribe(
-                *self.consumed_topics(),
-                handler=self.dispatch,
-                group_id=s.inbox_group,
-                name=f"{self.name}-inbox",
-                accepts=self._handles,
-                session_timeout_ms=s.consumer_session_timeout_ms,
-                heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
-            )
+            for topics, group, name in self.inbox_subscriptions():
+                commands = topics == [self.topics.retention_commands]
+                self.consumer.subscribe(
+                    *topics,
+                    handler=self.dispatch,
+                    group_id=group,
+                    name=name,
+                    prepare=self.prepare_command if commands else None,
+                    accepts=self._handles,
+                    session_timeout_ms=s.consumer_session_timeout_ms,
+                    heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+                )
             stack.push_async_callback(self.broker.stop)
             starts.append(self.broker.start())
         # Each joins a consumer group (about half the session timeout): in parallel.
@@ -511,6 +541,11 @@ class ServiceRuntime:
             enable_idempotence=False,
             security=s.kafka_security().faststream(),
         )
+
+    async def prepare_command(self, envelope: Envelope) -> None:
+        """Before the command's transaction: the participant's work (`ErasureCommands.prepare`)."""
+        if self._erasure_commands is not None and envelope.event_type in COMMAND_TYPES:
+            await self._erasure_commands.prepare(envelope)
 
     def _handles(self, event_type: str) -> bool:
         """The inbox acts on these types only: the rest of the topics it reads (another

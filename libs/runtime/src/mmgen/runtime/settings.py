@@ -111,7 +111,13 @@ class EventServiceSettings(ServiceSettings):
 
     @property
     def inbox_group(self) -> str:
+        """The consumer group of the inbox's subscription to other services' events."""
         return self.consumer_group or f"{self.topic_prefix}{self.service_name}-inbox"
+
+    @property
+    def commands_group(self) -> str:
+        """The consumer group of the inbox's own subscription to `retention.commands`."""
+        return f"{self.inbox_group}-commands"
 
     def master_keyring(self) -> MasterKeyring:
         """The master key and the retired ones, from settings (never from the repository)."""

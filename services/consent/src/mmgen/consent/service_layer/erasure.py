@@ -5,10 +5,11 @@ The runtime parses retention's commands, calls this participant and appends the 
 `/internal/subjects/{id}/export|footprint` from it, auditing every export.
 
 Erasure shreds the subject's data key (every copy of their encrypted fields — event store,
-Kafka, backups — becomes unreadable at once) and deletes their read-model rows within the
-consumer's transaction. Held categories are kept: a `consent` hold keeps the consent rows
-(proof of consent, a legal obligation), a `usage` hold keeps the analytics events and
-therefore the key, since their contents live only encrypted under it.
+Kafka, backups — becomes unreadable at once) and deletes their read-model rows (with the
+order's session when it has one; the runtime erases before the answer's transaction, without
+one, and answers with the counts kept). Held categories are kept: a `consent` hold keeps
+the consent rows (proof of consent, a legal obligation), a `usage` hold keeps the analytics
+events and therefore the key, since their contents live only encrypted under it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """identity's part of the erasure contract: erase a subject, export and count what it holds.
 
 Erasure deletes the subject's records (account, email reservations — so the email can register
-again as a new subject —, refresh tokens, throttle counter) with the consumer's transaction,
-and shreds the subject's data key: every event's personal part becomes unreadable in the
-store, on Kafka and in backups. identity seals all of a subject's fields under that one key, so
+again as a new subject —, refresh tokens, throttle counter) — with the order's session when
+it has one (the runtime erases before the answer's transaction, without one) — and shreds
+the subject's data key: every event's personal part becomes unreadable in the store, on Kafka
+and in backups. identity seals all of a subject's fields under that one key, so
 a legal hold on any category it holds keeps the key: the account is closed instead
 (`AccountClosed` by `retention`) and the answer names the held categories. The runtime records
 the answer (`identity.SubjectErased`) and audits every export (`identity.SubjectExported`).

@@ -9,6 +9,9 @@
 3. `advance`: reads the footprint of every acknowledged service and assesses the request
    (`progress.assess_erasure`): `verified` only when every service acknowledged and every
    footprint shows zero readable personal data outside the held categories;
+   a footprint found clean for an order is not asked again for that order (the service
+   shredded the subject's key and records nothing new on them: clean stays clean), so each
+   round after an acknowledgement asks only the services not yet found clean, all at once;
    `partially_completed` when the same holds but categories are held. The per-service states
    (pending, to_retry, acknowledged, residual, clean) are stored on the request's view.
 4. `retry_stalled`: a service that has not acknowledged (or still shows data) past the bound
@@ -33,7 +36,7 @@ from mmgen.retention.domain.errors import (
 )
 from mmgen.retention.domain.events import AcknowledgementData, ErasureOrdered, HeldCategoryData
 from mmgen.retention.domain.holds import held_categories
-from mmgen.retention.domain.progress import ErasureProgress, assess_erasure
+from mmgen.retention.domain.progress import ErasureProgress, ServiceState, assess_erasure
 from mmgen.retention.domain.records import Command, Evidence
 from mmgen.retention.domain.requests import PrivacyRequest, RequestStatus
 from mmgen.retention.service_layer.ports import (
@@ -48,6 +51,10 @@ from mmgen.retention.service_layer.requests import RequestBook
 from mmgen.runtime.contract import Footprint
 
 log = logging.getLogger(__name__)
+
+#: Orders whose clean footprints a coordinator keeps at most (the oldest are forgotten and
+#: simply asked again).
+MAX_ORDERS_REMEMBERED = 1_000
 
 
 def erase_command(request: PrivacyRequest, order: ErasureOrdered) -> Command:
@@ -108,6 +115,8 @@ class ErasureCoordinator:
         #: Where an acknowledged request goes to be assessed (footprints over HTTP) outside the
         #: caller — a consumer's transaction must not wait on other services; None: at once.
         self.advance_later = advance_later
+        #: (request, order's command) → the footprints found clean for that order.
+        self._clean: dict[tuple[str, str], dict[str, Footprint]] = {}
 
     async def _held(self, subject_id: str) -> list[HeldCategoryData]:
         holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
@@ -214,7 +223,10 @@ class ErasureCoordinator:
         if request.request_type != "erasure" or order is None or request.final:
             return None
         acks = request.acknowledgements_for_last_order()
-        footprints = await self._footprints(request, sorted(acks))
+        key = (request_id, order.command_id)
+        clean = self._clean.get(key, {})
+        fresh = await self._footprints(request, sorted(set(acks) - set(clean)))
+        footprints = {**fresh, **clean}
         now = self.clock.now()
         progress = assess_erasure(
             subject_id=request.subject_id,
@@ -226,7 +238,9 @@ class ErasureCoordinator:
         )
         await self.views.set_progress(request_id, _progress_view(progress))
         if progress.outcome == "in_progress":
+            self._remember_clean(key, progress)
             return progress
+        self._clean.pop(key, None)
 
         def conclude(current: PrivacyRequest) -> bool:
             latest = current.last_order
@@ -239,6 +253,19 @@ class ErasureCoordinator:
         except IllegalTransitionError as exc:
             log.warning("request %s cannot conclude: %s", request_id, exc)
         return progress
+
+    def _remember_clean(self, key: tuple[str, str], progress: ErasureProgress) -> None:
+        clean = {
+            s.service: s.footprint
+            for s in progress.services
+            if s.state is ServiceState.clean and s.footprint is not None
+        }
+        if not clean:
+            return
+        self._clean.pop(key, None)
+        self._clean[key] = clean
+        while len(self._clean) > MAX_ORDERS_REMEMBERED:
+            del self._clean[next(iter(self._clean))]
 
     async def retry_stalled(self, request_id: str) -> bool:
         """Order again when a service is late or still shows data; True if an order was sent."""
