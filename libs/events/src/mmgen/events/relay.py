@@ -184,8 +184,7 @@ class RelayMetrics(TailerMetrics):
 
     Its tailer's metrics under the relay's names, labelled by producer:
     `relay_published` (events acked and checkpointed), `relay_checkpoint`, `relay_hole_at`
-    (0: no hole), `relay_errors`; plus `relay_republished` and `relay_lost_acks` (rounds sent
-    again because the broker acked writes into partitions a topic does not have).
+    (0: no hole), `relay_errors`; plus `relay_republished`.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, namespace: str = "mmgen") -> None:
@@ -198,12 +197,6 @@ class RelayMetrics(TailerMetrics):
             kwargs["registry"] = registry
         self.republished = Counter(
             "relay_republished", "Events published again on request", ["producer"], **kwargs
-        )
-        self.lost_acks = Counter(
-            "relay_lost_acks",
-            "Rounds sent again: acked into partitions a topic does not have",
-            ["producer"],
-            **kwargs,
         )
 
 
@@ -648,31 +641,6 @@ class Relay:
         for (topic, partition), builder in builders.items():
             futures.append(await producer.send_batch(builder, topic, partition=partition))
         await asyncio.gather(*futures)
-        if builders:
-            await self._confirm_partitions_exist(producer, set(builders))
-
-    async def _confirm_partitions_exist(
-        self, producer: AIOKafkaProducer, used: set[tuple[str, int]]
-    ) -> None:
-        """Fail the round if the broker acked writes into partitions a topic does not have.
-
-        A broker restarted empty re-creates topics, perhaps with fewer partitions, and the
-        local one acks writes made with the old metadata into partitions it never lists, so
-        they are lost (Kafka refuses them). One fresh metadata look per round catches it; the
-        round is then sent again with the new partitioning (consumers are idempotent).
-        """
-        await producer.client.force_metadata_update()
-        cluster = producer.client.cluster
-        lost = sorted(
-            (topic, partition)
-            for topic, partition in used
-            if partition not in (cluster.partitions_for_topic(topic) or set())
-        )
-        if lost:
-            self.metrics.lost_acks.labels(self.producer_name).inc()
-            raise RelayError(
-                f"writes acked into partitions the topics do not list: {lost}; sending again"
-            )
 
     def _message(self, envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """Key, value and headers of one event (its publish span continues the append's trace);
