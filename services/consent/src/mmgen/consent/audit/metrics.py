@@ -49,11 +49,6 @@ class AuditMetrics:
             "gaps_repaired", "Gaps closed after a republish request", ["producer"], **kw
         )
         self.published = Counter("published", "Entries published to audit.log", **kw)
-        self.publish_lost_acks = Counter(
-            "publish_lost_acks",
-            "audit.log windows sent again: acked into partitions the topic does not have",
-            **kw,
-        )
         self.published_seq = Gauge(
             "published_next_seq", "Next seq the audit.log publisher sends", **kw
         )

@@ -32,11 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-class BrokerLostWritesError(RuntimeError):
-    """The broker acked a window's writes into partitions the topic does not have."""
-
-
 CURSOR = "audit.log"
 MAX_WINDOW = 4_096
 """Largest window read at once (the store reads a window's pages by key)."""
@@ -177,30 +172,8 @@ class AuditLogPublisher:
                     self.topic, doc["e"].encode("utf-8"), key=key, headers=headers
                 )
             )
-        acked = await asyncio.gather(*futures)
-        if acked:
-            await self._confirm_partitions_exist(acked)
+        await asyncio.gather(*futures)
         self.metrics.published.inc(len(futures))
-
-    async def _confirm_partitions_exist(self, acked: Sequence[Any]) -> None:
-        """Fail the window if a write was acked into a partition the topic does not have.
-
-        A broker that restarted empty re-creates the topic, perhaps with fewer partitions, and
-        the local one acks writes sent with the old metadata into partitions it never lists
-        (measured: a topic created with 6 partitions comes back with 4, and sends to 4 and 5
-        are acked and lost). Kafka refuses such a write; here one fresh metadata look per
-        window catches it, and the tailer sends the window again with the new partitioning
-        (the entries that did land are then on the topic twice: consumers dedup on `seq`).
-        """
-        await self.producer.client.force_metadata_update()
-        listed = self.producer.client.cluster.partitions_for_topic(self.topic) or set()
-        lost = sorted({m.partition for m in acked if m.partition not in listed})
-        if lost:
-            self.metrics.publish_lost_acks.inc()
-            raise BrokerLostWritesError(
-                f"{self.topic}: writes acked into partitions {lost} it does not list "
-                f"({sorted(listed)}); sending the window again"
-            )
 
 
 async def published_seqs(
