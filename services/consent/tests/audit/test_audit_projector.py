@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
+from prometheus_client import CollectorRegistry
 
 from mmgen.auditlog.verify import verify_log
 from mmgen.events.mongo_store import MongoEventStore
@@ -205,7 +206,14 @@ async def test_a_hole_is_republished_by_the_producer_and_filled_exactly_once(
     await ensure_topics(kafka_bootstrap, [topic], partitions=4)
     store = MongoEventStore(mongo_db, "identity")
     await store.ensure_indexes()
-    relay = Relay(store, mongo_db, kafka_bootstrap, topic, settings=RelaySettings(lease_ttl_s=5))
+    relay = Relay(
+        store,
+        mongo_db,
+        kafka_bootstrap,
+        topic,
+        settings=RelaySettings(lease_ttl_s=5),
+        registry=CollectorRegistry(),
+    )
     listener = RepublishListener(
         relay,
         kafka_bootstrap,
