@@ -197,6 +197,10 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(svc: Running) -> Non
     second = second_pair.json()
     assert second["refresh_token"] != first
     assert claims_of(second["access_token"])["sub"] == user["user_id"]
+    # The refreshed token is new, its sign-in is not: `auth_time` stays the login's.
+    signed_in = claims_of(user["access_token"])["auth_time"]
+    assert abs(signed_in - time.time()) < 60
+    assert claims_of(second["access_token"])["auth_time"] == signed_in
 
     # A thief replays the spent token: refused, and the whole family is revoked...
     replay = await svc.client.post("/auth/refresh", json={"refresh_token": first})
@@ -209,6 +213,21 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(svc: Running) -> Non
     again = await svc.login(user["email"], user["password"])
     ok = await svc.client.post("/auth/refresh", json={"refresh_token": again["refresh_token"]})
     assert ok.status_code == 200
+
+
+async def test_a_stored_token_that_does_not_say_when_its_sign_in_was_is_never_recent(
+    svc: Running,
+) -> None:
+    user = await svc.user_with_token()
+    store = svc.identity.refresh_tokens
+    await store.tokens.update_one(
+        {"_id": digest(user["refresh_token"])}, {"$unset": {"auth_time": ""}}
+    )
+    refreshed = await svc.client.post(
+        "/auth/refresh", json={"refresh_token": user["refresh_token"]}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert claims_of(refreshed.json()["access_token"])["auth_time"] == 0
 
 
 @pytest.mark.parametrize("token", ["rt_" + "A" * 43, "garbage", "rt_" + "x" * 190])

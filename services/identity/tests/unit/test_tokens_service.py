@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -297,3 +298,20 @@ async def test_a_success_resets_the_account_counter() -> None:
         with pytest.raises(InvalidCredentialsError):
             await identity.accounts.authenticate(email, passphrase(), "198.51.100.7")
     await identity.accounts.authenticate(email, password, "198.51.100.8")
+
+
+async def test_a_refresh_keeps_the_sign_in_time_so_it_is_no_new_sign_in() -> None:
+    clock = Clock()
+    identity = memory_identity(
+        refresh_tokens=InMemoryRefreshTokenStore(ttl=timedelta(days=1), clock=clock)
+    )
+    user_id, _, _ = await account(identity)
+    first = await identity.tokens.issue_pair(user_id, "client")
+    signed_in = jwt.decode(first.access_token, options={"verify_signature": False})["auth_time"]
+    assert abs(signed_in - time.time()) < 60
+    clock.now += timedelta(hours=2)
+    second = await identity.tokens.refresh(first.refresh_token)
+    third = await identity.tokens.refresh(second.refresh_token)
+    for pair in (second, third):
+        claims = jwt.decode(pair.access_token, options={"verify_signature": False})
+        assert claims["auth_time"] == signed_in

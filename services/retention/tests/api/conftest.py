@@ -122,15 +122,20 @@ class World:
         )  # fmt: skip
 
     def stale_headers(self, role: str, subject: str) -> dict[str, str]:
-        """A valid token whose sign-in was 10 minutes ago (not recent enough to erase)."""
+        """A token issued just now (as a refresh issues one) whose sign-in was 10 minutes ago
+        (`auth_time`): not recent enough to erase."""
         token = issue_token(
             self.tokens.key,
             subject=subject,
             role=role,
-            now=datetime.now(UTC) - timedelta(minutes=10),
-            ttl=timedelta(minutes=30),
             amr=amr_for(role),
+            auth_time=datetime.now(UTC) - timedelta(minutes=10),
         )
+        return {"Authorization": f"Bearer {token}"}
+
+    def headers_without_sign_in_time(self, role: str, subject: str) -> dict[str, str]:
+        """A token issued just now that does not say when its sign-in was."""
+        token = issue_token(self.tokens.key, subject=subject, role=role, amr=amr_for(role))
         return {"Authorization": f"Bearer {token}"}
 
 

@@ -256,6 +256,10 @@ async def test_an_erasure_needs_a_recent_sign_in_or_the_password(api: Api) -> No
     body = assert_problem(refused, 401, "recent-sign-in-required")
     assert body["max_age"] == 300
     assert "insufficient_user_authentication" in refused.headers["www-authenticate"]
+    # A token that does not say when its sign-in was is never taken as recent, however new.
+    unknown = api.world.headers_without_sign_in_time("creator", subject)
+    unsaid = await api.client.post("/privacy-requests", headers=unknown, json={"type": "erasure"})
+    assert_problem(unsaid, 401, "recent-sign-in-required")
 
     wrong = await api.client.post(
         "/privacy-requests",

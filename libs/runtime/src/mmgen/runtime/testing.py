@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -131,10 +132,16 @@ class Tokens:
         self, role: str = "client", subject: str | None = None, amr: Sequence[str] | None = None
     ) -> tuple[str, str]:
         """A token; `amr` defaults to what identity gives a user who signed in as the role
-        requires (`amr_for`), so a privileged role's token passes the second-factor check."""
+        requires (`amr_for`), so a privileged role's token passes the second-factor check.
+        A person's token says they signed in now (`auth_time`), as identity's sign-in does."""
         sub = subject or str(uuid.uuid4())
         token = issue_token(
-            self.key, subject=sub, role=role, amr=amr_for(role, amr), audience=self.audience
+            self.key,
+            subject=sub,
+            role=role,
+            amr=amr_for(role, amr),
+            audience=self.audience,
+            auth_time=None if role == Role.service else datetime.now(UTC),
         )
         return sub, token
 

@@ -149,9 +149,13 @@ def issue_token(
     extra_claims: Mapping[str, Any] | None = None,
     typ: str = ACCESS_TOKEN_TYPE,
     amr: Sequence[str] | None = None,
+    auth_time: datetime | None = None,
 ) -> str:
     """An access token as verifiers require it: header `typ: at+jwt` and `kid`, claims
-    `exp iat iss aud sub role jti`, and `amr` (RFC 8176) when the methods are given
+    `exp iat iss aud sub role jti`, `amr` (RFC 8176) when the methods are given and
+    `auth_time` (when the person signed in, OpenID Connect Core §2) when given: a refreshed
+    token has a new `iat` but keeps its sign-in's `auth_time`, which is what "signed in
+    recently" must read
     (`typ`/`extra_claims` let tests forge the other kinds). `aud`: the `audience` given (a
     list, or a single string as other issuers send it), else the list of every service the role
     may use (`audiences.allowed_audiences`; every service for a role the table does not know,
@@ -174,6 +178,8 @@ def issue_token(
     }
     if amr is not None:
         claims["amr"] = list(amr)
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time.timestamp())
     claims.update(extra_claims or {})
     return key.sign(claims, typ=typ)
 

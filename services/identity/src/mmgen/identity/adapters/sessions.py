@@ -4,6 +4,11 @@ A family is every token descending from one login. Presenting a token that was a
 (someone kept a copy) revokes the whole family, so both the thief and the owner must log in
 again — the owner's next refresh fails, which is how the theft is noticed. Refresh tokens are
 the service's own state, not a projection of events: dropping them signs everyone out.
+
+Every token of a family keeps when its login happened (`auth_time`): a refreshed access token
+is new, but the sign-in behind it is not, and "signed in recently" (retention's erasure) must
+not be satisfied by refreshing. A stored token from before this was kept reads as signed in
+at the epoch: never recent, so the person gives their password again.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mmgen.identity.domain.errors import RefreshTokenInvalidError, RefreshTokenReusedError
 
 ACTIVE, USED, REVOKED = "active", "used", "revoked"
+#: The sign-in time of a stored token that does not say (never recent).
+UNKNOWN_SIGN_IN = datetime(1970, 1, 1, tzinfo=UTC)
 PREFIX = "rt_"
 Clock = Callable[[], datetime]
 
@@ -54,6 +61,8 @@ class RefreshOutcome:
     amr: tuple[str, ...] = ("pwd",)
     #: The audiences the sign-in asked for (a refresh keeps them); None: the role's default.
     audiences: tuple[str, ...] | None = None
+    #: When the family's sign-in happened (a refresh keeps it).
+    auth_time: datetime = UNKNOWN_SIGN_IN
 
 
 class RefreshTokenStore(Protocol):
@@ -66,7 +75,11 @@ class RefreshTokenStore(Protocol):
         family_id: str | None = None,
         amr: Sequence[str] = ("pwd",),
         audiences: Sequence[str] | None = None,
-    ) -> str: ...
+        auth_time: datetime | None = None,
+    ) -> str:
+        """A new token (of a new family unless `family_id`); `auth_time`: the sign-in's time,
+        now when not given (a new sign-in)."""
+        ...
 
     async def rotate(self, token: str) -> RefreshOutcome:
         """Spend `token` and issue its successor; reuse revokes the family
@@ -113,6 +126,7 @@ class MongoRefreshTokenStore:
         family_id: str | None = None,
         amr: Sequence[str] = ("pwd",),
         audiences: Sequence[str] | None = None,
+        auth_time: datetime | None = None,
     ) -> str:
         token = new_token()
         now = _now()
@@ -124,6 +138,7 @@ class MongoRefreshTokenStore:
                 "role": role,
                 "amr": list(amr),
                 "audiences": None if audiences is None else list(audiences),
+                "auth_time": auth_time or now,
                 "status": ACTIVE,
                 "created_at": now,
                 "expires_at": now + self.ttl,
@@ -157,8 +172,11 @@ class MongoRefreshTokenStore:
         kept = spent.get("audiences")
         audiences = None if kept is None else tuple(str(name) for name in kept)
         user_id, role = str(spent["user_id"]), str(spent["role"])
-        new = await self.issue(user_id, role, family, amr, audiences)
-        return RefreshOutcome(new, user_id, role, family, amr, audiences)
+        auth_time = spent.get("auth_time") or UNKNOWN_SIGN_IN
+        if auth_time.tzinfo is None:  # BSON dates come back naive, in UTC
+            auth_time = auth_time.replace(tzinfo=UTC)
+        new = await self.issue(user_id, role, family, amr, audiences, auth_time)
+        return RefreshOutcome(new, user_id, role, family, amr, audiences, auth_time)
 
     async def revoke_family(self, family_id: str) -> int:
         return await self._revoke({"family_id": family_id})
@@ -190,6 +208,7 @@ class _Stored:
     expires_at: datetime
     amr: tuple[str, ...] = ("pwd",)
     audiences: tuple[str, ...] | None = None
+    auth_time: datetime = UNKNOWN_SIGN_IN
 
 
 class InMemoryRefreshTokenStore:
@@ -207,13 +226,14 @@ class InMemoryRefreshTokenStore:
         family_id: str | None = None,
         amr: Sequence[str] = ("pwd",),
         audiences: Sequence[str] | None = None,
+        auth_time: datetime | None = None,
     ) -> str:
         token = new_token()
         family = family_id or secrets.token_hex(16)
-        expires = self.clock() + self.ttl
+        now = self.clock()
         kept = None if audiences is None else tuple(audiences)
         self.tokens[digest(token)] = _Stored(
-            family, user_id, role, ACTIVE, expires, tuple(amr), kept
+            family, user_id, role, ACTIVE, now + self.ttl, tuple(amr), kept, auth_time or now
         )
         return token
 
@@ -229,10 +249,16 @@ class InMemoryRefreshTokenStore:
             raise refused(None if known is None else {"status": known.status})
         self.tokens[key] = replace(known, status=USED)
         new = await self.issue(
-            known.user_id, known.role, known.family_id, known.amr, known.audiences
+            known.user_id, known.role, known.family_id, known.amr, known.audiences, known.auth_time
         )
         return RefreshOutcome(
-            new, known.user_id, known.role, known.family_id, known.amr, known.audiences
+            new,
+            known.user_id,
+            known.role,
+            known.family_id,
+            known.amr,
+            known.audiences,
+            known.auth_time,
         )
 
     async def revoke_family(self, family_id: str) -> int:

@@ -373,9 +373,9 @@ class Credentials:
     async def confirm_totp(self, user_id: str, code: str) -> None:
         """Switch the second factor on; every refresh token of the account is revoked.
 
-        A refresh keeps its sign-in's factors and gets a fresh `iat`, so a session signed in
-        with the password alone would otherwise go on counting as a recent sign-in (retention's
-        erasure step-up) and never meet the code the account now requires."""
+        A refresh keeps its sign-in's factors, so a session signed in with the password alone
+        would otherwise go on for as long as it is refreshed and never meet the code the
+        account now requires. Access tokens already issued run out within their lifetime."""
         user = await self.accounts.load_active(user_id)
         pending = user.pending_totp
         if pending is None or is_erased(pending):

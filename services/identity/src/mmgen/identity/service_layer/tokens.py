@@ -3,7 +3,8 @@ signing-key rotation.
 
 Every access token names the services it is for (`aud`, a list): those the caller asked for,
 within its role's allowance (`mmgen.platform.auth.audiences`), by default all of them; a refresh
-keeps what the sign-in asked. A user token is never issued before the account's
+keeps what the sign-in asked, and the sign-in's time (`auth_time`: a refresh is not a sign-in). A
+user token is never issued before the account's
 `tokens_not_before` (its last password change), so the token handed out right after a change
 is not caught by the revocation of the earlier ones.
 """
@@ -77,6 +78,7 @@ class TokenIssuer:
         ttl_seconds: int,
         amr: Sequence[str] | None = None,
         audiences: Sequence[str] | None = None,
+        auth_time: datetime | None = None,
     ) -> str:
         """Raises `AudienceNotAllowedError` (nothing issued) for an audience outside the role's
         allowance."""
@@ -91,6 +93,7 @@ class TokenIssuer:
             ttl=timedelta(seconds=ttl_seconds),
             now=await self._issued_at(subject, role),
             amr=amr,
+            auth_time=auth_time,
         )
 
     async def _issued_at(self, subject: str, role: str) -> datetime:
@@ -117,8 +120,12 @@ class TokenIssuer:
         asked (None: every one the role may hold). An audience outside the role's allowance →
         `AudienceNotAllowedError` before anything is issued."""
         ttl = self.settings.access_token_ttl_seconds
-        access = await self._access_token(user_id, role, ttl, amr, audiences)  # refuses first
-        refresh = await self.refresh_tokens.issue(user_id, role, amr=amr, audiences=audiences)
+        signed_in = datetime.now(UTC)
+        # The access token first: it refuses an audience outside the allowance.
+        access = await self._access_token(user_id, role, ttl, amr, audiences, signed_in)
+        refresh = await self.refresh_tokens.issue(
+            user_id, role, amr=amr, audiences=audiences, auth_time=signed_in
+        )
         return TokenPair(access, ttl, refresh)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
@@ -148,7 +155,7 @@ class TokenIssuer:
             raise RefreshTokenInvalidError("the account is closed")
         ttl = self.settings.access_token_ttl_seconds
         access = await self._access_token(
-            outcome.user_id, outcome.role, ttl, outcome.amr, outcome.audiences
+            outcome.user_id, outcome.role, ttl, outcome.amr, outcome.audiences, outcome.auth_time
         )
         return TokenPair(access, ttl, outcome.token)
 

@@ -95,12 +95,12 @@ def _purpose(purpose: ProcessingPurpose | None) -> str | None:
 async def _require_recent_sign_in(
     request: Request, principal: Principal, body: PrivacyRequestIn, retention: Retention
 ) -> None:
-    """A sign-in within `recent_sign_in_seconds` (the token's `auth_time`, else `iat`), or
-    the credentials again, which identity must accept for this same subject: email and
+    """A sign-in within `recent_sign_in_seconds` (the token's `auth_time`: its `iat` is renewed
+    by every refresh, so a token without `auth_time` is never recent), or the credentials again, which identity must accept for this same subject: email and
     password, and for an account with TOTP a current code or a recovery code (identity
     decides whether one is needed, and accepts each code once)."""
     max_age = retention.settings.recent_sign_in_seconds
-    signed_in = principal.claims.get("auth_time", principal.claims.get("iat"))
+    signed_in = principal.claims.get("auth_time")
     if isinstance(signed_in, int | float) and time.time() - float(signed_in) <= max_age:
         return
     if body.email is None or body.password is None:
