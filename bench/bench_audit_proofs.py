@@ -24,22 +24,19 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import resource
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _machine import machine_info, rss_peak_mb
+from _stats import percentiles
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
@@ -70,18 +67,6 @@ SUBJECTS = [str(uuid.uuid4()) for _ in range(5_000)]
 ACTORS = [str(uuid.uuid4()) for _ in range(300)]
 PRODUCERS = ("identity", "projects", "profiles", "consent")
 CHUNK = PAGE_SIZE * 256
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    s = sorted(samples)
-    return {
-        "p50_ms": round(s[len(s) // 2] * 1000, 3),
-        "p95_ms": round(s[int(len(s) * 0.95)] * 1000, 3),
-        "p99_ms": round(s[int(len(s) * 0.99)] * 1000, 3),
-        "max_ms": round(s[-1] * 1000, 3),
-        "mean_ms": round(statistics.fmean(s) * 1000, 3),
-        "samples": len(s),
-    }
 
 
 def items(start: int, end: int, base: datetime) -> list[dict[str, Any]]:
@@ -167,16 +152,6 @@ async def build_store(store: MongoAuditStore, entries: int, export: Path) -> dic
         "index_build_s": round(index_s, 1),
         "root": head.root().hex(),
     }
-
-
-def rss_peak_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 async def run(entries: int, server_verify_n: int) -> dict[str, Any]:
@@ -325,7 +300,11 @@ async def run(entries: int, server_verify_n: int) -> dict[str, Any]:
             "bench_process_rss_peak_mb": round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
             ),
-            "machine": machine_info(load_before),
+            "machine": machine_info(
+                ("pymongo", "secantusdb", "cryptography", "fastapi"),
+                ("bench/bench_audit_proofs.py", "services/consent/src/mmgen/consent/audit"),
+                load_before,
+            ),
         }
     finally:
         await client.close()
@@ -337,49 +316,6 @@ def _entry_bytes(text: str) -> bytes:
     from mmgen.auditlog.entry import entry_bytes
 
     return entry_bytes(json.loads(text))
-
-
-def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "shared_machine": "other work may run on the same 2 cores",
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "bench_files_modified_since_commit": bool(
-            git(
-                "status",
-                "--porcelain",
-                "--",
-                "bench/bench_audit_proofs.py",
-                "services/consent/src/mmgen/consent/audit",
-            )
-        ),
-        "packages": {p: version(p) for p in ("pymongo", "secantusdb", "cryptography", "fastapi")},
-    }
 
 
 def main() -> None:

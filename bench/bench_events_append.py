@@ -36,10 +36,10 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _machine import cpu_model, host_cpu_shares, host_cpu_ticks, package_versions
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.operations import InsertOne, UpdateOne
 
@@ -414,52 +414,14 @@ async def costs(client: Any, cpu: CpuMeter, repeat: int) -> dict[str, Any]:
     return out
 
 
-def host_cpu_ticks() -> list[int] | None:
-    """The host's aggregate CPU time counters (/proc/stat: user ... steal), or None."""
-    try:
-        line = Path("/proc/stat").read_text().splitlines()[0]
-    except OSError:
-        return None
-    return [int(v) for v in line.split()[1:9]]
-
-
-def host_cpu_shares(before: list[int] | None, after: list[int] | None) -> dict[str, float] | None:
-    """How the host's CPUs spent the run, in shares: busy (user+system), idle, steal (taken
-    by other guests of the hypervisor) — the conditions a rate on a shared host depends on."""
-    if before is None or after is None:
-        return None
-    d = [b - a for a, b in zip(before, after, strict=True)]
-    total = sum(d) or 1
-    user, nice, system, idle, iowait, irq, softirq, steal = d
-    return {
-        "busy": round((user + nice + system + irq + softirq) / total, 3),
-        "idle": round((idle + iowait) / total, 3),
-        "steal": round(steal / total, 3),
-    }
-
-
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("pymongo", "secantusdb", "pydantic", "cryptography"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
     return {
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
-        "packages": versions,
+        "packages": package_versions(("pymongo", "secantusdb", "pydantic", "cryptography")),
     }
 
 

