@@ -95,10 +95,11 @@ def _purpose(purpose: ProcessingPurpose | None) -> str | None:
 async def _require_recent_sign_in(
     request: Request, principal: Principal, body: PrivacyRequestIn, retention: Retention
 ) -> None:
-    """A sign-in within `recent_sign_in_seconds` (the token's `auth_time`: its `iat` is renewed
-    by every refresh, so a token without `auth_time` is never recent), or the credentials again, which identity must accept for this same subject: email and
-    password, and for an account with TOTP a current code or a recovery code (identity
-    decides whether one is needed, and accepts each code once)."""
+    """A sign-in within `recent_sign_in_seconds` (the token's `auth_time`: its `iat` is
+    renewed by every refresh, so a token without `auth_time` is never recent), or the
+    credentials again, which identity must accept for this same subject: email and password,
+    and for an account with TOTP a current code or a recovery code (identity decides whether
+    one is needed, and accepts each code once)."""
     max_age = retention.settings.recent_sign_in_seconds
     signed_in = principal.claims.get("auth_time")
     if isinstance(signed_in, int | float) and time.time() - float(signed_in) <= max_age:
