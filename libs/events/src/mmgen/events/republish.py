@@ -156,7 +156,8 @@ class RepublishServer(Protocol):
 
 
 class RepublishListener:
-    """Serves republish requests for one producer with its relay. Run beside the relay.
+    """Serves republish requests for one producer with its server (a service's relay, run
+    beside it; consent's audit log, run with the log's writer).
 
     Its consumer group is `<group_prefix><producer>` (or `group_id`): each service reads every
     request once (one instance of the service serves it) and ignores other producers' requests.

@@ -165,6 +165,7 @@ class AuditLogPublisher:
         self.metrics.published.inc(sent)
 
     def _sent_before(self, seq: int) -> bool:
+        """Whether a predecessor put `seq` on the topic already (skipped once, then forgotten)."""
         if seq in self.sent_before:
             self.sent_before.discard(seq)
             return True
