@@ -7,8 +7,7 @@ publisher's own message builder minus that entry. Retention's reader (real broke
 database) stalls at the lost seq, asks on `audit.republish`, consent's audit component (started
 afterwards, as after an outage: the request waits for it) publishes the entry again from its
 store, and the feed applies every entry once, in order. Without the repair the feed waits at
-that seq for good and the deadline fails the test. The newest entry lost, with nothing after it,
-is found from the log's size (consent's signed head; here read from its store).
+that seq for good and the deadline fails the test.
 """
 
 from __future__ import annotations
@@ -77,12 +76,11 @@ class Applied:
         self.seqs.extend(r.seq for r in records)
 
 
-async def consent_with_a_lost_entry(
-    kafka_bootstrap: str, consent_db: Any, topic_prefix: str, registry: CollectorRegistry, lost: int
-) -> Any:
-    """Consent's audit component (not started) whose store holds `TOTAL` entries, all sent as
-    far as its publisher knows, and `audit.log` holding every one but `lost`."""
+async def test_an_entry_the_topic_lost_is_published_again_and_the_feed_goes_past_it(
+    kafka_bootstrap: str, mongo_db: Any, consent_db: Any, topic_prefix: str
+) -> None:
     topic = f"{topic_prefix}audit.log"
+    consent_metrics = CollectorRegistry()
     audit = build_audit(
         SimpleNamespace(
             kafka_bootstrap=kafka_bootstrap,
@@ -94,7 +92,7 @@ async def consent_with_a_lost_entry(
             consumer_heartbeat_interval_ms=500,
         ),
         consent_db,
-        registry=registry,
+        registry=consent_metrics,
         metadata_max_age_ms=500,
     )
     await audit.store.ensure_indexes()
@@ -106,53 +104,27 @@ async def consent_with_a_lost_entry(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        await send_entries(producer, topic, [d for d in docs if d["_id"] != lost])
+        await send_entries(producer, topic, [d for d in docs if d["_id"] != LOST])
     finally:
         await producer.stop()
-    return audit
 
-
-async def retention_reader(
-    kafka_bootstrap: str,
-    mongo_db: Any,
-    topic_prefix: str,
-    applied: Applied,
-    registry: CollectorRegistry,
-    **kwargs: Any,
-) -> AuditLogReader:
+    applied, retention_metrics = Applied(), CollectorRegistry()
     inbox = MongoAuditInbox(mongo_db)
     await inbox.ensure_indexes()
-    return AuditLogReader(
+    reader = AuditLogReader(
         db=mongo_db,
         inbox=inbox,
         apply=applied,
         bootstrap=kafka_bootstrap,
-        topic=f"{topic_prefix}audit.log",
+        topic=topic,
         group_id=f"{topic_prefix}retention-audit",
         partitions=PARTITIONS,
-        registry=registry,
+        registry=retention_metrics,
         session_timeout_ms=2000,
         heartbeat_interval_ms=500,
         idle_wait_s=0.2,
         hole_repair_s=0.5,
         republish_to=republish_topic(topic_prefix),
-        **kwargs,
-    )
-
-
-async def test_an_entry_the_topic_lost_is_published_again_and_the_feed_goes_past_it(
-    kafka_bootstrap: str, mongo_db: Any, consent_db: Any, topic_prefix: str
-) -> None:
-    consent_metrics, retention_metrics, applied = (
-        CollectorRegistry(),
-        CollectorRegistry(),
-        Applied(),
-    )
-    audit = await consent_with_a_lost_entry(
-        kafka_bootstrap, consent_db, topic_prefix, consent_metrics, LOST
-    )
-    reader = await retention_reader(
-        kafka_bootstrap, mongo_db, topic_prefix, applied, retention_metrics
     )
     await reader.start()
     try:
@@ -188,46 +160,3 @@ async def test_an_entry_the_topic_lost_is_published_again_and_the_feed_goes_past
     finally:
         await reader.stop()
     assert applied.seqs == list(range(TOTAL))  # every entry once, in the log's order
-
-
-async def test_the_newest_entry_lost_is_found_from_the_logs_size_and_published_again(
-    kafka_bootstrap: str, mongo_db: Any, consent_db: Any, topic_prefix: str
-) -> None:
-    """Nothing arrives after the lost entry, so the tailer sees no hole: the log's size does."""
-    consent_metrics, applied = CollectorRegistry(), Applied()
-    audit = await consent_with_a_lost_entry(
-        kafka_bootstrap, consent_db, topic_prefix, consent_metrics, TOTAL - 1
-    )
-
-    async def log_size() -> int:
-        return int((await audit.store.head()).size)
-
-    reader = await retention_reader(
-        kafka_bootstrap, mongo_db, topic_prefix, applied, CollectorRegistry(), log_size=log_size
-    )
-    await reader.start()
-    try:
-        await wait_until(
-            lambda: reader.tailer.status.checkpoint == TOTAL - 2 and reader.repair.requests >= 1,
-            timeout_s=60,
-            what="the feed applied all but the newest entry and asked for it",
-        )
-        assert reader.tailer.status.hole_at is None  # no entry above it: the tailer sees none
-        ready = await run_check(reader.readiness_check, 5.0)
-        assert ready.detail.startswith(
-            f"waiting for audit seq {TOTAL - 1}, the log holds {TOTAL} ("
-        ), ready
-        assert f"(last for {TOTAL - 1}..{TOTAL - 1 + 999})" in ready.detail, ready
-        await audit.start()
-        try:
-            await wait_until(
-                lambda: reader.tailer.status.checkpoint == TOTAL - 1,
-                timeout_s=60,
-                what="the newest entry applied",
-            )
-        finally:
-            await audit.stop()
-        assert (consent_metrics.get_sample_value("mmgen_audit_republished_total") or 0) >= 1
-    finally:
-        await reader.stop()
-    assert applied.seqs == list(range(TOTAL))

@@ -353,7 +353,6 @@ def bootstrap(
             security=settings.kafka_security(),
             hole_repair_s=settings.audit_hole_repair_seconds,
             republish_to=republish_topic(settings.topic_prefix),
-            log_size=_log_size(heads),
         )
         runtime.component(reader, reader.readiness_check)
     runtime.component(scheduler)
@@ -389,12 +388,3 @@ def _seed(policies: RetentionPolicies) -> Callable[[], Awaitable[None]]:
             log.info("seeded %d default retention policies", seeded)
 
     return seed
-
-
-def _log_size(heads: AuditLogHeads) -> Callable[[], Awaitable[int]]:
-    """The audit log's size as its latest signed head gives it (what the feed must reach)."""
-
-    async def size() -> int:
-        return (await heads.latest()).tree_size
-
-    return size

@@ -14,10 +14,7 @@ the `audit_seq` of each acknowledgement need the log's own order, so reading is 
 
 A number that stays missing (the broker lost it) is asked for again from consent
 (`audit_repair.AuditHoleRepair`, on `audit.republish`) once the tailer has waited at it for
-`hole_repair_s`. The tailer sees a hole only below an entry that did arrive; the newest entries
-lost with nothing after them are found by `log_size` (the size of consent's latest signed
-head): a log that holds more than the feed applied, with nothing staged beyond it, is a hole
-at the next seq.
+`hole_repair_s`.
 """
 
 from __future__ import annotations
@@ -182,7 +179,6 @@ class AuditLogReader:
         partition_fetch_bytes: int = PARTITION_FETCH_BYTES,
         hole_repair_s: float = 10.0,
         republish_to: str = republish_topic(),
-        log_size: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.db = db
         self.security = security
@@ -216,11 +212,6 @@ class AuditLogReader:
             metrics=RepairMetrics(registry),
         )
         self._repair_poll_s = min(1.0, hole_repair_s / 4)
-        self.log_size = log_size
-        self.known_log_size: int | None = None
-        """The log's size as last read from `log_size` (None: not read, or unreadable)."""
-        self._size_every_s = hole_repair_s
-        self._size_read_at: float | None = None
         self.broker: KafkaBroker | None = None
         self.consumer: EventConsumer[AuditMessage] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -271,7 +262,7 @@ class AuditLogReader:
         await self.broker.start()
         self._task = asyncio.create_task(self.tailer.run(), name="retention-audit-feed")
         self._repair_task = asyncio.create_task(
-            self.repair.run(self.waiting_at, self._repair_poll_s),
+            self.repair.run(lambda: self.tailer.status.hole_at, self._repair_poll_s),
             name="retention-audit-repair",
         )
 
@@ -293,28 +284,6 @@ class AuditLogReader:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
-
-    async def waiting_at(self) -> int | None:
-        """The seq the feed waits for: the tailer's hole, else the seq after the checkpoint
-        when the log is known to hold it and nothing beyond the checkpoint was staged."""
-        status = self.tailer.status
-        if status.hole_at is not None:
-            return status.hole_at
-        if self.log_size is None or status.last_error is not None or not status.running:
-            return None
-        now = time.monotonic()
-        if self._size_read_at is None or now - self._size_read_at >= self._size_every_s:
-            self._size_read_at = now
-            try:
-                self.known_log_size = await self.log_size()
-            except Exception:  # consent away: no tail hole known; read again next time
-                log.warning("audit feed: the log's size could not be read", exc_info=True)
-                self.known_log_size = None
-        size = self.known_log_size
-        checkpoint = status.checkpoint
-        if size is None or size - 1 <= checkpoint or await self.inbox.last() > checkpoint:
-            return None
-        return checkpoint + 1
 
     async def _send_repair(self, request: RepublishRequest) -> None:
         """Send a republish request (the producer is made on the first: holes are rare)."""
@@ -356,10 +325,4 @@ class AuditLogReader:
             return f"waiting for audit seq {status.hole_at}" + (f" ({repair})" if repair else "")
         if status.last_error is not None:
             return False  # failing rounds: the feed is not being applied
-        tail = self.repair.hole
-        if tail is not None and tail.seq == status.checkpoint + 1:
-            return (
-                f"waiting for audit seq {tail.seq}, the log holds {self.known_log_size}"
-                f" ({self.repair.describe()})"
-            )
         return f"applied through audit seq {status.checkpoint}"

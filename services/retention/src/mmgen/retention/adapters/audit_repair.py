@@ -162,11 +162,11 @@ class AuditHoleRepair:
         failed = f"; last request failed: {self.last_error}" if self.last_error else ""
         return f"{waited}, {asked}{failed}"
 
-    async def run(self, hole_of: Callable[[], Awaitable[int | None]], poll_s: float) -> None:
+    async def run(self, hole_of: Callable[[], int | None], poll_s: float) -> None:
         """Check the feed's hole every `poll_s` until cancelled (errors logged, never fatal)."""
         while True:
             try:
-                await self.check(await hole_of())
+                await self.check(hole_of())
             except asyncio.CancelledError:
                 raise
             except Exception:  # the inbox unreadable for a moment: check again next time
