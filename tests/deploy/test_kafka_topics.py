@@ -159,7 +159,8 @@ def _own_clients(service: str) -> dict[str, set[str]]:
         # mmgen.consent.audit: the projector reads every events topic by pattern and
         # dead-letters to <topic>.dlq, asks for repairs on audit.republish; the head watcher
         # reads events.heads; the publisher writes audit.log and, taking over, reads its tail
-        # (published_seqs); the writers create the three topics first.
+        # (published_seqs); the writers create the three topics first and serve requests to
+        # publish audit.log entries again (reading audit.republish, as the runtime does).
         needs: dict[str, set[str]] = {
             TOPICS.audit_log: {"Create", "Write", "Read"},
             republish_topic(): {"Create", "Write"},
@@ -171,10 +172,11 @@ def _own_clients(service: str) -> dict[str, set[str]]:
         return needs
     if service == "retention":
         # mmgen.retention.adapters.audit_log: reads audit.log, dead-letters to audit.log.dlq,
-        # creating both.
+        # asks for lost entries on audit.republish, creating all three.
         return {
             TOPICS.audit_log: {"Create", "Read"},
             dlq_topic(TOPICS.audit_log): {"Create", "Write"},
+            republish_topic(): {"Create", "Write"},
         }
     return {}
 
@@ -186,6 +188,7 @@ def needed_groups(service: str, runtime: Any) -> set[str]:
         groups.add(runtime.settings.audit_consumer_group)
     if service == "consent":
         groups.add(f"{runtime.settings.audit_consumer_group}-heads")
+        groups.add(f"{runtime.settings.audit_consumer_group}-republish")
     return groups
 
 
@@ -257,4 +260,7 @@ def test_the_audit_log_reads_every_events_topic_and_publishes_audit_log(grants: 
     assert "Read" in consent[heads_topic()]
     assert "Read" in grants.topics["retention"][TOPICS.audit_log]
     assert "Write" in grants.topics["retention"][TOPICS.retention_commands]
+    # retention asks for audit.log entries again; consent (its audit log) reads the requests
+    assert "Write" in grants.topics["retention"][republish_topic()]
+    assert "Read" in consent[republish_topic()]
     assert "Read" not in grants.topics["identity"].get(TOPICS.events("identity"), set())

@@ -112,12 +112,14 @@ consume projects identity.events
 consume profiles identity.events consent.events projects.events
 # consent's audit log reads every producer's events (a pattern) and their heads, asks for
 # repairs, publishes each appended entry and, on taking over, reads the tail of audit.log to
-# skip what its predecessor sent already.
+# skip what its predecessor sent already; it serves requests to publish audit.log entries
+# again (audit.republish, read above, in its group consent-audit-republish).
 consume consent $EVENTS
 subscribe consent events.heads audit.log
 produce consent audit.log audit.republish
-# retention follows the audit log and every service's answers to its commands, and sends them.
+# retention follows the audit log and every service's answers to its commands, and sends them;
+# it asks consent for audit.log entries the topic lost (audit.republish).
 consume retention audit.log $EVENTS
-produce retention retention.commands
+produce retention retention.commands audit.republish
 
 echo "kafka: topics, users and ACLs are in place"

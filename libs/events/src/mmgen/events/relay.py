@@ -669,6 +669,10 @@ class Relay:
             )
         return key, value, headers
 
+    async def last_seq(self) -> int:
+        """The highest `producer_seq` committed to the store (what `republish` can serve)."""
+        return await self.store.last_seq()
+
     async def republish(self, from_seq: int, to_seq: int) -> RepublishResult:
         """Publish `from_seq..to_seq` (both included) again, for gap repair downstream (copies
         included, like every round).

@@ -10,6 +10,10 @@ endpoint: the audit projector needs no address book nor service credentials, a r
 while the producer is down is served when it comes back, and a new service gets repair by
 wiring the kernel, with no change to the projector.
 
+The audit log itself is repaired the same way: its readers (retention's audit feed) name the
+reserved producer `AUDIT_LOG_PRODUCER` and consent, which keeps the log, serves the range from
+its audit store with a listener of its own (any `RepublishServer`, not only a relay).
+
 Requests are small JSON documents; a malformed one is logged and skipped (it cannot be
 served and must not stall the partition).
 """
@@ -22,7 +26,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -30,17 +34,27 @@ from mmgen.events.errors import EventsError
 from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
 
 if TYPE_CHECKING:
-    from mmgen.events.relay import Relay, RepublishResult
+    from mmgen.events.relay import RepublishResult
 
 log = logging.getLogger(__name__)
 
 REPUBLISH_TOPIC = "audit.republish"
+AUDIT_LOG_PRODUCER = "audit.log"
+"""The producer name of the audit log's own entries (`audit.log`, numbered from 0). A service's
+name never holds a dot (topics are `<service>.events`, event types `<service>.<Type>`), so no
+service can be called this."""
 MAX_RANGE = 1_000_000
 """Largest range one request may ask for (a bound on the work one message can cause)."""
 
 
 class RepublishRequestInvalidError(EventsError):
-    """A republish request that is not `{producer, from_seq, to_seq}` with 1 <= from <= to."""
+    """A republish request that is not `{producer, from_seq, to_seq}` with first <= from <= to
+    (first: 1 for a service's `producer_seq`, 0 for the audit log's `seq`)."""
+
+
+def first_seq_of(producer: str) -> int:
+    """The lowest number `producer` gives out: the audit log counts from 0, services from 1."""
+    return 0 if producer == AUDIT_LOG_PRODUCER else 1
 
 
 def republish_topic(prefix: str = "") -> str:
@@ -65,7 +79,7 @@ class RepublishRequest:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise RepublishRequestInvalidError(f"{name} must be an integer")
-        if not 1 <= self.from_seq <= self.to_seq:
+        if not first_seq_of(self.producer) <= self.from_seq <= self.to_seq:
             raise RepublishRequestInvalidError(f"bad range {self.from_seq}..{self.to_seq}")
         if self.to_seq - self.from_seq + 1 > MAX_RANGE:
             raise RepublishRequestInvalidError(f"range larger than {MAX_RANGE}")
@@ -126,20 +140,37 @@ async def send_republish_request(
     await producer.send_and_wait(topic, request.to_wire(), key=request.producer.encode("utf-8"))
 
 
-class RepublishListener:
-    """Serves republish requests for one producer with its relay. Run beside the relay.
+class RepublishServer(Protocol):
+    """What publishes one producer's numbers again: a service's `Relay`, consent's audit log."""
 
-    Its consumer group is `<group_prefix><producer>`: each service reads every request once
-    (one instance of the service serves it) and ignores other producers' requests.
+    @property
+    def producer_name(self) -> str: ...
+
+    async def last_seq(self) -> int:
+        """The highest number given out so far (a request beyond it has nothing to serve)."""
+        ...
+
+    async def republish(self, from_seq: int, to_seq: int) -> RepublishResult:
+        """Publish `from_seq..to_seq` (inclusive) again; numbers it lacks are reported."""
+        ...
+
+
+class RepublishListener:
+    """Serves republish requests for one producer with its server (a service's relay, run
+    beside it; consent's audit log, run with the log's writer).
+
+    Its consumer group is `<group_prefix><producer>` (or `group_id`): each service reads every
+    request once (one instance of the service serves it) and ignores other producers' requests.
     """
 
     def __init__(
         self,
-        relay: Relay,
+        relay: RepublishServer,
         bootstrap: str,
         *,
         topic_prefix: str = "",
         group_prefix: str = "republish-",
+        group_id: str | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         security: KafkaSecurity = PLAINTEXT,
@@ -148,7 +179,7 @@ class RepublishListener:
         self.producer = relay.producer_name
         self.bootstrap = bootstrap
         self.topic = republish_topic(topic_prefix)
-        self.group_id = f"{group_prefix}{self.producer}"
+        self.group_id = group_id or f"{group_prefix}{self.producer}"
         self._consumer_kwargs = {
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
@@ -216,7 +247,7 @@ class RepublishListener:
             return None
         if request.producer != self.producer:
             return None
-        last = await self.relay.store.last_seq()
+        last = await self.relay.last_seq()
         if request.from_seq > last:
             return None  # nothing that high was ever committed here
         result = await self.relay.republish(request.from_seq, min(request.to_seq, last))
@@ -235,10 +266,13 @@ class RepublishListener:
 
 
 __all__ = [
+    "AUDIT_LOG_PRODUCER",
     "REPUBLISH_TOPIC",
     "RepublishListener",
     "RepublishRequest",
     "RepublishRequestInvalidError",
+    "RepublishServer",
+    "first_seq_of",
     "republish_topic",
     "send_republish_request",
 ]

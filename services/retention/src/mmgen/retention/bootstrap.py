@@ -29,6 +29,7 @@ from mmgen.auditlog.receipt import b64url_decode as jwk_x_bytes
 from mmgen.events.consumer import HandlerContext
 from mmgen.events.envelope import Envelope
 from mmgen.events.kernel import EventKernel
+from mmgen.events.republish import republish_topic
 from mmgen.platform.errors import ConfigurationError
 from mmgen.platform.service_tokens import development_client_secret
 from mmgen.retention.adapters.audit_log import AuditLogReader, MongoAuditInbox
@@ -350,6 +351,8 @@ def bootstrap(
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
             idle_wait_s=settings.projector_idle_wait_seconds,
             security=settings.kafka_security(),
+            hole_repair_s=settings.audit_hole_repair_seconds,
+            republish_to=republish_topic(settings.topic_prefix),
         )
         runtime.component(reader, reader.readiness_check)
     runtime.component(scheduler)

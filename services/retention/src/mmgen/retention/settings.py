@@ -107,6 +107,9 @@ class RetentionSettings(EventServiceSettings):
     audit_consumer_group: str = ""  # `<topic_prefix>retention-audit` when empty
     #: Audit entries applied per transaction of that reader.
     audit_batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: How long the feed waits at a missing seq before it asks consent to publish the entries
+    #: again (`audit.republish`); asked again, each wait twice the last, at most every 60 s.
+    audit_hole_repair_seconds: float = Field(default=10.0, gt=0)
 
     @field_validator("services")
     @classmethod

@@ -24,6 +24,7 @@ from mmgen.consent.audit.heads import HeadWatcher
 from mmgen.consent.audit.metrics import AuditMetrics
 from mmgen.consent.audit.projector import AuditProjector, producer_holes
 from mmgen.consent.audit.publisher import AuditLogPublisher
+from mmgen.consent.audit.republisher import AuditLogRepublisher
 from mmgen.consent.audit.service import AuditQueries
 from mmgen.consent.audit.store import AppendResult, MongoAuditStore
 from mmgen.consent.audit.streaming import StreamSlots
@@ -36,7 +37,7 @@ from mmgen.events.relay import (
     LeaseStore,
     default_owner,
 )
-from mmgen.events.republish import republish_topic
+from mmgen.events.republish import RepublishListener, republish_topic
 from mmgen.events.topics import Topics, ensure_topics
 from mmgen.platform import ReadinessCheck
 from mmgen.platform.auth.denylist import SubjectDenylist
@@ -128,6 +129,8 @@ class AuditComponent:
     projector: AuditProjector | None = None
     heads: HeadWatcher | None = None
     publisher: AuditLogPublisher | None = None
+    #: Serves readers' requests to publish `audit.log` entries again (`republisher`).
+    republish_listener: RepublishListener | None = None
     _producer: AIOKafkaProducer | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     leases: LeaseStore | None = None
@@ -150,6 +153,12 @@ class AuditComponent:
     def republish_topic(self) -> str:
         return republish_topic(self.config.topic_prefix)
 
+    @property
+    def republish_group(self) -> str:
+        """The group in which the log's writer reads `audit.republish` (the runtime's listener,
+        `republish-consent`, serves consent's own events)."""
+        return f"{self.config.consumer_group}-republish"
+
     def on_append(self, result: AppendResult) -> None:
         """After every committed append: wake tails, the publisher and the checkpointer."""
         self.signal.notify()
@@ -162,7 +171,8 @@ class AuditComponent:
 
         Every replica serves the log's routes from the store; only the holder of the lease
         (an epoch-fenced document, as the relay's) runs the projector, the gap watcher, the
-        head watcher, the checkpointer and the `audit.log` publisher. A standby takes over
+        head watcher, the checkpointer, the `audit.log` publisher and the listener that
+        publishes entries again for readers that lost them. A standby takes over
         within `lease_ttl_seconds` (plus a quarter of it) of the leader's last renewal.
         """
         await self.store.ensure_indexes()
@@ -218,7 +228,7 @@ class AuditComponent:
             await asyncio.sleep(0.2)
 
     async def _start_writers(self) -> None:
-        """Topics, then projector, head watcher, checkpointer and publisher."""
+        """Topics, then projector, head watcher, republish listener, checkpointer, publisher."""
         await ensure_topics(
             self.config.kafka_bootstrap,
             [self.audit_log_topic, self.republish_topic, heads_topic(self.config.topic_prefix)],
@@ -276,6 +286,16 @@ class AuditComponent:
             security=self.config.kafka_security,
         )
         await self.heads.start()
+        self.republish_listener = RepublishListener(
+            AuditLogRepublisher(self.store, producer, self.audit_log_topic, metrics=self.metrics),
+            self.config.kafka_bootstrap,
+            topic_prefix=self.config.topic_prefix,
+            group_id=self.republish_group,
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            security=self.config.kafka_security,
+        )
+        await self.republish_listener.start()
         self._tasks = [
             asyncio.create_task(self.checkpointer.run(), name="audit-checkpoints"),
             asyncio.create_task(self.publisher.run(), name="audit-log-publisher"),
@@ -299,6 +319,9 @@ class AuditComponent:
     async def _stop_writers(self) -> None:
         if self.heads is not None:
             await self.heads.stop()
+        listener, self.republish_listener = self.republish_listener, None
+        if listener is not None:
+            await listener.stop()
         if self.projector is not None:
             await self.projector.stop()
         await self.checkpointer.stop()

@@ -49,6 +49,11 @@ class AuditMetrics:
             "gaps_repaired", "Gaps closed after a republish request", ["producer"], **kw
         )
         self.published = Counter("published", "Entries published to audit.log", **kw)
+        self.republished = Counter(
+            "republished",
+            "Entries published to audit.log again on a reader's republish request",
+            **kw,
+        )
         self.published_seq = Gauge(
             "published_next_seq", "Next seq the audit.log publisher sends", **kw
         )

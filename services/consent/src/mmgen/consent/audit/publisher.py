@@ -157,23 +157,42 @@ class AuditLogPublisher:
 
     async def _send(self, docs: Sequence[dict[str, Any]]) -> None:
         """The tailer's sink: one contiguous run of entries, every message acked."""
-        futures = []
-        for doc in docs:
-            if doc["_id"] in self.sent_before:
-                self.sent_before.discard(doc["_id"])
-                continue
-            key = (doc.get("subject_id") or doc.get("producer") or "").encode("utf-8")
-            headers = [
-                ("seq", str(doc["_id"]).encode()),
-                ("event_id", str(doc["event_id"]).encode()),
-            ]
-            futures.append(
-                await self.producer.send(
-                    self.topic, doc["e"].encode("utf-8"), key=key, headers=headers
-                )
-            )
-        await asyncio.gather(*futures)
-        self.metrics.published.inc(len(futures))
+        sent = await send_entries(
+            self.producer,
+            self.topic,
+            [doc for doc in docs if not self._sent_before(doc["_id"])],
+        )
+        self.metrics.published.inc(sent)
+
+    def _sent_before(self, seq: int) -> bool:
+        """Whether a predecessor put `seq` on the topic already (skipped once, then forgotten)."""
+        if seq in self.sent_before:
+            self.sent_before.discard(seq)
+            return True
+        return False
+
+
+def audit_log_message(doc: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """An entry row as its `audit.log` message: key, value and headers (the one way to build
+    it: publishing and republishing must key an entry alike, or it changes partitions)."""
+    key = (doc.get("subject_id") or doc.get("producer") or "").encode("utf-8")
+    headers = [
+        ("seq", str(doc["_id"]).encode()),
+        ("event_id", str(doc["event_id"]).encode()),
+    ]
+    return key, doc["e"].encode("utf-8"), headers
+
+
+async def send_entries(
+    producer: AIOKafkaProducer, topic: str, docs: Sequence[dict[str, Any]]
+) -> int:
+    """Send entry rows to `audit.log` and wait until every one is acked; returns how many."""
+    futures = []
+    for doc in docs:
+        key, value, headers = audit_log_message(doc)
+        futures.append(await producer.send(topic, value, key=key, headers=headers))
+    await asyncio.gather(*futures)
+    return len(futures)
 
 
 async def published_seqs(

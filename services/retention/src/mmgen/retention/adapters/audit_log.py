@@ -11,6 +11,10 @@ the `audit_seq` of each acknowledgement need the log's own order, so reading is 
    to the feed (`AuditFeed.on_entries`), and stops at a number not yet staged (an entry still
    on its way in another partition) rather than skipping it. Entries below the checkpoint are
    deleted as it moves on, so the inbox holds only what waits to be applied.
+
+A number that stays missing (the broker lost it) is asked for again from consent
+(`audit_repair.AuditHoleRepair`, on `audit.republish`) once the tailer has waited at it for
+`hole_repair_s`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from pymongo import ASCENDING, UpdateOne
@@ -31,9 +36,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mmgen.events.consumer import ConsumerMetrics, EventConsumer, HandlerContext, RetryPolicy
 from mmgen.events.kafka_security import PLAINTEXT, KafkaSecurity
+from mmgen.events.relay import PRODUCER_RECOVERY_CONFIG
+from mmgen.events.republish import RepublishRequest, republish_topic, send_republish_request
 from mmgen.events.tailer import MongoCheckpoint, Tailer, TailerMetrics
 from mmgen.events.topics import dlq_topic, ensure_topics
 from mmgen.platform import ReadinessCheck
+from mmgen.retention.adapters.audit_repair import AuditHoleRepair, RepairMetrics
 from mmgen.retention.domain.contract import AuditRecord
 
 log = logging.getLogger(__name__)
@@ -106,6 +114,13 @@ class MongoAuditInbox:
             session=session,
         )
 
+    async def lowest_above(self, seq: int) -> int | None:
+        """The lowest seq staged above `seq` (where the entries after a hole resume)."""
+        doc = await self.entries.find_one(
+            {"seq": {"$gt": seq}}, {"seq": 1}, sort=[("seq", ASCENDING)]
+        )
+        return int(doc["seq"]) if doc else None
+
     async def prune(self, before: int) -> int:
         """Forget entries below `before` (applied and checkpointed)."""
         result = await self.entries.delete_many({"seq": {"$lt": before}})
@@ -162,6 +177,8 @@ class AuditLogReader:
         idle_wait_s: float = 1.0,
         security: KafkaSecurity = PLAINTEXT,
         partition_fetch_bytes: int = PARTITION_FETCH_BYTES,
+        hole_repair_s: float = 10.0,
+        republish_to: str = republish_topic(),
     ) -> None:
         self.db = db
         self.security = security
@@ -187,9 +204,19 @@ class AuditLogReader:
             idle_wait_s=idle_wait_s,
             metrics=TailerMetrics(registry, prefix="audit_feed", label="feed"),
         )
+        self.republish_to = republish_to
+        self.repair = AuditHoleRepair(
+            self._send_repair,
+            inbox.lowest_above,
+            after_s=hole_repair_s,
+            metrics=RepairMetrics(registry),
+        )
+        self._repair_poll_s = min(1.0, hole_repair_s / 4)
         self.broker: KafkaBroker | None = None
         self.consumer: EventConsumer[AuditMessage] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._repair_task: asyncio.Task[None] | None = None
+        self._producer: AIOKafkaProducer | None = None
 
     @property
     def readiness_check(self) -> ReadinessCheck:
@@ -197,10 +224,11 @@ class AuditLogReader:
 
     async def start(self) -> None:
         # The log's topic is consent's; made here too, with the platform's count, so that a
-        # subscriber starting first never auto-creates it with another one.
+        # subscriber starting first never auto-creates it with another one (the same for the
+        # topic its repair requests go to).
         await ensure_topics(
             self.bootstrap,
-            [self.topic, dlq_topic(self.topic)],
+            [self.topic, dlq_topic(self.topic), self.republish_to],
             partitions=self.partitions,
             check_partitions=False,
             security=self.security,
@@ -233,8 +261,21 @@ class AuditLogReader:
         )
         await self.broker.start()
         self._task = asyncio.create_task(self.tailer.run(), name="retention-audit-feed")
+        self._repair_task = asyncio.create_task(
+            self.repair.run(lambda: self.tailer.status.hole_at, self._repair_poll_s),
+            name="retention-audit-repair",
+        )
 
     async def stop(self) -> None:
+        repair, self._repair_task = self._repair_task, None
+        if repair is not None:
+            repair.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await repair
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
         await self.tailer.stop()
         if self._task is not None:
             with contextlib.suppress(Exception):
@@ -243,6 +284,25 @@ class AuditLogReader:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
+
+    async def _send_repair(self, request: RepublishRequest) -> None:
+        """Send a republish request (the producer is made on the first: holes are rare)."""
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=False,
+                client_id="retention-audit-repair",
+                **PRODUCER_RECOVERY_CONFIG,
+                **self.security.client_config(),
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        await send_republish_request(self._producer, self.republish_to, request)
 
     async def _stage(self, message: AuditMessage, ctx: HandlerContext) -> None:
         await self.inbox.stage([message.record], ctx.session)
@@ -261,7 +321,8 @@ class AuditLogReader:
             return False
         status = self.tailer.status
         if status.hole_at is not None:
-            return f"waiting for audit seq {status.hole_at}"
+            repair = self.repair.describe()
+            return f"waiting for audit seq {status.hole_at}" + (f" ({repair})" if repair else "")
         if status.last_error is not None:
             return False  # failing rounds: the feed is not being applied
         return f"applied through audit seq {status.checkpoint}"
