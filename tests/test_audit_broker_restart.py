@@ -29,14 +29,11 @@ from pymongo import AsyncMongoClient
 from mmgen.events.topics import Topics
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import audit_entries, compliance_officer, new_password
 
 WRITERS = 2
 CATCH_UP_S = 60.0
 """Longest wait for the log to hold everything (gap repair: 5 s delay, then group joins)."""
-
-
-def password() -> str:
-    return "pw-" + secrets.token_urlsafe(18)
 
 
 async def until(what: str, check: Callable[[], Awaitable[bool]], within_s: float) -> float:
@@ -77,35 +74,11 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
         async def token(email: str, pw: str) -> str:
             return await people.sign_in(http, identity, email, pw)
 
-        admin = await token(stack.admin_email, stack.admin_password)
-        officer = {"email": f"officer-{secrets.token_hex(4)}@example.test", "password": password()}
-        response = await http.post(
-            f"{identity}/admin/users",
-            json={**officer, "name": "Compliance Officer", "role": "compliance"},
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-        assert response.status_code == 201, response.text
-        audit_headers = {
-            "Authorization": f"Bearer {await token(officer['email'], officer['password'])}",
-            "X-Purpose": "legal_compliance",
-        }
+        officer = await compliance_officer(http, stack)
+        audit_headers = officer.audit_headers()
 
         async def log_entries(**filters: str) -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = []
-            cursor: str | None = None
-            while True:
-                params: dict[str, Any] = {**filters, "limit": 500}
-                if cursor:
-                    params["cursor"] = cursor
-                response = await http.get(
-                    f"{consent}/audit/entries", params=params, headers=audit_headers
-                )
-                assert response.status_code == 200, response.text
-                page = response.json()
-                items.extend(page["items"])
-                cursor = page["next_cursor"]
-                if cursor is None:
-                    return items
+            return await audit_entries(http, consent, officer.token, **filters)
 
         async def log_holds(first: int, last: int) -> bool:
             held = {int(e["producer_seq"]) for e in await log_entries(producer="identity")}
@@ -118,7 +91,7 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
 
         async def write(n: int) -> None:
             while not stop.is_set():
-                email, pw = f"w{n}-{secrets.token_hex(5)}@example.test", password()
+                email, pw = f"w{n}-{secrets.token_hex(5)}@example.test", new_password()
                 try:
                     response = await http.post(
                         f"{identity}/auth/register",

@@ -9,7 +9,6 @@ must fail the verification rather than be trusted.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -19,27 +18,9 @@ from typing import Any
 import httpx
 
 from mmgen.auditlog.checkpoint import NoteSigner
-from tests import people
+from tests.officers import compliance_officer_sync
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
-
-
-def _token(identity: str, email: str, password: str) -> str:
-    return people.sign_in_sync(identity, email, password)
-
-
-def _compliance_officer(system: Any) -> str:
-    identity = system.url("identity")
-    admin = _token(identity, system.admin_email, system.admin_password)
-    email, password = f"officer-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
-    created = httpx.post(
-        f"{identity}/admin/users",
-        json={"email": email, "password": password, "name": "Audit Officer", "role": "compliance"},
-        headers={"Authorization": f"Bearer {admin}"},
-        timeout=10,
-    )
-    assert created.status_code == 201, created.text
-    return _token(identity, email, password)
 
 
 def _signed_size(consent: str, token: str, at_least: int, timeout_s: float = 30.0) -> int:
@@ -64,7 +45,7 @@ def _audit(
 
 def test_verify_proof_export_and_tail_against_the_running_log(system: Any, tmp_path: Path) -> None:
     consent = system.url("consent")
-    token = _compliance_officer(system)
+    token = compliance_officer_sync(system).token
     # The officer's own account creation is in the log: at least two entries once signed.
     size = _signed_size(consent, token, 2)
     key = httpx.get(f"{consent}/audit/public-key", timeout=10).text.strip()

@@ -28,6 +28,7 @@ from pymongo import AsyncMongoClient
 from mmgen.events.topics import Topics
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import Member, new_password, staff_member
 
 WAIT_S = 60.0
 """Longest wait for an entry to be served by the audit API (correctness, not speed)."""
@@ -51,10 +52,6 @@ ENTRY_MEMBERS = {
     "prev_hash",
     "hash",
 }
-
-
-def password() -> str:
-    return "pw-" + secrets.token_urlsafe(18)
 
 
 @dataclass
@@ -122,13 +119,10 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
     seen: list[Seen] = []
     async with httpx.AsyncClient(timeout=10.0) as http:
 
-        async def token(email: str, pw: str) -> str:
-            return await people.sign_in(http, identity, email, pw)
-
         def bearer(tok: str, **extra: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {tok}", **extra}
 
-        admin = await token(system.admin_email, system.admin_password)
+        admin = await people.sign_in(http, identity, system.admin_email, system.admin_password)
         me = await http.get(f"{identity}/users/me", headers=bearer(admin))
         admin_id = me.json()["user_id"]
 
@@ -144,33 +138,27 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
             await asyncio.sleep(0.1)
 
         # --- an admin creates a compliance officer (who reads the log) and a staff member ---
-        created: dict[str, dict[str, str]] = {}
+        created: dict[str, Member] = {}
         reader: AuditReader | None = None
         for role in ("compliance", "staff"):
-            email = personal(f"{role}-{tag}@example.test")
-            pw = password()
-            response = await http.post(
-                f"{identity}/admin/users",
-                json={
-                    "email": email,
-                    "password": pw,
-                    "name": personal(f"{role.title()} Quillfeather {tag}"),
-                    "role": role,
-                },
-                headers=bearer(admin),
+            created[role] = await staff_member(
+                http,
+                identity,
+                admin,
+                role,
+                email=personal(f"{role}-{tag}@example.test"),
+                name=personal(f"{role.title()} Quillfeather {tag}"),
             )
-            assert response.status_code == 201, response.text
-            created[role] = {"id": response.json()["user_id"], "email": email, "pw": pw}
             if reader is None:
-                reader = AuditReader(http, consent, await token(email, pw))
+                reader = AuditReader(http, consent, created[role].token)
             seen += await reader.wait_for(
-                f"admin creates {role}", created[role]["id"], ["identity.UserRegistered"]
+                f"admin creates {role}", created[role].user_id, ["identity.UserRegistered"]
             )
         assert reader is not None
 
         # --- a client registers ------------------------------------------------------------
         client_email = personal(f"Client.{tag}@Example.test")
-        client_pw = password()
+        client_pw = new_password()
         client_id, client = await people.register(
             http,
             identity,
@@ -207,7 +195,7 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         )
 
         # --- staff reads the client's account for support --------------------------------------
-        staff = await token(created["staff"]["email"], created["staff"]["pw"])
+        staff = created["staff"].token
         response = await http.get(
             f"{identity}/users/{client_id}", headers=bearer(staff, **{"X-Purpose": "support"})
         )
@@ -226,7 +214,7 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         seen += await reader.wait_for("client closes", client_id, ["identity.AccountClosed"])
 
         # --- what the log must say about each step (from what the test did) -------------------
-        staff_id, compliance_id = created["staff"]["id"], created["compliance"]["id"]
+        staff_id, compliance_id = created["staff"].user_id, created["compliance"].user_id
         expected = {
             ("admin creates compliance", "identity.UserRegistered"): {
                 "subject_id": compliance_id,
@@ -382,5 +370,5 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         served = "\n".join(reader.raw_pages)
         for value in secrets_of_test:
             assert value.lower() not in served.lower(), f"personal value {value!r} in the log"
-        for pw in (client_pw, created["staff"]["pw"], created["compliance"]["pw"]):
+        for pw in (client_pw, created["staff"].password, created["compliance"].password):
             assert pw not in served

@@ -22,12 +22,9 @@ from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import compliance_officer, new_password
 
 DEADLINE_S = 30.0
-
-
-def password() -> str:
-    return "pw-" + secrets.token_urlsafe(18)
 
 
 async def test_project_reads_and_refusals_reach_the_audit_log_with_the_callers_id(
@@ -37,32 +34,16 @@ async def test_project_reads_and_refusals_reach_the_audit_log_with_the_callers_i
     tag = secrets.token_hex(4)
     async with httpx.AsyncClient(timeout=15.0) as http:
 
-        async def token(email: str, pw: str) -> str:
-            return await people.sign_in(http, identity, email, pw)
-
         def bearer(tok: str, **extra: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {tok}", **extra}
 
         async def register(role: str) -> tuple[str, str]:
-            email, pw = f"{role}-{tag}-{secrets.token_hex(3)}@example.test", password()
+            email, pw = f"{role}-{tag}-{secrets.token_hex(3)}@example.test", new_password()
             body = {"email": email, "password": pw, "name": f"{role} {tag}", "role": role}
             return await people.register(http, identity, body)
 
-        admin = await token(system.admin_email, system.admin_password)
-        officer_email, officer_pw = f"compliance-{tag}@example.test", password()
-        created = await http.post(
-            f"{identity}/admin/users",
-            json={
-                "email": officer_email,
-                "password": officer_pw,
-                "name": f"Officer {tag}",
-                "role": "compliance",
-            },
-            headers=bearer(admin),
-        )
-        assert created.status_code == 201, created.text
-        officer_id = created.json()["user_id"]
-        officer = await token(officer_email, officer_pw)
+        compliance = await compliance_officer(http, system)
+        officer_id, officer = compliance.user_id, compliance.token
         owner_id, owner = await register("client")
         creator_id, creator = await register("creator")
         outsider_id, outsider = await register("client")

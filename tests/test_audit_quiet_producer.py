@@ -22,12 +22,9 @@ from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import audit_entries, compliance_officer, new_password
 
 BOUND_S = 30.0
-
-
-def password() -> str:
-    return "pw-" + secrets.token_urlsafe(18)
 
 
 async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
@@ -52,7 +49,7 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
 
         async def register() -> tuple[str, str]:
             """A new client: (password, token)."""
-            email, pw = f"q-{secrets.token_hex(5)}@example.test", password()
+            email, pw = f"q-{secrets.token_hex(5)}@example.test", new_password()
             body = {"email": email, "password": pw, "name": "Quiet", "role": "client"}
             _, token = await people.register(http, identity, body)
             return pw, token
@@ -64,31 +61,11 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
             assert response.status_code in (200, 401), response.text
             return response.status_code == 200
 
-        admin_token = await people.sign_in(http, identity, stack.admin_email, stack.admin_password)
-        officer = {"email": f"officer-{secrets.token_hex(4)}@example.test", "password": password()}
-        response = await http.post(
-            f"{identity}/admin/users",
-            json={**officer, "name": "Officer", "role": "compliance"},
-            headers={"Authorization": f"Bearer {admin_token}"},
-        )
-        assert response.status_code == 201, response.text
-        officer_token = await people.sign_in(http, identity, officer["email"], officer["password"])
-        audit = {"Authorization": f"Bearer {officer_token}", "X-Purpose": "legal_compliance"}
+        officer = await compliance_officer(http, stack)
 
         async def identity_seqs_in_log() -> Counter[int]:
-            held: Counter[int] = Counter()
-            cursor: str | None = None
-            while True:
-                params: dict[str, Any] = {"producer": "identity", "limit": 500}
-                if cursor:
-                    params["cursor"] = cursor
-                page = await http.get(f"{consent}/audit/entries", params=params, headers=audit)
-                assert page.status_code == 200, page.text
-                body = page.json()
-                held.update(int(e["producer_seq"]) for e in body["items"])
-                cursor = body["next_cursor"]
-                if cursor is None:
-                    return held
+            entries = await audit_entries(http, consent, officer.token, producer="identity")
+            return Counter(int(e["producer_seq"]) for e in entries)
 
         closing_password, closing_token = await register()
         for _ in range(3):

@@ -22,7 +22,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -32,15 +31,18 @@ from mmgen.auditlog.verify import verify_log
 from mmgen.events.topics import Topics
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import (
+    AUDIT_PURPOSE,
+    audit_entries,
+    new_password,
+    publish_policy,
+    staff_member,
+)
 
 WRITERS = 4
 CATCH_UP_S = 90.0
 SURVIVORS_TAKE_OVER_S = 30.0
 PURPOSE = "marketing.email"
-
-
-def password() -> str:
-    return "pw-" + secrets.token_urlsafe(18)
 
 
 async def until(what: str, check: Callable[[], Awaitable[bool]], within_s: float) -> float:
@@ -83,34 +85,11 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
         # Admin and officer sign in at one replica, where their authenticators are enrolled
         # (and before any replica is killed).
         first_identity = live["identity"][0]
-
-        async def token(email: str, pw: str) -> str:
-            return await people.sign_in(http, first_identity, email, pw)
-
-        admin = await token(stack.admin_email, stack.admin_password)
+        admin = await people.sign_in(http, first_identity, stack.admin_email, stack.admin_password)
         version = f"rep-{secrets.token_hex(3)}"
-        published = await http.post(
-            f"{pick('consent')}/policies",
-            json={
-                "version": version,
-                "effective_at": datetime.now(UTC).isoformat(),
-                "title": "Replica test policy",
-                "text": "Consent under replicas.",
-            },
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-        assert published.status_code == 201, published.text
-        officer = {"email": f"officer-{secrets.token_hex(4)}@example.test", "password": password()}
-        response = await http.post(
-            f"{pick('identity')}/admin/users",
-            json={**officer, "name": "Compliance Officer", "role": "compliance"},
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-        assert response.status_code == 201, response.text
-        audit_headers = {
-            "Authorization": f"Bearer {await token(officer['email'], officer['password'])}",
-            "X-Purpose": "legal_compliance",
-        }
+        await publish_policy(http, pick("consent"), admin, version, "Consent under replicas.")
+        officer = await staff_member(http, first_identity, admin, "compliance")
+        audit_headers = people.bearer(officer.token, **AUDIT_PURPOSE)
 
         # --- the write load: every request to a replica that lives (as a load balancer) ------
         stop = asyncio.Event()
@@ -119,7 +98,7 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
 
         async def write(n: int) -> None:
             while not stop.is_set():
-                email, pw = f"r{n}-{secrets.token_hex(5)}@example.test", password()
+                email, pw = f"r{n}-{secrets.token_hex(5)}@example.test", new_password()
                 try:
                     body = {"email": email, "password": pw, "name": "Writer", "role": "client"}
                     _, client = await people.register(http, pick("identity"), body)
@@ -180,21 +159,7 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
 
         # --- the log: every stored event of both services, exactly once ----------------------
         async def log_entries(**filters: str) -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = []
-            cursor: str | None = None
-            while True:
-                params: dict[str, Any] = {**filters, "limit": 500}
-                if cursor:
-                    params["cursor"] = cursor
-                page = await http.get(
-                    f"{pick('consent')}/audit/entries", params=params, headers=audit_headers
-                )
-                assert page.status_code == 200, page.text
-                body = page.json()
-                items.extend(body["items"])
-                cursor = body["next_cursor"]
-                if cursor is None:
-                    return items
+            return await audit_entries(http, pick("consent"), officer.token, **filters)
 
         stored = {name: await store_seqs(name) for name in ("identity", "consent")}
         for name, seqs in stored.items():

@@ -26,6 +26,7 @@ from mmgen.localstack.mailsink import read_messages
 from mmgen.localstack.pytest_plugin import Infra
 from mmgen.platform.totp import Authenticator
 from tests import people
+from tests.officers import staff_member_sync
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 DEADLINE_S = 30.0
@@ -122,20 +123,10 @@ def test_a_staff_account_without_mfa_reaches_no_personal_data_elsewhere(
     identity, projects = system.url("identity"), system.url("projects")
     admin = people.sign_in_sync(identity, system.admin_email, system.admin_password)
     assert _amr(admin) == ["pwd", "otp"]
-    email, password = f"staff-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
+    staff = staff_member_sync(identity, admin, "staff", name="Sam Staff", second_factor=False)
+    assert _amr(staff.token) == ["pwd"]
     with httpx.Client(timeout=15) as http:
-        created = http.post(
-            f"{identity}/admin/users",
-            json={"email": email, "password": password, "name": "Sam Staff", "role": "staff"},
-            headers=people.bearer(admin),
-        )
-        assert created.status_code == 201, created.text
-        staff_id = created.json()["user_id"]
-        single = http.post(f"{identity}/auth/token", json={"email": email, "password": password})
-        assert single.status_code == 200, single.text
-        token = single.json()["access_token"]
-        assert _amr(token) == ["pwd"]
-        headers = people.bearer(token, **{"X-Purpose": "support"})
+        headers = people.bearer(staff.token, **{"X-Purpose": "support"})
         refused = http.get(f"{projects}/projects", headers=headers)
         assert refused.status_code == 403, refused.text
         assert refused.json()["code"] == "mfa_required"
@@ -147,7 +138,7 @@ def test_a_staff_account_without_mfa_reaches_no_personal_data_elsewhere(
         with MongoClient(infra.mongo_uri, directConnection=True) as mongo:
             found: list[dict[str, Any]] = list(
                 mongo[system.database("projects")]["events"].find(
-                    {"event_type": "projects.AccessDenied", "actor.id": staff_id}
+                    {"event_type": "projects.AccessDenied", "actor.id": staff.user_id}
                 )
             )
         return found
@@ -158,4 +149,4 @@ def test_a_staff_account_without_mfa_reaches_no_personal_data_elsewhere(
         time.sleep(0.2)
     [denial] = found
     assert denial["data"]["code"] == "mfa-required" and denial["data"]["status"] == 403
-    assert denial["actor"] == {"id": staff_id, "role": "staff"}
+    assert denial["actor"] == {"id": staff.user_id, "role": "staff"}

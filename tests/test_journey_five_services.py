@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +44,7 @@ from pymongo import MongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import audit_entries, new_password, publish_policy, staff_member
 
 T = TypeVar("T")
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
@@ -78,6 +78,48 @@ async def until(
             return value
         assert time.monotonic() < deadline, f"{what}: not within {within} s; last {value!r}"
         await asyncio.sleep(0.1)
+
+
+async def project_with_member(
+    http: httpx.AsyncClient,
+    projects: str,
+    client: str,
+    creator_id: str,
+    title: str,
+    requirements: str,
+) -> str:
+    """A project of the client's with the creator as a member: its id."""
+    r = await http.post(
+        f"{projects}/projects",
+        json={"title": title, "requirements": requirements},
+        headers=bearer(client),
+    )
+    assert r.status_code == 201, r.text
+    project_id = str(r.json()["project_id"])
+
+    async def add_member() -> httpx.Response:
+        return await http.post(
+            f"{projects}/projects/{project_id}/members",
+            json={"user_id": creator_id, "role": "creator"},
+            headers=bearer(client),
+        )
+
+    # 422 until projects has read the creator's registration from identity's events.
+    added = await until(add_member, lambda r: r.status_code != 422, "membership")
+    assert added.status_code == 201, added.text
+    return project_id
+
+
+async def request_state(
+    http: httpx.AsyncClient, retention: str, officer: str, request_id: str
+) -> dict[str, Any]:
+    """A privacy request as a compliance officer reads it at retention."""
+    got = await http.get(
+        f"{retention}/privacy-requests/{request_id}", headers=bearer(officer, **LEGAL)
+    )
+    assert got.status_code == 200, got.text
+    body: dict[str, Any] = got.json()
+    return body
 
 
 def scan_databases(mongo_uri: str, databases: list[str], needles: dict[str, bytes]) -> list[str]:
@@ -176,36 +218,18 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
             return await people.sign_in(http, identity, email, password)
 
         async def register(role: str, email: str, name: str, **extra: Any) -> tuple[str, str, str]:
-            password = "pw-" + secrets.token_urlsafe(18)
+            password = new_password()
             body = {"email": email, "password": password, "name": name, "role": role, **extra}
             user_id, token = await people.register(http, identity, body)
             return user_id, password, token
 
-        async def staff_member(role: str) -> tuple[str, str]:
-            email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
-            r = await http.post(
-                f"{identity}/admin/users",
-                json={"email": email, "password": password, "name": f"{role} {tag}", "role": role},
-                headers=bearer(admin),
-            )
-            assert r.status_code == 201, r.text
-            return str(r.json()["user_id"]), await sign_in(email, password)
-
         admin = await sign_in(system.admin_email, system.admin_password)
-        staff_id, staff = await staff_member("staff")
-        _, officer = await staff_member("compliance")
+        staff = await staff_member(http, identity, admin, "staff")
+        officer = (await staff_member(http, identity, admin, "compliance")).token
         version = f"jrn5-{tag}"
-        r = await http.post(
-            f"{consent}/policies",
-            json={
-                "version": version,
-                "effective_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-                "title": "Privacy policy",
-                "text": "Sensitive profile fields are shared only with consent.",
-            },
-            headers=bearer(admin),
+        await publish_policy(
+            http, consent, admin, version, "Sensitive profile fields are shared only with consent."
         )
-        assert r.status_code == 201, r.text
 
         # --- a client and a creator register ---------------------------------------------------
         client_id, _, client = await register("client", f"client-{tag}@example.test", "Client Co")
@@ -217,24 +241,9 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
         )
 
         # --- a project with both, messages, a file, a disclosure -------------------------------
-        r = await http.post(
-            f"{projects}/projects",
-            json={"title": f"Spring campaign {tag}", "requirements": "Two looks, one day"},
-            headers=bearer(client),
+        project_id = await project_with_member(
+            http, projects, client, creator_id, f"Spring campaign {tag}", "Two looks, one day"
         )
-        assert r.status_code == 201, r.text
-        project_id = r.json()["project_id"]
-
-        async def add_member() -> httpx.Response:
-            return await http.post(
-                f"{projects}/projects/{project_id}/members",
-                json={"user_id": creator_id, "role": "creator"},
-                headers=bearer(client),
-            )
-
-        # 422 until projects has read the creator's registration from identity's events.
-        added = await until(add_member, lambda r: r.status_code != 422, "membership")
-        assert added.status_code == 201, added.text
         for text, token in (
             (creator_values["message_1"], creator),
             (f"Welcome aboard {tag}", client),
@@ -307,7 +316,7 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
         assert shown["sensitive"]["address"] == creator_values["address"]
 
         # --- staff read, each with a declared purpose ------------------------------------------
-        support = bearer(staff, **{"X-Purpose": "support"})
+        support = bearer(staff.token, **{"X-Purpose": "support"})
         for url in (
             f"{identity}/users/{creator_id}",
             f"{consent}/consents/{creator_id}",
@@ -317,21 +326,15 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
             assert r.status_code == 200, f"{url}: {r.text}"
 
         # --- access: one package from every service --------------------------------------------
-        async def request_state(request_id: str) -> dict[str, Any]:
-            got = await http.get(
-                f"{retention}/privacy-requests/{request_id}", headers=bearer(officer, **LEGAL)
-            )
-            assert got.status_code == 200, got.text
-            body: dict[str, Any] = got.json()
-            return body
-
         r = await http.post(
             f"{retention}/privacy-requests", json={"type": "access"}, headers=bearer(creator)
         )
         assert r.status_code == 201, r.text
         access_id = r.json()["request_id"]
         await until(
-            lambda: request_state(access_id), lambda s: s["status"] == "completed", "access"
+            lambda: request_state(http, retention, officer, access_id),
+            lambda s: s["status"] == "completed",
+            "access",
         )
         r = await http.get(
             f"{retention}/privacy-requests/{access_id}/export", headers=bearer(creator)
@@ -368,7 +371,7 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
         assert r.status_code == 201, r.text
         erasure_id = r.json()["request_id"]
         done = await until(
-            lambda: request_state(erasure_id),
+            lambda: request_state(http, retention, officer, erasure_id),
             lambda s: s["status"] == "verified",
             "verified",
         )
@@ -432,22 +435,6 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
         assert "VALID" in log.stdout and "INVALID" not in log.stdout
 
         # --- every step in the audit log, by event type ----------------------------------------
-        async def entries_about_creator() -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = []
-            cursor: str | None = None
-            while True:
-                params = {"subject_id": creator_id, "limit": 500}
-                if cursor:
-                    params["cursor"] = cursor
-                got = await http.get(
-                    f"{consent}/audit/entries", params=params, headers=bearer(officer, **LEGAL)
-                )
-                assert got.status_code == 200, got.text
-                items.extend(got.json()["items"])
-                cursor = got.json()["next_cursor"]
-                if cursor is None:
-                    return items
-
         steps = {
             "registered": {"identity.UserRegistered"},
             "joined the project": {"projects.MemberAdded"},
@@ -465,14 +452,14 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
         }
         wanted = set().union(*steps.values())
         logged = await until(
-            entries_about_creator,
+            lambda: audit_entries(http, consent, officer, subject_id=creator_id),
             lambda items: wanted <= {e["event_type"] for e in items},
             "every step in the audit log",
         )
         types = {e["event_type"] for e in logged}
         missing = {step: sorted(kinds - types) for step, kinds in steps.items() if kinds - types}
         assert missing == {}, f"steps missing from the audit log: {missing}"
-        staff_reads = [e for e in logged if e["actor_id"] == staff_id]
+        staff_reads = [e for e in logged if e["actor_id"] == staff.user_id]
         assert staff_reads and {e["purpose"] for e in staff_reads} == {"support"}
         reveals = [e for e in logged if e["event_type"] == "profiles.DataAccessed"]
         assert any(e["actor_id"] == client_id and e["categories"] == ["sensitive"] for e in reveals)
@@ -492,57 +479,22 @@ async def test_a_hold_on_categories_across_services_keeps_them_until_released(
     held = ["consent", "project"]
     async with httpx.AsyncClient(timeout=30.0) as http:
 
-        async def sign_in(email: str, password: str) -> str:
-            return await people.sign_in(http, identity, email, password)
-
         async def person(role: str) -> tuple[str, str]:
-            email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
-            if role in ("client", "creator"):
-                body = {"email": email, "password": password, "name": f"Hold {tag}", "role": role}
-                return await people.register(http, identity, body)
-            r = await http.post(
-                f"{identity}/admin/users",
-                json={"email": email, "password": password, "name": f"Officer {tag}", "role": role},
-                headers=bearer(admin),
-            )
-            assert r.status_code == 201, r.text
-            return str(r.json()["user_id"]), await sign_in(email, password)
+            email, password = f"{role}-{tag}@example.test", new_password()
+            body = {"email": email, "password": password, "name": f"Hold {tag}", "role": role}
+            return await people.register(http, identity, body)
 
-        admin = await sign_in(system.admin_email, system.admin_password)
-        _, officer = await person("compliance")
+        admin = await people.sign_in(http, identity, system.admin_email, system.admin_password)
+        officer = (await staff_member(http, identity, admin, "compliance")).token
         _, client = await person("client")
         creator_id, creator = await person("creator")
         version = f"hold-{tag}"
-        r = await http.post(
-            f"{consent}/policies",
-            json={
-                "version": version,
-                "effective_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-                "title": "Privacy policy",
-                "text": "Kept while a claim is open.",
-            },
-            headers=bearer(admin),
-        )
-        assert r.status_code == 201, r.text
+        await publish_policy(http, consent, admin, version, "Kept while a claim is open.")
 
         # Records of both categories at the three services.
-        r = await http.post(
-            f"{projects}/projects",
-            json={"title": f"Held {tag}", "requirements": "One day"},
-            headers=bearer(client),
+        project_id = await project_with_member(
+            http, projects, client, creator_id, f"Held {tag}", "One day"
         )
-        assert r.status_code == 201, r.text
-        project_id = r.json()["project_id"]
-
-        async def add_member() -> httpx.Response:
-            return await http.post(
-                f"{projects}/projects/{project_id}/members",
-                json={"user_id": creator_id, "role": "creator"},
-                headers=bearer(client),
-            )
-
-        added = await until(add_member, lambda r: r.status_code != 422, "membership")
-        assert added.status_code == 201, added.text
         r = await http.post(
             f"{projects}/projects/{project_id}/messages",
             json={"text": f"Not held {tag}"},
@@ -597,21 +549,13 @@ async def test_a_hold_on_categories_across_services_keeps_them_until_released(
         assert r.status_code == 201, r.text
         hold_id = r.json()["hold_id"]
 
-        async def request_state(request_id: str) -> dict[str, Any]:
-            got = await http.get(
-                f"{retention}/privacy-requests/{request_id}", headers=bearer(officer, **LEGAL)
-            )
-            assert got.status_code == 200, got.text
-            body: dict[str, Any] = got.json()
-            return body
-
         r = await http.post(
             f"{retention}/privacy-requests", json={"type": "erasure"}, headers=bearer(creator)
         )
         assert r.status_code == 201, r.text
         erasure_id = r.json()["request_id"]
         partial = await until(
-            lambda: request_state(erasure_id),
+            lambda: request_state(http, retention, officer, erasure_id),
             lambda s: s["status"] == "partially_completed",
             "partially completed",
         )
@@ -631,7 +575,9 @@ async def test_a_hold_on_categories_across_services_keeps_them_until_released(
         )
         assert r.status_code == 200, r.text
         done = await until(
-            lambda: request_state(erasure_id), lambda s: s["status"] == "verified", "verified"
+            lambda: request_state(http, retention, officer, erasure_id),
+            lambda s: s["status"] == "verified",
+            "verified",
         )
         assert done["held"] == []
         after = await footprints()

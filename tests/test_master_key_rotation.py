@@ -25,7 +25,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +41,7 @@ from mmgen.events.mongo_keystore import MongoKeystore
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, retry_on_port_clash, unique_name
 from tests import people
+from tests.officers import new_password, publish_policy
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 KEYED = ("identity", "consent", "profiles", "projects", "retention")
@@ -178,7 +178,7 @@ async def test_the_master_key_rotates_under_a_running_stack_and_nothing_is_lost(
             return await people.sign_in(http, identity, email, password)
 
         async def register(role: str) -> tuple[str, str, str]:
-            email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
+            email, password = f"{role}-{tag}@example.test", new_password()
             body = {"email": email, "password": password, "name": f"{role} {tag}", "role": role}
             user_id, _ = await people.register(http, identity, body)
             return user_id, email, password
@@ -186,17 +186,7 @@ async def test_the_master_key_rotates_under_a_running_stack_and_nothing_is_lost(
         # --- personal data in every service, under the first master keys ---------------------
         admin = await token(s.admin_email, s.admin_password)
         version = f"mk-{tag}"
-        response = await http.post(
-            f"{consent}/policies",
-            headers=bearer(admin),
-            json={
-                "version": version,
-                "effective_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-                "title": f"Policy {version}",
-                "text": "Rotation test policy.",
-            },
-        )
-        assert response.status_code == 201, response.text
+        await publish_policy(http, consent, admin, version, "Rotation test policy.")
         creator_id, creator_email, creator_password = await register("creator")
         client_id, client_email, client_password = await register("client")
         creator = await token(creator_email, creator_password)

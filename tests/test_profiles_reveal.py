@@ -19,7 +19,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +26,7 @@ from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import new_password, publish_policy, staff_member
 
 T = TypeVar("T")
 WAIT_S = 60.0
@@ -58,11 +58,8 @@ async def test_a_client_sees_sensitive_fields_only_while_the_creator_consents(
 
     async with httpx.AsyncClient(timeout=15.0) as http:
 
-        async def token(email: str, password: str) -> str:
-            return await people.sign_in(http, identity, email, password)
-
         async def register(role: str, **extra: Any) -> tuple[str, str]:
-            email, password = f"{role}-{tag}@example.test", "pw-" + secrets.token_urlsafe(18)
+            email, password = f"{role}-{tag}@example.test", new_password()
             body = {
                 "email": email,
                 "password": password,
@@ -72,33 +69,16 @@ async def test_a_client_sees_sensitive_fields_only_while_the_creator_consents(
             }
             return await people.register(http, identity, body)
 
-        admin = await token(system.admin_email, system.admin_password)
+        admin = await people.sign_in(http, identity, system.admin_email, system.admin_password)
         version = f"sys-{tag}"
-        response = await http.post(
-            f"{consent}/policies",
-            headers=bearer(admin),
-            json={
-                "version": version,
-                "effective_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-                "title": f"Privacy policy {version}",
-                "text": "Sensitive profile fields are shared with clients only with consent.",
-            },
+        await publish_policy(
+            http,
+            consent,
+            admin,
+            version,
+            "Sensitive profile fields are shared with clients only with consent.",
         )
-        assert response.status_code == 201, response.text
-        compliance_email = f"compliance-{tag}@example.test"
-        compliance_password = "pw-" + secrets.token_urlsafe(18)
-        response = await http.post(
-            f"{identity}/admin/users",
-            headers=bearer(admin),
-            json={
-                "email": compliance_email,
-                "password": compliance_password,
-                "name": f"Compliance {tag}",
-                "role": "compliance",
-            },
-        )
-        assert response.status_code == 201, response.text
-        compliance = await token(compliance_email, compliance_password)
+        compliance = (await staff_member(http, identity, admin, "compliance")).token
 
         # --- a creator registers, puts and publishes a profile --------------------------------
         creator_id, creator = await register("creator")

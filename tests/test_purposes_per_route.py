@@ -22,25 +22,10 @@ from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
 from tests import people
+from tests.officers import new_password, staff_member
 
 WAIT_S = 60.0
 POLL_S = 0.2
-
-
-def _password() -> str:
-    return "pw-" + secrets.token_urlsafe(18)
-
-
-async def _create(http: httpx.AsyncClient, identity: str, admin: str, role: str) -> dict[str, str]:
-    email, password = f"{role}-{secrets.token_hex(4)}@example.test", _password()
-    response = await http.post(
-        f"{identity}/admin/users",
-        json={"email": email, "password": password, "name": f"Pat {role.title()}", "role": role},
-        headers=people.bearer(admin),
-    )
-    assert response.status_code == 201, response.text
-    token = await people.sign_in(http, identity, email, password)
-    return {"id": response.json()["user_id"], "token": token}
 
 
 def _refused(response: httpx.Response, allowed: list[str], secret: str) -> None:
@@ -58,28 +43,28 @@ async def test_a_purpose_the_route_does_not_accept_reads_nothing_and_is_audited(
     identity, consent = system.url("identity"), system.url("consent")
     async with httpx.AsyncClient(timeout=15.0) as http:
         admin = await people.sign_in(http, identity, system.admin_email, system.admin_password)
-        staff = await _create(http, identity, admin, "staff")
-        officer = await _create(http, identity, admin, "compliance")
+        staff = await staff_member(http, identity, admin, "staff")
+        officer = await staff_member(http, identity, admin, "compliance")
         email = f"client-{secrets.token_hex(4)}@example.test"
         client_id, _ = await people.register(
             http,
             identity,
-            {"email": email, "password": _password(), "name": "Ada Client", "role": "client"},
+            {"email": email, "password": new_password(), "name": "Ada Client", "role": "client"},
         )
 
-        wrong = people.bearer(staff["token"], **{"X-Purpose": "project_execution"})
+        wrong = people.bearer(staff.token, **{"X-Purpose": "project_execution"})
         _refused(
             await http.get(f"{identity}/users/{client_id}", headers=wrong),
             ["legal_compliance", "payment_processing", "security", "support"],
             email,
         )
-        billing = people.bearer(staff["token"], **{"X-Purpose": "payment_processing"})
+        billing = people.bearer(staff.token, **{"X-Purpose": "payment_processing"})
         _refused(
             await http.get(f"{consent}/consents/{client_id}", headers=billing),
             ["legal_compliance", "security", "support"],
             email,
         )
-        snooping = people.bearer(officer["token"], **{"X-Purpose": "security"})
+        snooping = people.bearer(officer.token, **{"X-Purpose": "security"})
         audit = f"{consent}/audit/entries"
         _refused(
             await http.get(audit, params={"subject_id": client_id}, headers=snooping),
@@ -88,7 +73,7 @@ async def test_a_purpose_the_route_does_not_accept_reads_nothing_and_is_audited(
         )
 
         # The refusals, as the audit log holds them (read for the legal purpose).
-        reader = people.bearer(officer["token"], **{"X-Purpose": "legal_compliance"})
+        reader = people.bearer(officer.token, **{"X-Purpose": "legal_compliance"})
 
         async def denials(actor_id: str) -> dict[str, dict[str, Any]]:
             response = await http.get(
@@ -99,7 +84,7 @@ async def test_a_purpose_the_route_does_not_accept_reads_nothing_and_is_audited(
 
         wanted = {"identity.AccessDenied", "consent.AccessDenied"}
         deadline = time.monotonic() + WAIT_S
-        while not wanted <= set(by_staff := await denials(staff["id"])):
+        while not wanted <= set(by_staff := await denials(staff.user_id)):
             assert time.monotonic() < deadline, f"not in the audit log: {wanted - set(by_staff)}"
             await asyncio.sleep(POLL_S)
         account = by_staff["identity.AccessDenied"]
@@ -107,7 +92,7 @@ async def test_a_purpose_the_route_does_not_accept_reads_nothing_and_is_audited(
         assert account["actor_role"] == "staff"
         consents = by_staff["consent.AccessDenied"]
         assert (consents["subject_id"], consents["purpose"]) == (client_id, "payment_processing")
-        [own] = (await denials(officer["id"])).values()
+        [own] = (await denials(officer.user_id)).values()
         assert (own["event_type"], own["purpose"]) == ("audit.AccessDenied", "security")
         assert own["resource"]["id"] == "/audit/entries"
 
@@ -115,7 +100,7 @@ async def test_a_purpose_the_route_does_not_accept_reads_nothing_and_is_audited(
     mongo: Any = AsyncMongoClient(infra.mongo_uri, directConnection=True)
     try:
         events = mongo[system.database("identity")]["events"]
-        by_staff_about_client = {"actor.id": staff["id"], "subject_id": client_id}
+        by_staff_about_client = {"actor.id": staff.user_id, "subject_id": client_id}
         types = await events.distinct("event_type", by_staff_about_client)
     finally:
         await mongo.close()

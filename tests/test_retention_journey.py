@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from mmgen.cli import stack
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, unique_name
 from tests import people
+from tests.officers import compliance_officer_sync, publish_policy_sync
 
 MMGEN = str(Path(sys.executable).with_name("mmgen"))
 SERVICES = ("identity", "consent", "retention")
@@ -109,10 +109,6 @@ def _bearer(token: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **extra}
 
 
-def _sign_in(identity: str, email: str, password: str) -> str:
-    return people.sign_in_sync(identity, email, password)
-
-
 def _person(s: Stack, role: str = "creator") -> tuple[str, str, str, str]:
     """A subject who registered: (user id, email, password, fresh token)."""
     email, password = f"{role}-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
@@ -123,24 +119,6 @@ def _person(s: Stack, role: str = "creator") -> tuple[str, str, str, str]:
          "phone": "+393331234567"},
     )  # fmt: skip
     return user_id, email, password, token
-
-
-def _officer(s: Stack) -> str:
-    identity = s.url("identity")
-    admin = _sign_in(identity, s.admin_email, s.admin_password)
-    email, password = f"officer-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
-    created = httpx.post(
-        f"{identity}/admin/users",
-        json={"email": email, "password": password, "name": "Officer", "role": "compliance"},
-        headers=_bearer(admin),
-        timeout=10,
-    )
-    assert created.status_code == 201, created.text
-    return _sign_in(identity, email, password)
-
-
-def _admin(s: Stack) -> str:
-    return _sign_in(s.url("identity"), s.admin_email, s.admin_password)
 
 
 def _service_token(s: Stack) -> str:
@@ -193,18 +171,8 @@ def _file(s: Stack, token: str, kind: str, **extra: Any) -> dict[str, Any]:
 def _grant_marketing(s: Stack, token: str) -> None:
     consent = s.url("consent")
     version = f"jrn-{uuid.uuid4().hex[:8]}"
-    published = httpx.post(
-        f"{consent}/policies",
-        json={
-            "version": version,
-            "effective_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-            "title": "Privacy policy",
-            "text": "We keep only what we need.",
-        },
-        headers=_bearer(_admin(s)),
-        timeout=10,
-    )
-    assert published.status_code == 201, published.text
+    admin = people.sign_in_sync(s.url("identity"), s.admin_email, s.admin_password)
+    publish_policy_sync(consent, admin, version)
     granted = httpx.put(
         f"{consent}/consents/me/marketing.email",
         json={"granted": True, "policy_version": version},
@@ -239,7 +207,7 @@ def test_access_then_erasure_to_verified_with_a_receipt_that_verifies(
     journey_stack: Stack, tmp_path: Path
 ) -> None:
     s = journey_stack
-    officer = _officer(s)
+    officer = compliance_officer_sync(s).token
     subject, _email, _password, token = _person(s)
     _grant_marketing(s, token)
 
@@ -327,7 +295,7 @@ def test_access_then_erasure_to_verified_with_a_receipt_that_verifies(
 
 def test_a_hold_keeps_its_category_until_released(journey_stack: Stack) -> None:
     s = journey_stack
-    officer = _officer(s)
+    officer = compliance_officer_sync(s).token
     subject, _email, _password, token = _person(s)
     _grant_marketing(s, token)
     placed = httpx.post(
@@ -371,7 +339,7 @@ def test_a_hold_keeps_its_category_until_released(journey_stack: Stack) -> None:
 
 def test_a_stopped_service_is_shown_waiting_and_answers_once_back(journey_stack: Stack) -> None:
     s = journey_stack
-    officer = _officer(s)
+    officer = compliance_officer_sync(s).token
     subject, _email, _password, token = _person(s)
     s.stop("identity")
     try:

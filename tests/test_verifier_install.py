@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 
 from mmgen.auditlog.cosignature import CosignatureSigner
 from mmgen.cli.local_witness import witness_key_path
-from tests import people
+from tests.officers import compliance_officer_sync
 
 pytestmark = pytest.mark.slow
 
@@ -101,21 +100,6 @@ def test_the_verifier_installs_alone_without_the_stack(venv: Path) -> None:
         assert shown.stdout.strip() == ">=3.11", shown.stdout  # no upper bound
 
 
-def _token(system: Any) -> str:
-    identity = system.url("identity")
-    admin = people.sign_in_sync(identity, system.admin_email, system.admin_password)
-    email = f"outsider-{secrets.token_hex(4)}@example.test"
-    password = secrets.token_urlsafe(18)
-    created = httpx.post(
-        f"{identity}/admin/users",
-        json={"email": email, "password": password, "name": "Auditor", "role": "compliance"},
-        headers={"Authorization": f"Bearer {admin}"},
-        timeout=10,
-    )
-    assert created.status_code == 201, created.text
-    return people.sign_in_sync(identity, email, password)
-
-
 def _cosigned_head(consent: str, token: str, timeout_s: float = 60) -> dict[str, Any]:
     """Wait for a signed head the local witness has cosigned (heads come every N or T)."""
     headers = {"Authorization": f"Bearer {token}", "X-Purpose": "legal_compliance"}
@@ -136,7 +120,7 @@ def test_verify_proof_tail_and_export_from_the_installed_verifier(
     if not system.has("witness"):
         pytest.skip("the witness service is not installed in the workspace")
     consent = system.url("consent")
-    token = _token(system)
+    token = compliance_officer_sync(system).token
     head = _cosigned_head(consent, token)
     log_key = tmp_path / "log.pub"
     log_key.write_text(httpx.get(f"{consent}/audit/public-key", timeout=10).text)
