@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
@@ -347,25 +348,28 @@ class ErasureCommands:
                 raise  # the transaction is spoilt: the consumer retries, then finds the record
             log.info("refusal of command %s was recorded before", command.event_id)
 
-    async def _erased(self, order: EraseOrder) -> ErasureOutcome:
-        """The participant's outcome of the order: kept from `prepare` (done, outside any
-        transaction), else done now and kept (the first run's counts)."""
+    async def _kept(
+        self, order: EraseOrder | AnonymizeOrder, work: Callable[[], Awaitable[Any]]
+    ) -> dict[str, Any]:
+        """The counts of the order's work: kept from `prepare` (done, outside any
+        transaction), else `work()` done now and its counts kept (the first run's)."""
         command_id = order.command.event_id
         kept = await self.memo.recall(command_id)
         if kept is None:
-            done = await self.participant.erase_subject(order)
+            done = await work()
             prepared = order.session is None
             kept = await self.memo.remember(command_id, asdict(done), prepared=prepared)
-        return ErasureOutcome(**kept)
+        return kept
+
+    async def _erased(self, order: EraseOrder) -> ErasureOutcome:
+        return ErasureOutcome(
+            **await self._kept(order, lambda: self.participant.erase_subject(order))
+        )
 
     async def _anonymized(self, order: AnonymizeOrder) -> AnonymizationOutcome:
-        command_id = order.command.event_id
-        kept = await self.memo.recall(command_id)
-        if kept is None:
-            done = await self.participant.anonymize_resource(order)
-            prepared = order.session is None
-            kept = await self.memo.remember(command_id, asdict(done), prepared=prepared)
-        return AnonymizationOutcome(**kept)
+        return AnonymizationOutcome(
+            **await self._kept(order, lambda: self.participant.anonymize_resource(order))
+        )
 
     async def erase(self, order: EraseOrder) -> SubjectErasedData:
         outcome = await self._erased(order)
