@@ -109,10 +109,15 @@ class EventServiceSettings(ServiceSettings):
             "verified, and none is obeyed"
         )
 
+    def prefixed_group(self, name: str, configured: str | None = None) -> str:
+        """A consumer group: `configured` when set, else `<topic_prefix><name>`, so that
+        installations sharing a cluster under different prefixes never share a group."""
+        return configured or f"{self.topic_prefix}{name}"
+
     @property
     def inbox_group(self) -> str:
         """The consumer group of the inbox's subscription to other services' events."""
-        return self.consumer_group or f"{self.topic_prefix}{self.service_name}-inbox"
+        return self.prefixed_group(f"{self.service_name}-inbox", self.consumer_group)
 
     @property
     def commands_group(self) -> str:

@@ -77,6 +77,6 @@ class ConsentSettings(EventServiceSettings):
     def _audit_group_under_the_prefix(self) -> Self:
         """`<topic_prefix>consent-audit` unless named: installations sharing a cluster under
         different prefixes never share a consumer group."""
-        if not self.audit_consumer_group:
-            object.__setattr__(self, "audit_consumer_group", f"{self.topic_prefix}consent-audit")
+        group = self.prefixed_group("consent-audit", self.audit_consumer_group)
+        object.__setattr__(self, "audit_consumer_group", group)
         return self

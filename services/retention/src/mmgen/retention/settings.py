@@ -145,6 +145,6 @@ class RetentionSettings(EventServiceSettings):
     def _audit_group_under_the_prefix(self) -> Self:
         """`<topic_prefix>retention-audit` unless named: installations sharing a cluster under
         different prefixes never share a consumer group."""
-        if not self.audit_consumer_group:
-            object.__setattr__(self, "audit_consumer_group", f"{self.topic_prefix}retention-audit")
+        group = self.prefixed_group("retention-audit", self.audit_consumer_group)
+        object.__setattr__(self, "audit_consumer_group", group)
         return self
