@@ -19,6 +19,8 @@ from mmgen.events.kafka_testing import wait_until
 from mmgen.retention.adapters.audit_log import AuditLogReader, MongoAuditInbox
 from mmgen.retention.domain.contract import AuditRecord
 
+from .feed_kit import Applied, running
+
 PARTITIONS = 4
 BATCH = 200
 CONSUMER = "retention-audit-log"
@@ -89,16 +91,6 @@ class CountingInbox(MongoAuditInbox):
         await super().stage(records, session)
 
 
-class Applied:
-    """What the feed was given, in order."""
-
-    def __init__(self) -> None:
-        self.seqs: list[int] = []
-
-    async def __call__(self, records: Sequence[AuditRecord]) -> None:
-        self.seqs.extend(r.seq for r in records)
-
-
 def reader(
     kafka_bootstrap: str,
     db: Any,
@@ -141,8 +133,7 @@ async def test_a_backlog_is_staged_in_batches_and_applied_once_in_seq_order(
     inbox, applied, registry = CountingInbox(mongo_db), Applied(), CollectorRegistry()
     await inbox.ensure_indexes()
     feed = reader(kafka_bootstrap, mongo_db, topic, inbox, applied, registry, f"g-{topic}")
-    await feed.start()
-    try:
+    async with running(feed):
         await wait_until(
             lambda: feed.tailer.status.checkpoint == total - 1,
             timeout_s=120,
@@ -153,8 +144,6 @@ async def test_a_backlog_is_staged_in_batches_and_applied_once_in_seq_order(
             timeout_s=60,
             what="the copies read",
         )
-    finally:
-        await feed.stop()
     assert applied.seqs == list(range(total))  # each once, in the log's order
     assert counted(registry, "processed", topic) == total
     assert counted(registry, "duplicates", topic) == 100
@@ -176,15 +165,12 @@ async def test_a_batch_failing_halfway_loses_nothing_and_stages_nothing_twice(
     )
     await inbox.ensure_indexes()
     feed = reader(kafka_bootstrap, mongo_db, topic, inbox, applied, registry, f"g-{topic}")
-    await feed.start()
-    try:
+    async with running(feed):
         await wait_until(
             lambda: feed.tailer.status.checkpoint == total - 1,
             timeout_s=120,
             what="every entry applied",
         )
-    finally:
-        await feed.stop()
     assert inbox.fail_once_after is None  # the failure happened
     assert 1 in inbox.calls  # the failed batch was redone entry by entry
     assert applied.seqs == list(range(total))
@@ -210,26 +196,20 @@ async def test_a_reader_stopped_midway_goes_on_where_it_was(
         group,
     )
     await first.inbox.ensure_indexes()
-    await first.start()
-    try:
+    async with running(first):
         await wait_until(
             lambda: first.tailer.status.checkpoint >= 0, timeout_s=120, what="a first run"
         )
-    finally:
-        await first.stop()
     stopped_at = first.tailer.status.checkpoint
     registry = CollectorRegistry()
     second = reader(
         kafka_bootstrap, mongo_db, topic, MongoAuditInbox(mongo_db), applied, registry, group
     )
-    await second.start()
-    try:
+    async with running(second):
         await wait_until(
             lambda: second.tailer.status.checkpoint == total - 1,
             timeout_s=120,
             what="the rest applied",
         )
-    finally:
-        await second.stop()
     assert stopped_at < total - 1  # stopped with a backlog left (one window after the first)
     assert applied.seqs == list(range(total))  # nothing lost, nothing applied twice

@@ -13,7 +13,7 @@ that seq for good and the deadline fails the test.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +30,8 @@ from mmgen.events.topics import ensure_topics
 from mmgen.localstack.pytest_plugin import unique_name
 from mmgen.platform.health import run_check
 from mmgen.retention.adapters.audit_log import AuditLogReader, MongoAuditInbox
-from mmgen.retention.domain.contract import AuditRecord
+
+from .feed_kit import Applied, running
 
 PARTITIONS = 4
 TOTAL = 12
@@ -64,16 +65,6 @@ def item(n: int) -> dict[str, Any]:
         "resource": {"type": "account", "id": subject},
         "categories": ("contact",),
     }
-
-
-class Applied:
-    """What the feed was given, in order."""
-
-    def __init__(self) -> None:
-        self.seqs: list[int] = []
-
-    async def __call__(self, records: Sequence[AuditRecord]) -> None:
-        self.seqs.extend(r.seq for r in records)
 
 
 async def test_an_entry_the_topic_lost_is_published_again_and_the_feed_goes_past_it(
@@ -126,8 +117,7 @@ async def test_an_entry_the_topic_lost_is_published_again_and_the_feed_goes_past
         hole_repair_s=0.5,
         republish_to=republish_topic(topic_prefix),
     )
-    await reader.start()
-    try:
+    async with running(reader):
         # The feed applies up to the lost entry, stops there and asks for it.
         await wait_until(
             lambda: reader.tailer.status.checkpoint == LOST - 1 and reader.repair.requests >= 1,
@@ -157,6 +147,4 @@ async def test_an_entry_the_topic_lost_is_published_again_and_the_feed_goes_past
             await audit.stop()
         ready = await run_check(reader.readiness_check, 5.0)
         assert ready.detail == f"applied through audit seq {TOTAL - 1}", ready
-    finally:
-        await reader.stop()
     assert applied.seqs == list(range(TOTAL))  # every entry once, in the log's order
