@@ -24,6 +24,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mmgen.events.envelope import normalize_time
 from mmgen.identity.domain.errors import RefreshTokenInvalidError, RefreshTokenReusedError
 
 ACTIVE, USED, REVOKED = "active", "used", "revoked"
@@ -172,9 +173,7 @@ class MongoRefreshTokenStore:
         kept = spent.get("audiences")
         audiences = None if kept is None else tuple(str(name) for name in kept)
         user_id, role = str(spent["user_id"]), str(spent["role"])
-        auth_time = spent.get("auth_time") or UNKNOWN_SIGN_IN
-        if auth_time.tzinfo is None:  # BSON dates come back naive, in UTC
-            auth_time = auth_time.replace(tzinfo=UTC)
+        auth_time = normalize_time(spent.get("auth_time") or UNKNOWN_SIGN_IN)
         new = await self.issue(user_id, role, family, amr, audiences, auth_time)
         return RefreshOutcome(new, user_id, role, family, amr, audiences, auth_time)
 
