@@ -21,6 +21,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from itertools import groupby
 from typing import Any
 
 import httpx
@@ -58,15 +59,13 @@ async def ask_for_audit_entries(stack: Any, seqs: list[int]) -> None:
     await producer.start()
     try:
         topic = republish_topic(stack.config.topic_prefix)
-        start = previous = seqs[0]
-        for seq in [*seqs[1:], None]:
-            if seq is not None and seq == previous + 1:
-                previous = seq
-                continue
-            request = RepublishRequest(AUDIT_LOG_PRODUCER, start, previous, requested_by="test")
+        # Consecutive seqs share `seq - position`: each group is one run.
+        for _, run in groupby(enumerate(seqs), key=lambda pair: pair[1] - pair[0]):
+            numbers = [seq for _, seq in run]
+            request = RepublishRequest(
+                AUDIT_LOG_PRODUCER, numbers[0], numbers[-1], requested_by="test"
+            )
             await send_republish_request(producer, topic, request)
-            if seq is not None:
-                start = previous = seq
     finally:
         await producer.stop()
 
@@ -251,12 +250,17 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
         topic = Topics(stack.config.topic_prefix).audit_log
         seqs: list[int] = []
 
-        async def published_to_head() -> bool:
+        async def read_seqs() -> list[int]:
+            """The `seq` of every message on the new broker's audit.log, in order, once each."""
             nonlocal seqs
             records = await topic_records(stack.broker.address, topic)
             seqs = sorted({int(dict(r.headers)["seq"]) for r in records})
+            return seqs
+
+        async def published_to_head() -> bool:
+            found = await read_seqs()
             # at or past it: reading the log is itself audited, so the log grows as we look
-            return bool(seqs) and seqs[-1] >= head - 1
+            return bool(found) and found[-1] >= head - 1
 
         await until("the audit.log publisher reaches the head", published_to_head, 30)
         # The local broker can drop writes acked in the first moments after an empty restart
@@ -267,10 +271,8 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
             await ask_for_audit_entries(stack, missing)
 
             async def contiguous() -> bool:
-                nonlocal seqs
-                records = await topic_records(stack.broker.address, topic)
-                seqs = sorted({int(dict(r.headers)["seq"]) for r in records})
-                return seqs == list(range(seqs[0], seqs[-1] + 1))
+                found = await read_seqs()
+                return found == list(range(found[0], found[-1] + 1))
 
             await until("consent publishes the missing entries again", contiguous, CATCH_UP_S)
 
