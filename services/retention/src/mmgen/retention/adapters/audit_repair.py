@@ -60,7 +60,6 @@ class HoleState:
     interval: float
     requests: int = 0
     last_range: tuple[int, int] | None = None
-    last_asked_at: float | None = None
 
 
 class AuditHoleRepair:
@@ -128,7 +127,6 @@ class AuditHoleRepair:
         self.last_error = None
         hole.requests += 1
         hole.last_range = (request.from_seq, request.to_seq)
-        hole.last_asked_at = now
         self.requests += 1
         if self.metrics is not None:
             self.metrics.requests.inc()
