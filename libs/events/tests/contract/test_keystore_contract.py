@@ -101,6 +101,23 @@ async def test_shred_deletes_the_key_keeps_a_marker_and_never_mints_again(
     assert await ks.shred(who) is False  # idempotent
 
 
+async def test_a_second_attempt_at_the_same_order_still_counts_the_key_it_shredded(
+    open_keystore: OpenKeystore, keyring: MasterKeyring
+) -> None:
+    """An erasure that shredded the key and then failed is run again: its answer must still
+    say one key shredded. Another order, later, shredded nothing."""
+    ks = open_keystore(keyring)
+    who, never_keyed = owner(), owner()
+    await ks.key_for_write(who)
+    assert await ks.shred(who, by="order-1") is True
+    assert await open_keystore(keyring).shred(who, by="order-1") is True  # another replica
+    assert await ks.shred(who, by="order-2") is False
+    assert await ks.shred(who) is False
+    assert await ks.shred(who, by="order-1") is True  # a later order did not take it over
+    assert await ks.shred(never_keyed, by="order-1") is False
+    assert await ks.shred(never_keyed, by="order-1") is False  # a marker, but no key was there
+
+
 async def test_shredding_an_unknown_owner_still_blocks_future_keys(
     open_keystore: OpenKeystore, keyring: MasterKeyring
 ) -> None:

@@ -129,6 +129,9 @@ async def test_the_keystore_mints_reads_and_shreds_with_majority(
     commands.clear()
     assert await keystore.shred(owner) is True
     (shred,) = commands.named("findAndModify", "keystore")
-    (stamp,) = commands.named("update", "keystore")
     assert shred["writeConcern"] == MAJORITY_WRITE
-    assert stamp["writeConcern"] == MAJORITY_WRITE
+    commands.clear()
+    assert await keystore.shred(owner, by="a later order") is False  # the marker's path
+    (seen, marked) = commands.named("findAndModify", "keystore")
+    assert seen["writeConcern"] == MAJORITY_WRITE
+    assert marked["writeConcern"] == MAJORITY_WRITE

@@ -189,6 +189,44 @@ async def test_work_prepared_before_the_transaction_is_not_redone_in_it() -> Non
     assert len(participant.erased) == 1
 
 
+class FailsAfterShredding(RecordingParticipant):
+    """Shreds the subject's key, then fails once (its database gone) before it can finish."""
+
+    def __init__(self, keystore: Any) -> None:
+        super().__init__()
+        self.keystore = keystore
+
+    async def erase_subject(self, order: EraseOrder) -> ErasureOutcome:
+        self.erased.append(order)
+        owner = f"subject:{order.subject_id}"
+        shredded = int(await self.keystore.shred(owner, by=order.command.event_id))
+        if len(self.erased) == 1:
+            raise ConnectionError("the database went away after the key was shredded")
+        return ErasureOutcome(keys_shredded=shredded)
+
+
+async def test_an_erasure_failing_after_its_shred_still_answers_the_key_shredded() -> None:
+    kernel, events = _kernel_and_events()
+    participant = FailsAfterShredding(kernel.keystore)
+    commands = ErasureCommands(participant, kernel.repository, events, VERIFIER)
+    subject = str(uuid.uuid4())
+    await kernel.keystore.key_for_write(f"subject:{subject}")
+    command = erase_command(subject)
+    with pytest.raises(ConnectionError):
+        await commands.prepare(command)
+    await commands.prepare(command)  # the consumer delivers the command again
+    await commands.handle(command)
+
+    [answer] = [e for e in await kernel.store.read_range(1, 10) if e.event_type.endswith("Erased")]
+    assert answer.data["keys_shredded"] == 1
+    # A later erasure order for the same subject shredded nothing of its own.
+    later = erase_command(subject)
+    await commands.prepare(later)
+    await commands.handle(later)
+    answers = [e for e in await kernel.store.read_range(1, 10) if e.event_type.endswith("Erased")]
+    assert [a.data["keys_shredded"] for a in answers] == [1, 0]
+
+
 async def test_every_service_answers_one_command_under_an_id_of_its_own() -> None:
     """Every service answers the same command; consumers and the audit log keep one event per
     id, so answers sharing an id would hide each other."""

@@ -179,7 +179,13 @@ async def test_anonymising_a_project_keeps_its_facts_only(wired: Wired) -> None:
         await wired.projects.update(team.owner, team.project_id, title="Back again")
     with pytest.raises(ProjectAnonymizedError):
         await wired.messages.post(team.owner, team.project_id, "still there?")
+    # The same order run again still names the key it shredded; a new order shredded none.
     again = await wired.erasure.anonymize_resource(order)
+    assert (again.keys_shredded, again.records_anonymized) == (1, {})
+    later = AnonymizeOrder(
+        order.request_id, "project", team.project_id, command("AnonymizeResource")
+    )
+    again = await wired.erasure.anonymize_resource(later)
     assert (again.keys_shredded, again.records_anonymized) == (0, {})
     # A replay of the whole store does not bring the thread back.
     for envelope in await wired.kernel.store.read_range(1, 500):

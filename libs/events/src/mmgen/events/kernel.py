@@ -33,9 +33,9 @@ class EventKernel:
     mapper: EventMapper
     repository: EventSourcedRepository
 
-    async def shred(self, owner: str) -> bool:
+    async def shred(self, owner: str, by: str | None = None) -> bool:
         """Crypto-shred an owner: key deleted, erased marker kept, caches and snapshots purged."""
-        return await self.keystore.shred(owner)
+        return await self.keystore.shred(owner, by=by)
 
     async def prepare(self) -> None:
         """Create what the adapters need (indexes), idempotently; nothing for in-memory fakes."""

@@ -176,8 +176,9 @@ class Keystore(Protocol):
         """The key `key_id` of `owner`; `None` if shredded; `DataKeyMissingError` otherwise."""
         ...
 
-    async def shred(self, owner: str) -> bool:
-        """Delete the owner's key, mark it erased, purge caches; True if a key existed."""
+    async def shred(self, owner: str, by: str | None = None) -> bool:
+        """Delete the owner's key, mark it erased, purge caches. True if a live key was
+        destroyed by this call or, when `by` names an order, by an earlier call for it."""
         ...
 
     async def is_erased(self, owner: str) -> bool: ...
@@ -272,6 +273,7 @@ class KeystoreBase:
 class _Record:
     wrapped: WrappedKey | None
     erased_at: datetime | None = None
+    erased_by: str | None = None
 
 
 class InMemoryKeystore(KeystoreBase):
@@ -322,14 +324,18 @@ class InMemoryKeystore(KeystoreBase):
         self.cache.put(key)
         return self._checked(owner, key_id, key)
 
-    async def shred(self, owner: str) -> bool:
+    async def shred(self, owner: str, by: str | None = None) -> bool:
         check_owner(owner)
         record = self._records.get(owner)
-        existed = record is not None and record.wrapped is not None
-        if record is None or record.wrapped is not None:
-            self._records[owner] = _Record(None, utc_now())
+        if record is not None and record.wrapped is not None:
+            self._records[owner] = _Record(None, utc_now(), by)
+            shredded = True
+        else:
+            if record is None:
+                self._records[owner] = _Record(None, utc_now())
+            shredded = by is not None and record is not None and record.erased_by == by
         await self._after_shred(owner)
-        return existed
+        return shredded
 
     async def is_erased(self, owner: str) -> bool:
         record = self._records.get(owner)

@@ -2,8 +2,8 @@
 
 One document per owner, `_id` = owner:
 `{key_id, state: "active", master_key_id, nonce, wrapped, bucket, created_at}` while the key
-lives; `{state: "erased", erased_at, bucket}` after `shred` — the key bytes are gone and the
-marker stays, so `key_for_write` refuses to mint a new key for the owner (a racing mint
+lives; `{state: "erased", erased_at, erased_by?, bucket}` after `shred` — the key bytes are gone and
+the marker stays, so `key_for_write` refuses to mint a new key for the owner (a racing mint
 and shred both write the same `_id`, so one of them sees the other).
 Lookups are by `_id`; master-key rotation walks the collection bucket by bucket (an indexed
 equality per bucket), so no read is an open-ended scan.
@@ -17,6 +17,11 @@ Shredding holds across replicas of a service sharing the database:
   confirmed within `2 x erasure_poll_seconds` (database unreachable, watcher stopped), cached
   keys are not trusted: reads go to the database, and fail rather than guess if it is down;
 - a fetch that straddles a shred in the same process never re-caches the key (generations).
+
+`shred(owner, by=order)` names the order (an erasure command's id) on the marker of the key it
+destroyed, so a second attempt at the same order — the first destroyed the key and then
+failed, or the database ran the write twice — still reports that key as shredded by it, and
+an erasure's answer does not say "nothing shredded" because of a retry.
 
 An erasure is for good (the marker is never removed, no key is minted again), so owners seen
 erased are remembered (up to `erased_memory` of them, least recently seen forgotten first):
@@ -41,7 +46,7 @@ from pymongo.errors import DuplicateKeyError
 
 from mmgen.events.concerns import durable
 from mmgen.events.envelope import utc_now
-from mmgen.events.errors import DataKeyMissingError, OwnerErasedError
+from mmgen.events.errors import DataKeyMissingError, KeystoreError, OwnerErasedError
 from mmgen.events.keys import (
     DataKey,
     KeystoreBase,
@@ -58,6 +63,8 @@ log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 ERASED = "erased"
+#: Rounds of "shred the live key, else leave a marker" while keys are minted in between.
+_SHRED_ATTEMPTS = 5
 
 
 class MongoKeystore(KeystoreBase):
@@ -194,26 +201,46 @@ class MongoKeystore(KeystoreBase):
         self.cache.put(key, generation=generation)
         return self._checked(owner, key_id, key)
 
-    async def shred(self, owner: str) -> bool:
+    async def shred(self, owner: str, by: str | None = None) -> bool:
         check_owner(owner)
-        before = await self.keys.find_one_and_update(
-            {"_id": owner},
-            {
-                "$set": {
-                    "state": ERASED,
-                    "bucket": bucket_of(owner, self._buckets),
+        bucket = bucket_of(owner, self._buckets)
+        for _ in range(_SHRED_ATTEMPTS):
+            # A live key: destroyed, and the marker says when and under which order.
+            live = await self.keys.find_one_and_update(
+                {"_id": owner, "state": ACTIVE},
+                {
+                    "$set": {
+                        "state": ERASED,
+                        "bucket": bucket,
+                        "erased_at": utc_now(),
+                        **({"erased_by": by} if by is not None else {}),
+                    },
+                    "$unset": {"wrapped": "", "nonce": "", "master_key_id": "", "key_id": ""},
                 },
-                "$unset": {"wrapped": "", "nonce": "", "master_key_id": "", "key_id": ""},
-                "$setOnInsert": {"erased_at": utc_now()},
-            },
-            upsert=True,
-        )
-        existed = before is not None and before.get("state") == ACTIVE
-        if existed:  # first shred of a live key: the marker records when the key went
-            await self.keys.update_one({"_id": owner}, {"$set": {"erased_at": utc_now()}})
+            )
+            if live is not None:
+                shredded = True
+                break
+            # No live key: leave a marker if there is none, so no key is ever minted for it.
+            try:
+                before = await self.keys.find_one_and_update(
+                    {"_id": owner},
+                    {"$setOnInsert": {"state": ERASED, "bucket": bucket, "erased_at": utc_now()}},
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                continue  # a key was minted meanwhile: shred that one
+            if before is None or before.get("state") == ERASED:
+                # Erased before: by this order when it says so (a second attempt at the same
+                # order, whose first attempt destroyed the key and failed later on).
+                shredded = by is not None and before is not None and before.get("erased_by") == by
+                break
+            # A key was minted between the two writes: shred that one.
+        else:
+            raise KeystoreError(f"shredding {owner} kept racing key creation")
         await self._after_shred(owner)
         self._remember_erased(owner)
-        return existed
+        return shredded
 
     async def is_erased(self, owner: str) -> bool:
         if self._known_erased(owner):

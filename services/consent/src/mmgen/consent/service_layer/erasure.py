@@ -92,7 +92,9 @@ class ConsentErasure:
         subject, held = order.subject_id, sorted(order.categories_held & set(CATEGORIES))
         shredded = 0
         if USAGE not in held:
-            shredded = int(await self.keystore.shred(owner_of_subject(subject)))
+            shredded = int(
+                await self.keystore.shred(owner_of_subject(subject), by=order.command.event_id)
+            )
         deleted: dict[str, int] = {}
         if CONSENT not in held:
             deleted[CONSENT] = await self.consents.delete_subject(subject, session=order.session)

@@ -98,7 +98,7 @@ class IdentityErasure:
             deleted["contact"] += await self.mail_outbox.delete_subject(subject, order.session)
         if self.one_time_uses is not None:
             deleted["security"] += await self.one_time_uses.delete_subject(subject, order.session)
-        shredded = await self.keystore.shred(owner_of_subject(subject))
+        shredded = await self.keystore.shred(owner_of_subject(subject), by=order.command.event_id)
         return ErasureOutcome(
             keys_shredded=1 if shredded else 0,
             records_deleted={category: n for category, n in deleted.items() if n},

@@ -109,7 +109,9 @@ class ProfilesErasure:
             await self.profiles.close(subject, session=session)
         else:
             deleted[PORTFOLIO] += int(await self.profiles.erase(subject, session=session))
-            shredded = int(await self.keystore.shred(owner_of_subject(subject)))
+            shredded = int(
+                await self.keystore.shred(owner_of_subject(subject), by=order.command.event_id)
+            )
         if CONSENT not in held:
             deleted[CONSENT] += await self.consents.delete(subject, session=session)
         if PROJECT not in held:

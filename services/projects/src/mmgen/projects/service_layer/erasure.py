@@ -146,7 +146,11 @@ class ProjectsErasure:
         if "project" not in held:
             for project_id, relation in (await self.projects.relations_of(subject)).items():
                 if relation == "owner":
-                    shredded += int(await self.keystore.shred(project_owner(project_id)))
+                    shredded += int(
+                        await self.keystore.shred(
+                            project_owner(project_id), by=order.command.event_id
+                        )
+                    )
                     anonymized["project"] += int(await self.projects.anonymize(project_id))
                 else:
                     await self._leave(project_id, subject, order.command)
@@ -160,7 +164,9 @@ class ProjectsErasure:
                 await self.content.delete(file_id)
             anonymized["files"] += len(erased_files)
         if not held & UNDER_SUBJECT_KEY:
-            shredded += int(await self.keystore.shred(subject_owner(subject)))
+            shredded += int(
+                await self.keystore.shred(subject_owner(subject), by=order.command.event_id)
+            )
         if "account" not in held:
             deleted["account"] += int(await self.known_users.forget(subject))
         return ErasureOutcome(
@@ -187,7 +193,9 @@ class ProjectsErasure:
         if order.resource_type != "project":
             return AnonymizationOutcome(keys_shredded=0)
         project_id = order.resource_id
-        shredded = int(await self.keystore.shred(project_owner(project_id)))
+        shredded = int(
+            await self.keystore.shred(project_owner(project_id), by=order.command.event_id)
+        )
         anonymized: Counter[str] = Counter()
         anonymized["project"] += int(await self.projects.anonymize(project_id))
         anonymized["communication"] += await self.messages.delete_project(project_id)

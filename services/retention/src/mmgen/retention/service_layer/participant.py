@@ -101,7 +101,9 @@ class RetentionErasure:
         Both steps are idempotent: a redelivered command changes nothing more."""
         if ACCOUNT in order.categories_held:
             return ErasureOutcome(categories_held=[ACCOUNT])
-        shredded = int(await self.keystore.shred(owner_of_subject(order.subject_id)))
+        shredded = int(
+            await self.keystore.shred(owner_of_subject(order.subject_id), by=order.command.event_id)
+        )
         deleted = await self.packages.delete_subject(order.subject_id)
         return ErasureOutcome(keys_shredded=shredded, records_deleted={ACCOUNT: deleted})
 
