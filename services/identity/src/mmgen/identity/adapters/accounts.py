@@ -26,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mmgen.events.concerns import durable, durable_session
+from mmgen.events.envelope import normalize_time
 from mmgen.identity.domain.errors import EmailTakenError
 from mmgen.identity.domain.model import ACTIVE, CLOSED
 
@@ -109,12 +110,6 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _closing(account: Any, version: int | None) -> dict[str, Any] | None:
     """What closing changes on an account (a document or dict), or None if nothing.
 
@@ -154,7 +149,11 @@ class MongoAccountsReadModel:
         doc = await self.emails.find_one({"_id": email_index})
         if doc is None:
             return None
-        return Reservation(str(doc["user_id"]), str(doc["state"]), _utc(doc.get("reserved_at")))
+        return Reservation(
+            str(doc["user_id"]),
+            str(doc["state"]),
+            normalize_time(doc["reserved_at"]) if doc.get("reserved_at") else None,
+        )
 
     async def release_email(self, email_index: str, user_id: str) -> None:
         await self.emails.delete_one({"_id": email_index, "user_id": user_id})

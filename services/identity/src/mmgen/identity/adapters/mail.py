@@ -29,6 +29,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mmgen.events.envelope import normalize_time
+
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
@@ -71,10 +73,6 @@ class MailOutbox(Protocol):
 def backoff(attempts: int) -> timedelta:
     """2, 4, 8 … seconds after each failed attempt, at most `MAX_BACKOFF`."""
     return min(timedelta(seconds=2 ** min(attempts, 20)), MAX_BACKOFF)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class MongoMailOutbox:
@@ -163,7 +161,9 @@ class InMemoryMailOutbox:
             self.messages.setdefault(message.message_id, (message, datetime.now(UTC), 0))
 
     async def claim_due(self, now: datetime) -> MailMessage | None:
-        due = sorted((at, m.message_id) for m, at, _ in self.messages.values() if _utc(at) <= now)
+        due = sorted(
+            (at, m.message_id) for m, at, _ in self.messages.values() if normalize_time(at) <= now
+        )
         if not due:
             return None
         message, _, attempts = self.messages[due[0][1]]

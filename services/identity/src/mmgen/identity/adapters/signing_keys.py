@@ -43,6 +43,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mmgen.events.envelope import normalize_time
 from mmgen.events.ids import uuid7
 from mmgen.platform.auth import SigningKey, jwks_document, well_formed_kid
 
@@ -212,10 +213,12 @@ class MongoSigningKeyRing:
             keys[kid] = RingKey(
                 key=SigningKey.from_private_bytes(kid, raw),
                 state=str(doc["state"]),
-                created_at=_utc(doc["created_at"]),
-                verify_until=_utc(doc["verify_until"]) if doc.get("verify_until") else None,
-                signs_from=_utc(doc["signs_from"]) if doc.get("signs_from") else None,
-                previous_verify_until=_utc(doc["previous_verify_until"])
+                created_at=normalize_time(doc["created_at"]),
+                verify_until=normalize_time(doc["verify_until"])
+                if doc.get("verify_until")
+                else None,
+                signs_from=normalize_time(doc["signs_from"]) if doc.get("signs_from") else None,
+                previous_verify_until=normalize_time(doc["previous_verify_until"])
                 if doc.get("previous_verify_until")
                 else None,
             )
@@ -442,7 +445,3 @@ def _aad(kid: str) -> bytes:
 def _new_kid() -> str:
     # Time-ordered, so the JWKS and logs show which key is newer at a glance.
     return f"k-{uuid7().hex}"
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -31,6 +31,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mmgen.events.envelope import normalize_time
 from mmgen.identity.domain.errors import LoginThrottledError
 
 Clock = Callable[[], datetime]
@@ -41,10 +42,6 @@ MAX_ROUNDS = 50
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -68,11 +65,11 @@ class ThrottleLimits:
 
     def wait(self, key: str, count: int, last_at: datetime, now: datetime) -> float:
         """Seconds before `key` may take another attempt (0: now)."""
-        return max(0.0, (_utc(last_at) + self.delay(key, count) - now).total_seconds())
+        return max(0.0, (normalize_time(last_at) + self.delay(key, count) - now).total_seconds())
 
     def fresh(self, last_at: datetime, now: datetime) -> bool:
         """The counter is over: no attempt for a whole window."""
-        return _utc(last_at) + self.window <= now
+        return normalize_time(last_at) + self.window <= now
 
 
 class LoginThrottle(Protocol):
@@ -143,7 +140,7 @@ class MongoLoginThrottle:
                 except DuplicateKeyError:
                     continue  # another attempt created it: read it again
                 return _Taken(key, None, 1)
-            last_at = _utc(doc.get("last_at") or doc.get("window_start") or now)
+            last_at = normalize_time(doc.get("last_at") or doc.get("window_start") or now)
             count = 0 if self.limits.fresh(last_at, now) else int(doc.get("count", 0))
             wait = self.limits.wait(key, count, last_at, now)
             if wait > 0:
