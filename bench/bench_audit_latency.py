@@ -315,8 +315,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     state = Path(tempfile.mkdtemp(prefix="bench-audit-latency-"))
-    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
-    admin_pw = secrets.token_urlsafe(18)
+    admin = stack.BootstrapAdmin.fresh()
     services = stack.discover_services()
     config = stack.StackConfig(
         state_dir=state,
@@ -326,17 +325,14 @@ def main() -> None:
         service_ports={s.name: free_port() for s in services},
         ready_timeout=120.0,
         extra_env={
-            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
-            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_pw,
-            # Every journey registers from 127.0.0.1 (registration is throttled per address).
-            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "1000000",
+            **admin.env(mail_requests_per_address=1_000_000),
         },
     )
     started = time.monotonic()
     components = stack.up(config)
     print(f"stack up in {time.monotonic() - started:.1f} s: {state}", flush=True)
     try:
-        steps, arrived = asyncio.run(measure(config, admin_email, admin_pw, args.journeys))
+        steps, arrived = asyncio.run(measure(config, admin.email, admin.password, args.journeys))
     finally:
         stack.stop_components(components)
         stack.StackRecord(config.record_path).clear()

@@ -552,7 +552,7 @@ async def run(
         broker = start_broker(HOST, free_port(), state / "logs" / "broker.log")
         db_port = free_port()
         database = start_database(HOST, db_port, state / "db", state / "logs" / "database.log")
-        admin = (f"admin-{secrets.token_hex(4)}@bench.test", secrets.token_urlsafe(18))
+        admin = stack.BootstrapAdmin.fresh()
         config = stack.StackConfig(
             state_dir=state,
             service_ports={name: free_port() for name in SERVICES},
@@ -560,10 +560,7 @@ async def run(
             external_kafka_bootstrap=broker.address,
             ready_timeout=90.0,
             extra_env={
-                "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin[0],
-                "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin[1],
-                # every bench client registers from 127.0.0.1
-                "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "1000000",
+                **admin.env(mail_requests_per_address=1_000_000),
                 "RETENTION_SERVICES": json.dumps(list(SERVICES)),
                 "CONSENT_TRACKING_MAX_EVENTS_PER_SUBJECT": str(max(sizes) * 2),
                 "CONSENT_EXPORT_MAX_EVENTS": str(max(sizes) * 2),
@@ -571,7 +568,7 @@ async def run(
         )
         found = [s for s in stack.discover_services() if s.name in SERVICES]
         components = stack.start_services(config, found)
-        s = Stack(config, admin)
+        s = Stack(config, (admin.email, admin.password))
         try:
             officer = await s.officer()
             policy = await s.policy()

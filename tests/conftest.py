@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +67,7 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     services = stack.discover_services()
     assert services, "no service is installed in the workspace (mmgen.services entry points)"
     state: Path = tmp_path_factory.mktemp("system")
-    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
-    admin_password = secrets.token_urlsafe(18)
+    admin = stack.BootstrapAdmin.fresh()
     config = stack.StackConfig(
         state_dir=state,
         topic_prefix=unique_name("sys") + ".",
@@ -79,10 +77,7 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
-            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
-            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
-            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
+            **admin.env(),
             # The first sign-in delay past a limit (2 s by default): a burst of 50 attempts on a
             # loaded 2-core machine takes longer than 2 s, and one more attempt is checked after
             # each delay; test_sign_in_throttle.py needs the whole burst within the first one.
@@ -100,7 +95,7 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         return stack.start_services(config, services)
 
     components = retry_on_port_clash(start)
-    running = RunningSystem(config, components, admin_email, admin_password, infra.mail_dir)
+    running = RunningSystem(config, components, admin.email, admin.password, infra.mail_dir)
     try:
         yield running
     finally:
@@ -133,8 +128,7 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
     wanted = {"identity", "consent"}
     services = [s for s in stack.discover_services() if s.name in wanted]
     assert {s.name for s in services} == wanted, "identity and consent must be installed"
-    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
-    admin_password = secrets.token_urlsafe(18)
+    admin = stack.BootstrapAdmin.fresh()
     broker = retry_on_port_clash(
         lambda: start_broker("127.0.0.1", free_port(), tmp_path / "logs" / "broker.log")
     )
@@ -147,17 +141,14 @@ def own_broker_stack(infra: Infra, tmp_path: Path) -> Iterator[OwnBrokerStack]:
         mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
-            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
-            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
-            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
+            **admin.env(),
             # Heads are announced every 2 s when idle (10 s by default): the fault tests
             # measure repair after a restart, not the announcement period.
             "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",
             "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
         },
     )
-    running = OwnBrokerStack(config, [], admin_email, admin_password, infra.mail_dir, broker=broker)
+    running = OwnBrokerStack(config, [], admin.email, admin.password, infra.mail_dir, broker=broker)
 
     def start() -> list[stack.Component]:
         config.service_ports = {s.name: free_port() for s in services}  # fresh on a retry
@@ -219,8 +210,7 @@ def replica_stack(infra: Infra, tmp_path: Path) -> Iterator[ReplicaStack]:
     wanted = {"identity", "consent"}
     services = [s for s in stack.discover_services() if s.name in wanted]
     assert {s.name for s in services} == wanted, "identity and consent must be installed"
-    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
-    admin_password = secrets.token_urlsafe(18)
+    admin = stack.BootstrapAdmin.fresh()
     config = stack.StackConfig(
         state_dir=tmp_path,
         topic_prefix=unique_name("rep") + ".",
@@ -229,15 +219,12 @@ def replica_stack(infra: Infra, tmp_path: Path) -> Iterator[ReplicaStack]:
         external_kafka_bootstrap=infra.kafka_bootstrap,
         ready_timeout=90.0,
         extra_env={
-            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
-            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
-            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
+            **admin.env(),
             "IDENTITY_HEADS_IDLE_INTERVAL_SECONDS": "2",
             "CONSENT_HEADS_IDLE_INTERVAL_SECONDS": "2",
         },
     )
-    running = ReplicaStack(config, [], admin_email, admin_password, replicas=[])
+    running = ReplicaStack(config, [], admin.email, admin.password, replicas=[])
     seconds: list[ManagedProcess] = []
 
     def start() -> list[stack.Component]:

@@ -90,8 +90,7 @@ class RestartableStack:
 def whole_stack(infra: Infra, tmp_path: Path) -> Iterator[RestartableStack]:
     services = stack.discover_services()
     assert {s.name for s in services} >= set(KEYED), "every keyed service must be installed"
-    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
-    admin_password = secrets.token_urlsafe(18)
+    admin = stack.BootstrapAdmin.fresh()
     config = stack.StackConfig(
         state_dir=tmp_path,
         topic_prefix=unique_name("mk") + ".",
@@ -100,8 +99,7 @@ def whole_stack(infra: Infra, tmp_path: Path) -> Iterator[RestartableStack]:
         external_kafka_bootstrap=infra.kafka_bootstrap,
         ready_timeout=90.0,
         extra_env={
-            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
-            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            **admin.env(),
             "RETENTION_SERVICES": json.dumps([s.name for s in services if s.name in KEYED]),
         },
     )
@@ -111,7 +109,7 @@ def whole_stack(infra: Infra, tmp_path: Path) -> Iterator[RestartableStack]:
         return stack.start_services(config, services)
 
     running = RestartableStack(
-        config, services, retry_on_port_clash(start), admin_email, admin_password
+        config, services, retry_on_port_clash(start), admin.email, admin.password
     )
     try:
         yield running

@@ -71,8 +71,7 @@ class Stack:
 def journey_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     found = {s.name: s for s in stack.discover_services() if s.name in SERVICES}
     assert set(found) == set(SERVICES), f"installed: {sorted(found)}"
-    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
-    admin_password = secrets.token_urlsafe(18)
+    admin = stack.BootstrapAdmin.fresh()
     config = stack.StackConfig(
         state_dir=tmp_path_factory.mktemp("journey"),
         service_ports={name: free_port() for name in SERVICES},
@@ -83,17 +82,14 @@ def journey_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
         mail_port=infra.smtp_port or 2525,
         ready_timeout=60.0,
         extra_env={
-            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
-            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
-            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
+            **admin.env(),
             "RETENTION_SERVICES": json.dumps(list(SERVICES)),
             "RETENTION_SCHEDULER_INTERVAL_SECONDS": "3",
             "CONSENT_AUDIT_CHECKPOINT_EVERY_SECONDS": "1",
         },
     )
     components: dict[str, stack.Component] = {}
-    running = Stack(config, found, components, admin_email, admin_password)
+    running = Stack(config, found, components, admin.email, admin.password)
     try:
         for name in SERVICES:
             running.start(name)

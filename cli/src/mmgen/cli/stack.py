@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +69,28 @@ class StackAlreadyRunningError(LocalStackError):
 
 class PortConflictError(LocalStackError):
     """Two components of one stack are configured on the same port."""
+
+
+@dataclass(frozen=True)
+class BootstrapAdmin:
+    """The first admin of a stack started for tests or benches: identity creates the account
+    at start from `IDENTITY_BOOTSTRAP_ADMIN_EMAIL` / `_PASSWORD` (idempotently)."""
+
+    email: str
+    password: str
+
+    @classmethod
+    def fresh(cls) -> BootstrapAdmin:
+        return cls(f"admin-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18))
+
+    def env(self, *, mail_requests_per_address: int = 100_000) -> dict[str, str]:
+        """The admin's variables, and a per-address limit on mail requests (registrations
+        and resets) that local clients do not reach: they all come from 127.0.0.1."""
+        return {
+            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": self.email,
+            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": self.password,
+            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": str(mail_requests_per_address),
+        }
 
 
 @dataclass(frozen=True)

@@ -197,8 +197,7 @@ def console_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
     found = {s.name: s for s in stack.discover_services() if s.name in SERVICES}
     assert set(found) == set(SERVICES), f"installed: {sorted(found)}"
     ports = {name: free_port() for name in SERVICES}
-    admin_email = f"admin-{secrets.token_hex(4)}@example.test"
-    admin_password = secrets.token_urlsafe(18)
+    admin = stack.BootstrapAdmin.fresh()
     config = stack.StackConfig(
         state_dir=tmp_path_factory.mktemp("console"),
         service_ports=ports,
@@ -208,19 +207,16 @@ def console_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
         external_kafka_bootstrap=infra.kafka_bootstrap,
         ready_timeout=60.0,
         extra_env={
-            "IDENTITY_BOOTSTRAP_ADMIN_EMAIL": admin_email,
-            "IDENTITY_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+            **admin.env(),
             "RETENTION_SERVICES": json.dumps(["identity", "consent", "retention"]),
             "RETENTION_SCHEDULER_INTERVAL_SECONDS": "3",
             "CONSENT_AUDIT_CHECKPOINT_EVERY_SECONDS": "1",
-            # Every test client registers from 127.0.0.1 (throttled per address otherwise).
-            "IDENTITY_MAIL_REQUESTS_MAX_PER_ADDRESS": "100000",
         },
     )
     components: list[stack.Component] = []
     try:
         components.extend(stack.start_services(config, list(found.values())))
-        yield ConsoleStack(config, components, admin_email, admin_password)
+        yield ConsoleStack(config, components, admin.email, admin.password)
     finally:
         stack.stop_components(components)
 
