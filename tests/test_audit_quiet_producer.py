@@ -63,6 +63,13 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
 
         officer = await compliance_officer(http, stack)
 
+        async def consumers_of(service: str) -> list[str]:
+            """The service's consumer metrics and readiness (what a failure needs explained)."""
+            metrics = (await http.get(f"{service}/metrics")).text.splitlines()
+            ready = (await http.get(f"{service}/readyz")).text
+            wanted = ("mmgen_events_consumer_", "mmgen_audit_")
+            return [m for m in metrics if m.startswith(wanted)] + [ready]
+
         async def identity_seqs_in_log() -> Counter[int]:
             entries = await audit_entries(http, consent, officer.token, producer="identity")
             return Counter(int(e["producer_seq"]) for e in entries)
@@ -108,10 +115,11 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
             refused = not await consent_accepts(closing_token)
             if set(held) >= set(range(1, target + 1)) and refused:
                 break
-            assert time.monotonic() - restarted < BOUND_S, (
-                f"after {BOUND_S} s: log holds {len(set(held))} of {target}, "
-                f"token refused: {refused}"
-            )
+            if time.monotonic() - restarted >= BOUND_S:
+                raise AssertionError(
+                    f"after {BOUND_S} s: log holds {len(set(held))} of {target}, "
+                    f"token refused: {refused}; consent's consumers: {await consumers_of(consent)}"
+                )
             await asyncio.sleep(0.25)
         assert await last_seq() == target  # nothing more was written anywhere
         assert all(count == 1 for count in held.values()), "an entry is in the log twice"
