@@ -327,13 +327,14 @@ class InMemoryKeystore(KeystoreBase):
     async def shred(self, owner: str, by: str | None = None) -> bool:
         check_owner(owner)
         record = self._records.get(owner)
-        if record is not None and record.wrapped is not None:
+        if record is None:  # never keyed: a marker, so no key is ever minted for it
+            self._records[owner] = _Record(None, utc_now())
+            shredded = False
+        elif record.wrapped is not None:  # a live key: destroyed under this order
             self._records[owner] = _Record(None, utc_now(), by)
             shredded = True
-        else:
-            if record is None:
-                self._records[owner] = _Record(None, utc_now())
-            shredded = by is not None and record is not None and record.erased_by == by
+        else:  # erased before: by this order when it says so
+            shredded = by is not None and record.erased_by == by
         await self._after_shred(owner)
         return shredded
 
