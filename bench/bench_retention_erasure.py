@@ -94,7 +94,7 @@ class Session:
 class Stack:
     """The five services as processes, and the calls the bench makes."""
 
-    def __init__(self, config: stack.StackConfig, admin: tuple[str, str]) -> None:
+    def __init__(self, config: stack.StackConfig, admin: stack.BootstrapAdmin) -> None:
         self.config = config
         self.admin = admin
         self.http = httpx.AsyncClient(timeout=60)
@@ -135,7 +135,7 @@ class Stack:
 
     async def officer(self) -> tuple[str, str]:
         """A compliance officer's credentials (signed in again each round: tokens are short)."""
-        admin = await self.sign_in(*self.admin)
+        admin = await self.sign_in(self.admin.email, self.admin.password)
         email, password = f"officer-{secrets.token_hex(4)}@bench.test", secrets.token_urlsafe(18)
         r = await self.http.post(
             f"{self.url('identity')}/admin/users",
@@ -155,7 +155,7 @@ class Stack:
                 "title": "Bench policy",
                 "text": "Only what is needed.",
             },
-            headers=_bearer(await self.sign_in(*self.admin)),
+            headers=_bearer(await self.sign_in(self.admin.email, self.admin.password)),
         )
         r.raise_for_status()
         return version
@@ -568,7 +568,7 @@ async def run(
         )
         found = [s for s in stack.discover_services() if s.name in SERVICES]
         components = stack.start_services(config, found)
-        s = Stack(config, (admin.email, admin.password))
+        s = Stack(config, admin)
         try:
             officer = await s.officer()
             policy = await s.policy()
