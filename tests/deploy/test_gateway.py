@@ -25,6 +25,7 @@ from typing import Any
 import pymongo
 import pytest
 
+from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import unique_name
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "gateway" / "nginx.conf"
@@ -47,12 +48,6 @@ class Recorder(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(port: int, process: subprocess.Popen[str], deadline_s: float = 10.0) -> None:
@@ -84,7 +79,7 @@ def running_gateway(root: Path, upstreams: dict[str, int]) -> Iterator[dict[str,
     """The gateway's nginx.conf on local ports, each service's upstream at the port given.
     Yields the API's port and the console's."""
     nginx = _nginx()
-    ports = {"api": _free_port(), "console": _free_port()}
+    ports = {"api": free_port(), "console": free_port()}
     text = CONFIG.read_text()
     text = re.sub(
         r"server ([a-z]+):\d+;",
@@ -195,7 +190,7 @@ def console_behind_gateway(
     _nginx()  # skip before starting the local database for nothing
     mongo_uri: str = request.getfixturevalue("mongo_uri")
     database = unique_name("t_console_")
-    port, nowhere = _free_port(), _free_port()
+    port, nowhere = free_port(), free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "CONSOLE_ENVIRONMENT": "production",

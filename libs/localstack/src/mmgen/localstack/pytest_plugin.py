@@ -72,8 +72,9 @@ _ADDRESS_IN_USE = re.compile(r"address (already )?in use|AddrInUse|errno 98", re
 def retry_on_port_clash(start: Callable[[], T], attempts: int = 3) -> T:
     """Run `start` (which picks free ports itself) again when a port it picked was taken.
 
-    `free_port()` is free when asked; another worker or any outgoing connection may take it
-    before our server binds it (seconds, for a service). Any other failure propagates at once.
+    `free_port()` reserves its port against our other processes and the kernel's own picks,
+    but a program that is not ours may still bind it before our server does (seconds, for a
+    service). Any other failure propagates at once.
     """
     for attempt in range(1, attempts + 1):
         try:
