@@ -94,7 +94,8 @@ async def test_relay_keeps_publishing_across_a_broker_restart(
         # What a service does when its broker comes back (INFRA.md): create its topics again.
         # The relay's reconnecting producer may auto-create it first, with the broker's own
         # count (INFRA.md): what this test holds is that publishing goes on either way.
-        assert (await ensure_topics(bootstrap, [topic], partitions=3))[topic] >= 3
+        counts = await ensure_topics(bootstrap, [topic], partitions=3, check_partitions=False)
+        assert counts[topic] >= 3
         for _ in range(5):
             e = make_envelope(producer=producer)
             await store.append(e.stream_id, 0, [e])
