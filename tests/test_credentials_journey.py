@@ -1,7 +1,8 @@
 """The credential life cycle end to end, against the running services and the local SMTP sink:
 email verification, password reset and TOTP enrolment work through mail the sink received (read
-with `mmgen mail`), and a staff account without a second factor reaches no personal data at
-another service (403 there, recorded in that service's own store as a refusal of that caller).
+with `mmgen mail`), a token got before the second factor was switched on stops working, and a
+staff account without a second factor reaches no personal data at another service (403 there,
+recorded in that service's own store as a refusal of that caller).
 
 What is checked comes from outside the flows under test: the mail from the sink's files, the
 refusal from projects' event store (read-only).
@@ -114,7 +115,18 @@ def test_verification_reset_and_totp_work_through_the_local_mail_sink(system: An
         assert missing.status_code == 401 and missing.json()["code"] == "mfa_required"
         signed = http.post(f"{identity}/auth/token", json={**credentials, "totp": app.code()})
         assert signed.status_code == 200, signed.text
-        assert _amr(signed.json()["access_token"]) == ["pwd", "otp"]
+        fresh = signed.json()["access_token"]
+        assert _amr(fresh) == ["pwd", "otp"]
+        # The token got without the code is void: at identity at once, at projects as soon as
+        # it has read identity's TotpActivated. The one got with the code works at both.
+        assert http.get(f"{identity}/users/me", headers=auth).status_code == 401
+        projects = f"{system.url('projects')}/projects"
+        deadline = time.monotonic() + DEADLINE_S
+        while http.get(projects, headers=auth).status_code != 401:
+            assert time.monotonic() < deadline, "projects still takes the token from before"
+            time.sleep(0.2)
+        for url in (f"{identity}/users/me", projects):
+            assert http.get(url, headers=people.bearer(fresh)).status_code == 200
 
 
 def test_a_staff_account_without_mfa_reaches_no_personal_data_elsewhere(

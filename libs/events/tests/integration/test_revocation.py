@@ -1,11 +1,13 @@
-"""`SubjectRevocations`: identity's closing events revoke subjects and its password changes void
-earlier tokens, persisted in the consuming service's database and seen by every replica within
-the negative-cache bound."""
+"""`SubjectRevocations`: identity's closing events revoke subjects, and its password changes and
+second factors switched on void earlier tokens, persisted in the consuming service's database
+and seen by every replica within the negative-cache bound."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
+
+import pytest
 
 from mmgen.events.consumer import HandlerContext
 from mmgen.events.envelope import Envelope, Resource
@@ -13,8 +15,11 @@ from mmgen.events.revocation import (
     ACCOUNT_CLOSED,
     PASSWORD_CHANGED,
     SUBJECT_ERASED,
+    TOTP_ACTIVATED,
     SubjectRevocations,
 )
+
+VOIDING = pytest.mark.parametrize("voiding", [PASSWORD_CHANGED, TOTP_ACTIVATED])
 
 
 def identity_event(
@@ -82,8 +87,9 @@ async def test_another_replica_learns_it_within_the_negative_ttl(mongo_db: Any) 
     assert await reader.is_denied(subject)  # a revocation is remembered for good
 
 
-async def test_a_password_change_sets_the_instant_before_which_tokens_are_void(
-    mongo_client: Any, mongo_db: Any
+@VOIDING
+async def test_a_credentials_change_sets_the_instant_before_which_tokens_are_void(
+    mongo_client: Any, mongo_db: Any, voiding: str
 ) -> None:
     clock = Clock()
     revocations = SubjectRevocations(mongo_db, clock=clock)
@@ -91,7 +97,7 @@ async def test_a_password_change_sets_the_instant_before_which_tokens_are_void(
     subject, other = str(uuid.uuid4()), str(uuid.uuid4())
     assert await reader.not_before(subject) is None  # cached as "none" for 1 s
 
-    changed = identity_event(PASSWORD_CHANGED, subject, {"tokens_not_before": 1_700_000_100})
+    changed = identity_event(voiding, subject, {"tokens_not_before": 1_700_000_100})
     await handle(revocations, mongo_client, mongo_db, changed)
     assert await revocations.not_before(subject) == 1_700_000_100
     assert not await revocations.is_denied(subject)  # the account itself stays open
@@ -101,9 +107,9 @@ async def test_a_password_change_sets_the_instant_before_which_tokens_are_void(
     assert await reader.not_before(subject) == 1_700_000_100  # another replica learns it
 
     # An older change read late (a redelivery, another partition) does not move it back.
-    older = identity_event(PASSWORD_CHANGED, subject, {"tokens_not_before": 1_700_000_000})
+    older = identity_event(voiding, subject, {"tokens_not_before": 1_700_000_000})
     await handle(revocations, mongo_client, mongo_db, older)
-    later = identity_event(PASSWORD_CHANGED, subject, {"tokens_not_before": 1_700_000_200})
+    later = identity_event(voiding, subject, {"tokens_not_before": 1_700_000_200})
     await handle(revocations, mongo_client, mongo_db, later)
     clock.now = 3.0
     assert await reader.not_before(subject) == 1_700_000_200
@@ -111,11 +117,12 @@ async def test_a_password_change_sets_the_instant_before_which_tokens_are_void(
     assert doc["not_before"] == 1_700_000_200 and doc["event_id"] == later.event_id
 
 
-async def test_a_password_change_without_the_instant_uses_when_it_happened(
-    mongo_client: Any, mongo_db: Any
+@VOIDING
+async def test_a_credentials_change_without_the_instant_uses_when_it_happened(
+    mongo_client: Any, mongo_db: Any, voiding: str
 ) -> None:
     revocations = SubjectRevocations(mongo_db)
     subject = str(uuid.uuid4())
-    event = identity_event(PASSWORD_CHANGED, subject)
+    event = identity_event(voiding, subject)
     await handle(revocations, mongo_client, mongo_db, event)
     assert await revocations.not_before(subject) == int(event.occurred_at.timestamp()) + 1

@@ -140,6 +140,7 @@ async def test_totp_enrolment_and_sign_in_with_codes_and_recovery_codes(svc: Run
     # The password-only session ends with it: no session without the code outlives the factor.
     ended = await svc.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})
     assert_problem(ended, 401, "invalid-refresh-token")
+    assert (await svc.client.get("/users/me", headers=auth)).status_code == 401
     # The secret is nowhere in clear in the database.
     for doc in await svc.stored_events(subject_id=user["user_id"]):
         assert body["secret"] not in str(doc)

@@ -309,6 +309,40 @@ async def test_enrolment_needs_the_password_and_a_code_to_take_effect(
     assert (await identity.accounts.load_active(user["user_id"])).totp_enabled
 
 
+async def test_tokens_got_without_the_second_factor_stop_verifying_once_it_is_on(
+    identity: IdentityService,
+) -> None:
+    from mmgen.platform.auth import SubjectRevokedError
+
+    user = await verified(identity)
+    user_id = user["user_id"]
+    before = await identity.tokens.issue_pair(user_id, "client")
+    enrolment = await identity.credentials.enrol_totp(user_id, user["password"], NONE, ADDRESS)
+    pending = await identity.tokens.issue_pair(user_id, "client")
+    assert (await identity.verifier.verify(pending.access_token)).subject_id == user_id
+    await identity.credentials.confirm_totp(user_id, code_for(enrolment.secret))
+    for token in (before.access_token, pending.access_token):
+        with pytest.raises(SubjectRevokedError) as refused:
+            await identity.verifier.verify(token)
+        assert refused.value.reason == "issued before the credentials changed"
+    # A sign-in with a code, even within the second of the activation, verifies.
+    _, amr = await identity.credentials.sign_in(
+        user["email"], user["password"], SecondFactor(totp=code_for(enrolment.secret, 1)), ADDRESS
+    )
+    fresh = await identity.tokens.issue_pair(user_id, "client", amr)
+    assert (await identity.verifier.verify(fresh.access_token)).amr == ("pwd", "otp")
+    # The event other services read carries the instant the read model holds.
+    store = identity.kernel.store
+    [activated] = [
+        e
+        for e in await store.read_range(1, await store.last_seq() + 1)
+        if e.event_type == "identity.TotpActivated"
+    ]
+    account = await identity.account_records.get(user_id)
+    assert account is not None
+    assert activated.data["tokens_not_before"] == account.tokens_not_before
+
+
 async def test_sign_in_with_totp_needs_a_fresh_code_each_time(identity: IdentityService) -> None:
     user = await with_totp(identity)
     email, password = user["email"], user["password"]

@@ -1,11 +1,12 @@
 """Revocation of closed and erased subjects, and of tokens issued before a subject's password
 changed, learnt from identity's events, for token verifiers.
 
-Identity publishes `identity.AccountClosed`, `identity.SubjectErased` and
-`identity.PasswordChanged` (whose `tokens_not_before` is the instant before which the subject's
-tokens are void) to `identity.events`. Every other service wires `SubjectRevocations` into its
-token verifier so a closed account's tokens, and the tokens held before a password change or
-reset, stop working there as soon as the event is consumed:
+Identity publishes `identity.AccountClosed`, `identity.SubjectErased`, and
+`identity.PasswordChanged` and `identity.TotpActivated` (whose `tokens_not_before` is the instant
+before which the subject's tokens are void) to `identity.events`. Every other service wires
+`SubjectRevocations` into its token verifier so a closed account's tokens, and the tokens held
+before a password change or reset or before a second factor was switched on, stop working there
+as soon as the event is consumed:
 
     revocations = SubjectRevocations(db)                          # the service's own database
     topic = settings.topic("identity.events")
@@ -40,11 +41,13 @@ if TYPE_CHECKING:
 ACCOUNT_CLOSED = "identity.AccountClosed"
 SUBJECT_ERASED = "identity.SubjectErased"
 REVOKING_EVENT_TYPES = frozenset({ACCOUNT_CLOSED, SUBJECT_ERASED})
-#: Identity's event of a new password (changed or reset): earlier tokens of the subject are void.
+#: Identity's events after which the subject's earlier tokens are void: a new password (changed
+#: or reset), a second factor switched on (the earlier tokens were got without it).
 PASSWORD_CHANGED = "identity.PasswordChanged"  # noqa: S105 - an event type, not a password
-#: The field of `PasswordChanged` with the instant (seconds since the epoch) tokens must follow.
+TOTP_ACTIVATED = "identity.TotpActivated"
+#: Their field with the instant (seconds since the epoch) tokens must follow.
 NOT_BEFORE_FIELD = "tokens_not_before"
-NOT_BEFORE_EVENT_TYPES = frozenset({PASSWORD_CHANGED})
+NOT_BEFORE_EVENT_TYPES = frozenset({PASSWORD_CHANGED, TOTP_ACTIVATED})
 #: Every event type `SubjectRevocations.handle` acts on.
 TOKEN_EVENT_TYPES = REVOKING_EVENT_TYPES | NOT_BEFORE_EVENT_TYPES
 REVOCATIONS_COLLECTION = "revoked_subjects"
@@ -156,7 +159,7 @@ class SubjectRevocations:
 
     async def handle(self, envelope: Envelope, ctx: HandlerContext) -> None:
         """Consumer handler for `identity.events`: revoke on `AccountClosed`/`SubjectErased`,
-        void earlier tokens on `PasswordChanged`."""
+        void earlier tokens on `PasswordChanged`/`TotpActivated`."""
         if envelope.event_type not in TOKEN_EVENT_TYPES:
             return
         subject = envelope.subject_id or envelope.data.get("subject_id")

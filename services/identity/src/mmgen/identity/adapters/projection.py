@@ -15,13 +15,14 @@ from typing import Any
 from mmgen.events.envelope import Envelope
 from mmgen.events.erased import is_erased
 from mmgen.events.mapper import DomainEvent, EventMapper
-from mmgen.events.revocation import ACCOUNT_CLOSED, PASSWORD_CHANGED, SUBJECT_ERASED
+from mmgen.events.revocation import ACCOUNT_CLOSED, NOT_BEFORE_EVENT_TYPES, SUBJECT_ERASED
 from mmgen.identity.adapters.accounts import AccountsReadModel
 from mmgen.identity.adapters.hashing import BlindIndex
 from mmgen.identity.domain.events import (
     AccountClosed,
     EmailCorrected,
     PasswordChanged,
+    TotpActivated,
     UserRegistered,
 )
 from mmgen.runtime.contract import SubjectErasedData
@@ -34,7 +35,7 @@ APPLIED = frozenset(
         "identity.EmailCorrected",
         ACCOUNT_CLOSED,
         SUBJECT_ERASED,
-        PASSWORD_CHANGED,
+        *NOT_BEFORE_EVENT_TYPES,
     }
 )
 
@@ -74,7 +75,10 @@ class AccountsProjection:
                 )
             case AccountClosed():
                 await self.accounts.closed(user_id, version=version)
-            case PasswordChanged(tokens_not_before=not_before):
+            case (
+                PasswordChanged(tokens_not_before=not_before)
+                | TotpActivated(tokens_not_before=not_before)
+            ):
                 # Earlier tokens of the account stop working at identity too (AccountDenylist).
                 if not_before is None:
                     not_before = int(event.occurred_at.timestamp()) + 1

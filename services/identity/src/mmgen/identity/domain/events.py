@@ -195,7 +195,12 @@ class TotpEnrolled(EventData):
 
 @declare("identity.TotpActivated", action="update", resource_type="user", categories=["account"])
 class TotpActivated(EventData):
-    """The owner showed a code of the enrolled secret: sign-in needs a code from now on."""
+    """The owner showed a code of the enrolled secret: sign-in needs a code from now on, and
+    a token issued (`iat`) before `tokens_not_before` is refused by every service as soon as
+    it reads this event (it was got without the code), as after `PasswordChanged`."""
+
+    #: Absent from events stored before it existed (then: the second after `occurred_at`).
+    tokens_not_before: int | None = Field(default=None, ge=0)
 
 
 @declare(

@@ -273,15 +273,9 @@ class Credentials:
         also: Sequence[Any] = (),
     ) -> None:
         password_hash = await self.hashing.hash(password)
-        # Whole seconds, as a token's `iat`: every token issued so far has an `iat` below it
-        # (those issued after an earlier change too, however recent: they got its instant), and
-        # identity issues the account's next tokens no earlier (`TokenIssuer`).
-        record = await self.account_records.get(user.id)
-        previous = record.tokens_not_before if record is not None else None
-        not_before = max(int(self.clock()) + 1, (previous or 0) + 1)
         events: list[NewEvent[Any]] = [
             NewEvent(
-                PasswordChanged(method=method, tokens_not_before=not_before),
+                PasswordChanged(method=method, tokens_not_before=await self._not_before(user)),
                 personal=PasswordChangedPII(password_hash=password_hash),
                 subject_id=user.id,
                 actor=actor,
@@ -290,6 +284,15 @@ class Credentials:
         ]
         await self._append(user, events)
         await self.refresh_tokens.revoke_user(user.id)
+
+    async def _not_before(self, user: User) -> int:
+        """The instant from which the account's tokens count, for a change that voids the earlier
+        ones. Whole seconds, as a token's `iat`: every token issued so far has an `iat` below it
+        (those issued after an earlier change too, however recent: they got its instant), and
+        identity issues the account's next tokens no earlier (`TokenIssuer`)."""
+        record = await self.account_records.get(user.id)
+        previous = record.tokens_not_before if record is not None else None
+        return max(int(self.clock()) + 1, (previous or 0) + 1)
 
     async def request_password_reset(self, email: str, client_address: str) -> None:
         """Mail a one-time reset token to the account of `email`, if there is an active one.
@@ -371,11 +374,12 @@ class Credentials:
         )
 
     async def confirm_totp(self, user_id: str, code: str) -> None:
-        """Switch the second factor on; every refresh token of the account is revoked.
+        """Switch the second factor on; every token issued before is void.
 
-        A refresh keeps its sign-in's factors, so a session signed in with the password alone
-        would otherwise go on for as long as it is refreshed and never meet the code the
-        account now requires. Access tokens already issued run out within their lifetime."""
+        A session signed in with the password alone would otherwise go on (a refresh keeps
+        its sign-in's factors) and never meet the code the account now requires: the refresh
+        tokens are revoked here, and the access tokens everywhere as `TotpActivated` is read,
+        as after a password change. The owner signs in again, with a code."""
         user = await self.accounts.load_active(user_id)
         pending = user.pending_totp
         if pending is None or is_erased(pending):
@@ -387,7 +391,7 @@ class Credentials:
             user,
             [
                 NewEvent(
-                    TotpActivated(),
+                    TotpActivated(tokens_not_before=await self._not_before(user)),
                     subject_id=user.id,
                     actor=Actor(id=user.id, role=str(user.role)),
                 )
