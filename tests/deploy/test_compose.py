@@ -15,14 +15,17 @@ import pytest
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "compose"
 SERVICES = ("identity", "projects", "profiles", "consent", "retention")
-#: Files deploy/k8s carries a copy of (kustomize reads nothing outside its tree).
+BASE = DEPLOY / "k8s" / "base"
+#: The files compose mounts from deploy/k8s (kustomize reads nothing outside its tree, compose
+#: reads anywhere): one copy of each, where both find it.
 SHARED_FILES = {
-    "gateway/nginx.conf": "base/gateway/nginx.conf",
-    "kafka/kafka-run.sh": "base/kafka/kafka-run.sh",
-    "kafka/kafka-init.sh": "base/kafka/kafka-init.sh",
-    "mongo/mongo-run.sh": "base/mongodb/mongo-run.sh",
-    "mongo/mongo-init.js": "base/mongodb/mongo-init.js",
+    "/etc/nginx/nginx.conf": BASE / "gateway" / "nginx.conf",
+    "/opt/mmgen/kafka-run.sh": BASE / "kafka" / "kafka-run.sh",
+    "/opt/mmgen/kafka-init.sh": BASE / "kafka" / "kafka-init.sh",
+    "/opt/mmgen/mongo-run.sh": BASE / "mongodb" / "mongo-run.sh",
+    "/opt/mmgen/mongo-init.js": BASE / "mongodb" / "mongo-init.js",
 }
+GATEWAY_CONFIG = SHARED_FILES["/etc/nginx/nginx.conf"]
 
 
 @pytest.fixture(scope="module")
@@ -148,12 +151,17 @@ def test_generating_again_keeps_every_secret(
     assert {path.name: path.read_text() for path in folder.iterdir()} == before
 
 
-@pytest.mark.parametrize("source", sorted(SHARED_FILES))
-def test_kubernetes_carries_the_same_scripts(source: str) -> None:
-    copy_path = DEPLOY / "k8s" / SHARED_FILES[source]
-    assert copy_path.read_bytes() == (COMPOSE / source).read_bytes(), (
-        f"deploy/k8s/{SHARED_FILES[source]} differs from deploy/compose/{source}: copy it again"
-    )
+def test_every_mounted_file_is_there_and_the_scripts_are_the_ones_kubernetes_runs(
+    compose_model: dict[str, Any],
+) -> None:
+    mounted: dict[str, Path] = {}
+    for service in compose_model["services"].values():
+        for volume in service.get("volumes", []):
+            source, _, target = str(volume).partition(":")
+            if source.startswith("."):
+                mounted[target.removesuffix(":ro")] = (COMPOSE / source).resolve()
+    assert [str(path) for path in mounted.values() if not path.exists()] == []
+    assert {target: mounted.get(target) for target in SHARED_FILES} == SHARED_FILES
 
 
 def _server_blocks(config: str) -> dict[str, str]:
@@ -173,7 +181,7 @@ def _server_blocks(config: str) -> dict[str, str]:
 
 
 def test_the_gateway_routes_every_service_and_hides_internal_routes() -> None:
-    config = _server_blocks((COMPOSE / "gateway" / "nginx.conf").read_text())["8080"]
+    config = _server_blocks(GATEWAY_CONFIG.read_text())["8080"]
     blocked = re.search(r"location ~ \^/\(([a-z|]+)\)/\(([a-z|]+)\)", config)
     assert blocked is not None
     assert set(blocked.group(1).split("|")) == set(SERVICES)
@@ -181,7 +189,7 @@ def test_the_gateway_routes_every_service_and_hides_internal_routes() -> None:
     for name in SERVICES:
         assert re.search(
             rf"upstream {name}\s+\{{ server {name}:\d+;",
-            (COMPOSE / "gateway/nginx.conf").read_text(),
+            GATEWAY_CONFIG.read_text(),
         ), name
         assert re.search(rf"location /{name}/ [^}}]*proxy_pass http://{name}/;", config), name
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in config
@@ -239,7 +247,7 @@ def test_the_console_gets_a_database_user_and_no_kafka_user(compose_model: dict[
 def test_the_gateway_gives_the_console_an_origin_of_its_own(
     compose_model: dict[str, Any], compose_env: dict[str, str]
 ) -> None:
-    config = (COMPOSE / "gateway" / "nginx.conf").read_text()
+    config = GATEWAY_CONFIG.read_text()
     assert re.search(r"upstream console\s+\{ server console:8006;", config)
     console = _server_blocks(config)["8081"]
     assert re.search(r"location / \{\s*proxy_pass http://console;", console)
@@ -262,7 +270,7 @@ def test_mongodb_aborts_a_killed_clients_transaction_as_soon_as_the_local_stack_
     the transaction; the deployed MongoDB must reap it no later than the local stack does."""
     from mmgen.localstack.database import TRANSACTION_LIFETIME_SECONDS
 
-    script = (COMPOSE / "mongo" / "mongo-run.sh").read_text()
+    script = SHARED_FILES["/opt/mmgen/mongo-run.sh"].read_text()
     found = re.search(
         r'--setParameter "transactionLifetimeLimitSeconds='
         r'\$\{MONGO_TRANSACTION_LIFETIME_SECONDS:-(\d+)\}"',

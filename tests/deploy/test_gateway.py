@@ -28,7 +28,7 @@ import pytest
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import unique_name
 
-CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "gateway" / "nginx.conf"
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base" / "gateway" / "nginx.conf"
 
 
 class Recorder(BaseHTTPRequestHandler):

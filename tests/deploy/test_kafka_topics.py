@@ -23,7 +23,7 @@ from mmgen.events.heads import heads_topic
 from mmgen.events.republish import republish_topic
 from mmgen.events.topics import DEFAULT_PARTITIONS, Topics, dlq_topic
 
-INIT = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "kafka" / "kafka-init.sh"
+INIT = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base" / "kafka" / "kafka-init.sh"
 SERVICES = ("identity", "projects", "profiles", "consent", "retention")
 TOOLS = ("kafka-topics.sh", "kafka-configs.sh", "kafka-acls.sh")
 #: A stand-in for each tool: one line per call, the tool's name and its arguments separated

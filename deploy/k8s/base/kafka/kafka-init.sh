@@ -2,7 +2,8 @@
 # Prepares the cluster for the services, idempotently (run it again after adding a service):
 # the platform's topics with a fixed partition count and the wanted replication factor, one
 # SCRAM user per service, and ACLs giving each service only the topics and consumer groups it
-# uses. Used by deploy/compose and deploy/k8s alike (a copy there; a test keeps them equal).
+# uses. Used by deploy/k8s and deploy/compose alike (compose mounts it from here: kustomize
+# reads nothing outside deploy/k8s).
 #
 #   KAFKA_BOOTSTRAP             host:9092 of the client listener
 #   KAFKA_ADMIN_PASSWORD_FILE   the `admin` super user's password

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs one Apache Kafka node in KRaft mode (broker and controller in one process) with SASL/SCRAM
-# on the client listener and ACLs enforced. Used by deploy/compose and deploy/k8s alike (a copy
-# there; a test keeps them equal). Settings come from the environment:
+# on the client listener and ACLs enforced. Used by deploy/k8s and deploy/compose alike (compose
+# mounts it from here: kustomize reads nothing outside deploy/k8s). Settings come from the
+# environment:
 #
 #   KAFKA_CLUSTER_ID            the cluster's id (same on every node; `kafka-storage.sh random-uuid`)
 #   KAFKA_NODE_ID               this node's id; default: the ordinal ending the host name (kafka-2 -> 2)

@@ -1,7 +1,8 @@
 // Prepares the MongoDB replica set for the services, idempotently: initiates the set once,
 // waits for a primary, then gives every service a user of its own with readWrite on its own
-// database only (no service reads another's database). Used by deploy/compose and deploy/k8s
-// alike (a copy there; a test keeps them equal). Run: `mongosh --nodb --file mongo-init.js`.
+// database only (no service reads another's database). Used by deploy/k8s and deploy/compose
+// alike (compose mounts it from here: kustomize reads nothing outside deploy/k8s). Run:
+// `mongosh --nodb --file mongo-init.js`.
 //
 //   MONGO_REPLICA_SET       the set's name (rs0)
 //   MONGO_MEMBERS           host:port of every member, comma separated; the first is asked

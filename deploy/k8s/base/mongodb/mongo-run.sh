@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs one MongoDB replica-set member with authentication. mongod refuses a key file that
 # others can read, and mounted secrets are shared-readable: a private copy is made first.
-# Used by deploy/compose and deploy/k8s alike (a copy there; a test keeps them equal).
+# Used by deploy/k8s and deploy/compose alike (compose mounts it from here: kustomize reads
+# nothing outside deploy/k8s).
 #
 #   MONGO_REPLICA_SET     the set's name (rs0)
 #   MONGO_KEYFILE_FILE    the replica set's shared key (a mounted secret)
