@@ -37,15 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 from _machine import machine_info
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from mmgen.cli import stack
+from mmgen.cli import signin, stack
 from mmgen.events.topics import Topics
 from mmgen.localstack.ports import free_port
-from mmgen.platform.totp import Authenticator
 
 RESULTS = Path(__file__).parent / "results" / "audit_latency.json"
 AIM_S = 2.0
@@ -121,37 +119,12 @@ class Journeys:
         self.identity = identity
         self.consent = consent
         #: TOTP of the privileged accounts (enrolled at their first sign-in).
-        self.authenticators: dict[str, Authenticator] = {}
+        self.authenticators: signin.Authenticators = {}
 
     async def token(self, email: str, password: str) -> dict[str, str]:
         """Signed in; admin, staff and compliance with a TOTP code (enrolled the first time:
         without one their tokens reach no personal data)."""
-        body = {"email": email, "password": password}
-        if email in self.authenticators:
-            body["totp"] = self.authenticators[email].code()
-        response = await self.http.post(f"{self.identity}/auth/token", json=body)
-        response.raise_for_status()
-        token = response.json()["access_token"]
-        claims = jwt.decode(token, options={"verify_signature": False})
-        if claims["role"] in ("admin", "staff", "compliance") and "otp" not in claims.get(
-            "amr", []
-        ):
-            auth = {"Authorization": f"Bearer {token}"}
-            enrolled = await self.http.post(
-                f"{self.identity}/users/me/mfa/totp",
-                json={"current_password": password},
-                headers=auth,
-            )
-            enrolled.raise_for_status()
-            app = Authenticator(enrolled.json()["secret"])
-            confirmed = await self.http.post(
-                f"{self.identity}/users/me/mfa/totp/confirm",
-                json={"code": app.code()},
-                headers=auth,
-            )
-            confirmed.raise_for_status()
-            self.authenticators[email] = app
-            return await self.token(email, password)
+        token = await signin.sign_in(self.http, self.identity, email, password, self.authenticators)
         return {"Authorization": f"Bearer {token}"}
 
     async def create(self, admin: dict[str, str], role: str) -> tuple[str, str]:

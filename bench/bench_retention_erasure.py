@@ -48,14 +48,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 from _machine import machine_info
 from prometheus_client.parser import text_string_to_metric_families
 
-from mmgen.cli import stack
+from mmgen.cli import signin, stack
 from mmgen.localstack.components import mongo_uri, start_broker, start_database
 from mmgen.localstack.ports import free_port
-from mmgen.platform.totp import Authenticator
 
 HOST = "127.0.0.1"
 SERVICES = ("identity", "projects", "profiles", "consent", "retention")
@@ -99,7 +97,7 @@ class Stack:
         self.admin = admin
         self.http = httpx.AsyncClient(timeout=60)
         #: TOTP of the admin and officers (enrolled at their first sign-in).
-        self.authenticators: dict[str, Authenticator] = {}
+        self.authenticators: signin.Authenticators = {}
 
     def url(self, service: str) -> str:
         return self.config.service_url(service)
@@ -107,31 +105,9 @@ class Stack:
     async def sign_in(self, email: str, password: str) -> str:
         """A token; admin and compliance with a TOTP code (enrolled at the first sign-in:
         without one their tokens reach no personal data)."""
-        identity = self.url("identity")
-        body = {"email": email, "password": password}
-        if email in self.authenticators:
-            body["totp"] = self.authenticators[email].code()
-        r = await self.http.post(f"{identity}/auth/token", json=body)
-        r.raise_for_status()
-        token = str(r.json()["access_token"])
-        claims = jwt.decode(token, options={"verify_signature": False})
-        if claims["role"] not in ("admin", "staff", "compliance") or "otp" in claims.get("amr", []):
-            return token
-        enrolled = await self.http.post(
-            f"{identity}/users/me/mfa/totp",
-            json={"current_password": password},
-            headers=_bearer(token),
+        return await signin.sign_in(
+            self.http, self.url("identity"), email, password, self.authenticators
         )
-        enrolled.raise_for_status()
-        app = Authenticator(enrolled.json()["secret"])
-        confirmed = await self.http.post(
-            f"{identity}/users/me/mfa/totp/confirm",
-            json={"code": app.code()},
-            headers=_bearer(token),
-        )
-        confirmed.raise_for_status()
-        self.authenticators[email] = app
-        return await self.sign_in(email, password)
 
     async def officer(self) -> tuple[str, str]:
         """A compliance officer's credentials (signed in again each round: tokens are short)."""

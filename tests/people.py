@@ -2,12 +2,9 @@
 
 - `register`: `POST /auth/register` answers 202 without an id (it must not tell whether the
   address was taken); the id comes from `GET /users/me` after signing in.
-- `sign_in`: staff, compliance and admin reach personal data only with a token signed in with
-  a one-time code (`amr` with "otp"). The first time such an account signs in, it enrols TOTP
-  with its password-only token (the one thing that token may do) and signs in again with a
-  code; the secret is kept here for its later sign-ins.
-
-Async (`httpx.AsyncClient`) and sync (`httpx.Client`) flavours share the steps.
+- `sign_in`: `mmgen.cli.signin`'s, with one set of authenticators for the session: staff,
+  compliance and admin enrol TOTP the first time they sign in, and sign in with a code from
+  then on (a test takes a code for a re-authentication from `AUTHENTICATORS`).
 """
 
 from __future__ import annotations
@@ -15,36 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import jwt
 
-from mmgen.platform.totp import Authenticator
+from mmgen.cli import signin
 
-PRIVILEGED = frozenset({"staff", "compliance", "admin"})
 #: (identity URL, email) → the account's authenticator, once enrolled here.
-AUTHENTICATORS: dict[tuple[str, str], Authenticator] = {}
-
-
-def _claims(token: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
-
-
-def _needs_enrolment(token: str) -> bool:
-    claims = _claims(token)
-    return claims.get("role") in PRIVILEGED and "otp" not in claims.get("amr", [])
-
-
-def _token(response: httpx.Response) -> str:
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
-def _body(identity: str, email: str, password: str) -> dict[str, str]:
-    body = {"email": email, "password": password}
-    known = AUTHENTICATORS.get((identity, email.lower()))
-    if known is not None:
-        body["totp"] = known.code()
-    return body
+AUTHENTICATORS: signin.Authenticators = {}
 
 
 def bearer(token: str, **extra: str) -> dict[str, str]:
@@ -53,22 +25,7 @@ def bearer(token: str, **extra: str) -> dict[str, str]:
 
 async def sign_in(http: httpx.AsyncClient, identity: str, email: str, password: str) -> str:
     """An access token; for a privileged role, one with "otp" in `amr` (enrolling if needed)."""
-    token = _token(await http.post(f"{identity}/auth/token", json=_body(identity, email, password)))
-    if not _needs_enrolment(token):
-        return token
-    enrolled = await http.post(
-        f"{identity}/users/me/mfa/totp", headers=bearer(token), json={"current_password": password}
-    )
-    assert enrolled.status_code == 201, enrolled.text
-    authenticator = Authenticator(enrolled.json()["secret"])
-    confirmed = await http.post(
-        f"{identity}/users/me/mfa/totp/confirm",
-        headers=bearer(token),
-        json={"code": authenticator.code()},
-    )
-    assert confirmed.status_code == 204, confirmed.text
-    AUTHENTICATORS[(identity, email.lower())] = authenticator
-    return _token(await http.post(f"{identity}/auth/token", json=_body(identity, email, password)))
+    return await signin.sign_in(http, identity, email, password, AUTHENTICATORS)
 
 
 async def register(http: httpx.AsyncClient, identity: str, body: dict[str, Any]) -> tuple[str, str]:
@@ -83,24 +40,7 @@ async def register(http: httpx.AsyncClient, identity: str, body: dict[str, Any])
 
 def sign_in_sync(identity: str, email: str, password: str, timeout: float = 10) -> str:
     with httpx.Client(timeout=timeout) as http:
-        token = _token(http.post(f"{identity}/auth/token", json=_body(identity, email, password)))
-        if not _needs_enrolment(token):
-            return token
-        enrolled = http.post(
-            f"{identity}/users/me/mfa/totp",
-            headers=bearer(token),
-            json={"current_password": password},
-        )
-        assert enrolled.status_code == 201, enrolled.text
-        authenticator = Authenticator(enrolled.json()["secret"])
-        confirmed = http.post(
-            f"{identity}/users/me/mfa/totp/confirm",
-            headers=bearer(token),
-            json={"code": authenticator.code()},
-        )
-        assert confirmed.status_code == 204, confirmed.text
-        AUTHENTICATORS[(identity, email.lower())] = authenticator
-        return _token(http.post(f"{identity}/auth/token", json=_body(identity, email, password)))
+        return signin.sign_in_sync(http, identity, email, password, AUTHENTICATORS)
 
 
 def register_sync(identity: str, body: dict[str, Any], timeout: float = 10) -> tuple[str, str]:

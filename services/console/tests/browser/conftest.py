@@ -26,7 +26,7 @@ import httpx
 import pytest
 from rich.console import Console
 
-from mmgen.cli import demo, stack
+from mmgen.cli import demo, signin, stack
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, unique_name
 from mmgen.platform.totp import Authenticator
@@ -41,19 +41,6 @@ LEGAL = {"X-Purpose": "legal_compliance"}
 #: Where the screenshots go: `MMGEN_CONSOLE_SCREENSHOTS=docs/console` refreshes the committed
 #: ones; otherwise a temporary folder (the tests take them either way).
 SCREENSHOTS_ENV = "MMGEN_CONSOLE_SCREENSHOTS"
-
-
-# --- identity's TOTP sign-in ---------------------------------------------------------------
-# Identity's TOTP sign-in, as its MFA contract states it, in front of the real identity.
-#
-# Identity's own TOTP is being built elsewhere; the console must already demand it. This front
-# keeps the contract so the browser tests exercise the console's sign-in exactly as it will run:
-# `POST /auth/token {email, password, totp}` checks the password at the real identity (which
-# also issues the token's subject and role); for an account enrolled here a missing code is 401
-# problem+json with `code: "mfa_required"`, a wrong one 401; a right one gives a token with
-# `amr: ["pwd", "otp"]`, signed by a key of the test kit that the JWKS served here publishes
-# beside identity's own keys (every service of the test stack reads this JWKS). An account not
-# enrolled gets identity's token unchanged (no `amr`). Test code only: no service imports it.
 
 
 @dataclass
@@ -99,7 +86,7 @@ class ConsoleStack:
     components: list[stack.Component]
     admin_email: str
     admin_password: str
-    admin_authenticator: Authenticator | None = None
+    authenticators: signin.Authenticators = field(default_factory=dict)
     people: dict[str, Person] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -112,32 +99,23 @@ class ConsoleStack:
     def database(self, service: str) -> str:
         return self.config.database_prefix + service
 
-    def sign_in(self, email: str, password: str, app: Authenticator | None = None) -> str:
+    def sign_in(self, email: str, password: str) -> str:
+        """A password-only token (a client's, or staff's before they enrol)."""
         body = {"email": email, "password": password}
-        if app is not None:
-            body["totp"] = app.code()
         r = httpx.post(f"{self.url('identity')}/auth/token", json=body, timeout=10)
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
 
-    def enrol(self, email: str, password: str) -> Authenticator:
-        """TOTP enrolled at identity with the password-only token, as an officer does once."""
-        token = self.sign_in(email, password)
+    def signed_in_with_a_code(self, email: str, password: str) -> tuple[str, Authenticator]:
+        """A token with "otp" in `amr`, TOTP enrolled with the password-only token the first
+        time (as an officer does once), and the account's authenticator."""
         identity = self.url("identity")
-        auth = {"Authorization": f"Bearer {token}"}
-        r = httpx.post(f"{identity}/users/me/mfa/totp", headers=auth,
-                       json={"current_password": password}, timeout=10)  # fmt: skip
-        assert r.status_code == 201, r.text
-        app = Authenticator(r.json()["secret"])
-        r = httpx.post(f"{identity}/users/me/mfa/totp/confirm", headers=auth,
-                       json={"code": app.code()}, timeout=10)  # fmt: skip
-        assert r.status_code == 204, r.text
-        return app
+        with httpx.Client(timeout=10) as http:
+            token = signin.sign_in_sync(http, identity, email, password, self.authenticators)
+        return token, self.authenticators[(identity, email.lower())]
 
     def admin_token(self) -> str:
-        if self.admin_authenticator is None:
-            self.admin_authenticator = self.enrol(self.admin_email, self.admin_password)
-        return self.sign_in(self.admin_email, self.admin_password, self.admin_authenticator)
+        return self.signed_in_with_a_code(self.admin_email, self.admin_password)[0]
 
     def register(self, role: str = "client") -> Person:
         email = f"{role}-{secrets.token_hex(4)}@example.test"
@@ -166,8 +144,10 @@ class ConsoleStack:
             timeout=10,
         )
         assert r.status_code == 201, r.text
-        app = self.enrol(email, password) if enrolled else None
-        return Person(r.json()["user_id"], email, password, self.sign_in(email, password, app), app)
+        if not enrolled:
+            return Person(r.json()["user_id"], email, password, self.sign_in(email, password))
+        token, app = self.signed_in_with_a_code(email, password)
+        return Person(r.json()["user_id"], email, password, token, app)
 
     def publish_policy(self) -> str:
         version = f"console-{secrets.token_hex(4)}"
