@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from mmgen.events.kafka_testing import read_all, wait_until
 from mmgen.events.relay import Relay, RelaySettings
 from mmgen.events.store import InMemoryEventStore
 from mmgen.events.topics import ensure_topics
-from mmgen.localstack.components import broker_binary, kafka_metadata_ok, start_broker
+from mmgen.localstack.components import start_broker
 from mmgen.localstack.ports import free_port
+from mmgen.localstack.processes import ManagedProcess
 
 
 async def partition_count(bootstrap: str, topic: str) -> int:
@@ -30,34 +30,6 @@ async def partition_count(bootstrap: str, topic: str) -> int:
         return len(described[0].get("partitions") or [])
     finally:
         await admin.close()
-
-
-async def restart_on(port: int, log: Path, timeout_s: float = 30.0) -> subprocess.Popen[bytes]:
-    """Start a broker on the port the killed one used.
-
-    Not through `start_broker`: its free-port check binds without SO_REUSEADDR and so refuses
-    a port for the minute its old connections sit in TIME_WAIT; the broker itself binds fine.
-    """
-    url = f"tcp://127.0.0.1:{port}"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once, like start_broker
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            if await asyncio.to_thread(kafka_metadata_ok, "127.0.0.1", port):
-                return proc
-        except OSError:
-            pass
-        if proc.poll() is not None or asyncio.get_running_loop().time() > deadline:
-            proc.kill()
-            raise AssertionError(f"broker did not come back on {port}; see {log}")
-        await asyncio.sleep(0.1)
 
 
 async def test_relay_keeps_publishing_across_a_broker_restart(
@@ -80,7 +52,7 @@ async def test_relay_keeps_publishing_across_a_broker_restart(
         ),
         registry=CollectorRegistry(),
     )
-    restarted: subprocess.Popen[bytes] | None = None
+    restarted: ManagedProcess | None = None
     task = asyncio.create_task(relay.run())
     try:
         for _ in range(5):
@@ -90,7 +62,10 @@ async def test_relay_keeps_publishing_across_a_broker_restart(
         assert await partition_count(bootstrap, topic) == 3
 
         broker.stop(kill=True)  # memory only: every topic and message is gone
-        restarted = await restart_on(port, tmp_path / "broker2.log")
+        # On the port the killed one used (its connections in TIME_WAIT do not keep it).
+        restarted = await asyncio.to_thread(
+            start_broker, "127.0.0.1", port, tmp_path / "broker2.log"
+        )
         # What a service does when its broker comes back (INFRA.md): create its topics again.
         # The relay's reconnecting producer may auto-create it first, with the broker's own
         # count (INFRA.md): what this test holds is that publishing goes on either way.
@@ -118,5 +93,4 @@ async def test_relay_keeps_publishing_across_a_broker_restart(
         if restarted is None:
             broker.stop()
         else:
-            restarted.kill()  # memory only: nothing to flush
-            restarted.wait(timeout=15)
+            restarted.stop(kill=True)  # memory only: nothing to flush
