@@ -24,6 +24,7 @@ Each step is idempotent: a redelivered order finds nothing left to do.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -306,19 +307,24 @@ class ProjectsErasure:
         return event
 
     async def footprint(self, subject_id: str) -> Footprint:
-        """Per category: records held on the subject and personal fields still readable."""
-        key_erased = await self.keystore.is_erased(subject_owner(subject_id))
-        relations = await self.projects.relations_of(subject_id)
+        """Per category: records held on the subject and personal fields still readable.
+
+        The reads are independent and made at once: retention waits on this answer before it
+        can call an erasure verified, and on a busy database their sum is what it would wait."""
+        key_erased, relations, disclosures, message_rows, file_rows, user = await asyncio.gather(
+            self.keystore.is_erased(subject_owner(subject_id)),
+            self.projects.relations_of(subject_id),
+            self.disclosures.count_of_subject(subject_id),
+            self.messages.count_of_author(subject_id),
+            self.files.count_of_uploader(subject_id),
+            self.known_users.get(subject_id),
+        )
         owned = [pid for pid, relation in relations.items() if relation == "owner"]
-        readable_project = 0
-        for row in await self.projects.many(owned):
-            project_erased = await self.keystore.is_erased(project_owner(row.project_id))
-            if not row.anonymized and not project_erased:
-                readable_project += 2  # title and requirements
-        disclosures = await self.disclosures.count_of_subject(subject_id)
-        message_rows = await self.messages.count_of_author(subject_id)
-        file_rows = await self.files.count_of_uploader(subject_id)
-        user = await self.known_users.get(subject_id)
+        rows = [row for row in await self.projects.many(owned) if not row.anonymized]
+        project_erased = await asyncio.gather(
+            *(self.keystore.is_erased(project_owner(row.project_id)) for row in rows)
+        )
+        readable_project = 2 * project_erased.count(False)  # title and requirements
         account_rows = int(user is not None and user.status != "erased")
         return Footprint.of(
             SERVICE,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -218,6 +219,7 @@ class ErasureCoordinator:
 
     async def advance(self, request_id: str) -> ErasureProgress | None:
         """Assess the request against fresh footprints; conclude when it may."""
+        started = time.monotonic()
         request = await self.book.load(request_id)
         order = request.last_order
         if request.request_type != "erasure" or order is None or request.final:
@@ -225,8 +227,21 @@ class ErasureCoordinator:
         acks = request.acknowledgements_for_last_order()
         key = (request_id, order.command_id)
         clean = self._clean.get(key, {})
-        fresh = await self._footprints(request, sorted(set(acks) - set(clean)))
+        asked = sorted(set(acks) - set(clean))
+        loaded = time.monotonic()
+        fresh = await self._footprints(request, asked)
         footprints = {**fresh, **clean}
+        if asked:  # where the time from an answer to `verified` goes, for operators
+            log.info(
+                "erasure footprints read",
+                extra={
+                    "request_id": request_id,
+                    "services": asked,
+                    "answered": sorted(fresh),
+                    "load_s": round(loaded - started, 3),
+                    "footprints_s": round(time.monotonic() - loaded, 3),
+                },
+            )
         now = self.clock.now()
         progress = assess_erasure(
             subject_id=request.subject_id,
