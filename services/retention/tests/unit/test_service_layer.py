@@ -3,6 +3,7 @@ stalled services, access packages, policy runs, overdue marking."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ from mmgen.retention.domain.errors import (
     ReceiptNotAvailableError,
 )
 from mmgen.retention.domain.policies import SUBJECT_INACTIVE
-from mmgen.runtime.contract import ExportedActor, ExportedEvent, SubjectExport
+from mmgen.runtime.contract import ExportedActor, ExportedEvent, Footprint, SubjectExport
 
 from ..harness import ORIGIN, SERVICES, Harness, subject_actor
 
@@ -108,6 +109,43 @@ async def test_each_service_footprint_is_read_once_per_order_once_found_clean(
     )
     after_profiles = len(SERVICES) - SERVICES.index("profiles")
     assert asked.count("profiles") == after_profiles + 1
+
+
+async def test_a_slow_footprint_does_not_hold_up_reading_the_answers_queued_behind_it(
+    h: Harness,
+) -> None:
+    """Assessing waits in a queue, as in the service: each answer's footprint is asked as the
+    answer is recorded, so the others are read while one service is slow to show its own,
+    and each is still read once."""
+    queued: list[str] = []
+    h.coordinator.advance_later = queued.append
+    release = asyncio.Event()
+    read = h.directory.footprint
+
+    async def slow_projects(service: str, subject_id: str) -> Footprint:
+        if service == "projects":
+            await release.wait()
+        return await read(service, subject_id)
+
+    h.directory.footprint = slow_projects  # type: ignore[method-assign]
+    sid, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    h.clean(sid)
+    for service in ("projects", *(s for s in SERVICES if s != "projects")):
+        await h.answer(command, service)
+    await asyncio.sleep(0.01)
+    asked = [service for kind, service, _ in h.directory.calls if kind == "footprint"]
+    assert sorted(asked) == sorted(s for s in SERVICES if s != "projects")
+    assert set(queued) == {rid}
+
+    assessing = asyncio.create_task(h.coordinator.advance(rid))
+    await asyncio.sleep(0.01)
+    assert not assessing.done()  # it waits for projects' footprint, asked once already
+    release.set()
+    await assessing
+    assert (await h.requests.get(rid))["status"] == "verified"
+    asked = [service for kind, service, _ in h.directory.calls if kind == "footprint"]
+    assert sorted(asked) == sorted(SERVICES)
 
 
 async def test_a_footprint_with_data_keeps_the_request_in_progress(h: Harness) -> None:

@@ -12,6 +12,8 @@
    a footprint found clean for an order is not asked again for that order (the service
    shredded the subject's key and records nothing new on them: clean stays clean), so each
    round after an acknowledgement asks only the services not yet found clean, all at once;
+   when rounds wait in a queue (`advance_later`), each service's footprint is asked the
+   moment its acknowledgement is recorded and the round takes that answer;
    `partially_completed` when the same holds but categories are held. The per-service states
    (pending, to_retry, acknowledged, residual, clean) are stored on the request's view.
 4. `retry_stalled`: a service that has not acknowledged (or still shows data) past the bound
@@ -37,7 +39,12 @@ from mmgen.retention.domain.errors import (
 )
 from mmgen.retention.domain.events import AcknowledgementData, ErasureOrdered, HeldCategoryData
 from mmgen.retention.domain.holds import held_categories
-from mmgen.retention.domain.progress import ErasureProgress, ServiceState, assess_erasure
+from mmgen.retention.domain.progress import (
+    ErasureProgress,
+    ServiceState,
+    acknowledgement_counts,
+    assess_erasure,
+)
 from mmgen.retention.domain.records import Command, Evidence
 from mmgen.retention.domain.requests import PrivacyRequest, RequestStatus
 from mmgen.retention.service_layer.ports import (
@@ -118,6 +125,10 @@ class ErasureCoordinator:
         self.advance_later = advance_later
         #: (request, order's command) → the footprints found clean for that order.
         self._clean: dict[tuple[str, str], dict[str, Footprint]] = {}
+        #: (request, order's command, service) → its footprint, asked the moment its answer
+        #: was recorded while the assessment waits in the queue: a slow service being read
+        #: then does not hold up reading the others that answer meanwhile.
+        self._asked: dict[tuple[str, str, str], asyncio.Task[Footprint | None]] = {}
 
     async def _held(self, subject_id: str) -> list[HeldCategoryData]:
         holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
@@ -191,9 +202,12 @@ class ErasureCoordinator:
                 return False
             return request.acknowledge(ack)
 
-        _, recorded = await self.book.change(request_id, record)
+        request, recorded = await self.book.change(request_id, record)
         if recorded:
             if self.advance_later is not None:
+                order = request.last_order
+                if order is not None and acknowledgement_counts(ack, order):
+                    self._ask_now(request, order.command_id, ack.service)
                 self.advance_later(request_id)
             else:
                 await self.advance(request_id)
@@ -201,18 +215,34 @@ class ErasureCoordinator:
 
     # --- checking and concluding -----------------------------------------------------------------
 
+    async def _footprint(self, service: str, subject_id: str) -> Footprint | None:
+        """The service's footprint, or None (logged) when it does not answer."""
+        try:
+            return await self.directory.footprint(service, subject_id)
+        except ServiceUnreachableError as exc:
+            log.warning("footprint of %s unavailable: %s", service, exc.reason)
+            return None
+
+    def _ask_now(self, request: PrivacyRequest, command_id: str, service: str) -> None:
+        key = (request.request_id, command_id, service)
+        if key in self._asked:
+            return
+        self._asked[key] = asyncio.ensure_future(self._footprint(service, request.subject_id))
+        while len(self._asked) > MAX_ORDERS_REMEMBERED:  # never collected: forget the oldest
+            self._asked.pop(next(iter(self._asked))).cancel()
+
     async def _footprints(
-        self, request: PrivacyRequest, services: list[str]
+        self, request: PrivacyRequest, command_id: str, services: list[str]
     ) -> dict[str, Footprint]:
         """Every acknowledged service's footprint, asked at once (a request waits for the
-        slowest service, not for their sum); one that does not answer is left out."""
+        slowest service, not for their sum), or taken from the call made when its answer was
+        recorded; one that does not answer is left out."""
 
         async def one(service: str) -> Footprint | None:
-            try:
-                return await self.directory.footprint(service, request.subject_id)
-            except ServiceUnreachableError as exc:
-                log.warning("footprint of %s unavailable: %s", service, exc.reason)
-                return None
+            asked = self._asked.pop((request.request_id, command_id, service), None)
+            if asked is not None:
+                return await asked
+            return await self._footprint(service, request.subject_id)
 
         found = await asyncio.gather(*(one(service) for service in services))
         return {s: f for s, f in zip(services, found, strict=True) if f is not None}
@@ -229,7 +259,7 @@ class ErasureCoordinator:
         clean = self._clean.get(key, {})
         asked = sorted(set(acks) - set(clean))
         loaded = time.monotonic()
-        fresh = await self._footprints(request, asked)
+        fresh = await self._footprints(request, order.command_id, asked)
         footprints = {**fresh, **clean}
         if asked:  # where the time from an answer to `verified` goes, for operators
             log.info(
