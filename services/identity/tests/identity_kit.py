@@ -96,6 +96,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def stored_events(identity: IdentityService, event_type: str | None = None) -> list[Envelope]:
+    """Every event in identity's store, in order (only those of `event_type`, when given)."""
+    store = identity.kernel.store
+    events = await store.read_range(1, await store.last_seq() + 1)
+    return [e for e in events if event_type is None or e.event_type == event_type]
+
+
 TOKEN_LINE = re.compile(r"^token: (\S+)", re.MULTILINE)
 
 

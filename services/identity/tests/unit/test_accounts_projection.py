@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmgen.events.envelope import Actor, Envelope
+from mmgen.events.envelope import Actor
 from mmgen.events.mapper import NewEvent
 from mmgen.identity.adapters.accounts import InMemoryAccountsReadModel
 from mmgen.identity.adapters.projection import AccountsProjection
@@ -14,12 +14,7 @@ from mmgen.identity.domain.events import AccountClosed
 from mmgen.identity.domain.model import ACTIVE, CLOSED
 from mmgen.identity.service_layer.accounts import Correction, Registration
 from mmgen.runtime.testing import erase_command, eventually
-from services.identity.tests.identity_kit import passphrase, unique_email
-
-
-async def stored(identity: IdentityService) -> list[Envelope]:
-    store = identity.kernel.store
-    return await store.read_range(1, await store.last_seq() + 1)
+from services.identity.tests.identity_kit import passphrase, stored_events, unique_email
 
 
 async def register(identity: IdentityService, **changes: Any) -> str:
@@ -65,7 +60,7 @@ async def test_applying_every_event_again_changes_nothing(identity: IdentityServ
     live = identity.account_records
     assert isinstance(live, InMemoryAccountsReadModel)
     before = repr(state(live))
-    for envelope in await stored(identity):
+    for envelope in await stored_events(identity):
         await identity.projection.apply(envelope)
     assert repr(state(live)) == before
 
@@ -75,7 +70,7 @@ async def test_a_rebuild_from_the_store_is_the_read_model_of_the_handlers(
 ) -> None:
     await history(identity)
     fresh, projection = rebuilt(identity)
-    for envelope in await stored(identity):
+    for envelope in await stored_events(identity):
         await projection.apply(envelope)
     live = identity.account_records
     assert isinstance(live, InMemoryAccountsReadModel)
@@ -93,7 +88,7 @@ async def test_an_old_event_applied_late_does_not_undo_a_newer_one(
     first, second = unique_email("first"), unique_email("second")
     await identity.accounts.correct(user_id, Correction({"email": first}), actor)
     await identity.accounts.correct(user_id, Correction({"email": second}), actor)
-    for envelope in await stored(identity):  # the projector, behind the handlers
+    for envelope in await stored_events(identity):  # the projector, behind the handlers
         await identity.projection.apply(envelope)
     blind = identity.accounts.blind_index
     assert await identity.account_records.user_id_for_email(blind(second)) == user_id
@@ -103,7 +98,7 @@ async def test_an_old_event_applied_late_does_not_undo_a_newer_one(
 async def test_an_erased_account_never_comes_back(identity: IdentityService) -> None:
     user_id = await register(identity)
     await identity.erasure_commands.handle(erase_command(user_id))
-    for envelope in await stored(identity):  # the registration, applied after the erasure
+    for envelope in await stored_events(identity):  # the registration, applied after the erasure
         await identity.projection.apply(envelope)
     assert await identity.account_records.get(user_id) is None
     assert await identity.account_records.count_subject(user_id) == 0

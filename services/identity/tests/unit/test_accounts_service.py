@@ -18,7 +18,7 @@ from mmgen.identity.domain.errors import (
 )
 from mmgen.identity.domain.model import CLOSED
 from mmgen.identity.service_layer.accounts import Correction, Registration
-from services.identity.tests.identity_kit import passphrase, unique_email
+from services.identity.tests.identity_kit import passphrase, stored_events, unique_email
 
 ADDRESS = "198.51.100.7"
 
@@ -40,16 +40,11 @@ def records(identity: IdentityService) -> InMemoryAccountsReadModel:
     return fake
 
 
-async def all_events(identity: IdentityService) -> list[Any]:
-    store = identity.kernel.store
-    return await store.read_range(1, await store.last_seq() + 1)
-
-
 async def test_registration_stores_one_sealed_event_and_an_active_account(
     identity: IdentityService,
 ) -> None:
     user_id = await identity.accounts.register(registration(email="Ada@Example.org "))
-    [event] = await all_events(identity)
+    [event] = await stored_events(identity)
     assert event.event_type == "identity.UserRegistered" and event.stream_version == 1
     assert event.pii is not None and event.pii.owner == f"subject:{user_id}"
     assert "ada@example.org" not in event.model_dump_json()
@@ -72,7 +67,7 @@ async def test_an_email_is_taken_whatever_its_case(identity: IdentityService) ->
 async def test_a_refused_password_reserves_nothing(identity: IdentityService) -> None:
     with pytest.raises(PasswordRejectedError):
         await identity.accounts.register(registration(password="password1234567"))
-    assert records(identity).emails == {} and await all_events(identity) == []
+    assert records(identity).emails == {} and await stored_events(identity) == []
 
 
 async def test_a_stale_reservation_of_a_crashed_registration_is_taken_over(
@@ -159,7 +154,7 @@ async def test_closing_ends_sign_in_tokens_and_further_changes(identity: Identit
         await identity.accounts.correct(user_id, Correction({"name": "Eve"}), actor)
     with pytest.raises(Exception, match="revoked"):
         await identity.refresh_tokens.rotate(refresh)
-    types = [e.event_type for e in await all_events(identity)]
+    types = [e.event_type for e in await stored_events(identity)]
     assert types == ["identity.UserRegistered", "identity.AccountClosed"]
 
 
@@ -170,7 +165,7 @@ async def test_a_staff_read_is_an_access_event_naming_the_fields(
     staff = Actor(id="7d1e3c2b-0f4a-4b8e-9c6d-5a4b3c2d1e0f", role="staff")
     user = await identity.accounts.read_for_staff(user_id, staff, "support")
     assert user.phone == "+44 20 7946 0958"
-    read = (await all_events(identity))[-1]
+    read = (await stored_events(identity))[-1]
     assert read.event_type == "identity.UserRead" and read.purpose == "support"
     assert sorted(read.data["fields"]) == ["email", "name", "phone"]
     assert read.subject_id == user_id and read.pii is None

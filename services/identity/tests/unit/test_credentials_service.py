@@ -24,7 +24,7 @@ from mmgen.identity.domain.errors import (
 from mmgen.identity.service_layer.accounts import Registration
 from mmgen.identity.service_layer.credentials import SecondFactor
 from mmgen.platform import totp
-from services.identity.tests.identity_kit import passphrase, unique_email
+from services.identity.tests.identity_kit import passphrase, stored_events, unique_email
 
 ADDRESS = "198.51.100.9"
 NONE = SecondFactor()
@@ -236,12 +236,7 @@ async def test_access_tokens_issued_before_a_password_change_or_reset_stop_verif
     fresh = await identity.tokens.issue_pair(user_id, "client")
     assert (await identity.verifier.verify(fresh.access_token)).subject_id == user_id
     # The event other services read carries the instant; the read model holds it too.
-    store = identity.kernel.store
-    [changed] = [
-        e
-        for e in await store.read_range(1, await store.last_seq() + 1)
-        if e.event_type == "identity.PasswordChanged"
-    ]
+    [changed] = await stored_events(identity, "identity.PasswordChanged")
     account = await identity.account_records.get(user_id)
     assert account is not None
     assert changed.data["tokens_not_before"] == account.tokens_not_before
@@ -332,12 +327,7 @@ async def test_tokens_got_without_the_second_factor_stop_verifying_once_it_is_on
     fresh = await identity.tokens.issue_pair(user_id, "client", amr)
     assert (await identity.verifier.verify(fresh.access_token)).amr == ("pwd", "otp")
     # The event other services read carries the instant the read model holds.
-    store = identity.kernel.store
-    [activated] = [
-        e
-        for e in await store.read_range(1, await store.last_seq() + 1)
-        if e.event_type == "identity.TotpActivated"
-    ]
+    [activated] = await stored_events(identity, "identity.TotpActivated")
     account = await identity.account_records.get(user_id)
     assert account is not None
     assert activated.data["tokens_not_before"] == account.tokens_not_before
@@ -390,8 +380,6 @@ async def test_reauthentication_with_totp_needs_a_code(identity: IdentityService
 
 async def test_the_secret_is_sealed_in_the_store(identity: IdentityService) -> None:
     user = await with_totp(identity)
-    store = identity.kernel.store
-    events = await store.read_range(1, await store.last_seq() + 1)
-    [enrolled] = [e for e in events if e.event_type == "identity.TotpEnrolled"]
+    [enrolled] = await stored_events(identity, "identity.TotpEnrolled")
     assert enrolled.pii is not None and enrolled.pii.owner == f"subject:{user['user_id']}"
     assert user["secret"] not in enrolled.model_dump_json()

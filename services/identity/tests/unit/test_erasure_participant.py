@@ -11,7 +11,7 @@ from mmgen.identity.service_layer.accounts import Correction, Registration
 from mmgen.runtime.contract import Footprint, SubjectExport
 from mmgen.runtime.erasure import answer_id
 from mmgen.runtime.testing import erase_command
-from services.identity.tests.identity_kit import passphrase, unique_email
+from services.identity.tests.identity_kit import passphrase, stored_events, unique_email
 
 EMAIL = "zephyrine.quillbottom@example.org"
 
@@ -35,12 +35,8 @@ async def person(identity: IdentityService) -> tuple[str, str]:
 
 
 async def answers(identity: IdentityService, subject_id: str) -> list[Any]:
-    store = identity.kernel.store
-    return [
-        e
-        for e in await store.read_range(1, await store.last_seq() + 1)
-        if e.event_type == "identity.SubjectErased" and e.subject_id == subject_id
-    ]
+    erased = await stored_events(identity, "identity.SubjectErased")
+    return [e for e in erased if e.subject_id == subject_id]
 
 
 async def test_erasure_shreds_the_key_deletes_the_records_and_answers_per_category(

@@ -16,7 +16,7 @@ from mmgen.identity.bootstrap import IdentityService, MailSenderComponent
 from mmgen.identity.service_layer.accounts import Registration
 from mmgen.identity.settings import IdentitySettings
 from mmgen.platform import ConfigurationError
-from services.identity.tests.identity_kit import passphrase, unique_email
+from services.identity.tests.identity_kit import passphrase, stored_events, unique_email
 
 
 class RefusingTransport:
@@ -43,8 +43,7 @@ async def test_a_message_is_sent_once_even_when_its_event_is_applied_again(
     )
     assert await sender.drain() == 1
     # The runtime's projector applies every stored event again, after the request handler.
-    store = identity.kernel.store
-    for envelope in await store.read_range(1, await store.last_seq() + 1):
+    for envelope in await stored_events(identity):
         await identity.mail_projection.apply(envelope)
     assert await sender.drain() == 0
     assert [m.to for m in transport.sent] == [email]

@@ -25,7 +25,12 @@ from mmgen.identity.domain.errors import (
 from mmgen.identity.service_layer.accounts import Registration
 from mmgen.platform.auth import InvalidTokenError
 from mmgen.platform.auth.audiences import AudienceNotAllowedError
-from services.identity.tests.identity_kit import memory_identity, passphrase, unique_email
+from services.identity.tests.identity_kit import (
+    memory_identity,
+    passphrase,
+    stored_events,
+    unique_email,
+)
 
 
 class Clock:
@@ -64,12 +69,7 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_family(
         await identity.tokens.refresh(first.refresh_token)  # a copy comes back
     with pytest.raises(RefreshTokenInvalidError, match="revoked"):
         await identity.tokens.refresh(second.refresh_token)  # so the owner's stops too
-    store = identity.kernel.store
-    alarms = [
-        e
-        for e in await store.read_range(1, await store.last_seq() + 1)
-        if e.event_type == "identity.RefreshTokenReuseDetected"
-    ]
+    alarms = await stored_events(identity, "identity.RefreshTokenReuseDetected")
     assert len(alarms) == 1 and alarms[0].subject_id == user_id
     assert alarms[0].data["revoked_tokens"] == 2  # the spent token and its successor
 
