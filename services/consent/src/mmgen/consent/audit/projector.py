@@ -524,16 +524,24 @@ class AuditProjector:
         """Whether the projector has read up to the broker's end offsets as they were when
         `producer`'s repair first came due (taken now if not yet): until then its holes may be
         events waiting unread. Each request forgets the marks, so the next one waits for what
-        the broker holds then — the copies the previous request brought included."""
+        the broker holds then — the copies the previous request brought included.
+
+        A mark is lowered to the partition's end offset now when that is lower: a broker that
+        came back empty (or truncated) no longer holds what the mark counted, and waiting for
+        the consumer to pass it would hold the repair back until as many new events arrived.
+        """
         consumer = self._consumer
         if consumer is None:
             return True
         try:
             assigned = set(consumer.assignment())
+            ends = await consumer.end_offsets(list(assigned)) if assigned else {}
             marks = self._read_marks.get(producer)
             if marks is None:
-                marks = await consumer.end_offsets(list(assigned)) if assigned else {}
-                self._read_marks[producer] = marks
+                marks = ends
+            else:
+                marks = {tp: min(end, ends.get(tp, end)) for tp, end in marks.items()}
+            self._read_marks[producer] = marks
             for tp, end in marks.items():
                 if tp in assigned and await consumer.position(tp) < end:
                     return False

@@ -1,0 +1,76 @@
+"""Gap repair waits until the projector has read what the broker held when a hole came due.
+
+The marks are the broker's end offsets at that moment. A fake consumer stands in for the
+broker here, so that the broker can come back empty between two checks — the real broker's
+restart is the system test `tests/test_audit_broker_restart.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from aiokafka import TopicPartition
+
+from mmgen.consent.audit.projector import AuditProjector
+
+TOPIC = TopicPartition("mmgen.identity.events", 0)
+
+
+class FakeConsumer:
+    """A consumer assigned one partition, at `position`, on a broker holding `end` records."""
+
+    def __init__(self, end: int, position: int) -> None:
+        self.end = end
+        self.at = position
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TOPIC}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.end)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.at
+
+
+def projector_reading(consumer: FakeConsumer) -> AuditProjector:
+    projector = AuditProjector(
+        cast(Any, None),
+        "unused:9092",
+        pattern="unused",
+        group_id="unused",
+        producer=cast(Any, None),
+        republish_topic="unused",
+        metrics=cast(Any, None),
+        producer_of=lambda topic: None,
+    )
+    projector._consumer = cast(Any, consumer)
+    return projector
+
+
+async def test_a_hole_waits_until_what_the_broker_held_is_read() -> None:
+    consumer = FakeConsumer(end=500, position=480)
+    projector = projector_reading(consumer)
+    assert not await projector._read_what_the_broker_held("identity")
+    consumer.end = 520  # more arrives meanwhile: the mark stays where the hole came due
+    consumer.at = 500
+    assert await projector._read_what_the_broker_held("identity")
+
+
+async def test_a_broker_back_empty_lowers_the_mark_to_what_it_holds_now() -> None:
+    consumer = FakeConsumer(end=500, position=480)
+    projector = projector_reading(consumer)
+    assert not await projector._read_what_the_broker_held("identity")
+    # The broker restarts empty and takes 3 records; the consumer, reset, has read them.
+    consumer.end, consumer.at = 3, 3
+    assert await projector._read_what_the_broker_held("identity")
+
+
+async def test_after_an_empty_restart_the_records_it_took_are_still_waited_for() -> None:
+    consumer = FakeConsumer(end=500, position=480)
+    projector = projector_reading(consumer)
+    assert not await projector._read_what_the_broker_held("identity")
+    consumer.end, consumer.at = 3, 1
+    assert not await projector._read_what_the_broker_held("identity")
+    consumer.end, consumer.at = 9, 3  # the mark stays at 3, not at the new end
+    assert await projector._read_what_the_broker_held("identity")
