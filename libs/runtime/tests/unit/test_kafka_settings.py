@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 import aiokafka.client
@@ -13,7 +14,7 @@ from pydantic_settings import SettingsConfigDict
 from mmgen.events import topics
 from mmgen.events.registry import EventRegistry
 from mmgen.runtime.service import ServiceRuntime
-from mmgen.runtime.settings import EventServiceSettings
+from mmgen.runtime.settings import LOCAL_BROKER_FETCH_MAX_WAIT_MS, EventServiceSettings
 from mmgen.runtime.testing import random_secrets
 
 SASL = {
@@ -97,3 +98,16 @@ async def test_the_runtimes_admin_inbox_and_readiness_clients_get_the_settings(
     finally:
         assert runtime.client is not None
         await runtime.client.close()
+
+
+def test_the_local_stack_waits_less_for_a_fetch_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The local broker answers a fetch only when its wait ends; Kafka as soon as records come."""
+    assert _Settings(environment="test").consumer_fetch_max_wait_ms == 500  # Kafka's default
+    local = _Settings(environment="development", state_dir=tmp_path)
+    assert local.consumer_fetch_max_wait_ms == LOCAL_BROKER_FETCH_MAX_WAIT_MS
+    monkeypatch.setenv("SVC_CONSUMER_FETCH_MAX_WAIT_MS", "250")
+    assert (
+        _Settings(environment="development", state_dir=tmp_path).consumer_fetch_max_wait_ms == 250
+    )

@@ -173,6 +173,7 @@ class RepublishListener:
         group_id: str | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        fetch_max_wait_ms: int = 500,
         security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.relay = relay
@@ -183,6 +184,7 @@ class RepublishListener:
         self._consumer_kwargs = {
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
+            "fetch_max_wait_ms": fetch_max_wait_ms,
             **security.client_config(),
         }
         self._consumer: AIOKafkaConsumer | None = None

@@ -498,6 +498,7 @@ class ServiceRuntime:
             group_prefix=f"{s.topic_prefix}republish-",
             session_timeout_ms=s.consumer_session_timeout_ms,
             heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+            fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
             security=s.kafka_security(),
         )
         stack.push_async_callback(self.republish.stop)
@@ -523,6 +524,7 @@ class ServiceRuntime:
                     accepts=self._handles,
                     session_timeout_ms=s.consumer_session_timeout_ms,
                     heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
+                    fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
                 )
             stack.push_async_callback(self.broker.stop)
             starts.append(self.broker.start())

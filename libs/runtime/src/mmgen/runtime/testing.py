@@ -42,6 +42,7 @@ from mmgen.platform.auth import (
     issue_token,
 )
 from mmgen.runtime.commands import SIGNATURE_FIELD, sign_command
+from mmgen.runtime.settings import LOCAL_BROKER_FETCH_MAX_WAIT_MS
 
 S = TypeVar("S", bound=ServiceSettings)
 T = TypeVar("T")
@@ -87,6 +88,7 @@ def service_settings(cls: type[S], infra: Any, **overrides: Any) -> S:
         "topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
         "consumer_session_timeout_ms": 2000,
         "consumer_heartbeat_interval_ms": 500,
+        "consumer_fetch_max_wait_ms": LOCAL_BROKER_FETCH_MAX_WAIT_MS,
         "relay_idle_wait_seconds": 0.2,
         "relay_lease_ttl_seconds": 3.0,
         "projector_idle_wait_seconds": 0.2,

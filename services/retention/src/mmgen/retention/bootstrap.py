@@ -349,6 +349,7 @@ def bootstrap(
             batch_size=settings.audit_batch_size,
             session_timeout_ms=settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
             idle_wait_s=settings.projector_idle_wait_seconds,
             security=settings.kafka_security(),
             hole_repair_s=settings.audit_hole_repair_seconds,

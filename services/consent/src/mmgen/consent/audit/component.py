@@ -65,6 +65,7 @@ class AuditConfig:
     topic_partitions: int = 4
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    fetch_max_wait_ms: int = 500
     metadata_max_age_ms: int = 3_000
     lease_ttl_seconds: float = 10.0
     witnesses: str = ""
@@ -97,6 +98,7 @@ class AuditConfig:
             ("topic_partitions", "topic_partitions"),
             ("session_timeout_ms", "consumer_session_timeout_ms"),
             ("heartbeat_interval_ms", "consumer_heartbeat_interval_ms"),
+            ("fetch_max_wait_ms", "consumer_fetch_max_wait_ms"),
             ("lease_ttl_seconds", "audit_lease_ttl_seconds"),
             ("witnesses", "audit_witnesses"),
             ("witness_timeout_seconds", "audit_witness_timeout_seconds"),
@@ -270,6 +272,7 @@ class AuditComponent:
             metadata_max_age_ms=self.config.metadata_max_age_ms,
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
             on_append=self.on_append,
             security=self.config.kafka_security,
         )
@@ -282,6 +285,7 @@ class AuditComponent:
             group_id=f"{self.config.consumer_group}-heads",
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
             metadata_max_age_ms=self.config.metadata_max_age_ms,
             security=self.config.kafka_security,
         )
@@ -293,6 +297,7 @@ class AuditComponent:
             group_id=self.republish_group,
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
             security=self.config.kafka_security,
         )
         await self.republish_listener.start()

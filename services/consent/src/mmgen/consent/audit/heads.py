@@ -39,6 +39,7 @@ class HeadWatcher:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         metadata_max_age_ms: int = 3_000,
+        fetch_max_wait_ms: int = 500,
         security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.store = store
@@ -49,6 +50,7 @@ class HeadWatcher:
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
             "metadata_max_age_ms": metadata_max_age_ms,
+            "fetch_max_wait_ms": fetch_max_wait_ms,
             **security.client_config(),
         }
         self._task: asyncio.Task[None] | None = None

@@ -199,6 +199,7 @@ class AuditProjector:
         metadata_max_age_ms: int = 3000,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        fetch_max_wait_ms: int = 500,
         on_append: Callable[[AppendResult], None] | None = None,
         security: KafkaSecurity = PLAINTEXT,
         append_timeout_s: float = APPEND_TIMEOUT_S,
@@ -220,6 +221,7 @@ class AuditProjector:
         self.metadata_max_age_ms = metadata_max_age_ms
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.on_append = on_append
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -239,6 +241,7 @@ class AuditProjector:
             metadata_max_age_ms=self.metadata_max_age_ms,
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             **self.security.client_config(),
         )

@@ -174,6 +174,7 @@ class AuditLogReader:
         batch_size: int = 500,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        fetch_max_wait_ms: int = 500,
         idle_wait_s: float = 1.0,
         security: KafkaSecurity = PLAINTEXT,
         partition_fetch_bytes: int = PARTITION_FETCH_BYTES,
@@ -194,6 +195,7 @@ class AuditLogReader:
         self.batch_size = batch_size
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.tailer: Tailer[AuditRecord] = Tailer(
             FEED_NAME,
             inbox,
@@ -258,6 +260,7 @@ class AuditLogReader:
             max_partition_fetch_bytes=self.partition_fetch_bytes,
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         await self.broker.start()
         self._task = asyncio.create_task(self.tailer.run(), name="retention-audit-feed")
