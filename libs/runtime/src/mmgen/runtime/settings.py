@@ -15,10 +15,10 @@ from mmgen.platform import ServiceSettings, dev_secret
 from mmgen.platform.settings import key_bytes
 
 LOCAL_BROKER_FETCH_MAX_WAIT_MS = 250
-"""A consumer's fetch wait on the local broker: a record waits 51 ms on average (p95 121 ms)
-against 109 ms (p95 241 ms) at Kafka's default of 500, for about half as much CPU again spent
-on idle fetches (bench/results/broker_fetch_wait.json); 100 ms halved the wait again but
-made the whole test suite a third slower on two cores."""
+"""A consumer's fetch wait on the local broker: a record waits 39 ms on average (p95 113 ms)
+against 71 ms (p95 227 ms) at Kafka's default of 500, for twice the CPU spent on idle fetches
+(bench/results/broker_fetch_wait.json); 100 ms halved the wait again but made the system
+tests a third slower with three stacks on two cores."""
 
 
 class EventServiceSettings(ServiceSettings):
