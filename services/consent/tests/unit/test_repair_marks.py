@@ -7,10 +7,13 @@ restart is the system test `tests/test_audit_broker_restart.py`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
+import pytest
 from aiokafka import TopicPartition
 
+from mmgen.consent.audit import projector as projector_module
 from mmgen.consent.audit.projector import AuditProjector
 
 TOPIC = TopicPartition("mmgen.identity.events", 0)
@@ -74,3 +77,20 @@ async def test_after_an_empty_restart_the_records_it_took_are_still_waited_for()
     assert not await projector._read_what_the_broker_held("identity")
     consumer.end, consumer.at = 9, 3  # the mark stays at 3, not at the new end
     assert await projector._read_what_the_broker_held("identity")
+
+
+class SilentBroker(FakeConsumer):
+    """A broker that does not answer for end offsets: a partition gone after a restart."""
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_broker_that_does_not_answer_does_not_hold_repair_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(projector_module, "POSITIONS_TIMEOUT_S", 0.05)
+    projector = projector_reading(SilentBroker(end=500, position=0))
+    async with asyncio.timeout(5):  # not the client's 40 s request timeout
+        assert await projector._read_what_the_broker_held("identity")

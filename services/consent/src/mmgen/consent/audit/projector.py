@@ -170,6 +170,12 @@ COMMIT_TIMEOUT_S = 10.0
 """Longest wait for an offset commit: after a broker restart a vanished topic makes
 `commit()` retry forever; past this the batch counts as failed (rewind, redeliver, dedup)."""
 
+POSITIONS_TIMEOUT_S = 3.0
+"""Longest wait for the broker's end offsets and the consumer's positions before a repair.
+After a broker restart a partition that vanished (or one mid-rebalance) makes the lookup
+retry until the client's request timeout (40 s), and every producer's repair waited behind
+it; past this the projector asks, as one that cannot tell would."""
+
 APPEND_TIMEOUT_S = 30.0
 """Longest wait for a batch's append transaction. The database has been seen never to answer
 one of its writes (the local stand-in, a 10,000-event history: the request sent, no server
@@ -537,21 +543,22 @@ class AuditProjector:
         if consumer is None:
             return True
         try:
-            assigned = set(consumer.assignment())
-            ends = await consumer.end_offsets(list(assigned)) if assigned else {}
-            marks = self._read_marks.get(producer)
-            if marks is None:
-                marks = ends
-            else:
-                marks = {tp: min(end, ends.get(tp, end)) for tp, end in marks.items()}
-            self._read_marks[producer] = marks
-            for tp, end in marks.items():
-                if tp in assigned and await consumer.position(tp) < end:
-                    return False
+            async with asyncio.timeout(POSITIONS_TIMEOUT_S):
+                assigned = set(consumer.assignment())
+                ends = await consumer.end_offsets(list(assigned)) if assigned else {}
+                marks = self._read_marks.get(producer)
+                if marks is None:
+                    marks = ends
+                else:
+                    marks = {tp: min(end, ends.get(tp, end)) for tp, end in marks.items()}
+                self._read_marks[producer] = marks
+                for tp, end in marks.items():
+                    if tp in assigned and await consumer.position(tp) < end:
+                        return False
         except asyncio.CancelledError:
             raise
         except Exception:  # a rebalance under way: ask, as a projector that cannot tell would
-            log.debug("audit: could not compare positions with end offsets", exc_info=True)
+            log.info("audit: positions not compared with end offsets; asking", exc_info=True)
         self._read_marks.pop(producer, None)
         return True
 
