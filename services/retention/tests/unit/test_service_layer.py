@@ -4,6 +4,7 @@ stalled services, access packages, policy runs, overdue marking."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ import pytest
 from mmgen.auditlog.receipt import evidence_needed, open_receipt, verify_receipt
 from mmgen.events.envelope import Actor
 from mmgen.retention.domain.access_package import NO_AUTOMATED_DECISIONS, PACKAGE_SCHEMA
+from mmgen.retention.domain.contract import AuditRecord
 from mmgen.retention.domain.errors import (
     PackageExpiredError,
     PrivacyRequestNotFoundError,
@@ -146,6 +148,41 @@ async def test_a_slow_footprint_does_not_hold_up_reading_the_answers_queued_behi
     assert (await h.requests.get(rid))["status"] == "verified"
     asked = [service for kind, service, _ in h.directory.calls if kind == "footprint"]
     assert sorted(asked) == sorted(SERVICES)
+
+
+async def test_each_answer_read_is_logged_with_where_its_time_went(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Operators see, per answer and route, how long it took to reach retention and (through
+    the audit log) how much of that the log took to take it in."""
+    sid, _ = await _erasure(h)
+    (command,) = h.publisher.sent
+    answered = h.clock.now()
+    h.clock.advance(seconds=3)
+    record = AuditRecord(
+        seq=7,
+        event_id=str(uuid.uuid4()),
+        producer="projects",
+        event_type="projects.SubjectErased",
+        action="erase",
+        subject_id=sid,
+        occurred_at=answered,
+        recorded_at=answered + timedelta(seconds=2),
+    )
+    with caplog.at_level(logging.INFO, logger="mmgen.retention.service_layer.erasure"):
+        await h.coordinator.on_audit_entry(record)
+        h.clock.advance(seconds=1)
+        await h.answer(command, "identity")
+    reads = [
+        (r.route, r.answering, r.read_s, getattr(r, "logged_s", None))  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() == "erasure answer read"
+    ]
+    assert reads == [
+        ("audit log", "projects", 3.0, 2.0),
+        ("events topic", "identity", 0.0, None),
+        ("audit log", "identity", 0.0, 0.0),
+    ]
 
 
 async def test_a_footprint_with_data_keeps_the_request_in_progress(h: Harness) -> None:

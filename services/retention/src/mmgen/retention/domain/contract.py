@@ -79,6 +79,8 @@ class AuditRecord(_Read):
     resource: dict[str, str] | None = None
     categories: list[str] = Field(default_factory=list)
     occurred_at: datetime
+    #: When the audit log took the event in (absent from entries written before it was kept).
+    recorded_at: datetime | None = None
 
     @property
     def resource_key(self) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from mmgen.retention.domain.contract import AuditRecord, SubjectErasedReport
@@ -169,13 +169,26 @@ class ErasureCoordinator:
 
     async def on_report(self, report: SubjectErasedReport) -> str | None:
         """A service's `SubjectErased` data arrived; returns the request it acknowledged."""
+        self._log_answer_read("events topic", report.service, report.occurred_at)
         return await self._settle(await self.evidence.add_report(report))
 
     async def on_audit_entry(self, record: AuditRecord) -> str | None:
         """An audit-log entry arrived; only `<service>.SubjectErased` entries matter here."""
         if record.event_type != f"{record.producer}.SubjectErased" or not record.subject_id:
             return None
+        self._log_answer_read("audit log", record.producer, record.occurred_at, record.recorded_at)
         return await self._settle(await self.evidence.add_audit(record))
+
+    def _log_answer_read(
+        self, route: str, service: str, answered: datetime, logged: datetime | None = None
+    ) -> None:
+        """Where an answer's time to retention goes, for operators: an acknowledgement needs
+        both routes, so the slower one sets the pace (`logged_s`: from the answer to the audit
+        log taking it in; `read_s`: from the answer to retention reading it)."""
+        timings = {"read_s": round((self.clock.now() - answered).total_seconds(), 3)}
+        if logged is not None:
+            timings["logged_s"] = round((logged - answered).total_seconds(), 3)
+        log.info("erasure answer read", extra={"route": route, "answering": service, **timings})
 
     async def _request_of(self, evidence: Evidence) -> str | None:
         report = evidence.report
