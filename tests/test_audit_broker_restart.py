@@ -42,14 +42,21 @@ from tests.officers import audit_entries, compliance_officer, new_password
 WRITERS = 2
 CATCH_UP_S = 60.0
 """Longest wait for the log to hold everything (gap repair: 5 s delay, then group joins)."""
+LOG_POLL_S = 0.5
+"""Pause between two reads of the whole log or topic: each reads every entry, and a read of
+the log is itself audited, so polling them as often as a counter loads the consent it waits
+for (each read took 150 to 660 ms under the suite's load)."""
 
 
-async def until(what: str, check: Callable[[], Awaitable[bool]], within_s: float) -> float:
-    """Poll `check` until it holds; fail naming `what` at the deadline. Returns the wait."""
+async def until(
+    what: str, check: Callable[[], Awaitable[bool]], within_s: float, every: float = 0.1
+) -> float:
+    """Poll `check` every `every` s until it holds; fail naming `what` at the deadline.
+    Returns the wait."""
     start = time.monotonic()
     while not await check():
         assert time.monotonic() - start < within_s, f"{what}: not within {within_s} s"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
     return time.monotonic() - start
 
 
@@ -146,7 +153,7 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
             async def pipeline_live() -> bool:
                 return written["correct"] >= 2 and await log_holds(1, 5)
 
-            await until("the writers' events reach the log", pipeline_live, 30)
+            await until("the writers' events reach the log", pipeline_live, 30, LOG_POLL_S)
 
             # consent falls behind: what identity publishes now, only the old broker holds.
             os.kill(consent_pid, signal.SIGSTOP)
@@ -184,7 +191,9 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
             async def caught_up() -> bool:
                 return await log_holds(1, target)
 
-            await until("the log catches up while identity writes", caught_up, CATCH_UP_S)
+            await until(
+                "the log catches up while identity writes", caught_up, CATCH_UP_S, LOG_POLL_S
+            )
             timeline["caught up after the restart"] = time.monotonic() - restarted
         finally:
             stop.set()
@@ -207,7 +216,7 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
             return await log_holds(1, last)
 
         timeline["tail in the log after the writers stopped"] = await until(
-            "every identity event in the log", complete, CATCH_UP_S
+            "every identity event in the log", complete, CATCH_UP_S, LOG_POLL_S
         )
         entries = await log_entries(producer="identity")
         counts = Counter(e["event_id"] for e in entries)
@@ -262,7 +271,7 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
             # at or past it: reading the log is itself audited, so the log grows as we look
             return bool(found) and found[-1] >= head - 1
 
-        await until("the audit.log publisher reaches the head", published_to_head, 30)
+        await until("the audit.log publisher reaches the head", published_to_head, 30, LOG_POLL_S)
         # The local broker can drop writes acked in the first moments after an empty restart
         # (libs/localstack/README.md). A reader missing an entry asks consent for it again, as
         # retention's audit feed does: every entry the log holds must then be on the topic.
@@ -274,7 +283,9 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
                 found = await read_seqs()
                 return found == list(range(found[0], found[-1] + 1))
 
-            await until("consent publishes the missing entries again", contiguous, CATCH_UP_S)
+            await until(
+                "consent publishes the missing entries again", contiguous, CATCH_UP_S, LOG_POLL_S
+            )
 
         print(
             f"written {dict(written)}: {last} identity events; "
