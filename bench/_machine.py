@@ -111,6 +111,12 @@ def host_cpu_shares(before: list[int] | None, after: list[int] | None) -> dict[s
     }
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_peak_mb(pid: int) -> float | None:
     """A process's peak resident memory (VmHWM) in MiB, None once it is gone."""
     try:

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _machine import machine_info
+from _machine import machine_info, process_cpu_seconds
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
@@ -210,12 +210,6 @@ def timed(planner: Planner, store: TimedStore) -> Planner:
     return plan
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def run_round(
     name: str,
     planner: Planner,
@@ -245,14 +239,14 @@ async def run_round(
         session_timeout_ms=2000,
         heartbeat_interval_ms=500,
     )
-    cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
+    cpu_before = {k: process_cpu_seconds(p) for k, p in pids.items()}
     await projector.start()
     try:
         await asyncio.wait_for(store.done.wait(), timeout=max(120.0, events / 200))
     finally:
         await projector.stop()
         await producer.stop()
-    cpu = {k: round(cpu_seconds(p) - cpu_before[k], 1) for k, p in pids.items()}
+    cpu = {k: round(process_cpu_seconds(p) - cpu_before[k], 1) for k, p in pids.items()}
     assert store.first_plan is not None and store.done_at is not None
     elapsed = store.done_at - store.first_plan
     head = await store.head()

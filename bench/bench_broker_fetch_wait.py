@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _machine import machine_info
+from _machine import machine_info, process_cpu_seconds
 from _stats import percentiles
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -73,12 +73,6 @@ async def hop_latencies(bootstrap: str, wait_ms: int, probes: int) -> list[float
         await consumer.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def idle_cost(bootstrap: str, broker_pid: int, wait_ms: int) -> dict[str, float]:
     """CPU used by `IDLE_CONSUMERS` consumers of empty topics, in this process and the broker,
     as a percentage of one core: the price of a shorter wait when nothing happens."""
@@ -102,12 +96,14 @@ async def idle_cost(bootstrap: str, broker_pid: int, wait_ms: int) -> dict[str, 
     polls = [asyncio.create_task(poll(c)) for c in consumers]
     try:
         await asyncio.sleep(3.0)  # groups joined, fetching
-        client, broker, started = time.process_time(), cpu_seconds(broker_pid), time.monotonic()
+        client, broker = time.process_time(), process_cpu_seconds(broker_pid)
+        started = time.monotonic()
         await asyncio.sleep(IDLE_SECONDS)
         elapsed = time.monotonic() - started
+        broker_used = process_cpu_seconds(broker_pid) - broker
         return {
             "consumers_cpu_percent": round(100 * (time.process_time() - client) / elapsed, 1),
-            "broker_cpu_percent": round(100 * (cpu_seconds(broker_pid) - broker) / elapsed, 1),
+            "broker_cpu_percent": round(100 * broker_used / elapsed, 1),
         }
     finally:
         for task in polls:

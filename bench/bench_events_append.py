@@ -39,7 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _machine import cpu_model, host_cpu_shares, host_cpu_ticks, package_versions
+from _machine import (
+    cpu_model,
+    host_cpu_shares,
+    host_cpu_ticks,
+    package_versions,
+    process_cpu_seconds,
+)
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.operations import InsertOne, UpdateOne
 
@@ -84,10 +90,9 @@ class CpuMeter:
         if self.db_pid is None:
             return None
         try:
-            fields = Path(f"/proc/{self.db_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return process_cpu_seconds(self.db_pid)
         except OSError:
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def start(self) -> tuple[float | None, float, float | None]:
         return self.db_seconds(), time.process_time(), self.db_runqueue_wait_seconds()
