@@ -107,7 +107,9 @@ def test_the_local_stack_waits_less_for_a_fetch_unless_told(
     assert _Settings(environment="test").consumer_fetch_max_wait_ms == 500  # Kafka's default
     local = _Settings(environment="development", state_dir=tmp_path)
     assert local.consumer_fetch_max_wait_ms == LOCAL_BROKER_FETCH_MAX_WAIT_MS
-    monkeypatch.setenv("SVC_CONSUMER_FETCH_MAX_WAIT_MS", "250")
+    chosen = LOCAL_BROKER_FETCH_MAX_WAIT_MS + 150  # neither default: the setting must win
+    monkeypatch.setenv("SVC_CONSUMER_FETCH_MAX_WAIT_MS", str(chosen))
     assert (
-        _Settings(environment="development", state_dir=tmp_path).consumer_fetch_max_wait_ms == 250
+        _Settings(environment="development", state_dir=tmp_path).consumer_fetch_max_wait_ms
+        == chosen
     )
