@@ -25,7 +25,7 @@ IMAGE_REGISTRY ?= $(shell sed -n 's/^MMGEN_IMAGE_REGISTRY=//p' deploy/compose/.e
 IMAGE_TAG ?= $(shell sed -n 's/^MMGEN_IMAGE_TAG=//p' deploy/compose/.env)
 
 .DEFAULT_GOAL := help
-.PHONY: help uv install browser up up-detach demo down status test test-containers lint fmt openapi bench images clean
+.PHONY: help uv install system-packages up up-detach demo down status test test-containers lint fmt openapi bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,14 +37,19 @@ uv:
 install: uv ## install every workspace member and the dev tools from the lock file
 	$(UV) sync --all-packages --locked
 
-# The console's browser tests drive Debian's Chromium (no browser download at test time).
+# Debian packages some tests run for real (never downloaded at test time): the console's
+# browser tests drive Chromium, the gateway tests run nginx with deploy/gateway's nginx.conf,
+# the observability tests check the alert rules with promtool (package prometheus).
 CHROMIUM ?= /usr/bin/chromium
+SYSTEM_PACKAGES := $(CHROMIUM)=chromium nginx=nginx promtool=prometheus
 
-browser: ## install Debian's Chromium for the console's browser tests (when it is missing)
-	@if [ -x $(CHROMIUM) ]; then echo "browser: $(CHROMIUM) is installed"; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	else echo "browser: $(CHROMIUM) is missing; install Debian's chromium package as root" >&2; exit 1; fi
+system-packages: ## install the Debian packages tests run (Chromium, nginx, promtool) that are missing
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do tool=$${pair%%=*}; pkg=$${pair#*=}; \
+	  command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$pkg"; done; \
+	if [ -z "$$missing" ]; then echo "system-packages: installed"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "system-packages: missing:$$missing; install these Debian packages as root" >&2; exit 1; fi
 
 up: install ## run the local stack in the foreground; Ctrl-C stops it (UP_ARGS=--demo: with demo data)
 	$(UV) run --no-sync mmgen up $(UP_ARGS)
@@ -61,10 +66,10 @@ down: uv ## stop what `make up` / `make up-detach` started
 status: uv ## show the local stack's components and whether each answers
 	$(UV) run --no-sync mmgen status
 
-test: install browser ## run the whole test suite (3 workers) against real local brokers and databases
+test: install system-packages ## run the whole test suite (3 workers) against real local brokers and databases
 	$(UV) run --no-sync pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-test-containers: install browser ## the same suite against real Kafka and MongoDB (fails without Docker)
+test-containers: install system-packages ## the same suite against real Kafka and MongoDB (fails without Docker)
 	$(UV) run --no-sync pytest --backend=containers $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check), mypy, the import-layer contracts, declared dependencies, licences, known vulnerabilities

@@ -7,7 +7,7 @@ own, and seeded once with the demo data by the code `mmgen demo` runs (`mmgen.cl
 through the services' public APIs). The browser signs in as the demo's compliance officer,
 Casey Compliance, with the password and a TOTP code computed from the secret the demo keeps in
 its credentials file (`<state>/demo/accounts.json`), as a person with that file and an
-authenticator app would. Chromium is Debian's (`make browser`), driven by Playwright.
+authenticator app would. Chromium is Debian's (`make system-packages`), driven by Playwright.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def console_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)")
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-packages` (Debian's chromium package)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
