@@ -204,7 +204,7 @@ def console_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make system-packages` (Debian's chromium package)")
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-packages` (Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
