@@ -156,8 +156,11 @@ class Harness:
             readable={"contact": fields},
         )
 
-    async def answer(self, command: Command, service: str, *, audit_first: bool = False) -> int:
-        """`service` obeys `command`: its SubjectErased reaches retention by both routes."""
+    def answer_parts(
+        self, command: Command, service: str
+    ) -> tuple[SubjectErasedReport, dict[str, Any]]:
+        """`service` obeys `command`: its `SubjectErased` as its events topic carries it, and
+        its audit-log entry (appended to the fake log), to be delivered by the caller."""
         event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{command.command_id}|{service}"))
         at = self.clock.now()
         subject = command.data["subject_id"]
@@ -181,6 +184,11 @@ class Harness:
             subject_id=subject,
             resource={"type": "subject", "id": subject},
         )
+        return report, entry
+
+    async def answer(self, command: Command, service: str, *, audit_first: bool = False) -> int:
+        """`service` obeys `command`: its SubjectErased reaches retention by both routes."""
+        report, entry = self.answer_parts(command, service)
         if audit_first:
             await self.feed.on_entries([entry])
             await self.coordinator.on_report(report)

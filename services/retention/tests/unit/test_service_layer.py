@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jsonschema
 import pytest
@@ -170,7 +171,7 @@ async def test_each_answer_read_is_logged_with_where_its_time_went(
         recorded_at=answered + timedelta(seconds=2),
     )
     with caplog.at_level(logging.INFO, logger="mmgen.retention.service_layer.erasure"):
-        await h.coordinator.on_audit_entry(record)
+        await h.coordinator.on_audit_entries([record])
         h.clock.advance(seconds=1)
         await h.answer(command, "identity")
     reads = [
@@ -183,6 +184,80 @@ async def test_each_answer_read_is_logged_with_where_its_time_went(
         ("events topic", "identity", 0.0, None),
         ("audit log", "identity", 0.0, 0.0),
     ]
+
+
+async def test_the_answers_in_one_window_of_the_log_are_recorded_in_one_change(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed that fell behind reads several services' answers at once: they are recorded on
+    the request together, not one change after another."""
+    sid, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    h.clean(sid)
+    parts = [h.answer_parts(command, service) for service in SERVICES]
+    for report, _ in parts:
+        assert await h.coordinator.on_report(report) is None  # half an answer: nothing yet
+    assert (await h.requests.get(rid))["acknowledgements"] == {}
+
+    change = h.coordinator.book.change
+    decided: list[object] = []
+
+    async def counted(request_id: str, decide: Any) -> Any:
+        request, result = await change(request_id, decide)
+        decided.append(result)
+        return request, result
+
+    monkeypatch.setattr(h.coordinator.book, "change", counted)
+    await h.feed.on_entries([entry for _, entry in parts])
+    recorded, concluded = decided  # one change records the four answers, one concludes
+    assert sorted(ack.service for ack in recorded) == sorted(SERVICES)  # type: ignore[attr-defined]
+    assert concluded is True
+    assert (await h.requests.get(rid))["status"] == "verified"
+
+
+async def test_an_answer_is_recorded_while_the_projection_still_folds_its_window(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The activity projection does not hold an erasure's answers back."""
+    sid, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    h.clean(sid)
+    report, entry = h.answer_parts(command, "identity")
+    await h.coordinator.on_report(report)
+    folded = asyncio.Event()
+    save = h.feed.activity.save
+
+    async def slow_save(batch: Any) -> None:
+        await folded.wait()
+        await save(batch)
+
+    monkeypatch.setattr(h.feed.activity, "save", slow_save)
+    applying = asyncio.create_task(h.feed.on_entries([entry]))
+    for _ in range(100):
+        if (await h.requests.get(rid))["acknowledgements"]:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted((await h.requests.get(rid))["acknowledgements"]) == ["identity"]
+    assert not applying.done()  # the projection is still folding
+    folded.set()
+    assert await applying == 1
+
+
+async def test_an_answer_for_another_subject_in_the_window_is_not_recorded(h: Harness) -> None:
+    """One window may hold answers for several requests; each is recorded on its own only."""
+    first, rid = await _erasure(h)
+    second, other = await _erasure(h)
+    first_order, second_order = h.publisher.sent
+    h.clean(first)
+    h.clean(second)
+    parts = [h.answer_parts(first_order, "identity"), h.answer_parts(second_order, "profiles")]
+    for report, _ in parts:
+        await h.coordinator.on_report(report)
+    assert await h.coordinator.on_audit_entries(
+        [AuditRecord.model_validate(entry) for _, entry in parts]
+    ) == [rid, other]
+    assert sorted((await h.requests.get(rid))["acknowledgements"]) == ["identity"]
+    assert sorted((await h.requests.get(other))["acknowledgements"]) == ["profiles"]
 
 
 async def test_a_footprint_with_data_keeps_the_request_in_progress(h: Harness) -> None:

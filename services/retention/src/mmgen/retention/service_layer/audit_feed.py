@@ -1,15 +1,16 @@
 """What retention does with `audit.log` and with the services' `SubjectErased` events.
 
 `AuditFeed.on_entries` takes entries in `seq` order (the runtime's consumer of `audit.log`):
-the activity projection folds them, and every `<service>.SubjectErased` entry goes to the
-erasure coordinator as an acknowledgement's audit-log half. `AuditFeed.rebuild` replays the
-log from the start into an emptied projection (the projection is a cache of the log).
-`on_subject_erased` takes the other half, the `SubjectErased` envelope from a service's
-events topic.
+the activity projection folds them, and meanwhile the window's `<service>.SubjectErased`
+entries go to the erasure coordinator as acknowledgements' audit-log halves.
+`AuditFeed.rebuild` replays the log from the start into an emptied projection (the projection
+is a cache of the log). `on_subject_erased` takes the other half, the `SubjectErased` envelope
+from a service's events topic.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any
 
@@ -54,9 +55,11 @@ class AuditFeed:
         records = [
             e if isinstance(e, AuditRecord) else AuditRecord.model_validate(e) for e in entries
         ]
-        applied = await self.project(records)
-        for record in records:
-            await self.coordinator.on_audit_entry(record)
+        # Side by side: the two touch different records, and an erasure's answers need not wait
+        # for the projection (each is idempotent, so a window redone after a failure is safe).
+        applied, _ = await asyncio.gather(
+            self.project(records), self.coordinator.on_audit_entries(records)
+        )
         return applied
 
     async def on_subject_erased(self, envelope: Envelope) -> str | None:

@@ -3,7 +3,7 @@
 1. `start`: `retention.EraseSubject` to every service (`ServiceDirectory.services()`), with
    the categories the subject's active legal holds keep as `categories_held`.
 2. Each service answers with `<service>.SubjectErased`: its data reaches `on_report` (from the
-   service's events topic), its audit-log entry `on_audit_entry` (from `audit.log`); the two
+   service's events topic), its audit-log entry `on_audit_entries` (from `audit.log`); the two
    are joined by event id, and once both are there the request records the acknowledgement
    with its `audit_seq`.
 3. `advance`: reads the footprint of every acknowledged service and assesses the request
@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -170,14 +170,25 @@ class ErasureCoordinator:
     async def on_report(self, report: SubjectErasedReport) -> str | None:
         """A service's `SubjectErased` data arrived; returns the request it acknowledged."""
         self._log_answer_read("events topic", report.service, report.occurred_at)
-        return await self._settle(await self.evidence.add_report(report))
+        settled = await self._settle([await self.evidence.add_report(report)])
+        return settled[0] if settled else None
 
-    async def on_audit_entry(self, record: AuditRecord) -> str | None:
-        """An audit-log entry arrived; only `<service>.SubjectErased` entries matter here."""
-        if record.event_type != f"{record.producer}.SubjectErased" or not record.subject_id:
-            return None
-        self._log_answer_read("audit log", record.producer, record.occurred_at, record.recorded_at)
-        return await self._settle(await self.evidence.add_audit(record))
+    async def on_audit_entries(self, records: Sequence[AuditRecord]) -> list[str]:
+        """Audit-log entries arrived (a window of the log, in `seq` order); only
+        `<service>.SubjectErased` entries matter here. Returns the requests acknowledged.
+
+        The answers of one window are recorded on each request in one change: when the feed
+        falls behind, a window holds several services' answers, and recording them one change
+        each made every answer wait for the changes of those before it."""
+        evidence = []
+        for record in records:
+            if record.event_type != f"{record.producer}.SubjectErased" or not record.subject_id:
+                continue
+            self._log_answer_read(
+                "audit log", record.producer, record.occurred_at, record.recorded_at
+            )
+            evidence.append(await self.evidence.add_audit(record))
+        return await self._settle(evidence)
 
     def _log_answer_read(
         self, route: str, service: str, answered: datetime, logged: datetime | None = None
@@ -200,31 +211,48 @@ class ErasureCoordinator:
         view = await self.views.open_for(evidence.subject_id, "erasure")
         return None if view is None else str(view["_id"])
 
-    async def _settle(self, evidence: Evidence) -> str | None:
-        if not evidence.complete:
-            return None
-        request_id = await self._request_of(evidence)
-        if request_id is None:
-            return None
-        ack = _acknowledgement(evidence)
+    async def _settle(self, evidence: Sequence[Evidence]) -> list[str]:
+        """Record the complete pieces of evidence as acknowledgements, one change per request;
+        returns the requests that took one."""
+        by_request: dict[str, list[Evidence]] = {}
+        found: dict[tuple[str | None, str], str | None] = {}  # one lookup per request named
+        for piece in evidence:
+            if not piece.complete:
+                continue
+            assert piece.report is not None
+            named = (piece.report.request_id, piece.subject_id)
+            if named not in found:
+                found[named] = await self._request_of(piece)
+            request_id = found[named]
+            if request_id is not None:
+                by_request.setdefault(request_id, []).append(piece)
+        for request_id, pieces in by_request.items():
+            await self._acknowledge(request_id, pieces)
+        return list(by_request)
 
-        def record(request: PrivacyRequest) -> bool:
+    async def _acknowledge(self, request_id: str, pieces: Sequence[Evidence]) -> None:
+        acks = [(piece.subject_id, _acknowledgement(piece)) for piece in pieces]
+
+        def record(request: PrivacyRequest) -> list[AcknowledgementData]:
             if request.request_type != "erasure" or not request.orders or request.final:
-                return False
-            if request.subject_id != evidence.subject_id:
-                return False
-            return request.acknowledge(ack)
+                return []
+            return [
+                ack
+                for subject_id, ack in acks
+                if subject_id == request.subject_id and request.acknowledge(ack)
+            ]
 
         request, recorded = await self.book.change(request_id, record)
-        if recorded:
-            if self.advance_later is not None:
-                order = request.last_order
-                if order is not None and acknowledgement_counts(ack, order):
-                    self._ask_now(request, order.command_id, ack.service)
-                self.advance_later(request_id)
-            else:
-                await self.advance(request_id)
-        return request_id
+        if not recorded:
+            return
+        if self.advance_later is None:
+            await self.advance(request_id)
+            return
+        order = request.last_order
+        for ack in recorded:
+            if order is not None and acknowledgement_counts(ack, order):
+                self._ask_now(request, order.command_id, ack.service)
+        self.advance_later(request_id)
 
     # --- checking and concluding -----------------------------------------------------------------
 
