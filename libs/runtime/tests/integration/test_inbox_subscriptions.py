@@ -124,6 +124,26 @@ def test_commands_and_events_are_read_by_separate_subscriptions(infra: Any) -> N
     assert settings.commands_group != settings.inbox_group
 
 
+def test_a_command_is_obeyed_from_the_commands_topic_only(infra: Any) -> None:
+    """Retention reads its own events topic (for its own `SubjectErased`), which carries each
+    command too: the events subscription leaves the command to the commands subscription."""
+    settings = service_settings(SlowSettings, infra)
+    runtime = ServiceRuntime(settings, EventRegistry())
+    runtime.erasure(SlowErasure())
+    runtime.on("retention.SubjectErased", Reports().handle)
+    (commands, _, _), (events, _, _) = runtime.inbox_subscriptions()
+    assert commands == [runtime.topics.retention_commands]
+    assert runtime.topics.events("retention") in events
+    from_commands = runtime.inbox_accepts(commands=True)
+    from_events = runtime.inbox_accepts(commands=False)
+    assert from_commands("retention.EraseSubject") and from_commands("retention.AnonymizeResource")
+    assert not from_commands("retention.SubjectErased")
+    assert from_events("retention.SubjectErased")
+    assert not from_events("retention.EraseSubject")
+    assert not from_events("retention.AnonymizeResource")
+    assert not from_events("retention.ErasureOrdered")  # read, not handled
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_an_erasure_under_way_does_not_hold_up_other_events(
     running: Any, settings: SlowSettings

@@ -521,7 +521,7 @@ class ServiceRuntime:
                     group_id=group,
                     name=name,
                     prepare=self.prepare_command if commands else None,
-                    accepts=self._handles,
+                    accepts=self.inbox_accepts(commands=commands),
                     session_timeout_ms=s.consumer_session_timeout_ms,
                     heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
                     fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
@@ -549,10 +549,20 @@ class ServiceRuntime:
         if self._erasure_commands is not None and envelope.event_type in COMMAND_TYPES:
             await self._erasure_commands.prepare(envelope)
 
-    def _handles(self, event_type: str) -> bool:
-        """The inbox acts on these types only: the rest of the topics it reads (another
-        service's whole events topic, for one type of it) is acknowledged unread."""
-        return event_type in self._handlers
+    def inbox_accepts(self, *, commands: bool) -> Callable[[str], bool]:
+        """The types an inbox subscription acts on; the rest of the topics it reads (another
+        service's whole events topic, for one type of it) is acknowledged unread.
+
+        Commands only from the commands subscription: `retention.events` carries each
+        command too (the relay copies it to `retention.commands`), and a service reading that
+        topic for another type — retention, for its own `SubjectErased` — would otherwise
+        obey the command a second time there, inside the events' transaction and ahead of
+        every report read behind it."""
+
+        def accepts(event_type: str) -> bool:
+            return event_type in self._handlers and (event_type in COMMAND_TYPES) == commands
+
+        return accepts
 
     async def dispatch(self, envelope: Envelope, ctx: HandlerContext) -> None:
         """The inbox: the event type's handlers in order; other types on the same topics are
