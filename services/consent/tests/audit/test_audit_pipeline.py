@@ -247,6 +247,38 @@ async def test_offsets_are_committed_only_after_the_entries_are_stored(
     assert await offsets() == 100
 
 
+async def test_a_subscription_narrowed_to_one_topic_is_restored_before_a_repair(
+    run_projector: Any,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    envelope: Any,
+    eventually: Any,
+) -> None:
+    """aiokafka narrows its metadata to one topic when it looks up offsets of a partition it
+    does not know (after a broker came back empty with fewer partitions); the pattern then
+    holds that topic alone. Before it asks for a repair the projector subscribes again, and
+    the other producers' events are read once more."""
+    topics = Topics(topic_prefix)
+    kept, lost = topics.events("identity"), topics.events("projects")
+    await ensure_topics(kafka_bootstrap, [kept, lost], partitions=PARTITIONS)
+    projector = await run_projector()
+    consumer = projector._consumer
+    assert consumer is not None
+    await eventually(lambda: {kept, lost} <= consumer.subscription(), timeout_s=30)
+
+    consumer._client.add_topic(kept)  # as the client's own offset lookup does
+    await eventually(lambda: consumer.subscription() == {kept}, timeout_s=30)
+    assert await projector._read_what_the_broker_held("projects")
+    await eventually(lambda: {kept, lost} <= consumer.subscription(), timeout_s=30)
+
+    await publish(kafka_bootstrap, lost, [envelope("projects", 1)])
+
+    async def logged() -> bool:
+        return (await projector.store.head()).size >= 1
+
+    await eventually(logged, timeout_s=30)
+
+
 def test_held_seqs_are_exactly_those_the_progress_holds() -> None:
     """The bisection over ranges agrees with the plain definition (contiguous or in a range)."""
     import random

@@ -35,12 +35,29 @@ class FakeConsumer:
     async def position(self, tp: TopicPartition) -> int:
         return self.at
 
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {TOPIC.partition} if topic == TOPIC.topic else None
+
+    #: The events topics the broker has, and those the pattern subscription holds.
+    present = frozenset({TOPIC.topic})
+    subscribed = frozenset({TOPIC.topic})
+    subscribed_again = 0
+
+    async def topics(self) -> set[str]:
+        return set(self.present)
+
+    def subscription(self) -> set[str]:
+        return set(self.subscribed)
+
+    def subscribe(self, *, pattern: str) -> None:
+        self.subscribed_again += 1
+
 
 def projector_reading(consumer: FakeConsumer) -> AuditProjector:
     projector = AuditProjector(
         cast(Any, None),
         "unused:9092",
-        pattern="unused",
+        pattern=r"mmgen\.[^.]+\.events$",
         group_id="unused",
         producer=cast(Any, None),
         republish_topic="unused",
@@ -94,3 +111,35 @@ async def test_a_broker_that_does_not_answer_does_not_hold_repair_back(
     projector = projector_reading(SilentBroker(end=500, position=0))
     async with asyncio.timeout(5):  # not the client's 40 s request timeout
         assert await projector._read_what_the_broker_held("identity")
+
+
+class ShrunkTopic(FakeConsumer):
+    """Still assigned a partition the broker's metadata no longer lists (the topic came back
+    with fewer partitions); asking its offsets would narrow the client's metadata to it."""
+
+    asked = False
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return set()
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.asked = True
+        return await super().end_offsets(tps)
+
+
+async def test_offsets_are_not_asked_of_a_partition_the_metadata_lacks() -> None:
+    consumer = ShrunkTopic(end=500, position=0)
+    projector = projector_reading(consumer)
+    assert await projector._read_what_the_broker_held("identity")  # cannot tell: ask
+    assert not consumer.asked
+
+
+async def test_a_subscription_that_lost_a_topic_subscribes_to_the_pattern_again() -> None:
+    consumer = FakeConsumer(end=500, position=500)
+    consumer.present = frozenset({TOPIC.topic, "mmgen.consent.events", "mmgen.audit.log"})
+    projector = projector_reading(consumer)
+    assert await projector._read_what_the_broker_held("identity")
+    assert consumer.subscribed_again == 1
+    consumer.subscribed = frozenset({TOPIC.topic, "mmgen.consent.events"})
+    assert await projector._read_what_the_broker_held("identity")
+    assert consumer.subscribed_again == 1  # nothing lost: left as it is

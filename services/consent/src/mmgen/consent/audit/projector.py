@@ -41,6 +41,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -538,13 +539,26 @@ class AuditProjector:
         A mark is lowered to the partition's end offset now when that is lower: a broker that
         came back empty (or truncated) no longer holds what the mark counted, and waiting for
         the consumer to pass it would hold the repair back until as many new events arrived.
+
+        Offsets are asked only of partitions the consumer's metadata knows. For one it does
+        not (a topic that came back with fewer partitions), the client would start tracking
+        the metadata of that topic alone, and the pattern subscription would then drop every
+        other events topic and never see it again.
         """
         consumer = self._consumer
         if consumer is None:
             return True
         try:
             async with asyncio.timeout(POSITIONS_TIMEOUT_S):
+                await self._subscribe_again_if_topics_dropped(consumer)
                 assigned = set(consumer.assignment())
+                if any(
+                    tp.partition not in (consumer.partitions_for_topic(tp.topic) or ())
+                    for tp in assigned
+                ):
+                    log.info("audit: a partition assigned is not in the metadata; asking")
+                    self._read_marks.pop(producer, None)
+                    return True
                 ends = await consumer.end_offsets(list(assigned)) if assigned else {}
                 marks = self._read_marks.get(producer)
                 if marks is None:
@@ -561,6 +575,22 @@ class AuditProjector:
             log.info("audit: positions not compared with end offsets; asking", exc_info=True)
         self._read_marks.pop(producer, None)
         return True
+
+    async def _subscribe_again_if_topics_dropped(self, consumer: AIOKafkaConsumer) -> None:
+        """Subscribe to the pattern again when an events topic the broker has is not in the
+        subscription. The client (aiokafka) narrows its metadata to a single topic when it
+        looks up offsets of a partition it does not know (its own reset after a broker came
+        back empty does too); the pattern then matches that topic alone, and the other
+        producers' events, their republished copies included, are never read again."""
+        pattern = re.compile(self.pattern)
+        present = {topic for topic in await consumer.topics() if pattern.match(topic)}
+        dropped = present - consumer.subscription()
+        if dropped:
+            log.warning(
+                "audit: the subscription lost %s; subscribing to the pattern again",
+                sorted(dropped),
+            )
+            consumer.subscribe(pattern=self.pattern)
 
 
 def producer_holes(doc: Mapping[str, Any]) -> list[tuple[int, int]]:
