@@ -22,6 +22,7 @@ from mmgen.platform.clients import LoopbackOnlyMiddleware
 from mmgen.platform.denials import AccessDenialRecorder, LoggingDenialRecorder
 from mmgen.platform.errors import ConfigurationError
 from mmgen.platform.health import ReadinessCheck, health_router
+from mmgen.platform.http import SERVER_KEEP_ALIVE_S
 from mmgen.platform.limits import BodySizeLimitMiddleware, declares_route_limits
 from mmgen.platform.logs import configure_logging
 from mmgen.platform.metrics import (
@@ -206,6 +207,7 @@ def server_config(app: FastAPI, settings: ServiceSettings) -> Any:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        timeout_keep_alive=SERVER_KEEP_ALIVE_S,
     )
 
 

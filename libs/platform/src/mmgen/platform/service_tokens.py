@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from mmgen.platform.errors import ConfigurationError, ServiceUnavailableError
+from mmgen.platform.http import service_client
 
 CLIENTS_FILE = "identity-service-clients.json"
 
@@ -81,7 +82,7 @@ class ServiceTokenProvider:
             if self._token is not None and time.monotonic() < self._expires_at - self._margin:
                 return self._token
             if self._client is None:
-                self._client = httpx.AsyncClient(timeout=self._timeout)
+                self._client = service_client(self._timeout)
             body: dict[str, Any] = {"service": self.service, "secret": self._secret}
             if self.audiences is not None:
                 body["audience"] = self.audiences

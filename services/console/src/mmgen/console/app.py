@@ -40,6 +40,7 @@ from mmgen.platform import PlatformApp, ProblemError
 from mmgen.platform import create_app as platform_app
 from mmgen.platform.auth.verifier import TokenVerifier
 from mmgen.platform.health import mongo_check
+from mmgen.platform.http import service_client
 from mmgen.platform.problems import problem_response
 
 VERSION = "0.1.0"
@@ -514,7 +515,7 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await keystore.ensure_indexes()
         await sessions.ensure_indexes()
-        http = client or httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
+        http = client or service_client(settings.upstream_timeout_seconds)
         app.state.http = http
         assert settings.audit_url and settings.retention_url
         app.state.audit = Upstream("the audit log", settings.audit_url, http)

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from prometheus_client import CollectorRegistry, Counter
 
 from mmgen.auditlog.receipt import Ed25519Jwk, ReceiptSigner, b64url_encode
@@ -31,6 +30,7 @@ from mmgen.events.envelope import Envelope
 from mmgen.events.kernel import EventKernel
 from mmgen.events.republish import republish_topic
 from mmgen.platform.errors import ConfigurationError
+from mmgen.platform.http import service_client
 from mmgen.platform.service_tokens import development_client_secret
 from mmgen.retention.adapters.audit_log import AuditLogReader, MongoAuditInbox
 from mmgen.retention.adapters.commands import StoreCommandPublisher
@@ -126,7 +126,7 @@ class HttpClients:
     """The HTTP client retention calls the other services with (closed at shutdown)."""
 
     def __init__(self, timeout_s: float) -> None:
-        self.client = httpx.AsyncClient(timeout=timeout_s)
+        self.client = service_client(timeout_s)
 
     async def start(self) -> None:
         return None

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from mmgen.platform.auth.audiences import SERVICE_AUDIENCES, allowed_audiences
 from mmgen.platform.auth.errors import SigningKeysUnavailableError
+from mmgen.platform.http import service_client
 
 logger = logging.getLogger("mmgen.platform.auth")
 
@@ -330,7 +331,7 @@ class JwksKeySet:
         self.fetch_count += 1
         try:
             if self._client is None:
-                self._client = httpx.AsyncClient(timeout=self.timeout)
+                self._client = service_client(self.timeout)
             response = await self._client.get(
                 self.url, timeout=self.timeout, headers={"Accept": "application/json"}
             )
