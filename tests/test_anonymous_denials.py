@@ -21,6 +21,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import burst, metrics
 from tests.officers import compliance_officer
 
@@ -98,7 +99,7 @@ async def test_ten_thousand_anonymous_401s_are_counted_all_and_audited_bounded(
     system: Any, infra: Infra
 ) -> None:
     consent = system.url("consent")
-    async with httpx.AsyncClient(timeout=60.0) as http:
+    async with service_client(60.0) as http:
         officer = await compliance_officer(http, system)
         before = {
             s: denials(await metrics.read(http, system.url(s)), route)

@@ -36,6 +36,7 @@ from mmgen.events.republish import (
 )
 from mmgen.events.topics import Topics
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import audit_entries, compliance_officer, new_password
 
@@ -100,7 +101,7 @@ async def test_broker_restart_while_identity_writes_loses_nothing_in_the_audit_l
         doc = await identity_db["relay_state"].find_one({"_id": "identity"})
         return int(doc.get("checkpoint", 0)) if doc else 0
 
-    http = httpx.AsyncClient(timeout=30.0)
+    http = service_client(30.0)
     try:
 
         async def token(email: str, pw: str) -> str:

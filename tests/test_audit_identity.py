@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient
 
 from mmgen.events.topics import Topics
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import Member, new_password, staff_member
 
@@ -117,7 +118,7 @@ async def test_identity_events_reach_the_audit_log_once_without_contents(
         return value
 
     seen: list[Seen] = []
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with service_client(10.0) as http:
 
         def bearer(tok: str, **extra: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {tok}", **extra}

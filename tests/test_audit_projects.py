@@ -17,10 +17,10 @@ import secrets
 import time
 from typing import Any
 
-import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import compliance_officer, new_password
 
@@ -32,7 +32,7 @@ async def test_project_reads_and_refusals_reach_the_audit_log_with_the_callers_i
 ) -> None:
     identity, consent, projects = (system.url(s) for s in ("identity", "consent", "projects"))
     tag = secrets.token_hex(4)
-    async with httpx.AsyncClient(timeout=15.0) as http:
+    async with service_client(15.0) as http:
 
         def bearer(tok: str, **extra: str) -> dict[str, str]:
             return {"Authorization": f"Bearer {tok}", **extra}

@@ -17,10 +17,10 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import audit_entries, compliance_officer, new_password
 
@@ -43,7 +43,7 @@ async def test_a_quiet_producers_lost_tail_is_repaired_and_its_revocation_holds(
         doc = await identity_db["relay_state"].find_one({"_id": "identity"})
         return int(doc.get("checkpoint", 0)) if doc else 0
 
-    http = httpx.AsyncClient(timeout=30.0)
+    http = service_client(30.0)
     paused = False
     try:
 

@@ -30,6 +30,7 @@ from pymongo import AsyncMongoClient
 from mmgen.auditlog.verify import verify_log
 from mmgen.events.topics import Topics
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import (
     AUDIT_PURPOSE,
@@ -80,7 +81,7 @@ async def test_sigkill_of_the_leading_replicas_loses_and_doubles_nothing(
         assert doc is not None and doc.get("owner"), f"{service}: nobody holds {lease}"
         return int(str(doc["owner"]).split(":")[1])
 
-    http = httpx.AsyncClient(timeout=30.0)
+    http = service_client(30.0)
     try:
         # Admin and officer sign in at one replica, where their authenticators are enrolled
         # (and before any replica is killed).

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import compliance_officer
 
@@ -28,7 +29,7 @@ SLACK_S = 2.0
 
 async def test_a_closed_officers_open_stream_ends_within_the_stated_bound(system: Any) -> None:
     identity, consent = system.url("identity"), system.url("consent")
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=60.0)) as http:
+    async with service_client(httpx.Timeout(30.0, read=60.0)) as http:
         officer = await compliance_officer(http, system)
         ended = asyncio.Event()
         received: list[str] = []

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
 from mmgen.localstack.mailsink import read_messages
+from mmgen.platform.http import service_client
 from mmgen.platform.totp import Authenticator
 from mmgen.retention.adapters.reauth import IdentitySignIn
 from mmgen.retention.domain.credentials import SignInCredentials
@@ -48,7 +48,7 @@ async def _verification_token(mail_dir: Path, to: str) -> str:
 async def test_an_account_with_totp_reauthenticates_only_with_its_code(system: Any) -> None:
     identity = system.url("identity")
     email, password = f"client-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
-    async with httpx.AsyncClient(timeout=15.0) as http:
+    async with service_client(15.0) as http:
         user_id, token = await people.register(
             http,
             identity,

@@ -23,11 +23,11 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.auditlog.receipt import ReceiptSigner
 from mmgen.events.envelope import Actor, Envelope, Resource
+from mmgen.platform.http import service_client
 from mmgen.runtime.testing import erase_command, publish
 from tests import people
 
@@ -50,7 +50,7 @@ def _refusals(metrics: str, reason: str) -> float:
 async def _register(identity: str) -> tuple[str, str, str]:
     email, password = f"forge-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(18)
     body = {"email": email, "password": password, "name": "Ada Forge", "role": "creator"}
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with service_client(10) as http:
         user_id, _ = await people.register(http, identity, body)
     return user_id, email, password
 
@@ -67,7 +67,7 @@ async def test_forged_erase_orders_are_refused_everywhere_and_erase_nothing(
     topic = f"{system.config.topic_prefix}retention.commands"
     await publish(system.config.kafka_bootstrap, topic, unsigned, impostor)
 
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with service_client(10) as http:
         pending = set(services)
         deadline = time.monotonic() + DEADLINE_S
         while pending:
@@ -121,7 +121,7 @@ async def test_an_envelope_claiming_identity_on_consents_topic_is_not_audited(
     await publish(system.config.kafka_bootstrap, topic, forged)
 
     refused = 'mmgen_audit_refused_total{topic_producer="consent"}'
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with service_client(10) as http:
         deadline = time.monotonic() + DEADLINE_S
         while refused not in (await http.get(f"{system.url('consent')}/metrics")).text:
             assert time.monotonic() < deadline, f"consent did not refuse within {DEADLINE_S} s"

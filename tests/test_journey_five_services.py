@@ -43,6 +43,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import audit_entries, new_password, publish_policy, staff_member
 
@@ -216,7 +217,7 @@ async def test_a_creator_erased_from_five_services_leaves_no_value_and_a_proof(
         word = next(w for w in creator_values[name].replace(",", " ").split() if len(w) == 14)
         needles[f"{name} (word)"] = word.lower().encode()
 
-    async with httpx.AsyncClient(timeout=30.0) as http:
+    async with service_client(30.0) as http:
 
         async def sign_in(email: str, password: str) -> str:
             return await people.sign_in(http, identity, email, password)
@@ -485,7 +486,7 @@ async def test_a_hold_on_categories_across_services_keeps_them_until_released(
     identity, projects, profiles, consent, retention = (system.url(s) for s in SERVICES)
     tag = marker()
     held = ["consent", "project"]
-    async with httpx.AsyncClient(timeout=30.0) as http:
+    async with service_client(30.0) as http:
 
         async def person(role: str) -> tuple[str, str]:
             email, password = f"{role}-{tag}@example.test", new_password()

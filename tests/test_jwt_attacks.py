@@ -14,7 +14,6 @@ import json
 import secrets
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
@@ -23,6 +22,7 @@ from mmgen.identity.adapters.signing_keys import MongoSigningKeyRing
 from mmgen.localstack.pytest_plugin import Infra
 from mmgen.platform import key_bytes
 from mmgen.platform.auth import SigningKey
+from mmgen.platform.http import service_client
 from mmgen.runtime.jwt_attacks import for_another_service, jwt_attacks
 from tests import people
 from tests.test_security_tokens import READS
@@ -45,7 +45,7 @@ async def test_every_attack_is_refused_by_every_service(system: Any, infra: Infr
     identity = system.url("identity")
     services = [name for name in READS if system.has(name)]
     assert {"identity", "projects", "profiles", "consent", "retention"} <= set(services)
-    async with httpx.AsyncClient(timeout=15.0) as http:
+    async with service_client(15.0) as http:
         body = {
             "email": f"jwt-{secrets.token_hex(4)}@example.test",
             "password": secrets.token_urlsafe(18),

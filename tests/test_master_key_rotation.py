@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
@@ -40,6 +39,7 @@ from mmgen.events.keys import MasterKey, MasterKeyring
 from mmgen.events.mongo_keystore import MongoKeystore
 from mmgen.localstack.ports import free_port
 from mmgen.localstack.pytest_plugin import Infra, retry_on_port_clash, unique_name
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import new_password, publish_policy
 
@@ -170,7 +170,7 @@ async def test_the_master_key_rotates_under_a_running_stack_and_nothing_is_lost(
     identity, consent, profiles, projects, retention = (s.url(n) for n in KEYED)
     tag = secrets.token_hex(4)
     phone = f"+33 6 {secrets.randbelow(90) + 10} 11 22 33"
-    async with httpx.AsyncClient(timeout=30.0) as http:
+    async with service_client(30.0) as http:
 
         async def token(email: str, password: str) -> str:
             return await people.sign_in(http, identity, email, password)

@@ -21,10 +21,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import new_password, publish_policy, staff_member
 
@@ -56,7 +56,7 @@ async def test_a_client_sees_sensitive_fields_only_while_the_creator_consents(
     name = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(10))  # searchable
     phone = f"+33 6 {secrets.randbelow(90) + 10} {secrets.randbelow(90) + 10} 45 67"
 
-    async with httpx.AsyncClient(timeout=15.0) as http:
+    async with service_client(15.0) as http:
 
         async def register(role: str, **extra: Any) -> tuple[str, str]:
             email, password = f"{role}-{tag}@example.test", new_password()

@@ -21,6 +21,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from mmgen.localstack.pytest_plugin import Infra
+from mmgen.platform.http import service_client
 from tests import people
 from tests.officers import new_password, staff_member
 
@@ -41,7 +42,7 @@ async def test_a_purpose_the_route_does_not_accept_reads_nothing_and_is_audited(
     system: Any, infra: Infra
 ) -> None:
     identity, consent = system.url("identity"), system.url("consent")
-    async with httpx.AsyncClient(timeout=15.0) as http:
+    async with service_client(15.0) as http:
         admin = await people.sign_in(http, identity, system.admin_email, system.admin_password)
         staff = await staff_member(http, identity, admin, "staff")
         officer = await staff_member(http, identity, admin, "compliance")

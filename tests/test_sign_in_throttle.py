@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from mmgen.platform.http import service_client
 from mmgen.runtime.testing import assert_problem
 from tests import metrics, people
 
@@ -40,7 +41,7 @@ def peer() -> str:
 
 def client_from(address: str) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(local_address=address)
-    return httpx.AsyncClient(transport=transport, timeout=60.0)
+    return service_client(60.0, transport=transport)
 
 
 def random_public_address() -> str:

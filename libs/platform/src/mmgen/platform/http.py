@@ -20,7 +20,7 @@ SERVER_KEEP_ALIVE_S = 5
 CLIENT_KEEPALIVE_EXPIRY_S = 2.0
 
 
-def service_client(timeout: float, **options: Any) -> httpx.AsyncClient:
+def service_client(timeout: float | httpx.Timeout, **options: Any) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` for calling our services (`options` go to httpx as they are)."""
     return httpx.AsyncClient(
         timeout=timeout,
