@@ -166,6 +166,47 @@ async def test_the_tracking_gate_accepts_only_under_analytics_consent(consent) -
     assert (await track()).reason == "no_consent"
 
 
+async def test_an_event_the_bound_dropped_is_not_stored_again_when_applied_again(
+    consent, monkeypatch
+) -> None:
+    """The inline write and the projector both apply each event; the later one must not put
+    back an event the bound already dropped (the subject would hold one too many)."""
+    await publish(consent)
+    subject, actor = person()
+    await decide(consent, subject, actor, "cookies.analytics", True)
+    for _ in range(5):
+        await consent.service.track(
+            subject_id=subject,
+            actor=actor,
+            gpc=False,
+            name="e",
+            client_occurred_at=None,
+            page=None,
+            properties={},
+        )
+    kept = [e.event_id for e in await consent.tracking.of_subject(subject, 100)]
+    assert len(kept) == 3
+    added: list[str] = []
+    add = consent.tracking.add
+
+    async def noted(event) -> None:
+        added.append(event.event_id)
+        await add(event)
+
+    monkeypatch.setattr(consent.tracking, "add", noted)
+    projection = ReadModelProjection(
+        consent.runtime.kernel.keystore,
+        consent.consents,
+        consent.policies,
+        consent.tracking,
+        max_tracking_events_per_subject=3,
+    )
+    for envelope in await stored(consent):
+        await projection.apply(envelope)
+    assert added == []  # the two dropped were not put back, the three kept are there
+    assert [e.event_id for e in await consent.tracking.of_subject(subject, 100)] == kept
+
+
 async def test_erasure_through_the_inbox_answers_once_and_zeroes_the_footprint(consent) -> None:
     await publish(consent)
     subject, actor = person()

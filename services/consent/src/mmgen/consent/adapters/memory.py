@@ -90,6 +90,14 @@ class InMemoryTrackingReadModel:
     async def has(self, event_id: str) -> bool:
         return event_id in self.events
 
+    async def newer(self, event: TrackedEvent) -> int:
+        at = (event.received_at, event.event_id)
+        return sum(
+            1
+            for e in self.events.values()
+            if e.subject_id == event.subject_id and (e.received_at, e.event_id) > at
+        )
+
     async def trim(self, subject_id: str, keep: int) -> int:
         mine = await self.of_subject(subject_id, len(self.events))
         dropped = mine[: max(0, len(mine) - keep)]

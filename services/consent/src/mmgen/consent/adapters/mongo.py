@@ -177,6 +177,17 @@ class MongoTrackingReadModel:
     async def has(self, event_id: str) -> bool:
         return await self.coll.find_one({"_id": event_id}, {"_id": 1}) is not None
 
+    async def newer(self, event: TrackedEvent) -> int:
+        return await self.coll.count_documents(
+            {
+                "subject_id": event.subject_id,
+                "$or": [
+                    {"received_at": {"$gt": event.received_at}},
+                    {"received_at": event.received_at, "_id": {"$gt": event.event_id}},
+                ],
+            }
+        )
+
     async def trim(self, subject_id: str, keep: int) -> int:
         """Delete what lies behind the subject's `keep` newest events. Concurrent trims (the
         inline write and the projector) cannot together cut below `keep`: each deletes only

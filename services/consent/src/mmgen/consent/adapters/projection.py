@@ -86,9 +86,15 @@ class ReadModelProjection:
                 return
             if await self.tracking.has(envelope.event_id):
                 return
-            await self.tracking.add(
-                TrackedEvent(envelope.event_id, subject, str(data["name"]), envelope.occurred_at)
+            event = TrackedEvent(
+                envelope.event_id, subject, str(data["name"]), envelope.occurred_at
             )
+            # Applied again after the bound dropped it (the inline write and the projector both
+            # apply each event): stored again, it would put the subject over the bound until
+            # the trim that follows.
+            if await self.tracking.newer(event) >= self.max_tracking_events:
+                return
+            await self.tracking.add(event)
             await self.tracking.trim(subject, self.max_tracking_events)
         elif kind == ERASED and subject:
             held = set(data.get("categories_held") or [])

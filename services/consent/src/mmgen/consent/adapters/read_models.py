@@ -93,6 +93,9 @@ class TrackingReadModel(Protocol):
 
     async def has(self, event_id: str) -> bool: ...
 
+    async def newer(self, event: TrackedEvent) -> int:
+        """How many of the subject's events come after `event`, in the order `trim` keeps."""
+
     async def trim(self, subject_id: str, keep: int) -> int:
         """Drop the subject's oldest events beyond `keep`; how many were dropped."""
 
