@@ -62,7 +62,7 @@ def projector_reading(consumer: FakeConsumer) -> AuditProjector:
         producer=cast(Any, None),
         republish_topic="unused",
         metrics=cast(Any, None),
-        producer_of=lambda topic: None,
+        producer_of=lambda topic: topic.split(".")[1] if topic.endswith(".events") else None,
     )
     projector._consumer = cast(Any, consumer)
     return projector
@@ -134,12 +134,19 @@ async def test_offsets_are_not_asked_of_a_partition_the_metadata_lacks() -> None
     assert not consumer.asked
 
 
-async def test_a_subscription_that_lost_a_topic_subscribes_to_the_pattern_again() -> None:
+async def test_a_subscription_that_lost_the_producers_topic_subscribes_to_the_pattern_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     consumer = FakeConsumer(end=500, position=500)
     consumer.present = frozenset({TOPIC.topic, "mmgen.consent.events", "mmgen.audit.log"})
+    consumer.subscribed = frozenset({TOPIC.topic})
     projector = projector_reading(consumer)
-    assert await projector._read_what_the_broker_held("identity")
+    assert await projector._read_what_the_broker_held("consent")  # its topic is not read
     assert consumer.subscribed_again == 1
-    consumer.subscribed = frozenset({TOPIC.topic, "mmgen.consent.events"})
-    assert await projector._read_what_the_broker_held("identity")
-    assert consumer.subscribed_again == 1  # nothing lost: left as it is
+    assert await projector._read_what_the_broker_held("consent")
+    assert consumer.subscribed_again == 1  # not again within RESUBSCRIBE_EVERY_S
+    monkeypatch.setattr(projector_module, "RESUBSCRIBE_EVERY_S", 0.0)
+    assert await projector._read_what_the_broker_held("identity")  # its topic is read
+    assert consumer.subscribed_again == 1
+    assert await projector._read_what_the_broker_held("consent")
+    assert consumer.subscribed_again == 2

@@ -172,6 +172,8 @@ COMMIT_TIMEOUT_S = 10.0
 `commit()` retry forever; past this the batch counts as failed (rewind, redeliver, dedup)."""
 
 POSITIONS_TIMEOUT_S = 3.0
+#: Least time between two subscriptions to the pattern made to restore a lost topic.
+RESUBSCRIBE_EVERY_S = 30.0
 """Longest wait for the broker's end offsets and the consumer's positions before a repair.
 After a broker restart a partition that vanished (or one mid-rebalance) makes the lookup
 retry until the client's request timeout (40 s), and every producer's repair waited behind
@@ -236,6 +238,7 @@ class AuditProjector:
         #: Per producer due for repair: the broker's end offsets when it came due (what must
         #: be read before its holes count as lost).
         self._read_marks: dict[str, dict[TopicPartition, int]] = {}
+        self._subscribed_again_at = -RESUBSCRIBE_EVERY_S
         self.last_error: str | None = None
         self.running = False
 
@@ -550,7 +553,7 @@ class AuditProjector:
             return True
         try:
             async with asyncio.timeout(POSITIONS_TIMEOUT_S):
-                await self._subscribe_again_if_topics_dropped(consumer)
+                await self._subscribe_again_if_topic_dropped(consumer, producer)
                 assigned = set(consumer.assignment())
                 if any(
                     tp.partition not in (consumer.partitions_for_topic(tp.topic) or ())
@@ -576,16 +579,29 @@ class AuditProjector:
         self._read_marks.pop(producer, None)
         return True
 
-    async def _subscribe_again_if_topics_dropped(self, consumer: AIOKafkaConsumer) -> None:
-        """Subscribe to the pattern again when an events topic the broker has is not in the
-        subscription. The client (aiokafka) narrows its metadata to a single topic when it
-        looks up offsets of a partition it does not know (its own reset after a broker came
-        back empty does too); the pattern then matches that topic alone, and the other
-        producers' events, their republished copies included, are never read again."""
+    async def _subscribe_again_if_topic_dropped(
+        self, consumer: AIOKafkaConsumer, producer: str
+    ) -> None:
+        """Subscribe to the pattern again when the events topic of the producer being repaired
+        is on the broker but not in the subscription. The client (aiokafka) narrows its
+        metadata to a single topic when it looks up offsets of a partition it does not know
+        (its own reset after a broker came back empty does too); the pattern then matches that
+        topic alone, and the other producers' events, their republished copies included, are
+        never read again. Only that producer's topic counts, and at most once every
+        `RESUBSCRIBE_EVERY_S`: a topic just created is missing until the next metadata
+        refresh, and each subscription starts a rebalance."""
+        now = time.monotonic()
+        if now - self._subscribed_again_at < RESUBSCRIBE_EVERY_S:
+            return
         pattern = re.compile(self.pattern)
         present = {topic for topic in await consumer.topics() if pattern.match(topic)}
-        dropped = present - consumer.subscription()
+        dropped = {
+            topic
+            for topic in present - consumer.subscription()
+            if self.producer_of(topic) == producer
+        }
         if dropped:
+            self._subscribed_again_at = now
             log.warning(
                 "audit: the subscription lost %s; subscribing to the pattern again",
                 sorted(dropped),
