@@ -138,6 +138,20 @@ async def test_gpc_withdraws_sale_and_analytics_once_under_the_current_policy(co
     assert skipped == ["data.sale_sharing"]
 
 
+async def track_events(consent, subject: str, actor: Actor, count: int) -> None:
+    """`count` analytics events of the subject, accepted under their consent."""
+    for _ in range(count):
+        await consent.service.track(
+            subject_id=subject,
+            actor=actor,
+            gpc=False,
+            name="e",
+            client_occurred_at=None,
+            page=None,
+            properties={},
+        )
+
+
 async def test_the_tracking_gate_accepts_only_under_analytics_consent(consent) -> None:
     await publish(consent)
     subject, actor = person()
@@ -174,16 +188,7 @@ async def test_an_event_the_bound_dropped_is_not_stored_again_when_applied_again
     await publish(consent)
     subject, actor = person()
     await decide(consent, subject, actor, "cookies.analytics", True)
-    for _ in range(5):
-        await consent.service.track(
-            subject_id=subject,
-            actor=actor,
-            gpc=False,
-            name="e",
-            client_occurred_at=None,
-            page=None,
-            properties={},
-        )
+    await track_events(consent, subject, actor, 5)
     kept = [e.event_id for e in await consent.tracking.of_subject(subject, 100)]
     assert len(kept) == 3
     added: list[str] = []
@@ -279,16 +284,7 @@ async def test_replaying_the_store_rebuilds_the_read_models_the_use_cases_wrote(
     people = [person() for _ in range(3)]
     for subject, actor in people:
         await decide(consent, subject, actor, "cookies.analytics", True)
-        for _ in range(4):
-            await consent.service.track(
-                subject_id=subject,
-                actor=actor,
-                gpc=False,
-                name="e",
-                client_occurred_at=None,
-                page=None,
-                properties={},
-            )
+        await track_events(consent, subject, actor, 4)
     await consent.service.apply_gpc(subject_id=people[1][0], actor=people[1][1], evidence=EVIDENCE)
     await consent.runtime.dispatch(erase_command(people[2][0], held=["usage"]), None)  # type: ignore[arg-type]
 
