@@ -309,6 +309,26 @@ async def test_a_stopped_service_is_shown_to_retry_and_the_request_completes_lat
     assert view["attempts"] == 2
 
 
+async def test_an_erasure_started_twice_from_one_reading_is_ordered_once(h: Harness) -> None:
+    """The request's handler and a scheduler pass that read the request before the handler
+    recorded its order both start it: the second start must not order it again (a second
+    order has every service erase the subject twice, and doubled the time to `verified`)."""
+    start = h.requests.processors.pop("erasure")
+    sid, rid = await _erasure(h)
+    read_by_the_pass = await h.book.load(rid)
+    assert read_by_the_pass.last_order is None and h.publisher.sent == []
+
+    await start(await h.book.load(rid))  # the request's handler
+    await start(read_by_the_pass)  # the scheduler pass, with what it read before
+    (command,) = h.publisher.sent
+    assert (await h.requests.get(rid))["attempts"] == 1
+
+    h.clean(sid)
+    for service in SERVICES:
+        await h.answer(command, service)
+    assert (await h.requests.get(rid))["status"] == "verified"
+
+
 async def test_attempts_are_bounded(h: Harness) -> None:
     _, rid = await _erasure(h)
     for _ in range(5):

@@ -134,21 +134,33 @@ class ErasureCoordinator:
         holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
         return held_categories(holds, self.clock.now())
 
-    async def _order(self, request_id: str, reason: str) -> ErasureOrdered:
+    async def _order(
+        self, request_id: str, reason: str, *, first: bool = False
+    ) -> ErasureOrdered | None:
+        """Order the erasure (again); `first`: only if the request has no order yet — the
+        request's own handler and a scheduler pass that read it a moment before may both
+        start it, and a second order would have every service erase the subject twice.
+        Returns the order sent (None: it had been ordered meanwhile)."""
         held = await self._held((await self.book.load(request_id)).subject_id)
         now = self.clock.now()
-        request, order = await self.book.change(
-            request_id,
-            lambda r: r.order_erasure(
+
+        def order(current: PrivacyRequest) -> ErasureOrdered | None:
+            if first and current.orders:
+                return None
+            return current.order_erasure(
                 services=self.directory.services(), held=held, reason=reason, now=now
-            ),
-        )
-        await self.publisher.publish(erase_command(request, order))
+            )
+
+        request, sent = await self.book.change(request_id, order)
+        if sent is None:
+            log.info("erasure already ordered", extra={"request_id": request_id})
+            return None
+        await self.publisher.publish(erase_command(request, sent))
         log.info(
             "erasure ordered",
-            extra={"request_id": request_id, "attempt": order.attempt, "command": order.command_id},
+            extra={"request_id": request_id, "attempt": sent.attempt, "command": sent.command_id},
         )
-        return order
+        return sent
 
     async def start(self, request: PrivacyRequest) -> ErasureProgress | None:
         """Order the erasure of a new request (or resend the last order of one already
@@ -160,7 +172,7 @@ class ErasureCoordinator:
                 if request.on_behalf
                 else "erasure requested by the subject"
             )
-            await self._order(request.request_id, reason)
+            await self._order(request.request_id, reason, first=True)
         elif not request.final:
             await self.publisher.publish(erase_command(request, order))
         return await self.advance(request.request_id)
