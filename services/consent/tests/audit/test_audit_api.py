@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -77,9 +78,13 @@ async def client(
         yield c
 
 
+def compliance_of(key: SigningKey) -> dict[str, str]:
+    return {**bearer(key, "compliance"), **PURPOSE}
+
+
 @pytest.fixture
 def compliance(signing_key: SigningKey) -> dict[str, str]:
-    return {**bearer(signing_key, "compliance"), **PURPOSE}
+    return compliance_of(signing_key)
 
 
 async def fill(component: AuditComponent, item: Any, n: int, **over: Any) -> None:
@@ -412,6 +417,45 @@ async def test_a_service_token_reads_signed_heads_and_nothing_else(
         403,
         "role-not-allowed",
     )
+
+
+async def test_retention_looks_up_an_erasure_answer_waiting_for_its_append(
+    client: httpx.AsyncClient, component: AuditComponent, signing_key: SigningKey, item: Any
+) -> None:
+    """Retention takes an acknowledgement's `seq` by the answer's event id as soon as the log
+    holds it: an answer appended while the lookup waits is handed out at once; any other entry,
+    and any other caller, gets nothing."""
+    retention = {**bearer(signing_key, "service", "retention"), **PURPOSE}
+    await fill(component, item, 3)
+    answer = item(producer="projects", event_type="projects.SubjectErased", action="erase")
+    url = f"/audit/erasure-answers/{answer['event_id']}"
+    assert_problem(await client.get(url, headers=retention), 404, "audit-not-found")
+
+    waiting = asyncio.create_task(client.get(url, params={"wait": 4}, headers=retention))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    started = time.monotonic()
+    component.on_append(await component.store.append([answer]))
+    got = await waiting
+    assert time.monotonic() - started < 0.4  # woken by the append, not by its next look
+    assert got.status_code == 200, got.text
+    entry = got.json()
+    assert (entry["seq"], entry["event_id"]) == (3, answer["event_id"])
+    assert entry["event_type"] == "projects.SubjectErased"
+    assert entry["subject_id"] == answer["subject_id"]
+
+    # Only answers to erasure orders, only to retention, with a bounded wait.
+    other = (await client.get("/audit/entries/0", headers=compliance_of(signing_key))).json()
+    assert_problem(
+        await client.get(f"/audit/erasure-answers/{other['event_id']}", headers=retention),
+        404,
+        "audit-not-found",
+    )
+    for who in (bearer(signing_key, "service", "projects"), compliance_of(signing_key)):
+        refused = await client.get(url, headers={**who, **PURPOSE})
+        assert refused.status_code == 403, refused.text
+    too_long = await client.get(url, params={"wait": 60}, headers=retention)
+    assert_problem(too_long, 422, "validation-failed")
 
 
 async def test_verify_caps_its_range_and_runs_one_at_a_time(

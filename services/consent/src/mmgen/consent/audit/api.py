@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,7 +37,13 @@ from mmgen.consent.audit.streaming import (
 )
 from mmgen.events.ids import new_event_id
 from mmgen.platform import ProblemSpec
-from mmgen.platform.auth import Principal, ProcessingPurpose, accepts_purposes, require_roles
+from mmgen.platform.auth import (
+    Principal,
+    ProcessingPurpose,
+    accepts_purposes,
+    require_roles,
+    require_service,
+)
 from mmgen.platform.metrics import route_template
 from mmgen.platform.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from mmgen.runtime.trail import actor_of
@@ -103,6 +110,12 @@ AuditPurpose = Annotated[
     ProcessingPurpose | None, Depends(accepts_purposes(ProcessingPurpose.legal_compliance))
 ]
 IdQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_ID)]
+#: Answers to erasure orders are looked up by retention alone.
+ErasureAnswerReader = Annotated[Principal, Depends(require_service("retention"))]
+#: The longest an erasure-answer lookup waits for its entry, and how often it looks again when
+#: the append is made by another replica (this one's appends wake it at once).
+ANSWER_WAIT_MAX_S = 5.0
+ANSWER_POLL_S = 0.5
 
 
 def _seq_cursor(cursor: str | None) -> int:
@@ -200,6 +213,29 @@ def build_router(
     ) -> dict[str, Any]:
         entry = await queries.entry(seq)
         await accessed(request, who, purpose)
+        return entry
+
+    @router.get("/erasure-answers/{event_id}", name="audit_erasure_answer")
+    async def erasure_answer(
+        who: ErasureAnswerReader,
+        purpose: AuditPurpose,
+        event_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
+        wait: Annotated[float, Query(ge=0, le=ANSWER_WAIT_MAX_S)] = 0,
+    ) -> dict[str, Any]:
+        """The entry of a service's answer to an erasure order (`<service>.SubjectErased`, by
+        its event id), for retention only: it reads the answer on the service's events topic
+        and takes the entry's `seq` here, instead of waiting for `audit.log` to bring the
+        entry, so an erasure's acknowledgement waits for the log to take the answer in and
+        not for the whole feed after it. `wait`: seconds to wait for the entry to be appended.
+        404 when the log holds no such answer. Not recorded as an access: retention reads the
+        same entries on `audit.log`, and no other entry is handed out here."""
+        del who, purpose
+        deadline = time.monotonic() + wait
+        while (entry := await queries.erasure_answer(event_id)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AuditEntryNotFoundError(f"the log holds no erasure answer {event_id!r}")
+            await signal.wait(min(left, ANSWER_POLL_S))  # woken by an append here, else polls
         return entry
 
     @router.get("/stream", name="audit_stream", response_class=StreamingResponse)

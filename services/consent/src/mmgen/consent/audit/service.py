@@ -96,6 +96,14 @@ class AuditQueries:
             raise AuditEntryNotFoundError(f"no entry at seq {seq}")
         return parse_entry_document(doc)
 
+    async def erasure_answer(self, event_id: str) -> dict[str, Any] | None:
+        """The entry of a service's `<service>.SubjectErased` event `event_id`, or None (not
+        in the log yet, or not such an answer: no other entry is handed out this way)."""
+        doc = await self.store.document_of_event(event_id)
+        if doc is None or doc["event_type"] != f"{doc['producer']}.SubjectErased":
+            return None
+        return parse_entry_document(doc)
+
     async def entries(
         self,
         filters: Mapping[str, str | None],

@@ -700,6 +700,13 @@ class MongoAuditStore:
     async def head(self) -> Head:
         return Head.from_document(await self.head_coll.find_one({"_id": HEAD_ID}))
 
+    async def document_of_event(self, event_id: str) -> dict[str, Any] | None:
+        """The entry row of the event `event_id` (its page found by the unique index), or None."""
+        doc = await self.pages.find_one({"event_id": event_id})
+        if doc is None:
+            return None
+        return next((row for row in expand_page(doc) if row["event_id"] == event_id), None)
+
     async def get_document(self, seq: int) -> dict[str, Any] | None:
         """The entry row at `seq` (its page read by key), or None."""
         if seq < 0:
