@@ -26,6 +26,7 @@ from mmgen.events.envelope import Envelope, Resource
 from mmgen.platform import PlatformApp
 from mmgen.platform.auth import issue_token
 from mmgen.retention.adapters.memory import (
+    InMemoryAuditLogAnswers,
     InMemoryAuditLogHeads,
     InMemoryPasswordCheck,
     InMemoryServiceDirectory,
@@ -53,6 +54,8 @@ class World:
     heads: InMemoryAuditLogHeads
     passwords: InMemoryPasswordCheck
     log: FakeLog = field(default_factory=FakeLog)
+    #: Holds nothing: these tests bring every entry through `audit.log`.
+    answers: InMemoryAuditLogAnswers = field(default_factory=InMemoryAuditLogAnswers)
     producer: AIOKafkaProducer | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -200,7 +203,11 @@ async def api(settings: RetentionSettings, tokens: Tokens) -> AsyncIterator[Api]
         InMemoryPasswordCheck(),
     )
     retention = bootstrap(
-        settings, directory=world.directory, heads=world.heads, password_check=world.passwords
+        settings,
+        directory=world.directory,
+        heads=world.heads,
+        answers=world.answers,
+        password_check=world.passwords,
     )
     app = build_app(settings, key_set=tokens.key_set(), retention=retention)
     world.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")

@@ -10,7 +10,11 @@ import pytest
 from fastapi import FastAPI, Header, Request, Response
 
 from mmgen.platform.service_tokens import ServiceTokenProvider
-from mmgen.retention.adapters.directory import HttpAuditLogHeads, HttpServiceDirectory
+from mmgen.retention.adapters.directory import (
+    HttpAuditLogAnswers,
+    HttpAuditLogHeads,
+    HttpServiceDirectory,
+)
 from mmgen.retention.domain.errors import ServiceUnreachableError
 
 SUBJECT = "0195f3a0-0000-7000-8000-00000000a11c"
@@ -52,6 +56,8 @@ class World:
         self.events = 0
         self.page = 3
         self.queries: list[dict[str, str]] = []
+        #: The audit log's entries of erasure answers, by event id.
+        self.answers: dict[str, dict[str, Any]] = {}
 
 
 def make_app(world: World) -> FastAPI:
@@ -98,6 +104,18 @@ def make_app(world: World) -> FastAPI:
     async def purposes() -> dict[str, Any]:
         return {"items": [{"id": "support", "legal_basis": "legitimate_interests"}]}
 
+    @app.get("/audit/erasure-answers/{event_id}")
+    async def erasure_answer(
+        event_id: str,
+        wait: float,
+        response: Response,
+        authorization: str | None = Header(default=None),
+    ) -> Any:
+        world.seen.append({"authorization": authorization, "wait": str(wait)})
+        entry = world.answers.get(event_id)
+        response.status_code = 404 if entry is None else world.status
+        return entry or {"type": "urn:mmgen:problem:audit-not-found"}
+
     @app.get("/audit/checkpoints/latest")
     async def latest() -> dict[str, Any]:
         return {"tree_size": 7, "root_hash": "ab" * 32, "note": "n\n", "timestamp": "x"}
@@ -130,6 +148,36 @@ async def test_footprint_export_purposes_and_head(setup: Any) -> None:
     assert [p.id for p in await directory.purposes()] == ["support"]
     head = await heads.latest()
     assert (head.tree_size, head.note) == (7, "n\n")
+
+
+async def test_an_erasure_answer_entry_is_asked_for_by_event_id(setup: Any) -> None:
+    world, directory, _ = setup
+    answers = HttpAuditLogAnswers(
+        url="http://consent.test", tokens=directory.caller.tokens, client=directory.caller.client
+    )
+    entry = {
+        "seq": 41,
+        "event_id": "ev-1",
+        "producer": "projects",
+        "event_type": "projects.SubjectErased",
+        "action": "erase",
+        "subject_id": SUBJECT,
+        "occurred_at": "2027-01-31T09:00:00Z",
+    }
+    assert await answers.entry("ev-1") is None  # not in the log yet: left to the feed
+    assert world.seen[-1] == {"authorization": "Bearer t1", "wait": "4.0"}
+    world.answers["ev-1"] = entry
+    record = await answers.entry("ev-1")
+    assert record is not None and (record.seq, record.producer) == (41, "projects")
+    # Anything else is a failure, never an acknowledgement.
+    world.answers["ev-2"] = {**entry, "event_id": "ev/other"}
+    world.answers["ev-3"] = {"seq": "x"}
+    for event_id in ("ev-2", "ev-3"):
+        with pytest.raises(ServiceUnreachableError):
+            await answers.entry(event_id)
+    world.status = 500
+    with pytest.raises(ServiceUnreachableError, match="HTTP 500"):
+        await answers.entry("ev-1")
 
 
 async def test_an_export_is_read_page_after_page_until_next_cursor_is_null(setup: Any) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from mmgen.auditlog.receipt import evidence_needed, open_receipt, verify_receipt
 from mmgen.events.envelope import Actor
+from mmgen.retention.adapters.memory import InMemoryAuditLogAnswers
 from mmgen.retention.domain.access_package import NO_AUTOMATED_DECISIONS, PACKAGE_SCHEMA
 from mmgen.retention.domain.contract import AuditRecord
 from mmgen.retention.domain.errors import (
@@ -89,6 +90,44 @@ async def test_erasure_is_verified_only_after_every_service_answered_and_is_clea
         origin=ORIGIN,
     )
     assert verdict.valid, verdict.reason
+
+
+async def _lookups_done(h: Harness) -> None:
+    """Let the coordinator's background lookups of answers in the log run to their end."""
+    for _ in range(100):
+        await asyncio.sleep(0)
+
+
+async def test_an_answer_is_acknowledged_with_the_entry_the_log_hands_out_by_event_id(
+    h: Harness,
+) -> None:
+    """An answer read on a service's events topic has its entry asked of the log by event id;
+    the acknowledgement needs no `audit.log` feed then, and the feed bringing the same entries
+    later changes nothing. An entry the log does not hold yet is left to the feed."""
+    answers = InMemoryAuditLogAnswers()
+    h.coordinator.answers = answers
+    sid, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    h.clean(sid)
+    entries = {}
+    for service in SERVICES:
+        report, entry = h.answer_parts(command, service)
+        entries[service] = entry
+        if service != "projects":  # the log has not taken projects' answer in yet
+            answers.entries[report.event_id] = AuditRecord.model_validate(entry)
+        await h.coordinator.on_report(report)
+    await _lookups_done(h)
+    view = await h.requests.get(rid)
+    assert sorted(view["acknowledgements"]) == sorted(s for s in SERVICES if s != "projects")
+    assert len(answers.calls) == len(SERVICES)  # each answer asked for once
+    seqs = {p["service"]: p["audit_seq"] for p in view["progress"]}
+    assert all(seqs[s] == entries[s]["seq"] for s in SERVICES if s != "projects")
+
+    await h.feed.on_entries(sorted(entries.values(), key=lambda e: e["seq"]))
+    view = await h.requests.get(rid)
+    assert view["status"] == "verified"
+    steps = [t["step"] for t in view["timeline"]]
+    assert steps.count("acknowledged") == len(SERVICES), steps
 
 
 async def test_each_service_footprint_is_read_once_per_order_once_found_clean(

@@ -36,6 +36,7 @@ from mmgen.retention.adapters.audit_log import AuditLogReader, MongoAuditInbox
 from mmgen.retention.adapters.commands import StoreCommandPublisher
 from mmgen.retention.adapters.directory import (
     DeferredServiceTokens,
+    HttpAuditLogAnswers,
     HttpAuditLogHeads,
     HttpServiceDirectory,
 )
@@ -71,6 +72,7 @@ from mmgen.retention.service_layer.participant import RetentionErasure
 from mmgen.retention.service_layer.policies import RetentionPolicies, RetentionRuns
 from mmgen.retention.service_layer.ports import (
     ActivityStore,
+    AuditLogAnswers,
     AuditLogHeads,
     Clock,
     EvidenceStore,
@@ -187,6 +189,7 @@ def bootstrap(
     evidence: EvidenceStore | None = None,
     directory: ServiceDirectory | None = None,
     heads: AuditLogHeads | None = None,
+    answers: AuditLogAnswers | None = None,
     password_check: PasswordCheck | None = None,
     clock: Clock | None = None,
     metrics_registry: CollectorRegistry | None = None,
@@ -239,6 +242,9 @@ def bootstrap(
         max_bytes=settings.max_export_bytes,
     )
     heads = heads or HttpAuditLogHeads(url=settings.audit_url, tokens=tokens, client=http.client)
+    answers = answers or HttpAuditLogAnswers(
+        url=settings.audit_url, tokens=tokens, client=http.client
+    )
     password_check = password_check or IdentitySignIn(settings.identity_url, http.client)
 
     kernel = runtime.kernel
@@ -273,6 +279,7 @@ def bootstrap(
         clock=clock,
         ack_timeout=settings.acknowledgement_timeout,
         max_attempts=settings.max_erasure_attempts,
+        answers=answers,
     )
     follow_ups = FollowUps(coordinator)
     coordinator.advance_later = follow_ups.submit

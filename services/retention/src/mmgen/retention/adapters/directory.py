@@ -1,5 +1,5 @@
 """HTTP clients of the other services: `/internal/subjects/{id}/export|footprint`, the purposes
-catalogue, and the audit log's latest signed head.
+catalogue, the audit log's latest signed head and its entries of erasure answers.
 
 Calls carry a service token from identity (`ServiceTokenProvider`: `role: service`, fetched
 once per lifetime, dropped and fetched again after a 401) and `X-Purpose: legal_compliance`
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import ValidationError
@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from mmgen.auditlog.receipt import ReceiptCheckpoint
 from mmgen.platform.errors import PlatformError
 from mmgen.platform.service_tokens import ServiceTokenProvider
-from mmgen.retention.domain.contract import Purpose
+from mmgen.retention.domain.contract import AuditRecord, Purpose
 from mmgen.retention.domain.errors import ServiceUnreachableError
 from mmgen.runtime.contract import Footprint, SubjectExport
 
@@ -34,6 +34,10 @@ PURPOSE_HEADERS = {"X-Purpose": "legal_compliance"}
 #: Events asked for per export page, and the most pages read for one service's export.
 EXPORT_PAGE_EVENTS = 1_000
 EXPORT_MAX_PAGES = 50
+#: How long the log is asked to wait for an erasure answer's entry (it allows at most 5 s),
+#: and the time its call is given beyond that.
+ANSWER_WAIT_S = 4.0
+ANSWER_TIMEOUT_MARGIN_S = 5.0
 
 
 class ServiceTokens(Protocol):
@@ -84,7 +88,18 @@ class _Caller:
         self.tokens = tokens
         self.max_bytes = max_bytes
 
-    async def get(self, service: str, url: str, *, authenticated: bool = True) -> Any:
+    async def get(
+        self,
+        service: str,
+        url: str,
+        *,
+        authenticated: bool = True,
+        absent: bool = False,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """The answer's JSON; `absent`: None for a 404 (what was asked for is not there yet);
+        `timeout_s`: this call's own time limit (a call that waits on the other side)."""
+        options: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
         for attempt in range(2):
             headers = dict(PURPOSE_HEADERS)
             if authenticated:
@@ -93,12 +108,14 @@ class _Caller:
                 except PlatformError as exc:
                     raise ServiceUnreachableError("identity", f"no service token: {exc}") from exc
             try:
-                response = await self.client.get(url, headers=headers)
+                response = await self.client.get(url, headers=headers, **options)
             except httpx.HTTPError as exc:
                 raise ServiceUnreachableError(service, f"{type(exc).__name__}: {exc}") from exc
             if response.status_code == 401 and authenticated and attempt == 0:
                 self.tokens.invalidate()  # identity rotated its keys or restarted
                 continue
+            if response.status_code == 404 and absent:
+                return None
             if response.status_code != 200:
                 raise ServiceUnreachableError(service, f"HTTP {response.status_code}")
             if len(response.content) > self.max_bytes:
@@ -224,3 +241,39 @@ class HttpAuditLogHeads:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ServiceUnreachableError(self.service, "signed head has the wrong shape") from exc
+
+
+class HttpAuditLogAnswers:
+    """`AuditLogAnswers`: `GET /audit/erasure-answers/{event_id}?wait=` of the service keeping
+    the log, which answers as soon as the entry is appended (or 404 after `wait_s`)."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        tokens: ServiceTokens,
+        client: httpx.AsyncClient,
+        wait_s: float = ANSWER_WAIT_S,
+        service: str = "consent",
+    ) -> None:
+        self.url = url.rstrip("/") + "/audit/erasure-answers/"
+        self.wait_s = wait_s
+        self.service = service
+        self.caller = _Caller(client, tokens, 64 * 1024)
+
+    async def entry(self, event_id: str) -> AuditRecord | None:
+        url = f"{self.url}{quote(event_id, safe='')}?{urlencode({'wait': self.wait_s})}"
+        body = await self.caller.get(
+            self.service, url, absent=True, timeout_s=self.wait_s + ANSWER_TIMEOUT_MARGIN_S
+        )
+        if body is None:
+            return None
+        try:
+            record = AuditRecord.model_validate(body)
+        except ValidationError as exc:
+            raise ServiceUnreachableError(
+                self.service, f"entry has the wrong shape: {exc}"
+            ) from exc
+        if record.event_id != event_id:
+            raise ServiceUnreachableError(self.service, "entry of another event")
+        return record

@@ -394,9 +394,23 @@ class InMemoryAuditLogHeads:
         return self.checkpoint
 
 
+class InMemoryAuditLogAnswers:
+    """Entries handed out by event id, as the log would once it holds them (`calls`: the ids
+    asked for, in order)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, AuditRecord] = {}
+        self.calls: list[str] = []
+
+    async def entry(self, event_id: str) -> AuditRecord | None:
+        self.calls.append(event_id)
+        return self.entries.get(event_id)
+
+
 __all__ = [
     "FixedClock",
     "InMemoryActivityStore",
+    "InMemoryAuditLogAnswers",
     "InMemoryAuditLogHeads",
     "InMemoryCommandPublisher",
     "InMemoryEvidenceStore",

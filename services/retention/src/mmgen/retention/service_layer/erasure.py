@@ -5,7 +5,10 @@
 2. Each service answers with `<service>.SubjectErased`: its data reaches `on_report` (from the
    service's events topic), its audit-log entry `on_audit_entries` (from `audit.log`); the two
    are joined by event id, and once both are there the request records the acknowledgement
-   with its `audit_seq`.
+   with its `audit_seq`. When the data comes first, the entry is also asked of the log by
+   event id (`AuditLogAnswers`, in the background): it is handed out the moment the log
+   takes the answer in, where the feed brings it only after publishing, the broker and the
+   feed's in-order apply — whichever comes first is recorded, the other changes nothing.
 3. `advance`: reads the footprint of every acknowledged service and assesses the request
    (`progress.assess_erasure`): `verified` only when every service acknowledged and every
    footprint shows zero readable personal data outside the held categories;
@@ -48,6 +51,7 @@ from mmgen.retention.domain.progress import (
 from mmgen.retention.domain.records import Command, Evidence
 from mmgen.retention.domain.requests import PrivacyRequest, RequestStatus
 from mmgen.retention.service_layer.ports import (
+    AuditLogAnswers,
     Clock,
     CommandPublisher,
     EvidenceStore,
@@ -110,6 +114,7 @@ class ErasureCoordinator:
         ack_timeout: timedelta,
         max_attempts: int = 10,
         advance_later: Callable[[str], None] | None = None,
+        answers: AuditLogAnswers | None = None,
     ) -> None:
         self.book = book
         self.views = views
@@ -129,6 +134,10 @@ class ErasureCoordinator:
         #: was recorded while the assessment waits in the queue: a slow service being read
         #: then does not hold up reading the others that answer meanwhile.
         self._asked: dict[tuple[str, str, str], asyncio.Task[Footprint | None]] = {}
+        #: Where an answer's audit-log entry is asked for by event id (None: the feed only).
+        self.answers = answers
+        #: event id → its lookup in flight (one per answer).
+        self._looking: dict[str, asyncio.Task[None]] = {}
 
     async def _held(self, subject_id: str) -> list[HeldCategoryData]:
         holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
@@ -182,8 +191,39 @@ class ErasureCoordinator:
     async def on_report(self, report: SubjectErasedReport) -> str | None:
         """A service's `SubjectErased` data arrived; returns the request it acknowledged."""
         self._log_answer_read("events topic", report.service, report.occurred_at)
-        settled = await self._settle([await self.evidence.add_report(report)])
+        piece = await self.evidence.add_report(report)
+        settled = await self._settle([piece])
+        if not piece.complete:
+            self._look_up(report)
         return settled[0] if settled else None
+
+    def _look_up(self, report: SubjectErasedReport) -> None:
+        """Ask the log for the answer's entry in the background (the caller is a consumer's
+        transaction, which must not wait on another service)."""
+        if self.answers is None or report.event_id in self._looking:
+            return
+        task = asyncio.ensure_future(self._entry_from_log(self.answers, report))
+        self._looking[report.event_id] = task
+        task.add_done_callback(lambda _: self._looking.pop(report.event_id, None))
+
+    async def _entry_from_log(self, answers: AuditLogAnswers, report: SubjectErasedReport) -> None:
+        try:
+            record = await answers.entry(report.event_id)
+            if record is None:
+                return  # not in the log within the wait: the feed brings it
+            if record.event_type != f"{report.service}.SubjectErased" or (
+                record.producer != report.service or record.subject_id != report.subject_id
+            ):
+                log.warning("the log's entry of %s is not that answer", report.event_id)
+                return
+            self._log_answer_read(
+                "audit log lookup", record.producer, record.occurred_at, record.recorded_at
+            )
+            await self._settle([await self.evidence.add_audit(record)])
+        except ServiceUnreachableError as exc:
+            log.warning("entry of %s's answer not looked up: %s", report.service, exc.reason)
+        except Exception:  # the feed still brings the entry: nothing is lost
+            log.exception("entry of %s's answer not recorded", report.service)
 
     async def on_audit_entries(self, records: Sequence[AuditRecord]) -> list[str]:
         """Audit-log entries arrived (a window of the log, in `seq` order); only

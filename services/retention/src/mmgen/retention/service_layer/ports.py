@@ -229,3 +229,12 @@ class AuditLogHeads(Protocol):
     """The audit log's latest signed head (for receipts)."""
 
     async def latest(self) -> ReceiptCheckpoint: ...
+
+
+class AuditLogAnswers(Protocol):
+    """The audit log's entry of a service's `<service>.SubjectErased`, by the event's id."""
+
+    async def entry(self, event_id: str) -> AuditRecord | None:
+        """The entry, waiting a little for the log to take the answer in; None when it has
+        not (the `audit.log` feed brings it later). Raises `ServiceUnreachableError`."""
+        ...
