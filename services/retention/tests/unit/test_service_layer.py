@@ -22,6 +22,7 @@ from mmgen.retention.domain.errors import (
     PrivacyRequestNotFoundError,
     ReceiptNotAvailableError,
 )
+from mmgen.retention.domain.events import AcknowledgementData
 from mmgen.retention.domain.policies import SUBJECT_INACTIVE
 from mmgen.runtime.contract import ExportedActor, ExportedEvent, Footprint, SubjectExport
 
@@ -366,6 +367,43 @@ async def test_an_erasure_started_twice_from_one_reading_is_ordered_once(h: Harn
     for service in SERVICES:
         await h.answer(command, service)
     assert (await h.requests.get(rid))["status"] == "verified"
+
+
+async def test_changes_of_one_request_take_turns_instead_of_refusing_each_other(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answers recorded side by side (feed, lookups in the log, an assessment) each load the
+    request, decide and save: taking turns, none is refused and begun again — all eight are
+    recorded, where side by side most ran out of retries."""
+    _, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    read = h.book.repository.get
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        loaded = await read(*args, **kwargs)
+        await asyncio.sleep(0)  # another change runs between this load and its save
+        return loaded
+
+    h.book.repository.get = slow_read  # type: ignore[method-assign]
+
+    def answer(n: int) -> AcknowledgementData:
+        return AcknowledgementData(
+            service=SERVICES[n % len(SERVICES)],
+            event_id=f"answer-{n}",
+            command_id=command.command_id,
+            audit_seq=n,
+            keys_shredded=1,
+            acknowledged_at=h.clock.now(),
+        )
+
+    with caplog.at_level(logging.INFO, logger="mmgen.retention.service_layer.requests"):
+        done = await asyncio.gather(
+            *(h.book.change(rid, lambda r, n=n: r.acknowledge(answer(n))) for n in range(8))
+        )
+    assert [recorded for _, recorded in done] == [True] * 8
+    assert "changed concurrently" not in caplog.text
+    request = await h.book.load(rid)
+    assert len(request.seen_acknowledgements) == 8
 
 
 async def test_attempts_are_bounded(h: Harness) -> None:

@@ -9,7 +9,9 @@ read, list, extend, reject, resolve, and the overdue pass of the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -33,6 +35,8 @@ class RequestBook:
     def __init__(self, repository: EventSourcedRepository, views: RequestViews) -> None:
         self.repository = repository
         self.views = views
+        #: One lock per request being changed in this process (gone once nobody holds it).
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def load(self, request_id: str) -> PrivacyRequest:
         request = await self.repository.get(PrivacyRequest, request_stream(request_id))
@@ -51,7 +55,22 @@ class RequestBook:
     async def change(
         self, request_id: str, decide: Callable[[PrivacyRequest], T]
     ) -> tuple[PrivacyRequest, T]:
-        """Apply `decide` to the current request and save; retried on a concurrent write."""
+        """Apply `decide` to the current request and save; retried on a concurrent write.
+
+        Changes of one request in this process take turns: an erasure's answers arrive by
+        several routes at once (the audit feed, lookups in the log, an assessment concluding),
+        and when each loaded, decided and saved side by side, all but one were refused and
+        began again, so under load recording five answers took seconds. Another replica's
+        writes are still caught by the store's concurrency check."""
+        turn = self._turns.get(request_id)
+        if turn is None:
+            turn = self._turns[request_id] = asyncio.Lock()
+        async with turn:
+            return await self._change(request_id, decide)
+
+    async def _change(
+        self, request_id: str, decide: Callable[[PrivacyRequest], T]
+    ) -> tuple[PrivacyRequest, T]:
         for attempt in range(MAX_CONFLICT_RETRIES):
             request = await self.load(request_id)
             result = decide(request)
