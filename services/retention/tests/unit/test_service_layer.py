@@ -191,6 +191,40 @@ async def test_a_slow_footprint_does_not_hold_up_reading_the_answers_queued_behi
     assert sorted(asked) == sorted(SERVICES)
 
 
+async def test_answers_recorded_while_a_round_reads_footprints_are_taken_in_that_round(
+    h: Harness,
+) -> None:
+    """A round that started with one answer takes the answers recorded while it waited for a
+    footprint: the request is verified by that round, not by the rounds queued after it."""
+    queued: list[str] = []
+    h.coordinator.advance_later = queued.append
+    release = asyncio.Event()
+    read = h.directory.footprint
+
+    async def slow_projects(service: str, subject_id: str) -> Footprint:
+        if service == "projects":
+            await release.wait()
+        return await read(service, subject_id)
+
+    h.directory.footprint = slow_projects  # type: ignore[method-assign]
+    sid, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    h.clean(sid)
+    await h.answer(command, "projects")
+    assessing = asyncio.create_task(h.coordinator.advance(rid))
+    await asyncio.sleep(0.01)
+    assert not assessing.done()  # waiting for projects' footprint
+    for service in SERVICES:
+        if service != "projects":
+            await h.answer(command, service)
+    release.set()
+    progress = await assessing
+    assert progress is not None and progress.outcome == "verified"
+    assert (await h.requests.get(rid))["status"] == "verified"
+    asked = [service for kind, service, _ in h.directory.calls if kind == "footprint"]
+    assert sorted(asked) == sorted(SERVICES)  # each read once
+
+
 async def test_each_answer_read_is_logged_with_where_its_time_went(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:

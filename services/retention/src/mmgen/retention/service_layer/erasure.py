@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -340,6 +340,13 @@ class ErasureCoordinator:
         found = await asyncio.gather(*(one(service) for service in services))
         return {s: f for s, f in zip(services, found, strict=True) if f is not None}
 
+    def _answered_meanwhile(
+        self, request_id: str, command_id: str, acks: Mapping[str, AcknowledgementData]
+    ) -> bool:
+        """Whether an answer to this order was recorded after `acks` were read (its footprint
+        is being asked for)."""
+        return any(r == request_id and c == command_id and s not in acks for r, c, s in self._asked)
+
     async def advance(self, request_id: str) -> ErasureProgress | None:
         """Assess the request against fresh footprints; conclude when it may."""
         started = time.monotonic()
@@ -353,6 +360,16 @@ class ErasureCoordinator:
         asked = sorted(set(acks) - set(clean))
         loaded = time.monotonic()
         fresh = await self._footprints(request, order.command_id, asked)
+        if self._answered_meanwhile(request_id, order.command_id, acks):
+            # Answers recorded while those were read (each one's footprint was asked as it
+            # was recorded): this round takes them too, instead of leaving them to the next.
+            latest = await self.book.load(request_id)
+            newest = latest.last_order
+            if newest is not None and newest.command_id == order.command_id and not latest.final:
+                later = latest.acknowledgements_for_last_order()
+                extra = sorted(set(later) - set(acks) - set(clean))
+                fresh.update(await self._footprints(latest, order.command_id, extra))
+                request, acks, asked = latest, later, sorted({*asked, *extra})
         footprints = {**fresh, **clean}
         if asked:  # where the time from an answer to `verified` goes, for operators
             log.info(
