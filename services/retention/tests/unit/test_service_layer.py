@@ -154,6 +154,20 @@ async def test_each_service_footprint_is_read_once_per_order_once_found_clean(
     assert asked.count("profiles") == after_profiles + 1
 
 
+def slow_footprint(h: Harness, slow: str) -> asyncio.Event:
+    """Make `slow`'s footprint wait until the returned event is set."""
+    release = asyncio.Event()
+    read = h.directory.footprint
+
+    async def footprint(service: str, subject_id: str) -> Footprint:
+        if service == slow:
+            await release.wait()
+        return await read(service, subject_id)
+
+    h.directory.footprint = footprint  # type: ignore[method-assign]
+    return release
+
+
 async def test_a_slow_footprint_does_not_hold_up_reading_the_answers_queued_behind_it(
     h: Harness,
 ) -> None:
@@ -162,15 +176,7 @@ async def test_a_slow_footprint_does_not_hold_up_reading_the_answers_queued_behi
     and each is still read once."""
     queued: list[str] = []
     h.coordinator.advance_later = queued.append
-    release = asyncio.Event()
-    read = h.directory.footprint
-
-    async def slow_projects(service: str, subject_id: str) -> Footprint:
-        if service == "projects":
-            await release.wait()
-        return await read(service, subject_id)
-
-    h.directory.footprint = slow_projects  # type: ignore[method-assign]
+    release = slow_footprint(h, "projects")
     sid, rid = await _erasure(h)
     (command,) = h.publisher.sent
     h.clean(sid)
@@ -198,15 +204,7 @@ async def test_answers_recorded_while_a_round_reads_footprints_are_taken_in_that
     footprint: the request is verified by that round, not by the rounds queued after it."""
     queued: list[str] = []
     h.coordinator.advance_later = queued.append
-    release = asyncio.Event()
-    read = h.directory.footprint
-
-    async def slow_projects(service: str, subject_id: str) -> Footprint:
-        if service == "projects":
-            await release.wait()
-        return await read(service, subject_id)
-
-    h.directory.footprint = slow_projects  # type: ignore[method-assign]
+    release = slow_footprint(h, "projects")
     sid, rid = await _erasure(h)
     (command,) = h.publisher.sent
     h.clean(sid)
