@@ -3,18 +3,26 @@ counted and audited once, and nothing is erased."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import http.server
+import json
 import secrets
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prometheus_client import CollectorRegistry
 
 from libs.runtime.tests.unit.test_erasure_contract import RecordingParticipant
 from mmgen.auditlog.receipt import RECEIPT_TYPE, ReceiptSigner, sign_compact
 from mmgen.events.kernel import in_memory_kernel
 from mmgen.events.registry import EventRegistry
-from mmgen.platform.auth import SigningKeysUnavailableError
+from mmgen.platform.auth import JwksKeySet, SigningKeysUnavailableError, jwks_document
 from mmgen.platform.errors import ConfigurationError
 from mmgen.runtime.commands import (
     SIGNATURE_FIELD,
@@ -155,3 +163,56 @@ async def test_a_service_that_obeys_commands_refuses_to_start_without_retentions
     finally:
         assert runtime.client is not None
         await runtime.client.close()
+
+
+@contextlib.contextmanager
+def _retention_keys(down_for: int) -> Iterator[tuple[str, list[int]]]:
+    """An HTTP server playing retention's `/.well-known/jwks.json`: 503 to the first `down_for`
+    requests (retention still starting), then its key. Yields the URL and the statuses sent."""
+    public = Ed25519PublicKey.from_public_bytes(COMMAND_SIGNER.jwk.public_key)
+    body = json.dumps(jwks_document({COMMAND_SIGNER.kid: public})).encode()
+    sent: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = 503 if len(sent) < down_for else 200
+            sent.append(status)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body if status == 200 else b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", sent
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_retentions_keys_are_fetched_at_start_and_again_until_it_answers() -> None:
+    """The first command is not held up fetching retention's keys: the service fetches them
+    when it starts, and again each second while retention does not answer yet."""
+    with _retention_keys(down_for=1) as (url, sent):
+        registry = EventRegistry()
+        settings = _Settings(environment="test", retention_jwks_url=url)
+        runtime = ServiceRuntime(
+            settings, registry, kernel=in_memory_kernel(producer="svc", registry=registry)
+        )
+        commands = runtime.erasure(RecordingParticipant())
+        keys = commands.verifier.keys
+        assert isinstance(keys, JwksKeySet)
+        async with runtime.lifespan():
+            for _ in range(200):  # 10 s
+                if keys.cached_kids():
+                    break
+                await asyncio.sleep(0.05)
+            assert keys.cached_kids() == [COMMAND_SIGNER.kid]
+            assert sent == [503, 200]
+            await commands.verifier.verify(erase_command(str(uuid.uuid4())))
+            assert sent == [503, 200]  # the command took the keys fetched at start

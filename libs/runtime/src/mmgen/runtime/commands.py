@@ -19,6 +19,7 @@ fetched (`CommandKeysUnavailableError`) are not the message's fault and are retr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,13 @@ from mmgen.auditlog.receipt import (
     verify_compact,
 )
 from mmgen.events.errors import EventsError
-from mmgen.platform.auth import KeySet, SigningKeysUnavailableError, StaticKeySet, well_formed_kid
+from mmgen.platform.auth import (
+    JwksKeySet,
+    KeySet,
+    SigningKeysUnavailableError,
+    StaticKeySet,
+    well_formed_kid,
+)
 from mmgen.platform.auth.keys import public_key_bytes
 
 if TYPE_CHECKING:
@@ -87,6 +94,24 @@ def sign_command(
         event_id=event_id, event_type=event_type, subject_id=subject_id, data=data
     )
     return signer.sign_payload(canonicalize(claims), {"typ": COMMAND_JWS_TYPE})
+
+
+#: How long a service waits before asking retention for its keys again when they could not
+#: be fetched at start.
+WARM_RETRY_S = 1.0
+
+
+async def warm_command_keys(keys: JwksKeySet, retry_s: float = WARM_RETRY_S) -> None:
+    """Fetch retention's keys when the service starts, so that its first command is not held
+    up by the fetch (under load that fetch took as long as the erasure itself). Retention
+    may start after this service: ask again every `retry_s` until it answers. A command that
+    comes before then is retried, not refused (`CommandKeysUnavailableError`), as it always was."""
+    while True:
+        try:
+            await keys.refresh()
+            return
+        except SigningKeysUnavailableError:
+            await asyncio.sleep(retry_s)
 
 
 def pinned_command_keys(public_keys: tuple[str, ...] | list[str]) -> StaticKeySet:

@@ -75,6 +75,7 @@ from mmgen.runtime.commands import (
     CommandKeysUnavailableError,
     CommandVerifier,
     pinned_command_keys,
+    warm_command_keys,
 )
 from mmgen.runtime.contract import SUBJECT_ERASED, StandardEvents, register_standard_events
 from mmgen.runtime.erasure import (
@@ -177,6 +178,8 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._erasure_commands: ErasureCommands | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        #: Retention's keys fetched over HTTP (fetched at start), when they are not pinned.
+        self._command_jwks: JwksKeySet | None = None
 
     # --- what a bootstrap registers (no I/O) --------------------------------------------------
 
@@ -236,6 +239,7 @@ class ServiceRuntime:
                 max_age=s.jwks_max_age_seconds,
             )
             self._closers.append(keys.aclose)
+            self._command_jwks = keys
             return keys
         return None
 
@@ -447,6 +451,8 @@ class ServiceRuntime:
                 self._tailers.append(await self._key_cache_watcher())
             for tailer in self._tailers:
                 self._spawn(tailer.run(), f"{self.name}-{tailer.status.name}")
+            if self._command_jwks is not None:
+                self._spawn(warm_command_keys(self._command_jwks), f"{self.name}-command-keys")
             if not self.in_memory:
                 await self._start_messaging(stack)
             for component in self._components:
