@@ -401,6 +401,36 @@ async def test_an_erasure_started_twice_from_one_reading_is_ordered_once(h: Harn
     assert (await h.requests.get(rid))["status"] == "verified"
 
 
+async def test_answers_arriving_together_are_recorded_together_and_once(h: Harness) -> None:
+    """Answers that arrive while one is being recorded are recorded together in the next
+    change of the request; the second route to bring an answer changes nothing."""
+    h.coordinator.advance_later = [].append
+    sid, rid = await _erasure(h)
+    (command,) = h.publisher.sent
+    h.clean(sid)
+    parts = [h.answer_parts(command, service) for service in SERVICES]
+    await h.feed.on_entries([entry for _, entry in parts])  # the log's halves first
+    changes: list[str] = []
+    change = h.book.change
+
+    async def counted(request_id: str, decide: Any) -> Any:
+        changes.append(request_id)
+        await asyncio.sleep(0)  # the other answers arrive while this change is written
+        return await change(request_id, decide)
+
+    h.book.change = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(h.coordinator.on_report(report) for report, _ in parts))
+    assert len(changes) == 2  # the first answer, then the four that came meanwhile
+    view = await h.requests.get(rid)
+    assert sorted(view["acknowledgements"]) == sorted(SERVICES)
+
+    changes.clear()
+    await h.feed.on_entries([entry for _, entry in parts])  # delivered again
+    for report, _ in parts:
+        await h.coordinator.on_report(report)
+    assert changes == []
+
+
 async def test_changes_of_one_request_take_turns_instead_of_refusing_each_other(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -67,6 +67,9 @@ log = logging.getLogger(__name__)
 #: Orders whose clean footprints a coordinator keeps at most (the oldest are forgotten and
 #: simply asked again).
 MAX_ORDERS_REMEMBERED = 1_000
+#: Answers a coordinator remembers having recorded (the oldest are forgotten: a late copy of
+#: one is then recorded again, which changes nothing).
+MAX_ANSWERS_REMEMBERED = 10_000
 
 
 def erase_command(request: PrivacyRequest, order: ErasureOrdered) -> Command:
@@ -138,6 +141,12 @@ class ErasureCoordinator:
         self.answers = answers
         #: event id → its lookup in flight (one per answer).
         self._looking: dict[str, asyncio.Task[None]] = {}
+        #: request → answers waiting to be recorded on it, and the recording under way.
+        self._waiting: dict[str, list[Evidence]] = {}
+        self._recording: dict[str, asyncio.Future[None]] = {}
+        #: Event ids of answers recorded (the newest): the route that brings one second
+        #: (usually the feed, after the lookup) does not change the request again.
+        self._recorded: dict[str, None] = {}
 
     async def _held(self, subject_id: str) -> list[HeldCategoryData]:
         holds = (await self.holds.of_subjects([subject_id])).get(subject_id, [])
@@ -269,7 +278,7 @@ class ErasureCoordinator:
         by_request: dict[str, list[Evidence]] = {}
         found: dict[tuple[str | None, str], str | None] = {}  # one lookup per request named
         for piece in evidence:
-            if not piece.complete:
+            if not piece.complete or piece.event_id in self._recorded:
                 continue
             assert piece.report is not None
             named = (piece.report.request_id, piece.subject_id)
@@ -283,6 +292,34 @@ class ErasureCoordinator:
         return list(by_request)
 
     async def _acknowledge(self, request_id: str, pieces: Sequence[Evidence]) -> None:
+        """Record answers on their request. Answers that arrive while a change of the request
+        is being written wait, and are recorded together in the next change: under load one
+        change takes tenths of a second, and a change per answer made the last answer of an
+        erasure wait for all the others."""
+        self._waiting.setdefault(request_id, []).extend(pieces)
+        running = self._recording.get(request_id)
+        if running is not None:
+            await asyncio.shield(running)  # it records these too before it ends
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._recording[request_id] = done
+        try:
+            while batch := self._waiting.pop(request_id, None):
+                await self._record(request_id, batch)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except Exception as exc:
+            self._waiting.pop(request_id, None)  # their callers get the failure too
+            done.set_exception(exc)
+            done.exception()  # retrieved: a failure nobody else waited for is raised here
+            raise
+        else:
+            done.set_result(None)
+        finally:
+            del self._recording[request_id]
+
+    async def _record(self, request_id: str, pieces: Sequence[Evidence]) -> None:
         acks = [(piece.subject_id, _acknowledgement(piece)) for piece in pieces]
 
         def record(request: PrivacyRequest) -> list[AcknowledgementData]:
@@ -295,6 +332,10 @@ class ErasureCoordinator:
             ]
 
         request, recorded = await self.book.change(request_id, record)
+        for _, ack in acks:  # recorded now or before: another route's copy changes nothing
+            self._recorded[ack.event_id] = None
+        while len(self._recorded) > MAX_ANSWERS_REMEMBERED:
+            del self._recorded[next(iter(self._recorded))]
         if not recorded:
             return
         if self.advance_later is None:
