@@ -11,8 +11,8 @@ events spread across the services: 47.5 % analytics events through consent's tra
 audit entry). Once the history is settled — for 3 s the log has not grown, holds every
 producer's events with no hole (consent's `audit-projector` check), and retention's audit feed
 has applied all of it (an acknowledgement needs the service's `SubjectErased` entry, which the
-feed applies in `seq` order after every entry before it: unsettled history would be timed as
-part of the erasure) — the creator asks retention for erasure and the clock runs until
+log appends only after every earlier event of that service: unsettled history would be timed
+as part of the erasure) — the creator asks retention for erasure and the clock runs until
 `GET /privacy-requests/{id}` says `verified` (polled every 250 ms: every read of a request is
 itself an audited event, and polling faster would load the pipeline it measures;
 `verified_after_s_by_timeline` is the server's own time of the step). Crypto-shredding makes
